@@ -1,0 +1,281 @@
+"""The inbox's tables: agents, contacts, conversations, messages, the outbox and the audit trail.
+
+Rows are written only through ``inbox.store`` (and the outbox dispatcher); read freely.
+A contact is one identity on one channel; it points at an ordersvc customer only after the
+customer proved who they are (``Contact.customer_id`` + ``verified_at``), never because
+they typed an email.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from ordersvc.models import enum_column, utcnow
+from ordersvc.types import JSONType
+
+__all__ = [
+    "Channel",
+    "ConversationStatus",
+    "Priority",
+    "Owner",
+    "Direction",
+    "Author",
+    "OutboxStatus",
+    "Role",
+    "Agent",
+    "Team",
+    "Contact",
+    "Conversation",
+    "Message",
+    "OutboxMessage",
+    "AuditEvent",
+    "CannedResponse",
+    "Label",
+    "VerificationAttempt",
+    "ExternalThread",
+    "PRIORITY_RANK",
+]
+
+
+class Channel(str, enum.Enum):
+    webchat = "webchat"
+    telegram = "telegram"
+    slack = "slack"
+    terminal = "terminal"
+
+
+class ConversationStatus(str, enum.Enum):
+    open = "open"
+    pending = "pending"
+    snoozed = "snoozed"
+    resolved = "resolved"
+
+
+class Priority(str, enum.Enum):
+    low = "low"
+    normal = "normal"
+    high = "high"
+    urgent = "urgent"
+
+
+PRIORITY_RANK = {Priority.low: 0, Priority.normal: 1, Priority.high: 2, Priority.urgent: 3}
+
+
+class Owner(str, enum.Enum):
+    bot = "bot"
+    agent = "agent"
+
+
+class Direction(str, enum.Enum):
+    inbound = "in"
+    outbound = "out"
+
+
+class Author(str, enum.Enum):
+    customer = "customer"
+    bot = "bot"
+    agent = "agent"
+    system = "system"
+
+
+class OutboxStatus(str, enum.Enum):
+    pending = "pending"
+    sent = "sent"
+    undeliverable = "undeliverable"
+
+
+class Role(str, enum.Enum):
+    admin = "admin"
+    agent = "agent"
+
+
+class Team(SQLModel, table=True):
+    __tablename__ = "team"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=120, unique=True)
+
+
+class Agent(SQLModel, table=True):
+    __tablename__ = "agent"
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=320, unique=True, index=True)
+    name: str = Field(default="", max_length=120)
+    password_hash: str = Field(max_length=255)
+    role: Role = Field(default=Role.agent, sa_type=enum_column(Role))
+    team_id: int | None = Field(default=None, foreign_key="team.id")
+    slack_user_id: str | None = Field(default=None, max_length=32, index=True)
+    is_active: bool = True
+    session_version: int = 1
+    created_at: datetime = Field(default_factory=utcnow)
+    last_login_at: datetime | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == Role.admin
+
+
+class Contact(SQLModel, table=True):
+    __tablename__ = "contact"
+    __table_args__ = (sa.UniqueConstraint("channel", "external_id", name="uq_contact_channel_external"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: Channel = Field(sa_type=enum_column(Channel))
+    external_id: str = Field(max_length=128)
+    display_name: str = Field(default="", max_length=255)
+    username: str | None = Field(default=None, max_length=255)
+    language: str | None = Field(default=None, max_length=16)
+    customer_id: int | None = Field(default=None, foreign_key="customer.id", index=True)
+    verified_at: datetime | None = None
+    undeliverable_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    last_seen_at: datetime = Field(default_factory=utcnow)
+
+
+class Conversation(SQLModel, table=True):
+    __tablename__ = "conversation"
+    __table_args__ = (
+        # one active (not resolved) conversation per contact: enforced by the database
+        sa.Index(
+            "uq_conversation_active_contact",
+            "contact_id",
+            unique=True,
+            sqlite_where=sa.text("status != 'resolved'"),
+            postgresql_where=sa.text("status != 'resolved'"),
+        ),
+        sa.Index("ix_conversation_status_last", "status", "last_message_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: int = Field(foreign_key="contact.id", index=True)
+    channel: Channel = Field(sa_type=enum_column(Channel))
+    status: ConversationStatus = Field(default=ConversationStatus.open, sa_type=enum_column(ConversationStatus))
+    priority: Priority = Field(default=Priority.normal, sa_type=enum_column(Priority))
+    owner: Owner = Field(default=Owner.bot, sa_type=enum_column(Owner))
+    assignee_id: int | None = Field(default=None, foreign_key="agent.id", index=True)
+    team_id: int | None = Field(default=None, foreign_key="team.id")
+    labels: list[str] = Field(default_factory=list, sa_type=JSONType)
+    language: str | None = Field(default=None, max_length=16)
+    last_intent: str | None = Field(default=None, max_length=32, index=True)
+    summary: str | None = Field(default=None, max_length=2000)
+    bot_state: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
+    snoozed_until: datetime | None = None
+    first_response_at: datetime | None = None
+    sla_due_at: datetime | None = None
+    resolved_at: datetime | None = None
+    last_message_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Message(SQLModel, table=True):
+    __tablename__ = "message"
+    __table_args__ = (
+        # the platform's own id (Telegram update_id, Slack event_id, widget client id) dedupes
+        sa.UniqueConstraint("channel", "dedupe_key", name="uq_message_channel_dedupe"),
+        sa.Index("ix_message_conversation_id", "conversation_id", "id"),
+        sa.Index("ix_message_unprocessed", "processed", "direction"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int = Field(foreign_key="conversation.id")
+    channel: Channel = Field(sa_type=enum_column(Channel))
+    direction: Direction = Field(sa_type=enum_column(Direction, 4))
+    author: Author = Field(sa_type=enum_column(Author))
+    agent_id: int | None = Field(default=None, foreign_key="agent.id")
+    is_internal: bool = False
+    text: str = Field(default="")
+    attachments: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSONType)
+    quick_replies: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSONType)
+    dedupe_key: str | None = Field(default=None, max_length=128)
+    channel_message_id: str | None = Field(default=None, max_length=128)
+    intent: str | None = Field(default=None, max_length=32)
+    processed: bool = True
+    delivery_status: str | None = Field(default=None, max_length=16)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class OutboxMessage(SQLModel, table=True):
+    """A message waiting to be delivered; written in the transaction that produced it."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (sa.Index("ix_outbox_status_due", "status", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: int | None = Field(default=None, foreign_key="message.id", index=True)
+    conversation_id: int = Field(foreign_key="conversation.id", index=True)
+    contact_id: int = Field(foreign_key="contact.id")
+    channel: Channel = Field(sa_type=enum_column(Channel))
+    payload: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
+    status: OutboxStatus = Field(default=OutboxStatus.pending, sa_type=enum_column(OutboxStatus))
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow)
+    claimed_until: datetime | None = None
+    last_error: str | None = Field(default=None, max_length=500)
+    channel_message_id: str | None = Field(default=None, max_length=128)
+    sent_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class AuditEvent(SQLModel, table=True):
+    __tablename__ = "audit_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int | None = Field(default=None, foreign_key="conversation.id", index=True)
+    agent_id: int | None = Field(default=None, foreign_key="agent.id")
+    actor: str = Field(default="system", max_length=32)
+    action: str = Field(max_length=64)
+    detail: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class CannedResponse(SQLModel, table=True):
+    __tablename__ = "canned_response"
+
+    id: int | None = Field(default=None, primary_key=True)
+    shortcut: str = Field(max_length=64, unique=True)
+    title: str = Field(default="", max_length=120)
+    body: str = Field(default="")
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Label(SQLModel, table=True):
+    __tablename__ = "label"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=64, unique=True)
+    color: str = Field(default="#64748b", max_length=16)
+
+
+class VerificationAttempt(SQLModel, table=True):
+    """Order verification tries, counted per conversation and per order to stop guessing."""
+
+    __tablename__ = "verification_attempt"
+    __table_args__ = (sa.Index("ix_verification_order_time", "order_ref", "created_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int = Field(foreign_key="conversation.id", index=True)
+    order_ref: str = Field(max_length=64)
+    success: bool = False
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ExternalThread(SQLModel, table=True):
+    """Where a conversation is mirrored outside the inbox (a Slack alert thread)."""
+
+    __tablename__ = "external_thread"
+    __table_args__ = (sa.UniqueConstraint("kind", "channel_ref", "thread_ref", name="uq_external_thread"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int | None = Field(default=None, foreign_key="conversation.id", index=True)
+    kind: str = Field(max_length=32)
+    channel_ref: str = Field(max_length=64)
+    thread_ref: str = Field(max_length=64)
+    purpose: str = Field(default="escalation", max_length=32)
+    created_at: datetime = Field(default_factory=utcnow)

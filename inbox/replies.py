@@ -1,0 +1,123 @@
+"""Customer-facing reply texts, rendered from ``templates/replies/<lang>/<name>.txt``.
+
+Every sentence the bot or the inbox sends a customer lives in a template, in every supported
+language; code never concatenates user-facing sentences. A merchant overrides a template by
+placing a file of the same name under ``<override_dir>/<lang>/``.
+
+Templates are trusted (they come from the package or the merchant); the values passed in are
+data. Customer text is never used as template source, so ``{{ 7*7 }}`` typed by a customer
+stays those eight characters. Rendering uses a sandboxed environment and plain text (no HTML
+escaping: the channels render text, and the web views escape on display).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_date, format_datetime
+from babel.numbers import format_currency, format_decimal
+from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined
+from jinja2.sandbox import SandboxedEnvironment
+
+__all__ = [
+    "SUPPORTED_LANGUAGES",
+    "FALLBACK_LANGUAGE",
+    "babel_locale",
+    "render_reply",
+    "reply_names",
+    "replies_dir",
+    "configure_overrides",
+]
+
+SUPPORTED_LANGUAGES = ("en", "es", "ru", "vi", "zh-Hans", "zh-Hant")
+FALLBACK_LANGUAGE = "en"
+
+_BABEL_LOCALES = {
+    "en": "en_US",
+    "es": "es_ES",
+    "ru": "ru_RU",
+    "vi": "vi_VN",
+    "zh-Hans": "zh_Hans_CN",
+    "zh-Hant": "zh_Hant_TW",
+}
+
+_override_dir: Path | None = None
+
+
+def replies_dir() -> Path:
+    """The packaged reply templates (``templates/replies``)."""
+    return Path(str(resources.files("templates"))) / "replies"
+
+
+def configure_overrides(path: Path | None) -> None:
+    """Let a merchant's directory take precedence over the packaged templates."""
+    global _override_dir
+    _override_dir = path
+    _environment.cache_clear()
+
+
+def babel_locale(lang: str | None) -> str:
+    return _BABEL_LOCALES.get(lang or "", _BABEL_LOCALES[FALLBACK_LANGUAGE])
+
+
+def _language(lang: str | None) -> str:
+    return lang if lang in SUPPORTED_LANGUAGES else FALLBACK_LANGUAGE
+
+
+@lru_cache(maxsize=None)
+def _environment(lang: str) -> SandboxedEnvironment:
+    loaders = []
+    if _override_dir is not None:
+        loaders.append(FileSystemLoader(str(_override_dir / lang)))
+    loaders.append(FileSystemLoader(str(replies_dir() / lang)))
+    env = SandboxedEnvironment(
+        loader=ChoiceLoader(loaders),
+        autoescape=False,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+    )
+    locale = babel_locale(lang)
+
+    def money(amount: Decimal | int | str, currency: str = "USD") -> str:
+        return format_currency(Decimal(str(amount)), currency, locale=locale)
+
+    def day(value: date | datetime | None, tz: str | None = None) -> str:
+        if value is None:
+            return ""
+        if isinstance(value, datetime):
+            if tz:
+                value = value.astimezone(ZoneInfo(tz))
+            value = value.date()
+        return format_date(value, format="medium", locale=locale)
+
+    def moment(value: datetime | None, tz: str | None = None) -> str:
+        if value is None:
+            return ""
+        tzinfo = ZoneInfo(tz) if tz else None
+        return format_datetime(value, format="medium", tzinfo=tzinfo, locale=locale)
+
+    def number(value: Any) -> str:
+        return format_decimal(value, locale=locale)
+
+    env.filters.update(money=money, day=day, moment=moment, number=number)
+    return env
+
+
+def render_reply(name: str, lang: str | None, /, **context: Any) -> str:
+    """Render reply ``name`` in ``lang`` (falling back to English for unsupported languages)."""
+    language = _language(lang)
+    template = _environment(language).get_template(f"{name}.txt")
+    return template.render(lang=language, **context).strip()
+
+
+def reply_names(lang: str = FALLBACK_LANGUAGE) -> set[str]:
+    folder = replies_dir() / lang
+    return {p.stem for p in folder.glob("*.txt")} if folder.is_dir() else set()

@@ -1,0 +1,175 @@
+"""The composition root: the one place that wires connectors, bot, inbox and ordersvc together.
+
+``build_app(settings)`` returns the aiohttp application; ``serve(settings)`` migrates the
+database and runs it. Everything long-lived (engine, event bus, outbox dispatcher, inbound
+worker, connectors) starts and stops in the application's ``cleanup_ctx`` so that tests get
+the same wiring as production.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+
+from shopdesk.db import create_engine, migrate, ping, session_maker
+from shopdesk.settings import Settings
+
+__all__ = ["Runtime", "RUNTIME", "build_app", "serve"]
+
+log = logging.getLogger("shopdesk")
+
+
+@dataclass
+class Runtime:
+    """The long-lived parts of one running server, reachable as ``app[RUNTIME]``."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[Any]
+    bus: Any
+    senders: Any
+    dispatcher: Any = None
+    worker: Any = None
+    pipeline: Any = None
+    connectors: list[Any] = field(default_factory=list)
+    background: list[asyncio.Task[Any]] = field(default_factory=list)
+
+
+RUNTIME = web.AppKey("shopdesk_runtime", Runtime)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    runtime = request.app[RUNTIME]
+    ok = await ping(runtime.engine)
+    return web.json_response({"status": "ok" if ok else "unavailable", "database": ok}, status=200 if ok else 503)
+
+
+def _body_limit_error(exc: web.HTTPRequestEntityTooLarge) -> web.Response:
+    return web.json_response({"error": "request body too large"}, status=413)
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    """No traceback ever reaches a client: unexpected errors become a plain 500 JSON body."""
+    try:
+        return await handler(request)
+    except web.HTTPRequestEntityTooLarge as exc:
+        return _body_limit_error(exc)
+    except web.HTTPException:
+        raise
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return web.json_response({"error": "internal error"}, status=500)
+
+
+def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_on_start: bool = True,
+              telegram_polling: bool = False) -> web.Application:
+    from bot.connectors import build_connectors
+    from bot.pipeline import Pipeline
+    from inbox.channels import SenderRegistry
+    from inbox.events import EventBus
+    from inbox.outbox import OutboxDispatcher
+    from inbox.replies import configure_overrides
+    from inbox.worker import InboundWorker
+    import inbox.web
+    import ordersvc.api
+    import ordersvc.webhooks
+
+    settings.ensure_secret_key()
+    engine = engine or create_engine(settings.database_url)
+    sessions = session_maker(engine)
+    bus = EventBus()
+    senders = SenderRegistry()
+    runtime = Runtime(settings=settings, engine=engine, sessions=sessions, bus=bus, senders=senders)
+    override_dir = settings.data_dir / "replies"
+    configure_overrides(override_dir if override_dir.is_dir() else None)
+
+    app = web.Application(client_max_size=1024**2, middlewares=[json_errors])
+    app[RUNTIME] = runtime
+    app.router.add_get("/healthz", healthz)
+
+    runtime.pipeline = Pipeline(sessions=sessions, bus=bus, settings=settings)
+    runtime.worker = InboundWorker(sessions, runtime.pipeline.process)
+    runtime.dispatcher = OutboxDispatcher(sessions, senders, bus)
+
+    async def on_inbound(result: Any) -> None:
+        if not result.duplicate:
+            runtime.worker.submit(result.message_id)
+
+    ordersvc.api.setup(app, sessions)
+    ordersvc.webhooks.setup(app, sessions, lambda: _shopify_secrets(settings), on_change=runtime.pipeline.on_order_change)
+    inbox.web.setup(
+        app,
+        sessions=sessions,
+        bus=bus,
+        config=inbox.web.WebConfig(
+            secret_key=settings.secret_key_bytes(),
+            public_url=settings.public_url,
+            shop_name=settings.shop_name,
+            max_message_chars=settings.max_message_chars,
+            reopen_days=settings.reopen_days,
+            secure_cookies=settings.public_url.startswith("https://"),
+        ),
+        senders=senders,
+        on_inbound=on_inbound,
+    )
+    runtime.connectors = build_connectors(app, settings=settings, sessions=sessions, bus=bus, senders=senders,
+                                          on_inbound=on_inbound, telegram_polling=telegram_polling)
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        if migrate_on_start:
+            await migrate(engine)
+        for connector in runtime.connectors:
+            await connector.start()
+        runtime.dispatcher.start()
+        await runtime.worker.start()
+        runtime.background.append(asyncio.create_task(runtime.pipeline.run_periodic(), name="periodic"))
+        try:
+            yield
+        finally:
+            for task in runtime.background:
+                task.cancel()
+            await asyncio.gather(*runtime.background, return_exceptions=True)
+            await runtime.worker.stop()
+            await runtime.dispatcher.stop()
+            for connector in reversed(runtime.connectors):
+                await connector.stop()
+            await engine.dispose()
+
+    app.cleanup_ctx.append(lifecycle)
+    return app
+
+
+def _shopify_secrets(settings: Settings) -> list[str]:
+    return [
+        s.get_secret_value()
+        for s in (settings.shopify_webhook_secret, settings.shopify_webhook_secret_previous)
+        if s is not None and s.get_secret_value()
+    ]
+
+
+async def serve(settings: Settings, *, host: str | None = None, port: int | None = None,
+                telegram_polling: bool = False) -> None:
+    from shopdesk.logs import configure_logging
+
+    configure_logging(settings.log_level)
+    app = build_app(settings, telegram_polling=telegram_polling)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    host = host or settings.host
+    port = port or settings.port
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    print(f"Shopdesk is serving on http://{host}:{port}  (inbox: /inbox  shop with chat widget: /shop)", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()

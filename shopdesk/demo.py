@@ -1,0 +1,55 @@
+"""``shopdesk demo``: a deterministic demo shop with orders, agents, canned responses and labels."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import select
+
+from shopdesk.db import session_maker
+from shopdesk.settings import Settings
+
+__all__ = ["seed_demo", "DEMO_ADMIN", "DEMO_AGENT"]
+
+DEMO_ADMIN = ("admin@demo.shopdesk.test", "demo-admin-pass", "Alex Admin")
+DEMO_AGENT = ("agent@demo.shopdesk.test", "demo-agent-pass", "Sam Agent")
+
+CANNED = [
+    ("tracking", "Tracking link", "Hi {{ customer.first_name or 'there' }}! Your order {{ order.name }} can be tracked here: {{ tracking_link }}"),
+    ("thanks", "Thanks for waiting", "Thanks for your patience, {{ customer.first_name or 'there' }}. I'm looking into this now."),
+    ("refund-eta", "Refund timing", "Refunds reach your original payment method within 5-10 business days after we receive the return."),
+]
+LABELS = [("vip", "#b45309"), ("damaged", "#b91c1c"), ("wholesale", "#1d4ed8"), ("follow-up", "#047857")]
+
+
+async def seed_demo(engine: AsyncEngine, settings: Settings, *, seed: int = 7) -> str:
+    """Seed orders (idempotently) plus demo logins; return the text that tells a newcomer what to try."""
+    from inbox.auth import create_agent
+    from inbox.models import Agent, CannedResponse, Label, Role
+    from ordersvc.demo import seed_demo_orders
+
+    sessions = session_maker(engine)
+    summary = await seed_demo_orders(sessions, seed=seed)
+    async with sessions() as session:
+        for email, password, name in (DEMO_ADMIN, DEMO_AGENT):
+            existing = (await session.exec(select(Agent).where(Agent.email == email))).first()
+            if existing is None:
+                await create_agent(session, email, password, name=name, admin=email == DEMO_ADMIN[0])
+        for shortcut, title, body in CANNED:
+            if (await session.exec(select(CannedResponse).where(CannedResponse.shortcut == shortcut))).first() is None:
+                session.add(CannedResponse(shortcut=shortcut, title=title, body=body))
+        for name, color in LABELS:
+            if (await session.exec(select(Label).where(Label.name == name))).first() is None:
+                session.add(Label(name=name, color=color))
+        await session.commit()
+    _ = Role
+    base = settings.public_url.rstrip("/")
+    lines = [
+        "Demo shop ready.",
+        f"  Shop with chat widget:  {base}/shop",
+        f"  Agents' inbox:          {base}/inbox",
+        f"  Admin login:  {DEMO_ADMIN[0]} / {DEMO_ADMIN[1]}",
+        f"  Agent login:  {DEMO_AGENT[0]} / {DEMO_AGENT[1]}",
+        "  Orders to try in the chat (order number + email or postal code):",
+    ]
+    lines += [f"    {line}" for line in summary.try_lines()]
+    return "\n".join(lines)

@@ -1,0 +1,191 @@
+"""Settings: ``SHOPDESK_*`` environment variables over an optional ``shopdesk.toml``.
+
+Load them with :func:`load_settings`; a bad value raises :class:`SettingsError` whose
+message is one line naming the setting. Secrets are ``SecretStr`` so that printing the
+settings object never shows them; :func:`describe` renders the masked table that
+``shopdesk config`` prints.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+__all__ = ["Settings", "SettingsError", "load_settings", "describe"]
+
+TOML_FILE_ENV = "SHOPDESK_CONFIG"
+
+
+class SettingsError(Exception):
+    """A setting has a bad value; ``str(exc)`` is one line naming it."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SHOPDESK_", extra="ignore", toml_file="shopdesk.toml")
+
+    database_url: str = "sqlite+aiosqlite:///./shopdesk.db"
+    secret_key: SecretStr | None = None
+    data_dir: Path = Path(".shopdesk")
+    public_url: str = "http://127.0.0.1:8080"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    log_level: str = "INFO"
+
+    shop_name: str = "Demo Shop"
+    shop_timezone: str = "UTC"
+    default_language: str = "en"
+    reopen_days: int = Field(default=7, ge=0, le=365)
+    max_message_chars: int = Field(default=4096, ge=1, le=65536)
+
+    shopify_webhook_secret: SecretStr | None = None
+    shopify_webhook_secret_previous: SecretStr | None = None
+
+    telegram_token: SecretStr | None = None
+    telegram_webhook_secret: SecretStr | None = None
+    telegram_api_url: str = "https://api.telegram.org/bot"
+    telegram_per_chat_per_second: float = Field(default=1.0, gt=0)
+    telegram_overall_per_second: float = Field(default=30.0, gt=0)
+
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_alert_channel: str | None = None
+    slack_api_url: str = "https://slack.com/api/"
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        value = value.strip()
+        if value.startswith(("postgres://", "postgresql://")):
+            value = "postgresql+asyncpg://" + value.split("://", 1)[1]
+        if value.startswith("sqlite:///"):
+            value = "sqlite+aiosqlite:///" + value[len("sqlite:///") :]
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value
+
+    @field_validator("public_url", "telegram_api_url", "slack_api_url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @field_validator("shop_timezone")
+    @classmethod
+    def _check_tz(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("telegram_webhook_secret")
+    @classmethod
+    def _check_tg_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        import re
+
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", value.get_secret_value()):
+            raise ValueError("must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_path = os.environ.get(TOML_FILE_ENV, "shopdesk.toml")
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=toml_path),
+        )
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def telegram_enabled(self) -> bool:
+        return self.telegram_token is not None
+
+    @property
+    def slack_enabled(self) -> bool:
+        return self.slack_bot_token is not None and self.slack_signing_secret is not None
+
+    def secret_key_bytes(self) -> bytes:
+        assert self.secret_key is not None, "ensure_secret_key() runs at start-up"
+        return self.secret_key.get_secret_value().encode()
+
+    def ensure_secret_key(self) -> None:
+        """Use SHOPDESK_SECRET_KEY, or the key persisted in the data dir, or make and persist one."""
+        if self.secret_key is not None:
+            return
+        path = self.data_dir / "secret_key"
+        if path.exists():
+            key = path.read_text().strip()
+        else:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            key = secrets.token_urlsafe(48)
+            tmp = path.with_suffix(".tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(key + "\n")
+            os.replace(tmp, path)
+        self.secret_key = SecretStr(key)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings; raise SettingsError with one line naming the first bad one."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = "SHOPDESK_" + str(err["loc"][0]).upper() if err.get("loc") else "settings"
+        raise SettingsError(f"bad setting {name}: {err['msg']}") from None
+    except Exception as exc:  # a broken shopdesk.toml
+        raise SettingsError(f"cannot read settings: {exc}".splitlines()[0]) from None
+
+
+def _mask(value: Any) -> str:
+    if isinstance(value, SecretStr):
+        raw = value.get_secret_value()
+        return "****" + raw[-2:] if len(raw) >= 12 else "****"
+    if value is None:
+        return "(not set)"
+    return str(value)
+
+
+def _mask_url(url: str) -> str:
+    """Hide a password inside a database URL."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url
+
+
+def describe(settings: Settings) -> list[tuple[str, str]]:
+    rows = []
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        shown = _mask_url(value) if name == "database_url" else _mask(value)
+        rows.append(("SHOPDESK_" + name.upper(), shown))
+    return rows

@@ -1,0 +1,202 @@
+"""Shared fixtures: a real database per test, on SQLite and on a throwaway PostgreSQL cluster.
+
+``db_url`` is parametrized over both databases, so every test that asks for ``engine`` or
+``sessions`` runs twice. The PostgreSQL cluster is started once per test worker by
+``initdb`` + ``pg_ctl`` on a free loopback port in a temporary directory, and each test gets
+its own database cloned from a migrated template. Outside CI, missing PostgreSQL binaries
+skip those runs with a reason; with ``CI=true`` they fail instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("PTB_TIMEDELTA", "1")
+# the suite never reads a developer's shopdesk.toml
+os.environ["SHOPDESK_CONFIG"] = os.devnull
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+def _pg_bindir() -> Path | None:
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: p.parent.name, reverse=True)
+    for c in candidates:
+        if (c / "initdb").exists() and (c / "pg_ctl").exists():
+            return c
+    found = shutil.which("pg_ctl")
+    return Path(found).parent if found and shutil.which("initdb") else None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class PgServer:
+    host: str
+    port: int
+    user: str
+
+    def url(self, database: str) -> str:
+        return f"postgresql+asyncpg://{self.user}@{self.host}:{self.port}/{database}"
+
+
+def _as_pg_user(cmd: list[str]) -> list[str]:
+    if os.geteuid() == 0:  # initdb refuses to run as root
+        return ["runuser", "-u", "postgres", "--", *cmd]
+    return cmd
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    bindir = _pg_bindir()
+    if bindir is None:
+        if IN_CI:
+            pytest.fail("PostgreSQL binaries (initdb, pg_ctl) are missing; CI must run the PostgreSQL suite")
+        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) not found; install postgresql to run these")
+    base = Path(tempfile.mkdtemp(prefix="shopdesk-pg-"))
+    datadir = base / "data"
+    if os.geteuid() == 0:
+        shutil.chown(base, "postgres", "postgres")
+        os.chmod(base, 0o700)
+    user = "postgres" if os.geteuid() == 0 else os.environ.get("USER", "postgres")
+    subprocess.run(
+        _as_pg_user([str(bindir / "initdb"), "-D", str(datadir), "-U", user, "-A", "trust", "-E", "UTF8", "--no-sync"]),
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    port = _free_port()
+    opts = f"-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories={base} -c fsync=off -c full_page_writes=off -c synchronous_commit=off -c max_connections=200"
+    subprocess.run(
+        _as_pg_user([str(bindir / "pg_ctl"), "-D", str(datadir), "-o", opts, "-l", str(base / "log"), "-w", "start"]),
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        yield PgServer("127.0.0.1", port, user)
+    finally:
+        subprocess.run(
+            _as_pg_user([str(bindir / "pg_ctl"), "-D", str(datadir), "-m", "immediate", "stop"]),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        shutil.rmtree(base, ignore_errors=True)
+
+
+async def _pg_admin(server: PgServer, *statements: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(host=server.host, port=server.port, user=server.user, database="postgres")
+    try:
+        for sql in statements:
+            await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def _migrate_url(url: str) -> None:
+    from shopdesk.db import create_engine, migrate
+
+    engine = create_engine(url)
+    try:
+        await migrate(engine)
+    finally:
+        await engine.dispose()
+
+
+def _run_in_thread(coro_fn, *args):  # type: ignore[no-untyped-def]
+    """Run a coroutine to completion on a private loop (session fixtures may be set up inside a test's loop)."""
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(lambda: asyncio.run(coro_fn(*args))).result()
+
+
+@pytest.fixture(scope="session")
+def pg_template(pg_server: PgServer) -> str:
+    _run_in_thread(_pg_admin, pg_server, "DROP DATABASE IF EXISTS shopdesk_tpl", "CREATE DATABASE shopdesk_tpl")
+    _run_in_thread(_migrate_url, pg_server.url("shopdesk_tpl"))
+    return "shopdesk_tpl"
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
+    _run_in_thread(_migrate_url, f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+_db_counter = itertools.count()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A migrated, empty database of the parametrized kind, private to this test."""
+    if request.param == "sqlite":
+        template: Path = request.getfixturevalue("sqlite_template")
+        path = tmp_path / "shopdesk.db"
+        shutil.copyfile(template, path)
+        yield f"sqlite+aiosqlite:///{path}"
+        return
+    server: PgServer = request.getfixturevalue("pg_server")
+    template_db: str = request.getfixturevalue("pg_template")
+    name = f"t_{os.getpid()}_{next(_db_counter)}_{int(time.time() * 1000) % 100000}"
+    await _pg_admin(server, f'CREATE DATABASE "{name}" TEMPLATE {template_db}')
+    yield server.url(name)
+    await _pg_admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def sqlite_url(sqlite_template: Path, tmp_path: Path) -> str:
+    """A migrated SQLite database only (for tests about SQLite itself or the browser)."""
+    path = tmp_path / "shopdesk.db"
+    shutil.copyfile(sqlite_template, path)
+    return f"sqlite+aiosqlite:///{path}"
+
+
+@pytest.fixture
+async def engine(db_url: str) -> AsyncIterator[object]:
+    from shopdesk.db import create_engine
+
+    eng = create_engine(db_url)
+    yield eng
+    await eng.dispose()
+
+
+@pytest.fixture
+def sessions(engine: object) -> object:
+    """An ``async_sessionmaker`` bound to the test's database."""
+    from shopdesk.db import session_maker
+
+    return session_maker(engine)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def settings(db_url: str, tmp_path: Path) -> object:
+    from shopdesk.settings import load_settings
+
+    s = load_settings(
+        database_url=db_url,
+        secret_key="test-secret-key-0123456789abcdef0123456789",
+        data_dir=tmp_path / "data",
+        shopify_webhook_secret="shpss_test_secret",
+    )
+    return s

@@ -1,0 +1,129 @@
+"""One bot turn: what the customer said, what the bot knows, and what it decides to do.
+
+Handlers never write replies or database rows for the inbox themselves: they call
+``turn.say(...)``, ``turn.escalate(...)`` and ``turn.alert(...)``; the pipeline turns those
+into outbox rows, ownership changes and events in the same transaction that marks the
+inbound message processed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from inbox.messages import Attachment, OutboundPayload, QuickReply
+from inbox.models import Contact, Conversation, Priority
+from inbox.replies import render_reply, reply_label
+
+__all__ = ["Turn", "Escalation", "DialogState", "BotConfig"]
+
+
+@dataclass
+class BotConfig:
+    shop_name: str = "our shop"
+    public_url: str = "http://127.0.0.1:8080"
+    timezone: str = "UTC"
+    secret_key: bytes = b""
+    business_hours: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DialogState:
+    """Per-conversation memory, stored as JSON on the conversation (survives restarts)."""
+
+    flow: str | None = None
+    step: str | None = None
+    slots: dict[str, Any] = field(default_factory=dict)
+    verified_order_ids: list[int] = field(default_factory=list)
+    low_confidence_turns: int = 0
+    pending_intent: str | None = None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> DialogState:
+        data = dict(data or {})
+        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        return cls(**known)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "flow": self.flow,
+            "step": self.step,
+            "slots": dict(self.slots),
+            "verified_order_ids": list(self.verified_order_ids),
+            "low_confidence_turns": self.low_confidence_turns,
+            "pending_intent": self.pending_intent,
+        }
+
+    def start(self, flow: str, step: str, **slots: Any) -> None:
+        self.flow, self.step, self.slots = flow, step, dict(slots)
+
+    def clear(self) -> None:
+        self.flow, self.step, self.slots, self.pending_intent = None, None, {}, None
+
+
+@dataclass(frozen=True)
+class Escalation:
+    reason: str
+    priority: Priority
+    summary: str
+
+
+@dataclass
+class Turn:
+    session: AsyncSession
+    conversation: Conversation
+    contact: Contact
+    text: str
+    postback: str | None
+    lang: str
+    now: datetime
+    config: BotConfig
+    state: DialogState
+    intent: str = "unknown"
+    confidence: float = 0.0
+    entities: list[Any] = field(default_factory=list)
+    replies: list[OutboundPayload] = field(default_factory=list)
+    escalation: Escalation | None = None
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    said: list[str] = field(default_factory=list)
+    order_ref: str | None = None
+
+    # ------------------------------------------------------------------ output
+
+    def say(self, template: str, /, *, choices: list[tuple[str, str]] | None = None,
+            attachments: tuple[Attachment, ...] = (), **context: Any) -> None:
+        """Queue a reply rendered from ``templates/replies/<lang>/<template>.txt``."""
+        text = render_reply(template, self.lang, shop=self.config.shop_name, tz=self.config.timezone, **context)
+        quick = tuple(QuickReply(label=label, value=value) for label, value in (choices or []))
+        self.replies.append(OutboundPayload(text=text, quick_replies=quick, attachments=attachments))
+        self.said.append(template)
+
+    def escalate(self, reason: str, *, priority: Priority = Priority.normal, note: str = "") -> None:
+        """Hand the conversation to the agents' queue, with a short summary of what happened."""
+        parts = [f"reason: {reason}", f"intent: {self.intent} ({self.confidence:.2f})"]
+        if self.order_ref:
+            parts.append(f"order: {self.order_ref}")
+        if self.said:
+            parts.append("bot said: " + ", ".join(self.said[-5:]))
+        if note:
+            parts.append(note)
+        if self.escalation is None or _rank(priority) > _rank(self.escalation.priority):
+            self.escalation = Escalation(reason=reason, priority=priority, summary="; ".join(parts)[:2000])
+        self.state.clear()
+
+    def alert(self, kind: str, **data: Any) -> None:
+        """A merchant alert (Slack and the inbox), published after the turn commits."""
+        self.alerts.append({"kind": kind, **data})
+
+    def label(self, value: str) -> str:
+        """A short UI label (button text) in the customer's language."""
+        return reply_label(value, self.lang)
+
+
+def _rank(priority: Priority) -> int:
+    from inbox.models import PRIORITY_RANK
+
+    return PRIORITY_RANK[priority]

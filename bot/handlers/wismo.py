@@ -1,0 +1,68 @@
+"""track_order: "where is my order?" answered per shipment, with late or broken parcels escalated."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.dialog.turn import Turn
+from bot.dialog.verify import require_order
+from inbox.models import Priority
+from ordersvc.service import OrderBundle, ShipmentBundle, expected_ship_date, order_bundle, shipment_is_late, shipping_policy
+from ordersvc.tracking import ShipmentStatus
+
+__all__ = ["track_order", "shipment_view"]
+
+PROBLEM = {ShipmentStatus.EXCEPTION, ShipmentStatus.FAILED_ATTEMPT, ShipmentStatus.EXPIRED}
+
+
+def shipment_view(turn: Turn, sb: ShipmentBundle) -> dict[str, Any]:
+    """What a customer may read about one parcel (the template decides the words)."""
+    s = sb.shipment
+    last = sb.events[0] if sb.events else None
+    return {
+        "name": s.name,
+        "status": s.status.value,
+        "status_text": turn.label("status_" + s.status.value),
+        "carrier": s.carrier,
+        "tracking_number": s.tracking_number,
+        "tracking_url": s.tracking_url,
+        "eta": s.eta,
+        "delivered_at": s.delivered_at,
+        "items": [f"{ln.quantity} × {ln.line.title}" for ln in sb.lines],
+        "last_scan": {"message": last.message, "location": last.location, "at": last.occurred_at} if last else None,
+        "late": shipment_is_late(s, turn.now),
+    }
+
+
+async def track_order(turn: Turn) -> None:
+    order = await require_order(turn, "track_order")
+    if order is None:
+        return
+    bundle: OrderBundle = await order_bundle(turn.session, order.id)  # type: ignore[arg-type]
+    turn.order_ref = order.name
+    turn.state.slots["order_id"] = order.id
+    if order.cancelled_at is not None:
+        turn.say("wismo_cancelled", order=order)
+        return
+    shipped_lines = {sl.line.id for sb in bundle.shipments for sl in sb.lines}
+    pending_lines = [ln for ln in bundle.lines if ln.id not in shipped_lines and ln.fulfilled_quantity < ln.quantity]
+    if not bundle.shipments:
+        policy = await shipping_policy(turn.session)
+        turn.say("wismo_unfulfilled", order=order, ship_by=expected_ship_date(order, policy))
+        return
+    views = [shipment_view(turn, sb) for sb in bundle.shipments]
+    policy = await shipping_policy(turn.session) if pending_lines else None
+    turn.say(
+        "wismo_status",
+        order=order,
+        shipments=views,
+        pending_items=[f"{ln.quantity} × {ln.title}" for ln in pending_lines],
+        ship_by=expected_ship_date(order, policy) if pending_lines else None,
+    )
+    problems = [v for v in views if v["late"] or ShipmentStatus(v["status"]) in PROBLEM]
+    if problems:
+        kind = "shipment_exception" if any(ShipmentStatus(v["status"]) in PROBLEM for v in problems) else "late_shipment"
+        turn.say("wismo_sorry_late", order=order)
+        turn.alert(kind, order_id=order.id, order_name=order.name,
+                   shipments=[{"tracking_number": v["tracking_number"], "status": v["status"], "carrier": v["carrier"]} for v in problems])
+        turn.escalate(kind, priority=Priority.high, note=f"{len(problems)} problem shipment(s)")

@@ -1,0 +1,169 @@
+"""Steps 3–5 of the story of one message: understand, act, commit the effect.
+
+:meth:`Pipeline.process` reads top to bottom like ARCHITECTURE.md:
+
+1. load the inbound message; skip it if it was processed already (a replay);
+2. if an agent owns the conversation, the bot stays silent: mark it processed, done;
+3. understand: language (with the channel's hint), intent, entities;
+4. act: the dialog picks a handler, which asks ordersvc and renders replies from templates;
+5. commit the effect: replies into the outbox, dialog state, escalation, alerts and the
+   "processed" mark, all in ONE transaction. A crash before the commit means the message
+   is processed again after restart; after it, the replies are sent exactly once.
+
+A handler that fails is never silent: the turn is rolled back and, in a fresh transaction,
+the customer gets an apology and the conversation goes to the agents.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import select
+
+from bot.dialog.engine import respond
+from bot.dialog.turn import BotConfig, DialogState, Turn
+from bot.nlu import analyze
+from inbox import store
+from inbox.events import Event, EventBus
+from inbox.messages import OutboundPayload
+from inbox.models import Author, Contact, Conversation, Message, Owner, Priority
+from inbox.replies import render_reply
+
+__all__ = ["Pipeline"]
+
+log = logging.getLogger("shopdesk.bot")
+
+
+class Pipeline:
+    def __init__(self, *, sessions: async_sessionmaker[Any], bus: EventBus, settings: Any) -> None:
+        self.sessions = sessions
+        self.bus = bus
+        self.config = BotConfig(
+            shop_name=settings.shop_name,
+            public_url=settings.public_url.rstrip("/"),
+            timezone=settings.shop_timezone,
+            secret_key=settings.secret_key_bytes() if settings.secret_key is not None else b"",
+        )
+        self.periodic_interval = 60.0
+
+    async def process(self, message_id: int) -> None:
+        try:
+            await self._process(message_id)
+        except Exception:
+            log.exception("bot turn failed", extra={"message_id": message_id})
+            await self._fail_safe(message_id)
+
+    async def _process(self, message_id: int) -> None:
+        async with self.sessions() as session:
+            message = await session.get(Message, message_id)
+            if message is None or message.processed:
+                return  # replay: already answered
+            conversation = await session.get(Conversation, message.conversation_id, with_for_update=True)
+            assert conversation is not None
+            if conversation.owner == Owner.agent:
+                await store.mark_processed(session, message.id)
+                await session.commit()
+                return
+            contact = await session.get(Contact, conversation.contact_id)
+            assert contact is not None
+
+            text = message.text or ""
+            postback = _postback(message)
+            nlu = analyze(text, hint_lang=conversation.language or contact.language) if text.strip() else None
+            turn = Turn(
+                session=session,
+                conversation=conversation,
+                contact=contact,
+                text=text,
+                postback=postback,
+                lang=_language(nlu, conversation, contact),
+                now=datetime.now(timezone.utc),
+                config=self.config,
+                state=DialogState.from_json(conversation.bot_state),
+                intent=nlu.intent if nlu else "unknown",
+                confidence=nlu.confidence if nlu else 0.0,
+                entities=list(nlu.entities) if nlu else [],
+            )
+            await respond(turn)
+            await self._commit_turn(session, turn, message)
+
+    async def _commit_turn(self, session: Any, turn: Turn, message: Message) -> None:
+        conversation = turn.conversation
+        for payload in turn.replies:
+            store.add_outbound(session, conversation, payload, author=Author.bot)
+        conversation.bot_state = turn.state.to_json()  # reassign: JSON columns track assignment only
+        conversation.language = turn.lang
+        if turn.intent != "unknown" or conversation.last_intent is None:
+            conversation.last_intent = turn.intent
+        message.intent = turn.intent
+        session.add(conversation)
+        session.add(message)
+        if turn.escalation is not None:
+            await store.escalate(session, conversation, priority=turn.escalation.priority,
+                                 summary=turn.escalation.summary, reason=turn.escalation.reason)
+        for alert in turn.alerts:
+            self.bus.collect(session, Event("alert", conversation.id, alert))
+        await store.mark_processed(session, message.id)
+        await session.commit()
+
+    async def _fail_safe(self, message_id: int) -> None:
+        """The handler failed: apologise, hand over to a person, and never process it again."""
+        try:
+            async with self.sessions() as session:
+                message = await session.get(Message, message_id)
+                if message is None or message.processed:
+                    return
+                conversation = await session.get(Conversation, message.conversation_id)
+                assert conversation is not None
+                lang = conversation.language
+                if conversation.owner != Owner.agent:
+                    store.add_outbound(session, conversation, OutboundPayload(text=render_reply("bot_error", lang)),
+                                       author=Author.bot)
+                    await store.escalate(session, conversation, priority=Priority.high,
+                                         summary="reason: bot_error; the bot failed on the last message", reason="bot_error")
+                await store.mark_processed(session, message_id)
+                await session.commit()
+        except Exception:
+            log.exception("fail-safe for a bot turn failed; the message stays unprocessed for the next sweep",
+                          extra={"message_id": message_id})
+
+    async def on_order_change(self, event: str, order_id: int) -> None:
+        """Called after a Shopify webhook committed: tell subscribers (Slack alerts, agents' sidebars)."""
+        await self.bus.publish(Event("order.changed", None, {"event": event, "order_id": order_id}))
+
+    async def run_periodic(self) -> None:
+        """Housekeeping every minute: wake snoozed conversations."""
+        while True:
+            try:
+                async with self.sessions() as session:
+                    await store.wake_snoozed(session, datetime.now(timezone.utc))
+                    await session.commit()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("periodic housekeeping failed")
+            await asyncio.sleep(self.periodic_interval)
+
+
+def _postback(message: Message) -> str | None:
+    if message.postback:
+        return message.postback
+    if message.start_payload and not (message.text or "").strip():
+        return "intent:greeting"  # a /start deep link opens the conversation with the menu
+    return None
+
+
+def _language(nlu: Any, conversation: Conversation, contact: Contact) -> str:
+    if nlu is not None:
+        return str(nlu.language)
+    return conversation.language or contact.language or "en"
+
+
+async def unprocessed(sessions: async_sessionmaker[Any]) -> list[int]:
+    async with sessions() as session:
+        rows = await session.exec(select(Message.id).where(Message.processed.is_(False)))  # type: ignore[attr-defined]
+        return [int(r) for r in rows.all()]

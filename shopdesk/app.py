@@ -72,6 +72,7 @@ async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
 
 def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_on_start: bool = True,
               telegram_polling: bool = False) -> web.Application:
+    import bot.files
     from bot.connectors import build_connectors
     from bot.pipeline import Pipeline
     from inbox.channels import SenderRegistry
@@ -104,6 +105,7 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
         if not result.duplicate:
             runtime.worker.submit(result.message_id)
 
+    bot.files.setup(app, sessions, settings.secret_key_bytes(), settings.shop_name)
     ordersvc.api.setup(app, sessions)
     ordersvc.webhooks.setup(app, sessions, lambda: _shopify_secrets(settings), on_change=runtime.pipeline.on_order_change)
     inbox.web.setup(

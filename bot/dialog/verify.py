@@ -101,7 +101,10 @@ async def require_order(turn: Turn, purpose: str) -> Order | None:
     conversation in the ``verify`` flow with ``purpose`` to resume once verified.
     """
     slots = turn.state.slots if turn.state.flow == "verify" else {}
-    ref = _entity(turn, "order_number") or slots.get("order_ref")
+    if turn.state.step == "ask_proof" and slots.get("order_ref"):
+        ref = slots["order_ref"]  # a bare postal code like 92683 also looks like an order number
+    else:
+        ref = _entity(turn, "order_number") or slots.get("order_ref")
     if turn.state.flow != "verify" and turn.state.slots.get("order_id"):
         order = await turn.session.get(Order, turn.state.slots["order_id"])
         if await _owned(turn, order):

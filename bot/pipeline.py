@@ -158,9 +158,14 @@ def _postback(message: Message) -> str | None:
 
 
 def _language(nlu: Any, conversation: Conversation, contact: Contact) -> str:
-    if nlu is not None:
-        return str(nlu.language)
-    return conversation.language or contact.language or "en"
+    """The reply language: detected from the text, but a short answer ("Madrid", "10115")
+    keeps the language the conversation is already in."""
+    known = conversation.language or contact.language
+    if nlu is None:
+        return known or "en"
+    if known and len(nlu.text.split()) < 3 and not any("\u4e00" <= ch <= "\u9fff" for ch in nlu.text):
+        return known
+    return str(nlu.language)
 
 
 async def unprocessed(sessions: async_sessionmaker[Any]) -> list[int]:

@@ -13,7 +13,8 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Field, SQLModel
+from sqlalchemy.orm import relationship
+from sqlmodel import Field, Relationship, SQLModel
 
 from ordersvc.models import enum_column, utcnow
 from ordersvc.types import JSONType
@@ -196,6 +197,9 @@ class Message(SQLModel, table=True):
     dedupe_key: str | None = Field(default=None, max_length=128)
     channel_message_id: str | None = Field(default=None, max_length=128)
     intent: str | None = Field(default=None, max_length=32)
+    # an inbound quick-reply press (its value) and a deep-link start parameter, as the connector saw them
+    postback: str | None = Field(default=None, max_length=256)
+    start_payload: str | None = Field(default=None, max_length=256)
     processed: bool = True
     delivery_status: str | None = Field(default=None, max_length=16)
     created_at: datetime = Field(default_factory=utcnow)
@@ -221,6 +225,10 @@ class OutboxMessage(SQLModel, table=True):
     channel_message_id: str | None = Field(default=None, max_length=128)
     sent_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
+
+    # write-only link so that ``inbox.store.add_outbound`` can add both rows before the flush
+    # that gives the message its id; never read it (lazy="raise": query explicitly instead)
+    message: Message | None = Relationship(sa_relationship=relationship("Message", lazy="raise"))
 
 
 class AuditEvent(SQLModel, table=True):

@@ -232,11 +232,10 @@ _SPLIT = re.compile(r"\s*(?:\n|,|;|，|、|；)\s*")
 def _find_postal(part: str) -> tuple[str, str] | None:
     """``(postal code, the rest of the part)`` when the part holds a postal code."""
     upper = unicodedata.normalize("NFKC", part).upper()
-    found = None
-    for found in _POSTAL.finditer(upper):
-        pass  # the last one: "Springfield IL 62704" → 62704
-    if found is None:
+    matches = list(_POSTAL.finditer(upper))
+    if not matches:
         return None
+    found = matches[-1]  # the last one: "Springfield IL 62704" → 62704
     rest = (part[: found.start()] + " " + part[found.end():]).strip(" ,-")
     return found.group(1), " ".join(rest.split())
 

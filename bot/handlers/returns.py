@@ -170,7 +170,7 @@ async def start_return(turn: Turn) -> None:
     turn.state.start(FLOW, "items", order_id=order.id, items=[])
     turn.state.pending_intent = PURPOSE
     if blocked:
-        turn.say("return_not_eligible", order=order, items=blocked, partial=True)
+        turn.say("return_not_eligible", order=order, items=blocked, partial=True, choices=agent_choice(turn))
     await _ask_items(ctx)
 
 
@@ -438,10 +438,10 @@ async def _variants(ctx: _Ctx, item: dict[str, Any]) -> list[ProductVariant]:
 
 
 async def _allowed_resolutions(ctx: _Ctx) -> list[Resolution]:
-    allowed = [r for r in RESOLUTIONS if r != Resolution.exchange and ctx.policy.allows_resolution(r)]
-    if ctx.policy.allows_resolution(Resolution.exchange) and ctx.items():
-        if all([await _variants(ctx, item) for item in ctx.items()]):
-            allowed.append(Resolution.exchange)
+    allowed: list[Resolution] = [r for r in RESOLUTIONS if r != Resolution.exchange and ctx.policy.allows_resolution(r)]
+    exchange_possible = ctx.policy.allows_resolution(Resolution.exchange) and bool(ctx.items())
+    if exchange_possible and all([await _variants(ctx, item) for item in ctx.items()]):
+        allowed.append(Resolution.exchange)
     return allowed
 
 

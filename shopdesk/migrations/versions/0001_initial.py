@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 02:49:53.800272
+Create Date: 2026-11-22 02:53:32.740540
 """
 from typing import Sequence, Union
 
@@ -368,6 +368,8 @@ def upgrade() -> None:
     sa.Column('dedupe_key', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=True),
     sa.Column('channel_message_id', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=True),
     sa.Column('intent', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
+    sa.Column('postback', sqlmodel.sql.sqltypes.AutoString(length=256), nullable=True),
+    sa.Column('start_payload', sqlmodel.sql.sqltypes.AutoString(length=256), nullable=True),
     sa.Column('processed', sa.Boolean(), nullable=False),
     sa.Column('delivery_status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=True),
     sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),

@@ -1,0 +1,316 @@
+"""Block Kit builders for Shopdesk's Slack messages: pure functions from our data to blocks.
+
+Every text that came from a customer, an order or an agent goes through :func:`escape` first,
+so nobody can ping ``@channel`` or forge a link by typing ``<!channel>`` or ``<http://x|y>``.
+Each builder returns ``(fallback_text, blocks)``: the fallback is what notifications and
+screen readers show. Button ``action_id`` values are the constants below; the Slack connector
+registers one listener per constant.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+__all__ = [
+    "ACTION_CLAIM",
+    "ACTION_RESOLVE",
+    "ACTION_OPEN",
+    "ACTION_APPROVE_RETURN",
+    "ACTION_REJECT_RETURN",
+    "escape",
+    "slack_to_plain",
+    "order_card",
+    "escalation_alert",
+    "shipment_alert",
+    "return_approval_alert",
+    "return_decided",
+    "simple_alert",
+    "mirrored_message",
+    "order_lookup_reply",
+]
+
+ACTION_CLAIM = "shopdesk_claim"
+ACTION_RESOLVE = "shopdesk_resolve"
+ACTION_OPEN = "shopdesk_open"
+ACTION_APPROVE_RETURN = "shopdesk_return_approve"
+ACTION_REJECT_RETURN = "shopdesk_return_reject"
+
+# Block Kit limits (api.slack.com/reference/block-kit): section text 3000, header 150,
+# button text 75, context element 2000, fallback text keep well under 40k.
+_SECTION_MAX = 3000
+_HEADER_MAX = 150
+_BUTTON_MAX = 75
+_CONTEXT_MAX = 2000
+_MAX_LINES = 8
+
+Blocks = list[dict[str, Any]]
+
+
+def escape(text: Any) -> str:
+    """Make untrusted text inert in Slack mrkdwn: ``&``, ``<`` and ``>`` become entities."""
+    return str(text if text is not None else "").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+_LINK = re.compile(r"<([^<>|]+)(?:\|([^<>]*))?>")
+
+
+def slack_to_plain(text: str) -> str:
+    """A Slack message's mrkdwn as plain text for a customer.
+
+    ``<https://x|label>`` → ``label (https://x)``, ``<https://x>`` → ``https://x``,
+    ``<@U123>`` → ``@U123``, ``<!here>`` → ``@here``; entities are decoded last.
+    """
+
+    def link(match: re.Match[str]) -> str:
+        target, label = match.group(1), match.group(2)
+        if target.startswith("@") or target.startswith("#"):
+            return label and f"{target[0]}{label}" or target
+        if target.startswith("!"):
+            name = target[1:].split("^", 1)[0]
+            return label or f"@{name}"
+        if target.startswith("mailto:"):
+            return label or target[len("mailto:") :]
+        return f"{label} ({target})" if label and label != target else target
+
+    plain = _LINK.sub(link, text)
+    return plain.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": _cut(text, _SECTION_MAX)}}
+
+
+def _fields(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
+    fields = [{"type": "mrkdwn", "text": _cut(f"*{label}*\n{value}", 2000)} for label, value in pairs][:10]
+    return {"type": "section", "fields": fields}
+
+
+def _header(text: str) -> dict[str, Any]:
+    return {"type": "header", "text": {"type": "plain_text", "text": _cut(text, _HEADER_MAX), "emoji": True}}
+
+
+def _context(text: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": _cut(text, _CONTEXT_MAX)}]}
+
+
+def _button(text: str, action_id: str, value: str, *, style: str | None = None, url: str | None = None) -> dict[str, Any]:
+    button: dict[str, Any] = {
+        "type": "button",
+        "action_id": action_id,
+        "text": {"type": "plain_text", "text": _cut(text, _BUTTON_MAX), "emoji": True},
+        "value": value,
+    }
+    if style:
+        button["style"] = style
+    if url:
+        button["url"] = url
+    return button
+
+
+def _words(value: Any) -> str:
+    return str(value or "").replace("_", " ")
+
+
+def _money(amount: Any, currency: Any) -> str:
+    return f"{amount} {currency}" if amount not in (None, "") else "—"
+
+
+# --------------------------------------------------------------------------- order card
+
+
+def order_card(order: Mapping[str, Any]) -> Blocks:
+    """The order as a few blocks, from :func:`ordersvc.serialize.bundle_document`'s dict.
+
+    Shows status, total, items, shipments (carrier, tracking, status, late) and returns;
+    never the customer's email, phone or addresses.
+    """
+    status = "cancelled" if order.get("cancelled") else _words(order.get("fulfillment_status"))
+    customer = order.get("customer") or {}
+    name = customer.get("name") if isinstance(customer, Mapping) else None
+    placed = str(order.get("placed_at") or "")[:10]
+    blocks: Blocks = [
+        _fields(
+            [
+                ("Order", escape(order.get("name"))),
+                ("Placed", escape(placed or "—")),
+                ("Total", escape(_money(order.get("total_price"), order.get("currency")))),
+                ("Payment", escape(_words(order.get("financial_status")))),
+                ("Fulfilment", escape(status)),
+                ("Customer", escape(name or "—")),
+            ]
+        )
+    ]
+    lines = list(order.get("lines") or [])
+    if lines:
+        shown = [f"• {int(ln.get('quantity') or 0)} × {escape(ln.get('title'))}" for ln in lines[:_MAX_LINES]]
+        if len(lines) > _MAX_LINES:
+            shown.append(f"… and {len(lines) - _MAX_LINES} more")
+        blocks.append(_section("*Items*\n" + "\n".join(shown)))
+    shipments = list(order.get("shipments") or [])
+    if shipments:
+        rows = []
+        for s in shipments[:_MAX_LINES]:
+            late = " — *late*" if s.get("late") else ""
+            number = escape(s.get("tracking_number") or "no tracking number")
+            url = s.get("tracking_url")
+            if isinstance(url, str) and url.startswith("https://"):
+                number = f"<{escape(url)}|{number}>"
+            rows.append(f"• {escape(s.get('carrier') or 'carrier?')} {number}: {escape(_words(s.get('status')))}{late}")
+        blocks.append(_section("*Shipments*\n" + "\n".join(rows)))
+    returns = list(order.get("returns") or [])
+    if returns:
+        rows = [f"• {escape(r.get('rma_number'))}: {escape(_words(r.get('status')))} ({escape(_words(r.get('resolution')))})"
+                for r in returns[:_MAX_LINES]]
+        blocks.append(_section("*Returns*\n" + "\n".join(rows)))
+    return blocks
+
+
+# --------------------------------------------------------------------------- escalations
+
+
+def escalation_alert(
+    *,
+    conversation_id: int,
+    customer: str,
+    channel: str,
+    intent: str | None,
+    priority: str,
+    summary: str | None,
+    order: Mapping[str, Any] | None,
+    inbox_url: str,
+    state_line: str | None = None,
+    resolved: bool = False,
+) -> tuple[str, Blocks]:
+    """A new escalation: who, why, the order, the bot's summary; Claim / Resolve / Open in inbox."""
+    fallback = f"Escalated conversation #{conversation_id} from {customer} ({priority})"
+    blocks: Blocks = [
+        _header(f"Needs a person: conversation #{conversation_id}"),
+        _fields(
+            [
+                ("Customer", escape(customer)),
+                ("Channel", escape(channel)),
+                ("Intent", escape(_words(intent) or "unknown")),
+                ("Priority", escape(priority)),
+            ]
+        ),
+    ]
+    if summary:
+        blocks.append(_section("*Bot summary*\n" + escape(summary)))
+    if order:
+        blocks.extend(order_card(order))
+    blocks.append(_context(state_line or "Unclaimed. Reply in this thread to answer the customer; start with `note:` to keep it internal."))
+    blocks.append(_escalation_actions(conversation_id, inbox_url, resolved=resolved))
+    return escape(fallback), blocks
+
+
+def _escalation_actions(conversation_id: int, inbox_url: str, *, resolved: bool) -> dict[str, Any]:
+    value = str(conversation_id)
+    elements = []
+    if not resolved:
+        elements.append(_button("Claim", ACTION_CLAIM, value, style="primary"))
+        elements.append(_button("Resolve", ACTION_RESOLVE, value))
+    elements.append(_button("Open in inbox", ACTION_OPEN, value, url=inbox_url))
+    return {"type": "actions", "block_id": f"shopdesk_conv_{value}", "elements": elements}
+
+
+# --------------------------------------------------------------------------- merchant alerts
+
+_SHIPMENT_TITLES = {
+    "late_shipment": "Late shipment",
+    "shipment_exception": "Shipment problem",
+}
+
+
+def shipment_alert(kind: str, *, order_name: str, shipments: Sequence[Mapping[str, Any]],
+                   order: Mapping[str, Any] | None, inbox_url: str | None) -> tuple[str, Blocks]:
+    title = _SHIPMENT_TITLES.get(kind, "Shipment alert")
+    rows = [
+        f"• {escape(s.get('carrier') or 'carrier?')} {escape(s.get('tracking_number') or '—')}: {escape(_words(s.get('status')))}"
+        for s in list(shipments)[:_MAX_LINES]
+    ]
+    blocks: Blocks = [_header(f"{title}: {order_name}")]
+    if rows:
+        blocks.append(_section("\n".join(rows)))
+    if order:
+        blocks.extend(order_card(order))
+    if inbox_url:
+        blocks.append({"type": "actions", "elements": [_button("Open in inbox", ACTION_OPEN, "open", url=inbox_url)]})
+    return escape(f"{title}: {order_name}"), blocks
+
+
+def return_approval_alert(*, rma_id: int, rma_number: str, order_name: str, resolution: str, method: str,
+                          amount: str, items: Sequence[str], reason_notes: Sequence[str],
+                          inbox_url: str | None) -> tuple[str, Blocks]:
+    """A return waiting for manual approval: what, why, how much; Approve / Reject."""
+    fallback = f"Return {rma_number} for {order_name} waits for approval"
+    blocks: Blocks = [
+        _header(f"Return waiting for approval: {rma_number}"),
+        _fields(
+            [
+                ("Order", escape(order_name)),
+                ("Resolution", escape(_words(resolution))),
+                ("Method", escape(_words(method))),
+                ("Amount", escape(amount)),
+            ]
+        ),
+    ]
+    if items:
+        blocks.append(_section("*Items*\n" + "\n".join(f"• {escape(i)}" for i in list(items)[:_MAX_LINES])))
+    if reason_notes:
+        blocks.append(_section("*Customer's notes*\n" + "\n".join(f"> {escape(n)}" for n in list(reason_notes)[:3])))
+    value = str(rma_id)
+    elements = [
+        _button("Approve", ACTION_APPROVE_RETURN, value, style="primary"),
+        _button("Reject", ACTION_REJECT_RETURN, value, style="danger"),
+    ]
+    if inbox_url:
+        elements.append(_button("Open in inbox", ACTION_OPEN, "open", url=inbox_url))
+    blocks.append({"type": "actions", "block_id": f"shopdesk_rma_{value}", "elements": elements})
+    return escape(fallback), blocks
+
+
+def return_decided(blocks: Sequence[Mapping[str, Any]], *, line: str) -> Blocks:
+    """The approval alert without its buttons, with who decided what."""
+    kept = [dict(b) for b in blocks if b.get("type") not in ("actions", "context")]
+    kept.append(_context(line))
+    return kept
+
+
+def simple_alert(title: str, lines: Sequence[str], *, inbox_url: str | None = None) -> tuple[str, Blocks]:
+    blocks: Blocks = [_header(title)]
+    if lines:
+        blocks.append(_section("\n".join(escape(x) for x in list(lines)[:_MAX_LINES * 2])))
+    if inbox_url:
+        blocks.append({"type": "actions", "elements": [_button("Open in inbox", ACTION_OPEN, "open", url=inbox_url)]})
+    return escape(title), blocks
+
+
+# --------------------------------------------------------------------------- threads and commands
+
+
+def mirrored_message(author: str, text: str, attachments: Sequence[str] = ()) -> str:
+    """A customer's (or inbox agent's) message as a thread reply (plain mrkdwn text)."""
+    body = escape(text) if text else "_(no text)_"
+    quoted = "\n".join(f"> {line}" if line else ">" for line in body.split("\n"))
+    extra = "".join(f"\n:paperclip: {escape(a)}" for a in attachments)
+    return _cut(f"*{escape(author)}*:\n{quoted}{extra}", 3900)
+
+
+def order_lookup_reply(query: str, order: Mapping[str, Any] | None, *, others: Sequence[str] = (),
+                       inbox_url: str | None = None) -> tuple[str, Blocks]:
+    """The private answer to ``/order <number or email>``."""
+    if order is None:
+        text = f"No order found for `{escape(_cut(query, 100))}`."
+        return text, [_section(text)]
+    blocks = order_card(order)
+    if others:
+        blocks.append(_context("Other orders: " + ", ".join(escape(o) for o in list(others)[:10])))
+    if inbox_url:
+        blocks.append({"type": "actions", "elements": [_button("Open in inbox", ACTION_OPEN, "open", url=inbox_url)]})
+    return escape(f"Order {order.get('name')}"), blocks

@@ -1,0 +1,119 @@
+"""Natural-language understanding for the bot: language, intent and entities of a message.
+
+>>> result = analyze("where is my order #1001?", hint_lang="en-US")   # doctest: +SKIP
+>>> result.language, result.intent, [e.value for e in result.entities]  # doctest: +SKIP
+('en', 'track_order', ['#1001'])
+
+:func:`analyze` never raises on odd text (empty, emoji only, 10,000 characters, template
+syntax); only the first :data:`~bot.nlu.intents.MAX_CLASSIFY_CHARS` characters are
+classified and the first :data:`~bot.nlu.entities.MAX_SCAN_CHARS` scanned for entities.
+
+The intent model is loaded (or trained and cached, a few seconds) on first use, once per
+process; call :func:`get_classifier` at start-up to pay that before the first message,
+or :func:`set_classifier` to inject one (tests, a custom cache directory).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from .entities import ENTITY_TYPES, Entity, extract_entities
+from .intents import (
+    CLARIFY_BELOW,
+    CONFIDENT,
+    INTENTS,
+    MAX_CLASSIFY_CHARS,
+    IntentClassifier,
+    IntentPrediction,
+)
+from .language import SUPPORTED_LANGUAGES, detect_language, normalize_language
+
+__all__ = [
+    "CLARIFY_BELOW",
+    "CONFIDENT",
+    "ENTITY_TYPES",
+    "INTENTS",
+    "SUPPORTED_LANGUAGES",
+    "Entity",
+    "IntentClassifier",
+    "IntentPrediction",
+    "NLUResult",
+    "analyze",
+    "detect_language",
+    "extract_entities",
+    "get_classifier",
+    "normalize_language",
+    "set_classifier",
+]
+
+
+@dataclass(frozen=True)
+class NLUResult:
+    """What the bot understood of one message.
+
+    ``language`` is one of :data:`SUPPORTED_LANGUAGES`; ``intent`` one of :data:`INTENTS`
+    with ``confidence`` in 0..1 (see :data:`CONFIDENT` / :data:`CLARIFY_BELOW`);
+    ``entities`` are ordered by position; ``ranking`` is every intent with its
+    probability, best first.
+    """
+
+    text: str
+    language: str
+    intent: str
+    confidence: float
+    entities: tuple[Entity, ...]
+    ranking: tuple[tuple[str, float], ...]
+
+    @property
+    def needs_clarification(self) -> bool:
+        """A real intent below :data:`CONFIDENT`: confirm it before acting."""
+        return self.intent != "unknown" and self.confidence < CONFIDENT
+
+    def entities_of(self, type_: str) -> list[Entity]:
+        return [e for e in self.entities if e.type == type_]
+
+
+_classifier: IntentClassifier | None = None
+_classifier_lock = threading.Lock()
+
+
+def get_classifier() -> IntentClassifier:
+    """The process-wide intent classifier, loaded or trained on first call."""
+    global _classifier
+    if _classifier is None:
+        with _classifier_lock:
+            if _classifier is None:
+                _classifier = IntentClassifier.load_or_train()
+    return _classifier
+
+
+def set_classifier(classifier: IntentClassifier | None) -> None:
+    """Replace the process-wide classifier; ``None`` makes the next use load it again."""
+    global _classifier
+    with _classifier_lock:
+        _classifier = classifier
+
+
+def analyze(
+    text: str, hint_lang: str | None = None, *, classifier: IntentClassifier | None = None
+) -> NLUResult:
+    """Language, intent and entities of *text*.
+
+    *hint_lang* is the platform's language tag for the user (Telegram ``language_code``,
+    Slack locale); it decides the language of texts too short to tell, and is the
+    fallback when detection is unsure. *classifier* overrides the process-wide one.
+    """
+    if not isinstance(text, str):
+        text = "" if text is None else str(text)
+    language = detect_language(text, hint_lang)
+    prediction = (classifier or get_classifier()).predict(text[:MAX_CLASSIFY_CHARS])
+    entities = tuple(extract_entities(text))
+    return NLUResult(
+        text=text,
+        language=language,
+        intent=prediction.intent,
+        confidence=prediction.confidence,
+        entities=entities,
+        ranking=tuple(prediction.ranking),
+    )

@@ -1,0 +1,270 @@
+"""Which of the six product languages a customer message is written in.
+
+:func:`detect_language` combines three sources, cheapest first:
+
+1. **Script.** Cyrillic can only be Russian here, Han characters only Chinese, and Latin
+   letters such as ``ơ ư đ ả ệ`` only Vietnamese; these decide even a two-letter message.
+2. **Short universal words.** ``ok``, ``hi``, ``thx``, ``👍``, ``1001``: too little text to
+   tell anything, so the platform hint (Telegram ``language_code``, Slack locale) wins,
+   else English. A small table also knows a few unmistakable one-word messages
+   (``hola``, ``gracias``, ``cam on``, ``spasibo``).
+3. **lingua** restricted to English, Spanish, Russian, Vietnamese and Chinese (built once,
+   lazily). Its answer is used when it is confident; otherwise the hint, otherwise its best
+   guess.
+
+Chinese is then split into ``zh-Hans``/``zh-Hant`` by counting characters that exist only
+in the Simplified or only in the Traditional system (CC-CEDICT character lists shipped in
+the ``zhon`` package); text written only with characters common to both (``你好``) follows a
+Chinese hint, else Simplified.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import unicodedata
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from lingua import LanguageDetector
+
+__all__ = [
+    "SUPPORTED_LANGUAGES",
+    "DEFAULT_LANGUAGE",
+    "MIN_CONFIDENCE",
+    "detect_language",
+    "normalize_language",
+    "chinese_variant",
+]
+
+SUPPORTED_LANGUAGES: tuple[str, ...] = ("en", "es", "ru", "vi", "zh-Hans", "zh-Hant")
+DEFAULT_LANGUAGE = "en"
+
+#: lingua's relative confidence (0..1 over the five candidate languages) that its best
+#: language must reach, with a lead of :data:`MIN_LEAD` over the runner-up, to override
+#: the platform hint.
+MIN_CONFIDENCE = 0.6
+MIN_LEAD = 0.2
+#: Fewer letters than this (after dropping numbers, URLs and e-mail addresses) and no
+#: decisive script: the text is "too short" and the hint decides.
+MIN_LETTERS = 3
+#: Only the start of a long message is looked at.
+MAX_DETECT_CHARS = 1000
+
+_PRIMARY = {
+    "en": "en", "eng": "en",
+    "es": "es", "spa": "es",
+    "ru": "ru", "rus": "ru",
+    "vi": "vi", "vie": "vi",
+}
+_CHINESE_PRIMARY = {"zh", "zho", "chi", "cmn", "yue"}
+_TRADITIONAL_REGIONS = {"tw", "hk", "mo"}
+
+
+def normalize_language(code: str | None) -> str | None:
+    """Map a platform language tag to one of :data:`SUPPORTED_LANGUAGES`, or ``None``.
+
+    Accepts BCP 47-ish tags in any case with ``-`` or ``_``: ``"es-MX"`` → ``"es"``,
+    ``"zh-TW"``/``"zh-HK"``/``"zh-Hant"`` → ``"zh-Hant"``, ``"zh"``/``"zh-CN"``/
+    ``"zh-hans"`` → ``"zh-Hans"``; an explicit script subtag wins over the region
+    (``"zh-Hans-HK"`` → ``"zh-Hans"``). Unsupported or empty tags give ``None``.
+    """
+    if not code or not isinstance(code, str):
+        return None
+    parts = [p for p in code.strip().replace("_", "-").lower().split("-") if p]
+    if not parts:
+        return None
+    primary, rest = parts[0], parts[1:]
+    if primary in _CHINESE_PRIMARY:
+        if "hans" in rest:
+            return "zh-Hans"
+        if "hant" in rest or primary == "yue" or any(p in _TRADITIONAL_REGIONS for p in rest):
+            return "zh-Hant"
+        return "zh-Hans"
+    return _PRIMARY.get(primary)
+
+
+# --- Chinese variant -------------------------------------------------------------------
+
+_variant_sets: tuple[frozenset[str], frozenset[str]] | None = None
+
+
+def _chinese_sets() -> tuple[frozenset[str], frozenset[str]]:
+    """(Traditional-only, Simplified-only) characters, from CC-CEDICT via ``zhon``."""
+    global _variant_sets
+    if _variant_sets is None:
+        from zhon import cedict
+
+        trad, simp = set(cedict.traditional), set(cedict.simplified)
+        _variant_sets = (frozenset(trad - simp), frozenset(simp - trad))
+    return _variant_sets
+
+
+def chinese_variant(text: str, hint: str | None = None) -> str:
+    """``"zh-Hant"`` or ``"zh-Hans"`` for Chinese *text*, by counting script-only characters.
+
+    Ties (including text that only uses characters shared by both systems) follow a
+    Chinese *hint* and otherwise default to Simplified.
+    """
+    trad_only, simp_only = _chinese_sets()
+    trad = sum(1 for ch in text if ch in trad_only)
+    simp = sum(1 for ch in text if ch in simp_only)
+    if trad > simp:
+        return "zh-Hant"
+    if simp > trad:
+        return "zh-Hans"
+    hinted = normalize_language(hint)
+    return hinted if hinted in ("zh-Hans", "zh-Hant") else "zh-Hans"
+
+
+# --- lingua ----------------------------------------------------------------------------
+
+_detector: LanguageDetector | None = None
+_detector_lock = threading.Lock()
+_LINGUA_TO_CODE: dict[Any, str] = {}
+
+
+def _get_detector() -> LanguageDetector:
+    global _detector
+    if _detector is None:
+        with _detector_lock:
+            if _detector is None:
+                from lingua import Language, LanguageDetectorBuilder
+
+                _LINGUA_TO_CODE.update(
+                    {
+                        Language.ENGLISH: "en",
+                        Language.SPANISH: "es",
+                        Language.RUSSIAN: "ru",
+                        Language.VIETNAMESE: "vi",
+                        Language.CHINESE: "zh",
+                    }
+                )
+                _detector = LanguageDetectorBuilder.from_languages(*_LINGUA_TO_CODE).build()
+    return _detector
+
+
+# --- script analysis -------------------------------------------------------------------
+
+# Tokens that carry no language: URLs, e-mail addresses, anything with a digit in it
+# (order and tracking numbers such as 1Z999AA10123456784).
+# ASCII classes only: Chinese has no spaces, so "\S+" would swallow a whole sentence.
+_NOISE = re.compile(
+    r"(?:https?://|www\.)[A-Za-z0-9._~:/?#@!$&'()*+,;=%\-]+"
+    r"|[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+"
+    r"|[A-Za-z0-9#№_\-]*[0-9][A-Za-z0-9#№_\-]*",
+    re.IGNORECASE,
+)
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]")
+# Latin letters that occur in Vietnamese but never in Spanish or English.
+_SPANISH_ACCENTED = set("áéíóúüñ")
+_VI_BASE = set("ăâêôơưđ")
+
+
+def _is_vi_strong(ch: str) -> bool:
+    """ơ ư đ ă and the stacked-diacritic letters (ạ ả ấ … ỹ): Vietnamese and little else."""
+    ch = ch.lower()
+    return ch in "ơưđă" or "\u1ea0" <= ch <= "\u1ef9"
+
+
+def _is_vi_letter(ch: str) -> bool:
+    ch = ch.lower()
+    if ch in _SPANISH_ACCENTED:
+        return False
+    if ch in _VI_BASE:
+        return True
+    if "\u1ea0" <= ch <= "\u1ef9":  # Latin Extended Additional: ạ ả ấ ầ ẩ ẫ ậ ... ỹ
+        return True
+    return ch in "àèìòùỳãẽĩõũỹ"
+
+
+# One-word messages whose language is clear, or that mean nothing about the language
+# ("*": prefer the hint). First listed language wins when the hint is not among them.
+_SHORT_WORDS: dict[str, tuple[str, ...]] = {
+    **{w: ("en", "*") for w in (
+        "ok", "okay", "oke", "okie", "k", "kk", "hi", "hii", "hello", "helo", "hey", "yo",
+        "thx", "thanks", "thank you", "ty", "tks", "tysm", "bye", "bye bye", "byebye",
+        "test", "lol", "hmm", "hm", "yes", "yep", "yeah", "ya", "pls", "plz", "please",
+        "help", "sorry", "cool", "nice", "great", "sure", "good", "fine", "wow",
+        "hiya", "hiii", "heyy", "cya", "human", "agent", "operator", "bot",
+    )},
+    **{w: ("es",) for w in (
+        "hola", "holi", "gracias", "grax", "vale", "bueno", "buenas", "adios", "porfa",
+        "dale", "listo", "claro", "ayuda", "perdon", "genial",
+    )},
+    **{w: ("es", "en") for w in ("no", "si")},
+    **{w: ("es", "vi") for w in ("chao", "alo")},
+    **{w: ("vi",) for w in ("cam on", "xin chao", "vang", "shop oi", "cam on shop")},
+    **{w: ("vi", "ru") for w in ("da",)},
+    **{w: ("ru",) for w in ("spasibo", "privet", "poka", "zdravstvuyte")},
+}
+
+
+def _resolve(langs: tuple[str, ...], hint: str | None) -> str:
+    if hint is not None and (hint in langs or "*" in langs):
+        return hint
+    first = langs[0]
+    return DEFAULT_LANGUAGE if first == "*" else first
+
+
+def detect_language(text: str, hint: str | None = None) -> str:
+    """Return the language of *text* as one of :data:`SUPPORTED_LANGUAGES`.
+
+    *hint* is the platform's idea of the user's language (Telegram ``language_code``,
+    Slack locale, a stored preference), normalised with :func:`normalize_language`.
+    Text that is empty, has no letters (emoji, ``1001``, ``#1001``) or is too short to
+    judge (``ok``) gives the hint if supported, else ``"en"``. Never raises.
+    """
+    hint_code = normalize_language(hint)
+    fallback = hint_code or DEFAULT_LANGUAGE
+    if not text or not isinstance(text, str):
+        return fallback
+    sample = unicodedata.normalize("NFKC", text[:MAX_DETECT_CHARS])
+    sample = _NOISE.sub(" ", sample)
+    letters = [ch for ch in sample if ch.isalpha()]
+    if not letters:
+        return fallback
+
+    han = sum(1 for ch in letters if _HAN.match(ch))
+    cyrillic = sum(1 for ch in letters if "\u0400" <= ch <= "\u04ff")
+    latin = [ch for ch in letters if ch.isascii() or "\u00c0" <= ch <= "\u024f" or "\u1e00" <= ch <= "\u1eff"]
+    others = len(letters) - han
+    if han and han * 2 >= others:
+        return chinese_variant(sample, hint_code)
+    if cyrillic and cyrillic * 2 >= len(letters):
+        return "ru"
+    vi_letters = sum(1 for ch in latin if _is_vi_letter(ch))
+    vi_strong = sum(1 for ch in latin if _is_vi_strong(ch)) if latin else 0
+    if latin and vi_letters and vi_letters >= 0.15 * len(latin):
+        return "vi"
+
+    words = " ".join(re.findall(r"[^\W\d_]+", sample.lower()))
+    if words in _SHORT_WORDS:
+        return _resolve(_SHORT_WORDS[words], hint_code)
+    if len(letters) < MIN_LETTERS:
+        return fallback
+
+    try:
+        values = _get_detector().compute_language_confidence_values(sample)
+    except Exception:  # pragma: no cover - lingua failing must not break the bot
+        return fallback
+    if not values or values[0].value <= 0.0:
+        return fallback
+    top = values[0]
+    second = values[1].value if len(values) > 1 else 0.0
+    code = _LINGUA_TO_CODE.get(top.language, DEFAULT_LANGUAGE)
+    if (
+        vi_strong
+        and vi_strong >= 0.05 * len(latin)
+        and code != "vi"
+        and not (code in ("en", "es") and top.value >= 0.9)
+    ):
+        # "cho em gặp admin": one unmistakable letter beats a shaky Spanish guess,
+        # but not a confident English text that quotes "phở".
+        return "vi"
+    confident = top.value >= MIN_CONFIDENCE and top.value - second >= MIN_LEAD
+    if not confident and hint_code is not None:
+        return hint_code
+    if code == "zh":
+        return chinese_variant(sample, hint_code)
+    return code

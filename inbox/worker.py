@@ -1,0 +1,219 @@
+"""Runs the bot on recorded inbound messages, off the webhook's request path.
+
+:class:`InboundWorker` takes message ids (``submit``, called after ``record_inbound``
+committed, and ``sweep``, which finds every unprocessed inbound message) and calls
+``processor(message_id)``:
+
+* **per conversation, one at a time, oldest first** — a conversation's messages are never
+  processed concurrently, so the dialog state is never raced; different conversations run
+  in parallel;
+* **bounded** — at most ``concurrency`` messages are processed at once;
+* **failures** are logged with the message id only (no text, no emails) and the message is
+  left unprocessed; the periodic sweep (every ``sweep_interval`` seconds) offers it again,
+  up to ``max_failures`` times per process lifetime;
+* ``start()`` sweeps once (a crash or restart loses nothing); ``stop()`` lets the messages
+  in flight finish, and queued ones simply stay unprocessed for the next start.
+
+The processor owns the transaction that stores the effects and marks the message processed
+(``inbox.store.mark_processed``); it should itself skip a message that is already processed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlmodel import col, select
+
+from inbox.models import Message
+from inbox.store import unprocessed_message_ids
+
+__all__ = ["InboundWorker"]
+
+log = logging.getLogger(__name__)
+
+
+class InboundWorker:
+    def __init__(
+        self,
+        sessions: Any,
+        processor: Callable[[int], Awaitable[None]],
+        *,
+        concurrency: int = 8,
+        sweep_interval: float | None = 300.0,
+        max_failures: int = 5,
+    ) -> None:
+        self.sessions = sessions
+        self.processor = processor
+        self.sweep_interval = sweep_interval
+        self.max_failures = max_failures
+        self._semaphore = asyncio.Semaphore(concurrency)
+        self._incoming: list[int] = []
+        self._incoming_ready = asyncio.Event()
+        self._known: set[int] = set()  # queued or in flight
+        self._queues: dict[int, list[int]] = {}  # conversation id -> heap of message ids
+        self._runners: dict[int, asyncio.Task[None]] = {}
+        self._failures: dict[int, int] = {}
+        self._router: asyncio.Task[None] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self._routing = 0
+        self._stopping = False
+
+    # -- public ----------------------------------------------------------------------------
+
+    def submit(self, message_id: int) -> None:
+        """Queue one inbound message (ignored if it is already queued or in flight)."""
+        if self._stopping or message_id in self._known:
+            return
+        if self._failures.get(message_id, 0) >= self.max_failures:
+            return
+        self._known.add(message_id)
+        self._incoming.append(int(message_id))
+        self._incoming_ready.set()
+        self._ensure_router()
+
+    async def sweep(self) -> int:
+        """Submit every unprocessed inbound message; returns how many were newly queued."""
+        async with self.sessions() as session:
+            ids = await unprocessed_message_ids(session)
+        before = len(self._known)
+        for message_id in ids:
+            self.submit(message_id)
+        return len(self._known) - before
+
+    async def start(self) -> None:
+        self._stopping = False
+        self._ensure_router()
+        await self.sweep()
+        if self.sweep_interval and (self._sweeper is None or self._sweeper.done()):
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep_periodically(), name="inbound-sweep")
+
+    async def stop(self, timeout: float = 30.0) -> None:
+        """Stop taking work; wait (up to ``timeout``) for the messages being processed."""
+        self._stopping = True
+        self._incoming_ready.set()
+        background = [t for t in (self._sweeper, self._router) if t is not None]
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+        self._sweeper = self._router = None
+        runners = list(self._runners.values())
+        if runners:
+            done, pending = await asyncio.wait(runners, timeout=timeout)
+            for task in pending:
+                task.cancel()
+            if pending:
+                log.warning("inbound worker stopped with %d conversation(s) still processing", len(pending))
+                await asyncio.gather(*pending, return_exceptions=True)
+        self._incoming.clear()
+        self._queues.clear()
+        self._known.clear()
+
+    async def join(self) -> None:
+        """Wait until everything submitted so far has been processed (tests, drains)."""
+        while self._incoming or self._routing or self._runners:
+            waiting = list(self._runners.values())
+            if waiting:
+                await asyncio.gather(*waiting, return_exceptions=True)
+            else:
+                await asyncio.sleep(0.005)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._known)
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _ensure_router(self) -> None:
+        if self._stopping:
+            return
+        if self._router is None or self._router.done():
+            self._router = asyncio.get_running_loop().create_task(self._route(), name="inbound-router")
+
+    async def _route(self) -> None:
+        """Look up the conversations of submitted ids (in submission order, batched)."""
+        while not self._stopping:
+            if not self._incoming:
+                self._incoming_ready.clear()
+                await self._incoming_ready.wait()
+                continue
+            batch, self._incoming = self._incoming, []
+            self._routing = len(batch)
+            try:
+                async with self.sessions() as session:
+                    rows = (
+                        await session.exec(
+                            select(Message.id, Message.conversation_id, Message.processed).where(
+                                col(Message.id).in_(batch)
+                            )
+                        )
+                    ).all()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.error("looking up %d inbound message(s) failed (%s); they wait for the next sweep",
+                          len(batch), type(exc).__name__)
+                self._known.difference_update(batch)
+                self._routing = 0
+                await asyncio.sleep(0.5)
+                continue
+            found = {int(mid): (int(cid), bool(done)) for mid, cid, done in rows}
+            for message_id in batch:
+                conversation_id, processed = found.get(message_id, (0, True))
+                if processed:
+                    self._known.discard(message_id)
+                    continue
+                heapq.heappush(self._queues.setdefault(conversation_id, []), message_id)
+                if conversation_id not in self._runners:
+                    self._runners[conversation_id] = asyncio.get_running_loop().create_task(
+                        self._drain(conversation_id), name=f"inbound-conversation-{conversation_id}"
+                    )
+            self._routing = 0
+
+    async def _drain(self, conversation_id: int) -> None:
+        try:
+            while not self._stopping:
+                queue = self._queues.get(conversation_id)
+                if not queue:
+                    break
+                message_id = heapq.heappop(queue)
+                try:
+                    async with self._semaphore:
+                        if self._stopping:
+                            break
+                        await self._process(message_id)
+                finally:
+                    self._known.discard(message_id)
+        finally:
+            # no await between the emptiness check above and here: nothing can slip in
+            if self._runners.get(conversation_id) is asyncio.current_task():
+                del self._runners[conversation_id]
+            if not self._queues.get(conversation_id):
+                self._queues.pop(conversation_id, None)
+
+    async def _process(self, message_id: int) -> None:
+        try:
+            await self.processor(message_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            failures = self._failures[message_id] = self._failures.get(message_id, 0) + 1
+            log.error("processing inbound message %s failed (%s, failure %d); left for the next sweep",
+                      message_id, type(exc).__name__, failures)
+            log.debug("traceback for inbound message %s", message_id, exc_info=True)
+        else:
+            self._failures.pop(message_id, None)
+
+    async def _sweep_periodically(self) -> None:
+        assert self.sweep_interval
+        while not self._stopping:
+            await asyncio.sleep(self.sweep_interval)
+            try:
+                await self.sweep()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.error("inbound sweep failed (%s)", type(exc).__name__)

@@ -33,6 +33,7 @@ __all__ = [
     "reply_names",
     "replies_dir",
     "configure_overrides",
+    "reply_label",
 ]
 
 SUPPORTED_LANGUAGES = ("en", "es", "ru", "vi", "zh-Hans", "zh-Hant")
@@ -60,6 +61,7 @@ def configure_overrides(path: Path | None) -> None:
     global _override_dir
     _override_dir = path
     _environment.cache_clear()
+    _labels.cache_clear()
 
 
 def babel_locale(lang: str | None) -> str:
@@ -121,3 +123,23 @@ def render_reply(name: str, lang: str | None, /, **context: Any) -> str:
 def reply_names(lang: str = FALLBACK_LANGUAGE) -> set[str]:
     folder = replies_dir() / lang
     return {p.stem for p in folder.glob("*.txt")} if folder.is_dir() else set()
+
+
+@lru_cache(maxsize=None)
+def _labels(lang: str) -> dict[str, str]:
+    import yaml
+
+    merged: dict[str, str] = {}
+    for folder in (replies_dir() / lang, (_override_dir / lang) if _override_dir else None):
+        if folder is not None and (folder / "labels.yaml").is_file():
+            merged.update(yaml.safe_load((folder / "labels.yaml").read_text(encoding="utf-8")) or {})
+    return merged
+
+
+def reply_label(key: str, lang: str | None) -> str:
+    """A short UI text (a button) from ``templates/replies/<lang>/labels.yaml``."""
+    language = _language(lang)
+    labels = _labels(language)
+    if key in labels:
+        return str(labels[key])
+    return str(_labels(FALLBACK_LANGUAGE)[key])

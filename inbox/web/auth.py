@@ -1,0 +1,297 @@
+"""Agent sign-in: encrypted cookie sessions, CSRF synchronizer tokens, throttling, login/logout.
+
+* The session cookie is aiohttp-session's ``EncryptedCookieStorage`` (Fernet; HttpOnly,
+  SameSite=Lax, Secure behind https). Signing in starts a NEW session (no fixation).
+* A cookie cannot be revoked server-side, so the session also carries the agent's
+  ``session_version``; every request compares it with the database, and bumping it
+  (log out everywhere, deactivation, password change) ends every session at once.
+* Every state-changing request carries the session's CSRF token as the form field
+  ``csrf_token`` or the header ``X-CSRF-Token``; webhooks, Slack, the token API and the
+  widget socket are exempt (they authenticate otherwise or carry no cookies).
+* Sign-in failures are counted per email and per client address; past the limit the
+  answer is 429 before the password is even checked.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import secrets
+import time
+from collections import deque
+from typing import Any
+from urllib.parse import quote
+
+from aiohttp import web
+from aiohttp_session import get_session, new_session
+from aiohttp_session import setup as setup_session_middleware
+from aiohttp_session.cookie_storage import EncryptedCookieStorage
+
+from inbox.auth import authenticate, normalize_email
+from inbox.models import Agent
+from inbox.web.rendering import error_response, render, wants_json
+from inbox.web.state import AGENT, STATE, ThrottleConfig, WebConfig, derive_key
+
+__all__ = [
+    "SESSION_COOKIE",
+    "CSRF_FIELD",
+    "CSRF_HEADER",
+    "CSRF_EXEMPT_PREFIXES",
+    "LoginThrottle",
+    "setup_sessions",
+    "csrf_token",
+    "csrf_middleware",
+    "agent_middleware",
+    "login_page",
+    "login",
+    "logout",
+    "logout_everywhere",
+]
+
+log = logging.getLogger("inbox.web.auth")
+
+SESSION_COOKIE = "shopdesk_session"
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_EXEMPT_PREFIXES = ("/webhooks/", "/slack/", "/api/v1/", "/widget/ws")
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_STALE_MESSAGE = (
+    "This form has expired or is missing its security token. Reload the page and try again."
+)
+_ENDED_MESSAGE = "Your session has ended. Please sign in again."
+
+
+class LoginThrottle:
+    """Counts sign-in failures per key (email, address) in a sliding window, in memory.
+
+    One process serves the inbox, so memory is enough; a restart forgets the counts.
+    """
+
+    def __init__(self, config: ThrottleConfig, *, max_keys: int = 50_000) -> None:
+        self._config = config
+        self._max_keys = max_keys
+        self._failures: dict[str, deque[float]] = {}
+
+    def _recent(self, key: str, now: float) -> deque[float]:
+        times = self._failures.get(key)
+        if times is None:
+            return deque()
+        cutoff = now - self._config.window_seconds
+        while times and times[0] <= cutoff:
+            times.popleft()
+        if not times:
+            del self._failures[key]
+        return times
+
+    def retry_after(self, keys: list[str], now: float | None = None) -> float:
+        """Seconds until a new try is allowed (0 when allowed now)."""
+        now = time.monotonic() if now is None else now
+        wait = 0.0
+        for key in keys:
+            times = self._recent(key, now)
+            if len(times) >= self._config.max_failures:
+                oldest = times[len(times) - self._config.max_failures]
+                wait = max(wait, oldest + self._config.window_seconds - now)
+        return wait
+
+    def record_failure(self, keys: list[str], now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        if len(self._failures) >= self._max_keys:
+            for key in list(self._failures):
+                self._recent(key, now)
+        for key in keys:
+            times = self._failures.setdefault(key, deque())
+            times.append(now)
+            while len(times) > self._config.max_failures * 2:
+                times.popleft()
+
+    def reset(self, key: str) -> None:
+        self._failures.pop(key, None)
+
+
+def setup_sessions(app: web.Application, config: WebConfig) -> None:
+    storage = EncryptedCookieStorage(
+        derive_key(config.secret_key, "inbox session cookie"),
+        cookie_name=SESSION_COOKIE,
+        max_age=config.session_max_age,
+        httponly=True,
+        secure=config.secure_cookies,
+        samesite="Lax",
+    )
+    setup_session_middleware(app, storage)
+
+
+async def csrf_token(request: web.Request) -> str:
+    """The session's CSRF token, created on first use."""
+    session = await get_session(request)
+    token = session.get("csrf")
+    if not isinstance(token, str) or not token:
+        token = secrets.token_urlsafe(32)
+        session["csrf"] = token
+    return token
+
+
+def _exempt(path: str) -> bool:
+    return path.startswith(CSRF_EXEMPT_PREFIXES)
+
+
+@web.middleware
+async def csrf_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    if request.method in _SAFE_METHODS or _exempt(request.path):
+        return await handler(request)
+    session = await get_session(request)
+    expected = session.get("csrf")
+    provided = request.headers.get(CSRF_HEADER)
+    if provided is None and request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        form = await request.post()
+        value = form.get(CSRF_FIELD)
+        provided = value if isinstance(value, str) else None
+    if (
+        not isinstance(expected, str)
+        or not expected
+        or not provided
+        or not hmac.compare_digest(expected.encode(), provided.encode())
+    ):
+        log.info("csrf check failed", extra={"path": request.path})
+        return error_response(request, 403, _STALE_MESSAGE)
+    return await handler(request)
+
+
+def _in_inbox(path: str) -> bool:
+    return path == "/inbox" or path.startswith("/inbox/")
+
+
+async def _load_agent(request: web.Request) -> Agent | None:
+    session = await get_session(request)
+    agent_id = session.get("agent_id")
+    version = session.get("sv")
+    if not isinstance(agent_id, int) or not isinstance(version, int):
+        return None
+    state = request.app[STATE]
+    async with state.sessions() as db:
+        agent = await db.get(Agent, agent_id)
+    if agent is None or not agent.is_active or agent.session_version != version:
+        session.invalidate()
+        return None
+    return agent
+
+
+@web.middleware
+async def agent_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Everything under /inbox needs a signed-in, active agent whose session is still current."""
+    if not _in_inbox(request.path):
+        return await handler(request)
+    agent = await _load_agent(request)
+    if agent is None:
+        if request.method == "GET" and not wants_json(request) and request.path != "/inbox/ws":
+            target = request.path_qs
+            raise web.HTTPSeeOther(f"/login?next={quote(target, safe='')}")
+        response = error_response(request, 401, _ENDED_MESSAGE)
+        response.headers["HX-Redirect"] = "/login"
+        return response
+    request[AGENT] = agent
+    return await handler(request)
+
+
+def _safe_next(value: str | None) -> str:
+    """Only a local inbox path may be a post-login target (no open redirect)."""
+    if not value or not value.startswith("/inbox") or "//" in value or "\\" in value:
+        return "/inbox"
+    return value
+
+
+async def login_page(request: web.Request) -> web.Response:
+    session = await get_session(request)
+    if isinstance(session.get("agent_id"), int) and await _load_agent(request) is not None:
+        raise web.HTTPSeeOther(_safe_next(request.query.get("next")))
+    return render(
+        request,
+        "inbox/login.html",
+        {
+            "csrf_token": await csrf_token(request),
+            "error": None,
+            "email": "",
+            "next": _safe_next(request.query.get("next")),
+        },
+    )
+
+
+def _client_address(request: web.Request) -> str:
+    # X-Forwarded-For is client-controlled; a reverse proxy should be configured to set remote.
+    return request.remote or "unknown"
+
+
+async def login(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    form = await request.post()
+    email = str(form.get("email") or "")
+    password = str(form.get("password") or "")
+    target = _safe_next(str(form.get("next") or ""))
+    email_key = "email:" + normalize_email(email)[:320]
+    keys = [email_key, "ip:" + _client_address(request)]
+
+    wait = state.throttle.retry_after(keys)
+    if wait > 0:
+        minutes = max(1, int(wait // 60) + (1 if wait % 60 else 0))
+        log.warning("sign-in throttled")
+        response = render(
+            request,
+            "inbox/login.html",
+            {
+                "csrf_token": await csrf_token(request),
+                "error": f"Too many failed sign-in attempts. Try again in {minutes} minute"
+                + ("s." if minutes != 1 else "."),
+                "email": email[:320],
+                "next": target,
+            },
+            status=429,
+        )
+        response.headers["Retry-After"] = str(int(wait) + 1)
+        return response
+
+    async with state.sessions() as db:
+        agent = await authenticate(db, email, password)
+        if agent is not None:
+            await db.commit()
+    if agent is None:
+        state.throttle.record_failure(keys)
+        log.info("sign-in failed")
+        return render(
+            request,
+            "inbox/login.html",
+            {
+                "csrf_token": await csrf_token(request),
+                "error": "Wrong email or password.",
+                "email": email[:320],
+                "next": target,
+            },
+            status=401,
+        )
+    state.throttle.reset(email_key)
+    session = await new_session(request)
+    session["agent_id"] = agent.id
+    session["sv"] = agent.session_version
+    session["csrf"] = secrets.token_urlsafe(32)
+    log.info("agent signed in", extra={"agent_id": agent.id})
+    raise web.HTTPSeeOther(target)
+
+
+async def logout(request: web.Request) -> web.Response:
+    session = await get_session(request)
+    session.invalidate()
+    raise web.HTTPSeeOther("/login")
+
+
+async def logout_everywhere(request: web.Request) -> web.Response:
+    """End every session of the signed-in agent (all browsers and devices)."""
+    agent = request[AGENT]
+    state = request.app[STATE]
+    async with state.sessions() as db:
+        fresh = await db.get(Agent, agent.id)
+        if fresh is not None:
+            fresh.session_version += 1
+            db.add(fresh)
+            await db.commit()
+    session = await get_session(request)
+    session.invalidate()
+    raise web.HTTPSeeOther("/login")

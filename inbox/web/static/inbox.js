@@ -1,0 +1,407 @@
+/* Shopdesk inbox: progressive enhancement on top of server-rendered pages and htmx.
+ *
+ * - adds the CSRF header to htmx requests and shows errors as toasts;
+ * - keyboard shortcuts (j/k, Enter, /, r, n, e, a, ?);
+ * - live updates: the /inbox/ws socket sends ids of what changed; the page re-fetches the
+ *   server-rendered (escaped) fragment and swaps it. Customer text never passes through
+ *   innerHTML here: fragments are parsed with DOMParser (which runs no scripts) and the only
+ *   text built in JS (toasts, presence) uses textContent.
+ */
+(function () {
+  "use strict";
+
+  var HEX = /^#[0-9a-fA-F]{6}$/;
+
+  function $(selector, root) { return (root || document).querySelector(selector); }
+  function $all(selector, root) { return Array.prototype.slice.call((root || document).querySelectorAll(selector)); }
+
+  function csrfToken() {
+    var meta = $('meta[name="csrf-token"]');
+    return meta ? meta.getAttribute("content") : "";
+  }
+
+  function myAgentId() {
+    var page = document.getElementById("page");
+    return page ? parseInt(page.getAttribute("data-agent-id") || "0", 10) : 0;
+  }
+
+  function currentConversationId() {
+    var el = document.getElementById("conversation");
+    return el ? parseInt(el.getAttribute("data-conversation-id") || "0", 10) || null : null;
+  }
+
+  // ------------------------------------------------------------------ toasts
+
+  function toast(text, isError) {
+    var box = document.getElementById("toasts");
+    if (!box) { return; }
+    var item = document.createElement("div");
+    item.className = "toast" + (isError ? " toast-error" : "");
+    item.setAttribute("role", isError ? "alert" : "status");
+    item.textContent = text;
+    box.appendChild(item);
+    window.setTimeout(function () { if (item.parentNode) { item.parentNode.removeChild(item); } }, isError ? 7000 : 3500);
+  }
+
+  function errorText(xhrOrText, status) {
+    try {
+      var data = JSON.parse(xhrOrText);
+      if (data && typeof data.error === "string") { return data.error; }
+    } catch (e) { /* not JSON */ }
+    return "Something went wrong (" + status + "). Please try again.";
+  }
+
+  document.addEventListener("htmx:configRequest", function (e) {
+    e.detail.headers["X-CSRF-Token"] = csrfToken();
+  });
+  document.addEventListener("htmx:responseError", function (e) {
+    var xhr = e.detail.xhr;
+    if (xhr.status === 401) { window.location.assign("/login"); return; }
+    toast(errorText(xhr.responseText, xhr.status), true);
+  });
+  document.addEventListener("htmx:sendError", function () {
+    toast("Cannot reach the server. Check your connection.", true);
+  });
+
+  // ------------------------------------------------------------------ decorating a page
+
+  function decorate(root) {
+    $all("[data-color]", root).forEach(function (el) {
+      var color = el.getAttribute("data-color");
+      if (!HEX.test(color || "")) { return; }
+      el.style.setProperty("--label-color", color);
+    });
+    $all("[data-tz-offset]", root).forEach(function (el) { el.value = String(new Date().getTimezoneOffset()); });
+    $all("[data-snooze-toggle]", root).forEach(syncSnooze);
+  }
+
+  function syncSnooze(select) {
+    var field = select.form ? $("[data-snooze-field]", select.form) : null;
+    if (field) { field.hidden = select.value !== "snoozed"; }
+  }
+
+  function setupComposer() {
+    var tabs = $(".composer-tabs");
+    if (!tabs) { return; }
+    tabs.hidden = false;
+    document.getElementById("composer").classList.add("has-tabs");
+    showTab("reply", false);
+  }
+
+  function showTab(which, focus) {
+    var reply = document.getElementById("reply-form");
+    var note = document.getElementById("note-form");
+    var tabReply = document.getElementById("tab-reply");
+    var tabNote = document.getElementById("tab-note");
+    if (!reply || !note) { return; }
+    reply.hidden = which !== "reply";
+    note.hidden = which !== "note";
+    if (tabReply) { tabReply.setAttribute("aria-selected", String(which === "reply")); }
+    if (tabNote) { tabNote.setAttribute("aria-selected", String(which === "note")); }
+    if (focus) {
+      var box = document.getElementById(which === "reply" ? "reply-text" : "note-text");
+      if (box) { box.focus(); }
+    }
+  }
+
+  function scrollTranscript(force) {
+    var t = document.getElementById("transcript");
+    if (t && (force || t.getAttribute("data-stick") !== "false")) { t.scrollTop = t.scrollHeight; }
+  }
+
+  function init() {
+    setLive(!!socket && socket.readyState === WebSocket.OPEN);
+    decorate(document);
+    setupComposer();
+    scrollTranscript(true);
+    sendView();
+  }
+
+  document.addEventListener("DOMContentLoaded", init);
+  document.addEventListener("htmx:afterSettle", function (e) {
+    if (e.target && (e.target.id === "page" || e.target === document.body || e.target.contains(document.getElementById("conversation")))) {
+      init();
+    } else {
+      decorate(e.target);
+    }
+  });
+
+  document.addEventListener("change", function (e) {
+    var t = e.target;
+    if (t.matches && t.matches("select[data-autosubmit]") && t.form) { t.form.requestSubmit(); }
+    if (t.matches && t.matches("[data-snooze-toggle]")) { syncSnooze(t); }
+  });
+
+  document.addEventListener("click", function (e) {
+    var t = e.target.closest ? e.target.closest("button") : null;
+    if (!t) { return; }
+    if (t.id === "tab-reply") { showTab("reply", true); }
+    else if (t.id === "tab-note") { showTab("note", true); }
+    else if (t.id === "help-button") { toggleHelp(true); }
+    else if (t.id === "help-close") { toggleHelp(false); }
+    else if (t.hasAttribute("data-canned-insert")) {
+      e.preventDefault();
+      insertCanned();
+    }
+  });
+
+  // ------------------------------------------------------------------ canned responses
+
+  function insertCanned() {
+    var select = document.getElementById("canned-select");
+    var box = document.getElementById("reply-text");
+    if (!select || !box || !select.value) { return; }
+    fetch(select.getAttribute("data-canned-url") + encodeURIComponent(select.value), {
+      headers: { "Accept": "application/json" },
+      credentials: "same-origin"
+    }).then(function (r) {
+      return r.text().then(function (body) { return { ok: r.ok, status: r.status, body: body }; });
+    }).then(function (res) {
+      if (!res.ok) { toast(errorText(res.body, res.status), true); return; }
+      var text = JSON.parse(res.body).text || "";
+      var start = box.selectionStart || 0;
+      var end = box.selectionEnd || 0;
+      box.value = box.value.slice(0, start) + text + box.value.slice(end);
+      showTab("reply", false);
+      box.focus();
+      box.selectionStart = box.selectionEnd = start + text.length;
+      select.value = "";
+    }).catch(function () { toast("Cannot reach the server.", true); });
+  }
+
+  // ------------------------------------------------------------------ keyboard
+
+  function items() { return $all(".conv-item"); }
+
+  function selectedIndex(list) {
+    for (var i = 0; i < list.length; i++) { if (list[i].classList.contains("is-selected")) { return i; } }
+    return -1;
+  }
+
+  function move(delta) {
+    var list = items();
+    if (!list.length) { return; }
+    var index = selectedIndex(list);
+    var next = index < 0 ? (delta > 0 ? 0 : list.length - 1) : Math.max(0, Math.min(list.length - 1, index + delta));
+    list.forEach(function (el) { el.classList.remove("is-selected"); });
+    list[next].classList.add("is-selected");
+    list[next].scrollIntoView({ block: "nearest" });
+  }
+
+  function openSelected() {
+    var list = items();
+    var index = selectedIndex(list);
+    if (index < 0) { return; }
+    var link = $("a", list[index]);
+    if (link) { link.click(); }
+  }
+
+  function submitForm(id) {
+    var form = document.getElementById(id);
+    if (form) { form.requestSubmit(); }
+  }
+
+  function toggleHelp(show) {
+    var help = document.getElementById("help");
+    if (!help) { return; }
+    help.hidden = !show;
+    if (show) { var close = document.getElementById("help-close"); if (close) { close.focus(); } }
+  }
+
+  document.addEventListener("keydown", function (e) {
+    var t = e.target;
+    var typing = t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName || "");
+    if ((e.ctrlKey || e.metaKey) && e.key === "Enter" && t.tagName === "TEXTAREA" && t.form) {
+      e.preventDefault();
+      t.form.requestSubmit();
+      return;
+    }
+    if (e.ctrlKey || e.metaKey || e.altKey || e.defaultPrevented) { return; }
+    var help = document.getElementById("help");
+    if (e.key === "Escape") {
+      if (help && !help.hidden) { toggleHelp(false); }
+      else if (typing) { t.blur(); }
+      return;
+    }
+    if (typing) { return; }
+    var handled = true;
+    switch (e.key) {
+      case "j": move(1); break;
+      case "k": move(-1); break;
+      case "Enter": openSelected(); break;
+      case "/": { var s = document.getElementById("search"); if (s) { s.focus(); s.select(); } break; }
+      case "r": showTab("reply", true); break;
+      case "n": showTab("note", true); break;
+      case "e": submitForm("resolve-form"); break;
+      case "a": submitForm("claim-form"); break;
+      case "?": toggleHelp(help ? help.hidden : false); break;
+      default: handled = false;
+    }
+    if (handled) { e.preventDefault(); }
+  });
+
+  // ------------------------------------------------------------------ live updates
+
+  var socket = null;
+  var retries = 0;
+  var pending = {};
+
+  function setLive(on) {
+    var dot = document.getElementById("live-dot");
+    if (dot) {
+      dot.classList.toggle("is-live", on);
+      dot.title = on ? "Live updates on" : "Reconnecting…";
+    }
+  }
+
+  function sendView() {
+    if (socket && socket.readyState === WebSocket.OPEN) {
+      socket.send(JSON.stringify({ type: "view", conversation_id: currentConversationId() }));
+    }
+    if (!currentConversationId()) { renderPresence([]); }
+  }
+
+  function renderPresence(viewers) {
+    var el = document.getElementById("presence");
+    if (!el) { return; }
+    var me = myAgentId();
+    var names = (viewers || []).filter(function (v) { return v.id !== me; }).map(function (v) { return v.name; });
+    el.textContent = names.length ? names.join(", ") + (names.length === 1 ? " is viewing" : " are viewing") : "";
+    el.hidden = names.length === 0;
+  }
+
+  function replaceFragment(id, onDone) {
+    var el = document.getElementById(id);
+    if (!el) { return; }
+    var src = el.getAttribute("data-src");
+    if (!src) { return; }
+    var wasAtBottom = el.scrollHeight - el.scrollTop - el.clientHeight < 80;
+    var scroll = el.scrollTop;
+    fetch(src, { credentials: "same-origin", headers: { "Accept": "text/html" } }).then(function (r) {
+      if (r.status === 401) { window.location.assign("/login"); return null; }
+      if (r.status === 404) { return null; }
+      return r.ok ? r.text() : null;
+    }).then(function (html) {
+      if (html === null || html === undefined) { return; }
+      var current = document.getElementById(id);
+      if (!current) { return; }
+      var doc = new DOMParser().parseFromString(html, "text/html");
+      var fresh = doc.getElementById(id);
+      if (!fresh) { return; }
+      fresh = document.importNode(fresh, true);
+      current.replaceWith(fresh);
+      if (window.htmx) { window.htmx.process(fresh); }
+      decorate(fresh);
+      if (onDone) { onDone(fresh, wasAtBottom, scroll); }
+    }).catch(function () { /* the next event retries */ });
+  }
+
+  function refreshList() {
+    var list = items();
+    var index = selectedIndex(list);
+    var selectedId = index >= 0 ? list[index].getAttribute("data-id") : null;
+    replaceFragment("conv-list", function (fresh, _bottom, scroll) {
+      fresh.scrollTop = scroll;
+      if (selectedId) {
+        items().forEach(function (el) { el.classList.toggle("is-selected", el.getAttribute("data-id") === selectedId); });
+      }
+    });
+  }
+
+  function refreshTranscript() {
+    replaceFragment("transcript", function (fresh, wasAtBottom, scroll) {
+      if (wasAtBottom) { fresh.scrollTop = fresh.scrollHeight; } else { fresh.scrollTop = scroll; }
+    });
+  }
+
+  function refreshHead() {
+    replaceFragment("conv-head", function () { sendView(); });
+  }
+
+  function refreshSidebar() { replaceFragment("sidebar"); }
+
+  // While a page navigation (boosted link or form) is in flight, a fragment fetched now could
+  // be overwritten by the page that is about to arrive, rendered before the change. Remember
+  // what changed and refresh it once the new page has settled.
+  var navigating = 0;
+  var deferred = {};
+
+  function schedule(key, fn) {
+    if (navigating > 0) { deferred[key] = fn; return; }
+    if (pending[key]) { return; }
+    pending[key] = window.setTimeout(function () { pending[key] = null; fn(); }, 150);
+  }
+
+  function isNavigation(e) {
+    var elt = e.detail && e.detail.elt;
+    return !!(e.detail && e.detail.boosted) || (elt && elt.closest && !!elt.closest("[hx-boost]"));
+  }
+
+  document.addEventListener("htmx:beforeRequest", function (e) { if (isNavigation(e)) { navigating += 1; } });
+  document.addEventListener("htmx:afterRequest", function (e) {
+    if (!isNavigation(e)) { return; }
+    // settle runs after this event; give the swap a moment, then replay what was missed
+    window.setTimeout(function () {
+      navigating = Math.max(0, navigating - 1);
+      if (navigating > 0) { return; }
+      var todo = deferred;
+      deferred = {};
+      Object.keys(todo).forEach(function (key) { schedule(key, todo[key]); });
+    }, 50);
+  });
+
+  function onLive(frame) {
+    if (!frame || typeof frame.type !== "string") { return; }
+    var current = currentConversationId();
+    if (frame.type === "presence") {
+      if (frame.conversation_id === current) { renderPresence(frame.viewers); }
+      return;
+    }
+    if (frame.type === "hello" || frame.type === "pong") { return; }
+    schedule("list", refreshList);
+    if (frame.conversation_id !== current) { return; }
+    if (frame.type === "message.created" || frame.type === "message.delivery") {
+      schedule("transcript", refreshTranscript);
+    }
+    if (frame.type === "message.created" || frame.type.indexOf("conversation.") === 0) {
+      schedule("head", refreshHead);
+    }
+    if (frame.type === "contact.updated" || frame.author === "system") {
+      schedule("sidebar", refreshSidebar);
+    }
+  }
+
+  function connect() {
+    if (!document.getElementById("page")) { return; }
+    var scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
+    try {
+      socket = new WebSocket(scheme + "//" + window.location.host + "/inbox/ws");
+    } catch (e) {
+      return;
+    }
+    socket.addEventListener("open", function () {
+      retries = 0;
+      setLive(true);
+      sendView();
+    });
+    socket.addEventListener("message", function (ev) {
+      var frame;
+      try { frame = JSON.parse(ev.data); } catch (e) { return; }
+      onLive(frame);
+    });
+    socket.addEventListener("close", function (ev) {
+      setLive(false);
+      if (ev.code === 4401) { window.location.assign("/login"); return; }
+      var delay = Math.min(30000, 1000 * Math.pow(2, retries)) * (0.5 + Math.random() / 2);
+      retries += 1;
+      window.setTimeout(function () {
+        // catch up on what happened while disconnected
+        refreshList();
+        if (currentConversationId()) { refreshTranscript(); refreshHead(); }
+        connect();
+      }, delay);
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", connect);
+})();

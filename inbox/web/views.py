@@ -1,0 +1,537 @@
+"""The agents' inbox pages: the conversation list, one conversation, and the actions on it.
+
+Pages are rendered on the server (autoescaped Jinja2); htmx boosts links and forms and
+swaps the fragments (``/inbox/fragments/list``, ``/inbox/c/<id>/fragments/<part>``) that
+live updates ask for. Every conversation is loaded through ``inbox.store.get_conversation``,
+so one outside the agent's access is a 404, exactly like a missing one. Every POST answers
+with a redirect back to the conversation (or a clear 4xx).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+from aiohttp import web
+from sqlmodel import col, select
+
+from inbox.messages import InvalidMessage
+from inbox.models import (
+    Agent,
+    CannedResponse,
+    Channel,
+    Contact,
+    Conversation,
+    ConversationStatus,
+    Label,
+    Message,
+    OutboxMessage,
+    OutboxStatus,
+    Owner,
+    Priority,
+)
+from inbox.store import (
+    VIEWS,
+    InvalidAction,
+    InvalidQuery,
+    add_note,
+    agent_reply,
+    assign,
+    check_access,
+    claim,
+    count_conversations,
+    get_conversation,
+    hand_back_to_bot,
+    list_conversations,
+    set_labels,
+    set_priority,
+    set_status,
+    transcript,
+)
+from inbox.web.auth import csrf_token
+from inbox.web.canned import CannedError, canned_context, render_canned
+from inbox.web.customer import (
+    METHODS,
+    REASONS,
+    RESOLUTIONS,
+    ActionError,
+    do_cancel_order,
+    do_create_return,
+    do_resend_tracking,
+    load_sidebar,
+)
+from inbox.web.rendering import error_response, render, render_fragment
+from inbox.web.state import AGENT, STATE
+
+__all__ = ["ListParams", "routes"]
+
+log = logging.getLogger("inbox.web.views")
+
+PAGE_SIZE = 50
+TRANSCRIPT_LIMIT = 200
+_LIST_KEYS = ("view", "status", "channel", "intent", "priority", "label", "q", "before")
+_STATUSES = [s.value for s in ConversationStatus]
+_PRIORITIES = [p.value for p in Priority]
+_CHANNELS = [c.value for c in Channel]
+_NOT_FOUND = "There is no such conversation, or you do not have access to it."
+
+
+# --------------------------------------------------------------------------- list parameters
+
+
+@dataclass(frozen=True)
+class ListParams:
+    """The list's view and filters, as they appear in the query string."""
+
+    view: str = "all"
+    status: str = "open"  # "any" lists every status
+    channel: str = ""
+    intent: str = ""
+    priority: str = ""
+    label: str = ""
+    q: str = ""
+    before: str = ""
+
+    @classmethod
+    def parse(cls, query: Any) -> ListParams:
+        values = {k: str(query.get(k, "") or "").strip()[:200] for k in _LIST_KEYS if k in query}
+        params = replace(cls(), **values)
+        if params.view not in VIEWS:
+            raise InvalidQuery(f"unknown view {params.view!r}; use one of: {', '.join(VIEWS)}")
+        if not params.status:
+            params = replace(params, status="any")
+        if params.status != "any" and params.status not in _STATUSES:
+            raise InvalidQuery(f"unknown status {params.status!r}")
+        if params.channel and params.channel not in _CHANNELS:
+            raise InvalidQuery(f"unknown channel {params.channel!r}")
+        if params.priority and params.priority not in _PRIORITIES:
+            raise InvalidQuery(f"unknown priority {params.priority!r}")
+        return params
+
+    @classmethod
+    def from_qs(cls, qs: str) -> ListParams:
+        try:
+            return cls.parse(dict(parse_qsl(qs or "", keep_blank_values=True)))
+        except InvalidQuery:
+            return cls()
+
+    def filters(self) -> dict[str, Any]:
+        return {
+            "status": None if self.status == "any" else self.status,
+            "channel": self.channel or None,
+            "intent": self.intent or None,
+            "priority": self.priority or None,
+            "label": self.label or None,
+            "q": self.q or None,
+        }
+
+    def qs(self, **changes: Any) -> str:
+        """The query string for these params with ``changes`` (a change resets the page)."""
+        merged = replace(self, **({"before": ""} | changes))
+        defaults = ListParams()
+        pairs = [(k, v) for k, v in asdict(merged).items() if v != getattr(defaults, k)]
+        return urlencode(pairs)
+
+    @property
+    def is_filtered(self) -> bool:
+        return any((self.channel, self.intent, self.priority, self.label, self.q)) or self.status != "open"
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _conversation_id(request: web.Request) -> int | None:
+    raw = request.match_info.get("cid", "")
+    return int(raw) if raw.isdigit() and len(raw) < 12 else None
+
+
+async def _list_context(db: Any, agent: Agent, params: ListParams) -> dict[str, Any]:
+    filters = params.filters()
+    rows = await list_conversations(
+        db, agent, view=params.view, limit=PAGE_SIZE, before=params.before or None, **filters  # type: ignore[arg-type]
+    )
+    counts = await count_conversations(db, agent, view=params.view, **filters)  # type: ignore[arg-type]
+    labels = (await db.exec(select(Label).order_by(col(Label.name)))).all()
+    intents = (
+        await db.exec(
+            select(Conversation.last_intent)
+            .where(col(Conversation.last_intent).is_not(None))
+            .distinct()
+            .order_by(col(Conversation.last_intent))
+            .limit(60)
+        )
+    ).all()
+    return {
+        "rows": rows,
+        "counts": counts,
+        "params": params,
+        "labels": labels,
+        "label_colors": {lb.name: lb.color for lb in labels},
+        "intents": [i for i in intents if i],
+        "statuses": _STATUSES,
+        "priorities": _PRIORITIES,
+        "channels": _CHANNELS,
+        "views": VIEWS,
+        "next_cursor": rows[-1].cursor if len(rows) == PAGE_SIZE else None,
+    }
+
+
+async def _delivery_errors(db: Any, messages: list[Message]) -> dict[int, str]:
+    failed = [m.id for m in messages if m.delivery_status == OutboxStatus.undeliverable.value and m.id is not None]
+    if not failed:
+        return {}
+    rows = (
+        await db.exec(
+            select(OutboxMessage.message_id, OutboxMessage.last_error).where(col(OutboxMessage.message_id).in_(failed))
+        )
+    ).all()
+    return {int(mid): (err or "") for mid, err in rows if mid is not None}
+
+
+_ALL_PARTS = frozenset({"head", "transcript", "composer", "sidebar"})
+
+
+async def _conversation_context(
+    request: web.Request, db: Any, agent: Agent, conversation: Conversation, parts: frozenset[str] = _ALL_PARTS
+) -> dict[str, Any]:
+    """What the conversation templates need; ``parts`` limits the queries to the fragments rendered."""
+    state = request.app[STATE]
+    ctx: dict[str, Any] = {
+        "conversation": conversation,
+        "contact": await db.get(Contact, conversation.contact_id),
+        "statuses": _STATUSES,
+        "priorities": _PRIORITIES,
+    }
+    messages: list[Message] = []
+    if "transcript" in parts:
+        messages = await transcript(db, conversation.id, limit=TRANSCRIPT_LIMIT)
+        ctx["messages"] = messages
+        ctx["delivery_errors"] = await _delivery_errors(db, messages)
+    if "head" in parts or "transcript" in parts:
+        agents = (await db.exec(select(Agent).where(col(Agent.is_active).is_(True)).order_by(col(Agent.name)))).all()
+        names = {a.id: (a.name or a.email.split("@")[0]) for a in agents}
+        wanted = {m.agent_id for m in messages if m.agent_id is not None} | {conversation.assignee_id}
+        missing = {i for i in wanted if i is not None and i not in names}
+        if missing:
+            for a_id, a_name, a_email in (
+                await db.exec(select(Agent.id, Agent.name, Agent.email).where(col(Agent.id).in_(missing)))
+            ).all():
+                names[a_id] = a_name or a_email.split("@")[0]
+        ctx["agent_names"] = names
+        ctx["assignable"] = [a for a in agents if check_access(a, conversation)]
+        ctx["assignee_name"] = names.get(conversation.assignee_id) if conversation.assignee_id else None
+    if "head" in parts:
+        labels = (await db.exec(select(Label).order_by(col(Label.name)))).all()
+        ctx["all_labels"] = sorted({lb.name for lb in labels} | set(conversation.labels or []))
+        ctx["label_colors"] = {lb.name: lb.color for lb in labels}
+        ctx["viewers"] = [v for v in state.agents.viewers(conversation.id or 0) if v["id"] != agent.id]
+        ctx["snooze_default"] = (datetime.now(UTC) + timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
+    if "composer" in parts:
+        ctx["canned"] = (await db.exec(select(CannedResponse).order_by(col(CannedResponse.shortcut)))).all()
+    if "sidebar" in parts:
+        ctx["sidebar"] = await load_sidebar(db, conversation)
+        ctx.update(resolutions=RESOLUTIONS, methods=METHODS, reasons=REASONS)
+    return ctx
+
+
+async def _page_context(request: web.Request) -> dict[str, Any]:
+    agent = request[AGENT]
+    return {"agent": agent, "csrf_token": await csrf_token(request)}
+
+
+# --------------------------------------------------------------------------- pages
+
+
+async def inbox_page(request: web.Request) -> web.Response:
+    """GET /inbox — the list (no conversation open)."""
+    agent = request[AGENT]
+    try:
+        params = ListParams.parse(request.query)
+        async with request.app[STATE].sessions() as db:
+            ctx = await _list_context(db, agent, params)
+    except InvalidQuery as exc:
+        return error_response(request, 400, str(exc))
+    return render(request, "inbox/inbox.html", {**await _page_context(request), **ctx, "current_id": None})
+
+
+async def conversation_page(request: web.Request) -> web.Response:
+    """GET /inbox/c/<id> — the list plus one conversation and its customer."""
+    agent = request[AGENT]
+    cid = _conversation_id(request)
+    try:
+        params = ListParams.parse(request.query)
+    except InvalidQuery as exc:
+        return error_response(request, 400, str(exc))
+    async with request.app[STATE].sessions() as db:
+        conversation = await get_conversation(db, agent, cid) if cid is not None else None
+        if conversation is None:
+            return error_response(request, 404, _NOT_FOUND)
+        ctx = await _list_context(db, agent, params)
+        conv_ctx = await _conversation_context(request, db, agent, conversation)
+        prefill = ""
+        canned_id = request.query.get("canned", "")
+        if canned_id.isdigit():
+            prefill = await _render_canned(db, conversation, int(canned_id))
+    return render(
+        request,
+        "inbox/inbox.html",
+        {**await _page_context(request), **ctx, **conv_ctx, "current_id": conversation.id, "prefill": prefill},
+    )
+
+
+async def list_fragment(request: web.Request) -> web.Response:
+    """GET /inbox/fragments/list — the list alone (live updates)."""
+    agent = request[AGENT]
+    try:
+        params = ListParams.parse(request.query)
+        async with request.app[STATE].sessions() as db:
+            ctx = await _list_context(db, agent, params)
+    except InvalidQuery as exc:
+        return error_response(request, 400, str(exc))
+    current = request.query.get("current", "")
+    ctx["current_id"] = int(current) if current.isdigit() else None
+    return _fragment(request, "inbox/_list.html", ctx)
+
+
+_PARTS = {"head": "inbox/_head.html", "transcript": "inbox/_transcript.html", "sidebar": "inbox/_sidebar.html"}
+
+
+async def conversation_fragment(request: web.Request) -> web.Response:
+    """GET /inbox/c/<id>/fragments/<head|transcript|sidebar> (live updates)."""
+    agent = request[AGENT]
+    cid = _conversation_id(request)
+    part = request.match_info.get("part", "")
+    template = _PARTS.get(part)
+    if template is None:
+        return error_response(request, 404, "No such fragment.")
+    async with request.app[STATE].sessions() as db:
+        conversation = await get_conversation(db, agent, cid) if cid is not None else None
+        if conversation is None:
+            return error_response(request, 404, _NOT_FOUND)
+        ctx = await _conversation_context(request, db, agent, conversation, frozenset({part}))
+    params = ListParams.from_qs(request.query.get("list", ""))
+    ctx.update(agent=agent, params=params, csrf_token=await csrf_token(request))
+    return _fragment(request, template, ctx)
+
+
+def _fragment(request: web.Request, template: str, ctx: dict[str, Any]) -> web.Response:
+    state = request.app[STATE]
+    body = render_fragment(state.jinja, template, {"request": request, "config": state.config, **ctx})
+    return web.Response(text=body, content_type="text/html", charset="utf-8", headers={"Cache-Control": "no-store"})
+
+
+async def _render_canned(db: Any, conversation: Conversation, canned_id: int) -> str:
+    canned = await db.get(CannedResponse, canned_id)
+    if canned is None:
+        raise CannedError("there is no such canned response")
+    return render_canned(canned.body, await canned_context(db, conversation))
+
+
+async def canned_preview(request: web.Request) -> web.Response:
+    """GET /inbox/c/<id>/canned/<canned_id> — the canned response rendered for this conversation (JSON)."""
+    agent = request[AGENT]
+    cid = _conversation_id(request)
+    raw = request.match_info.get("canned_id", "")
+    async with request.app[STATE].sessions() as db:
+        conversation = await get_conversation(db, agent, cid) if cid is not None else None
+        if conversation is None:
+            return web.json_response({"error": _NOT_FOUND}, status=404)
+        try:
+            text = await _render_canned(db, conversation, int(raw) if raw.isdigit() else -1)
+        except CannedError as exc:
+            return web.json_response({"error": f"The canned response cannot be used: {exc}"}, status=422)
+    return web.json_response({"text": text}, headers={"Cache-Control": "no-store"})
+
+
+# --------------------------------------------------------------------------- actions
+
+Action = Callable[[Any, Conversation, Agent, Any], Awaitable[str | None]]
+
+
+def _back(cid: int, form: Any, anchor: str = "") -> str:
+    params = ListParams.from_qs(str(form.get("list") or ""))
+    qs = params.qs(before=params.before)
+    return f"/inbox/c/{cid}" + (f"?{qs}" if qs else "") + anchor
+
+
+async def _act(request: web.Request, action: Action, anchor: str = "") -> web.StreamResponse:
+    agent = request[AGENT]
+    cid = _conversation_id(request)
+    form = await request.post()
+    state = request.app[STATE]
+    async with state.sessions() as db:
+        conversation = await get_conversation(db, agent, cid) if cid is not None else None
+        if conversation is None:
+            return error_response(request, 404, _NOT_FOUND)
+        try:
+            await action(db, conversation, agent, form)
+        except (InvalidAction, InvalidMessage, ActionError) as exc:
+            await db.rollback()
+            return error_response(request, 400, _sentence(str(exc)))
+        await db.commit()
+    raise web.HTTPSeeOther(_back(conversation.id or 0, form, anchor))
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return (text[:1].upper() + text[1:]) if text else "That did not work."
+
+
+async def _assign(db: Any, conversation: Conversation, agent: Agent, form: Any) -> None:
+    raw = str(form.get("agent_id") or "")
+    if not raw:
+        await assign(db, conversation, None, by=agent)
+        return
+    assignee = await db.get(Agent, int(raw)) if raw.isdigit() else None
+    if assignee is None:
+        raise InvalidAction("there is no such agent")
+    await assign(db, conversation, assignee, by=agent)
+
+
+async def _unassign(db: Any, conversation: Conversation, agent: Agent, form: Any) -> None:
+    await assign(db, conversation, None, by=agent)
+
+
+async def _claim(db: Any, conversation: Conversation, agent: Agent, form: Any) -> None:
+    if not await claim(db, conversation, agent):
+        raise InvalidAction("someone else already took this conversation")
+
+
+def _parse_local(value: str, offset_minutes: str) -> datetime:
+    try:
+        naive = datetime.strptime(value.strip(), "%Y-%m-%dT%H:%M")
+    except ValueError:
+        raise InvalidAction("enter the snooze time as a date and time") from None
+    try:
+        offset = int(offset_minutes or "0")
+    except ValueError:
+        offset = 0
+    offset = max(-14 * 60, min(14 * 60, offset))
+    # JavaScript's getTimezoneOffset(): minutes to ADD to local time to get UTC
+    return (naive + timedelta(minutes=offset)).replace(tzinfo=UTC)
+
+
+async def _status(db: Any, conversation: Conversation, agent: Agent, form: Any) -> None:
+    status = str(form.get("status") or "")
+    until = None
+    if status == ConversationStatus.snoozed.value:
+        until = _parse_local(str(form.get("snoozed_until") or ""), str(form.get("tz_offset") or "0"))
+    await set_status(db, conversation, status, by=agent, snoozed_until=until)
+
+
+async def _priority(db: Any, conversation: Conversation, agent: Agent, form: Any) -> None:
+    await set_priority(db, conversation, str(form.get("priority") or ""), by=agent)
+
+
+async def _labels(db: Any, conversation: Conversation, agent: Agent, form: Any) -> None:
+    chosen = [str(v) for v in form.getall("labels", [])]
+    extra = str(form.get("new_label") or "").strip()
+    if extra:
+        chosen.append(extra)
+    await set_labels(db, conversation, chosen, by=agent)
+
+
+async def _hand_back(db: Any, conversation: Conversation, agent: Agent, form: Any) -> None:
+    if conversation.owner == Owner.bot:
+        raise InvalidAction("the bot already has this conversation")
+    await hand_back_to_bot(db, conversation, agent)
+
+
+def _order_id(request: web.Request) -> int:
+    raw = request.match_info.get("order_id", "")
+    if not raw.isdigit() or len(raw) > 12:
+        raise ActionError("That order does not belong to this customer.")
+    return int(raw)
+
+
+async def reply(request: web.Request) -> web.StreamResponse:
+    max_chars = request.app[STATE].config.max_message_chars
+
+    async def run(db: Any, conversation: Conversation, agent: Agent, form: Any) -> None:
+        await agent_reply(db, conversation, agent, str(form.get("text") or ""), max_chars=max_chars)
+
+    return await _act(request, run, "#composer")
+
+
+async def note(request: web.Request) -> web.StreamResponse:
+    max_chars = request.app[STATE].config.max_message_chars
+
+    async def run(db: Any, conversation: Conversation, agent: Agent, form: Any) -> None:
+        await add_note(db, conversation, agent, str(form.get("text") or ""), max_chars=max_chars)
+
+    return await _act(request, run, "#composer")
+
+
+async def do_assign(request: web.Request) -> web.StreamResponse:
+    return await _act(request, _assign)
+
+
+async def do_unassign(request: web.Request) -> web.StreamResponse:
+    return await _act(request, _unassign)
+
+
+async def do_claim(request: web.Request) -> web.StreamResponse:
+    return await _act(request, _claim)
+
+
+async def do_status(request: web.Request) -> web.StreamResponse:
+    return await _act(request, _status)
+
+
+async def do_priority(request: web.Request) -> web.StreamResponse:
+    return await _act(request, _priority)
+
+
+async def do_labels(request: web.Request) -> web.StreamResponse:
+    return await _act(request, _labels)
+
+
+async def do_hand_back(request: web.Request) -> web.StreamResponse:
+    return await _act(request, _hand_back)
+
+
+async def order_action(request: web.Request) -> web.StreamResponse:
+    """POST /inbox/c/<id>/orders/<order_id>/<cancel|return|resend-tracking>."""
+    kind = request.match_info.get("action", "")
+
+    async def run(db: Any, conversation: Conversation, agent: Agent, form: Any) -> str:
+        order_id = _order_id(request)
+        if kind == "cancel":
+            return await do_cancel_order(db, conversation, agent, order_id)
+        if kind == "return":
+            return await do_create_return(db, conversation, agent, order_id, form)
+        if kind == "resend-tracking":
+            return await do_resend_tracking(db, conversation, agent, order_id)
+        raise ActionError("Unknown order action.")
+
+    return await _act(request, run)
+
+
+async def home(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPFound("/inbox")
+
+
+def routes() -> list[web.AbstractRouteDef]:
+    return [
+        web.get("/", home, name="home"),
+        web.get("/inbox", inbox_page, name="inbox"),
+        web.get("/inbox/fragments/list", list_fragment, name="inbox_list_fragment"),
+        web.get(r"/inbox/c/{cid:\d+}", conversation_page, name="conversation"),
+        web.get(r"/inbox/c/{cid:\d+}/fragments/{part}", conversation_fragment, name="conversation_fragment"),
+        web.get(r"/inbox/c/{cid:\d+}/canned/{canned_id}", canned_preview, name="canned_preview"),
+        web.post(r"/inbox/c/{cid:\d+}/reply", reply, name="reply"),
+        web.post(r"/inbox/c/{cid:\d+}/note", note, name="note"),
+        web.post(r"/inbox/c/{cid:\d+}/assign", do_assign, name="assign"),
+        web.post(r"/inbox/c/{cid:\d+}/unassign", do_unassign, name="unassign"),
+        web.post(r"/inbox/c/{cid:\d+}/claim", do_claim, name="claim"),
+        web.post(r"/inbox/c/{cid:\d+}/status", do_status, name="status"),
+        web.post(r"/inbox/c/{cid:\d+}/priority", do_priority, name="priority"),
+        web.post(r"/inbox/c/{cid:\d+}/labels", do_labels, name="labels"),
+        web.post(r"/inbox/c/{cid:\d+}/hand-back", do_hand_back, name="hand_back"),
+        web.post(r"/inbox/c/{cid:\d+}/orders/{order_id}/{action}", order_action, name="order_action"),
+    ]
+

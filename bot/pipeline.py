@@ -27,6 +27,7 @@ from sqlmodel import select
 from bot.dialog.engine import respond
 from bot.dialog.turn import BotConfig, DialogState, Turn
 from bot.nlu import analyze
+from bot.nlu.intents import CLARIFY_BELOW
 from inbox import store
 from inbox.events import Event, EventBus
 from inbox.messages import OutboundPayload
@@ -84,8 +85,8 @@ class Pipeline:
                 now=datetime.now(timezone.utc),
                 config=self.config,
                 state=DialogState.from_json(conversation.bot_state),
-                intent=nlu.intent if nlu else "unknown",
-                confidence=nlu.confidence if nlu else 0.0,
+                intent=_intent(nlu)[0],
+                confidence=_intent(nlu)[1],
                 entities=list(nlu.entities) if nlu else [],
             )
             await respond(turn)
@@ -155,6 +156,21 @@ def _postback(message: Message) -> str | None:
     if message.start_payload and not (message.text or "").strip():
         return "intent:greeting"  # a /start deep link opens the conversation with the menu
     return None
+
+
+_SOCIAL = frozenset({"greeting", "thanks", "goodbye", "unknown"})
+
+
+def _intent(nlu: Any) -> tuple[str, float]:
+    """The classifier's intent, except that "hi, I want to return my shoes" is about the return:
+    a greeting or thanks in a longer message yields to the runner-up request when it is plausible."""
+    if nlu is None:
+        return "unknown", 0.0
+    if nlu.intent in {"greeting", "thanks"} and len(nlu.text.split()) >= 3 and len(nlu.ranking) > 1:
+        second, confidence = nlu.ranking[1]
+        if second not in _SOCIAL and confidence >= CLARIFY_BELOW:
+            return str(second), float(confidence)
+    return str(nlu.intent), float(nlu.confidence)
 
 
 def _language(nlu: Any, conversation: Conversation, contact: Contact) -> str:

@@ -1,4 +1,4 @@
-"""CLI commands for users, NLU tools, terminal chat and Telegram (registered on import)."""
+"""CLI commands for users, NLU tools, terminal chat and Telegram (registered on import by ``cli.main``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from shopdesk.cli import CliError, app, nlu_app, open_db, run, telegram_app, users_app
+from shopdesk.cli import CliError, app, fail, note, nlu_app, open_db, printable, run, telegram_app, users_app, working
 from shopdesk.settings import Settings
 
 __all__: list[str] = []
@@ -16,14 +16,14 @@ __all__: list[str] = []
 # --------------------------------------------------------------------------- users
 
 
-def _read_password(confirm: bool = True) -> str:
-    if not sys.stdin.isatty():
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = typer.prompt("Password", hide_input=True, confirmation_prompt=confirm)
-    if len(password) < 10:
-        raise CliError("the password must have at least 10 characters", 2)
-    return password
+def _read_password() -> str:
+    """The password from a hidden, confirmed prompt on a terminal, else the first line of stdin."""
+    if sys.stdin.isatty():
+        return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
+    line = sys.stdin.readline()
+    if not line:
+        fail("no password: pipe it on stdin, or run on a terminal to be asked", 2)
+    return line.rstrip("\r\n")
 
 
 @users_app.command("add")
@@ -32,40 +32,45 @@ def users_add(
     admin: bool = typer.Option(False, "--admin", help="May manage agents, canned responses and labels."),
     name: str = typer.Option("", help="Display name shown to colleagues."),
 ) -> None:
-    """Add an agent. The password is read from a prompt, or from stdin when piped; never from argv."""
+    """Add an agent. The password is read from a prompt, or from stdin when piped; never from argv.
+
+    Example: printf '%s\\n' "$PASSWORD" | shopdesk users add sam@example.com
+    """
+    from inbox.auth import AgentError, AgentExists, check_email, check_password, create_agent
+
+    password = _read_password()
     try:
-        password = _read_password()
-    except CliError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(exc.code) from None
+        address = check_email(email)
+        check_password(password)
+    except AgentError as exc:
+        fail(str(exc), 2)
 
     async def body(settings: Settings) -> None:
-        from inbox.auth import AgentExists, create_agent
         from shopdesk.db import session_maker
 
         engine = await open_db(settings)
         try:
             async with session_maker(engine)() as session:
                 try:
-                    await create_agent(session, email, password, name=name, admin=admin)
+                    await create_agent(session, address, password, name=name, admin=admin)
                 except AgentExists as exc:
-                    raise CliError(str(exc)) from exc
-                except ValueError as exc:
+                    raise CliError(f"{exc}: {address}") from exc
+                except AgentError as exc:
                     raise CliError(str(exc), 2) from exc
                 await session.commit()
         finally:
             await engine.dispose()
 
     run(body)
-    typer.echo(f"added {'admin' if admin else 'agent'} {email}")
+    typer.echo(printable(f"added {'admin' if admin else 'agent'} {address}"))
 
 
 @users_app.command("list")
 def users_list() -> None:
-    """List agents."""
+    """List agents: email, role, active or not."""
 
     async def body(settings: Settings) -> list[tuple[str, str, bool]]:
-        from sqlmodel import select
+        from sqlmodel import col, select
 
         from inbox.models import Agent
         from shopdesk.db import session_maker
@@ -73,13 +78,16 @@ def users_list() -> None:
         engine = await open_db(settings)
         try:
             async with session_maker(engine)() as session:
-                rows = (await session.exec(select(Agent).order_by(Agent.email))).all()
+                rows = (await session.exec(select(Agent).order_by(col(Agent.email)))).all()
                 return [(a.email, a.role.value, a.is_active) for a in rows]
         finally:
             await engine.dispose()
 
-    for email, role, active in run(body):
-        typer.echo(f"{email}\t{role}\t{'active' if active else 'inactive'}")
+    agents = run(body)
+    if not agents:
+        note("no agents yet; add one with 'shopdesk users add EMAIL --admin'")
+    for email, role, active in agents:
+        typer.echo(printable(f"{email}\t{role}\t{'active' if active else 'inactive'}"))
 
 
 # --------------------------------------------------------------------------- nlu
@@ -87,10 +95,18 @@ def users_list() -> None:
 
 @nlu_app.command("classify")
 def nlu_classify() -> None:
-    """Read JSON lines ({"text", "lang"?}) or plain lines on stdin; write one JSON result per line."""
+    """Read JSON lines ({"text", "lang"?}) or plain lines on stdin; write one JSON result per line.
+
+    Each output line has text, intent, confidence, language and entities.
+    """
     from bot.nlu.tools import classify_stream
 
-    classify_stream(sys.stdin, sys.stdout)
+    if sys.stdin.isatty():
+        note("Type messages, one per line (Ctrl-D to end).")
+    try:
+        classify_stream(sys.stdin, sys.stdout)
+    except UnicodeDecodeError:
+        fail("stdin is not UTF-8 text")
 
 
 @nlu_app.command("eval")
@@ -99,11 +115,11 @@ def nlu_eval(path: Path = typer.Argument(..., help="CSV with columns text,intent
     from bot.nlu.tools import evaluate_csv, format_report
 
     try:
-        report = evaluate_csv(path)
-    except (OSError, ValueError) as exc:
-        typer.echo(f"error: {str(exc).splitlines()[0]}", err=True)
-        raise typer.Exit(1) from None
-    typer.echo(format_report(report))
+        with working("classifying…"):
+            report = evaluate_csv(path)
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+        fail(str(exc))
+    typer.echo(printable(format_report(report)))
 
 
 # --------------------------------------------------------------------------- chat
@@ -133,12 +149,18 @@ def chat_cmd(
 
 @telegram_app.command("set-webhook")
 def telegram_set_webhook(url: str = typer.Argument(..., help="Public https URL ending in /webhooks/telegram.")) -> None:
-    """Point the Telegram bot at our webhook (with the secret token header)."""
+    """Point the Telegram bot at our webhook (with the secret token header).
+
+    Needs SHOPDESK_TELEGRAM_TOKEN and SHOPDESK_TELEGRAM_WEBHOOK_SECRET.
+    """
 
     async def body(settings: Settings) -> str:
-        from bot.connectors.telegram import set_webhook
+        from bot.connectors.telegram import TelegramSetupError, set_webhook
 
-        return await set_webhook(settings, url)
+        try:
+            return await set_webhook(settings, url)
+        except TelegramSetupError as exc:
+            raise CliError(str(exc)) from exc
 
     typer.echo(run(body))
 
@@ -148,8 +170,11 @@ def telegram_status() -> None:
     """Show the webhook's state from getWebhookInfo: URL, pending updates, last error."""
 
     async def body(settings: Settings) -> str:
-        from bot.connectors.telegram import webhook_status_text
+        from bot.connectors.telegram import TelegramSetupError, webhook_status_text
 
-        return await webhook_status_text(settings)
+        try:
+            return await webhook_status_text(settings)
+        except TelegramSetupError as exc:
+            raise CliError(str(exc)) from exc
 
-    typer.echo(run(body))
+    typer.echo(printable(run(body)))

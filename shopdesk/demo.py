@@ -24,7 +24,7 @@ LABELS = [("vip", "#b45309"), ("damaged", "#b91c1c"), ("wholesale", "#1d4ed8"), 
 async def seed_demo(engine: AsyncEngine, settings: Settings, *, seed: int = 7) -> str:
     """Seed orders (idempotently) plus demo logins; return the text that tells a newcomer what to try."""
     from inbox.auth import create_agent
-    from inbox.models import Agent, CannedResponse, Label, Role
+    from inbox.models import Agent, CannedResponse, Label
     from ordersvc.demo import seed_demo_orders
 
     sessions = session_maker(engine)
@@ -41,15 +41,12 @@ async def seed_demo(engine: AsyncEngine, settings: Settings, *, seed: int = 7) -
             if (await session.exec(select(Label).where(Label.name == name))).first() is None:
                 session.add(Label(name=name, color=color))
         await session.commit()
-    _ = Role
     base = settings.public_url.rstrip("/")
     lines = [
-        "Demo shop ready.",
         f"  Shop with chat widget:  {base}/shop",
         f"  Agents' inbox:          {base}/inbox",
         f"  Admin login:  {DEMO_ADMIN[0]} / {DEMO_ADMIN[1]}",
         f"  Agent login:  {DEMO_AGENT[0]} / {DEMO_AGENT[1]}",
-        "  Orders to try in the chat (order number + email or postal code):",
     ]
-    lines += [f"    {line}" for line in summary.try_lines()]
-    return "\n".join(lines)
+    head, *try_lines = summary.text().splitlines()
+    return "\n".join([head, *lines, *try_lines])

@@ -153,20 +153,23 @@ class Settings(BaseSettings):
 
 def load_settings(**overrides: Any) -> Settings:
     """Read the settings; raise SettingsError with one line naming the first bad one."""
+    explicit = os.environ.get(TOML_FILE_ENV)
+    if explicit and explicit != os.devnull and not Path(explicit).is_file():
+        raise SettingsError(f"bad setting {TOML_FILE_ENV}: no such file {explicit!r}")
     try:
         return Settings(**overrides)
     except ValidationError as exc:
         err = exc.errors()[0]
         name = "SHOPDESK_" + str(err["loc"][0]).upper() if err.get("loc") else "settings"
-        raise SettingsError(f"bad setting {name}: {err['msg']}") from None
+        message = str(err["msg"]).removeprefix("Value error, ")
+        raise SettingsError(f"bad setting {name}: {message}") from None
     except Exception as exc:  # a broken shopdesk.toml
         raise SettingsError(f"cannot read settings: {exc}".splitlines()[0]) from None
 
 
 def _mask(value: Any) -> str:
     if isinstance(value, SecretStr):
-        raw = value.get_secret_value()
-        return "****" + raw[-2:] if len(raw) >= 12 else "****"
+        return "(set, hidden)" if value.get_secret_value() else "(empty)"
     if value is None:
         return "(not set)"
     return str(value)

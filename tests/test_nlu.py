@@ -724,3 +724,17 @@ def test_cli_evaluate(classifier, capsys: pytest.CaptureFixture[str], tmp_path: 
     bad.write_text("a,b\n1,2\n", encoding="utf-8")
     assert main(["evaluate", str(bad)]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_fast_probabilities_equal_scikit_learns(classifier: IntentClassifier) -> None:
+    """The hand-evaluated calibrated ensemble must be the same arithmetic as scikit-learn's."""
+    import numpy as np
+
+    from bot.nlu.intents import normalize_text
+
+    texts = [normalize_text(t) for t in ("where is my order?", "quiero devolver", "我的订单在哪里", "asdkjh qwe",
+                                         "cancel my order 1001 please", "спасибо", "Đơn hàng của tôi đâu")]
+    assert classifier._linear_folds() is not None  # the fast path is really taken
+    fast = classifier.predict_proba(texts)
+    reference = classifier._pipeline.predict_proba(texts)
+    assert np.allclose(fast, reference, atol=1e-12)

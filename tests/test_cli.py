@@ -365,7 +365,6 @@ async def test_users_add_reads_the_password_from_stdin(db_cli: Cli, sessions: An
 
 
 def test_nlu_classify_reads_json_and_plain_lines(cli: Cli) -> None:
-    pytest.importorskip("bot.nlu.tools", reason="bot.nlu (another engineer's work) is not there yet")
     from bot.nlu.intents import INTENTS
 
     stdin = "\n".join(
@@ -394,7 +393,6 @@ def test_nlu_classify_reads_json_and_plain_lines(cli: Cli) -> None:
 
 
 def test_nlu_eval_on_a_small_csv(cli: Cli, tmp_path: Path) -> None:
-    pytest.importorskip("bot.nlu.tools", reason="bot.nlu (another engineer's work) is not there yet")
     labelled = tmp_path / "small.csv"
     labelled.write_text(
         "text,intent,lang\n"

@@ -173,15 +173,23 @@ def _intent(nlu: Any) -> tuple[str, float]:
     return str(nlu.intent), float(nlu.confidence)
 
 
+#: languages the detector may guess for Latin-script text that means nothing to it
+_LATIN_GUESSES = frozenset({"en", "es"})
+
+
 def _language(nlu: Any, conversation: Conversation, contact: Contact) -> str:
     """The reply language: detected from the text, but a short answer ("Madrid", "10115")
-    keeps the language the conversation is already in."""
+    or a message the bot did not understand keeps the language the conversation (or the
+    customer's browser or app) is already in."""
     known = conversation.language or contact.language
     if nlu is None:
         return known or "en"
     if known and len(nlu.text.split()) < 3 and not any("\u4e00" <= ch <= "\u9fff" for ch in nlu.text):
         return known
+    if known and nlu.intent == "unknown" and nlu.language in _LATIN_GUESSES:
+        return known  # not understood ("asdkjh qwe zzz"): an en/es guess is no better than what we know
     return str(nlu.language)
+
 
 
 async def unprocessed(sessions: async_sessionmaker[Any]) -> list[int]:

@@ -62,7 +62,7 @@ def check_email(email: str) -> str:
     """The normalized email, or AgentError when it does not look like an address."""
     value = normalize_email(email)
     local, _, domain = value.partition("@")
-    if not local or "." not in domain or len(value) > 320 or any(c.isspace() for c in value):
+    if not local or "." not in domain or len(value) > 320 or not value.isprintable() or any(c.isspace() for c in value):
         raise AgentError("enter a valid email address")
     return value
 
@@ -146,7 +146,9 @@ async def authenticate(session: AsyncSession, email: str, password: str) -> Agen
     Records ``last_login_at`` and upgrades an outdated hash on success.
     """
     address = normalize_email(email)
-    if not address or len(address) > 320 or not password or len(password) > MAX_PASSWORD_LENGTH:
+    # NUL and other control characters cannot be in a stored address (PostgreSQL refuses NUL outright)
+    if not address or len(address) > 320 or not address.isprintable() or not password \
+            or len(password) > MAX_PASSWORD_LENGTH:
         await verify_password(_dummy_hash(), "x")
         return None
     agent = (await session.exec(select(Agent).where(sa.func.lower(Agent.email) == address))).first()

@@ -350,6 +350,8 @@ async def get_conversation(session: Any, agent: Agent, conversation_id: int) -> 
         conversation_id = int(conversation_id)
     except (TypeError, ValueError):
         return None
+    if not 0 < conversation_id <= 2**31 - 1:  # an INTEGER id; PostgreSQL refuses larger values
+        return None
     conversation = await session.get(Conversation, conversation_id)
     if conversation is None or not check_access(agent, conversation):
         return None

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_date, format_datetime
+from babel.dates import format_date, format_time, get_datetime_format
 from babel.numbers import format_currency, format_decimal
 from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
@@ -101,10 +101,15 @@ def _environment(lang: str) -> SandboxedEnvironment:
         return format_date(value, format="medium", locale=locale)
 
     def moment(value: datetime | None, tz: str | None = None) -> str:
+        """Date and time to the minute ("Nov 21, 2026, 7:04 PM"): seconds mean nothing to a customer."""
         if value is None:
             return ""
         tzinfo = ZoneInfo(tz) if tz else None
-        return format_datetime(value, format="medium", tzinfo=tzinfo, locale=locale)
+        local = value.astimezone(tzinfo) if tzinfo else value
+        pattern = get_datetime_format("medium", locale=locale)
+        return str(pattern).replace("{1}", format_date(local.date(), format="medium", locale=locale)).replace(
+            "{0}", format_time(local, format="short", tzinfo=tzinfo, locale=locale)
+        )
 
     def number(value: Any) -> str:
         return format_decimal(value, locale=locale)

@@ -242,7 +242,8 @@ class Query:
         value = self.text("cursor", 20)
         if value is None:
             return None
-        if not re.fullmatch(r"[1-9][0-9]{0,17}", value):
+        # ids are INTEGER columns: a larger cursor was never issued (and PostgreSQL refuses to compare it)
+        if not re.fullmatch(r"[1-9][0-9]{0,9}", value) or int(value) > 2**31 - 1:
             raise ApiError(400, "'cursor' is not valid; use the next_cursor of a previous page")
         return int(value)
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -1212,9 +1212,10 @@ class _Planner:
         # 1003 stalled: in transit, silent for 7 days, ETA passed
         o = order(1003, P["demo-customer-dmitry"], 11, [("WOS-CHR-M", 1), ("MBN-RST", 1)], hours=-11)
         self.ship(o, self.rng("ship", 1003), _STALLED, self.ago(9, -15), self.ago(7, -9), voice=_USPS, s10=False)
-        # 1004 delivery exception
+        # 1004 delivery exception: the incorrect address the summary promises, not a random one
         o = order(1004, P["demo-customer-lan"], 5, [("CLS-WHT-07", 1)], hours=-16)
-        self.ship(o, self.rng("ship", 1004), _EXCEPTION.value, self.ago(4, -12), self.ago(1, -10), voice=_FEDEX)
+        self.ship(o, self.rng("ship", 1004), _EXCEPTION.value, self.ago(4, -12), self.ago(1, -10),
+                  voice=replace(_FEDEX, exception=_FEDEX.exception[:1]))
         # 1005 unfulfilled, cancellable
         o = order(1005, P["demo-customer-fang"], 0, [("TEE-WHT-M", 2), ("GTM-HGR-M", 1)], hours=9)
         # 1006 two shipments: one delivered, one in transit

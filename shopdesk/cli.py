@@ -125,10 +125,10 @@ def working(message: str) -> Iterator[None]:
         yield
 
 
-def settings_or_exit() -> Settings:
+def settings_or_exit(**overrides: Any) -> Settings:
     """The settings, with the secret key made or read from the data dir; exit 2 on a bad one."""
     try:
-        settings = load_settings()
+        settings = load_settings(**overrides)
         settings.ensure_secret_key()
     except SettingsError as exc:
         fail(str(exc), 2)
@@ -240,6 +240,11 @@ def _serve(settings: Settings, host: str | None, port: int | None, telegram_poll
             raise
 
 
+def _address(host: str | None, port: int | None) -> dict[str, Any]:
+    """``--host``/``--port`` as setting overrides, so the printed and linked URLs follow them."""
+    return {k: v for k, v in (("host", host), ("port", port)) if v is not None}
+
+
 @app.command("serve")
 def serve_cmd(
     host: str | None = typer.Option(None, help="Address to listen on (default SHOPDESK_HOST)."),
@@ -249,7 +254,7 @@ def serve_cmd(
     ),
 ) -> None:
     """Migrate the database and serve the inbox, widget, webhooks and API (Ctrl-C stops)."""
-    _serve(settings_or_exit(), host, port, telegram_polling)
+    _serve(settings_or_exit(**_address(host, port)), host, port, telegram_polling)
 
 
 @app.command("demo")
@@ -260,7 +265,7 @@ def demo_cmd(
     port: int | None = typer.Option(None, min=1, max=65535, help="Port (default SHOPDESK_PORT)."),
 ) -> None:
     """Seed a demo shop (orders, customers, agents) and serve it. Running it again adds nothing."""
-    settings = settings_or_exit()
+    settings = settings_or_exit(**_address(host, port))
 
     async def body(settings: Settings) -> str:
         from shopdesk.demo import seed_demo

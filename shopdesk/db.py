@@ -29,7 +29,12 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    """An async engine; SQLite gets WAL, foreign keys and a busy timeout on every connection."""
+    """An async engine; SQLite gets WAL, foreign keys and a busy timeout on every connection.
+
+    SQL parameters (customer emails, addresses, message text) never appear in error messages
+    or SQL logging (``hide_parameters``): a logged database error must not leak them.
+    """
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         db_path = url.split("///", 1)[-1]
         if db_path and db_path != ":memory:":

@@ -43,10 +43,15 @@ async def seed_demo(engine: AsyncEngine, settings: Settings, *, seed: int = 7) -
         await session.commit()
     base = settings.public_url.rstrip("/")
     lines = [
-        f"  Shop with chat widget:  {base}/shop",
-        f"  Agents' inbox:          {base}/inbox",
+        f"  Shop with chat widget:  {base}/shop   (the chat button is at the bottom right)",
+        f"  Agents' inbox:          {base}/inbox  (open it in another window to watch chats arrive)",
         f"  Admin login:  {DEMO_ADMIN[0]} / {DEMO_ADMIN[1]}",
         f"  Agent login:  {DEMO_AGENT[0]} / {DEMO_AGENT[1]}",
     ]
+    tips = [
+        'In the chat, say "hi" or "where is my order?", "I want to return something" (#1002),',
+        '"cancel my order" (#1005) or "talk to a person"; English, Spanish, Russian, Vietnamese',
+        "and Chinese all work. Late or stuck parcels (#1003, #1004) reach the inbox as high priority.",
+    ]
     head, *try_lines = summary.text().splitlines()
-    return "\n".join([head, *lines, *try_lines])
+    return "\n".join([head, *lines, *try_lines, *tips])

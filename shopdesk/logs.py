@@ -17,7 +17,8 @@ __all__ = ["configure_logging", "redact", "RedactingFilter", "JsonFormatter"]
 
 _PATTERNS = [
     (re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"), "<email>"),
-    (re.compile(r"\b\d{6,12}:[A-Za-z0-9_-]{30,}"), "<telegram-token>"),
+    # no \b in front: in a Bot API URL the token follows "bot" ("/bot123456:AA...")
+    (re.compile(r"(?<![0-9])\d{6,12}:[A-Za-z0-9_-]{30,}"), "<telegram-token>"),
     (re.compile(r"\bxox[abposr]-[A-Za-z0-9-]+"), "<slack-token>"),
     (re.compile(r"\bxapp-[A-Za-z0-9-]+"), "<slack-app-token>"),
     (re.compile(r"\bsdk_[A-Za-z0-9_-]{20,}"), "<api-token>"),
@@ -67,6 +68,8 @@ def configure_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # request URLs of these clients contain the bot token; keep them at WARNING
-    for noisy in ("httpx", "httpcore", "telegram.ext", "aiohttp.access"):
+    # request URLs of these clients contain the bot token (PTB's own "telegram" logger prints its
+    # API URL at DEBUG); aiosqlite and SQLAlchemy's engine print SQL parameters (customer data)
+    # below WARNING. Keep them all at WARNING, whatever the level.
+    for noisy in ("httpx", "httpcore", "telegram", "telegram.ext", "aiohttp.access", "aiosqlite", "sqlalchemy.engine"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -13,7 +13,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -116,6 +116,15 @@ class Settings(BaseSettings):
             env_settings,
             TomlConfigSettingsSource(settings_cls, toml_file=toml_path),
         )
+
+    @model_validator(mode="after")
+    def _default_public_url(self) -> Settings:
+        """Without an explicit SHOPDESK_PUBLIC_URL, links (return labels, the inbox) point at the
+        address the server listens on, so ``SHOPDESK_PORT=8099`` needs nothing else."""
+        if "public_url" not in self.model_fields_set:
+            host = self.host if self.host not in ("", "0.0.0.0", "::") else "127.0.0.1"
+            self.public_url = f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
+        return self
 
     @property
     def is_sqlite(self) -> bool:

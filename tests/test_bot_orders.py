@@ -22,8 +22,9 @@ from sqlmodel import select
 
 import bot.files
 from bot.handlers.orders import find_country, parse_address
-from inbox.models import Owner
+from inbox.models import Channel, Owner, Priority
 from ordersvc.inventory import reserve_order
+from ordersvc.tracking import ShipmentStatus
 from ordersvc.models import (
     FinancialStatus,
     FulfillmentStatus,
@@ -278,3 +279,55 @@ async def test_invoice_link_for_a_verified_customer_only(sessions, settings, aio
     text = "".join(page.extract_text() for page in PdfReader(BytesIO(await response.read())).pages)
     assert "#1001" in text and "Linen tee" in text
     assert (await client.get(path_of(url).replace("t=", "t=9"))).status == 404
+
+
+# --------------------------------------------------------------------------- greeting
+
+
+async def test_greeting_uses_a_real_name_never_the_widget_label(sessions, settings) -> None:  # type: ignore[no-untyped-def]
+    await _order(sessions, shipped=True)
+    web = Chat(sessions, settings, user="visitor-greet")  # webchat: the contact is "Test Customer", our label
+    await web.send("hi")
+    assert web.text.startswith("Hi! I'm the ") and "Test Customer" not in web.text
+    await _verified(web, "track_order")
+    await web.send("hello")
+    assert web.text.startswith("Hi Lan! ")  # verified: the customer's first name
+    telegram = Chat(sessions, settings, user="4242", channel=Channel.telegram)
+    await telegram.send("hi")
+    assert telegram.text.startswith("Hi Test Customer! ")  # the name the messenger gives
+
+
+# --------------------------------------------------------------------------- where is my order
+
+
+async def test_a_parcel_in_trouble_gets_an_apology_that_fits_and_a_person(sessions, settings) -> None:  # type: ignore[no-untyped-def]
+    async with sessions() as session:
+        customer = await make_customer(session, email=EMAIL)
+        order, lines = await make_order(session, [{"sku": "TEE", "title": "Linen tee", "quantity": 1, "unit_price": "25.00"}],
+                                        name="#1001", customer=customer, email=EMAIL,
+                                        fulfillment_status=FulfillmentStatus.fulfilled)
+        await make_shipment(session, order, lines=[(lines[0], 1)], shipped_at=days_ago(3),
+                            status=ShipmentStatus("exception"))
+        await session.commit()
+    chat = Chat(sessions, settings)
+    await _verified(chat, "track_order")
+    assert "• Delayed: the carrier reported a problem (UPS, tracking 1Z5R89390357567127)" in chat.text
+    assert "I'm sorry about the trouble with this delivery." in chat.text
+    assert "taking longer than it should" not in chat.text
+    conversation = await chat.conversation()
+    assert conversation.owner == Owner.agent and conversation.priority == Priority.high
+
+
+# --------------------------------------------------------------------------- language
+
+
+async def test_gibberish_keeps_the_customers_language(sessions, settings) -> None:  # type: ignore[no-untyped-def]
+    chat = Chat(sessions, settings, lang="en")
+    await chat.send("asdkjh qwe zzz")  # the detector calls this Spanish
+    assert chat.text.startswith("Sorry, I'm not sure I understood.")
+    await chat.send("blorp fnord")
+    assert chat.text == "I'm having trouble understanding, so I'm passing you to a member of our team."
+    # a real Spanish request still switches the language
+    spanish = Chat(sessions, settings, user="visitor-es", lang="en")
+    await spanish.send("¿dónde está mi pedido?")
+    assert "número de pedido" in spanish.text

@@ -27,7 +27,7 @@ from pypdf import PdfReader
 from sqlmodel import select
 
 import bot.files
-from inbox.models import Owner
+from inbox.models import Direction, Message, Owner
 from ordersvc.models import (
     InventoryLevel,
     Order,
@@ -216,7 +216,11 @@ async def test_final_sale_items_are_explained(sessions, settings) -> None:  # ty
     assert "Some items from order #1001 can't be returned:" in chat.text
     assert "• Sale scarf: it was a final-sale item, so it can't be returned." in chat.text
     assert chat.replies[0].quick_replies == [("Talk to a person", "intent:human_agent")]
-    # the only returnable line is chosen for the customer
+    # they may have meant the scarf: the one returnable line is offered, not assumed
+    assert "Which item from order #1001 would you like to return?" in chat.replies[-1].text
+    assert [label for label, _ in chat.replies[-1].quick_replies] == ["Wool socks"]
+    assert "Why are you returning" not in chat.text
+    await chat.press("Wool socks")
     assert 'Why are you returning "Wool socks"?' in chat.text
 
 
@@ -380,6 +384,43 @@ async def test_someone_elses_order_is_never_disclosed(sessions, settings) -> Non
     everything = await chat.all_bot_text()
     assert "Silk robe" not in everything and "bob@example.com" not in everything
     assert len(await _rmas(sessions)) == 0
+
+
+async def test_a_new_request_naming_another_order_is_about_that_order(sessions, settings) -> None:  # type: ignore[no-untyped-def]
+    await _shop(sessions)
+    await _shop(sessions, name="#2002", email="bob@example.com",
+                lines=[{"sku": "ROBE", "title": "Silk robe", "quantity": 1, "unit_price": "80.00"}])
+    chat = Chat(sessions, settings)
+    await chat.send("Track my order", postback="intent:track_order")
+    await chat.send("#1001")
+    await chat.send(EMAIL)
+    assert "Here's the latest on order #1001" in chat.text
+    assert (await chat.state())["slots"].get("order_id")  # the conversation remembers #1001
+    # ...but the customer now names #2002: that order, verified first
+    await chat.send("I want to return order 2002")
+    assert "email address or the shipping postal code used for order #2002" in chat.text
+    assert "#1001" not in chat.text and "Linen tee" not in chat.text
+    await chat.send("bob@example.com")
+    assert 'Why are you returning "Silk robe"?' in chat.text
+    # naming the order already talked about needs no new proof
+    await chat.send("never mind")
+    await chat.send("I want to return order 2002")
+    assert 'Why are you returning "Silk robe"?' in chat.text
+
+
+async def test_answers_inside_the_flow_are_recorded_as_the_return(sessions, settings) -> None:  # type: ignore[no-untyped-def]
+    _order, (tee, _tote) = await _shop(sessions)
+    chat = Chat(sessions, settings)
+    await _start(chat)  # "#1001" and an email address: the classifier calls them anything
+    await chat.press(f"line:{tee.id}")
+    await chat.send("1")
+    await chat.press("reason:too_small")
+    async with sessions() as session:
+        intents = (await session.exec(
+            select(Message.intent).where(Message.conversation_id == chat.conversation_id,
+                                         Message.direction == Direction.inbound).order_by(Message.id))).all()
+    assert intents == ["start_return"] * 6  # intent, number, email, item, quantity, reason
+    assert (await chat.conversation()).last_intent == "start_return"
 
 
 async def test_a_typed_reason_stays_an_answer_but_asking_for_a_person_hands_over(sessions, settings) -> None:  # type: ignore[no-untyped-def]

@@ -214,8 +214,29 @@ async def test_xss_payloads_display_as_text_and_run_nothing(browser: Any, server
     await expect(customer.locator(".sdw-msg--agent .sdw-text")).to_have_text(
         f"You wrote {XSS_IMG} {XSS_SCRIPT}", timeout=TIMEOUT
     )
+    # links the shop sends become tappable in the widget and clickable in the transcript (http(s)
+    # only, the rest of the text stays text); links the customer sends stay text
+    await widget_send(customer, "see https://evil.example/x")
+    await agent.get_by_label("Reply", exact=True).fill(
+        'Your label: https://shop.example/label.pdf?t=1. Not javascript:alert(1) or "https://q.example/"onclick=x'
+    )
+    await agent.get_by_role("button", name="Send", exact=True).click()
+    widget_links = customer.locator(".sdw-msg--agent a")
+    await expect(widget_links).to_have_count(2, timeout=TIMEOUT)
+    assert await widget_links.evaluate_all("els => els.map(a => [a.getAttribute('href'), a.textContent, a.rel])") == [
+        ["https://shop.example/label.pdf?t=1", "https://shop.example/label.pdf?t=1", "noopener noreferrer"],
+        ["https://q.example/", "https://q.example/", "noopener noreferrer"],
+    ]
+    await expect(customer.locator(".sdw-msg--agent .sdw-text").last).to_contain_text("Not javascript:alert(1) or")
+    transcript_links = agent.locator("#transcript .msg-agent .msg-body a")
+    await expect(transcript_links).to_have_count(2, timeout=TIMEOUT)
+    assert await transcript_links.first.get_attribute("href") == "https://shop.example/label.pdf?t=1"
+    assert await customer.locator(".sdw-msg--customer a").count() == 0
+    assert await agent.locator("#transcript .msg-customer a").count() == 0
     # nothing became an element, nothing ran
     for page in (agent, customer):
+        assert await page.locator("[onclick]").count() == 0
+        assert await page.locator("a[href^=javascript]").count() == 0
         assert await page.locator("img[src=x]").count() == 0
         assert await page.evaluate("Array.from(document.scripts).filter(s => !s.src).length") == 0
     agent_seen.assert_clean()
@@ -274,4 +295,22 @@ async def test_widget_is_usable_on_a_360px_phone(browser: Any, server: LiveServe
     await expect(customer.locator(".sdw-msg--customer[data-id]")).to_have_count(1, timeout=TIMEOUT)
     assert await customer.evaluate(no_horizontal_scroll)
     await customer.screenshot(path=str(_screenshot_dir() / "widget-mobile.png"))
+    seen.assert_clean()
+
+
+async def test_widget_speaks_the_visitors_language(browser: Any, server: LiveServer) -> None:
+    from playwright.async_api import expect
+
+    customer, seen = await _customer_page(browser, server, locale="es-ES")
+    await customer.get_by_role("button", name="Chatea con nosotros").click()
+    await expect(customer.locator(".sdw-sub")).to_have_text("Solemos responder en pocos minutos")
+    field = customer.get_by_label("Mensaje", exact=True)
+    await expect(field).to_have_attribute("placeholder", "Escribe tu mensaje…")
+    await field.fill("hola")
+    await customer.get_by_role("button", name="Enviar").click()
+    await expect(customer.locator(".sdw-msg--customer[data-id]")).to_have_count(1, timeout=TIMEOUT)
+    seen.assert_clean()
+
+    chinese, seen = await _customer_page(browser, server, locale="zh-TW")
+    await expect(chinese.get_by_role("button", name="線上諮詢")).to_be_visible()
     seen.assert_clean()

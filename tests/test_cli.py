@@ -457,6 +457,12 @@ async def test_demo_seeds_once_and_prints_what_to_try(db_cli: Cli, sessions: Any
     assert "#1001" in second and DEMO_ADMIN[0] in second
     assert await count_orders() == orders
 
+    # another port: the printed links follow it (SHOPDESK_PORT or --port), unless a public URL is set
+    assert "http://127.0.0.1:8099/shop" in ok(db_cli("demo", "--no-serve", SHOPDESK_PORT="8099"))
+    assert "http://127.0.0.1:8098/inbox" in ok(db_cli("demo", "--no-serve", "--port", "8098"))
+    moved = ok(db_cli("demo", "--no-serve", "--port", "8098", SHOPDESK_PUBLIC_URL="https://desk.example"))
+    assert "https://desk.example/shop" in moved and "8098" not in moved
+
 
 # --------------------------------------------------------------------------- serve
 

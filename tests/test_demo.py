@@ -314,6 +314,8 @@ async def test_summary_examples_work(sessions: Any) -> None:
                 assert statuses == ["in_transit"] and shipment_is_late(bundle.shipments[0].shipment, NOW)
             elif e.scenario == "exception":
                 assert statuses == ["exception"]
+                assert "incorrect address" in e.description
+                assert "incorrect address" in bundle.shipments[0].events[0].message.lower()  # what the summary says
             elif e.scenario == "unfulfilled":
                 assert statuses == [] and bundle.order.stock_reserved and bundle.order.cancelled_at is None
                 assert bundle.order.financial_status == FinancialStatus.paid

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from decimal import Decimal
 from types import SimpleNamespace
@@ -33,7 +34,7 @@ CONTEXTS = {
     "wismo_cancelled": {"order": ORDER},
     "wismo_unfulfilled": {"order": ORDER, "ship_by": NOW},
     "wismo_status": {"order": ORDER, "shipments": [SHIPMENT, SHIPMENT], "pending_items": ["1 × Cap"], "ship_by": NOW},
-    "wismo_sorry_late": {"order": ORDER},
+    "wismo_sorry_late": {"order": ORDER, "problem": False},
     "return_policy": {"policy": DEFAULT_RETURN_POLICY},
     "shipping_info": {"policy": DEFAULT_SHIPPING_POLICY},
     "refunds_list": {"items": MOVEMENTS},
@@ -76,6 +77,11 @@ def test_money_and_dates_are_formatted_for_the_locale() -> None:
     assert "€19.99" in en
     assert "19,99\xa0€" in es
     assert "Nov 20, 2026" in en
+    # a moment is shown to the minute, in the shop's time zone
+    opens = render_reply("handoff", "en", shop="S", tz="Europe/Madrid", reason="complaint", opens_at=NOW)
+    assert "Nov 20, 2026, 4:30\u202fPM" in opens and "4:30:00" not in opens
+    assert "2026年11月20日 16:30" in render_reply("handoff", "zh-Hans", shop="S", tz="Europe/Madrid",
+                                                  reason="complaint", opens_at=NOW)
 
 
 def test_customer_text_is_data_not_template() -> None:
@@ -88,3 +94,17 @@ def test_unsupported_language_falls_back_to_english() -> None:
     assert render_reply("thanks", "pt", shop="S", tz="UTC") == render_reply("thanks", "en", shop="S", tz="UTC")
     assert reply_label("intent_track_order", "de") == "Track my order"
     assert reply_label("intent_track_order", "ru") == "Где мой заказ"
+
+
+def test_optional_parts_keep_the_spaces_around_them() -> None:
+    expected = {"en": "business days with UPS", "es": "días laborables con UPS", "ru": "рабочих дней службами UPS",
+                "vi": "ngày làm việc qua UPS", "zh-Hans": "发出，承运商：UPS、USPS", "zh-Hant": "寄出，物流商：UPS、USPS"}
+    for lang, words in expected.items():
+        assert words in render_reply("shipping_info", lang, shop="S", tz="UTC", policy=DEFAULT_SHIPPING_POLICY), lang
+
+
+def test_spanish_speaks_to_the_customer_as_tu_throughout() -> None:
+    """Greeting, verification and handoff say "tú"; a return or a cancellation must not switch to "usted"."""
+    usted = re.compile(r"\b(perdone|elija|responda|ayudarle|quiere|dígame|imprima|lleve|recibirá|podrá)\b", re.IGNORECASE)
+    for path in sorted((replies_dir() / "es").glob("*.txt")):
+        assert usted.findall(path.read_text(encoding="utf-8")) == [], path.name

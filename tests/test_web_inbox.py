@@ -406,6 +406,22 @@ async def test_sidebar_unverified_shows_no_orders(client: Any, sessions: Any) ->
     assert 'data-order-id' not in page
 
 
+async def test_sidebar_shows_when_each_parcel_is_expected_or_was_delivered(client: Any, sessions: Any) -> None:
+    await add_agent(sessions)
+    rec = await customer_says(sessions, "where is it")
+    _customer, order, lines = await _verified_customer(sessions, rec.contact_id)
+    async with sessions() as db:
+        on_the_way = await make_shipment(db, order, lines=[(lines[0], 1)], shipped_at=datetime.now(UTC) - timedelta(days=2))
+        on_the_way.eta = datetime(2031, 3, 4, 20, 0, tzinfo=UTC)
+        db.add(on_the_way)
+        await make_shipment(db, order, lines=[(lines[0], 1)], delivered_at=datetime.now(UTC) - timedelta(days=2))
+        await db.commit()
+    await login(client)
+    page = await (await client.get(f"/inbox/c/{rec.conversation_id}/fragments/sidebar")).text()
+    assert re.search(r"Expected by <time [^>]*>04 Mar 2031</time>", page)
+    assert "Delivered 2 days ago" in page
+
+
 # --------------------------------------------------------------------------- canned responses
 
 

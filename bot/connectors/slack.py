@@ -267,7 +267,7 @@ class SlackConnector:
         try:
             text = body.decode("utf-8")
             bolt_request = AsyncBoltRequest(body=text, query=request.query_string, headers=dict(request.headers))
-        except (UnicodeDecodeError, ValueError, TypeError, AttributeError):
+        except (UnicodeDecodeError, ValueError, TypeError, AttributeError, RecursionError):
             return web.json_response({"error": "malformed request body"}, status=400)
         problem = _check_shape(bolt_request.body)
         if problem:

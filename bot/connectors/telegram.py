@@ -597,7 +597,7 @@ class TelegramConnector:
                 return web.json_response({"error": "update too large"}, status=413)
         try:
             data = json.loads(bytes(body))
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             return web.json_response({"error": "the body is not JSON"}, status=400)
         try:
             outcome = await self.process_update(data)

@@ -16,7 +16,7 @@ from bot.dialog.verify import continue_verification
 from bot.handlers import handoff, info, orders, refunds, returns, smalltalk, wismo
 from bot.nlu.intents import CLARIFY_BELOW, CONFIDENT
 
-__all__ = ["respond", "INTENT_HANDLERS", "FLOW_STEPS", "ACTION_INTENTS"]
+__all__ = ["respond", "INTENT_HANDLERS", "FLOW_STEPS", "FLOW_INTENTS", "ACTION_INTENTS"]
 
 Handler = Callable[[Turn], Awaitable[None]]
 
@@ -90,8 +90,13 @@ def _switches_topic(turn: Turn) -> bool:
     return turn.intent != current and not any(e.type in {"order_number", "email", "postal_code"} for e in turn.entities)
 
 
+#: flow → the request it serves, recorded on answers given inside it
+FLOW_INTENTS: dict[str, str] = {"returns": "start_return", "cancel": "cancel_order", "address": "change_address"}
+
+
 async def _continue_flow(turn: Turn) -> None:
     flow = turn.state.flow
+    classified = turn.intent
     if flow == "verify":
         purpose = turn.state.slots.get("purpose") or turn.state.pending_intent or "track_order"
         order = await continue_verification(turn)
@@ -100,6 +105,8 @@ async def _continue_flow(turn: Turn) -> None:
             turn.state.slots["order_id"] = order.id
             turn.intent = purpose
             await INTENT_HANDLERS[purpose](turn)
+            return
+        _record_flow_intent(turn, classified, purpose)
         return
     step = FLOW_STEPS.get(flow or "")
     if step is None:  # a flow from an older version: start over politely
@@ -107,6 +114,17 @@ async def _continue_flow(turn: Turn) -> None:
         await route_by_intent(turn)
         return
     await step(turn)
+    if flow in FLOW_INTENTS:
+        _record_flow_intent(turn, classified, FLOW_INTENTS[flow])
+
+
+def _record_flow_intent(turn: Turn, classified: str, intent: str) -> None:
+    """An answer inside a flow ("Refund", "Unopened", an email address) is part of that
+    request, whatever the classifier made of it: record the flow's intent on the message
+    and the conversation, so the inbox does not label a return "Goodbye". A step that acted
+    on another request (a person, a switch to a return) keeps its own."""
+    if turn.intent == classified and not (classified == "human_agent" and turn.confidence >= CONFIDENT):
+        turn.intent = intent
 
 
 async def route_by_intent(turn: Turn) -> None:

@@ -94,6 +94,16 @@ async def _owned(turn: Turn, order: Order | None) -> bool:
     return turn.contact.customer_id is not None and order.customer_id == turn.contact.customer_id
 
 
+async def _names_another_order(turn: Turn, ref: str | None, remembered: Order | None) -> bool:
+    """A fresh request that names another existing order ("return order 1008" after talking
+    about #1007) is about that order, not the one the conversation remembers. Inside a flow,
+    or once this turn has settled its order (just verified), the remembered order stands."""
+    if not ref or remembered is None or turn.state.flow is not None or turn.order_ref is not None:
+        return False
+    named = await find_order(turn.session, ref)
+    return named is not None and named.id != remembered.id
+
+
 async def require_order(turn: Turn, purpose: str) -> Order | None:
     """The order this turn is about, if the customer may see it; otherwise ask for what is missing.
 
@@ -107,7 +117,7 @@ async def require_order(turn: Turn, purpose: str) -> Order | None:
         ref = _entity(turn, "order_number") or slots.get("order_ref")
     if turn.state.flow != "verify" and turn.state.slots.get("order_id"):
         order = await turn.session.get(Order, turn.state.slots["order_id"])
-        if await _owned(turn, order):
+        if await _owned(turn, order) and not await _names_another_order(turn, ref, order):
             return order
     if ref:
         turn.order_ref = ref

@@ -6,8 +6,8 @@ restart in the middle continues where the customer was::
     items → quantity → reason → [reason_note] → [condition] ─┬─ another item? → items
                                                              └─ resolution → [variant …] → method → confirm → RMA
 
-A step is skipped when there is nothing to choose (one returnable line, one unit, one
-allowed resolution, one enabled method). ``condition`` is asked only when the policy
+A step is skipped when there is nothing to choose (one returnable line and no other line
+refused, one unit, one allowed resolution, one enabled method). ``condition`` is asked only when the policy
 accepts some conditions but not all for the chosen reason; otherwise the item is recorded
 as ``damaged`` (reason damaged) or ``used``, which never restocks anything unseen.
 Exchange is offered only when every chosen item has another variant with enough stock.
@@ -171,7 +171,8 @@ async def start_return(turn: Turn) -> None:
     turn.state.pending_intent = PURPOSE
     if blocked:
         turn.say("return_not_eligible", order=order, items=blocked, partial=True, choices=agent_choice(turn))
-    await _ask_items(ctx)
+    # after "the belt can't be returned yet", never assume the one returnable item is wanted: ask
+    await _ask_items(ctx, always_ask=bool(blocked))
 
 
 async def continue_return(turn: Turn) -> None:
@@ -196,13 +197,13 @@ def _blocked_view(ctx: _Ctx, v: LineEligibility) -> dict[str, Any]:
 # --------------------------------------------------------------------------- items and quantity
 
 
-async def _ask_items(ctx: _Ctx, *, again: bool = False) -> None:
+async def _ask_items(ctx: _Ctx, *, again: bool = False, always_ask: bool = False) -> None:
     chosen = {item["line_id"] for item in ctx.items()}
     remaining = [v for v in ctx.eligible() if v.order_line_id not in chosen]
     if not remaining:
         await _ask_resolution(ctx)
         return
-    if not chosen and len(remaining) == 1 and not again:
+    if not chosen and len(remaining) == 1 and not again and not always_ask:
         ctx.slots["current"] = {"line_id": remaining[0].order_line_id}
         await _ask_quantity(ctx)
         return

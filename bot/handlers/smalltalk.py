@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from bot.dialog.choices import offer, pick
 from bot.dialog.turn import Turn
+from inbox.models import Channel
+from ordersvc.models import Customer
 
 __all__ = ["greeting", "thanks", "goodbye", "unknown", "continue_menu", "MENU"]
 
@@ -14,8 +16,20 @@ def _menu(turn: Turn) -> list[tuple[str, str]]:
     return [(turn.label("intent_" + name), f"intent:{name}") for name in MENU]
 
 
+async def _name(turn: Turn) -> str | None:
+    """What to call the customer: their first name once verified, the name their messenger
+    gives, never the web widget's placeholder label ("Web visitor 7F3A")."""
+    if turn.contact.customer_id is not None:
+        customer = await turn.session.get(Customer, turn.contact.customer_id)
+        if customer is not None and customer.first_name:
+            return customer.first_name
+    if turn.contact.channel == Channel.webchat:
+        return None
+    return turn.contact.display_name or None
+
+
 async def greeting(turn: Turn) -> None:
-    offer(turn, "greeting", _menu(turn), name=turn.contact.display_name or None)
+    offer(turn, "greeting", _menu(turn), name=await _name(turn))
     turn.state.flow, turn.state.step = "menu", "choose"
 
 

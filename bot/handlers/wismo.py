@@ -62,7 +62,7 @@ async def track_order(turn: Turn) -> None:
     problems = [v for v in views if v["late"] or ShipmentStatus(v["status"]) in PROBLEM]
     if problems:
         kind = "shipment_exception" if any(ShipmentStatus(v["status"]) in PROBLEM for v in problems) else "late_shipment"
-        turn.say("wismo_sorry_late", order=order)
+        turn.say("wismo_sorry_late", order=order, problem=kind == "shipment_exception")
         turn.alert(kind, order_id=order.id, order_name=order.name,
                    shipments=[{"tracking_number": v["tracking_number"], "status": v["status"], "carrier": v["carrier"]} for v in problems])
         turn.escalate(kind, priority=Priority.high, note=f"{len(problems)} problem shipment(s)")

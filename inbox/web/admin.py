@@ -63,7 +63,7 @@ async def _page(request: web.Request, template: str, ctx: dict[str, Any], *, sta
 
 def _id(request: web.Request, key: str = "id") -> int:
     raw = request.match_info.get(key, "")
-    if not raw.isdigit() or len(raw) > 12:
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 10 or int(raw) > 2**31 - 1:  # INTEGER ids
         raise web.HTTPNotFound()
     return int(raw)
 

@@ -59,6 +59,7 @@ _STALE_MESSAGE = (
     "This form has expired or is missing its security token. Reload the page and try again."
 )
 _ENDED_MESSAGE = "Your session has ended. Please sign in again."
+_BAD_FORM_MESSAGE = "The form data could not be read (it must be UTF-8 form fields). Reload the page and try again."
 
 
 class LoginThrottle:
@@ -142,10 +143,16 @@ async def csrf_middleware(request: web.Request, handler: Any) -> web.StreamRespo
     session = await get_session(request)
     expected = session.get("csrf")
     provided = request.headers.get(CSRF_HEADER)
-    if provided is None and request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        form = await request.post()
+    if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        # parsed here once for every form (aiohttp caches it for the handler): a body that is
+        # not valid form data (bad UTF-8, unknown charset, broken multipart) is a 400, not a 500
+        try:
+            form = await request.post()
+        except (ValueError, LookupError):
+            return error_response(request, 400, _BAD_FORM_MESSAGE)
         value = form.get(CSRF_FIELD)
-        provided = value if isinstance(value, str) else None
+        if provided is None:
+            provided = value if isinstance(value, str) else None
     if (
         not isinstance(expected, str)
         or not expected

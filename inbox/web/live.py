@@ -134,7 +134,7 @@ class AgentHub:
                     continue
                 try:
                     frame = json.loads(msg.data)
-                except ValueError:
+                except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
                     continue
                 if not isinstance(frame, dict):
                     continue

@@ -144,9 +144,20 @@ class ListParams:
 # --------------------------------------------------------------------------- helpers
 
 
+_MAX_ID = 2**31 - 1  # ids are INTEGER columns: nothing larger exists, and PostgreSQL refuses to compare it
+
+
+def _small_int(raw: str) -> int | None:
+    """``raw`` as an id: ASCII digits only (``"²".isdigit()`` is true, ``int("²")`` fails) and
+    within a database integer; else None."""
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 10):
+        return None
+    value = int(raw)
+    return value if value <= _MAX_ID else None
+
+
 def _conversation_id(request: web.Request) -> int | None:
-    raw = request.match_info.get("cid", "")
-    return int(raw) if raw.isdigit() and len(raw) < 12 else None
+    return _small_int(request.match_info.get("cid", ""))
 
 
 async def _list_context(db: Any, agent: Agent, params: ListParams) -> dict[str, Any]:
@@ -270,12 +281,18 @@ async def conversation_page(request: web.Request) -> web.Response:
         conversation = await get_conversation(db, agent, cid) if cid is not None else None
         if conversation is None:
             return error_response(request, 404, _NOT_FOUND)
-        ctx = await _list_context(db, agent, params)
+        try:
+            ctx = await _list_context(db, agent, params)
+        except InvalidQuery as exc:
+            return error_response(request, 400, str(exc))
         conv_ctx = await _conversation_context(request, db, agent, conversation)
         prefill = ""
-        canned_id = request.query.get("canned", "")
-        if canned_id.isdigit():
-            prefill = await _render_canned(db, conversation, int(canned_id))
+        canned_id = _small_int(request.query.get("canned", ""))
+        if canned_id is not None:
+            try:
+                prefill = await _render_canned(db, conversation, canned_id)
+            except CannedError:
+                prefill = ""
     return render(
         request,
         "inbox/inbox.html",
@@ -293,7 +310,7 @@ async def list_fragment(request: web.Request) -> web.Response:
     except InvalidQuery as exc:
         return error_response(request, 400, str(exc))
     current = request.query.get("current", "")
-    ctx["current_id"] = int(current) if current.isdigit() else None
+    ctx["current_id"] = _small_int(current)
     return _fragment(request, "inbox/_list.html", ctx)
 
 
@@ -341,7 +358,7 @@ async def canned_preview(request: web.Request) -> web.Response:
         if conversation is None:
             return web.json_response({"error": _NOT_FOUND}, status=404)
         try:
-            text = await _render_canned(db, conversation, int(raw) if raw.isdigit() else -1)
+            text = await _render_canned(db, conversation, _small_int(raw) or -1)
         except CannedError as exc:
             return web.json_response({"error": f"The canned response cannot be used: {exc}"}, status=422)
     return web.json_response({"text": text}, headers={"Cache-Control": "no-store"})
@@ -386,7 +403,8 @@ async def _assign(db: Any, conversation: Conversation, agent: Agent, form: Any) 
     if not raw:
         await assign(db, conversation, None, by=agent)
         return
-    assignee = await db.get(Agent, int(raw)) if raw.isdigit() else None
+    agent_id = _small_int(raw)
+    assignee = await db.get(Agent, agent_id) if agent_id is not None else None
     if assignee is None:
         raise InvalidAction("there is no such agent")
     await assign(db, conversation, assignee, by=agent)
@@ -412,7 +430,10 @@ def _parse_local(value: str, offset_minutes: str) -> datetime:
         offset = 0
     offset = max(-14 * 60, min(14 * 60, offset))
     # JavaScript's getTimezoneOffset(): minutes to ADD to local time to get UTC
-    return (naive + timedelta(minutes=offset)).replace(tzinfo=UTC)
+    try:
+        return (naive + timedelta(minutes=offset)).replace(tzinfo=UTC)
+    except OverflowError:  # year 1 or 9999 pushed past the calendar by the offset
+        raise InvalidAction("enter the snooze time as a date and time") from None
 
 
 async def _status(db: Any, conversation: Conversation, agent: Agent, form: Any) -> None:
@@ -442,10 +463,10 @@ async def _hand_back(db: Any, conversation: Conversation, agent: Agent, form: An
 
 
 def _order_id(request: web.Request) -> int:
-    raw = request.match_info.get("order_id", "")
-    if not raw.isdigit() or len(raw) > 12:
+    order_id = _small_int(request.match_info.get("order_id", ""))
+    if order_id is None:
         raise ActionError("That order does not belong to this customer.")
-    return int(raw)
+    return order_id
 
 
 async def reply(request: web.Request) -> web.StreamResponse:

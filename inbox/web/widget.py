@@ -85,7 +85,7 @@ def check_visitor_token(key: bytes, visitor: Any, token: Any, *, max_age_days: i
     if not isinstance(visitor, str) or not isinstance(token, str) or not _VISITOR_RE.match(visitor):
         return False
     issued_text, _, signature = token.partition(".")
-    if not issued_text.isdigit() or len(issued_text) > 12 or not signature:
+    if not issued_text.isascii() or not issued_text.isdigit() or len(issued_text) > 12 or not signature:
         return False
     issued = int(issued_text)
     current = time.time() if now is None else now
@@ -416,7 +416,7 @@ async def widget_socket(request: web.Request) -> web.StreamResponse:
                 continue
             try:
                 frame = json.loads(msg.data)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
                 await _error(ws, "The frame is not valid JSON.")
                 continue
             if not isinstance(frame, dict):

@@ -73,6 +73,37 @@
     });
     $all("[data-tz-offset]", root).forEach(function (el) { el.value = String(new Date().getTimezoneOffset()); });
     $all("[data-snooze-toggle]", root).forEach(syncSnooze);
+    $all(".msg-bot .msg-body, .msg-agent .msg-body", root).forEach(linkify);
+  }
+
+  // Links in what the bot and agents sent (tracking pages, return labels) become clickable.
+  // Only text nodes are split; anchors get their text with textContent, never parsed HTML.
+  var LINK_RE = /https?:\/\/[^\s<>"]+/g;
+
+  function linkify(body) {
+    if (body.getAttribute("data-linked")) { return; }
+    body.setAttribute("data-linked", "1");
+    Array.prototype.slice.call(body.childNodes).forEach(function (node) {
+      if (node.nodeType !== 3 || !LINK_RE.test(node.nodeValue)) { return; }
+      LINK_RE.lastIndex = 0;
+      var text = node.nodeValue;
+      var parts = document.createDocumentFragment();
+      var last = 0;
+      text.replace(LINK_RE, function (match, offset) {
+        var url = match.replace(/[.,;:!?)\]]+$/, "");
+        parts.appendChild(document.createTextNode(text.slice(last, offset)));
+        var a = document.createElement("a");
+        a.href = url;
+        a.textContent = url;
+        a.target = "_blank";
+        a.rel = "noopener noreferrer";
+        parts.appendChild(a);
+        last = offset + url.length;
+        return match;
+      });
+      parts.appendChild(document.createTextNode(text.slice(last)));
+      node.parentNode.replaceChild(parts, node);
+    });
   }
 
   function syncSnooze(select) {

@@ -18,6 +18,52 @@
   var MAX_CHARS = parseInt((script && script.getAttribute("data-max-chars")) || "4096", 10);
   var shopName = (script && script.getAttribute("data-shop-name")) || "Chat";
 
+  // The widget's own words, in the visitor's browser language (the bot's replies pick their
+  // language from what the customer writes). Keep these six in step with templates/replies/.
+  var WORDS = {
+    "en": ["Chat with us", "We usually reply within minutes", "Hi! Ask us anything about your order, shipping or returns.",
+           "Type your message…", "Send", "Message", "You", "Assistant", "Support", "Connecting…", "Reconnecting…",
+           "Not sent", "That message is too long.", "Something went wrong.", "Close chat", "Chat with {shop}"],
+    "es": ["Chatea con nosotros", "Solemos responder en pocos minutos",
+           "¡Hola! Pregúntanos lo que quieras sobre tu pedido, el envío o las devoluciones.",
+           "Escribe tu mensaje…", "Enviar", "Mensaje", "Tú", "Asistente", "Atención al cliente", "Conectando…",
+           "Reconectando…", "No enviado", "Ese mensaje es demasiado largo.", "Algo ha fallado.", "Cerrar el chat",
+           "Chat con {shop}"],
+    "ru": ["Напишите нам", "Обычно отвечаем в течение нескольких минут",
+           "Здравствуйте! Спросите нас о заказе, доставке или возврате.", "Введите сообщение…", "Отправить",
+           "Сообщение", "Вы", "Ассистент", "Поддержка", "Подключение…", "Переподключение…", "Не отправлено",
+           "Сообщение слишком длинное.", "Что-то пошло не так.", "Закрыть чат", "Чат с {shop}"],
+    "vi": ["Chat với chúng tôi", "Chúng tôi thường trả lời trong vài phút",
+           "Xin chào! Hãy hỏi chúng tôi bất cứ điều gì về đơn hàng, vận chuyển hoặc đổi trả.", "Nhập tin nhắn…",
+           "Gửi", "Tin nhắn", "Bạn", "Trợ lý", "Hỗ trợ", "Đang kết nối…", "Đang kết nối lại…", "Chưa gửi được",
+           "Tin nhắn quá dài.", "Đã có lỗi xảy ra.", "Đóng chat", "Chat với {shop}"],
+    "zh-Hans": ["在线咨询", "我们通常几分钟内回复", "您好！关于订单、配送或退货的问题都可以问我们。", "输入消息…", "发送",
+                "消息", "我", "智能助手", "客服", "正在连接…", "正在重新连接…", "未发送", "消息太长了。", "出错了。",
+                "关闭聊天", "与 {shop} 聊天"],
+    "zh-Hant": ["線上諮詢", "我們通常幾分鐘內回覆", "您好！關於訂單、配送或退貨的問題都可以問我們。", "輸入訊息…", "傳送",
+                "訊息", "我", "智慧助理", "客服", "正在連線…", "正在重新連線…", "未傳送", "訊息太長了。", "發生錯誤。",
+                "關閉聊天", "與 {shop} 聊天"]
+  };
+  var KEYS = ["launcher", "subtitle", "empty", "placeholder", "send", "message", "you", "assistant", "support",
+              "connecting", "reconnecting", "notSent", "tooLong", "failed", "close", "chatWith"];
+
+  function pickLanguage(tag) {
+    tag = String(tag || "").toLowerCase();
+    if (tag.indexOf("zh") === 0) {
+      return /hant|-tw|-hk|-mo/.test(tag) ? "zh-Hant" : "zh-Hans";
+    }
+    var primary = tag.split("-")[0];
+    return WORDS.hasOwnProperty(primary) ? primary : "en";
+  }
+
+  var T = {};
+  (function () {
+    var words = WORDS[pickLanguage(navigator.language)];
+    for (var i = 0; i < KEYS.length; i++) { T[KEYS[i]] = words[i]; }
+  })();
+
+  function chatWith(name) { return T.chatWith.replace("{shop}", name); }
+
   // ------------------------------------------------------------------ helpers
 
   function el(tag, className, text) {
@@ -68,7 +114,7 @@
   launcher.setAttribute("aria-expanded", "false");
   launcher.setAttribute("aria-controls", "sdw-panel");
   launcher.appendChild(svgIcon("M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H8l-4 4V6a2 2 0 0 1 2-2z"));
-  launcher.appendChild(el("span", "sdw-launcher-label", "Chat with us"));
+  launcher.appendChild(el("span", "sdw-launcher-label", T.launcher));
   var badge = el("span", "sdw-badge");
   badge.hidden = true;
   launcher.appendChild(badge);
@@ -77,29 +123,29 @@
   panel.id = "sdw-panel";
   panel.hidden = true;
   panel.setAttribute("role", "dialog");
-  panel.setAttribute("aria-label", "Chat");
+  panel.setAttribute("aria-label", chatWith(shopName));
 
   var header = el("header", "sdw-header");
   var heading = el("div", "sdw-heading");
   var title = el("strong", "sdw-title", shopName);
-  var subtitle = el("span", "sdw-sub", "We usually reply within minutes");
+  var subtitle = el("span", "sdw-sub", T.subtitle);
   heading.appendChild(title);
   heading.appendChild(subtitle);
   var closeButton = el("button", "sdw-close");
   closeButton.type = "button";
-  closeButton.setAttribute("aria-label", "Close chat");
+  closeButton.setAttribute("aria-label", T.close);
   closeButton.appendChild(svgIcon("M6 6l12 12M18 6L6 18"));
   header.appendChild(heading);
   header.appendChild(closeButton);
 
-  var status = el("div", "sdw-status", "Connecting…");
+  var status = el("div", "sdw-status", T.connecting);
   status.setAttribute("role", "status");
   status.hidden = true;
 
   var log = el("ol", "sdw-log");
   log.setAttribute("aria-live", "polite");
   log.setAttribute("aria-label", "Chat history");
-  var empty = el("li", "sdw-empty", "Hi! Ask us anything about your order, shipping or returns.");
+  var empty = el("li", "sdw-empty", T.empty);
   log.appendChild(empty);
 
   var quick = el("div", "sdw-quick");
@@ -111,19 +157,19 @@
 
   var form = el("form", "sdw-form");
   form.setAttribute("novalidate", "");
-  var inputLabel = el("label", "sdw-sr", "Message");
+  var inputLabel = el("label", "sdw-sr", T.message);
   inputLabel.setAttribute("for", "sdw-input");
   var input = el("textarea", "sdw-input");
   input.id = "sdw-input";
   input.rows = 1;
-  input.placeholder = "Type your message…";
+  input.placeholder = T.placeholder;
   input.maxLength = MAX_CHARS;
   input.setAttribute("autocomplete", "off");
   var send = el("button", "sdw-send");
   send.type = "submit";
-  send.setAttribute("aria-label", "Send");
+  send.setAttribute("aria-label", T.send);
   send.appendChild(svgIcon("M3 20l18-8L3 4v6l12 2-12 2z"));
-  send.appendChild(el("span", "sdw-send-label", "Send"));
+  send.appendChild(el("span", "sdw-send-label", T.send));
   form.appendChild(inputLabel);
   form.appendChild(input);
   form.appendChild(send);
@@ -168,9 +214,9 @@
   function scrollToEnd() { log.scrollTop = log.scrollHeight; }
 
   function authorLabel(frame) {
-    if (frame.author === "customer") { return "You"; }
-    if (frame.author === "agent") { return frame.author_name || "Support"; }
-    return frame.author_name || "Assistant";
+    if (frame.author === "customer") { return T.you; }
+    if (frame.author === "agent") { return frame.author_name || T.support; }
+    return frame.author_name || T.assistant;
   }
 
   function findById(id) {
@@ -189,10 +235,32 @@
     return null;
   }
 
+  // http(s) links in the shop's messages (tracking pages, return labels) become tappable;
+  // built as <a> elements with textContent, never parsed as HTML
+  var LINK_RE = /https?:\/\/[^\s<>"]+/g;
+
+  function linkedText(text) {
+    var box = el("div", "sdw-text");
+    var last = 0;
+    String(text).replace(LINK_RE, function (match, offset) {
+      var url = match.replace(/[.,;:!?)\]]+$/, "");
+      box.appendChild(document.createTextNode(text.slice(last, offset)));
+      var link = el("a", "sdw-link", url);
+      link.href = url;
+      link.target = "_blank";
+      link.rel = "noopener noreferrer";
+      box.appendChild(link);
+      last = offset + url.length;
+      return match;
+    });
+    box.appendChild(document.createTextNode(text.slice(last)));
+    return box;
+  }
+
   function buildBubble(author, label, text) {
     var item = el("li", "sdw-msg sdw-msg--" + (author === "customer" ? "customer" : author === "agent" ? "agent" : "bot"));
     if (author !== "customer") { item.appendChild(el("span", "sdw-author", label)); }
-    item.appendChild(el("div", "sdw-text", text));
+    item.appendChild(author === "customer" ? el("div", "sdw-text", text) : linkedText(String(text)));
     return item;
   }
 
@@ -249,7 +317,7 @@
     var existing = findPending(frame.client_id);
     if (existing) { return; }
     var text = frame.type === "postback" ? frame.label : frame.text;
-    var item = buildBubble("customer", "You", text);
+    var item = buildBubble("customer", T.you, text);
     item.classList.add("sdw-msg--pending");
     item.setAttribute("data-client-id", frame.client_id);
     log.appendChild(item);
@@ -292,7 +360,7 @@
     addPending(frame);
     if (!sendRaw(frame)) {
       connect();
-      setStatus("Connecting…");
+      setStatus(T.connecting);
     }
   }
 
@@ -311,7 +379,7 @@
       writeJSON(STORE_KEY, identity);
       if (frame.shop_name) {
         title.textContent = frame.shop_name;
-        panel.setAttribute("aria-label", "Chat with " + frame.shop_name);
+        panel.setAttribute("aria-label", chatWith(frame.shop_name));
       }
       ready = true;
       retries = 0;
@@ -329,10 +397,10 @@
         if (failed) {
           failed.classList.remove("sdw-msg--pending");
           failed.classList.add("sdw-msg--failed");
-          failed.appendChild(el("span", "sdw-failed-note", "Not sent"));
+          failed.appendChild(el("span", "sdw-failed-note", T.notSent));
         }
       }
-      showError(frame.message || "Something went wrong.");
+      showError(frame.message || T.failed);
     }
   }
 
@@ -366,7 +434,7 @@
     socket.addEventListener("message", onFrame);
     socket.addEventListener("close", function () {
       ready = false;
-      if (isOpen()) { setStatus("Reconnecting…"); }
+      if (isOpen()) { setStatus(T.reconnecting); }
       scheduleReconnect();
     });
     socket.addEventListener("error", function () { /* close follows */ });
@@ -380,7 +448,7 @@
     root.classList.add("sdw-open");
     unread = 0;
     badge.hidden = true;
-    if (!ready) { setStatus("Connecting…"); }
+    if (!ready) { setStatus(T.connecting); }
     connect();
     scrollToEnd();
     input.focus();
@@ -412,7 +480,7 @@
     e.preventDefault();
     var text = input.value.trim();
     if (!text) { return; }
-    if (text.length > MAX_CHARS) { showError("That message is too long."); return; }
+    if (text.length > MAX_CHARS) { showError(T.tooLong); return; }
     input.value = "";
     autosize();
     submitFrame({ type: "message", text: text });

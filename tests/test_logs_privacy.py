@@ -1,0 +1,457 @@
+"""Logs never carry customer emails, passwords, tokens, webhook secrets or session cookies.
+
+Two angles, on SQLite and PostgreSQL:
+
+* **Every record, at DEBUG.** Realistic flows run against the real app (``build_app``, served
+  the way ``serve`` serves it: no access log) while every logger is opened to DEBUG and each
+  record is read raw (message, arguments, exception text, extra fields): a widget conversation
+  in which the bot verifies a customer by order number and email (after a wrong email), an
+  agent's reply, Shopify webhooks full of customer emails, API calls with good and forged
+  bearer tokens, sign-ins with right and wrong passwords. None of the secrets may appear.
+  A few libraries print SQL parameters (``aiosqlite``, ``sqlalchemy.engine``) or request URLs
+  with the Telegram token (``httpx``) below WARNING: production pins those loggers at WARNING
+  (checked below), so they are held to the same rule from WARNING up.
+* **What a server writes.** ``shopdesk.logs.configure_logging``, which ``serve`` installs (also
+  checked), sends the same flows, plus a Telegram conversation whose bot token is part of every
+  Bot API URL, into JSON lines that hold none of the secrets, whatever logger they came from.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import socket
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from aiohttp import ClientSession, web
+from aiohttp.test_utils import TestServer
+from sqlmodel import col, select
+
+from inbox.models import Contact, Message
+from ordersvc.api_tokens import create_token
+from shopdesk.logs import JsonFormatter, RedactingFilter, configure_logging, redact
+from tests.ordersvc_builders import make_customer, make_order, make_shipment
+from tests.test_bad_input import (
+    SHOPIFY_SECRET,
+    SLACK_BOT_TOKEN,
+    SLACK_SIGNING_SECRET,
+    TELEGRAM_SECRET,
+    TELEGRAM_TOKEN,
+    app_settings,
+    lift_widget_rate_limit,
+    open_widget,
+    shopify_headers,
+    sign_in,
+)
+from tests.web_helpers import PASSWORD, add_agent, csrf_from, fast_hashing  # noqa: F401  (fast_hashing is autouse)
+
+CUSTOMER_EMAIL = "jane.doe@example.com"
+CUSTOMER_PHONE = "+15555550123"  # in the Shopify fixtures
+STRANGER_EMAIL = "mallory.spray@evil.example"
+SHOPIFY_EMAIL = "jon.snow@example.com"
+ADMIN_EMAIL = "boss.privacy@shop.test"
+WRONG_PASSWORD = "hunter2-is-not-the-password"
+FORGED_API_TOKEN = "sdk_forgedForgedForgedForgedForgedForged12"
+#: libraries that print SQL parameters or request URLs below WARNING; configure_logging pins them
+PINNED_LIBRARIES = ("aiosqlite", "sqlalchemy.engine", "httpx", "httpcore", "telegram")
+
+
+# --------------------------------------------------------------------------- reading records
+
+
+def record_text(record: logging.LogRecord) -> str:
+    """Everything a handler could print from a record."""
+    parts: list[str] = []
+    try:
+        parts.append(record.getMessage())
+    except Exception:
+        parts.append(str(record.msg))
+    parts.append(repr(record.args))
+    if record.exc_info and record.exc_info[1] is not None:
+        parts.append(logging.Formatter().formatException(record.exc_info))
+    parts.extend(str(x) for x in (record.exc_text, record.stack_info) if x)
+    parts.extend(repr(v) for k, v in record.__dict__.items() if k not in _STANDARD_FIELDS)
+    return "\n".join(parts)
+
+
+_STANDARD_FIELDS = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+
+
+def forms_of(secret: str) -> set[str]:
+    """The secret as it could be printed: as is, lower-cased, URL-encoded."""
+    return {secret, secret.lower(), quote(secret, safe=""), quote(secret.lower(), safe="")}
+
+
+def leaks(text: str, secrets: dict[str, str]) -> list[str]:
+    lowered = text.lower()
+    return [name for name, value in secrets.items() if any(form.lower() in lowered for form in forms_of(value))]
+
+
+@pytest.fixture
+def every_logger(caplog: pytest.LogCaptureFixture) -> Iterator[Callable[[], None]]:
+    """Every logger at DEBUG into ``caplog``, non-propagating ones too; call again after imports."""
+    saved: dict[logging.Logger, tuple[int, bool]] = {}
+    attached: list[logging.Logger] = []
+
+    def open_all() -> None:
+        caplog.set_level(logging.DEBUG)
+        for logger in list(logging.root.manager.loggerDict.values()):
+            if not isinstance(logger, logging.Logger):
+                continue
+            saved.setdefault(logger, (logger.level, logger.disabled))
+            logger.setLevel(logging.DEBUG)
+            logger.disabled = False
+            if not logger.propagate and caplog.handler not in logger.handlers:
+                logger.addHandler(caplog.handler)
+                attached.append(logger)
+
+    open_all()
+    yield open_all
+    for logger, (level, disabled) in saved.items():
+        logger.setLevel(level)
+        logger.disabled = disabled
+    for logger in attached:
+        logger.removeHandler(caplog.handler)
+
+
+# --------------------------------------------------------------------------- the flows
+
+
+@dataclass
+class Flows:
+    client: Any
+    app: web.Application
+    sessions: Any
+    api_token: str = ""
+    cookie: str = ""
+    csrf: str = ""
+    visitor_token: str = ""
+
+    def secrets(self) -> dict[str, str]:
+        found = {
+            "customer email": CUSTOMER_EMAIL,
+            "stranger email": STRANGER_EMAIL,
+            "shopify customer email": SHOPIFY_EMAIL,
+            "agent email": ADMIN_EMAIL,
+            "customer phone": CUSTOMER_PHONE,
+            "password": PASSWORD,
+            "wrong password": WRONG_PASSWORD,
+            "api token": self.api_token,
+            "forged api token": FORGED_API_TOKEN,
+            "shopify secret": SHOPIFY_SECRET,
+            "session cookie": self.cookie,
+            "csrf token": self.csrf,
+            "widget visitor token": self.visitor_token,
+            "telegram token": TELEGRAM_TOKEN,
+            "telegram webhook secret": TELEGRAM_SECRET,
+            "slack bot token": SLACK_BOT_TOKEN,
+            "slack signing secret": SLACK_SIGNING_SECRET,
+        }
+        assert all(found.values()), [k for k, v in found.items() if not v]
+        return found
+
+
+async def start_app(aiohttp_client: Any, settings: Any) -> tuple[Any, web.Application]:
+    """The real app, served like ``serve`` serves it (``AppRunner(app, access_log=None)``)."""
+    from shopdesk.app import build_app
+
+    app = build_app(settings, migrate_on_start=False)
+    server = TestServer(app)
+    await server.start_server(access_log=None)
+    return await aiohttp_client(server), app
+
+
+async def seed_order(sessions: Any) -> None:
+    async with sessions() as db:
+        customer = await make_customer(db, email=CUSTOMER_EMAIL, first_name="Jane", last_name="Doe",
+                                       phone=CUSTOMER_PHONE)
+        order, lines = await make_order(db, name="#1001", customer=customer, email=CUSTOMER_EMAIL)
+        await make_shipment(db, order, lines=[(lines[0], 1)])
+        await db.commit()
+
+
+async def _bot_settled(sessions: Any, contact_external_id: str) -> bool:
+    async with sessions() as db:
+        contact = (await db.exec(select(Contact).where(Contact.external_id == contact_external_id))).first()
+        if contact is None:
+            return False
+        pending = (await db.exec(
+            select(Message.id).where(Message.direction == "in", col(Message.processed).is_(False))
+        )).all()
+        return not pending
+
+
+async def say(flows: Flows, ws: Any, visitor: str, text: str, client_id: str) -> None:
+    await ws.send_json({"type": "message", "text": text, "client_id": client_id})
+    deadline = asyncio.get_running_loop().time() + 20
+    await asyncio.sleep(0.05)
+    while not await _bot_settled(flows.sessions, visitor):
+        assert asyncio.get_running_loop().time() < deadline, f"the bot did not process {text!r}"
+        await asyncio.sleep(0.05)
+
+
+async def run_flows(flows: Flows) -> None:
+    client = flows.client
+    await seed_order(flows.sessions)
+
+    # sign-ins: a wrong password, then the right one
+    await add_agent(flows.sessions, ADMIN_EMAIL, name="Boss", admin=True)
+    token = csrf_from(await (await client.get("/login")).text())
+    resp = await client.post("/login", data={"email": ADMIN_EMAIL, "password": WRONG_PASSWORD, "csrf_token": token})
+    assert resp.status == 401
+    flows.csrf = await sign_in(client, ADMIN_EMAIL)
+    cookie = client.session.cookie_jar.filter_cookies(client.make_url("/"))["shopdesk_session"].value
+    flows.cookie = cookie
+    assert len(cookie) > 20
+
+    # the widget: ask for an order, fail verification with someone else's email, then pass
+    lift_widget_rate_limit(flows.app)
+    ws, session = await open_widget(client)
+    visitor, flows.visitor_token = session["visitor"], session["token"]
+    await say(flows, ws, visitor, "Hi! Where is my order #1001? It was for jane, my email is " + CUSTOMER_EMAIL, "m1")
+    await say(flows, ws, visitor, "#1001", "m2")
+    await say(flows, ws, visitor, STRANGER_EMAIL, "m3")
+    await say(flows, ws, visitor, "where is my order #1001", "m4")
+    await say(flows, ws, visitor, CUSTOMER_EMAIL, "m5")
+    async with flows.sessions() as db:
+        contact = (await db.exec(select(Contact).where(Contact.external_id == visitor))).one()
+        assert contact.customer_id is not None, "the bot never verified the customer"
+        conversation_id = (
+            await db.exec(select(Message.conversation_id).where(Message.channel_message_id == "m5"))
+        ).one()
+    await ws.close()
+
+    # an agent opens the conversation and answers, quoting the email
+    page = await client.get(f"/inbox/c/{conversation_id}")
+    assert page.status == 200
+    resp = await client.post(f"/inbox/c/{conversation_id}/reply",
+                             data={"text": f"I have sent it to {CUSTOMER_EMAIL} again.", "csrf_token": flows.csrf},
+                             allow_redirects=False)
+    assert resp.status == 303
+    await client.get(f"/inbox?q={quote(CUSTOMER_EMAIL)}&status=any")
+
+    # the API: a token, a forged token, an email in the query
+    async with flows.sessions() as db:
+        flows.api_token = await create_token(db, "privacy check")
+        await db.commit()
+    good = {"Authorization": f"Bearer {flows.api_token}"}
+    assert (await client.get(f"/api/v1/orders?email={quote(CUSTOMER_EMAIL)}", headers=good)).status == 200
+    assert (await client.get(f"/api/v1/orders?email={quote(STRANGER_EMAIL)}&nope=1", headers=good)).status == 400
+    assert (await client.get(f"/api/v1/orders/{quote(CUSTOMER_EMAIL)}", headers=good)).status == 404
+    forged = {"Authorization": f"Bearer {FORGED_API_TOKEN}"}
+    assert (await client.get("/api/v1/orders", headers=forged)).status == 401
+
+    # Shopify: an order, its duplicate, a refused payload, a bad signature, the GDPR topics
+    from pathlib import Path
+
+    fixtures = Path(__file__).parent / "fixtures" / "shopify"
+    order = (fixtures / "webhook_order_create.json").read_bytes()
+    headers = shopify_headers(order)
+    assert (await client.post("/webhooks/shopify", data=order, headers=headers)).status == 200
+    assert (await client.post("/webhooks/shopify", data=order, headers=headers)).status == 200
+    broken = json.loads(order)
+    broken["email"] = f"not an address {SHOPIFY_EMAIL} <{SHOPIFY_EMAIL}>"
+    broken["customer"]["email"] = [SHOPIFY_EMAIL]
+    broken["line_items"][0]["quantity"] = SHOPIFY_EMAIL
+    body = json.dumps(broken).encode()
+    assert (await client.post("/webhooks/shopify", data=body, headers=shopify_headers(body))).status == 422
+    bad = shopify_headers(order, secret="wrong")
+    assert (await client.post("/webhooks/shopify", data=order, headers=bad)).status == 401
+    for topic, name in (("customers/data_request", "customers_data_request.json"),
+                        ("customers/redact", "customers_redact.json")):
+        payload = (fixtures / name).read_bytes()
+        resp = await client.post("/webhooks/shopify", data=payload, headers=shopify_headers(payload, topic))
+        assert resp.status == 200, await resp.text()
+
+
+# --------------------------------------------------------------------------- every record, at DEBUG
+
+
+def pinned(record: logging.LogRecord) -> bool:
+    """A library record that production does not let through (below WARNING on a pinned logger)."""
+    return record.levelno < logging.WARNING and record.name.startswith(PINNED_LIBRARIES)
+
+
+async def test_no_record_carries_a_secret(aiohttp_client: Any, aiohttp_server: Any, settings: Any, sessions: Any,
+                                          every_logger: Callable[[], None],
+                                          caplog: pytest.LogCaptureFixture) -> None:
+    from tests.test_bad_input import start_fake_slack
+
+    client, app = await start_app(aiohttp_client, app_settings(settings, await start_fake_slack(aiohttp_server)))
+    every_logger()  # the loggers the app's imports created
+    flows = Flows(client=client, app=app, sessions=sessions)
+    await run_flows(flows)
+    secrets = flows.secrets()
+
+    records = list(caplog.records)
+    names = {r.name for r in records}
+    # the capture really saw the app at DEBUG (else the check below would prove nothing)
+    assert any(r.levelno == logging.DEBUG for r in records)
+    assert {"ordersvc.webhooks", "inbox.web.auth"} <= names, sorted(names)
+    problems = []
+    for record in records:
+        if pinned(record):
+            continue
+        found = leaks(record_text(record), secrets)
+        if found:
+            problems.append(f"{record.name} {record.levelname}: {found}: {record_text(record)[:300]!r}")
+    assert not problems, "\n".join(problems[:30])
+
+
+def test_database_errors_do_not_echo_their_parameters() -> None:
+    """A failed statement's message (which ends up in a logged traceback) shows no values."""
+    import sqlalchemy as sa
+
+    from shopdesk.db import create_engine
+
+    async def run() -> str:
+        engine = create_engine("sqlite+aiosqlite:///:memory:")
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(sa.text("CREATE TABLE t (email TEXT UNIQUE)"))
+                await conn.execute(sa.text("INSERT INTO t VALUES (:e)"), {"e": CUSTOMER_EMAIL})
+                await conn.execute(sa.text("INSERT INTO t VALUES (:e)"), {"e": CUSTOMER_EMAIL})
+        except sa.exc.IntegrityError as exc:
+            return str(exc)
+        finally:
+            await engine.dispose()
+        raise AssertionError("the duplicate was accepted")
+
+    message = asyncio.run(run())
+    assert "UNIQUE" in message
+    assert CUSTOMER_EMAIL not in message
+
+
+# --------------------------------------------------------------------------- what a server writes
+
+
+@pytest.fixture
+def served_logs(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
+    """``configure_logging("DEBUG")`` writing into a buffer; the logging setup is restored after."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    touched = (*PINNED_LIBRARIES, "telegram.ext", "aiohttp.access")
+    levels = {name: logging.getLogger(name).level for name in touched}
+    buffer = io.StringIO()
+    with monkeypatch.context() as patch:
+        patch.setattr(sys, "stderr", buffer)
+        configure_logging("DEBUG")
+    ours = root.handlers[:]
+    assert len(ours) == 1
+    root.handlers[:] = handlers + ours  # keep pytest's own capture as well
+    yield buffer
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for name, old in levels.items():
+        logging.getLogger(name).setLevel(old)
+
+
+def installed_handlers() -> list[logging.Handler]:
+    return [h for h in logging.getLogger().handlers if any(isinstance(f, RedactingFilter) for f in h.filters)]
+
+
+def test_configure_logging_redacts_every_logger(served_logs: io.StringIO) -> None:
+    handlers = installed_handlers()
+    assert len(handlers) == 1 and isinstance(handlers[0].formatter, JsonFormatter)
+    for name in PINNED_LIBRARIES + ("telegram.ext", "telegram.Bot", "sqlalchemy.engine.Engine"):
+        assert logging.getLogger(name).getEffectiveLevel() >= logging.WARNING, name
+
+    logging.getLogger("some.library").warning("user %s sent %s", CUSTOMER_EMAIL, f"Bearer {FORGED_API_TOKEN}")
+    logging.getLogger("httpx").warning("HTTP Request: POST https://api.telegram.org/bot%s/sendMessage", TELEGRAM_TOKEN)
+    logging.getLogger("slack_sdk").error("call failed with %s", SLACK_BOT_TOKEN)
+    try:
+        raise RuntimeError(f"lookup failed for {SHOPIFY_EMAIL}")
+    except RuntimeError:
+        logging.getLogger("shopdesk").exception("boom for %s", STRANGER_EMAIL)
+    lines = [json.loads(line) for line in served_logs.getvalue().splitlines()]
+    assert len(lines) == 4
+    text = served_logs.getvalue()
+    for secret in (CUSTOMER_EMAIL, FORGED_API_TOKEN, TELEGRAM_TOKEN, SLACK_BOT_TOKEN, SHOPIFY_EMAIL, STRANGER_EMAIL):
+        assert secret not in text, secret
+    assert "<email>" in lines[0]["message"] and "Bearer <" in lines[0]["message"]
+    assert "<telegram-token>" in lines[1]["message"]
+    assert "<email>" in lines[3]["error"]
+    assert redact("mail me: A.B+c@Sub.Example.co.uk") == "mail me: <email>"
+
+
+async def test_a_served_app_writes_no_secret(aiohttp_client: Any, aiohttp_server: Any, settings: Any,
+                                             sessions: Any, served_logs: io.StringIO) -> None:
+    """The flows plus a Telegram chat, through the logging a server installs."""
+    from tests.fakes.telegram import FakeTelegram, make_message_update
+    from tests.test_bad_input import start_fake_slack
+
+    telegram = FakeTelegram(TELEGRAM_TOKEN)
+    server = await aiohttp_server(telegram.app)
+    telegram.base_url = str(server.make_url("")).rstrip("/")
+    s = app_settings(settings, await start_fake_slack(aiohttp_server), telegram_api_url=telegram.ptb_base_url,
+                     telegram_per_chat_per_second=1000.0, telegram_overall_per_second=1000.0)
+    client, app = await start_app(aiohttp_client, s)
+    flows = Flows(client=client, app=app, sessions=sessions)
+    await run_flows(flows)
+
+    update = make_message_update(777, 4242, f"order #1001, email {CUSTOMER_EMAIL}", first_name="Jane")
+    secret_header = {"X-Telegram-Bot-Api-Secret-Token": TELEGRAM_SECRET}
+    resp = await client.post("/webhooks/telegram", json=update, headers=secret_header)
+    assert resp.status == 200
+    deadline = asyncio.get_running_loop().time() + 20
+    while not telegram.sent_messages(4242):
+        assert asyncio.get_running_loop().time() < deadline, "no Telegram reply was sent"
+        await asyncio.sleep(0.05)
+    resp = await client.post("/webhooks/telegram", json=update, headers={"X-Telegram-Bot-Api-Secret-Token": "wrong"})
+    assert resp.status == 403
+
+    text = served_logs.getvalue()
+    lines = [json.loads(line) for line in text.splitlines()]
+    assert any(line["logger"].startswith("ordersvc") for line in lines), "nothing was logged"
+    found = leaks(text, flows.secrets())
+    assert not found, [line for line in text.splitlines() if leaks(line, flows.secrets())][:10]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_serve_installs_the_redacting_logs(sqlite_url: str, tmp_path: Any) -> None:
+    from shopdesk.app import serve
+    from shopdesk.settings import load_settings
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    touched = (*PINNED_LIBRARIES, "telegram.ext", "aiohttp.access")
+    levels = {name: logging.getLogger(name).level for name in touched}
+    settings = load_settings(database_url=sqlite_url, secret_key="k" * 40, data_dir=tmp_path / "data")
+    port = _free_port()
+    task = asyncio.create_task(serve(settings, host="127.0.0.1", port=port))
+    try:
+        async with ClientSession() as http:
+            deadline = asyncio.get_running_loop().time() + 20
+            while True:
+                assert not task.done(), task.exception()
+                try:
+                    async with http.get(f"http://127.0.0.1:{port}/healthz") as resp:
+                        if resp.status == 200:
+                            break
+                except OSError:
+                    pass
+                assert asyncio.get_running_loop().time() < deadline, "serve did not come up"
+                await asyncio.sleep(0.05)
+        installed = installed_handlers()
+        assert len(installed) == 1 and isinstance(installed[0].formatter, JsonFormatter)
+        for name in PINNED_LIBRARIES:
+            assert logging.getLogger(name).getEffectiveLevel() >= logging.WARNING, name
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        for name, old in levels.items():
+            logging.getLogger(name).setLevel(old)

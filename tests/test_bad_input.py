@@ -732,13 +732,13 @@ async def _message_count(sessions: Any, conversation_id: int) -> int:
 # --------------------------------------------------------------------------- the widget socket
 
 
-async def _recv(ws: Any, timeout: float = 10.0) -> dict[str, Any]:
+async def _recv(ws: Any, timeout: float = 30.0) -> dict[str, Any]:
     msg = await asyncio.wait_for(ws.receive(), timeout)
     assert msg.type == WSMsgType.TEXT, (msg.type, msg.data)
     return json.loads(msg.data)
 
 
-async def _recv_until(ws: Any, kind: str, timeout: float = 10.0) -> dict[str, Any]:
+async def _recv_until(ws: Any, kind: str, timeout: float = 30.0) -> dict[str, Any]:
     async def loop() -> dict[str, Any]:
         while True:
             frame = await _recv(ws, timeout)

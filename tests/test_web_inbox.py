@@ -583,8 +583,14 @@ async def test_admin_manages_agents_canned_and_labels(client: Any, sessions: Any
     assert (await post(client, f"/inbox/admin/labels/{label.id}/delete", token)).status == 303
     assert await count(sessions, Label) == 0
     async with sessions() as db:
+        canned_id = (await db.exec(select(CannedResponse.id))).one()
+    assert (await post(client, f"/inbox/admin/canned/{canned_id}/delete", token)).status == 303
+    assert (await post(client, f"/inbox/admin/canned/{canned_id}/delete", token)).status == 404
+    assert await count(sessions, CannedResponse) == 0
+    async with sessions() as db:
         actions = (await db.exec(select(AuditEvent.action).where(AuditEvent.agent_id == boss.id))).all()
-    assert {"agent.created", "agent.make_admin", "agent.deactivate", "canned.saved", "label.saved"} <= set(actions)
+    assert {"agent.created", "agent.make_admin", "agent.deactivate", "canned.saved", "label.saved",
+            "label.deleted", "canned.deleted"} <= set(actions)
 
 
 # --------------------------------------------------------------------------- live updates

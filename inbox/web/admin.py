@@ -232,18 +232,24 @@ async def save_canned(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther("/inbox/admin/canned")
 
 
-@admin_only
-async def delete_canned(request: web.Request) -> web.StreamResponse:
+async def _delete_row(request: web.Request, model: Any, kind: str, back: str, done: Callable[[Any], str]) -> web.StreamResponse:
+    """Delete one admin-managed row (audited), flash ``done(row)`` and go back to its list."""
     me = request[AGENT]
     async with request.app[STATE].sessions() as db:
-        row = await db.get(CannedResponse, _id(request))
+        row = await db.get(model, _id(request))
         if row is None:
             return error_response(request, 404, _NOT_FOUND)
         await db.delete(row)
-        write_audit(db, None, "canned.deleted", agent=me, detail={"canned_id": row.id})
+        write_audit(db, None, f"{kind}.deleted", agent=me, detail={f"{kind}_id": row.id})
         await db.commit()
-    await _flash(request, f"Deleted /{row.shortcut}.")
-    raise web.HTTPSeeOther("/inbox/admin/canned")
+    await _flash(request, done(row))
+    raise web.HTTPSeeOther(back)
+
+
+@admin_only
+async def delete_canned(request: web.Request) -> web.StreamResponse:
+    return await _delete_row(request, CannedResponse, "canned", "/inbox/admin/canned",
+                             lambda row: f"Deleted /{row.shortcut}.")
 
 
 # --------------------------------------------------------------------------- labels
@@ -288,16 +294,10 @@ async def add_label(request: web.Request) -> web.StreamResponse:
 
 @admin_only
 async def delete_label(request: web.Request) -> web.StreamResponse:
-    me = request[AGENT]
-    async with request.app[STATE].sessions() as db:
-        row = await db.get(Label, _id(request))
-        if row is None:
-            return error_response(request, 404, _NOT_FOUND)
-        await db.delete(row)
-        write_audit(db, None, "label.deleted", agent=me, detail={"label_id": row.id})
-        await db.commit()
-    await _flash(request, f"Deleted label {row.name}. Conversations keep it until someone edits their labels.")
-    raise web.HTTPSeeOther("/inbox/admin/labels")
+    return await _delete_row(
+        request, Label, "label", "/inbox/admin/labels",
+        lambda row: f"Deleted label {row.name}. Conversations keep it until someone edits their labels.",
+    )
 
 
 def _sentence(exc: Exception) -> str:

@@ -939,3 +939,18 @@ async def test_template_syntax_from_customers_stays_text(desk: Desk, sessions: A
     assert resp.status == 200
     preview = (await resp.json())["text"]
     assert preview == "Hello {{7*7}}!"
+
+
+@pytest.mark.parametrize("body, problem", [
+    ("{{ 9**9**9**9 }}", "exponent too large"),
+    ('{{ "x" * 10**9 }}', "repeated text too long"),
+    ("{% for i in range(999) %}{% for j in range(999) %}x{% endfor %}{% endfor %}", "loops too long"),
+    ('{% for i in range(10) %}{{ "y" * 3999 }}{% endfor %}', "too long"),
+])
+def test_canned_response_bodies_cannot_exhaust_the_server(body: str, problem: str) -> None:
+    from inbox.web.canned import CannedError, check_canned_body, render_canned
+
+    check_canned_body(body)  # valid syntax: only rendering is refused (and compiling never folds it)
+    with pytest.raises(CannedError, match=problem):
+        render_canned(body, {})
+    assert render_canned('{{ 2**10 }} {{ "ab" * 2 }} {% for i in range(3) %}{{ i }}{% endfor %}', {}) == "1024 abab 012"

@@ -808,3 +808,16 @@ async def test_whole_story_through_the_composition_root(aiohttp_client: Any, fak
     texts_sent = [m["text"] for m in telegram.sent_messages(555)]
     assert texts_sent.count("Hi, Ana here. How can I help?") == 1
     assert texts_sent[0] != "Hi, Ana here. How can I help?"  # the bot's handoff message came first
+
+
+async def test_unreachable_slack_api_gives_a_clear_503_not_a_500(aiohttp_client: Any, fake: FakeSlack,
+                                                                 lite_settings: Any, lite_sessions: Any) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}/api/"
+    env = await make_env(aiohttp_client, fake, slack_settings(lite_settings, fake, slack_api_url=dead), lite_sessions)
+    resp = await env.post(fs.slash_command_body("/order", "#1001", "U0ANA", ALERTS, fake.response_url("r9")))
+    assert resp.status == 503
+    assert "Slack" in (await resp.json())["error"]

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
@@ -272,7 +273,19 @@ class SlackConnector:
         problem = _check_shape(bolt_request.body)
         if problem:
             return web.json_response({"error": f"malformed request body: {problem}"}, status=400)
-        response = await self.bolt.async_dispatch(bolt_request)
+        try:
+            response = await self.bolt.async_dispatch(bolt_request)
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            # Bolt checks the bot token with auth.test before the first listener runs; with the Slack
+            # API unreachable that raises. Slack retries a non-2xx delivery, so nothing is lost.
+            log.error("slack: the Slack Web API is unreachable (%s); request answered 503", type(exc).__name__)
+            return web.json_response({"error": "Slack Web API unreachable; try again shortly"}, status=503)
+        if response.status >= 500:
+            # Bolt swallows its own failures (for example auth.test against an unreachable Slack API)
+            # into an empty 500. Say what happened instead; Slack retries the delivery.
+            log.error("slack: request could not be handled (bolt answered %d)", response.status)
+            return web.json_response({"error": "Slack request could not be handled now (is the Slack Web API "
+                                               "reachable?); Slack will retry"}, status=503)
         return await to_aiohttp_response(response)
 
     def _signed(self, body: bytes, headers: Mapping[str, str]) -> bool:

@@ -9,6 +9,7 @@ Missing values render empty: ``{{ order.name }}`` without an order is ``""``.
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Any
 
 from jinja2 import ChainableUndefined, TemplateError
@@ -25,7 +26,46 @@ __all__ = ["CannedError", "render_canned", "canned_context", "check_canned_body"
 
 MAX_CANNED_CHARS = 4000
 
-_env = SandboxedEnvironment(autoescape=False, undefined=ChainableUndefined, keep_trailing_newline=False)
+_MAX_RESULT_CHARS = 4_000
+_RANGE_BUDGET = 1_000  # loop steps from range() per rendering
+
+
+class _CannedEnvironment(SandboxedEnvironment):
+    """The sandbox, plus a cap on arithmetic: ``{{ 9**9**9**9 }}`` or ``{{ "x" * 10**9 }}`` in a
+    canned body must not hang or exhaust the server (intercepted operators are also never
+    constant-folded at compile time)."""
+
+    intercepted_binops = frozenset(["**", "*"])
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**":
+            if not all(isinstance(v, int | float) for v in (left, right)) or abs(right) > 64 or abs(left) > 10**6:
+                raise CannedError("template error: exponent too large")
+            return left**right
+        if isinstance(left, str | list | tuple) or isinstance(right, str | list | tuple):
+            count = right if isinstance(left, str | list | tuple) else left
+            seq = left if isinstance(left, str | list | tuple) else right
+            if isinstance(count, int) and len(seq) * count > _MAX_RESULT_CHARS:
+                raise CannedError("template error: repeated text too long")
+        elif isinstance(left, int) and isinstance(right, int) and max(abs(left), abs(right)) > 10**30:
+            raise CannedError("template error: number too large")
+        return left * right
+
+
+_env = _CannedEnvironment(autoescape=False, undefined=ChainableUndefined, keep_trailing_newline=False)
+_budget: ContextVar[list[int]] = ContextVar("canned_range_budget")
+
+
+def _bounded_range(*args: int) -> range:
+    steps = range(*args)
+    left = _budget.get([0])
+    left[0] -= len(steps)
+    if left[0] < 0:
+        raise CannedError("template error: loops too long")
+    return steps
+
+
+_env.globals["range"] = _bounded_range
 
 
 class CannedError(ValueError):
@@ -47,12 +87,24 @@ def check_canned_body(body: str) -> str:
 
 
 def render_canned(body: str, context: dict[str, Any]) -> str:
+    token = _budget.set([_RANGE_BUDGET])
     try:
-        return _env.from_string(body).render(**context).strip()
+        out: list[str] = []
+        size = 0
+        for chunk in _env.from_string(body).generate(**context):
+            size += len(chunk)
+            if size > _MAX_RESULT_CHARS * 4:
+                raise CannedError("template error: the text is too long")
+            out.append(chunk)
+        return "".join(out).strip()
+    except CannedError:
+        raise
     except TemplateError as exc:
         raise CannedError(f"template error: {exc}") from None
     except (ArithmeticError, TypeError, ValueError) as exc:
         raise CannedError(f"template error: {type(exc).__name__}") from None
+    finally:
+        _budget.reset(token)
 
 
 async def canned_context(db: AsyncSession, conversation: Conversation) -> dict[str, Any]:

@@ -72,6 +72,7 @@ from inbox.queries import (
     list_conversations,
     transcript,
 )
+from ordersvc.models import Customer
 
 __all__ = [
     "RecordResult",
@@ -377,7 +378,8 @@ async def _record(session: Any, c: _Inbound, *, reopen_days: int, now: datetime)
         session.add(contact)
         await session.flush()
     else:
-        if c.display_name and c.display_name != contact.display_name:
+        named_by_customer = contact.channel in _NAMELESS_CHANNELS and contact.customer_id is not None
+        if c.display_name and c.display_name != contact.display_name and not named_by_customer:
             contact.display_name = c.display_name
         if c.username and c.username != contact.username:
             contact.username = c.username
@@ -817,6 +819,10 @@ def clean_summary(summary: str | None) -> str | None:
     return text[:2000] or None
 
 
+# Channels whose contacts carry no name of their own: once verified, the customer's name is shown.
+_NAMELESS_CHANNELS = frozenset({Channel.webchat})
+
+
 async def link_contact_to_customer(
     session: Any, contact: Contact, customer_id: int, *, actor: str = "bot"
 ) -> None:
@@ -826,6 +832,11 @@ async def link_contact_to_customer(
     previous = contact.customer_id
     contact.customer_id = customer_id
     contact.verified_at = now
+    if contact.channel in _NAMELESS_CHANNELS:
+        # The widget only knows a placeholder ("Web visitor 7F3A"); agents should see who it is.
+        customer = await session.get(Customer, customer_id)
+        if customer is not None and (customer.first_name or customer.last_name):
+            contact.display_name = clean_label(customer.display_name, 255)
     session.add(contact)
     active = (
         await session.exec(

@@ -493,6 +493,26 @@ async def test_link_contact_to_customer(sessions, published, bus):
     assert any(e.type == "contact.updated" and e.data["customer_id"] == customer.id for e in published)
 
 
+async def test_verified_web_visitor_is_shown_by_the_customers_name(sessions, bus):
+    web = dict(channel=Channel.webchat, contact="visitor-1", display_name="Web visitor 7F3A")
+    tg = dict(channel=Channel.telegram, contact="tg-7", display_name="Lan on Telegram")
+    r_web = await store.record_inbound(sessions, inbound("w1", **web))
+    r_tg = await store.record_inbound(sessions, inbound("t1", **tg))
+    async with sessions() as s:
+        customer = Customer(first_name="Lan", last_name="Pham")
+        s.add(customer)
+        await s.flush()
+        for r in (r_web, r_tg):
+            await store.link_contact_to_customer(s, await s.get(Contact, r.contact_id), customer.id)
+        await s.commit()
+    # the widget keeps sending its placeholder label; a verified visitor keeps the customer's name
+    await store.record_inbound(sessions, inbound("w2", **web))
+    await store.record_inbound(sessions, inbound("t2", **{**tg, "display_name": "Lan P."}))
+    async with sessions() as s:
+        assert (await s.get(Contact, r_web.contact_id)).display_name == "Lan Pham"
+        assert (await s.get(Contact, r_tg.contact_id)).display_name == "Lan P."  # Telegram names its users
+
+
 # --------------------------------------------------------------------------- reads
 
 

@@ -495,9 +495,30 @@ def _describe(exc: ValidationError) -> str:
     return message
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _scrub(value: Any) -> Any:
+    """Every string in the payload made storable: lone surrogates (valid JSON escapes, but no
+    encoder or database accepts them) become U+FFFD and NUL bytes are dropped."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            value = value.replace("\x00", "")
+        return _LONE_SURROGATE.sub("\ufffd", value) if _LONE_SURROGATE.search(value) else value
+    if isinstance(value, dict):
+        return {_scrub(k): _scrub(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub(v) for v in value]
+    return value
+
+
 def _validate(model: type[_M], payload: Any, what: str, *, free_ids: bool = False) -> _M:
     if not isinstance(payload, dict):
         raise ShopifyPayloadError(f"{what} payload must be a JSON object")
+    try:
+        payload = _scrub(payload)
+    except RecursionError:
+        raise ShopifyPayloadError(f"{what} payload is nested too deeply") from None
     try:
         return model.model_validate(payload, context={"free_ids": free_ids})
     except ValidationError as exc:

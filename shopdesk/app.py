@@ -54,6 +54,25 @@ def _body_limit_error(exc: web.HTTPRequestEntityTooLarge) -> web.Response:
     return web.json_response({"error": "request body too large"}, status=413)
 
 
+def _routing_error(request: web.Request, exc: web.HTTPException) -> web.Response:
+    """Unknown path or method: a page for a browser, ``{"error": ...}`` for everything else
+    (instead of aiohttp's bare ``404: Not Found`` text)."""
+    if exc.status == 405:
+        message = f"method {request.method} is not allowed here"
+    else:
+        message = "not found"
+    headers = {k: v for k, v in exc.headers.items() if k == "Allow"}
+    if "text/html" in request.headers.get("Accept", ""):
+        from inbox.web.rendering import error_response
+        from inbox.web.state import STATE
+
+        if STATE in request.app:
+            response = error_response(request, exc.status, message.capitalize() + ".")
+            response.headers.update(headers)
+            return response
+    return web.json_response({"error": message}, status=exc.status, headers=headers)
+
+
 @web.middleware
 async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
     """No traceback ever reaches a client: unexpected errors become a plain 500 JSON body."""
@@ -61,6 +80,10 @@ async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
         return await handler(request)
     except web.HTTPRequestEntityTooLarge as exc:
         return _body_limit_error(exc)
+    except (web.HTTPNotFound, web.HTTPMethodNotAllowed) as exc:
+        if exc.content_type != "text/plain":  # a view's own page or JSON body: keep it
+            raise
+        return _routing_error(request, exc)
     except web.HTTPException:
         raise
     except asyncio.CancelledError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import sys
 from pathlib import Path
 
@@ -103,10 +104,12 @@ def nlu_classify() -> None:
 
     if sys.stdin.isatty():
         note("Type messages, one per line (Ctrl-D to end).")
-    try:
-        classify_stream(sys.stdin, sys.stdout)
-    except UnicodeDecodeError:
-        fail("stdin is not UTF-8 text")
+    if isinstance(sys.stdin, io.TextIOWrapper):
+        sys.stdin.reconfigure(errors="surrogateescape")  # a line that is not UTF-8 is reported, not fatal
+    counts = classify_stream(sys.stdin, sys.stdout)
+    if counts.failed:
+        note(f"{counts.failed} line(s) could not be classified; see their \"error\" records")
+        raise typer.Exit(1)
 
 
 @nlu_app.command("eval")

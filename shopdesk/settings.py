@@ -8,8 +8,10 @@ settings object never shows them; :func:`describe` renders the masked table that
 
 from __future__ import annotations
 
+import difflib
 import os
 import secrets
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -165,6 +167,7 @@ def load_settings(**overrides: Any) -> Settings:
     explicit = os.environ.get(TOML_FILE_ENV)
     if explicit and explicit != os.devnull and not Path(explicit).is_file():
         raise SettingsError(f"bad setting {TOML_FILE_ENV}: no such file {explicit!r}")
+    _check_toml_keys(Path(explicit or "shopdesk.toml"))
     try:
         return Settings(**overrides)
     except ValidationError as exc:
@@ -174,6 +177,24 @@ def load_settings(**overrides: Any) -> Settings:
         raise SettingsError(f"bad setting {name}: {message}") from None
     except Exception as exc:  # a broken shopdesk.toml
         raise SettingsError(f"cannot read settings: {exc}".splitlines()[0]) from None
+
+
+def _check_toml_keys(path: Path) -> None:
+    """A misspelt key in shopdesk.toml must not silently fall back to a default (say, a
+    different database): name it, with the closest real setting."""
+    if str(path) == os.devnull or not path.is_file():
+        return
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"cannot read settings: {path}: {exc}".splitlines()[0]) from None
+    known = set(Settings.model_fields)
+    for key in data:
+        if key not in known:
+            close = difflib.get_close_matches(key.lower(), sorted(known), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise SettingsError(f"bad setting in {path.name}: unknown key {key!r}{hint}")
 
 
 def _mask(value: Any) -> str:

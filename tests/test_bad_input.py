@@ -521,6 +521,18 @@ async def test_unknown_methods_on_every_path(desk: Desk) -> None:
     desk.check()
 
 
+async def test_unknown_paths_and_methods_say_so_in_json_or_a_page(desk: Desk) -> None:
+    client = desk.client
+    resp = await client.get("/no/such/page")
+    assert resp.status == 404 and await resp.json() == {"error": "not found"}
+    resp = await client.delete("/webhooks/shopify")
+    assert resp.status == 405 and resp.headers["Allow"] == "POST"
+    assert "DELETE" in (await resp.json())["error"]
+    resp = await client.get("/no/such/page", headers={"Accept": "text/html,*/*"})
+    assert resp.status == 404 and resp.content_type == "text/html"
+    assert "Not found" in await resp.text()
+
+
 async def test_session_ending_routes_with_bad_bodies(desk: Desk) -> None:
     """/logout and logout-everywhere: garbage never breaks them (signed in again after each)."""
     for path in sorted(_SESSION_ENDERS):
@@ -648,6 +660,11 @@ def _poisoned_order(kind: str) -> dict[str, Any]:
         order["shipping_address"]["city"] = "Castle\x00Black"
         order["line_items"][0]["title"] = "boots\x00"
         order["tags"] = "a\x00b"
+    elif kind == "surrogates":  # valid JSON escapes (\ud800) that no encoder or database accepts
+        order["note"] = "a\ud800b"
+        order["customer"]["first_name"] = "Jo\udcffn"
+        order["tags"] = "vip, \udfff"
+        order["shipping_address"]["city"] = "Wint\ud83derfell"
     elif kind == "huge":
         order["line_items"][0]["quantity"] = 2**70
         order["customer"]["id"] = 2**70
@@ -666,6 +683,24 @@ async def test_shopify_orders_with_poisoned_fields(desk: Desk) -> None:
         await desk.request("POST", "/webhooks/shopify", body=body, content_type="application/json",
                            headers=shopify_headers(body), label=kind)
     desk.check()
+
+
+async def test_shopify_order_with_lone_surrogates_is_stored_with_replacement_characters(
+        desk: Desk, sessions: Any) -> None:
+    from ordersvc.models import Customer, Order
+
+    body = json.dumps(_poisoned_order("surrogates")).encode()
+    assert b"\\ud800" in body  # json.dumps keeps the lone surrogate as an escape
+    status, text = await desk.request("POST", "/webhooks/shopify", body=body, content_type="application/json",
+                                      headers=shopify_headers(body), label="surrogates")
+    desk.check()
+    assert status == 200, text
+    async with sessions() as s:
+        order = (await s.exec(select(Order).where(Order.name == _poisoned_order("surrogates")["name"]))).one()
+        customer = await s.get(Customer, order.customer_id)
+    assert order.note == "a\ufffdb"
+    assert "\ufffd" in order.tags and order.shipping_address["city"] == "Wint\ufffderfell"
+    assert customer.first_name == "Jo\ufffdn"
 
 
 # --------------------------------------------------------------------------- inbox: CSRF and other agents' ids

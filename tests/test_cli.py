@@ -205,6 +205,8 @@ def test_toml_file_is_read_and_the_environment_wins(cli: Cli, tmp_path: Path) ->
     one_line_error(cli("config", SHOPDESK_CONFIG=str(toml)), 2, "SHOPDESK_PORT")
     toml.write_text("port = [unclosed\n")
     one_line_error(cli("config", SHOPDESK_CONFIG=str(toml)), 2)
+    toml.write_text('databse_url = "sqlite+aiosqlite:///elsewhere.db"\n')  # a typo must not be ignored
+    one_line_error(cli("config", SHOPDESK_CONFIG=str(toml)), 2, "databse_url", "did you mean 'database_url'")
 
 
 def test_an_unreachable_database_is_one_line_without_the_password(cli: Cli) -> None:
@@ -372,7 +374,6 @@ def test_nlu_classify_reads_json_and_plain_lines(cli: Cli) -> None:
             json.dumps({"text": "where is my order #1001?", "lang": "en"}),
             "hola, quiero devolver mis zapatos",
             "",
-            '{"not": "a text field"}',
             "{broken json",
         ]
     )
@@ -381,7 +382,6 @@ def test_nlu_classify_reads_json_and_plain_lines(cli: Cli) -> None:
     assert [r["text"] for r in records] == [
         "where is my order #1001?",
         "hola, quiero devolver mis zapatos",
-        '{"not": "a text field"}',
         "{broken json",
     ]
     for record in records:
@@ -390,6 +390,16 @@ def test_nlu_classify_reads_json_and_plain_lines(cli: Cli) -> None:
         assert isinstance(record["language"], str) and isinstance(record["entities"], list)
     assert records[0]["language"] == "en"
     assert any("1001" in entity["value"] for entity in records[0]["entities"])
+
+
+def test_nlu_classify_reports_a_bad_line_and_goes_on(cli: Cli) -> None:
+    stdin = '{"text": "hi"}\n{"not": "a text field"}\n{"text": "bad \\ud800"}\nwhere is my order\n'
+    result = cli("nlu", "classify", stdin=stdin)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "2 line(s) could not be classified" in result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r.get("line") for r in records] == [None, 2, 3, None]
+    assert records[-1]["intent"] == "track_order"
 
 
 def test_nlu_eval_on_a_small_csv(cli: Cli, tmp_path: Path) -> None:

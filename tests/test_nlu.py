@@ -653,11 +653,21 @@ def test_classify_stream(classifier) -> None:
         '{"not": "a message"}',
         "{broken json",
         json.dumps({"text": "спасибо"}, ensure_ascii=False),
+        '{"text": 5}',
+        '{"text": "bad \\ud800 escape"}',
+        "lone \udcff surrogate from a non-UTF-8 byte",
+        json.dumps({"text": "thanks", "lang": ["en"]}),
+        "where is my parcel",
     ]
     out = io.StringIO()
-    count = classify_stream(io.StringIO("\n".join(lines) + "\n"), out, classifier=classifier)
-    records = [json.loads(line) for line in out.getvalue().splitlines()]
-    assert count == len(records) == 7
+    counts = classify_stream(io.StringIO("\n".join(lines) + "\n"), out, classifier=classifier)
+    everything = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert counts == (7, 5) and len(everything) == 12  # one output line per non-blank input line
+    errors = [r for r in everything if "error" in r]
+    assert [e["line"] for e in errors] == [7, 10, 11, 12, 13]
+    assert 'string "text"' in errors[0]["error"] and "Unicode" in errors[2]["error"]
+    assert everything[-1]["intent"] == "track_order"  # the lines after a bad one go on
+    records = [r for r in everything if "error" not in r]
     for record in records:
         assert set(record) == {"text", "intent", "confidence", "language", "entities"}
     assert records[0]["intent"] == "track_order"
@@ -666,8 +676,8 @@ def test_classify_stream(classifier) -> None:
     assert "我要退货" in out.getvalue()  # not \u-escaped
     assert records[2]["language"] == "es" and records[2]["intent"] == "greeting"
     assert records[3]["text"] == "[1, 2, 3]"
-    assert records[4]["text"] == '{"not": "a message"}'
-    assert records[6]["intent"] == "thanks" and records[6]["language"] == "ru"
+    assert records[4]["text"] == "{broken json"
+    assert records[5]["intent"] == "thanks" and records[5]["language"] == "ru"
 
 
 def test_evaluate_csv_report(classifier, tmp_path: Path) -> None:

@@ -10,49 +10,84 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
+import re
 import sys
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import NamedTuple, TextIO
 
 from . import analyze, get_classifier
 from .intents import INTENTS, IntentClassifier
 
-__all__ = ["EvalReport", "IntentStats", "classify_stream", "evaluate_csv", "format_report", "main"]
+__all__ = [
+    "ClassifyCounts", "EvalReport", "IntentStats", "LineError", "classify_stream", "evaluate_csv", "format_report",
+    "main",
+]
+
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+class LineError(ValueError):
+    """One input line that cannot be classified; ``str(exc)`` says why."""
 
 
 def _parse_line(line: str) -> tuple[str, str | None]:
-    """(text, language hint) of one input line; anything but a JSON object with a string
-    ``text`` is the text itself."""
+    """(text, language hint) of one input line: a JSON object with a string ``text`` (and an
+    optional string ``lang``), else the line itself as plain text. A JSON object without a
+    string ``text`` is a broken record, not a message: :class:`LineError`."""
     stripped = line.strip()
     if stripped.startswith("{"):
         try:
             obj = json.loads(stripped)
-        except ValueError:
+        except (ValueError, RecursionError):
             obj = None
-        if isinstance(obj, dict) and isinstance(obj.get("text"), str):
+        if isinstance(obj, dict):
+            text = obj.get("text")
+            if not isinstance(text, str):
+                raise LineError('a JSON line needs a string "text"')
             lang = obj.get("lang")
-            return obj["text"], lang if isinstance(lang, str) else None
-    return line, None
+            if lang is not None and not isinstance(lang, str):
+                raise LineError('"lang" must be a string such as "en"')
+            line = text
+            return _storable(line), lang
+    return _storable(line), None
 
 
-def classify_stream(inp: TextIO, out: TextIO, *, classifier: IntentClassifier | None = None) -> int:
+def _storable(text: str) -> str:
+    if _SURROGATES.search(text):  # invalid UTF-8 on stdin, or a "\ud800" escape in JSON
+        raise LineError("the text is not valid UTF-8 / Unicode")
+    return text.replace("\x00", "")
+
+
+class ClassifyCounts(NamedTuple):
+    classified: int
+    failed: int
+
+
+def classify_stream(inp: TextIO, out: TextIO, *, classifier: IntentClassifier | None = None) -> ClassifyCounts:
     """Classify every non-blank line of *inp*, writing one JSON line per input to *out*.
 
     An input line is either a JSON object ``{"text": ..., "lang": optional}`` or plain
     text. Output: ``{"text", "intent", "confidence", "language", "entities": [{"type",
-    "value", "start", "end"}]}`` (UTF-8 as is, not ``\\u`` escaped). Returns the number
-    of lines classified.
+    "value", "start", "end"}]}`` (UTF-8 as is, not ``\\u`` escaped). A line that cannot be
+    classified gets ``{"line": N, "error": "..."}`` in its place and the rest go on.
     """
-    count = 0
-    for raw in inp:
+    classified = failed = 0
+    for number, raw in enumerate(inp, start=1):
         line = raw.rstrip("\r\n")
         if not line.strip():
             continue
-        text, lang = _parse_line(line)
+        try:
+            text, lang = _parse_line(line)
+        except LineError as exc:
+            out.write(json.dumps({"line": number, "error": str(exc)}) + "\n")
+            failed += 1
+            continue
         result = analyze(text, lang, classifier=classifier)
         record = {
             "text": result.text,
@@ -62,8 +97,8 @@ def classify_stream(inp: TextIO, out: TextIO, *, classifier: IntentClassifier | 
             "entities": [e.to_dict() for e in result.entities],
         }
         out.write(json.dumps(record, ensure_ascii=False) + "\n")
-        count += 1
-    return count
+        classified += 1
+    return ClassifyCounts(classified, failed)
 
 
 @dataclass(frozen=True)
@@ -186,8 +221,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ev.add_argument("csv", type=Path)
     args = parser.parse_args(argv)
     if args.command == "classify":
-        classify_stream(sys.stdin, sys.stdout)
-        return 0
+        if isinstance(sys.stdin, io.TextIOWrapper):
+            sys.stdin.reconfigure(errors="surrogateescape")  # a bad line is reported, not fatal
+        return 1 if classify_stream(sys.stdin, sys.stdout).failed else 0
     try:
         print(format_report(evaluate_csv(args.csv)))
     except ValueError as exc:

@@ -15,6 +15,7 @@ import re
 import string
 from collections import Counter, defaultdict
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -746,3 +747,83 @@ def test_fast_probabilities_equal_scikit_learns(classifier: IntentClassifier) ->
     fast = classifier.predict_proba(texts)
     reference = classifier._pipeline.predict_proba(texts)
     assert np.allclose(fast, reference, atol=1e-12)
+
+
+# --- tone (strongly negative messages) ------------------------------------------------------
+
+TONE_HELDOUT_CSV = Path(__file__).with_name("tone_heldout.csv")
+
+
+@pytest.fixture(scope="session")
+def tone_model(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from bot.nlu.tone import ToneClassifier
+
+    return ToneClassifier.load_or_train(cache_dir=tmp_path_factory.mktemp("tone-cache"))
+
+
+def test_tone_files_have_both_labels_in_every_language() -> None:
+    import yaml
+
+    from bot.nlu.tone import TONE_DIR
+
+    for lang in SUPPORTED_LANGUAGES:
+        data = yaml.safe_load((TONE_DIR / f"{lang}.yaml").read_text(encoding="utf-8"))
+        assert set(data) == {"hostile", "calm"}, lang
+        assert len(data["hostile"].splitlines()) >= 90 and len(data["calm"].splitlines()) >= 60, lang
+
+
+def test_tone_on_heldout_phrasings(tone_model: Any) -> None:
+    """New phrasings: most hostile ones are caught and no calm one is (a calm customer must
+    never be treated as abusive), in every language."""
+    from bot.nlu.tone import HOSTILE_AT
+
+    rows = list(csv.DictReader(TONE_HELDOUT_CSV.open(encoding="utf-8")))
+    scores = tone_model.hostility_many([r["text"] for r in rows])
+    caught: Counter[str] = Counter()
+    for row, score in zip(rows, scores):
+        if row["label"] == "calm":
+            assert score < HOSTILE_AT, (row["text"], score)
+        elif score >= HOSTILE_AT:
+            caught[row["lang"]] += 1
+    hostile = Counter(r["lang"] for r in rows if r["label"] == "hostile")
+    assert sum(caught.values()) / sum(hostile.values()) >= 0.65, caught
+    for lang in SUPPORTED_LANGUAGES:
+        assert caught[lang] / hostile[lang] >= 0.5, (lang, caught[lang], hostile[lang])
+
+
+def test_ordinary_requests_are_not_hostile(tone_model: Any) -> None:
+    from bot.nlu.tone import HOSTILE_AT
+
+    rows = [r for r in _heldout_rows() if r["intent"] not in ("complaint", "human_agent")]
+    scores = tone_model.hostility_many([r["text"] for r in rows])
+    flagged = [(r["text"], s) for r, s in zip(rows, scores) if s >= HOSTILE_AT]
+    assert flagged == []
+    for text in ("where is my order?", "¿dónde está mi pedido?", "где мой заказ", "đơn hàng của tôi đâu rồi",
+                 "我的订单在哪", "我的訂單在哪裡", "cancel my order please", "the mug arrived broken"):
+        assert tone_model.hostility(text) < 0.4, text
+
+
+@pytest.mark.parametrize("text", [
+    "you are all idiots",
+    "where the hell is my order, you useless scammers",
+    "Вы мошенники и воры, где мой заказ?!",
+    "sois unos estafadores, devolvedme mi dinero YA",
+    "lừa đảo, trả tiền cho tao",
+    "你们这些骗子，退钱！",
+    "騙子！垃圾店！",
+])
+def test_abuse_is_hostile_whatever_it_asks(tone_model: Any, text: str) -> None:
+    from bot.nlu.tone import HOSTILE_AT
+
+    assert tone_model.hostility(text) >= HOSTILE_AT
+
+
+def test_tone_model_is_deterministic_and_ignores_empty_text(tone_model: Any) -> None:
+    from bot.nlu.tone import ToneClassifier, load_tone_examples
+
+    again = ToneClassifier.train(load_tone_examples())
+    texts = ["you idiots", "hello", "где мой заказ"]
+    assert again.hostility_many(texts) == tone_model.hostility_many(texts)
+    assert tone_model.hostility_many(["", "   ", "🤷", "!!!"])[:2] == [0.0, 0.0]
+    assert analyze("you are all useless idiots", "en").hostile
+    assert not analyze("where is my order #1001?", "en").hostile

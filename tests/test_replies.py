@@ -33,6 +33,7 @@ CONTEXTS = {
     "verify_ask_proof": {"order_ref": "#1001"},
     "wismo_cancelled": {"order": ORDER},
     "wismo_unfulfilled": {"order": ORDER, "ship_by": NOW},
+    "wismo_unfulfilled_late": {"order": ORDER, "ship_by": NOW},
     "wismo_status": {"order": ORDER, "shipments": [SHIPMENT, SHIPMENT], "pending_items": ["1 × Cap"], "ship_by": NOW},
     "wismo_sorry_late": {"order": ORDER, "problem": False},
     "return_policy": {"policy": DEFAULT_RETURN_POLICY},

@@ -1,9 +1,10 @@
 """The dialog: given one customer message, decide what the bot says and does.
 
-Reading order: :func:`respond` handles "never mind", an open flow (verification, returns,
-cancellation…), then routes a fresh message by intent through ``INTENT_HANDLERS`` — one
-visible table — with the confidence rules: confident → act; unsure → ask which one; lost
-twice in a row → a person takes over. Handlers and flow steps live in ``bot.handlers``.
+Reading order: :func:`respond` hands strongly negative messages to a person, handles
+"never mind", an open flow (verification, returns, cancellation…), then routes a fresh
+message by intent through ``INTENT_HANDLERS`` — one visible table — with the confidence
+rules: confident → act; unsure → ask which one; lost twice in a row → a person takes over.
+Handlers and flow steps live in ``bot.handlers``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from bot.dialog.turn import Turn
 from bot.dialog.verify import continue_verification
 from bot.handlers import handoff, info, orders, refunds, returns, smalltalk, wismo
 from bot.nlu.intents import CLARIFY_BELOW, CONFIDENT
+from inbox.models import Priority
 
 __all__ = ["respond", "INTENT_HANDLERS", "FLOW_STEPS", "FLOW_INTENTS", "ACTION_INTENTS"]
 
@@ -56,6 +58,14 @@ async def respond(turn: Turn) -> None:
     """Decide this turn's replies and effects (collected on ``turn``)."""
     if not turn.text.strip() and turn.postback is None:
         turn.say("empty_message")
+        return
+
+    if turn.hostile and turn.postback is None and not turn.state.slots.get("free_text"):
+        # Strongly negative (insults, swearing, fury, threats): whatever it asks, a person
+        # answers it, first in the queue. Whatever flow was open ends here. (An answer to an
+        # open question, such as an address or a return note, is taken as the answer.)
+        turn.state.clear()
+        await handoff.hand_off(turn, "negative", priority=Priority.high)
         return
 
     if turn.state.flow and is_cancel(turn.text):

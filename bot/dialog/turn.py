@@ -84,6 +84,8 @@ class Turn:
     state: DialogState
     intent: str = "unknown"
     confidence: float = 0.0
+    #: the message is strongly negative (insults, swearing, fury, threats): see bot.nlu.tone
+    hostile: bool = False
     entities: list[Any] = field(default_factory=list)
     replies: list[OutboundPayload] = field(default_factory=list)
     escalation: Escalation | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot.dialog.turn import Turn
@@ -47,22 +48,39 @@ async def track_order(turn: Turn) -> None:
     shipped_lines = {sl.line.id for sb in bundle.shipments for sl in sb.lines}
     pending_lines = [ln for ln in bundle.lines if ln.id not in shipped_lines and ln.fulfilled_quantity < ln.quantity]
     if not bundle.shipments:
-        policy = await shipping_policy(turn.session)
-        turn.say("wismo_unfulfilled", order=order, ship_by=expected_ship_date(order, policy))
+        ship_by = expected_ship_date(order, await shipping_policy(turn.session))
+        if _overdue(ship_by, turn.now):  # it should have left already: say so, and get a person on it
+            turn.say("wismo_unfulfilled_late", order=order, ship_by=ship_by)
+            turn.say("wismo_sorry_late", order=order, problem=False)
+            turn.alert("late_shipment", order_id=order.id, order_name=order.name, shipments=[], not_shipped=True)
+            turn.escalate("late_shipment", priority=Priority.high, note="not shipped by the expected date")
+            return
+        turn.say("wismo_unfulfilled", order=order, ship_by=ship_by)
         return
     views = [shipment_view(turn, sb) for sb in bundle.shipments]
     policy = await shipping_policy(turn.session) if pending_lines else None
+    ship_by = expected_ship_date(order, policy) if pending_lines else None
     turn.say(
         "wismo_status",
         order=order,
         shipments=views,
         pending_items=[f"{ln.quantity} × {ln.title}" for ln in pending_lines],
-        ship_by=expected_ship_date(order, policy) if pending_lines else None,
+        ship_by=ship_by,
     )
     problems = [v for v in views if v["late"] or ShipmentStatus(v["status"]) in PROBLEM]
-    if problems:
+    overdue_items = ship_by is not None and _overdue(ship_by, turn.now)
+    if problems or overdue_items:
         kind = "shipment_exception" if any(ShipmentStatus(v["status"]) in PROBLEM for v in problems) else "late_shipment"
         turn.say("wismo_sorry_late", order=order, problem=kind == "shipment_exception")
         turn.alert(kind, order_id=order.id, order_name=order.name,
                    shipments=[{"tracking_number": v["tracking_number"], "status": v["status"], "carrier": v["carrier"]} for v in problems])
-        turn.escalate(kind, priority=Priority.high, note=f"{len(problems)} problem shipment(s)")
+        note = f"{len(problems)} problem shipment(s)" + ("; items not shipped by the expected date" if overdue_items else "")
+        turn.escalate(kind, priority=Priority.high, note=note)
+
+
+#: a day's grace after the expected ship date before an unshipped order counts as late
+_SHIP_GRACE = timedelta(days=1)
+
+
+def _overdue(ship_by: datetime, now: datetime) -> bool:
+    return now > ship_by + _SHIP_GRACE

@@ -28,6 +28,7 @@ from .intents import (
     IntentPrediction,
 )
 from .language import SUPPORTED_LANGUAGES, detect_language, normalize_language
+from .tone import HOSTILE_AT, ToneClassifier, get_tone, set_tone
 
 __all__ = [
     "CLARIFY_BELOW",
@@ -43,6 +44,10 @@ __all__ = [
     "detect_language",
     "extract_entities",
     "get_classifier",
+    "get_tone",
+    "HOSTILE_AT",
+    "ToneClassifier",
+    "set_tone",
     "normalize_language",
     "set_classifier",
 ]
@@ -64,6 +69,13 @@ class NLUResult:
     confidence: float
     entities: tuple[Entity, ...]
     ranking: tuple[tuple[str, float], ...]
+    #: how hostile the message is, 0..1 (see :mod:`bot.nlu.tone`)
+    hostility: float = 0.0
+
+    @property
+    def hostile(self) -> bool:
+        """Strongly negative (insults, swearing, fury, threats): a person should take over."""
+        return self.hostility >= HOSTILE_AT
 
     @property
     def needs_clarification(self) -> bool:
@@ -96,7 +108,8 @@ def set_classifier(classifier: IntentClassifier | None) -> None:
 
 
 def analyze(
-    text: str, hint_lang: str | None = None, *, classifier: IntentClassifier | None = None
+    text: str, hint_lang: str | None = None, *, classifier: IntentClassifier | None = None,
+    tone: ToneClassifier | None = None,
 ) -> NLUResult:
     """Language, intent and entities of *text*.
 
@@ -116,4 +129,5 @@ def analyze(
         confidence=prediction.confidence,
         entities=entities,
         ranking=tuple(prediction.ranking),
+        hostility=(tone or get_tone()).hostility(text[:MAX_CLASSIFY_CHARS]),
     )

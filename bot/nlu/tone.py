@@ -1,0 +1,190 @@
+"""Tone: how hostile a customer's message is (insults, swearing, fury, threats, "scam!").
+
+A strongly negative message goes to a person whatever it asks for; a calm message about a
+bad thing ("the mug arrived broken") does not. This is a second, binary model next to the
+intent model, trained the same way from our own examples:
+
+* ``data/tone/<lang>.yaml`` — ``hostile:`` and ``calm:`` utterances in every language;
+* every intent example except ``complaint`` counts as calm as well, so the ordinary
+  requests of all 15 intents teach the model what is *not* hostile.
+
+Features are words and word pairs (Chinese per character), the model a logistic regression
+whose probability is the hostility score. Training is deterministic (about a second) and cached like the intent
+model, keyed by the data, this file and the scikit-learn version.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .intents import (
+    _TOKEN_PATTERN,
+    DATA_DIR,
+    _example_files,
+    _fingerprint,
+    _parse_examples,
+    _sklearn_version,
+    _split_cjk,
+    _write_atomic,
+    default_cache_dir,
+    normalize_text,
+)
+
+__all__ = ["TONE_DIR", "HOSTILE_AT", "ToneClassifier", "get_tone", "set_tone", "load_tone_examples"]
+
+log = logging.getLogger(__name__)
+
+TONE_DIR = DATA_DIR / "tone"
+#: hostility score from which a message counts as strongly negative (handed to a person)
+HOSTILE_AT = 0.6
+_LABELS = ("hostile", "calm")
+_CACHE_FORMAT = 1
+
+
+def _parse_tone(path: Path, raw: bytes) -> list[tuple[str, str]]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(raw.decode("utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path.name}: not valid UTF-8 YAML: {exc}".splitlines()[0]) from exc
+    if not isinstance(data, dict) or set(data) - set(_LABELS):
+        raise ValueError(f"{path.name}: expected a mapping with the keys 'hostile' and 'calm'")
+    pairs = []
+    for label, body in data.items():
+        if not isinstance(body, str):
+            raise ValueError(f"{path.name}: the {label!r} examples must be a text block")
+        pairs.extend((line.strip(), label) for line in body.splitlines() if line.strip())
+    return pairs
+
+
+def _files(data_dir: Path, tone_dir: Path) -> list[tuple[str, bytes]]:
+    tone_files = sorted(p for p in tone_dir.glob("*.yaml") if p.is_file())
+    if not tone_files:
+        raise ValueError(f"no tone example files (*.yaml) in {tone_dir}")
+    return [("tone/" + p.name, p.read_bytes()) for p in tone_files] + [
+        (p.name, p.read_bytes()) for p in _example_files(data_dir)
+    ]
+
+
+def load_tone_examples(data_dir: Path | None = None, tone_dir: Path | None = None) -> list[tuple[str, str]]:
+    """(text, "hostile" | "calm") pairs: the tone files, plus every non-complaint intent example as calm."""
+    data_dir = data_dir or DATA_DIR
+    tone_dir = tone_dir or (data_dir / "tone")
+    return _examples(data_dir, _files(data_dir, tone_dir))
+
+
+def _examples(data_dir: Path, files: list[tuple[str, bytes]]) -> list[tuple[str, str]]:
+    pairs: list[tuple[str, str]] = []
+    for name, raw in files:
+        if name.startswith("tone/"):
+            pairs.extend(_parse_tone(Path(name), raw))
+        else:
+            pairs.extend((e.text, "calm") for e in _parse_examples(data_dir / name, raw) if e.intent != "complaint")
+    return pairs
+
+
+def _build_pipeline() -> Any:
+    import numpy as np
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+
+    # Words only (Chinese per character, word pairs too): character n-grams made unusual but
+    # harmless text (a street address, a product name) look hostile, words do not.
+    features = TfidfVectorizer(analyzer="word", ngram_range=(1, 2), preprocessor=_split_cjk,
+                               token_pattern=_TOKEN_PATTERN, sublinear_tf=True, dtype=np.float32)
+    # No class weighting: hostility is the rarer case, and a message with nothing telling in
+    # it (a plain "where is my order?") must score low, not sit at an even 0.5.
+    model = LogisticRegression(C=100.0, max_iter=3000)
+    return Pipeline([("features", features), ("model", model)])
+
+
+class ToneClassifier:
+    """A fitted tone model: :meth:`hostility` of a text, 0..1."""
+
+    def __init__(self, pipeline: Any, fingerprint: str | None = None) -> None:
+        self._pipeline = pipeline
+        self.fingerprint = fingerprint
+        self._hostile_column = list(pipeline.classes_).index("hostile")
+
+    @classmethod
+    def train(cls, pairs: Sequence[tuple[str, str]], fingerprint: str | None = None) -> ToneClassifier:
+        """Fit on (text, label) pairs; deterministic (duplicates dropped, the rest sorted; a
+        text labelled both ways counts as hostile)."""
+        labels: dict[str, str] = {}
+        for text, label in pairs:
+            key = normalize_text(text)
+            if key and labels.get(key) != "hostile":
+                labels[key] = label
+        if set(labels.values()) != set(_LABELS):
+            raise ValueError("the tone model needs both hostile and calm examples")
+        texts = sorted(labels)
+        started = time.perf_counter()
+        pipeline = _build_pipeline()
+        pipeline.fit(texts, [labels[t] for t in texts])
+        log.info("trained tone model on %d examples in %.1fs", len(texts), time.perf_counter() - started)
+        return cls(pipeline, fingerprint)
+
+    @classmethod
+    def load_or_train(cls, cache_dir: Path | str | None = None, data_dir: Path | str | None = None) -> ToneClassifier:
+        data_dir = Path(data_dir) if data_dir is not None else DATA_DIR
+        cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        files = _files(data_dir, data_dir / "tone")
+        fingerprint = _fingerprint([("tone.py", Path(__file__).read_bytes()), *files])
+        path = cache_dir / f"tone-sklearn{_sklearn_version()}-{fingerprint}.joblib"
+        if path.is_file():
+            try:
+                import joblib
+
+                payload = joblib.load(path)
+                if payload.get("format") == _CACHE_FORMAT and payload.get("fingerprint") == fingerprint:
+                    return cls(payload["pipeline"], fingerprint)
+                raise ValueError("stale or foreign cache payload")
+            except Exception as exc:  # corrupt, truncated, incompatible: retrain
+                log.warning("ignoring unreadable tone model cache %s: %s", path, exc)
+        clf = cls.train(_examples(data_dir, files), fingerprint)
+        try:
+            _write_atomic(path, {"format": _CACHE_FORMAT, "fingerprint": fingerprint, "pipeline": clf._pipeline})
+        except OSError as exc:
+            log.warning("could not write the tone model cache %s: %s", path, exc)
+        return clf
+
+    def hostility_many(self, texts: Sequence[str]) -> list[float]:
+        normalized = [normalize_text(t) if isinstance(t, str) else "" for t in texts]
+        todo = [i for i, n in enumerate(normalized) if any(ch.isalnum() for ch in n)]
+        scores = [0.0] * len(texts)
+        if todo:
+            probs = self._pipeline.predict_proba([normalized[i] for i in todo])
+            for i, row in zip(todo, probs):
+                scores[i] = round(float(row[self._hostile_column]), 6)
+        return scores
+
+    def hostility(self, text: str) -> float:
+        """0 (calm) .. 1 (hostile); :data:`HOSTILE_AT` and above is strongly negative."""
+        return self.hostility_many([text])[0]
+
+
+_tone: ToneClassifier | None = None
+_tone_lock = threading.Lock()
+
+
+def get_tone() -> ToneClassifier:
+    """The process-wide tone model, loaded or trained on first call."""
+    global _tone
+    if _tone is None:
+        with _tone_lock:
+            if _tone is None:
+                _tone = ToneClassifier.load_or_train()
+    return _tone
+
+
+def set_tone(tone: ToneClassifier | None) -> None:
+    global _tone
+    with _tone_lock:
+        _tone = tone

@@ -109,9 +109,10 @@ async def main() -> None:
 
         await seed_demo_orders(session_maker(engine), seed=7)
         await engine.dispose()
-        from bot.nlu import get_classifier
+        from bot.nlu import get_classifier, get_tone
 
-        get_classifier()  # train or load once, outside the measurement
+        get_classifier()  # train or load the models once, outside the measurement
+        get_tone()
         port = _free_port()
         runner = await _serve(build_app(settings), port)
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -93,6 +94,15 @@ async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
         return web.json_response({"error": "internal error"}, status=500)
 
 
+def _load_models() -> None:
+    from bot.nlu import get_classifier, get_tone
+
+    started = time.perf_counter()
+    get_classifier()
+    get_tone()
+    log.info("language models ready in %.1fs", time.perf_counter() - started)
+
+
 def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_on_start: bool = True,
               telegram_polling: bool = False) -> web.Application:
     import bot.files
@@ -155,6 +165,9 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
         for connector in runtime.connectors:
             await connector.start()
         runtime.dispatcher.start()
+        # Load (or, on a fresh machine, train: a few seconds) the language models before the
+        # first message, in a thread, so no customer waits on it and the loop never blocks.
+        await asyncio.to_thread(_load_models)
         await runtime.worker.start()
         runtime.background.append(asyncio.create_task(runtime.pipeline.run_periodic(), name="periodic"))
         try:

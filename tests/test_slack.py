@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -140,9 +142,9 @@ async def fake(aiohttp_server: Any) -> FakeSlack:
     return slack
 
 
-async def make_env(aiohttp_client: Any, fake: FakeSlack, settings: Any, sessions: Any) -> Env:
+async def make_env(aiohttp_client: Any, fake: FakeSlack, settings: Any, sessions: Any, **options: Any) -> Env:
     bus = EventBus()
-    connector = SlackConnector(settings=settings, sessions=sessions, bus=bus)
+    connector = SlackConnector(settings=settings, sessions=sessions, bus=bus, **options)
     app = web.Application()
     connector.setup_routes(app)
 
@@ -292,6 +294,155 @@ async def test_no_alert_channel_means_no_alerts(aiohttp_client: Any, fake: FakeS
         await s.commit()
     await env.idle()
     assert fake.calls_for("chat.postMessage") == []
+
+
+# --------------------------------------------------------------------------- alerts while Slack is unavailable
+
+
+def dead_api_url() -> str:
+    """A Slack API base URL on a loopback port nobody listens on (connections are refused)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{probe.getsockname()[1]}/api/"
+
+
+async def escalate_now(sessions: Any, conversation_id: int) -> None:
+    """Escalate without waiting for the alert (Slack may be down)."""
+    async with sessions() as s:
+        conversation = await s.get(Conversation, conversation_id)
+        await store.escalate(s, conversation, priority=Priority.high, summary="parcel lost", reason="complaint")
+        await s.commit()
+
+
+async def customer_writes(sessions: Any, external_id: str, text: str) -> None:
+    await store.record_inbound(sessions, InboundMessage(channel=Channel.telegram, dedupe_key=f"later-{text}",
+                                                        contact_external_id=external_id, text=text))
+
+
+def slack_lines(caplog: Any, level: int = logging.WARNING) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name.startswith("shopdesk.slack") and r.levelno >= level]
+
+
+def assert_quiet_logs(caplog: Any, fake: FakeSlack) -> None:
+    """One line per record: no traceback anywhere, no token."""
+    assert [r.getMessage() for r in caplog.records if r.exc_info or r.exc_text] == []
+    assert "Traceback" not in caplog.text
+    assert all("\n" not in line for line in slack_lines(caplog, logging.DEBUG))
+    assert fake.token not in caplog.text
+
+
+async def test_escalation_alert_waits_out_server_errors_and_keeps_its_thread_in_order(
+        aiohttp_client: Any, fake: FakeSlack, lite_settings: Any, lite_sessions: Any, caplog: Any) -> None:
+    caplog.set_level(logging.INFO)
+    sessions = lite_sessions
+    env = await make_env(aiohttp_client, fake, slack_settings(lite_settings, fake), sessions, retry_base=0.05)
+    # four 503s: slack_sdk's own two retries give up, so the connector must keep the alert
+    fake.fail_next("chat.postMessage", 503, times=4)
+    conversation_id = await customer_conversation(sessions, external_id="88", name="Lan")
+    await escalate_now(sessions, conversation_id)
+    await customer_writes(sessions, "88", "Still waiting for my parcel")  # queued behind the alert
+    await env.idle()
+
+    [alert] = env.alerts()  # posted once the API answered again, exactly once
+    assert f"conversation #{conversation_id}" in texts(alert)
+    [mirrored] = env.thread(alert["ts"])  # the later update landed in its thread, after it
+    assert "Still waiting for my parcel" in mirrored["text"]
+    assert [c.status for c in fake.calls_for("chat.postMessage")] == [503, 503, 503, 503, 200, 200]
+    [thread] = await rows(sessions, ExternalThread)
+    assert thread.thread_ref == alert["ts"]
+    assert any("unavailable" in line and "fatal_error (HTTP 503)" in line for line in slack_lines(caplog))
+    assert slack_lines(caplog, logging.ERROR) == []
+    assert_quiet_logs(caplog, fake)
+
+
+async def test_escalation_alert_is_posted_once_refused_connections_stop(
+        aiohttp_client: Any, fake: FakeSlack, lite_settings: Any, lite_sessions: Any, caplog: Any) -> None:
+    caplog.set_level(logging.INFO)
+    sessions = lite_sessions
+    env = await make_env(aiohttp_client, fake, slack_settings(lite_settings, fake, slack_api_url=dead_api_url()),
+                         sessions, retry_base=0.05)
+    conversation_id = await customer_conversation(sessions, external_id="89")
+    await escalate_now(sessions, conversation_id)
+    await customer_writes(sessions, "89", "Hello? Anyone there?")
+    await eventually(lambda: any("ClientConnectorError" in line for line in slack_lines(caplog)))
+    assert fake.calls == []
+
+    env.connector.client.base_url = fake.api_url  # Slack is reachable again
+    await env.idle()
+    [alert] = env.alerts()
+    assert f"conversation #{conversation_id}" in texts(alert)
+    [mirrored] = env.thread(alert["ts"])
+    assert "Hello? Anyone there?" in mirrored["text"]
+    assert [c.status for c in fake.calls_for("chat.postMessage")] == [200, 200]
+    assert await count(sessions, ExternalThread) == 1
+    assert any("reachable again" in line for line in slack_lines(caplog, logging.INFO))
+    assert_quiet_logs(caplog, fake)
+
+
+async def test_alert_still_rate_limited_after_the_clients_retries_is_kept(
+        aiohttp_client: Any, fake: FakeSlack, lite_settings: Any, lite_sessions: Any, caplog: Any) -> None:
+    env = await make_env(aiohttp_client, fake, slack_settings(lite_settings, fake), lite_sessions, retry_base=0.01)
+    fake.fail_next("chat.postMessage", 429, retry_after=0, times=4)  # the client waits out two of them
+    await env.bus.publish(Event("alert", None, {"kind": "low_stock", "sku": "TEE-M", "available": 2}))
+    await env.idle()
+    assert [m["text"] for m in env.alerts()] == ["Low stock"]
+    assert [c.status for c in fake.calls_for("chat.postMessage")] == [429, 429, 429, 429, 200]
+    assert any("ratelimited (HTTP 429)" in line for line in slack_lines(caplog))
+    assert_quiet_logs(caplog, fake)
+
+
+@pytest.mark.parametrize("code", ["channel_not_found", "invalid_auth", "not_in_channel"])
+async def test_permanent_slack_error_drops_the_alert_with_one_line(
+        aiohttp_client: Any, fake: FakeSlack, lite_settings: Any, lite_sessions: Any, caplog: Any, code: str) -> None:
+    caplog.set_level(logging.INFO)
+    env = await make_env(aiohttp_client, fake, slack_settings(lite_settings, fake), lite_sessions, retry_base=0.01)
+    fake.fail_next("chat.postMessage", error=code)  # only once: a retry would succeed and show up
+    await env.bus.publish(Event("alert", None, {"kind": "low_stock", "sku": "TEE-M", "available": 2}))
+    await env.idle()
+    await asyncio.sleep(0.2)
+    assert len(fake.calls_for("chat.postMessage")) == 1 and env.alerts() == []
+    [line] = slack_lines(caplog)
+    assert code in line and "dropped" in line
+
+    await env.bus.publish(Event("alert", None, {"kind": "low_stock", "sku": "TEE-L", "available": 1}))
+    await env.idle()  # the next alert goes out as usual
+    assert [m["text"] for m in env.alerts()] == ["Low stock"]
+    assert len(fake.calls_for("chat.postMessage")) == 2
+    assert_quiet_logs(caplog, fake)
+
+
+async def test_alert_is_given_up_with_one_error_when_slack_stays_down(
+        aiohttp_client: Any, fake: FakeSlack, lite_settings: Any, lite_sessions: Any, caplog: Any) -> None:
+    caplog.set_level(logging.INFO)
+    env = await make_env(aiohttp_client, fake, slack_settings(lite_settings, fake), lite_sessions,
+                         retry_base=0.01, retry_cap=0.05, retry_give_up=0.5)
+    fake.fail_next("chat.postMessage", 502, times=10_000)
+    await env.bus.publish(Event("alert", None, {"kind": "low_stock", "sku": "TEE-M", "available": 2}))
+    await env.idle()
+    attempts = len(fake.calls_for("chat.postMessage"))
+    assert 2 <= attempts <= 60  # retried with backoff, not in a tight loop
+    [error] = slack_lines(caplog, logging.ERROR)
+    assert "gave up" in error and "HTTP 502" in error
+    await asyncio.sleep(0.2)
+    assert len(fake.calls_for("chat.postMessage")) == attempts  # and then left alone
+
+    fake.clear_faults()
+    await env.bus.publish(Event("alert", None, {"kind": "low_stock", "sku": "TEE-L", "available": 1}))
+    await env.idle()
+    assert [m["text"] for m in env.alerts()] == ["Low stock"]
+    assert_quiet_logs(caplog, fake)
+
+
+async def test_stop_does_not_wait_out_the_backoff(aiohttp_client: Any, fake: FakeSlack, lite_settings: Any,
+                                                  lite_sessions: Any, caplog: Any) -> None:
+    env = await make_env(aiohttp_client, fake, slack_settings(lite_settings, fake), lite_sessions, retry_base=600)
+    fake.fail_next("chat.postMessage", 502, times=100)
+    await env.bus.publish(Event("alert", None, {"kind": "low_stock", "sku": "TEE-M", "available": 2}))
+    await eventually(lambda: any("retrying in 600 s" in line for line in slack_lines(caplog)))
+    await asyncio.wait_for(env.connector.stop(), timeout=30)  # well before the 600 s wait ends
+    assert any("1 alert(s) not posted at shutdown" in line for line in slack_lines(caplog))
+    assert len(fake.calls_for("chat.postMessage")) == 1
+    assert_quiet_logs(caplog, fake)
 
 
 # --------------------------------------------------------------------------- buttons
@@ -496,6 +647,25 @@ async def test_oversized_thread_reply_is_refused_with_a_notice(aiohttp_client: A
     assert "too long" in fake.ephemeral[0]["text"]
     assert await count(sessions, Message, Message.direction == "out") == 0
     assert await count(sessions, WebhookDelivery) == 0
+
+
+@pytest.mark.parametrize(("text", "reason"), [
+    ("Your refund is on its way\x00", "NUL byte"),
+    ("Your refund \ud83d is on its way", "lone surrogate"),
+    ("   ", "empty"),
+])
+async def test_invalid_thread_reply_is_refused_with_a_notice(env: Env, text: str, reason: str) -> None:
+    await add_agent(env.sessions, "ana@shop.test", "Ana", slack_user_id="U0ANA")
+    conversation_id = await customer_conversation(env.sessions)
+    alert = await escalate(env, conversation_id)
+    event = fs.message_event(ALERTS, "U0ANA", text, "1700000950.000100", thread_ts=alert["ts"])
+    assert (await env.post(fs.event_callback_body(event))).status == 200
+    [notice] = await eventually(lambda: env.fake.ephemeral)
+    assert (notice["user"], notice["thread_ts"]) == ("U0ANA", alert["ts"])
+    assert notice["text"].startswith("Not sent:") and reason in notice["text"]
+    assert await count(env.sessions, Message, Message.direction == "out") == 0  # nothing for the customer
+    assert await count(env.sessions, OutboxMessage) == 0
+    assert await count(env.sessions, WebhookDelivery) == 0
 
 
 async def test_customer_messages_are_mirrored_into_the_thread(env: Env, caplog: Any) -> None:

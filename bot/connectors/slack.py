@@ -32,6 +32,13 @@ linked on first match. Someone who is not an agent only gets an ephemeral "link 
 Posting happens outside database transactions, from the connector's own queue fed by the
 event bus (after commit), so a slow or rate-limited Slack never holds up the bus. The Web API
 client waits out ``Retry-After`` on 429 (twice), and retries connection and server errors.
+When Slack stays unavailable beyond that (no connection, a timeout, HTTP 5xx, still rate
+limited), the alert is kept and tried again with exponential backoff (``retry_base`` seconds,
+doubling, at most ``retry_cap``); the queue waits behind it, so an escalation alert and the
+thread updates that follow it keep their order. An alert still undelivered ``retry_give_up``
+seconds after it was queued is dropped with one error line. Slack's permanent refusals
+(``channel_not_found``, ``invalid_auth``, ``not_in_channel``, ...) drop the alert at once, with
+one line naming the error code. The queue lives in memory: what is left at shutdown is logged.
 """
 
 from __future__ import annotations
@@ -39,8 +46,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -109,6 +117,13 @@ _LINK_HINT = ("I don't know you as a Shopdesk agent yet. Ask an admin to link yo
               "or make sure your Slack email is the one you sign in to the inbox with.")
 
 
+#: Slack error codes that say "try again later" rather than "this request is wrong"
+_TRANSIENT_CODES = frozenset({"ratelimited", "fatal_error", "internal_error", "service_unavailable",
+                              "request_timeout"})
+#: what an unreachable Slack Web API raises past slack_sdk's retries (not SlackClientError)
+_TRANSPORT_ERRORS = (aiohttp.ClientError, OSError, TimeoutError)
+
+
 def make_client(settings: Any) -> AsyncWebClient:
     """The Web API client: ``SHOPDESK_SLACK_API_URL``, waits out 429s, retries connection errors."""
     return AsyncWebClient(
@@ -168,6 +183,19 @@ class _Duplicate(Exception):
     """This Slack delivery was handled already."""
 
 
+@dataclass
+class _Job:
+    """A bus event waiting to be posted; ``done`` holds the steps that reached Slack already."""
+
+    event: Event
+    queued_at: float = field(default_factory=time.monotonic)
+    attempts: int = 0
+    done: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        return f"{self.event.type} (conversation {self.event.conversation_id})"
+
+
 async def _claim_delivery(session: Any, key: str, topic: str) -> None:
     """Add the delivery row in the caller's transaction; _Duplicate if it exists already."""
     session.add(WebhookDelivery(source="slack", delivery_id=key[:128], topic=topic[:64]))
@@ -183,8 +211,13 @@ class SlackConnector:
 
     name = "slack"
 
-    def __init__(self, *, settings: Any, sessions: Any, bus: EventBus, client: AsyncWebClient | None = None) -> None:
+    def __init__(self, *, settings: Any, sessions: Any, bus: EventBus, client: AsyncWebClient | None = None,
+                 retry_base: float = 2.0, retry_cap: float = 300.0, retry_give_up: float = 3600.0) -> None:
         self.settings = settings
+        #: backoff for alerts Slack could not take: first wait, longest wait, when to drop (seconds)
+        self.retry_base = retry_base
+        self.retry_cap = retry_cap
+        self.retry_give_up = retry_give_up
         self.sessions = sessions
         self.bus = bus
         bus.bind(sessions)  # store writes made here announce their events after commit
@@ -199,8 +232,12 @@ class SlackConnector:
         self._register_listeners()
         self._app_token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else None
         self.socket_handler: Any = None
-        self._queue: asyncio.Queue[Event] = asyncio.Queue()
+        self._queue: asyncio.Queue[_Job] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
+        self._current: _Job | None = None
+        self._delay = 0.0  # the last backoff wait; 0 while Slack takes our posts
+        self._failing_since: float | None = None  # monotonic time of the first failure of an outage
+        self._backing_off = asyncio.Event()  # set while the worker sleeps before a retry
         self._unsubscribe: Any = None
         if self.alert_channel is None:
             log.warning("SHOPDESK_SLACK_ALERT_CHANNEL is not set: no Slack alerts will be posted")
@@ -232,10 +269,17 @@ class SlackConnector:
             self._unsubscribe()
             self._unsubscribe = None
         if self._worker is not None:
-            try:
-                await asyncio.wait_for(self._queue.join(), timeout=5)
-            except TimeoutError:
-                log.warning("slack: %d alert(s) not posted at shutdown", self._queue.qsize())
+            if not self._worker.done():
+                # up to 5 s to drain the queue, but not while it waits for Slack to come back
+                drained = asyncio.ensure_future(self._queue.join())
+                stalled = asyncio.ensure_future(self._backing_off.wait())
+                await asyncio.wait({drained, stalled}, timeout=5, return_when=asyncio.FIRST_COMPLETED)
+                for waiter in (drained, stalled):
+                    waiter.cancel()
+                await asyncio.gather(drained, stalled, return_exceptions=True)
+            left = self._queue.qsize() + (1 if self._current is not None else 0)
+            if left:
+                log.warning("slack: %d alert(s) not posted at shutdown", left)
             self._worker.cancel()
             await asyncio.gather(self._worker, return_exceptions=True)
             self._worker = None
@@ -339,7 +383,7 @@ class SlackConnector:
     async def _ephemeral(self, channel: str, user: str, text: str, thread_ts: str | None = None) -> None:
         try:
             await self.client.chat_postEphemeral(channel=channel, user=user, text=text, thread_ts=thread_ts)
-        except SlackClientError as exc:
+        except (SlackClientError, *_TRANSPORT_ERRORS) as exc:
             log.warning("slack: ephemeral message failed (%s)", _slack_error(exc))
 
     # -- agents ------------------------------------------------------------------------------------
@@ -542,7 +586,7 @@ class SlackConnector:
         try:
             await self.client.chat_update(channel=click.channel, ts=click.message_ts, text=line,
                                           blocks=blocks.return_decided(click.message_blocks, line=line))
-        except SlackClientError as exc:
+        except (SlackClientError, *_TRANSPORT_ERRORS) as exc:
             log.warning("slack: updating a return alert failed (%s)", _slack_error(exc))
         return verb
 
@@ -595,35 +639,84 @@ class SlackConnector:
         kind = str(event.type)
         data = event.data or {}
         if kind == EventType.conversation_escalated.value or kind == EventType.alert.value:
-            self._queue.put_nowait(event)
+            self._queue.put_nowait(_Job(event))
         elif kind == EventType.message_created.value:
             if data.get("author") == Author.customer.value and not data.get("is_internal"):
-                self._queue.put_nowait(event)
+                self._queue.put_nowait(_Job(event))
         elif kind in (EventType.conversation_assigned.value, EventType.conversation_updated.value):
             if kind == EventType.conversation_assigned.value or data.get("change") in ("status", "handed_back", "reopened"):
-                self._queue.put_nowait(event)
+                self._queue.put_nowait(_Job(event))
 
     async def _work(self) -> None:
         while True:
-            event = await self._queue.get()
+            job = await self._queue.get()
+            self._current = job
             try:
-                await self.handle_bus_event(event)
-            except asyncio.CancelledError:
-                raise
-            except SlackClientError as exc:
-                log.error("slack: posting for %s (conversation %s) failed: %s", event.type, event.conversation_id,
-                          _slack_error(exc))
-            except Exception:
-                log.exception("slack: handling %s (conversation %s) failed", event.type, event.conversation_id)
+                await self._deliver(job)
             finally:
+                self._current = None
                 self._queue.task_done()
 
-    async def handle_bus_event(self, event: Event) -> None:
+    async def _deliver(self, job: _Job) -> None:
+        """Post one job, retrying while Slack is unavailable; the queue waits behind it (order)."""
+        while True:
+            if self._failing_since is not None and time.monotonic() - job.queued_at > self.retry_give_up:
+                log.error("slack: gave up on %s after %d attempt(s): the Slack Web API is still unavailable",
+                          job.describe(), job.attempts)
+                return
+            job.attempts += 1
+            try:
+                await self.handle_bus_event(job.event, job.done)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # sorted below; one log line, never a traceback
+                reason = _transient_reason(exc)
+                if reason is None:
+                    if isinstance(exc, SlackApiError):
+                        self._note_slack_answered()  # Slack is there; it refused this one
+                    log.error("slack: %s dropped: %s", job.describe(), _slack_error(exc))
+                    return
+                delay = self.retry_base if self._delay <= 0 else min(self._delay * 2, self.retry_cap)
+                delay = max(delay, min(_retry_after(exc), self.retry_cap))  # a 429 says how long to wait
+                self._delay = delay
+                now = time.monotonic()
+                if self._failing_since is None:
+                    self._failing_since = now
+                    log.warning("slack: the Slack Web API is unavailable: %s; keeping %s, retrying in %.3g s",
+                                reason, job.describe(), delay)
+                else:
+                    log.debug("slack: still unavailable: %s; retrying %s in %.3g s", reason, job.describe(), delay)
+                if now - job.queued_at + delay > self.retry_give_up:
+                    log.error("slack: gave up on %s after %d attempt(s): %s", job.describe(), job.attempts, reason)
+                    return
+                self._backing_off.set()
+                try:
+                    await asyncio.sleep(delay)
+                finally:
+                    self._backing_off.clear()
+            else:
+                self._note_slack_answered()
+                return
+
+    def _note_slack_answered(self) -> None:
+        """Slack answered: an outage (if any) is over and the backoff starts afresh."""
+        if self._failing_since is not None:
+            log.info("slack: the Slack Web API is reachable again (after %.0f s)", time.monotonic() - self._failing_since)
+        self._failing_since = None
+        self._delay = 0.0
+
+    async def handle_bus_event(self, event: Event, done: dict[str, Any] | None = None) -> None:
+        """Post what ``event`` means in Slack.
+
+        ``done`` is kept across retries of the same event: a step that reached Slack records its
+        result there, and a retry (after a later step failed) reuses it instead of posting twice.
+        """
         kind = str(event.type)
+        done = {} if done is None else done
         if kind == EventType.conversation_escalated.value:
-            await self.post_escalation(event)
+            await self.post_escalation(event, done)
         elif kind == EventType.alert.value:
-            await self.post_alert(event)
+            await self.post_alert(event, done)
         elif kind == EventType.message_created.value:
             await self.mirror_message(event)
         else:
@@ -691,7 +784,8 @@ class SlackConnector:
     def _inbox_url(self, conversation_id: int) -> str:
         return f"{self.public_url}/inbox/c/{conversation_id}"
 
-    async def post_escalation(self, event: Event) -> None:
+    async def post_escalation(self, event: Event, done: dict[str, Any] | None = None) -> None:
+        done = {} if done is None else done
         conversation_id = event.conversation_id
         if self.alert_channel is None or conversation_id is None:
             return
@@ -702,16 +796,18 @@ class SlackConnector:
             return
         text, alert_blocks = rendered
         if existing is not None:  # escalated again: say so in the thread, refresh the alert
-            reason = blocks.escape(str(event.data.get("reason") or "escalated again"))
-            await self.client.chat_postMessage(channel=existing.channel_ref, thread_ts=existing.thread_ref,
-                                               text=f":rotating_light: Escalated again ({reason}).")
+            if "escalated_again" not in done:  # a retry after the update failed must not say it twice
+                reason = blocks.escape(str(event.data.get("reason") or "escalated again"))
+                await self.client.chat_postMessage(channel=existing.channel_ref, thread_ts=existing.thread_ref,
+                                                   text=f":rotating_light: Escalated again ({reason}).")
+                done["escalated_again"] = True
             await self.client.chat_update(channel=existing.channel_ref, ts=existing.thread_ref, text=text,
                                           blocks=alert_blocks)
             return
-        posted = await self.client.chat_postMessage(channel=self.alert_channel, text=text, blocks=alert_blocks,
-                                                    unfurl_links=False, unfurl_media=False)
+        posted = await self._post_once(done, "alert", channel=self.alert_channel, text=text, blocks=alert_blocks,
+                                       unfurl_links=False, unfurl_media=False)
         async with self.sessions() as session:
-            session.add(ExternalThread(kind=THREAD_KIND, channel_ref=str(posted["channel"]), thread_ref=str(posted["ts"]),
+            session.add(ExternalThread(kind=THREAD_KIND, channel_ref=posted[0], thread_ref=posted[1],
                                        conversation_id=conversation_id, purpose=ESCALATION))
             await session.commit()
         log.info("slack: escalation alert posted for conversation %s", conversation_id)
@@ -730,7 +826,16 @@ class SlackConnector:
         text, alert_blocks = rendered
         await self.client.chat_update(channel=thread.channel_ref, ts=thread.thread_ref, text=text, blocks=alert_blocks)
 
-    async def post_alert(self, event: Event) -> None:
+    async def _post_once(self, done: dict[str, Any], step: str, **message: Any) -> tuple[str, str]:
+        """chat.postMessage unless this step of the job reached Slack already; (channel, ts)."""
+        if step not in done:
+            posted = await self.client.chat_postMessage(**message)
+            done[step] = (str(posted["channel"]), str(posted["ts"]))
+        channel, ts = done[step]
+        return channel, ts
+
+    async def post_alert(self, event: Event, done: dict[str, Any] | None = None) -> None:
+        done = {} if done is None else done
         data = dict(event.data or {})
         kind = str(data.get("kind") or "")
         if self.alert_channel is None or kind == ESCALATION:
@@ -764,13 +869,12 @@ class SlackConnector:
             await self.client.chat_postMessage(channel=thread.channel_ref, thread_ts=thread.thread_ref, text=text,
                                                blocks=alert_blocks, unfurl_links=False)
             return
-        posted = await self.client.chat_postMessage(channel=self.alert_channel, text=text, blocks=alert_blocks,
-                                                    unfurl_links=False, unfurl_media=False)
+        posted = await self._post_once(done, "alert", channel=self.alert_channel, text=text, blocks=alert_blocks,
+                                       unfurl_links=False, unfurl_media=False)
         if purpose is not None:
             async with self.sessions() as session:
-                session.add(ExternalThread(kind=THREAD_KIND, channel_ref=str(posted["channel"]),
-                                           thread_ref=str(posted["ts"]), conversation_id=event.conversation_id,
-                                           purpose=purpose))
+                session.add(ExternalThread(kind=THREAD_KIND, channel_ref=posted[0], thread_ref=posted[1],
+                                           conversation_id=event.conversation_id, purpose=purpose))
                 await session.commit()
 
     async def _return_alert(self, session: Any, data: Mapping[str, Any],
@@ -861,10 +965,54 @@ def _order_of(conversation: Conversation, contact: Contact | None) -> int | None
 _TOKEN = re.compile(r"xox[abposr]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+")
 
 
-def _slack_error(exc: Exception) -> str:
-    """A loggable description of a Slack client error (the API error code, never a token)."""
+def _api_error(exc: SlackApiError) -> tuple[str | None, int | None]:
+    """Slack's error code and the HTTP status of a refused call (either may be unknown)."""
+    response = exc.response
+    code = None
+    if hasattr(response, "get"):  # a SlackResponse; slack_sdk passes the raw aiohttp response for a bad body
+        try:
+            code = response.get("error")
+        except (AttributeError, TypeError):
+            code = None
+    status = getattr(response, "status_code", None)
+    if status is None:
+        status = getattr(response, "status", None)
+    return (code if isinstance(code, str) else None), (status if isinstance(status, int) else None)
+
+
+def _transient_reason(exc: BaseException) -> str | None:
+    """Why posting failed for now (worth retrying), or None for a refusal that will not change."""
     if isinstance(exc, SlackApiError):
-        response = exc.response
-        code = response.get("error") if hasattr(response, "get") else None
-        return f"{code or 'error'} (HTTP {getattr(response, 'status_code', '?')})"
-    return _TOKEN.sub("<token>", f"{type(exc).__name__}: {exc}")[:200]
+        code, status = _api_error(exc)
+        if status == 429 or (status is not None and status >= 500) or code in _TRANSIENT_CODES:
+            return _slack_error(exc)
+        return None
+    if isinstance(exc, _TRANSPORT_ERRORS):
+        return type(exc).__name__
+    return None
+
+
+def _retry_after(exc: BaseException) -> float:
+    """The ``Retry-After`` seconds of a rate-limited call, else 0."""
+    headers = getattr(getattr(exc, "response", None), "headers", None)
+    if not isinstance(exc, SlackApiError) or not hasattr(headers, "items"):
+        return 0.0
+    for name, value in headers.items():
+        if str(name).lower() == "retry-after":
+            value = value[0] if isinstance(value, (list, tuple)) and value else value
+            try:
+                return max(0.0, float(value))
+            except (TypeError, ValueError):
+                return 0.0
+    return 0.0
+
+
+def _slack_error(exc: BaseException) -> str:
+    """One loggable line about a failed Slack call: the API error code, or the exception's type.
+
+    Never the exception's text: it can quote a response body (customer text) or a token.
+    """
+    if isinstance(exc, SlackApiError):
+        code, status = _api_error(exc)
+        return f"{_TOKEN.sub('<token>', code or 'error')[:80]} (HTTP {status if status is not None else '?'})"
+    return type(exc).__name__

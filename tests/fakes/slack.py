@@ -187,6 +187,10 @@ class FakeSlack:
             error = "fatal_error" if status >= 500 else "invalid_arguments"
         self._faults.setdefault(method, []).append(_Fault(status, error, retry_after, times))
 
+    def clear_faults(self) -> None:
+        """Forget every fault set with :meth:`fail_next` (the API answers normally again)."""
+        self._faults.clear()
+
     @staticmethod
     def response_url_path(response_id: str) -> str:
         return f"/response_url/{response_id}"

@@ -45,7 +45,7 @@ def _ptb_timedelta(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PTB_TIMEDELTA", "1")
 
 
-async def eventually(predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
+async def eventually(predicate: Callable[[], Any], timeout: float = 30.0) -> Any:
     """Poll until ``predicate()`` is truthy (bolt listeners run as background tasks)."""
     deadline = time.monotonic() + timeout
     while True:

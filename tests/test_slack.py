@@ -67,7 +67,7 @@ async def rows(sessions: Any, model: Any, *where: Any) -> list[Any]:
         return list((await s.exec(select(model).where(*where).order_by(model.id))).all())
 
 
-async def eventually(check: Callable[[], Any], timeout: float = 5.0) -> Any:
+async def eventually(check: Callable[[], Any], timeout: float = 30.0) -> Any:
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         result = check()

@@ -607,7 +607,7 @@ async def test_agent_socket_needs_session_and_origin(client: Any, sessions: Any)
     assert resp.status == 403
 
 
-async def _receive_until(ws: Any, predicate: Any, timeout: float = 5.0) -> dict[str, Any]:
+async def _receive_until(ws: Any, predicate: Any, timeout: float = 30.0) -> dict[str, Any]:
     async def loop() -> dict[str, Any]:
         while True:
             frame = json.loads((await ws.receive()).data)

@@ -39,12 +39,12 @@ async def count(sessions: Any, model: Any, *where: Any) -> int:
         return int((await db.exec(select(func.count()).select_from(model).where(*where))).one())
 
 
-async def receive(ws: Any, timeout: float = 5.0) -> dict[str, Any]:
+async def receive(ws: Any, timeout: float = 30.0) -> dict[str, Any]:
     msg = await asyncio.wait_for(ws.receive(), timeout)
     return json.loads(msg.data)
 
 
-async def receive_type(ws: Any, kind: str, timeout: float = 5.0) -> dict[str, Any]:
+async def receive_type(ws: Any, kind: str, timeout: float = 30.0) -> dict[str, Any]:
     async def loop() -> dict[str, Any]:
         while True:
             frame = await receive(ws, timeout)

@@ -15,7 +15,6 @@ or :func:`set_classifier` to inject one (tests, a custom cache directory).
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 
 from .entities import ENTITY_TYPES, Entity, extract_entities
@@ -26,6 +25,7 @@ from .intents import (
     MAX_CLASSIFY_CHARS,
     IntentClassifier,
     IntentPrediction,
+    ProcessWide,
 )
 from .language import SUPPORTED_LANGUAGES, detect_language, normalize_language
 from .tone import HOSTILE_AT, ToneClassifier, get_tone, set_tone
@@ -86,25 +86,17 @@ class NLUResult:
         return [e for e in self.entities if e.type == type_]
 
 
-_classifier: IntentClassifier | None = None
-_classifier_lock = threading.Lock()
+_CLASSIFIER: ProcessWide[IntentClassifier] = ProcessWide(IntentClassifier.load_or_train)
 
 
 def get_classifier() -> IntentClassifier:
     """The process-wide intent classifier, loaded or trained on first call."""
-    global _classifier
-    if _classifier is None:
-        with _classifier_lock:
-            if _classifier is None:
-                _classifier = IntentClassifier.load_or_train()
-    return _classifier
+    return _CLASSIFIER.get()
 
 
 def set_classifier(classifier: IntentClassifier | None) -> None:
     """Replace the process-wide classifier; ``None`` makes the next use load it again."""
-    global _classifier
-    with _classifier_lock:
-        _classifier = classifier
+    _CLASSIFIER.set(classifier)
 
 
 def analyze(

@@ -33,13 +33,16 @@ import logging
 import os
 import re
 import tempfile
+import threading
 import time
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
+
+_T = TypeVar("_T")
 
 __all__ = [
     "INTENTS",
@@ -493,3 +496,26 @@ class IntentClassifier:
                 intent = best if confidence >= CLARIFY_BELOW else "unknown"
                 results[i] = IntentPrediction(intent, confidence, ranking)
         return [r for r in results if r is not None]
+
+
+class ProcessWide(Generic[_T]):
+    """One lazily built, process-wide model: ``get()`` builds it once (thread-safe), ``set()``
+    replaces it (tests, a custom cache directory; ``None`` makes the next ``get()`` build again)."""
+
+    def __init__(self, build: Callable[[], _T]) -> None:
+        self._build = build
+        self._value: _T | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> _T:
+        value = self._value
+        if value is None:
+            with self._lock:
+                if self._value is None:
+                    self._value = self._build()
+                value = self._value
+        return value
+
+    def set(self, value: _T | None) -> None:
+        with self._lock:
+            self._value = value

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any
 from .intents import (
     _TOKEN_PATTERN,
     DATA_DIR,
+    ProcessWide,
     MAX_CLASSIFY_CHARS,
     _example_files,
     _fingerprint,
@@ -203,21 +203,14 @@ class ToneClassifier:
         return self.hostility_many([text])[0]
 
 
-_tone: ToneClassifier | None = None
-_tone_lock = threading.Lock()
+_TONE: ProcessWide[ToneClassifier] = ProcessWide(ToneClassifier.load_or_train)
 
 
 def get_tone() -> ToneClassifier:
     """The process-wide tone model, loaded or trained on first call."""
-    global _tone
-    if _tone is None:
-        with _tone_lock:
-            if _tone is None:
-                _tone = ToneClassifier.load_or_train()
-    return _tone
+    return _TONE.get()
 
 
 def set_tone(tone: ToneClassifier | None) -> None:
-    global _tone
-    with _tone_lock:
-        _tone = tone
+    """Replace the process-wide tone model; ``None`` makes the next use load it again."""
+    _TONE.set(tone)

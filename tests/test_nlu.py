@@ -744,9 +744,13 @@ def test_fast_probabilities_equal_scikit_learns(classifier: IntentClassifier) ->
     texts = [normalize_text(t) for t in ("where is my order?", "quiero devolver", "我的订单在哪里", "asdkjh qwe",
                                          "cancel my order 1001 please", "спасибо", "Đơn hàng của tôi đâu")]
     assert classifier._linear_folds() is not None  # the fast path is really taken
+    assert classifier._features()._parts is not None
     fast = classifier.predict_proba(texts)
     reference = classifier._pipeline.predict_proba(texts)
-    assert np.allclose(fast, reference, atol=1e-12)
+    assert np.allclose(fast, reference, atol=1e-6)  # float32 features: rounding only
+    assert (fast.argmax(axis=1) == reference.argmax(axis=1)).all()
+    features = classifier._features().transform(texts + [""])
+    assert np.allclose(features.toarray(), classifier._pipeline[0].transform(texts + [""]).toarray(), atol=1e-6)
 
 
 # --- tone (strongly negative messages) ------------------------------------------------------
@@ -847,3 +851,14 @@ def test_tone_model_is_deterministic_and_ignores_empty_text(tone_model: Any) -> 
     assert tone_model.hostility_many(["", "   ", "🤷", "!!!"])[:2] == [0.0, 0.0]
     assert analyze("you are all useless idiots", "en").hostile
     assert not analyze("where is my order #1001?", "en").hostile
+
+
+def test_tone_fast_path_equals_scikit_learn(tone_model: Any) -> None:
+    import numpy as np
+
+    texts = [r["text"] for r in csv.DictReader(TONE_HELDOUT_CSV.open(encoding="utf-8"))]
+    texts += ["where is my order?!?! 🤬", "x", "1001"]
+    assert type(tone_model._pipeline[-1]).__name__ == "LogisticRegression"  # the direct path is taken
+    fast = np.asarray(tone_model._hostile_probability(texts))
+    reference = tone_model._pipeline.predict_proba(texts)[:, tone_model._hostile_column]
+    assert np.allclose(fast, reference, atol=1e-6)

@@ -8,16 +8,15 @@ intent model, trained the same way from our own examples:
 * every intent example except ``complaint`` counts as calm as well, so the ordinary
   requests of all 15 intents teach the model what is *not* hostile.
 
-Features are words and word pairs (Chinese per character) plus how the message is written
-("!!!", angry emoji); the model is a logistic regression whose probability is the
-hostility score. Training is deterministic (about a second) and cached like the intent
-model, keyed by the data, this file and the scikit-learn version.
+Features are words and word pairs (Chinese per character) plus angry emoji; the model is a
+logistic regression whose probability is the hostility score. Training is deterministic
+(a few seconds) and cached like the intent model, keyed by the data, this file and the
+scikit-learn version.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -93,7 +92,6 @@ def _examples(data_dir: Path, files: list[tuple[str, bytes]]) -> list[tuple[str,
     return pairs
 
 
-_SHOUT_RUN = re.compile(r"[!?！？]{2,}")
 _ANGRY_EMOJI = frozenset("🤬😡😠👿💢🖕💩🤮")
 
 
@@ -103,17 +101,12 @@ def _words_view(text: str) -> str:
 
 
 def _fury(texts: Sequence[str]) -> Any:
-    """How the message is written rather than what it says: runs of "!!" / "?!" and angry
-    emoji ("where is my order?!?! 🤬" is not "where is my order?"). Capitals are left out on
-    purpose: names and addresses are often typed in capitals."""
+    """How the message is written rather than what it says: angry emoji. ("!!!" and capitals
+    are left out on purpose: delighted customers and typed-in names use them just as much.)"""
     import numpy as np
 
-    rows = []
-    for text in texts:
-        runs = min(len(_SHOUT_RUN.findall(text)), 3) / 3
-        angry = min(sum(ch in _ANGRY_EMOJI for ch in text), 3) / 3
-        rows.append((runs, angry))
-    return np.asarray(rows, dtype=np.float32).reshape(len(rows), 2)
+    return np.asarray([min(sum(ch in _ANGRY_EMOJI for ch in text), 3) / 3 for text in texts],
+                      dtype=np.float32).reshape(len(texts), 1)
 
 
 def _build_pipeline() -> Any:
@@ -124,7 +117,7 @@ def _build_pipeline() -> Any:
     from sklearn.preprocessing import FunctionTransformer
 
     # Words (Chinese per character, word pairs too), not character n-grams: those made unusual
-    # but harmless text (a street address, a product name) look hostile. Plus "!!!" and emoji.
+    # but harmless text (a street address, a product name) look hostile. Plus angry emoji.
     features = FeatureUnion([
         ("words", TfidfVectorizer(analyzer="word", ngram_range=(1, 2), preprocessor=_words_view,
                                   token_pattern=_TOKEN_PATTERN, sublinear_tf=True, dtype=np.float32)),

@@ -991,3 +991,24 @@ async def test_unreachable_slack_api_gives_a_clear_503_not_a_500(aiohttp_client:
     resp = await env.post(fs.slash_command_body("/order", "#1001", "U0ANA", ALERTS, fake.response_url("r9")))
     assert resp.status == 503
     assert "Slack" in (await resp.json())["error"]
+
+
+async def test_a_concurrent_delivery_linking_the_agent_first_is_not_mistaken_for_a_stranger(env: Env) -> None:
+    """Slack sends the same event several times at once: while one delivery asks Slack for the
+    user's email, another links the agent. The first must still find the agent (it used to get
+    the stranger hint, and its claim of the event then dropped the agent's reply)."""
+    from bot.connectors.slack import link_slack_user
+
+    ana = await add_agent(env.sessions, "ana@shop.test", "Ana")
+    real_email = env.connector._slack_email
+
+    async def email_after_someone_else_linked(slack_user_id: str) -> str | None:
+        email = await real_email(slack_user_id)
+        async with env.sessions() as s:  # the concurrent delivery wins the race to link
+            await link_slack_user(s, await s.get(Agent, ana.id), slack_user_id)
+            await s.commit()
+        return email
+
+    env.connector._slack_email = email_after_someone_else_linked  # type: ignore[method-assign]
+    agent = await env.connector.agent_for("U0ANA")
+    assert agent is not None and agent.id == ana.id

@@ -393,14 +393,16 @@ class SlackConnector:
         if not slack_user_id:
             return None
         async with self.sessions() as session:
-            agent = (
-                await session.exec(select(Agent).where(Agent.slack_user_id == slack_user_id, col(Agent.is_active).is_(True)))
-            ).first()
+            agent = await self._linked_agent(session, slack_user_id)
             if agent is not None:
                 return agent
         email = await self._slack_email(slack_user_id)
         async with self.sessions() as session:
-            agent = None
+            # Linked meanwhile? Slack delivers the same event several times at once, and the
+            # first delivery may have linked this user while this one asked Slack for the email.
+            agent = await self._linked_agent(session, slack_user_id)
+            if agent is not None:
+                return agent
             if email:
                 agent = (
                     await session.exec(
@@ -410,12 +412,18 @@ class SlackConnector:
                 ).first()
             if agent is None:
                 agent = await self._link_by_lookup(session, slack_user_id)
-            if agent is None:
-                return None
+            if agent is None:  # nobody to link: unless a concurrent delivery linked them just now
+                return await self._linked_agent(session, slack_user_id)
             await link_slack_user(session, agent, slack_user_id)
             await session.commit()
             log.info("slack: linked a Slack user to agent %s by email", agent.id)
             return agent
+
+    @staticmethod
+    async def _linked_agent(session: Any, slack_user_id: str) -> Agent | None:
+        return (
+            await session.exec(select(Agent).where(Agent.slack_user_id == slack_user_id, col(Agent.is_active).is_(True)))
+        ).first()
 
     async def _slack_email(self, slack_user_id: str) -> str | None:
         try:

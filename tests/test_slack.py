@@ -1012,3 +1012,30 @@ async def test_a_concurrent_delivery_linking_the_agent_first_is_not_mistaken_for
     env.connector._slack_email = email_after_someone_else_linked  # type: ignore[method-assign]
     agent = await env.connector.agent_for("U0ANA")
     assert agent is not None and agent.id == ana.id
+
+
+async def test_a_thread_reply_that_fails_to_save_is_retried_by_slack_not_lost(env: Env, monkeypatch: Any) -> None:
+    """Events are handled before Slack gets its answer: if storing the agent's reply fails,
+    Slack is told to retry (5xx) and nothing half-written stays; the retry then lands once."""
+    await add_agent(env.sessions, "ana@shop.test", "Ana", slack_user_id="U0ANA")
+    conversation_id = await customer_conversation(env.sessions, external_id="5151")
+    alert = await escalate(env, conversation_id)
+    real_reply = store.agent_reply
+    failures = [RuntimeError("database went away")]
+
+    async def flaky_reply(*args: Any, **kwargs: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return await real_reply(*args, **kwargs)
+
+    monkeypatch.setattr(store, "agent_reply", flaky_reply)
+    event = fs.message_event(ALERTS, "U0ANA", "On it, sorry!", "1700000600.000100", thread_ts=alert["ts"])
+    body = fs.event_callback_body(event, event_id="Ev0FLAKY")
+    first = await env.post(body)
+    assert first.status == 503
+    assert await count(env.sessions, OutboxMessage) == 0
+    assert await count(env.sessions, WebhookDelivery, WebhookDelivery.delivery_id == "event:Ev0FLAKY") == 0
+    retry = await env.post(body, extra_headers={"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_error"})
+    assert retry.status == 200
+    [row] = await rows(env.sessions, OutboxMessage)
+    assert row.payload["text"] == "On it, sorry!"

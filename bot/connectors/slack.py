@@ -23,7 +23,10 @@ happens. slack-bolt's ``AsyncApp`` then dispatches them (it checks again). With
 Idempotency: every effect is written in one transaction together with a
 ``WebhookDelivery(source="slack")`` row keyed by the request's own id (``event_id`` for
 events, user + ``action_ts`` for button clicks), so a Slack retry or a replayed body finds the
-row and does nothing a second time.
+row and does nothing a second time. Listeners run before Slack gets its answer
+(``process_before_response``; they take milliseconds, well inside Slack's 3 s): if one fails,
+its transaction (delivery row included) rolls back and Slack hears 503 and retries, so an
+agent's thread reply is never acknowledged and then lost.
 
 Agents are matched to Slack users by ``Agent.slack_user_id``; an unknown Slack user is looked
 up (``users.info`` for the email, else ``users.lookupByEmail`` for each unlinked agent) and
@@ -227,7 +230,7 @@ class SlackConnector:
         self.max_chars = settings.max_message_chars
         secret = settings.slack_signing_secret.get_secret_value()
         self.verifier = SignatureVerifier(secret)
-        self.bolt = AsyncApp(signing_secret=secret, client=self.client, process_before_response=False,
+        self.bolt = AsyncApp(signing_secret=secret, client=self.client, process_before_response=True,
                              logger=_bolt_log)
         self._register_listeners()
         self._app_token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else None

@@ -11,7 +11,6 @@ import datetime as dtm
 import hmac
 import json
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -36,6 +35,7 @@ from tests.fakes.telegram import (
     make_start_update,
     start_fake,
 )
+from tests.db_helpers import eventually
 
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 
@@ -44,17 +44,6 @@ SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 def _ptb_timedelta(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PTB_TIMEDELTA", "1")
 
-
-async def eventually(predicate: Callable[[], Any], timeout: float = 30.0) -> Any:
-    """Poll until ``predicate()`` is truthy (bolt listeners run as background tasks)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached within timeout")
-        await asyncio.sleep(0.01)
 
 
 def seconds(value: int | float | dtm.timedelta) -> float:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlmodel import col, func, select
+from sqlmodel import col, select
 
 from inbox import store
 from inbox.events import Event, EventBus
@@ -32,6 +32,7 @@ from inbox.models import (
 )
 from inbox.search import fts5_query
 from ordersvc.models import Customer
+from tests.db_helpers import count
 
 
 def utc(**delta: float) -> datetime:
@@ -56,10 +57,6 @@ def published(bus: EventBus) -> list[Event]:
     bus.subscribe(seen.append)
     return seen
 
-
-async def count(sessions: Any, model: Any, *where: Any) -> int:
-    async with sessions() as s:
-        return int((await s.exec(select(func.count()).select_from(model).where(*where))).one())
 
 
 async def make_agent(sessions: Any, email: str, *, admin: bool = False, team: str | None = None,

@@ -21,7 +21,6 @@ from typing import Any
 import pytest
 from aiohttp import web
 from pydantic import SecretStr
-from sqlmodel import func, select
 
 from bot.connectors import build_connectors
 from bot.connectors import slack_blocks as sb
@@ -49,6 +48,7 @@ from tests.fakes import slack as fs
 from tests.fakes.slack import FakeSlack
 from tests.fakes.telegram import FakeTelegram
 from tests.ordersvc_builders import make_customer, make_order, make_shipment
+from tests.db_helpers import count, eventually, rows
 
 SIGNING_SECRET = "slack-signing-secret-for-tests"
 ALERTS = "C0ALERTS"
@@ -57,27 +57,7 @@ ALERTS = "C0ALERTS"
 # --------------------------------------------------------------------------- helpers
 
 
-async def count(sessions: Any, model: Any, *where: Any) -> int:
-    async with sessions() as s:
-        return int((await s.exec(select(func.count()).select_from(model).where(*where))).one())
 
-
-async def rows(sessions: Any, model: Any, *where: Any) -> list[Any]:
-    async with sessions() as s:
-        return list((await s.exec(select(model).where(*where).order_by(model.id))).all())
-
-
-async def eventually(check: Callable[[], Any], timeout: float = 30.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
 
 
 def slack_settings(settings: Any, fake: FakeSlack, **extra: Any) -> Any:

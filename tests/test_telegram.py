@@ -20,7 +20,6 @@ import pytest
 from aiohttp import web
 from pydantic import SecretStr
 from sqlalchemy.exc import OperationalError
-from sqlmodel import func, select
 
 from bot.connectors import build_connectors
 from bot.connectors import telegram as tgc
@@ -61,6 +60,7 @@ from tests.fakes.telegram import (
     make_message_update,
     make_start_update,
 )
+from tests.db_helpers import count, eventually, rows
 
 SECRET = "tg-webhook-secret_0123456789"
 CHAT = 42
@@ -69,27 +69,7 @@ CHAT = 42
 # --------------------------------------------------------------------------- helpers
 
 
-async def count(sessions: Any, model: Any, *where: Any) -> int:
-    async with sessions() as s:
-        return int((await s.exec(select(func.count()).select_from(model).where(*where))).one())
 
-
-async def rows(sessions: Any, model: Any, *where: Any) -> list[Any]:
-    async with sessions() as s:
-        return list((await s.exec(select(model).where(*where).order_by(model.id))).all())
-
-
-async def eventually(check: Callable[[], Any], timeout: float = 30.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
 
 
 def tg_settings(settings: Any, fake: FakeTelegram, **extra: Any) -> Any:

@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 import pytest
-from sqlmodel import func, select
+from sqlmodel import select
 from yarl import URL
 
 from inbox.auth import AgentExists, authenticate, create_agent, verify_password
@@ -24,6 +24,7 @@ from tests.web_helpers import (  # noqa: F401  (fast_hashing is an autouse fixtu
     login,
     make_config,
 )
+from tests.db_helpers import count
 
 EXPECTED_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -35,10 +36,6 @@ EXPECTED_CSP = (
 async def client(aiohttp_client: Any, sessions: Any) -> Any:
     return await aiohttp_client(build_web_app(sessions).app)
 
-
-async def count(sessions: Any, model: Any) -> int:
-    async with sessions() as db:
-        return int((await db.exec(select(func.count()).select_from(model))).one())
 
 
 # --------------------------------------------------------------------------- passwords

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlmodel import col, func, select
+from sqlmodel import col, select
 
 from inbox import store
 from inbox.models import (
@@ -42,6 +42,7 @@ from tests.web_helpers import (  # noqa: F401  (fast_hashing is an autouse fixtu
     fast_hashing,
     login,
 )
+from tests.db_helpers import count
 
 XSS_IMG = "<img src=x onerror=alert(1)>"
 XSS_SCRIPT = "<script>alert(1)</script>"
@@ -56,10 +57,6 @@ def web_app(sessions: Any) -> WebApp:
 async def client(aiohttp_client: Any, web_app: WebApp) -> Any:
     return await aiohttp_client(web_app.app)
 
-
-async def count(sessions: Any, model: Any, *where: Any) -> int:
-    async with sessions() as db:
-        return int((await db.exec(select(func.count()).select_from(model).where(*where))).one())
 
 
 async def audit_actions(sessions: Any, conversation_id: int) -> list[tuple[str, int | None]]:

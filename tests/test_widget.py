@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 import pytest
-from sqlmodel import col, func, select
+from sqlmodel import col, select
 
 from inbox import store
 from inbox.messages import OutboundPayload, QuickReply
@@ -22,6 +22,7 @@ from tests.web_helpers import (  # noqa: F401  (fast_hashing is an autouse fixtu
     fast_hashing,
     make_config,
 )
+from tests.db_helpers import count
 
 
 @pytest.fixture
@@ -33,10 +34,6 @@ def web_app(sessions: Any) -> WebApp:
 async def client(aiohttp_client: Any, web_app: WebApp) -> Any:
     return await aiohttp_client(web_app.app)
 
-
-async def count(sessions: Any, model: Any, *where: Any) -> int:
-    async with sessions() as db:
-        return int((await db.exec(select(func.count()).select_from(model).where(*where))).one())
 
 
 async def receive(ws: Any, timeout: float = 30.0) -> dict[str, Any]:

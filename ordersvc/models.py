@@ -12,7 +12,7 @@ these classes only describe rows. Conventions:
 from __future__ import annotations
 
 import enum
-from datetime import datetime, timezone
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -20,7 +20,8 @@ import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from ordersvc.tracking import ShipmentStatus
-from ordersvc.types import JSONType, MoneyType
+from shopbase.clock import utcnow
+from shopbase.coltypes import JSONType, MoneyType, enum_column
 
 __all__ = [
     "utcnow",
@@ -50,21 +51,6 @@ __all__ = [
     "ApiToken",
     "ShopSetting",
 ]
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def enum_column(enum_cls: type[enum.Enum], length: int = 24) -> Any:
-    """A portable column type storing an Enum by its value (``'in_transit'``)."""
-    return sa.Enum(
-        enum_cls,
-        native_enum=False,
-        length=length,
-        values_callable=lambda e: [m.value for m in e],
-        validate_strings=True,
-    )
 
 
 class SourceChannel(str, enum.Enum):

@@ -105,7 +105,7 @@ async def main() -> None:
         settings = load_settings(database_url=f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}", data_dir=Path(tmp) / "data")
         engine = create_engine(settings.database_url)
         await migrate(engine)
-        from ordersvc.demo import seed_demo_orders
+        from shopdesk.demo import seed_demo_orders
 
         await seed_demo_orders(session_maker(engine), seed=7)
         await engine.dispose()

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from ordersvc import api
 from ordersvc.api_tokens import authenticate, create_token, list_tokens, revoke_token
-from ordersvc.demo import seed_demo_orders
+from shopdesk.demo import seed_demo_orders
 from ordersvc.models import (
     ApiToken,
     Customer,

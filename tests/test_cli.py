@@ -94,7 +94,7 @@ def _free_port() -> int:
 _HELP_WALK = r"""
 import contextlib, io, json, sys
 import typer.main
-from shopdesk import cli, cli_extra
+from shopdesk import cli
 
 def walk(command, path):
     yield path
@@ -131,7 +131,7 @@ def test_every_command_has_help(cli: Cli, tmp_path: Path) -> None:
     for name in ("serve", "demo", "db", "orders", "tokens", "users", "nlu", "chat", "telegram", "config"):
         assert name in top
     assert "Usage: shopdesk" in top
-    assert "add" in ok(cli("users", "--help"))  # commands registered by cli_extra exist under -m too
+    assert "add" in ok(cli("users", "--help"))  # group commands exist under -m too
 
     # every command and sub-command, through main(), in one interpreter
     walk = subprocess.run(

@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import select
 
-from ordersvc.demo import DEMO_LOCALES, SHOWCASE, demo_anchor, seed_demo_orders
+from shopdesk.demo import DEMO_LOCALES, SHOWCASE, demo_anchor, seed_demo_orders
 from ordersvc.models import (
     Customer,
     FinancialStatus,

@@ -1,4 +1,4 @@
-"""``shopdesk demo``: a deterministic demo shop with orders, agents, canned responses and labels."""
+"""The inbox side of the demo: agent logins, canned responses, labels, and ``seed_demo``, which seeds everything."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ from sqlmodel import select
 
 from shopdesk.db import session_maker
 from shopdesk.settings import Settings
-
-__all__ = ["seed_demo", "DEMO_ADMIN", "DEMO_AGENT"]
 
 DEMO_ADMIN = ("admin@demo.shopdesk.test", "demo-admin-pass", "Alex Admin")
 DEMO_AGENT = ("agent@demo.shopdesk.test", "demo-agent-pass", "Sam Agent")
@@ -25,7 +23,7 @@ async def seed_demo(engine: AsyncEngine, settings: Settings, *, seed: int = 7) -
     """Seed orders (idempotently) plus demo logins; return the text that tells a newcomer what to try."""
     from inbox.auth import create_agent
     from inbox.models import Agent, CannedResponse, Label
-    from ordersvc.demo import seed_demo_orders
+    from shopdesk.demo.seed import seed_demo_orders
 
     sessions = session_maker(engine)
     summary = await seed_demo_orders(sessions, seed=seed)

@@ -1,0 +1,306 @@
+"""Creating a return (RMA): the request's items, refund/credit amounts and the checks against the policy."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from babel.numbers import get_currency_precision
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from ordersvc.inventory import locked_available, reserve_sku
+from ordersvc.models import (
+    ItemCondition,
+    Order,
+    OrderLine,
+    Resolution,
+    ReturnAuthorization,
+    ReturnLine,
+    ReturnMethod,
+    ReturnReason,
+    RmaStatus,
+    utcnow,
+)
+from ordersvc.returns.eligibility import check_eligibility, exchange_options, load_order_facts
+from ordersvc.returns.labels import apply_label
+from ordersvc.returns.policy import ReturnPolicy, load_policy
+
+
+class ReturnItem(BaseModel):
+    """One line of a return request, as the bot or an agent submits it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    order_line_id: int
+    quantity: int = Field(ge=1, le=10_000)
+    reason: ReturnReason
+    reason_note: str | None = Field(default=None, max_length=500)
+    condition: ItemCondition = ItemCondition.unopened
+    exchange_sku: str | None = Field(default=None, min_length=1, max_length=64)
+
+    @field_validator("reason_note")
+    @classmethod
+    def _clean_note(cls, value: str | None) -> str | None:
+        return clean_text(value) or None
+
+
+@dataclass(frozen=True)
+class RmaError:
+    """One reason a return request was refused; ``code`` is machine-readable."""
+
+    code: str
+    order_line_id: int | None = None
+    detail: str = ""
+
+
+@dataclass
+class RmaResult:
+    ok: bool
+    rma: ReturnAuthorization | None = None
+    lines: list[ReturnLine] = field(default_factory=list)
+    errors: list[RmaError] = field(default_factory=list)
+
+    @property
+    def reason(self) -> str | None:
+        """The first error code (``None`` on success)."""
+        return self.errors[0].code if self.errors else None
+
+
+def clean_text(value: str | None) -> str:
+    """Customer or agent text without control characters (PostgreSQL refuses NUL)."""
+    if not value:
+        return ""
+    return "".join(ch for ch in value if ch in "\n\t" or unicodedata.category(ch) != "Cc").strip()
+
+
+def _quantum(currency: str) -> Decimal:
+    try:
+        digits = get_currency_precision(currency)
+    except Exception:  # an unknown code: assume cents
+        digits = 2
+    return Decimal(1).scaleb(-digits)
+
+
+def _round(amount: Decimal, currency: str) -> Decimal:
+    return amount.quantize(_quantum(currency), rounding=ROUND_HALF_UP)
+
+
+def _item_value(line: OrderLine, quantity: int) -> Decimal:
+    value = line.unit_price * quantity
+    if line.total_discount and line.quantity:
+        value -= line.total_discount * quantity / line.quantity
+    return max(value, Decimal("0"))
+
+
+def compute_amounts(
+    items: Sequence[tuple[ReturnItem, OrderLine]],
+    resolution: Resolution,
+    method: ReturnMethod,
+    policy: ReturnPolicy,
+    currency: str,
+) -> tuple[Decimal, Decimal]:
+    """``(refund_amount, credit_amount)`` for a request (see the module docstring)."""
+    if resolution == Resolution.exchange:
+        return Decimal("0"), Decimal("0")
+    shop_fault = any(item.reason in policy.shop_fault_reasons for item, _ in items)
+    value = sum((_item_value(line, item.quantity) for item, line in items), Decimal("0"))
+    fees = Decimal("0")
+    if not shop_fault:
+        fees += value * policy.restocking_fee_percent / 100
+        if method == ReturnMethod.mail:
+            fees += policy.return_shipping_fee
+    base = _round(max(value - fees, Decimal("0")), currency)
+    if resolution == Resolution.store_credit:
+        bonus = policy.resolutions.store_credit_bonus_percent
+        return Decimal("0"), _round(base * (1 + bonus / 100), currency)
+    return base, Decimal("0")
+
+
+async def _next_rma_number(session: AsyncSession, order: Order) -> str:
+    digits = re.sub(r"\D", "", order.name)[-24:] or str(order.id)
+    prefix = f"R{digits}-"
+    taken = (
+        await session.exec(
+            select(ReturnAuthorization.rma_number).where(
+                col(ReturnAuthorization.rma_number).startswith(prefix, autoescape=True)
+            )
+        )
+    ).all()
+    seqs = [int(n[len(prefix) :]) for n in taken if n[len(prefix) :].isdigit()]
+    return f"{prefix}{max(seqs, default=0) + 1}"
+
+
+def _coerce_items(items: Iterable[ReturnItem | Mapping[str, Any]]) -> tuple[list[ReturnItem], list[RmaError]]:
+    parsed: list[ReturnItem] = []
+    errors: list[RmaError] = []
+    for raw in items:
+        try:
+            parsed.append(raw if isinstance(raw, ReturnItem) else ReturnItem.model_validate(raw))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first.get("loc", ()))
+            errors.append(RmaError("invalid_item", None, f"{where}: {first.get('msg', 'invalid')}"))
+    return parsed, errors
+
+
+async def create_rma(
+    session: AsyncSession,
+    order: Order,
+    items: Sequence[ReturnItem | Mapping[str, Any]],
+    resolution: Resolution | str,
+    method: ReturnMethod | str,
+    *,
+    created_by: str = "bot",
+    now: datetime | None = None,
+    policy: ReturnPolicy | None = None,
+) -> RmaResult:
+    """Validate a return request against the policy and record it (the caller commits).
+
+    On refusal nothing is written and ``errors`` lists every problem found. On success
+    the RMA is ``requested``; with automatic approval it is ``approved``, and a mailed
+    return then gets its label (``label_issued``). An exchange reserves the replacement.
+    """
+    now = now or utcnow()
+    policy = policy or await load_policy(session)
+    parsed, errors = _coerce_items(items)
+    try:
+        resolution = Resolution(resolution)
+    except ValueError:
+        errors.append(RmaError("invalid_resolution", None, str(resolution)[:32]))
+    try:
+        method = ReturnMethod(method)
+    except ValueError:
+        errors.append(RmaError("invalid_method", None, str(method)[:32]))
+    if not parsed and not errors:
+        errors.append(RmaError("no_items"))
+    if errors:
+        return RmaResult(ok=False, errors=errors)
+    assert isinstance(resolution, Resolution) and isinstance(method, ReturnMethod)
+
+    if not policy.allows_resolution(resolution):
+        errors.append(RmaError("resolution_not_allowed", None, resolution.value))
+    if not policy.allows_method(method):
+        errors.append(RmaError("method_not_enabled", None, method.value))
+
+    # lock the order so two requests for the same order are checked one after the other
+    locked = (
+        await session.exec(
+            select(Order)
+            .where(Order.id == order.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    ).one()
+    facts = await load_order_facts(session, locked)
+    lines_by_id = {line.id: line for line in facts.lines}
+    eligibility = {
+        e.order_line_id: e
+        for e in check_eligibility(
+            locked,
+            facts.lines,
+            facts.shipments,
+            facts.returns,
+            policy,
+            now,
+            shipment_lines=facts.shipment_lines,
+        )
+    }
+
+    seen: set[int] = set()
+    chosen: list[tuple[ReturnItem, OrderLine]] = []
+    wanted_stock: dict[str, int] = defaultdict(int)
+    for item in parsed:
+        line_id = item.order_line_id
+        if line_id in seen:
+            errors.append(RmaError("duplicate_line", line_id))
+            continue
+        seen.add(line_id)
+        line = lines_by_id.get(line_id)
+        if line is None:
+            errors.append(RmaError("unknown_line", line_id))
+            continue
+        verdict = eligibility[line_id]
+        if not verdict.eligible:
+            detail = verdict.deadline.date().isoformat() if verdict.reason == "window_expired" and verdict.deadline else ""
+            errors.append(RmaError(verdict.reason or "not_eligible", line_id, detail))
+            continue
+        if item.quantity > verdict.max_quantity:
+            errors.append(RmaError("quantity_exceeded", line_id, f"at most {verdict.max_quantity}"))
+            continue
+        if not policy.accepts_condition(item.reason, item.condition):
+            errors.append(
+                RmaError("condition_not_accepted", line_id, f"{item.reason.value}/{item.condition.value}")
+            )
+            continue
+        if resolution == Resolution.exchange:
+            if not item.exchange_sku:
+                errors.append(RmaError("exchange_sku_required", line_id))
+                continue
+            options = {v.sku for v in await exchange_options(session, line)}
+            if item.exchange_sku not in options:
+                errors.append(RmaError("exchange_sku_invalid", line_id, item.exchange_sku))
+                continue
+            wanted_stock[item.exchange_sku] += item.quantity
+        elif item.exchange_sku:
+            errors.append(RmaError("exchange_sku_unexpected", line_id))
+            continue
+        chosen.append((item, line))
+
+    if wanted_stock and not errors:
+        stock = await locked_available(session, list(wanted_stock))
+        for sku, quantity in sorted(wanted_stock.items()):
+            if stock.get(sku, 0) < quantity:
+                errors.append(RmaError("exchange_out_of_stock", None, sku))
+    if errors:
+        return RmaResult(ok=False, errors=errors)
+
+    refund_amount, credit_amount = compute_amounts(chosen, resolution, method, policy, locked.currency)
+    assert locked.id is not None
+    rma = ReturnAuthorization(
+        rma_number=await _next_rma_number(session, locked),
+        order_id=locked.id,
+        customer_id=locked.customer_id,
+        status=RmaStatus.requested,
+        resolution=resolution,
+        method=method,
+        currency=locked.currency,
+        refund_amount=refund_amount,
+        credit_amount=credit_amount,
+        created_by=(created_by or "bot")[:32],
+        requested_at=now,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(rma)
+    await session.flush()
+    assert rma.id is not None
+    rma_lines = [
+        ReturnLine(
+            rma_id=rma.id,
+            order_line_id=line.id or 0,
+            quantity=item.quantity,
+            reason=item.reason,
+            reason_note=item.reason_note,
+            condition=item.condition,
+            exchange_sku=item.exchange_sku if resolution == Resolution.exchange else None,
+        )
+        for item, line in chosen
+    ]
+    session.add_all(rma_lines)
+    for sku, quantity in sorted(wanted_stock.items()):
+        await reserve_sku(session, sku, quantity)
+    if policy.approval == "automatic":
+        rma.status = RmaStatus.approved
+        rma.approved_at = now
+        if method == ReturnMethod.mail:
+            apply_label(rma, policy, now)
+    await session.flush()
+    return RmaResult(ok=True, rma=rma, lines=rma_lines)

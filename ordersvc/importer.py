@@ -85,7 +85,6 @@ from ordersvc.models import FinancialStatus, FulfillmentStatus, SourceChannel
 from ordersvc.shopify import (
     OrderIn,
     Outcome,
-    ShopifyPayloadError,
     UpsertResult,
     load_json,
     parse_order,
@@ -93,6 +92,7 @@ from ordersvc.shopify import (
 )
 from ordersvc.tracking import ShipmentStatus, status_from_carrier_text, status_from_shopify
 from ordersvc.types import to_money
+from shopbase.refusal import Refused
 
 __all__ = ["ImportError_", "ImportReport", "import_file", "CSV_COLUMNS", "PROGRESS_THRESHOLD"]
 
@@ -189,7 +189,7 @@ async def _run(sessionmaker: async_sessionmaker[AsyncSession], job: _Job, report
         data = job.build()
         async with sessionmaker() as session, session.begin():
             result: UpsertResult = await upsert_order(session, data, source=job.source)
-    except (ShopifyPayloadError, _RowError) as exc:
+    except (Refused, _RowError) as exc:
         report.rejected.append((job.ref, str(exc)))
         return
     except SQLAlchemyError as exc:
@@ -582,5 +582,5 @@ def _build_csv_order(group: _CsvOrder) -> OrderIn:
     }
     try:
         return parse_order(payload, free_ids=True)
-    except ShopifyPayloadError as exc:
-        raise _RowError(first_row, str(exc)) from None
+    except Refused as exc:
+        raise _RowError(first_row, exc.message) from None

@@ -36,7 +36,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ordersvc.models import WebhookDelivery
 from ordersvc.shopify import (
-    ShopifyPayloadError,
     UpsertResult,
     apply_shopify_refund,
     cancel_from_shopify,
@@ -46,6 +45,7 @@ from ordersvc.shopify import (
     upsert_shopify_fulfillment,
     upsert_shopify_order,
 )
+from shopbase.refusal import Refused
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -241,9 +241,9 @@ async def handle_shopify_webhook(request: web.Request) -> web.Response:
         return _error(422, f"{topic} payload must be a JSON object")
     try:
         effect = await hooks.deliver(webhook_id, topic, handler, payload)
-    except ShopifyPayloadError as exc:
-        log.warning("shopify webhook %s %s refused: %s", webhook_id, topic, exc)
-        return _error(422, str(exc))
+    except Refused as exc:
+        log.warning("shopify webhook %s %s refused: %s", webhook_id, topic, exc.message)
+        return _error(exc.status, exc.message)
     except SQLAlchemyError as exc:
         log.error("shopify webhook %s %s: database error %s", webhook_id, topic, type(exc).__name__)
         return _error(503, "the order store is temporarily unavailable, please retry")

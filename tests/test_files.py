@@ -103,7 +103,7 @@ async def _returned_order(sessions, *, approval: str = "automatic"):  # type: ig
             "mail",
             policy=ReturnPolicy(approval=approval),
         )
-        assert result.ok and result.rma is not None
+        assert result.rma.id is not None
         await session.commit()
         return order, result.rma
 

@@ -29,13 +29,12 @@ from ordersvc.models import (
 )
 from ordersvc.returns import (
     DEFAULT_RETURN_POLICY,
-    InvalidTransition,
     ProductTypeRule,
     ReturnItem,
     ReturnPolicy,
-    check_eligibility,
     create_rma,
     exchange_options,
+    line_eligibility,
     load_policy,
     load_rma_lines,
     refunds_and_credits,
@@ -43,6 +42,7 @@ from ordersvc.returns import (
     transition,
 )
 from ordersvc.tracking import Carrier, ShipmentStatus, find_tracking_numbers
+from shopbase.refusal import Refused
 from ordersvc_builders import (
     T0,
     make_customer,
@@ -75,7 +75,7 @@ def _shipment(shipment_id: int = 100, **fields) -> Shipment:
 
 
 def _one(lines, shipments, now, *, order=None, returns=(), policy=DEFAULT_RETURN_POLICY, shipment_lines=()):
-    return check_eligibility(
+    return line_eligibility(
         order or _order(), lines, shipments, returns, policy, now, shipment_lines=shipment_lines
     )
 
@@ -238,6 +238,19 @@ async def test_policy_round_trips_through_shop_settings(sessions) -> None:
     assert loaded.rule_for("SWIMWEAR") == ProductTypeRule(returnable=False)
 
 
+async def test_a_policy_broken_after_it_was_built_is_refused_and_not_stored(sessions) -> None:
+    policy = ReturnPolicy()
+    policy.window_days = -5  # attribute assignment is not validated
+    async with sessions() as s:
+        with pytest.raises(Refused) as refused:
+            await save_policy(s, policy)
+        await s.commit()
+    assert (refused.value.code, refused.value.status) == ("invalid_policy", 422)
+    assert list(refused.value.fields) == ["window_days"]
+    async with sessions() as s:
+        assert await load_policy(s) == DEFAULT_RETURN_POLICY
+
+
 # --------------------------------------------------------------------------- create_rma
 
 
@@ -247,7 +260,6 @@ async def test_refund_request_is_approved_and_gets_a_valid_label(sessions) -> No
         _, order, [line] = await _delivered_order(s)
         result = await create_rma(s, order, [_item(line, 2)], "refund", "mail", now=NOW, policy=policy)
         await s.commit()
-    assert result.ok, result.errors
     rma = result.rma
     assert rma.rma_number == "R1001-1"
     # 2 × 20.00 − 4.00 discount = 36.00, minus 10 % restocking fee = 32.40
@@ -267,8 +279,9 @@ async def test_refund_request_is_approved_and_gets_a_valid_label(sessions) -> No
     # the same line cannot be returned again; a second RMA on another line gets the next number
     async with sessions() as s:
         order = await s.get(Order, order.id)
-        again = await create_rma(s, order, [_item(line, 1)], "refund", "mail", now=NOW, policy=policy)
-        assert (again.ok, again.reason) == (False, "already_returned")
+        with pytest.raises(Refused) as refused:
+            await create_rma(s, order, [_item(line, 1)], "refund", "mail", now=NOW, policy=policy)
+    assert (refused.value.code, refused.value.status) == ("already_returned", 409)
 
 
 async def test_rma_numbers_count_up_per_order(sessions) -> None:
@@ -297,7 +310,6 @@ async def test_store_credit_gets_the_bonus_and_shop_fault_waives_fees(sessions) 
             Resolution.store_credit, ReturnMethod.mail, now=NOW, policy=policy,
         )
         await s.commit()
-    assert plain.ok and faulty.ok
     # (50 − 10 % − 5 shipping) × 1.10 = 44.00; defective: 30 × 1.10 = 33.00
     assert (plain.rma.refund_amount, plain.rma.credit_amount) == (Decimal("0"), Decimal("44.00"))
     assert faulty.rma.credit_amount == Decimal("33.00")
@@ -317,7 +329,6 @@ async def test_exchange_reserves_the_replacement(sessions) -> None:
             s, order, [_item(line, 2, exchange_sku="TEE-L")], "exchange", "mail", now=NOW
         )
         await s.commit()
-    assert result.ok, result.errors
     assert (result.rma.refund_amount, result.rma.credit_amount) == (Decimal("0"), Decimal("0"))
     assert result.lines[0].exchange_sku == "TEE-L"
     async with sessions() as s:
@@ -346,9 +357,10 @@ async def test_exchange_refusals_write_nothing(sessions, sku, quantity, code) ->
         await s.commit()
     async with sessions() as s:
         order = await s.get(Order, order.id)
-        result = await create_rma(s, order, [_item(line, quantity, exchange_sku=sku)], "exchange", "mail", now=NOW)
+        with pytest.raises(Refused) as refused:
+            await create_rma(s, order, [_item(line, quantity, exchange_sku=sku)], "exchange", "mail", now=NOW)
         await s.commit()
-    assert (result.ok, result.reason) == (False, code)
+    assert refused.value.code == code
     assert await _count(sessions, ReturnAuthorization) == 0
     async with sessions() as s:
         level = (await s.exec(select(InventoryLevel).where(InventoryLevel.sku == "TEE-L"))).one()
@@ -409,10 +421,11 @@ async def test_invalid_requests_are_refused_and_write_nothing(sessions, items, r
         await s.commit()
     async with sessions() as s:
         order = await s.get(Order, order.id)
-        result = await create_rma(s, order, items(line), resolution, method, now=NOW, policy=policy)
-        await s.commit()
-    assert not result.ok and result.rma is None
-    assert code in [e.code for e in result.errors]
+        with pytest.raises(Refused) as refused:
+            await create_rma(s, order, items(line), resolution, method, now=NOW, policy=policy)
+        await s.commit()  # a refusal wrote nothing, even when the caller commits
+    assert code in [e.code for e in refused.value.details["problems"]]
+    assert refused.value.status in {409, 422}
     assert await _count(sessions, ReturnAuthorization) == 0
     assert await _count(sessions, ReturnLine) == 0
 
@@ -420,8 +433,10 @@ async def test_invalid_requests_are_refused_and_write_nothing(sessions, items, r
 async def test_expired_window_refusal_names_the_closing_date(sessions) -> None:
     async with sessions() as s:
         _, order, [line] = await _delivered_order(s)
-        result = await create_rma(s, order, [_item(line)], "refund", "mail", now=DELIVERED + timedelta(days=31))
-    assert [(e.code, e.detail) for e in result.errors] == [("window_expired", "2025-05-31")]
+        with pytest.raises(Refused) as refused:
+            await create_rma(s, order, [_item(line)], "refund", "mail", now=DELIVERED + timedelta(days=31))
+    assert [(e.code, e.detail) for e in refused.value.details["problems"]] == [("window_expired", "2025-05-31")]
+    assert (refused.value.code, refused.value.message) == ("window_expired", "window expired (2025-05-31)")
 
 
 # --------------------------------------------------------------------------- lifecycle
@@ -439,7 +454,6 @@ async def _issued(sessions, resolution="refund", *, item_fields=None, lines=None
             fields.setdefault("exchange_sku", "TEE-L")
         result = await create_rma(s, order, [_item(rows[0], 2, **fields)], resolution, "mail", now=NOW)
         await s.commit()
-    assert result.ok, result.errors
     return customer, order, result.rma
 
 
@@ -515,7 +529,7 @@ async def test_cancelling_an_exchange_releases_the_replacement(sessions) -> None
         order = await s.get(Order, rma.order_id)
         line = (await s.exec(select(OrderLine).where(OrderLine.order_id == order.id))).one()
         again = await create_rma(s, order, [_item(line, 2)], "refund", "mail", now=NOW)
-    assert again.ok and again.rma.rma_number.endswith("-2")
+    assert again.rma.rma_number.endswith("-2")
 
 
 @pytest.mark.parametrize(
@@ -537,7 +551,7 @@ async def test_forbidden_transitions_raise_and_change_nothing(sessions, path, fo
     rma = await _walk(sessions, rma, *path)
     before = rma.status
     async with sessions() as s:
-        with pytest.raises(InvalidTransition, match=rma.rma_number if forbidden != "lost" else "unknown"):
+        with pytest.raises(Refused, match=rma.rma_number if forbidden != "lost" else "unknown"):
             await transition(s, rma, forbidden, now=NOW + timedelta(days=9))
     async with sessions() as s:
         stored = await s.get(ReturnAuthorization, rma.id)
@@ -555,7 +569,7 @@ async def test_drop_off_returns_skip_the_label(sessions) -> None:
     rma = result.rma
     assert rma.status == RmaStatus.approved and rma.label_tracking_number is None
     async with sessions() as s:
-        with pytest.raises(InvalidTransition, match="no label"):
+        with pytest.raises(Refused, match="no label"):
             await transition(s, rma, "label_issued")
     rma = await _walk(sessions, rma, "received", "refunded")
     assert rma.status == RmaStatus.refunded
@@ -572,16 +586,17 @@ async def test_concurrent_requests_for_the_same_items_create_one_rma(sessions, d
         return
     async with sessions() as first, sessions() as second:
         won = await create_rma(first, await first.get(Order, order.id), [_item(line, 2)], "refund", "mail", now=NOW)
-        assert won.ok
+        assert won.rma.id is not None
         racing = asyncio.ensure_future(
             create_rma(second, await second.get(Order, order.id), [_item(line, 2)], "refund", "mail", now=NOW)
         )
         await asyncio.sleep(0.2)
         assert not racing.done()  # waiting for the order row lock
         await first.commit()
-        lost = await racing
+        with pytest.raises(Refused) as refused:
+            await racing
         await second.commit()
-    assert (lost.ok, lost.reason) == (False, "already_returned")
+    assert refused.value.code == "already_returned"
     assert await _count(sessions, ReturnAuthorization) == 1
 
 
@@ -594,16 +609,17 @@ async def _sqlite_race_keeps_one_rma(sessions, order, line) -> None:  # type: ig
 
     async with sessions() as first, sessions() as second:
         won = await create_rma(first, await first.get(Order, order.id), [_item(line, 2)], "refund", "mail", now=NOW)
-        assert won.ok
+        assert won.rma.id is not None
         racing = asyncio.ensure_future(
             create_rma(second, await second.get(Order, order.id), [_item(line, 2)], "refund", "mail", now=NOW)
         )
         await asyncio.sleep(0.2)
         await first.commit()
         try:
-            lost = await racing
+            await racing
             await second.commit()
-            assert (lost.ok, lost.reason) == (False, "already_returned")
+        except Refused as refused:
+            assert refused.code == "already_returned"
         except IntegrityError:
             await second.rollback()
     assert await _count(sessions, ReturnAuthorization) == 1

@@ -86,9 +86,10 @@ from inbox.models import (
     Message,
 )
 from ordersvc.models import Customer, Order, OrderLine, ReturnAuthorization, ReturnLine, RmaStatus, ReturnMethod, WebhookDelivery
-from ordersvc.returns import InvalidTransition, transition
+from ordersvc.returns import transition
 from ordersvc.serialize import order_document
 from ordersvc.service import find_customer_by_email, find_order, orders_for_customer
+from shopbase.refusal import Refused
 
 __all__ = [
     "EVENTS_PATH",
@@ -573,10 +574,10 @@ class SlackConnector:
                 await _claim_delivery(session, f"action:{click.user_id}:{click.action_ts}", f"return.{verb}")
                 rma = await session.get(ReturnAuthorization, rma_id)
                 if rma is None:
-                    raise InvalidTransition("this return no longer exists")
+                    raise Refused("return_not_found", "this return no longer exists", status=404)
                 if rma.status != RmaStatus.requested:  # decided already (here, in the inbox or by the bot)
-                    raise InvalidTransition(f"return {rma.rma_number} is already "
-                                            f"{str(getattr(rma.status, 'value', rma.status)).replace('_', ' ')}")
+                    raise Refused("return_decided", f"return {rma.rma_number} is already "
+                                  f"{str(getattr(rma.status, 'value', rma.status)).replace('_', ' ')}")
                 note = f"{verb} in Slack by {agent.name or f'agent #{agent.id}'}"
                 rma = await transition(session, rma, RmaStatus.approved if approve else RmaStatus.rejected, note=note)
                 if approve and rma.method == ReturnMethod.mail:
@@ -590,7 +591,7 @@ class SlackConnector:
                 await session.commit()
         except _Duplicate:
             return "duplicate"
-        except InvalidTransition as exc:
+        except Refused as exc:
             await self._ephemeral(click.channel, click.user_id, f"Nothing changed: {exc}.")
             return "invalid"
         line = f"{verb.capitalize()} by {_agent_label(agent)}"

@@ -49,12 +49,14 @@ from ordersvc.returns import (
     LineEligibility,
     ReturnItem,
     ReturnPolicy,
-    check_order_eligibility,
+    RmaProblem,
     compute_amounts,
     create_rma,
     exchange_options,
     load_policy,
+    order_eligibility,
 )
+from shopbase.refusal import Refused
 
 __all__ = ["start_return", "continue_return", "FLOW", "REASONS", "agent_choice"]
 
@@ -123,7 +125,7 @@ class _Ctx:
 
 async def _context(turn: Turn, order: Order) -> _Ctx:
     policy = await load_policy(turn.session)
-    verdicts = await check_order_eligibility(turn.session, order, policy=policy, now=turn.now)
+    verdicts = await order_eligibility(turn.session, order, policy=policy, now=turn.now)
     rows = (await turn.session.exec(select(OrderLine).where(OrderLine.order_id == order.id).order_by(col(OrderLine.id)))).all()
     return _Ctx(turn, order, policy, {ln.id: ln for ln in rows if ln.id is not None}, {v.order_line_id: v for v in verdicts})
 
@@ -645,20 +647,22 @@ async def _step_confirm(ctx: _Ctx) -> None:
 async def _create(ctx: _Ctx) -> None:
     turn = ctx.turn
     resolution, method = Resolution(ctx.slots["resolution"]), ReturnMethod(ctx.slots["method"])
-    result = await create_rma(turn.session, ctx.order, _return_items(ctx), resolution, method,
-                              created_by="bot", now=turn.now, policy=ctx.policy)
-    if not result.ok or result.rma is None:
-        if any(e.code in _EXCHANGE_GONE for e in result.errors):
+    try:
+        created = await create_rma(turn.session, ctx.order, _return_items(ctx), resolution, method,
+                                   created_by="bot", now=turn.now, policy=ctx.policy)
+    except Refused as refusal:
+        found: tuple[RmaProblem, ...] = refusal.details.get("problems", ())
+        if any(e.code in _EXCHANGE_GONE for e in found):
             turn.say("return_exchange_unavailable", title="")
             ctx.slots.pop("resolution", None)
             await _ask_resolution(ctx)
             return
-        problems = [{"title": ctx.title(e.order_line_id) if e.order_line_id else "", "code": e.code} for e in result.errors]
+        problems = [{"title": ctx.title(e.order_line_id) if e.order_line_id else "", "code": e.code} for e in found]
         _finish(turn, ctx.order)
         turn.say("return_failed", problems=problems, choices=agent_choice(turn))
         return
 
-    rma = result.rma
+    rma = created.rma
     label_url = None
     if rma.label_tracking_number:
         label_url = signed_file_url(turn.config.public_url, turn.config.secret_key, "labels", rma.rma_number)

@@ -153,6 +153,7 @@ async def do_create_return(
 ) -> str:
     """Open a return for the lines ticked in ``form`` (``line_<id>`` = quantity)."""
     from ordersvc.returns import create_rma
+    from shopbase.refusal import Refused
 
     _contact, order = await order_for_conversation(db, conversation, order_id)
     resolution = _choice(form.get("resolution"), RESOLUTIONS, "resolution")
@@ -181,15 +182,13 @@ async def do_create_return(
         items.append(item)
     if not items:
         raise ActionError("Pick at least one line and a quantity to return.")
-    result = await create_rma(db, order, items, resolution, method, created_by="agent")
-    if not result.ok or result.rma is None:
-        detail = "; ".join(
-            (e.code.replace("_", " ") + (f" ({e.detail})" if e.detail else "")) for e in result.errors[:4]
-        )
-        raise ActionError(f"The return was refused: {detail or 'not allowed'}.")
-    rma = result.rma
+    try:
+        created = await create_rma(db, order, items, resolution, method, created_by="agent")
+    except Refused as refusal:
+        raise ActionError(f"The return was refused: {refusal.message}.") from None
+    rma = created.rma
     write_audit(db, conversation.id, "order.return_created", agent=agent,
-                detail={"order_id": order.id, "rma_id": rma.id, "lines": len(result.lines)})
+                detail={"order_id": order.id, "rma_id": rma.id, "lines": len(created.lines)})
     add_system_line(
         db,
         conversation,

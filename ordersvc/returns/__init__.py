@@ -25,8 +25,11 @@ Policy decisions worth knowing:
 * **Restocking.** When a return is received, items whose condition is in
   ``restock_conditions`` and whose reason is not damaged/defective go back to stock.
 
-Every write function changes rows in the caller's session and never commits; on a
-refusal it writes nothing, and if it raises the caller must roll back.
+Every write function changes rows in the caller's session and never commits. A refusal is a
+:class:`shopbase.refusal.Refused` (``code``, ``message``, ``status``): nothing was written. Any
+other exception means the caller must roll back. ``check_transition`` returns ``None`` or
+raises ``Refused``; ``line_eligibility``/``order_eligibility`` report per line what can be
+returned (data, not a refusal), and ``create_rma`` refuses with those reasons.
 
 Modules: ``policy`` (the model and its storage), ``eligibility`` (which lines can be returned),
 ``rma`` (creating a return), ``labels`` (simulated prepaid labels), ``lifecycle`` (status
@@ -36,15 +39,9 @@ package re-exports their public names.
 
 from __future__ import annotations
 
-from ordersvc.returns.eligibility import LineEligibility, check_eligibility, check_order_eligibility, exchange_options
+from ordersvc.returns.eligibility import LineEligibility, exchange_options, line_eligibility, order_eligibility
 from ordersvc.returns.labels import issue_tracking_number
-from ordersvc.returns.lifecycle import (
-    ALLOWED_TRANSITIONS,
-    InvalidTransition,
-    check_transition,
-    load_rma_lines,
-    transition,
-)
+from ordersvc.returns.lifecycle import ALLOWED_TRANSITIONS, check_transition, load_rma_lines, transition
 from ordersvc.returns.policy import (
     DEFAULT_RETURN_POLICY,
     POLICY_SETTING_KEY,
@@ -57,7 +54,7 @@ from ordersvc.returns.policy import (
     save_policy,
 )
 from ordersvc.returns.refunds import MoneyMovement, refunds_and_credits
-from ordersvc.returns.rma import ReturnItem, RmaError, RmaResult, compute_amounts, create_rma
+from ordersvc.returns.rma import NewRma, ReturnItem, RmaProblem, compute_amounts, create_rma
 
 __all__ = [
     "POLICY_SETTING_KEY",
@@ -70,15 +67,14 @@ __all__ = [
     "load_policy",
     "save_policy",
     "LineEligibility",
-    "check_eligibility",
-    "check_order_eligibility",
+    "line_eligibility",
+    "order_eligibility",
     "exchange_options",
     "compute_amounts",
     "ReturnItem",
-    "RmaError",
-    "RmaResult",
+    "RmaProblem",
+    "NewRma",
     "create_rma",
-    "InvalidTransition",
     "ALLOWED_TRANSITIONS",
     "check_transition",
     "transition",

@@ -80,7 +80,7 @@ def _window_close(delivered: datetime, days: int) -> datetime:
     return datetime.combine(last_day, time(23, 59, 59), tzinfo=timezone.utc)
 
 
-def check_eligibility(
+def line_eligibility(
     order: Order,
     lines: Sequence[OrderLine],
     shipments: Sequence[Shipment],
@@ -206,17 +206,17 @@ async def load_order_facts(session: AsyncSession, order: Order) -> OrderFacts:
     return OrderFacts(lines, shipments, shipment_lines, returns)
 
 
-async def check_order_eligibility(
+async def order_eligibility(
     session: AsyncSession,
     order: Order,
     *,
     policy: ReturnPolicy | None = None,
     now: datetime | None = None,
 ) -> list[LineEligibility]:
-    """``check_eligibility`` with everything loaded from the database."""
+    """``line_eligibility`` with everything loaded from the database."""
     policy = policy or await load_policy(session)
     facts = await load_order_facts(session, order)
-    return check_eligibility(
+    return line_eligibility(
         order,
         facts.lines,
         facts.shipments,

@@ -31,11 +31,7 @@ from ordersvc.models import (
 from ordersvc.returns.labels import apply_label
 from ordersvc.returns.policy import ReturnPolicy, load_policy
 from ordersvc.returns.rma import clean_text
-
-
-class InvalidTransition(ValueError):
-    """The RMA cannot move to the requested status."""
-
+from shopbase.refusal import Refused
 
 _TERMINAL_FOR = {
     Resolution.refund: RmaStatus.refunded,
@@ -73,7 +69,7 @@ _TIMESTAMP = {
 
 
 def check_transition(rma: ReturnAuthorization, new_status: RmaStatus) -> None:
-    """Raise ``InvalidTransition`` unless ``rma`` may move to ``new_status``.
+    """Raise :class:`~shopbase.refusal.Refused` unless ``rma`` may move to ``new_status``.
 
     Mailed returns go approved → label_issued → in_transit; drop-off and in-store returns
     have no label and go approved → in_transit or straight to received. The final status
@@ -82,25 +78,29 @@ def check_transition(rma: ReturnAuthorization, new_status: RmaStatus) -> None:
     """
     current = RmaStatus(rma.status)
     if new_status == current:
-        raise InvalidTransition(f"return {rma.rma_number} is already {current.value}")
+        raise Refused("already_in_status", f"return {rma.rma_number} is already {current.value}")
     if new_status not in ALLOWED_TRANSITIONS[current]:
-        raise InvalidTransition(
-            f"return {rma.rma_number} cannot go from {current.value} to {new_status.value}"
+        raise Refused(
+            "transition_not_allowed",
+            f"return {rma.rma_number} cannot go from {current.value} to {new_status.value}",
         )
     mailed = rma.method == ReturnMethod.mail
     if current == RmaStatus.approved:
         if new_status == RmaStatus.label_issued and not mailed:
-            raise InvalidTransition(
-                f"return {rma.rma_number} is a {ReturnMethod(rma.method).value} return and gets no label"
+            raise Refused(
+                "no_label_for_method",
+                f"return {rma.rma_number} is a {ReturnMethod(rma.method).value} return and gets no label",
             )
         if new_status in {RmaStatus.in_transit, RmaStatus.received} and mailed:
-            raise InvalidTransition(
-                f"return {rma.rma_number} needs its label before it can be {new_status.value}"
+            raise Refused(
+                "label_required",
+                f"return {rma.rma_number} needs its label before it can be {new_status.value}",
             )
     if current == RmaStatus.received and new_status != _TERMINAL_FOR[Resolution(rma.resolution)]:
-        raise InvalidTransition(
+        raise Refused(
+            "resolution_mismatch",
             f"return {rma.rma_number} was requested as {Resolution(rma.resolution).value}, "
-            f"so it cannot be {new_status.value}"
+            f"so it cannot be {new_status.value}",
         )
 
 
@@ -145,12 +145,12 @@ async def transition(
     received → returned items are restocked; refunded → a ``Refund`` row (and the order's
     financial status follows); credited → a ``StoreCredit`` with a unique code; exchanged →
     the reserved replacements leave stock (recorded in the note); rejected/cancelled → an
-    exchange's reservation is released. Raises ``InvalidTransition`` for anything else.
+    exchange's reservation is released. Anything else is refused (``Refused``, nothing written).
     """
     try:
         target = RmaStatus(new_status)
     except ValueError as exc:
-        raise InvalidTransition(f"unknown return status {str(new_status)[:32]!r}") from exc
+        raise Refused("unknown_status", f"unknown return status {str(new_status)[:32]!r}", status=422) from exc
     now = now or utcnow()
     locked = (
         await session.exec(

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ordersvc.models import ItemCondition, Resolution, ReturnMethod, ReturnReason, ShopSetting, utcnow
+from shopbase.refusal import Refused
 
 POLICY_SETTING_KEY = "returns"
 
@@ -137,8 +138,17 @@ async def load_policy(session: AsyncSession) -> ReturnPolicy:
 
 
 async def save_policy(session: AsyncSession, policy: ReturnPolicy) -> None:
-    """Store ``policy`` (validated again) under ``ShopSetting('returns')``."""
-    value = ReturnPolicy.model_validate(policy.model_dump()).model_dump(mode="json")
+    """Store ``policy`` (validated again) under ``ShopSetting('returns')``.
+
+    A policy that no longer validates (changed after it was built) is refused
+    (``invalid_policy``, 422, ``fields`` by setting) and nothing is stored.
+    """
+    try:
+        value = ReturnPolicy.model_validate(policy.model_dump()).model_dump(mode="json")
+    except ValidationError as exc:
+        fields = {".".join(str(p) for p in err["loc"]) or "policy": err["msg"] for err in exc.errors()[:10]}
+        message = "; ".join(f"{where}: {problem}" for where, problem in fields.items())
+        raise Refused("invalid_policy", message, status=422, fields=fields) from None
     row = await session.get(ShopSetting, POLICY_SETTING_KEY)
     if row is None:
         row = ShopSetting(key=POLICY_SETTING_KEY, value=value)

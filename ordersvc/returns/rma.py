@@ -6,7 +6,7 @@ import re
 import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -29,9 +29,10 @@ from ordersvc.models import (
     RmaStatus,
     utcnow,
 )
-from ordersvc.returns.eligibility import check_eligibility, exchange_options, load_order_facts
+from ordersvc.returns.eligibility import exchange_options, line_eligibility, load_order_facts
 from ordersvc.returns.labels import apply_label
 from ordersvc.returns.policy import ReturnPolicy, load_policy
+from shopbase.refusal import Refused
 
 
 class ReturnItem(BaseModel):
@@ -53,25 +54,51 @@ class ReturnItem(BaseModel):
 
 
 @dataclass(frozen=True)
-class RmaError:
+class RmaProblem:
     """One reason a return request was refused; ``code`` is machine-readable."""
 
     code: str
     order_line_id: int | None = None
     detail: str = ""
 
+    def describe(self) -> str:
+        """``code`` in words, with the detail: ``window expired (2025-05-31)``."""
+        return self.code.replace("_", " ") + (f" ({self.detail})" if self.detail else "")
 
-@dataclass
-class RmaResult:
-    ok: bool
-    rma: ReturnAuthorization | None = None
-    lines: list[ReturnLine] = field(default_factory=list)
-    errors: list[RmaError] = field(default_factory=list)
 
-    @property
-    def reason(self) -> str | None:
-        """The first error code (``None`` on success)."""
-        return self.errors[0].code if self.errors else None
+@dataclass(frozen=True)
+class NewRma:
+    """A recorded return request: the RMA and its lines."""
+
+    rma: ReturnAuthorization
+    lines: list[ReturnLine]
+
+
+#: problems with the request itself (422); the others come from the order's state (409)
+_REQUEST_PROBLEMS = frozenset(
+    {
+        "invalid_item",
+        "invalid_resolution",
+        "invalid_method",
+        "no_items",
+        "duplicate_line",
+        "unknown_line",
+        "exchange_sku_required",
+        "exchange_sku_unexpected",
+    }
+)
+
+
+def _refused(problems: Sequence[RmaProblem]) -> Refused:
+    """The refusal of a request: the first problem's code, up to four problems in the message,
+    every problem in ``details["problems"]``."""
+    first = problems[0]
+    return Refused(
+        first.code,
+        "; ".join(p.describe() for p in problems[:4]),
+        status=422 if first.code in _REQUEST_PROBLEMS else 409,
+        problems=tuple(problems),
+    )
 
 
 def clean_text(value: str | None) -> str:
@@ -138,17 +165,17 @@ async def _next_rma_number(session: AsyncSession, order: Order) -> str:
     return f"{prefix}{max(seqs, default=0) + 1}"
 
 
-def _coerce_items(items: Iterable[ReturnItem | Mapping[str, Any]]) -> tuple[list[ReturnItem], list[RmaError]]:
+def _coerce_items(items: Iterable[ReturnItem | Mapping[str, Any]]) -> tuple[list[ReturnItem], list[RmaProblem]]:
     parsed: list[ReturnItem] = []
-    errors: list[RmaError] = []
+    problems: list[RmaProblem] = []
     for raw in items:
         try:
             parsed.append(raw if isinstance(raw, ReturnItem) else ReturnItem.model_validate(raw))
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first.get("loc", ()))
-            errors.append(RmaError("invalid_item", None, f"{where}: {first.get('msg', 'invalid')}"))
-    return parsed, errors
+            problems.append(RmaProblem("invalid_item", None, f"{where}: {first.get('msg', 'invalid')}"))
+    return parsed, problems
 
 
 async def create_rma(
@@ -161,34 +188,36 @@ async def create_rma(
     created_by: str = "bot",
     now: datetime | None = None,
     policy: ReturnPolicy | None = None,
-) -> RmaResult:
+) -> NewRma:
     """Validate a return request against the policy and record it (the caller commits).
 
-    On refusal nothing is written and ``errors`` lists every problem found. On success
+    Raises :class:`~shopbase.refusal.Refused` when the request breaks the policy; nothing
+    is written then, ``code`` is the first problem and ``details["problems"]`` lists every
+    problem found (:class:`RmaProblem`). On success
     the RMA is ``requested``; with automatic approval it is ``approved``, and a mailed
     return then gets its label (``label_issued``). An exchange reserves the replacement.
     """
     now = now or utcnow()
     policy = policy or await load_policy(session)
-    parsed, errors = _coerce_items(items)
+    parsed, problems = _coerce_items(items)
     try:
         resolution = Resolution(resolution)
     except ValueError:
-        errors.append(RmaError("invalid_resolution", None, str(resolution)[:32]))
+        problems.append(RmaProblem("invalid_resolution", None, str(resolution)[:32]))
     try:
         method = ReturnMethod(method)
     except ValueError:
-        errors.append(RmaError("invalid_method", None, str(method)[:32]))
-    if not parsed and not errors:
-        errors.append(RmaError("no_items"))
-    if errors:
-        return RmaResult(ok=False, errors=errors)
+        problems.append(RmaProblem("invalid_method", None, str(method)[:32]))
+    if not parsed and not problems:
+        problems.append(RmaProblem("no_items"))
+    if problems:
+        raise _refused(problems)
     assert isinstance(resolution, Resolution) and isinstance(method, ReturnMethod)
 
     if not policy.allows_resolution(resolution):
-        errors.append(RmaError("resolution_not_allowed", None, resolution.value))
+        problems.append(RmaProblem("resolution_not_allowed", None, resolution.value))
     if not policy.allows_method(method):
-        errors.append(RmaError("method_not_enabled", None, method.value))
+        problems.append(RmaProblem("method_not_enabled", None, method.value))
 
     # lock the order so two requests for the same order are checked one after the other
     locked = (
@@ -203,7 +232,7 @@ async def create_rma(
     lines_by_id = {line.id: line for line in facts.lines}
     eligibility = {
         e.order_line_id: e
-        for e in check_eligibility(
+        for e in line_eligibility(
             locked,
             facts.lines,
             facts.shipments,
@@ -220,47 +249,47 @@ async def create_rma(
     for item in parsed:
         line_id = item.order_line_id
         if line_id in seen:
-            errors.append(RmaError("duplicate_line", line_id))
+            problems.append(RmaProblem("duplicate_line", line_id))
             continue
         seen.add(line_id)
         line = lines_by_id.get(line_id)
         if line is None:
-            errors.append(RmaError("unknown_line", line_id))
+            problems.append(RmaProblem("unknown_line", line_id))
             continue
         verdict = eligibility[line_id]
         if not verdict.eligible:
             detail = verdict.deadline.date().isoformat() if verdict.reason == "window_expired" and verdict.deadline else ""
-            errors.append(RmaError(verdict.reason or "not_eligible", line_id, detail))
+            problems.append(RmaProblem(verdict.reason or "not_eligible", line_id, detail))
             continue
         if item.quantity > verdict.max_quantity:
-            errors.append(RmaError("quantity_exceeded", line_id, f"at most {verdict.max_quantity}"))
+            problems.append(RmaProblem("quantity_exceeded", line_id, f"at most {verdict.max_quantity}"))
             continue
         if not policy.accepts_condition(item.reason, item.condition):
-            errors.append(
-                RmaError("condition_not_accepted", line_id, f"{item.reason.value}/{item.condition.value}")
+            problems.append(
+                RmaProblem("condition_not_accepted", line_id, f"{item.reason.value}/{item.condition.value}")
             )
             continue
         if resolution == Resolution.exchange:
             if not item.exchange_sku:
-                errors.append(RmaError("exchange_sku_required", line_id))
+                problems.append(RmaProblem("exchange_sku_required", line_id))
                 continue
             options = {v.sku for v in await exchange_options(session, line)}
             if item.exchange_sku not in options:
-                errors.append(RmaError("exchange_sku_invalid", line_id, item.exchange_sku))
+                problems.append(RmaProblem("exchange_sku_invalid", line_id, item.exchange_sku))
                 continue
             wanted_stock[item.exchange_sku] += item.quantity
         elif item.exchange_sku:
-            errors.append(RmaError("exchange_sku_unexpected", line_id))
+            problems.append(RmaProblem("exchange_sku_unexpected", line_id))
             continue
         chosen.append((item, line))
 
-    if wanted_stock and not errors:
+    if wanted_stock and not problems:
         stock = await locked_available(session, list(wanted_stock))
         for sku, quantity in sorted(wanted_stock.items()):
             if stock.get(sku, 0) < quantity:
-                errors.append(RmaError("exchange_out_of_stock", None, sku))
-    if errors:
-        return RmaResult(ok=False, errors=errors)
+                problems.append(RmaProblem("exchange_out_of_stock", None, sku))
+    if problems:
+        raise _refused(problems)
 
     refund_amount, credit_amount = compute_amounts(chosen, resolution, method, policy, locked.currency)
     assert locked.id is not None
@@ -303,4 +332,4 @@ async def create_rma(
         if method == ReturnMethod.mail:
             apply_label(rma, policy, now)
     await session.flush()
-    return RmaResult(ok=True, rma=rma, lines=rma_lines)
+    return NewRma(rma=rma, lines=rma_lines)

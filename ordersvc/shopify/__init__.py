@@ -52,7 +52,6 @@ from ordersvc.shopify.payloads import (
     LineItemIn,
     OrderIn,
     RefundIn,
-    ShopifyPayloadError,
     load_json,
     normalize_postal_code,
     parse_order,
@@ -70,7 +69,6 @@ from ordersvc.shopify.upsert import (
 )
 
 __all__ = [
-    "ShopifyPayloadError",
     "Outcome",
     "UpsertResult",
     "OrderIn",

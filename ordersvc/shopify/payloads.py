@@ -1,7 +1,7 @@
 """Shopify payloads: the pydantic input models (not tables), their value types and ``load_json``.
 
 Every string is scrubbed of NUL bytes and lone surrogates; a payload we cannot use raises
-:class:`ShopifyPayloadError` naming the field, never its value.
+:class:`~shopbase.refusal.Refused` (``invalid_payload``, 422) naming the field, never its value.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from pydantic import (
 from ordersvc.models import FinancialStatus, FulfillmentStatus
 from ordersvc.tracking import ShipmentStatus, status_from_shopify
 from ordersvc.types import to_money
+from shopbase.refusal import Refused
 
 MAX_MONEY = Decimal("100000000000000")  # numeric(18, 4) holds 14 integer digits
 MAX_QUANTITY = 1_000_000
@@ -47,8 +48,10 @@ _ID_RE = re.compile(r"[0-9]{1,64}")
 _CURRENCY_RE = re.compile(r"[A-Za-z]{3}")
 
 
-class ShopifyPayloadError(ValueError):
-    """A payload we cannot use; ``str(exc)`` is one line naming the field (never its value)."""
+def payload_refused(message: str, code: str = "invalid_payload") -> Refused:
+    """The refusal of a payload we cannot use (422): ``message`` is one line naming the field,
+    never its value."""
+    return Refused(code, message, status=422)
 
 
 def load_json(data: bytes | str) -> Any:
@@ -83,7 +86,7 @@ def _none_is_empty(value: Any) -> Any:
     return [] if value is None else value
 
 
-def _check_id(value: Any, info: ValidationInfo) -> str:
+def _parse_id(value: Any, info: ValidationInfo) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         if value <= 0:
             raise ValueError("must be a positive integer")
@@ -101,7 +104,7 @@ def _check_id(value: Any, info: ValidationInfo) -> str:
     raise ValueError("must be an integer or a string of digits")
 
 
-def _check_money(value: Any) -> Decimal:
+def _parse_money(value: Any) -> Decimal:
     try:
         amount = to_money(value) if not isinstance(value, (dict, list)) else None
     except ValueError:
@@ -116,7 +119,7 @@ def _check_money(value: Any) -> Decimal:
     return amount
 
 
-def _check_email(value: Any) -> str | None:
+def _parse_email(value: Any) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
@@ -129,7 +132,7 @@ def _check_email(value: Any) -> str | None:
     return text
 
 
-def _check_phone(value: Any) -> str | None:
+def _parse_phone(value: Any) -> str | None:
     if value is None:
         return None
     if isinstance(value, int) and not isinstance(value, bool):
@@ -155,7 +158,7 @@ def _status_text(value: Any) -> Any:
     return value
 
 
-def _check_currency(value: Any) -> str:
+def _parse_currency(value: Any) -> str:
     if value is None or value == "":
         return "USD"
     if not isinstance(value, str) or not _CURRENCY_RE.fullmatch(value.strip()):
@@ -163,7 +166,7 @@ def _check_currency(value: Any) -> str:
     return value.strip().upper()
 
 
-def _check_tags(value: Any) -> list[str]:
+def _parse_tags(value: Any) -> list[str]:
     if value is None:
         return []
     if isinstance(value, str):
@@ -182,7 +185,7 @@ def _check_tags(value: Any) -> list[str]:
     return tags
 
 
-def _check_shipment_status(value: Any) -> ShipmentStatus:
+def _parse_shipment_status(value: Any) -> ShipmentStatus:
     if isinstance(value, ShipmentStatus):
         return value
     if value is None or isinstance(value, str):
@@ -190,13 +193,13 @@ def _check_shipment_status(value: Any) -> ShipmentStatus:
     raise ValueError("must be a string")
 
 
-ShopifyId = Annotated[str, BeforeValidator(_check_id)]
-Money = Annotated[Decimal, BeforeValidator(_check_money)]
-Email = Annotated[str | None, BeforeValidator(_check_email)]
-Phone = Annotated[str | None, BeforeValidator(_check_phone)]
+ShopifyId = Annotated[str, BeforeValidator(_parse_id)]
+Money = Annotated[Decimal, BeforeValidator(_parse_money)]
+Email = Annotated[str | None, BeforeValidator(_parse_email)]
+Phone = Annotated[str | None, BeforeValidator(_parse_phone)]
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
-Currency = Annotated[str, BeforeValidator(_check_currency)]
-Tags = Annotated[list[str], BeforeValidator(_check_tags)]
+Currency = Annotated[str, BeforeValidator(_parse_currency)]
+Tags = Annotated[list[str], BeforeValidator(_parse_tags)]
 Quantity = Annotated[int, Field(ge=0, le=MAX_QUANTITY)]
 Status = Annotated[str | None, BeforeValidator(_status_text)]
 Key64 = Annotated[str | None, _fit(64, strict=True)]
@@ -289,7 +292,7 @@ class FulfillmentIn(_In):
     tracking_numbers: Annotated[list[Text2k], BeforeValidator(_none_is_empty)] = []
     tracking_url: Text2k = None
     tracking_urls: Annotated[list[Text2k], BeforeValidator(_none_is_empty)] = []
-    shipment_status: Annotated[ShipmentStatus, BeforeValidator(_check_shipment_status)] = ShipmentStatus.PENDING
+    shipment_status: Annotated[ShipmentStatus, BeforeValidator(_parse_shipment_status)] = ShipmentStatus.PENDING
     line_items: Annotated[list[FulfillmentLineIn], BeforeValidator(_none_is_empty)] = []
 
     @property
@@ -301,7 +304,7 @@ class TransactionIn(_In):
     kind: Status = None
     status: Status = None
     amount: Money = Decimal("0")
-    currency: Annotated[str | None, BeforeValidator(lambda v: _check_currency(v) if v else None)] = None
+    currency: Annotated[str | None, BeforeValidator(lambda v: _parse_currency(v) if v else None)] = None
 
 
 class RefundIn(_In):
@@ -415,15 +418,15 @@ def _scrub(value: Any) -> Any:
 
 def validate_payload(model: type[_M], payload: Any, what: str, *, free_ids: bool = False) -> _M:
     if not isinstance(payload, dict):
-        raise ShopifyPayloadError(f"{what} payload must be a JSON object")
+        raise payload_refused(f"{what} payload must be a JSON object")
     try:
         payload = _scrub(payload)
     except RecursionError:
-        raise ShopifyPayloadError(f"{what} payload is nested too deeply") from None
+        raise payload_refused(f"{what} payload is nested too deeply") from None
     try:
         return model.model_validate(payload, context={"free_ids": free_ids})
     except ValidationError as exc:
-        raise ShopifyPayloadError(_describe(exc)) from None
+        raise payload_refused(_describe(exc)) from None
 
 
 def parse_order(payload: Any, *, free_ids: bool = False) -> OrderIn:

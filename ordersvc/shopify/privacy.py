@@ -13,7 +13,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ordersvc.models import Customer, Order, SourceChannel, utcnow
-from ordersvc.shopify.payloads import RedactIn, ShopifyPayloadError, validate_payload
+from ordersvc.shopify.payloads import RedactIn, payload_refused, validate_payload
 from ordersvc.shopify.upsert import assign_changed, lines_of
 
 
@@ -53,7 +53,7 @@ async def redact_customer(session: AsyncSession, payload: dict[str, Any]) -> dic
     """
     data = validate_payload(RedactIn, payload, "customers/redact")
     if data.customer.id is None and data.customer.email is None:
-        raise ShopifyPayloadError("customer.id: Field required")
+        raise payload_refused("customer.id: Field required")
     customers, orders = await _customers_and_orders(session, data, data.orders_to_redact)
     now = utcnow()
     for customer in customers:
@@ -89,7 +89,7 @@ async def customer_data_report(session: AsyncSession, payload: dict[str, Any]) -
     """``customers/data_request``: everything the order store holds on the customer, JSON-ready."""
     data = validate_payload(RedactIn, payload, "customers/data_request")
     if data.customer.id is None and data.customer.email is None:
-        raise ShopifyPayloadError("customer.id: Field required")
+        raise payload_refused("customer.id: Field required")
     customers, orders = await _customers_and_orders(session, data, data.orders_requested)
     customer_fields = (
         "id", "external_id", "email", "phone", "first_name", "last_name", "locale", "created_at", "redacted_at",

@@ -34,10 +34,10 @@ from ordersvc.shopify.payloads import (
     LineItemIn,
     OrderIn,
     RefundIn,
-    ShopifyPayloadError,
     clean_text,
     normalize_postal_code,
     parse_order,
+    payload_refused,
     validate_payload,
 )
 from ordersvc.tracking import Carrier, ShipmentStatus, detect_carrier, tracking_url
@@ -194,7 +194,7 @@ async def _upsert_lines(
     changed = False
     for index, item in enumerate(items):
         if item.id in seen:
-            raise ShopifyPayloadError(f"line_items.{index}.id: duplicate line item id")
+            raise payload_refused(f"line_items.{index}.id: duplicate line item id")
         seen.add(item.id)
         variant = variants.get(item.sku) if item.sku else None
         final_sale = _is_final_sale(item, order_tags, variant)
@@ -243,7 +243,7 @@ async def _apply_fulfillment(
     for index, item in enumerate(data.line_items):
         line = lines.get(item.id)
         if line is None or line.id is None:
-            raise ShopifyPayloadError(
+            raise payload_refused(
                 f"fulfillments.line_items.{index}.id: line item {item.id} is not on order {order.name}"
             )
         quantities[line.id] += item.quantity
@@ -418,7 +418,7 @@ async def upsert_order(
     seen_fulfillments: set[str] = set()
     for index, fulfillment in enumerate(data.fulfillments):
         if fulfillment.id in seen_fulfillments:
-            raise ShopifyPayloadError(f"fulfillments.{index}.id: duplicate fulfillment id")
+            raise payload_refused(f"fulfillments.{index}.id: duplicate fulfillment id")
         seen_fulfillments.add(fulfillment.id)
         shipments_changed |= await _apply_fulfillment(session, order, fulfillment, lines)
     fully = {item.id for item in data.line_items if item.fulfillment_status == "fulfilled"}
@@ -467,10 +467,10 @@ async def upsert_shopify_fulfillment(session: AsyncSession, payload: dict[str, A
     """Apply a ``fulfillments/create`` or ``fulfillments/update`` payload to its order's shipment."""
     data = validate_payload(FulfillmentIn, payload, "fulfillment")
     if data.order_id is None:
-        raise ShopifyPayloadError("order_id: Field required")
+        raise payload_refused("order_id: Field required")
     order = await _find_shopify_order(session, data.order_id)
     if order is None:
-        raise ShopifyPayloadError(f"order_id: order {data.order_id} is not in the order store yet")
+        raise payload_refused(f"order_id: order {data.order_id} is not in the order store yet", "unknown_order")
     lines = {line.external_id: line for line in await lines_of(session, order) if line.external_id}
     changed = await _apply_fulfillment(session, order, data, lines)
     if not changed:
@@ -493,10 +493,10 @@ async def apply_shopify_refund(session: AsyncSession, payload: dict[str, Any]) -
     """Record a ``refunds/create`` payload as a ``Refund`` of its order (idempotent)."""
     data = validate_payload(RefundIn, payload, "refund")
     if data.order_id is None:
-        raise ShopifyPayloadError("order_id: Field required")
+        raise payload_refused("order_id: Field required")
     order = await _find_shopify_order(session, data.order_id)
     if order is None:
-        raise ShopifyPayloadError(f"order_id: order {data.order_id} is not in the order store yet")
+        raise payload_refused(f"order_id: order {data.order_id} is not in the order store yet", "unknown_order")
     if not await _apply_refund(session, order, data):
         return UpsertResult(Outcome.unchanged, order)
     return UpsertResult(Outcome.updated, order, ("refund.created",))

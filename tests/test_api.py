@@ -13,8 +13,8 @@ import pytest
 from aiohttp import web
 
 from ordersvc import api
+from ordersvc.api import schemas
 from ordersvc.api_tokens import authenticate, create_token, list_tokens, revoke_token
-from shopdesk.demo import seed_demo_orders
 from ordersvc.models import (
     ApiToken,
     Customer,
@@ -35,6 +35,7 @@ from ordersvc.models import (
 )
 from ordersvc.service import shipment_is_late
 from ordersvc.tracking import ShipmentStatus
+from shopdesk.demo import seed_demo_orders
 
 S = ShipmentStatus
 
@@ -168,7 +169,8 @@ async def test_401_without_a_valid_token(client: Any, token: str, headers: dict[
         resp = await client.get(path, headers=headers)
         assert resp.status == 401
         assert resp.headers["WWW-Authenticate"].startswith("Bearer")
-        assert "error" in await resp.json()
+        body = await resp.json()
+        assert body["error"] in {"missing_token", "invalid_token"} and body["message"]
     resp = await client.put("/api/v1/inventory/east/TR2-BLK-09", json={"on_hand": 1}, headers=headers)
     assert resp.status == 401
 
@@ -208,7 +210,7 @@ async def test_get_order_by_every_shape(client: Any, token: str) -> None:
 @pytest.mark.parametrize("ref", ["%239999", "nope", "%00", quote("😀" * 40), "1" * 200])
 async def test_unknown_order_is_404(client: Any, token: str, ref: str) -> None:
     body = await get_json(client, f"/api/v1/orders/{ref}", token, status=404)
-    assert "no order" in body["error"]
+    assert body["error"] == "order_not_found" and "no order" in body["message"]
     await get_json(client, f"/api/v1/orders/{ref}/shipments", token, status=404)
 
 
@@ -272,7 +274,8 @@ async def test_list_orders_pagination(client: Any, token: str) -> None:
 )
 async def test_list_orders_bad_params(client: Any, token: str, query: str) -> None:
     body = await get_json(client, f"/api/v1/orders?{query}", token, status=400)
-    assert isinstance(body["error"], str) and body["error"]
+    assert body["error"] in {"invalid_parameter", "unknown_parameter", "repeated_parameter", "invalid_cursor"}
+    assert isinstance(body["message"], str) and body["message"]
 
 
 # --------------------------------------------------------------------------- shipments, returns
@@ -371,10 +374,22 @@ async def test_put_inventory_rejects_bad_bodies(client: Any, token: str, body: b
     headers = {**auth(token), "Content-Type": "application/json"}
     resp = await client.put("/api/v1/inventory/east/TR2-BLK-09", data=body, headers=headers)
     assert resp.status == status
-    assert "error" in await resp.json()
+    problem = await resp.json()
+    assert problem["error"] in {"invalid_body", "body_required", "invalid_json", "body_too_large"}
+    assert problem["message"]
     # nothing changed
     listed = await get_json(client, "/api/v1/inventory?sku=TR2-BLK-09", token)
     assert listed["inventory"][0]["on_hand"] == 10
+
+
+async def test_put_inventory_names_the_fields_at_fault(client: Any, token: str) -> None:
+    resp = await client.put("/api/v1/inventory/east/TR2-BLK-09", json={"on_hand": -1, "colour": "red"},
+                            headers=auth(token))
+    assert resp.status == 400
+    body = await resp.json()
+    assert body["error"] == "invalid_body"
+    assert set(body["fields"]) == {"on_hand", "colour"}
+    assert "on_hand" in body["message"] and "colour" in body["message"]
 
 
 async def test_put_inventory_chunked_body_over_limit(client: Any, token: str) -> None:
@@ -388,7 +403,7 @@ async def test_put_inventory_chunked_body_over_limit(client: Any, token: str) ->
 
 async def test_put_inventory_unknown_warehouse_and_bad_sku(client: Any, token: str) -> None:
     resp = await client.put("/api/v1/inventory/north/TR2-BLK-09", json={"on_hand": 1}, headers=auth(token))
-    assert resp.status == 404 and "warehouse" in (await resp.json())["error"]
+    assert resp.status == 404 and (await resp.json())["error"] == "warehouse_not_found"
     resp = await client.put("/api/v1/inventory/east/" + "X" * 80, json={"on_hand": 1}, headers=auth(token))
     assert resp.status == 400
     resp = await client.put("/api/v1/inventory/east/A%00B", json={"on_hand": 1}, headers=auth(token))
@@ -400,10 +415,10 @@ async def test_put_inventory_unknown_warehouse_and_bad_sku(client: Any, token: s
 
 async def test_unknown_route_and_method(client: Any, token: str) -> None:
     body = await get_json(client, "/api/v1/widgets", token, status=404)
-    assert "error" in body
+    assert body["error"] == "no_such_route" and "openapi.json" in body["message"]
     resp = await client.delete("/api/v1/orders", headers=auth(token))
     assert resp.status == 405 and resp.headers["Allow"] == "GET"
-    assert "error" in await resp.json()
+    assert (await resp.json())["error"] == "method_not_allowed"
     resp = await client.post("/api/v1/inventory/east/TR2-BLK-09", json={}, headers=auth(token))
     assert resp.status == 405 and resp.headers["Allow"] == "PUT"
 
@@ -491,3 +506,49 @@ async def test_demo_shop_pages_and_late_shipments(aiohttp_client: Any, sessions:
     assert low["inventory"] and all(i["available"] <= i["safety_stock"] for i in low["inventory"])
     doc = await get_json(client, "/api/v1/orders/%231001", token)
     assert doc["shipments"][0]["status"] == "in_transit"
+
+    # every answer of the demo shop matches the models the OpenAPI document is generated from
+    # (extra="forbid": an undocumented key fails; a documented key that is missing fails too)
+    for page_path, model in (
+        ("/api/v1/orders?limit=100", schemas.OrderList),
+        ("/api/v1/shipments?limit=100", schemas.ShipmentList),
+        ("/api/v1/returns?limit=100", schemas.ReturnList),
+        ("/api/v1/inventory?limit=100", schemas.InventoryList),
+    ):
+        model.model_validate(await get_json(client, page_path, token))
+    for n in range(1001, 1027):  # the showcase: every shipment and return status, refunds, credits
+        order = schemas.Order.model_validate(await get_json(client, f"/api/v1/orders/%23{n}", token))
+        schemas.OrderShipments.model_validate(await get_json(client, f"/api/v1/orders/%23{n}/shipments", token))
+        for rma in order.returns:
+            schemas.Return.model_validate(await get_json(client, f"/api/v1/returns/{rma.rma_number}", token))
+    statuses = {r.status for n in range(1016, 1026)
+                for r in schemas.Order.model_validate(await get_json(client, f"/api/v1/orders/%23{n}", token)).returns}
+    assert len(statuses) >= 8
+    resp = await client.put("/api/v1/inventory/east/DEMO-NEW-1", json={"on_hand": 3}, headers=auth(token))
+    assert resp.status == 201
+    schemas.InventoryChange.model_validate(await resp.json())
+    for status, path in ((404, "/api/v1/orders/%239999"), (400, "/api/v1/orders?limit=0"), (404, "/api/v1/nowhere")):
+        schemas.Error.model_validate(await get_json(client, path, token, status=status))
+
+
+def test_openapi_document_is_generated_from_the_models() -> None:
+    doc = api.OPENAPI
+    schemas_doc = doc["components"]["schemas"]
+    # the answer models and the enums they use are components; the query models are parameters
+    assert {"Order", "OrderSummary", "Shipment", "Return", "InventoryLevel", "InventoryUpdate", "Error"} <= set(
+        schemas_doc
+    )
+    assert "OrdersQuery" not in schemas_doc
+    assert set(schemas_doc["Order"]["required"]) >= {"id", "name", "lines", "shipments", "returns"}
+    assert schemas_doc["Order"]["additionalProperties"] is False
+    assert schemas_doc["FinancialStatus"]["enum"] == [s.value for s in FinancialStatus]
+    # a route's query parameters are exactly the fields of its query model, in the same order
+    listed = doc["paths"]["/api/v1/orders"]["get"]["parameters"]
+    assert [p["name"] for p in listed] == list(schemas.OrdersQuery.model_fields)
+    assert all(p["in"] == "query" and "null" not in json.dumps(p["schema"]) for p in listed)
+    put = doc["paths"]["/api/v1/inventory/{warehouse}/{sku}"]["put"]
+    assert put["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/InventoryUpdate"
+    }
+    assert set(put["responses"]) == {"200", "201", "400", "401", "404", "409", "413"}
+    assert doc["paths"]["/api/v1/openapi.json"]["get"]["security"] == []

@@ -192,7 +192,8 @@ def readable_message(content_type: str, text: str) -> str:
             data = json.loads(text)
         except ValueError:
             return ""
-        message = data.get("error") if isinstance(data, dict) else None
+        # {"error": code, "message": ...} (the API), {"error": message} (the other routes)
+        message = (data.get("message") or data.get("error")) if isinstance(data, dict) else None
         if isinstance(message, dict):  # e.g. {"error": {"message": ...}}
             message = message.get("message")
         return message if isinstance(message, str) and len(message.strip()) >= 3 else ""

@@ -12,7 +12,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import select
 
-from shopdesk.demo import DEMO_LOCALES, SHOWCASE, demo_anchor, seed_demo_orders
 from ordersvc.models import (
     Customer,
     FinancialStatus,
@@ -43,6 +42,7 @@ from ordersvc.tracking import (
     tracking_url,
 )
 from shopdesk.db import create_engine, session_maker
+from shopdesk.demo import DEMO_LOCALES, SHOWCASE, demo_anchor, seed_demo_orders
 
 NOW = datetime(2026, 3, 18, 15, 42, tzinfo=timezone.utc)
 ANCHOR = demo_anchor(NOW)

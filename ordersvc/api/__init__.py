@@ -4,22 +4,25 @@
 bearer-token check and the JSON error bodies apply to these routes only. Every route needs
 ``Authorization: Bearer <token>`` (see ``ordersvc.api_tokens``) except ``openapi.json``.
 
-Errors are ``{"error": "..."}`` with a 4xx status: unknown or repeated query parameters and
-bad values give 400, a missing order 404, a body over 64 KiB 413. Listings are paginated by
+Errors are ``{"error": code, "message": "..."}`` with a 4xx status (the shape of a
+:class:`shopbase.refusal.Refused`): unknown or repeated query parameters and bad values give
+400, a missing order 404, a body over 64 KiB 413. Listings are paginated by
 an opaque ``cursor`` (``next_cursor`` in the answer, ``null`` on the last page).
 
-The route table is ``ROUTES``; ``OPENAPI`` documents every one of them (a test checks that).
+The operation table ``OPERATIONS`` gives the routes (``ROUTES``) and the document
+(``OPENAPI``, generated from it and the pydantic models in ``schemas``).
 
 Modules: ``http`` (errors, JSON answers, middlewares, checked input), ``queries`` (lookups),
-``views`` (handlers, ``ROUTES``, ``setup``) and ``openapi`` (the document). This package
-re-exports their public names.
+``schemas`` (pydantic models of queries, bodies and answers), ``views`` (handlers,
+``OPERATIONS``, ``setup``) and ``openapi`` (the generator). This package re-exports their
+public names.
 """
 
 from __future__ import annotations
 
-from ordersvc.api.http import API_APP, API_PREFIX, MAX_BODY_BYTES, MAX_LIMIT, SESSIONS, ApiError
-from ordersvc.api.openapi import OPENAPI
-from ordersvc.api.views import ROUTES, setup
+from ordersvc.api.http import API_APP, API_PREFIX, MAX_BODY_BYTES, SESSIONS
+from ordersvc.api.schemas import MAX_LIMIT
+from ordersvc.api.views import OPENAPI, OPERATIONS, ROUTES, setup
 
 __all__ = [
     "API_PREFIX",
@@ -28,7 +31,7 @@ __all__ = [
     "MAX_BODY_BYTES",
     "MAX_LIMIT",
     "ROUTES",
+    "OPERATIONS",
     "OPENAPI",
-    "ApiError",
     "setup",
 ]

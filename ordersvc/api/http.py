@@ -1,5 +1,8 @@
-"""The API's HTTP plumbing: constants, ``ApiError`` and JSON answers, the error and token
-middlewares, and checked reading of query parameters, paths and bodies.
+"""The API's HTTP plumbing: constants, JSON answers, the error and token middlewares, and
+checked reading of query parameters, paths and bodies.
+
+Handlers and the order store refuse with :class:`shopbase.refusal.Refused`; the error
+middleware answers ``{"error": code, "message": …}`` with the refusal's 4xx status.
 """
 
 from __future__ import annotations
@@ -18,30 +21,20 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from ordersvc.api.schemas import QueryModel
 from ordersvc.api_tokens import authenticate
+from shopbase.refusal import Refused
 
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
 MAX_BODY_BYTES = 64 * 1024
-MAX_LIMIT = 100
-DEFAULT_LIMIT = 50
 
 SESSIONS = web.AppKey("ordersvc_api_sessions", async_sessionmaker)
 #: the mounted sub-application (on the parent app), e.g. to list its routes
 API_APP = web.AppKey("ordersvc_api_app", web.Application)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-class ApiError(Exception):
-    """An error answered as ``{"error": message}`` with ``status``."""
-
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = headers or {}
 
 
 _dumps = partial(json.dumps, ensure_ascii=False, separators=(",", ":"))
@@ -51,8 +44,20 @@ def reply(data: Any, status: int = 200, headers: dict[str, str] | None = None) -
     return web.json_response(data, status=status, headers=headers, dumps=_dumps)
 
 
-def error_reply(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
-    return reply({"error": message}, status=status, headers=headers)
+def error_reply(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None, fields: dict[str, str] | None = None
+) -> web.Response:
+    """The error body of every API answer that is not a 2xx: ``{"error": code, "message": …}``
+    (and ``fields`` when the problem is in named fields of the body)."""
+    body: dict[str, Any] = {"error": code, "message": message}
+    if fields:
+        body["fields"] = fields
+    return reply(body, status=status, headers=headers)
+
+
+def _invalid(message: str) -> Refused:
+    """A query parameter with a bad value (400)."""
+    return Refused("invalid_parameter", message, status=400)
 
 
 def shorten(value: str, limit: int = 60) -> str:
@@ -67,17 +72,20 @@ def shorten(value: str, limit: int = 60) -> str:
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
-    except ApiError as exc:
-        return error_reply(exc.status, exc.message, exc.headers)
+    except Refused as exc:
+        # a refusal is always a 4xx; its headers (Allow, WWW-Authenticate) travel in ``details``
+        status = exc.status if 400 <= exc.status < 500 else 409
+        return error_reply(status, exc.code, exc.message, exc.details.get("headers"), exc.fields)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         headers = {k: v for k, v in exc.headers.items() if k.lower() in {"allow", "www-authenticate", "retry-after"}}
-        return error_reply(exc.status, (exc.reason or "error").lower(), headers)
+        reason = (exc.reason or "error").lower()
+        return error_reply(exc.status, re.sub(r"[^a-z0-9]+", "_", reason).strip("_") or "error", reason, headers)
     except Exception:
         # the path only: query strings may carry a customer's email
         log.exception("api: unexpected error on %s %s", request.method, request.path)
-        return error_reply(500, "internal error")
+        return error_reply(500, "internal_error", "internal error")
 
 
 _BEARER_CHALLENGE = 'Bearer realm="shopdesk"'
@@ -91,20 +99,22 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     scheme, _, raw = header.strip().partition(" ")
     raw = raw.strip()
     if scheme.lower() != "bearer" or not raw:
-        raise ApiError(
-            401,
+        raise Refused(
+            "missing_token",
             "missing bearer token: send 'Authorization: Bearer <token>'",
-            {"WWW-Authenticate": _BEARER_CHALLENGE},
+            status=401,
+            headers={"WWW-Authenticate": _BEARER_CHALLENGE},
         )
     async with request.config_dict[SESSIONS]() as session:
         token = await authenticate(session, raw)
         if token is not None:
             await session.commit()
     if token is None:
-        raise ApiError(
-            401,
+        raise Refused(
+            "invalid_token",
             "invalid or revoked token",
-            {"WWW-Authenticate": f'{_BEARER_CHALLENGE}, error="invalid_token"'},
+            status=401,
+            headers={"WWW-Authenticate": f'{_BEARER_CHALLENGE}, error="invalid_token"'},
         )
     return await handler(request)
 
@@ -112,15 +122,17 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
 class Query:
     """The request's query parameters, checked against the names a route accepts."""
 
-    def __init__(self, request: web.Request, allowed: set[str]) -> None:
+    def __init__(self, request: web.Request, model: type[QueryModel] | None) -> None:
         self._query = request.query
+        allowed = set(model.model_fields) if model is not None else set()
         seen: set[str] = set()
         for key, _value in self._query.items():
             if key not in allowed:
                 names = ", ".join(sorted(allowed)) or "none"
-                raise ApiError(400, f"unknown query parameter '{shorten(key, 40)}' (accepted: {names})")
+                message = f"unknown query parameter '{shorten(key, 40)}' (accepted: {names})"
+                raise Refused("unknown_parameter", message, status=400)
             if key in seen:
-                raise ApiError(400, f"query parameter '{key}' given more than once")
+                raise Refused("repeated_parameter", f"query parameter '{key}' given more than once", status=400)
             seen.add(key)
 
     def text(self, name: str, max_length: int = 320) -> str | None:
@@ -129,11 +141,11 @@ class Query:
             return None
         value = value.strip()
         if not value:
-            raise ApiError(400, f"'{name}' must not be empty")
+            raise _invalid(f"'{name}' must not be empty")
         if len(value) > max_length:
-            raise ApiError(400, f"'{name}' is longer than {max_length} characters")
+            raise _invalid(f"'{name}' is longer than {max_length} characters")
         if any(unicodedata.category(ch) == "Cc" for ch in value):
-            raise ApiError(400, f"'{name}' contains control characters")
+            raise _invalid(f"'{name}' contains control characters")
         return value
 
     def integer(self, name: str, default: int, low: int, high: int) -> int:
@@ -141,10 +153,10 @@ class Query:
         if value is None:
             return default
         if not re.fullmatch(r"[0-9]+", value):
-            raise ApiError(400, f"'{name}' must be a whole number between {low} and {high}")
+            raise _invalid(f"'{name}' must be a whole number between {low} and {high}")
         number = int(value)
         if not low <= number <= high:
-            raise ApiError(400, f"'{name}' must be between {low} and {high}")
+            raise _invalid(f"'{name}' must be between {low} and {high}")
         return number
 
     def boolean(self, name: str) -> bool | None:
@@ -156,7 +168,7 @@ class Query:
             return True
         if lowered in {"false", "0", "no"}:
             return False
-        raise ApiError(400, f"'{name}' must be true or false")
+        raise _invalid(f"'{name}' must be true or false")
 
     def choice(self, name: str, *enums: type[Enum], extra: tuple[str, ...] = ()) -> str | None:
         value = self.text(name, 40)
@@ -164,7 +176,7 @@ class Query:
             return None
         options = [m.value for e in enums for m in e] + list(extra)
         if value not in options:
-            raise ApiError(400, f"'{name}' must be one of: {', '.join(options)}")
+            raise _invalid(f"'{name}' must be one of: {', '.join(options)}")
         return value
 
     def timestamp(self, name: str) -> datetime | None:
@@ -176,7 +188,7 @@ class Query:
         try:
             parsed = datetime.fromisoformat(value)
         except ValueError:
-            raise ApiError(400, f"'{name}' must be an ISO 8601 date-time, e.g. 2024-05-01T12:00:00Z") from None
+            raise _invalid(f"'{name}' must be an ISO 8601 date-time, e.g. 2024-05-01T12:00:00Z") from None
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=timezone.utc)
         return parsed.astimezone(timezone.utc)
@@ -187,7 +199,7 @@ class Query:
             return None
         # ids are INTEGER columns: a larger cursor was never issued (and PostgreSQL refuses to compare it)
         if not re.fullmatch(r"[1-9][0-9]{0,9}", value) or int(value) > 2**31 - 1:
-            raise ApiError(400, "'cursor' is not valid; use the next_cursor of a previous page")
+            raise Refused("invalid_cursor", "'cursor' is not valid; use the next_cursor of a previous page", status=400)
         return int(value)
 
 
@@ -201,24 +213,24 @@ def page(rows: list[Any], limit: int) -> tuple[list[Any], str | None]:
 
 async def read_json(request: web.Request) -> Any:
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-        raise ApiError(413, f"the body is larger than {MAX_BODY_BYTES // 1024} KiB")
+        raise Refused("body_too_large", f"the body is larger than {MAX_BODY_BYTES // 1024} KiB", status=413)
     body = bytearray()
     async for chunk in request.content.iter_any():
         body += chunk
         if len(body) > MAX_BODY_BYTES:
-            raise ApiError(413, f"the body is larger than {MAX_BODY_BYTES // 1024} KiB")
+            raise Refused("body_too_large", f"the body is larger than {MAX_BODY_BYTES // 1024} KiB", status=413)
     if not body.strip():
-        raise ApiError(400, "a JSON body is required")
+        raise Refused("body_required", "a JSON body is required", status=400)
     try:
         return json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
-        raise ApiError(400, "the body is not valid JSON") from None
+        raise Refused("invalid_json", "the body is not valid JSON", status=400) from None
 
 
 def path_text(name: str, value: str, max_length: int = 64) -> str:
     value = value.strip()
     if not value or len(value) > max_length or any(not ch.isprintable() for ch in value):
-        raise ApiError(400, f"'{name}' must be 1–{max_length} printable characters")
+        raise Refused("invalid_path", f"'{name}' must be 1–{max_length} printable characters", status=400)
     return value
 
 

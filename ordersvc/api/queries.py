@@ -6,16 +6,17 @@ from aiohttp import web
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from ordersvc.api.http import ApiError, shorten
+from ordersvc.api.http import shorten
 from ordersvc.models import Order, OrderLine
 from ordersvc.service import ReturnBundle, find_order
+from shopbase.refusal import Refused
 
 
 async def order_or_404(session: AsyncSession, request: web.Request) -> Order:
     ref = request.match_info["ref"]
     order = await find_order(session, ref)
     if order is None:
-        raise ApiError(404, f"no order '{shorten(ref)}'")
+        raise Refused("order_not_found", f"no order '{shorten(ref)}'", status=404)
     return order
 
 

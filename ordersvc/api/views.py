@@ -1,22 +1,22 @@
-"""The API's handlers, its route table ``ROUTES`` and ``setup``."""
+"""The API's handlers, its operation table ``OPERATIONS`` (routes and their documentation) and ``setup``."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from ordersvc.api import schemas
 from ordersvc.api.http import (
     API_APP,
     API_PREFIX,
-    DEFAULT_LIMIT,
-    MAX_LIMIT,
     SESSIONS,
-    ApiError,
     Query,
     auth_middleware,
     errors_middleware,
@@ -27,8 +27,9 @@ from ordersvc.api.http import (
     sessions_of,
     shorten,
 )
-from ordersvc.api.openapi import OPENAPI
+from ordersvc.api.openapi import Answer, Operation, PathParam, build_document
 from ordersvc.api.queries import lines_by_id, order_or_404, orders_by_id
+from ordersvc.api.schemas import DEFAULT_LIMIT, MAX_LIMIT
 from ordersvc.models import (
     FinancialStatus,
     FulfillmentStatus,
@@ -44,10 +45,11 @@ from ordersvc.models import (
 from ordersvc.serialize import inventory_document, order_document, order_summary, return_document, shipment_document
 from ordersvc.service import late_shipment_clause, normalize_email, return_bundles, shipment_bundles
 from ordersvc.tracking import ShipmentStatus
+from shopbase.refusal import Refused
 
 
 async def list_orders(request: web.Request) -> web.Response:
-    q = Query(request, {"email", "status", "source", "updated_since", "limit", "cursor"})
+    q = Query(request, schemas.OrdersQuery)
     email = q.text("email")
     status = q.choice("status", FinancialStatus, FulfillmentStatus, extra=("open", "cancelled"))
     source = q.choice("source", SourceChannel)
@@ -78,14 +80,14 @@ async def list_orders(request: web.Request) -> web.Response:
 
 
 async def get_order(request: web.Request) -> web.Response:
-    Query(request, set())
+    Query(request, None)
     async with sessions_of(request)() as session:
         order = await order_or_404(session, request)
         return reply(await order_document(session, order))
 
 
 async def get_order_shipments(request: web.Request) -> web.Response:
-    Query(request, set())
+    Query(request, None)
     now = utcnow()
     async with sessions_of(request)() as session:
         order = await order_or_404(session, request)
@@ -102,7 +104,7 @@ async def get_order_shipments(request: web.Request) -> web.Response:
 
 
 async def list_shipments(request: web.Request) -> web.Response:
-    q = Query(request, {"status", "late", "carrier", "limit", "cursor"})
+    q = Query(request, schemas.ShipmentsQuery)
     status = q.choice("status", ShipmentStatus)
     late = q.boolean("late")
     carrier = q.text("carrier", 64)
@@ -134,7 +136,7 @@ async def list_shipments(request: web.Request) -> web.Response:
 
 
 async def list_returns(request: web.Request) -> web.Response:
-    q = Query(request, {"status", "limit", "cursor"})
+    q = Query(request, schemas.ReturnsQuery)
     status = q.choice("status", RmaStatus)
     limit = q.integer("limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
     cursor = q.cursor()
@@ -159,7 +161,7 @@ async def list_returns(request: web.Request) -> web.Response:
 
 
 async def get_return(request: web.Request) -> web.Response:
-    Query(request, set())
+    Query(request, None)
     number = request.match_info["rma_number"].strip()
     async with sessions_of(request)() as session:
         rma = None
@@ -172,7 +174,7 @@ async def get_return(request: web.Request) -> web.Response:
                 )
             ).first()
         if rma is None:
-            raise ApiError(404, f"no return '{shorten(number)}'")
+            raise Refused("return_not_found", f"no return '{shorten(number)}'", status=404)
         (bundle,) = await return_bundles(session, [rma])
         orders = await orders_by_id(session, {rma.order_id})
         lines = await lines_by_id(session, [bundle])
@@ -180,7 +182,7 @@ async def get_return(request: web.Request) -> web.Response:
 
 
 async def list_inventory(request: web.Request) -> web.Response:
-    q = Query(request, {"sku", "warehouse", "low", "limit", "cursor"})
+    q = Query(request, schemas.InventoryQuery)
     sku_text = q.text("sku", 64 * 50)
     warehouse = q.text("warehouse", 32)
     low = q.boolean("low")
@@ -196,7 +198,7 @@ async def list_inventory(request: web.Request) -> web.Response:
     if sku_text is not None:
         skus = [s.strip() for s in sku_text.split(",") if s.strip()]
         if not skus or len(skus) > 50:
-            raise ApiError(400, "'sku' takes 1 to 50 comma-separated SKUs")
+            raise Refused("invalid_parameter", "'sku' takes 1 to 50 comma-separated SKUs", status=400)
         stmt = stmt.where(col(InventoryLevel.sku).in_(skus))
     if warehouse is not None:
         stmt = stmt.where(Warehouse.code == warehouse)
@@ -213,42 +215,37 @@ async def list_inventory(request: web.Request) -> web.Response:
     return reply({"inventory": docs, "next_cursor": next_cursor})
 
 
-class InventoryUpdate(BaseModel):
-    """The body of ``PUT /inventory/{warehouse}/{sku}``: either field or both."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    on_hand: int | None = Field(default=None, ge=0, le=1_000_000_000)
-    safety_stock: int | None = Field(default=None, ge=0, le=1_000_000_000)
-
-
-def _validation_message(exc: ValidationError) -> str:
-    parts = []
+def _field_problems(exc: ValidationError) -> dict[str, str]:
+    """Up to five problems of a body, by field (``on_hand``: ``Input should be …``)."""
+    problems: dict[str, str] = {}
     for err in exc.errors()[:5]:
         where = ".".join(str(p) for p in err.get("loc", ())) or "body"
-        parts.append(f"{shorten(where, 40)}: {err.get('msg', 'invalid')}")
-    return "; ".join(parts)
+        problems.setdefault(shorten(where, 40), str(err.get("msg", "invalid")))
+    return problems
 
 
 async def put_inventory(request: web.Request) -> web.Response:
-    Query(request, set())
+    Query(request, None)
     code = path_text("warehouse", request.match_info["warehouse"], 32)
     sku = path_text("sku", request.match_info["sku"], 64)
     data = await read_json(request)
     if not isinstance(data, dict):
-        raise ApiError(400, "the body must be a JSON object like {\"on_hand\": 12, \"safety_stock\": 3}")
+        example = '{"on_hand": 12, "safety_stock": 3}'
+        raise Refused("invalid_body", f"the body must be a JSON object like {example}", status=400)
     try:
-        update = InventoryUpdate.model_validate(data)
+        update = schemas.InventoryUpdate.model_validate(data)
     except ValidationError as exc:
-        raise ApiError(400, _validation_message(exc)) from None
+        fields = _field_problems(exc)
+        message = "; ".join(f"{where}: {problem}" for where, problem in fields.items())
+        raise Refused("invalid_body", message, status=400, fields=fields) from None
     if update.on_hand is None and update.safety_stock is None:
-        raise ApiError(400, "give on_hand, safety_stock or both")
+        raise Refused("invalid_body", "give on_hand, safety_stock or both", status=400)
 
     async with sessions_of(request)() as session:
         for attempt in range(2):
             wh = (await session.exec(select(Warehouse).where(Warehouse.code == code))).first()
             if wh is None or wh.id is None:
-                raise ApiError(404, f"no warehouse '{shorten(code)}'")
+                raise Refused("warehouse_not_found", f"no warehouse '{shorten(code)}'", status=404)
             level = (
                 await session.exec(
                     select(InventoryLevel).where(InventoryLevel.warehouse_id == wh.id, InventoryLevel.sku == sku)
@@ -270,7 +267,8 @@ async def put_inventory(request: web.Request) -> web.Response:
                 # a concurrent PUT created the row first: update that one instead
                 await session.rollback()
                 if attempt:
-                    raise ApiError(409, "the inventory level changed concurrently; retry") from None
+                    message = "the inventory level changed concurrently; retry"
+                    raise Refused("concurrent_update", message, status=409) from None
         doc = inventory_document(level, wh)
     return reply({"inventory": doc, "created": created}, status=201 if created else 200)
 
@@ -288,22 +286,73 @@ async def fallback(request: web.Request) -> web.Response:
         _match, methods = await resource.resolve(request)
         allowed |= set(methods)
     if allowed:
-        raise ApiError(405, f"method {request.method} is not allowed here", {"Allow": ", ".join(sorted(allowed))})
-    raise ApiError(404, "no such API route (see /api/v1/openapi.json)")
+        raise Refused(
+            "method_not_allowed",
+            f"method {request.method} is not allowed here",
+            status=405,
+            headers={"Allow": ", ".join(sorted(allowed))},
+        )
+    raise Refused("no_such_route", "no such API route (see /api/v1/openapi.json)", status=404)
 
 
-#: every route of the API, relative to ``/api/v1``
-ROUTES: list[web.RouteDef] = [
-    web.get("/openapi.json", get_openapi, name="openapi", allow_head=False),
-    web.get("/orders", list_orders, name="orders", allow_head=False),
-    web.get("/orders/{ref}", get_order, name="order", allow_head=False),
-    web.get("/orders/{ref}/shipments", get_order_shipments, name="order_shipments", allow_head=False),
-    web.get("/shipments", list_shipments, name="shipments", allow_head=False),
-    web.get("/returns", list_returns, name="returns", allow_head=False),
-    web.get("/returns/{rma_number}", get_return, name="rma", allow_head=False),
-    web.get("/inventory", list_inventory, name="inventory", allow_head=False),
-    web.put("/inventory/{warehouse}/{sku}", put_inventory, name="inventory_level"),
-]
+_ORDER_REF = PathParam(
+    "ref",
+    128,
+    "Order name (#1001, URL-encoded as %231001), number (1001), external id, "
+    "Amazon (113-1234567-1234567) or eBay (12-12345-12345) order number, POS name",
+)
+
+#: every route of the API (paths relative to ``/api/v1``) with what the document says about it
+OPERATIONS: tuple[Operation, ...] = (
+    Operation(
+        "GET", "/openapi.json", get_openapi, "openapi", "getOpenApi", "This document",
+        {200: Answer("OpenAPI 3.1 document")}, secured=False,
+    ),
+    Operation(
+        "GET", "/orders", list_orders, "orders", "listOrders", "List orders, newest first",
+        {200: Answer("A page of orders", schemas.OrderList)}, query=schemas.OrdersQuery,
+    ),
+    Operation(
+        "GET", "/orders/{ref}", get_order, "order", "getOrder",
+        "One order with lines, shipments, returns, refunds and store credits",
+        {200: Answer("The order", schemas.Order)}, path_params=(_ORDER_REF,), errors={404: "No such order"},
+    ),
+    Operation(
+        "GET", "/orders/{ref}/shipments", get_order_shipments, "order_shipments", "getOrderShipments",
+        "The shipments of one order with their tracking events",
+        {200: Answer("The order's shipments", schemas.OrderShipments)},
+        path_params=(_ORDER_REF,), errors={404: "No such order"},
+    ),
+    Operation(
+        "GET", "/shipments", list_shipments, "shipments", "listShipments", "List shipments, newest first",
+        {200: Answer("A page of shipments", schemas.ShipmentList)}, query=schemas.ShipmentsQuery,
+    ),
+    Operation(
+        "GET", "/returns", list_returns, "returns", "listReturns", "List returns (RMAs), newest first",
+        {200: Answer("A page of returns", schemas.ReturnList)}, query=schemas.ReturnsQuery,
+    ),
+    Operation(
+        "GET", "/returns/{rma_number}", get_return, "rma", "getReturn", "One return by its RMA number",
+        {200: Answer("The return", schemas.Return)},
+        path_params=(PathParam("rma_number", 32),), errors={404: "No such return"},
+    ),
+    Operation(
+        "GET", "/inventory", list_inventory, "inventory", "listInventory", "Stock levels per warehouse and SKU",
+        {200: Answer("A page of stock levels", schemas.InventoryList)}, query=schemas.InventoryQuery,
+    ),
+    Operation(
+        "PUT", "/inventory/{warehouse}/{sku}", put_inventory, "inventory_level", "putInventoryLevel",
+        "Set on-hand and/or safety stock of one SKU in one warehouse (created if missing)",
+        {200: Answer("Updated", schemas.InventoryChange), 201: Answer("Created", schemas.InventoryChange)},
+        path_params=(PathParam("warehouse", 32), PathParam("sku", 64)), body=schemas.InventoryUpdate,
+        errors={404: "No such warehouse", 409: "Concurrent update; retry", 413: "Body larger than 64 KiB"},
+    ),
+)  # fmt: skip
+
+#: the aiohttp routes of ``OPERATIONS``
+ROUTES: list[web.RouteDef] = [op.route() for op in OPERATIONS]
+#: the OpenAPI document of ``OPERATIONS``
+OPENAPI: dict[str, Any] = build_document(OPERATIONS)
 
 
 def setup(app: web.Application, sessionmaker: async_sessionmaker[AsyncSession]) -> None:

@@ -246,14 +246,14 @@ async def put_inventory(request: web.Request) -> web.Response:
             wh = (await session.exec(select(Warehouse).where(Warehouse.code == code))).first()
             if wh is None or wh.id is None:
                 raise Refused("warehouse_not_found", f"no warehouse '{shorten(code)}'", status=404)
-            level = (
+            found = (
                 await session.exec(
                     select(InventoryLevel).where(InventoryLevel.warehouse_id == wh.id, InventoryLevel.sku == sku)
                 )
             ).first()
-            created = level is None
-            if level is None:
-                level = InventoryLevel(warehouse_id=wh.id, sku=sku)
+            created = found is None
+            level = InventoryLevel(warehouse_id=wh.id, sku=sku) if found is None else found
+            if created:
                 session.add(level)
             if update.on_hand is not None:
                 level.on_hand = update.on_hand

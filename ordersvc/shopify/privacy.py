@@ -20,7 +20,7 @@ from ordersvc.shopify.upsert import assign_changed, lines_of
 async def _customers_and_orders(
     session: AsyncSession, data: RedactIn, order_ids: Sequence[str]
 ) -> tuple[list[Customer], list[Order]]:
-    conditions = []
+    conditions: list[sa.ColumnElement[bool]] = []
     if data.customer.id is not None:
         conditions.append(col(Customer.external_id) == data.customer.id)
     if data.customer.email is not None:
@@ -29,7 +29,7 @@ async def _customers_and_orders(
     customers: list[Customer] = []
     if conditions:
         customers = list((await session.exec(select(Customer).where(sa.or_(*conditions)))).all())
-    order_conditions = []
+    order_conditions: list[sa.ColumnElement[bool]] = []
     customer_ids = [c.id for c in customers if c.id is not None]
     if customer_ids:
         order_conditions.append(col(Order.customer_id).in_(customer_ids))

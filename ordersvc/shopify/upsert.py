@@ -314,7 +314,7 @@ async def _sync_fulfilled_quantities(
     changed = False
     for line in await lines_of(session, order):
         full = everything or (fully_fulfilled is not None and line.external_id in fully_fulfilled)
-        done = line.quantity if full else min(line.quantity, shipped.get(line.id, 0))
+        done = line.quantity if full else min(line.quantity, shipped.get(line.id or 0, 0))
         if done != line.fulfilled_quantity:
             delta = done - line.fulfilled_quantity
             line.fulfilled_quantity = done

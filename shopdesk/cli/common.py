@@ -6,7 +6,7 @@ import asyncio
 import json
 import os
 import re
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from typing import Any, NoReturn, TypeVar
 
@@ -102,7 +102,7 @@ def settings_or_exit(**overrides: Any) -> Settings:
     return settings
 
 
-def run(coro_fn: Callable[[Settings], Awaitable[T]], settings: Settings | None = None) -> T:
+def run(coro_fn: Callable[[Settings], Coroutine[Any, Any, T]], settings: Settings | None = None) -> T:
     """Run an async command body with the settings; any error becomes one line and an exit."""
     settings = settings if settings is not None else settings_or_exit()
     try:

@@ -182,7 +182,10 @@ def plan_story(
     ``plan`` is a ShipmentStatus value or ``"stalled"`` (in transit, silent since ``end``).
     """
     hub = rng.choice(voice.hubs)
-    jitter = lambda: timedelta(minutes=rng.randint(0, 50))  # noqa: E731
+
+    def jitter() -> timedelta:
+        return timedelta(minutes=rng.randint(0, 50))
+
     steps: list[tuple[float, ShipmentStatus, str, str]] = [
         (0.0, INFO, voice.label, route.origin),
         (rng.uniform(3, 6), TRANSIT, voice.pickup, route.origin),

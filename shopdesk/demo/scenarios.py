@@ -45,7 +45,10 @@ from shopdesk.demo.summary import SHOWCASE
 def plan_showcase(planner: Planner) -> None:
     """The showcase orders #1001–#1026, each in a fixed situation (see ``SHOWCASE``)."""
     a = planner.anchor
-    ext = lambda n: str(SHOPIFY_ORDER_ID_BASE + n)  # noqa: E731
+
+    def ext(n: int) -> str:
+        return str(SHOPIFY_ORDER_ID_BASE + n)
+
     pool = [p for p in planner.people if p.key[-1].isdigit()]  # not the fixed personas
     us_pool = [p for p in pool if p.city.country_code == "US"]
     abroad_pool = [p for p in pool if p.city.country_code != "US"]
@@ -335,12 +338,12 @@ def plan_everyone_else(planner: Planner) -> None:
 
     for i in range(POS_ORDERS):
         rng = planner.rng("pos", i)
-        person = rng.choice(regular) if rng.random() < 0.6 else None
+        shopper: Person | None = rng.choice(regular) if rng.random() < 0.6 else None
         # opening hours of a day in the past
         placed = planner.ago(int(rng.triangular(1, 90, 10)), -rng.uniform(14, 23))
         order = planner.new_order(
             name=f"POS-{1001 + i}", external_id=str(830_000_000_000_000_000 + i), source=SourceChannel.pos,
-            person=person, placed_at=placed, items=planner.random_items(rng), rng=rng,
+            person=shopper, placed_at=placed, items=planner.random_items(rng), rng=rng,
         )
         order.row.tags = ["pos", "newark-store"]
         order.row.closed_at = placed

@@ -50,7 +50,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session, aliased
 from sqlmodel import col, select
 
-from inbox.channels import Notice, NoticeSender, PermanentFailure, RetryLater, SenderRegistry
+from inbox.channels import Notice, NoticeSender, PermanentFailure, RetryLater, Sender, SenderRegistry
 from inbox.events import Event, EventBus, EventType, collect, pending_events
 from inbox.messages import OutboundPayload
 from inbox.models import (
@@ -64,7 +64,8 @@ from inbox.models import (
     utcnow,
 )
 
-__all__ = ["NoticeRequest", "NoticeSelector", "OutboxDispatcher", "backoff_seconds", "feed_notices", "pending_count"]
+__all__ = ["NoticeRequest", "NoticeSelector", "OutboxDispatcher", "backoff_seconds", "feed_notices", "pending_count",
+           "sent_payload"]
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +162,25 @@ async def pending_count(session: Any, channel: Channel | None = None) -> int:
     if channel is not None:
         query = query.where(OutboxMessage.channel == Channel(channel))
     return int((await session.exec(query)).one())
+
+
+async def sent_payload(session: Any, channel: Channel, contact_external_id: str,
+                       channel_message_id: str) -> dict[str, Any] | None:
+    """The payload we sent to that contact under the platform's message id (a button's message), or None."""
+    return (
+        await session.exec(
+            select(OutboxMessage.payload)
+            .join(Contact, col(Contact.id) == col(OutboxMessage.contact_id))
+            .where(
+                Contact.channel == Channel(channel),
+                Contact.external_id == contact_external_id,
+                OutboxMessage.channel == Channel(channel),
+                OutboxMessage.channel_message_id == channel_message_id,
+            )
+            .order_by(col(OutboxMessage.id).desc())
+            .limit(1)
+        )
+    ).first()
 
 
 # --------------------------------------------------------------------------- dispatching
@@ -419,7 +439,7 @@ class OutboxDispatcher:
             if contact is None:
                 await self._give_up(row, "contact is gone", blocked=False)
                 return
-            if not hasattr(sender, "send"):
+            if not isinstance(sender, Sender):
                 await self._give_up(row, "the channel's sender takes notices only", blocked=False)
                 return
             payload = OutboundPayload.from_json(row.payload)

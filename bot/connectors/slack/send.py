@@ -46,8 +46,9 @@ from inbox import slack_cards
 from inbox.actions.thread_record import thread_record
 from inbox.channels import Notice, PermanentFailure, RetryLater
 from inbox.events import Event, EventType
-from inbox.models import Author, Channel, utcnow
+from inbox.models import Author, Channel
 from inbox.outbox import NoticeRequest
+from shopbase.clock import utcnow
 
 __all__ = ["ESCALATION", "THREAD_KIND", "SlackAlertSender", "notice_for", "order_of"]
 
@@ -108,7 +109,7 @@ def _transient_reason(exc: BaseException) -> str | None:
 def _retry_after(exc: BaseException) -> float:
     """The ``Retry-After`` seconds of a rate-limited call, else 0."""
     headers = getattr(getattr(exc, "response", None), "headers", None)
-    if not isinstance(exc, SlackApiError) or not hasattr(headers, "items"):
+    if not isinstance(exc, SlackApiError) or headers is None or not hasattr(headers, "items"):
         return 0.0
     for name, value in headers.items():
         if str(name).lower() == "retry-after":
@@ -194,7 +195,7 @@ class SlackAlertSender:
             log.info("slack: the Slack Web API is reachable again (after %.0f s)", time.monotonic() - self._failing_since)
         self._failing_since = None
         self._delay = 0.0
-        self._last_reason: str | None = None
+        self._last_reason = None
 
     async def handle_event(self, event: Event, done: dict[str, Any] | None = None) -> str | None:
         """Post what ``event`` means in Slack; ``done`` records the steps that reached Slack

@@ -38,7 +38,6 @@ from typing import Any
 
 from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import col, select
 from telegram import Bot
 from telegram.error import Conflict, InvalidToken, RetryAfter, TelegramError
 
@@ -60,7 +59,8 @@ from bot.connectors.telegram.translate import (
 )
 from inbox import store
 from inbox.messages import InvalidMessage, OutboundPayload, QuickReply
-from inbox.models import Channel, Contact, OutboxMessage
+from inbox.models import Channel
+from inbox.outbox import sent_payload
 
 __all__ = ["MAX_UPDATE_BYTES", "SECRET_HEADER", "TelegramConnector"]
 
@@ -230,20 +230,7 @@ class TelegramConnector:
         carries one of that message's values; None otherwise."""
         try:
             async with self.sessions() as session:
-                row = (
-                    await session.exec(
-                        select(OutboxMessage.payload)
-                        .join(Contact, col(Contact.id) == col(OutboxMessage.contact_id))
-                        .where(
-                            Contact.channel == Channel.telegram,
-                            Contact.external_id == str(ref.chat_id),
-                            OutboxMessage.channel == Channel.telegram,
-                            OutboxMessage.channel_message_id == str(ref.message_id),
-                        )
-                        .order_by(col(OutboxMessage.id).desc())
-                        .limit(1)
-                    )
-                ).first()
+                row = await sent_payload(session, Channel.telegram, str(ref.chat_id), str(ref.message_id))
         except (SQLAlchemyError, OSError, TimeoutError) as exc:
             log.error("checking a telegram button failed (%s)", type(exc).__name__)
             raise _Unavailable from None

@@ -129,7 +129,8 @@ class WebhookStatus:
 
 
 def _api_host(settings: Any) -> str:
-    return urlsplit(settings.telegram_api_url).netloc or settings.telegram_api_url
+    url = str(settings.telegram_api_url)
+    return urlsplit(url).netloc or url
 
 
 def _setup_error(exc: TelegramError, settings: Any, token: str) -> TelegramSetupError:
@@ -165,7 +166,7 @@ async def fetch_status(bot: Bot, token: str, settings: Any = None) -> WebhookSta
 def _settings_token(settings: Any) -> str:
     if settings.telegram_token is None or not settings.telegram_token.get_secret_value().strip():
         raise TelegramSetupError("SHOPDESK_TELEGRAM_TOKEN is not set")
-    return settings.telegram_token.get_secret_value().strip()
+    return str(settings.telegram_token.get_secret_value()).strip()
 
 
 async def webhook_status(settings: Any) -> WebhookStatus:

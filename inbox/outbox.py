@@ -146,7 +146,11 @@ def _write_notices(session: Session) -> None:
             log.exception("building an event for the notice feeds failed")
             continue
         for channel, select_notice in feeds.items():
-            request = select_notice(event)
+            try:
+                request = select_notice(event)
+            except Exception:  # a feed's bug must not fail the transaction that raised the event
+                log.exception("the %s notice feed failed on %s", channel.value, event.type)
+                continue
             if request is None:
                 continue
             conversation_id = event.conversation_id if isinstance(event.conversation_id, int) else None

@@ -1117,3 +1117,17 @@ async def test_return_decide_refuses_a_second_decision(sessions: Any) -> None:
         with pytest.raises(Refused) as missing:
             await return_decide(s, rma_id=rma.id + 1000, approve=True, agent=await s.get(Agent, ana.id))
     assert (missing.value.code, missing.value.status) == ("return_not_found", 404)
+
+
+def test_notice_for_picks_what_slack_shows_and_stores_it_as_json() -> None:
+    from bot.connectors.slack import notice_for
+
+    stock = notice_for(Event("alert", None, {"kind": "low_stock", "price": Decimal("9.50")}))
+    assert stock is not None and not stock.follow_up
+    assert stock.payload["event"]["data"]["price"] == "9.50"  # JSON-safe before it reaches the row
+    assert notice_for(Event("alert", None, {"kind": "escalation"})) is None  # announced by the escalation
+    mirrored = notice_for(Event("message.created", 1, {"author": "customer", "is_internal": False}))
+    assert mirrored is not None and mirrored.follow_up  # only for conversations already in Slack
+    assert notice_for(Event("message.created", 1, {"author": "bot"})) is None
+    assert notice_for(Event("conversation.updated", 1, {"change": "priority"})) is None
+    assert notice_for(Event("conversation.updated", 1, {"change": "status"})).follow_up

@@ -31,6 +31,7 @@ and never repeated by a retry.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from typing import Any
@@ -68,7 +69,8 @@ def notice_for(event: Event) -> NoticeRequest | None:
     """The Slack notice an event calls for (pure): alerts always, thread updates as follow-ups."""
     kind = str(event.type)
     data = event.data or {}
-    payload = {"event": event.to_json()}
+    # stored as JSON with the row: anything a handler put in an alert that JSON lacks becomes text
+    payload = {"event": json.loads(json.dumps(event.to_json(), default=str))}
     if kind == EventType.conversation_escalated.value:
         return NoticeRequest(payload)
     if kind == EventType.alert.value:

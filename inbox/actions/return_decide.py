@@ -15,7 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from inbox import store
 from inbox.models import Agent, Conversation
 from ordersvc.models import ReturnAuthorization, ReturnMethod, RmaStatus
-from ordersvc.returns import InvalidTransition, transition
+from ordersvc.returns import transition
 from shopbase.refusal import Refused
 
 __all__ = ["ReturnDecision", "return_decide"]
@@ -44,8 +44,9 @@ async def return_decide(
 ) -> ReturnDecision:
     """Decide return ``rma_id`` as ``agent``; note it in ``conversation_id`` and audit it.
 
-    Raises :class:`~shopbase.refusal.Refused` (``return_not_found`` 404,
-    ``return_already_decided`` 409, ``return_transition_refused`` 409).
+    Raises :class:`~shopbase.refusal.Refused`: ``return_not_found`` (404), ``return_already_decided``
+    (409), or the order store's own refusal of the transition. If the label step is refused
+    after the approval, the caller's transaction holds the approval: it must roll back.
     """
     rma = (
         await session.exec(
@@ -61,12 +62,10 @@ async def return_decide(
                       rma_id=rma_id, rma_status=str(getattr(rma.status, "value", rma.status)))
     verb = "approved" if approve else "rejected"
     note = f"{verb} in {via.capitalize()} by {_agent_name(agent)}" if via else f"{verb} by {_agent_name(agent)}"
-    try:
-        rma = await transition(session, rma, RmaStatus.approved if approve else RmaStatus.rejected, note=note)
-        if approve and rma.method == ReturnMethod.mail:
-            rma = await transition(session, rma, RmaStatus.label_issued)
-    except InvalidTransition as exc:
-        raise Refused("return_transition_refused", str(exc), rma_id=rma_id) from None
+    # the order store refuses a transition it does not allow with Refused (nothing written)
+    rma = await transition(session, rma, RmaStatus.approved if approve else RmaStatus.rejected, note=note)
+    if approve and rma.method == ReturnMethod.mail:
+        rma = await transition(session, rma, RmaStatus.label_issued)
     if conversation_id is not None:
         conversation = await session.get(Conversation, conversation_id)
         if conversation is not None:

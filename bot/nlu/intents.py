@@ -439,16 +439,19 @@ class IntentClassifier:
         folds = self._linear_folds()
         if folds is None:
             return self._pipeline.predict_proba(list(normalized))
-        features = self._features().transform(list(normalized))
-        total = None
-        for weights, intercept, a, b in folds:
-            scores = np.asarray(features @ weights.T) + intercept
-            proba = 1.0 / (1.0 + np.exp(a * scores + b))
-            denominator = proba.sum(axis=1, keepdims=True)
-            proba = np.divide(proba, denominator, out=np.full_like(proba, 1 / proba.shape[1]), where=denominator != 0)
-            total = proba if total is None else total + proba
-        assert total is not None
-        mean = total / len(folds)
+        stacked = getattr(self, "_stacked", None)
+        if stacked is None:
+            weights_t = np.ascontiguousarray(np.vstack([w for w, _, _, _ in folds]).T, dtype=np.float64)
+            intercept = np.concatenate([i for _, i, _, _ in folds])
+            a = np.concatenate([a for _, _, a, _ in folds])
+            b = np.concatenate([b for _, _, _, b in folds])
+            stacked = self._stacked = (weights_t, intercept, a, b)
+        weights_t, intercept, a, b = stacked
+        scores = self._features().linear(list(normalized), weights_t) + intercept
+        proba = (1.0 / (1.0 + np.exp(a * scores + b))).reshape(len(normalized), len(folds), -1)
+        denominator = proba.sum(axis=2, keepdims=True)
+        proba = np.divide(proba, denominator, out=np.full_like(proba, 1 / proba.shape[2]), where=denominator != 0)
+        mean = proba.mean(axis=1)
         mean[(mean > 1.0) & (mean <= 1.0 + 1e-5)] = 1.0
         return mean
 
@@ -575,6 +578,45 @@ class FastFeatures:
         blocks = [self._tfidf(texts, *plan) if kind == "tfidf" else sp.csr_matrix(plan(list(texts)))
                   for kind, plan in self._parts]
         return blocks[0] if len(blocks) == 1 else sp.hstack(blocks, format="csr")
+
+    def linear(self, texts: Sequence[str], weights_t: Any) -> Any:
+        """``transform(texts) @ weights_t`` for a dense ``(n_features, k)`` *weights_t*, without
+        building a sparse matrix: per text and part, the columns of its tokens are gathered
+        from *weights* and multiplied by their tf-idf values. This is the hot path of every
+        message (a few microseconds instead of the ~0.2 ms that building and multiplying a
+        scipy matrix costs for one short text)."""
+        import numpy as np
+
+        if self._parts is None:
+            return np.asarray(self._step.transform(list(texts)) @ weights_t)
+        out = np.zeros((len(texts), weights_t.shape[1]), dtype=np.float64)
+        offset = 0
+        for kind, plan in self._parts:
+            if kind == "function":
+                block = np.asarray(plan(list(texts)), dtype=np.float64)
+                width = block.shape[1]
+                out += block @ weights_t[offset:offset + width]
+                offset += width
+                continue
+            analyzer, vocabulary, idf, sublinear, dtype = plan
+            for n, text in enumerate(texts):
+                counts: dict[int, int] = {}
+                for token in analyzer(text):
+                    column = vocabulary.get(token)
+                    if column is not None:
+                        counts[column] = counts.get(column, 0) + 1
+                if not counts:
+                    continue
+                columns = np.fromiter(counts, dtype=np.intp, count=len(counts))
+                row = np.fromiter(counts.values(), dtype=dtype, count=len(counts))
+                if sublinear:
+                    row = np.log(row) + 1
+                row = (row * idf[columns]).astype(dtype, copy=False)
+                norm = np.sqrt(np.dot(row, row))
+                if norm > 0:
+                    out[n] += (row / norm) @ weights_t[offset + columns]
+            offset += len(idf)
+        return out
 
     @staticmethod
     def _tfidf(texts: Sequence[str], analyzer: Any, vocabulary: dict[str, int], idf: Any, sublinear: bool,

@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import random
 import re
 import tempfile
 import threading
@@ -51,6 +52,7 @@ __all__ = [
     "DATA_DIR",
     "MAX_CLASSIFY_CHARS",
     "Example",
+    "augment",
     "IntentPrediction",
     "IntentClassifier",
     "default_cache_dir",
@@ -163,6 +165,101 @@ def split_examples(
         ordered, test_size=test_fraction, random_state=seed, stratify=strata
     )
     return list(train), list(test)
+
+
+# --- augmentation ----------------------------------------------------------------------
+#
+# Customers mistype, drop accents and spaces, and write Russian in Latin letters. The YAML
+# files hold clean, readable sentences; at training time every example also yields a few
+# noisy variants, chosen by a random generator seeded with the example itself, so the same
+# data always gives the same model.
+
+_QWERTY_ROWS = ("qwertyuiop", "asdfghjkl", "zxcvbnm")
+_JCUKEN_ROWS = ("йцукенгшщзхъ", "фывапролджэ", "ячсмитьбю")
+
+
+def _keyboard_neighbours(rows: Sequence[str]) -> dict[str, str]:
+    neighbours: dict[str, str] = {}
+    for r, row in enumerate(rows):
+        for c, ch in enumerate(row):
+            near = [row[c + d] for d in (-1, 1) if 0 <= c + d < len(row)]
+            for other in (r - 1, r + 1):
+                if 0 <= other < len(rows):
+                    near += [rows[other][k] for k in (c - 1, c) if 0 <= k < len(rows[other])]
+            neighbours[ch] = "".join(near)
+    return neighbours
+
+
+_NEIGHBOURS = {**_keyboard_neighbours(_QWERTY_ROWS), **_keyboard_neighbours(_JCUKEN_ROWS)}
+
+# Informal Latin spelling of Russian (what people type without a Cyrillic keyboard).
+_TRANSLIT = dict(zip(
+    "абвгдеёжзийклмнопрстуфхцчшщъыьэюя",
+    ["a", "b", "v", "g", "d", "e", "e", "zh", "z", "i", "y", "k", "l", "m", "n", "o", "p", "r", "s", "t", "u",
+     "f", "h", "ts", "ch", "sh", "sch", "", "y", "", "e", "yu", "ya"],
+))
+_WORD_RE = re.compile(r"\w+")
+
+
+def _typo(text: str, rng: random.Random) -> str | None:
+    """One realistic slip in one word of four or more letters: a neighbouring key, a
+    dropped, doubled or swapped letter."""
+    words = [m for m in _WORD_RE.finditer(text) if len(m.group()) >= 4 and m.group().isalpha()]
+    if not words:
+        return None
+    m = rng.choice(words)
+    word = m.group()
+    i = rng.randrange(1, len(word))
+    kind = rng.randrange(4)
+    if kind == 0 and _NEIGHBOURS.get(word[i].lower()):
+        new = word[:i] + rng.choice(_NEIGHBOURS[word[i].lower()]) + word[i + 1:]
+    elif kind == 1:
+        new = word[:i] + word[i + 1:]
+    elif kind == 2:
+        new = word[:i] + word[i] + word[i:]
+    else:
+        new = word[:i - 1] + word[i] + word[i - 1] + word[i + 1:]
+    return text[:m.start()] + new + text[m.end():]
+
+
+def _join_words(text: str, rng: random.Random) -> str | None:
+    """Two neighbouring words typed without the space between them."""
+    gaps = [m.start() for m in re.finditer(r"(?<=\w) (?=\w)", text)]
+    if len(gaps) < 2:
+        return None
+    at = rng.choice(gaps)
+    return text[:at] + text[at + 1:]
+
+
+def _transliterate(text: str) -> str:
+    return "".join(_TRANSLIT.get(ch, _TRANSLIT.get(ch.lower(), ch)) for ch in text)
+
+
+def augment(examples: Sequence[Example]) -> list[Example]:
+    """Noisy variants of *examples* (not the examples themselves), deterministic:
+
+    * every Latin or Cyrillic example: one keyboard typo, and one with two words run
+      together (when it has three words or more);
+    * Spanish and Vietnamese: the same sentence without accents or tones;
+    * Russian: the sentence in Latin letters (``gde moy zakaz``).
+
+    Chinese examples get none: there are no keyboard slips of that kind in Han text.
+    """
+    out: list[Example] = []
+    for e in examples:
+        if e.language.startswith("zh"):
+            continue
+        digest = hashlib.sha256(f"{e.language}\0{e.intent}\0{e.text}".encode()).digest()
+        rng = random.Random(int.from_bytes(digest[:8], "big"))
+        text = e.text.lower()
+        variants = [_typo(text, rng), _join_words(text, rng)]
+        if e.language in ("es", "vi"):
+            variants.append(_fold_accents(text))
+        if e.language == "ru":
+            latin = _transliterate(text)
+            variants += [latin, _typo(latin, rng)]
+        out.extend(Example(v, e.intent, e.language) for v in variants if v and v != text)
+    return out
 
 
 # --- text normalisation ----------------------------------------------------------------
@@ -348,9 +445,15 @@ class IntentClassifier:
 
     @classmethod
     def train(cls, examples: Sequence[Example], fingerprint: str | None = None) -> IntentClassifier:
-        """Fit on *examples*. Deterministic: duplicates are dropped and the rest sorted."""
-        pairs = sorted({(normalize_text(e.text), e.intent) for e in examples})
-        pairs = [(t, i) for t, i in pairs if t]
+        """Fit on *examples* and their :func:`augment` variants. Deterministic: duplicates are
+        dropped and the rest sorted; a variant that collides with a real example of another
+        intent is dropped."""
+        labelled: dict[str, str] = {}
+        for e in examples:
+            labelled.setdefault(normalize_text(e.text), e.intent)
+        for e in augment(examples):
+            labelled.setdefault(normalize_text(e.text), e.intent)
+        pairs = sorted((t, i) for t, i in labelled.items() if t)
         if len({i for _, i in pairs}) < 2:
             raise ValueError("need examples of at least two intents to train")
         smallest = min(Counter(i for _, i in pairs).values())

@@ -312,7 +312,7 @@ def _split_cjk(text: str) -> str:
 
 
 #: Cross-validation folds used to calibrate the SVM's scores into probabilities.
-_CALIBRATION_FOLDS = 5
+_CALIBRATION_FOLDS = 3
 
 
 def _build_pipeline(calibration_folds: int = _CALIBRATION_FOLDS) -> Any:

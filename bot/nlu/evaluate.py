@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .intents import CONFIDENT, INTENTS, IntentClassifier
+from .language import SUPPORTED_LANGUAGES, detect_language
 
 __all__ = [
     "ACTION_INTENTS",
@@ -77,6 +78,8 @@ class EvalReport:
     in_scope: dict[str, tuple[int, int]] = field(default_factory=dict)
     out_of_scope: dict[str, tuple[int, int, int]] = field(default_factory=dict)
     per_language_intent: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
+    #: language -> (messages detected as that language, messages), for rows with a language
+    language_detection: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def worst_intents(self, n: int = 3) -> list[tuple[str, float]]:
         """The *n* intents with the lowest recall (among those in the data)."""
@@ -199,6 +202,12 @@ def evaluate(rows: Sequence[LabelledRow], classifier: IntentClassifier) -> EvalR
             counts = in_scope.setdefault(lang, [0, 0])
             counts[0] += right
             counts[1] += 1
+    detected: dict[str, list[int]] = {}
+    for row in rows:
+        if row.lang in SUPPORTED_LANGUAGES:
+            counts = detected.setdefault(row.lang, [0, 0])
+            counts[0] += detect_language(row.text) == row.lang
+            counts[1] += 1
     correct = sum(1 for g, p in zip(gold, predicted) if g == p)
     return EvalReport(
         total=len(rows),
@@ -211,6 +220,7 @@ def evaluate(rows: Sequence[LabelledRow], classifier: IntentClassifier) -> EvalR
         in_scope={k: (v[0], v[1]) for k, v in sorted(in_scope.items())},
         out_of_scope={k: (v[0], v[1], v[2]) for k, v in sorted(out_scope.items())},
         per_language_intent={k: (v[0], v[1]) for k, v in sorted(cells.items())},
+        language_detection={k: (v[0], v[1]) for k, v in sorted(detected.items())},
     )
 
 
@@ -260,6 +270,10 @@ def format_report(report: EvalReport, max_confusions: int = 10, *, table: bool =
                 f"{'-' if no_action is None else f'{no_action:.3f}':>18} ({n_out:>3})"
                 f"{'-' if confident is None else f'{confident:.3f}':>18}"
             )
+    if report.language_detection:
+        lines += ["", "language detection (no hint):"]
+        lines += [f"  {lang:<8} {right / total:.3f} ({right}/{total})"
+                  for lang, (right, total) in report.language_detection.items()]
     if table and report.confusion:
         names = [n for n in INTENTS if n in report.confusion or any(n in row for row in report.confusion.values())]
         lines += ["", "confusion (rows: gold, columns: predicted):"]

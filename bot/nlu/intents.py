@@ -1,15 +1,20 @@
 """Intent classification: one multilingual scikit-learn model trained on the YAML examples
-in ``bot/nlu/data/<language>.yaml``.
+in ``bot/nlu/data/<language>.yaml`` (how to add examples or an intent: ``docs/nlu.md``).
 
 Model: text is normalised (NFKC, lower case, e-mail addresses/URLs/order and tracking
 numbers/digits replaced by placeholder characters so that they do not drive the intent),
 then two TF-IDF views are joined: character n-grams (1–4, inside word boundaries, accents
 folded so that ``don hang`` and ``đơn hàng`` look alike) and word uni/bigrams (every Han
 character counts as a word). A linear SVM scores the 15 :data:`INTENTS`; its scores are
-turned into probabilities by sigmoid calibration over 5 cross-validation folds
+turned into probabilities by sigmoid calibration over 3 cross-validation folds
 (``CalibratedClassifierCV``). ``unknown`` is a real class trained on out-of-scope
-examples (weather, jokes, product questions, gibberish …). One model serves all six
-languages; training is deterministic (sorted, de-duplicated inputs, fixed seeds).
+examples (accounts and passwords, newsletters, product questions, promo codes, jobs, spam,
+chit-chat, gibberish …). One model serves all six languages; training is deterministic
+(sorted, de-duplicated inputs, fixed seeds).
+
+Besides the written examples the model trains on noisy variants generated from them
+(:func:`augment`: keyboard typos, words run together, Spanish and Vietnamese without
+accents, Russian in Latin letters), seeded by each example's own text.
 
 Thresholds for the dialog layer (``confidence`` is the probability of the best intent):
 
@@ -81,11 +86,9 @@ INTENTS: tuple[str, ...] = (
     "unknown",
 )
 
-#: At or above: act on the intent. On the held-out split ~80% of messages reach it and
-#: ~94% of those are right.
+#: At or above: act on the intent.
 CONFIDENT = 0.5
-#: Below: the prediction is reported as ``unknown`` (on the held-out split only ~1% of
-#: messages fall here, mostly wrong guesses). In between: ask to clarify.
+#: Below: the prediction is reported as ``unknown``. In between: ask to clarify.
 CLARIFY_BELOW = 0.25
 
 DATA_DIR = Path(__file__).resolve().parent / "data"

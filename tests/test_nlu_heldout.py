@@ -116,7 +116,6 @@ def test_evaluate_a_folder(classifier: IntentClassifier, small_set: Path) -> Non
 def test_cli_eval_on_a_folder(classifier: IntentClassifier, small_set: Path) -> None:
     from typer.testing import CliRunner
 
-    import shopdesk.cli_extra  # noqa: F401  (registers the nlu commands)
     from shopdesk.cli import app
 
     result = CliRunner().invoke(app, ["nlu", "eval", str(small_set)])

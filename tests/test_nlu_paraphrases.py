@@ -115,3 +115,23 @@ def test_issue_phrasings(classifier: IntentClassifier, text: str, intent: str) -
 def test_out_of_scope_questions_trigger_no_order_action(classifier: IntentClassifier, text: str) -> None:
     prediction = classifier.predict(text)
     assert prediction.intent not in ACTION_INTENTS, (prediction.intent, round(prediction.confidence, 2))
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("gde moy zakaz 1001", "ru"),
+        ("hochu vernut tovar, ne podoshel razmer", "ru"),
+        ("privet, kogda pridet posylka?", "ru"),
+        ("don hang 1001 cua toi dang o dau", "vi"),
+        ("toi muon tra lai cai ao nay", "vi"),
+        ("where is my order, it was due on monday", "en"),
+        ("hola donde esta mi pedido", "es"),
+        ("quiero cancelar mi pedido, me equivoque de talla", "es"),
+    ],
+)
+def test_language_of_transliterated_and_toneless_text(text: str, language: str) -> None:
+    from bot.nlu import detect_language
+
+    assert detect_language(text) == language
+    assert detect_language(text, "en" if language != "en" else "es") == language

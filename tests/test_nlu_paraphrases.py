@@ -135,3 +135,25 @@ def test_language_of_transliterated_and_toneless_text(text: str, language: str) 
 
     assert detect_language(text) == language
     assert detect_language(text, "en" if language != "en" else "es") == language
+
+
+def test_augmentation_is_deterministic_and_realistic() -> None:
+    from bot.nlu.intents import Example
+
+    examples = [
+        Example("где мой заказ сейчас", "track_order", "ru"),
+        Example("đơn hàng của tôi đâu rồi", "track_order", "vi"),
+        Example("¿dónde está mi pedido?", "track_order", "es"),
+        Example("where is my order now", "track_order", "en"),
+        Example("我的订单在哪", "track_order", "zh-Hans"),
+    ]
+    first, second = augment(examples), augment(list(reversed(examples)))
+    assert sorted(first, key=repr) == sorted(second, key=repr)  # depends on each example only
+    texts = {(e.language, e.text) for e in first}
+    assert ("ru", "gde moy zakaz seychas") in texts
+    assert ("vi", "don hang cua toi dau roi") in texts
+    assert ("es", "¿donde esta mi pedido?") in texts
+    assert not any(lang == "zh-Hans" for lang, _ in texts)
+    english = [t for lang, t in texts if lang == "en"]
+    assert english and all(t != "where is my order now" for t in english)
+    assert all(abs(len(t) - len("where is my order now")) <= 1 for t in english)  # one slip each

@@ -547,7 +547,7 @@ class IntentClassifier:
             return self._pipeline.predict_proba(list(normalized))
         stacked = getattr(self, "_stacked", None)
         if stacked is None:
-            weights_t = np.ascontiguousarray(np.vstack([w for w, _, _, _ in folds]).T, dtype=np.float64)
+            weights_t = np.ascontiguousarray(np.vstack([w for w, _, _, _ in folds]).T, dtype=np.float32)
             intercept = np.concatenate([i for _, i, _, _ in folds])
             a = np.concatenate([a for _, _, a, _ in folds])
             b = np.concatenate([b for _, _, _, b in folds])
@@ -556,7 +556,10 @@ class IntentClassifier:
         scores = self._features().linear(list(normalized), weights_t) + intercept
         proba = (1.0 / (1.0 + np.exp(a * scores + b))).reshape(len(normalized), len(folds), -1)
         denominator = proba.sum(axis=2, keepdims=True)
-        proba = np.divide(proba, denominator, out=np.full_like(proba, 1 / proba.shape[2]), where=denominator != 0)
+        if denominator.all():
+            proba /= denominator
+        else:  # all sigmoids underflowed: scikit-learn's uniform fallback
+            proba = np.divide(proba, denominator, out=np.full_like(proba, 1 / proba.shape[2]), where=denominator != 0)
         mean = proba.mean(axis=1)
         mean[(mean > 1.0) & (mean <= 1.0 + 1e-5)] = 1.0
         return mean
@@ -706,15 +709,12 @@ class FastFeatures:
                 continue
             analyzer, vocabulary, idf, sublinear, dtype = plan
             for n, text in enumerate(texts):
-                counts: dict[int, int] = {}
-                for token in analyzer(text):
-                    column = vocabulary.get(token)
-                    if column is not None:
-                        counts[column] = counts.get(column, 0) + 1
-                if not counts:
+                # Counter counts in C; the vocabulary maps distinct tokens to distinct columns
+                known = [(vocabulary[t], c) for t, c in Counter(analyzer(text)).items() if t in vocabulary]
+                if not known:
                     continue
-                columns = np.fromiter(counts, dtype=np.intp, count=len(counts))
-                row = np.fromiter(counts.values(), dtype=dtype, count=len(counts))
+                columns = np.fromiter((c for c, _ in known), dtype=np.intp, count=len(known))
+                row = np.fromiter((k for _, k in known), dtype=dtype, count=len(known))
                 if sublinear:
                     row = np.log(row) + 1
                 row = (row * idf[columns]).astype(dtype, copy=False)

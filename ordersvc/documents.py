@@ -3,6 +3,14 @@
 Fonts: DejaVu Sans (Latin, Cyrillic, Vietnamese, Greek …) is registered with reportlab
 when the TTF files are found; otherwise the documents fall back to Helvetica, which
 renders Latin-1 text only (other characters show as blanks; nothing is transliterated).
+WenQuanYi Zen Hei (Debian ``fonts-wqy-zenhei``, a TrueType collection) covers Han, kana,
+hangul and CJK punctuation. Text is split into runs: each character is drawn in DejaVu
+when DejaVu has a glyph for it, else in WenQuanYi, so Latin stays in DejaVu. reportlab
+embeds only the glyphs used (subset), so a Chinese document stays small. Without the CJK
+font (a dev machine) one warning is logged and CJK characters stay in DejaVu (boxes).
+
+Texts: the headings and fixed texts of every document live in
+``templates/documents/<lang>.yaml`` (one file per language; English fills missing keys).
 
 Customer-provided strings are untrusted: ``clean_text`` removes control and bidi-override
 characters and bounds the length, and ``paragraph`` escapes reportlab's mini-markup, so
@@ -11,6 +19,7 @@ characters and bounds the length, and ``paragraph`` escapes reportlab's mini-mar
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import unicodedata
@@ -20,14 +29,18 @@ from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
+from importlib import resources
 from typing import Any
 from xml.sax.saxutils import escape
+
+import yaml
 
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date
 from babel.numbers import format_currency
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import Paragraph
 
@@ -41,13 +54,27 @@ __all__ = [
     "resolve_locale",
     "money",
     "day",
+    "runs",
+    "markup",
+    "text_width",
+    "draw_text",
+    "fit_text",
+    "document_language",
+    "document_texts",
 ]
+
+log = logging.getLogger(__name__)
 
 FONT_DIRS = (
     Path("/usr/share/fonts/truetype/dejavu"),
     Path("/usr/share/fonts/dejavu"),
     Path("/usr/share/fonts/TTF"),
 )
+CJK_FONT_FILES = (
+    Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"),
+    Path("/usr/share/fonts/wqy-zenhei/wqy-zenhei.ttc"),
+)
+CJK_FONT_NAME = "WenQuanYiZenHei"
 _FORMAT_CHARS_KEPT = "\u200c\u200d"  # ZWNJ/ZWJ shape some scripts
 
 
@@ -66,6 +93,7 @@ class Fonts:
     regular: str
     bold: str
     unicode: bool  # False when only Helvetica (Latin-1) is available
+    cjk: str | None = None  # the font for characters the main font lacks (Han, kana, hangul …)
 
 
 def _find_font(filename: str) -> Path | None:
@@ -89,11 +117,32 @@ def fonts() -> Fonts:
         return _register_fonts()
 
 
+def _find_cjk_font() -> Path | None:
+    """``SHOPDESK_CJK_FONT`` (a .ttc/.ttf path) wins; else Debian's WenQuanYi Zen Hei."""
+    override = os.environ.get("SHOPDESK_CJK_FONT")
+    candidates = (Path(override),) if override else CJK_FONT_FILES
+    return next((path for path in candidates if path.is_file()), None)
+
+
+def _register_cjk() -> str | None:
+    path = _find_cjk_font()
+    if path is None:
+        log.warning("no CJK font found (install fonts-wqy-zenhei): Chinese text in PDFs shows as boxes")
+        return None
+    try:
+        if CJK_FONT_NAME not in pdfmetrics.getRegisteredFontNames():
+            pdfmetrics.registerFont(TTFont(CJK_FONT_NAME, str(path), subfontIndex=0))
+    except Exception as exc:  # a damaged or CFF-only font file: documents still render
+        log.warning("CJK font %s could not be loaded (%s): Chinese text in PDFs shows as boxes", path, type(exc).__name__)
+        return None
+    return CJK_FONT_NAME
+
+
 @lru_cache(maxsize=1)
 def _register_fonts() -> Fonts:
     regular, bold = _find_font("DejaVuSans.ttf"), _find_font("DejaVuSans-Bold.ttf")
     if regular is None:
-        return Fonts("Helvetica", "Helvetica-Bold", unicode=False)
+        return Fonts("Helvetica", "Helvetica-Bold", unicode=False, cjk=_register_cjk())
     try:
         pdfmetrics.registerFont(TTFont("DejaVuSans", str(regular)))
         bold_name = "DejaVuSans"
@@ -101,8 +150,82 @@ def _register_fonts() -> Fonts:
             pdfmetrics.registerFont(TTFont("DejaVuSans-Bold", str(bold)))
             bold_name = "DejaVuSans-Bold"
     except Exception:  # a damaged font file: documents still render
-        return Fonts("Helvetica", "Helvetica-Bold", unicode=False)
-    return Fonts("DejaVuSans", bold_name, unicode=True)
+        return Fonts("Helvetica", "Helvetica-Bold", unicode=False, cjk=_register_cjk())
+    return Fonts("DejaVuSans", bold_name, unicode=True, cjk=_register_cjk())
+
+
+def _has_glyph(font_name: str, ch: str) -> bool:
+    font = pdfmetrics.getFont(font_name)
+    face = getattr(font, "face", None)
+    char_to_glyph = getattr(face, "charToGlyph", None)
+    if char_to_glyph is None:  # a standard Type 1 font (Helvetica): Latin-1 only
+        return ord(ch) < 256
+    return ord(ch) in char_to_glyph
+
+
+def runs(text: str, font_name: str) -> list[tuple[str, str]]:
+    """``text`` split into (font, chunk) runs: ``font_name`` where it has the glyph, else the CJK font.
+
+    Spaces and characters neither font has stay in the current run, so Latin words
+    keep their font and a missing character is drawn (as a box) rather than dropped.
+    """
+    cjk = fonts().cjk
+    if not text:
+        return []
+    if cjk is None:
+        return [(font_name, text)]
+    result: list[tuple[str, str]] = []
+    current = font_name
+    chunk: list[str] = []
+    for ch in text:
+        if ch.isspace() or _has_glyph(font_name, ch):
+            wanted = font_name if not ch.isspace() else current
+        elif _has_glyph(cjk, ch):
+            wanted = cjk
+        else:
+            wanted = current
+        if wanted != current and chunk:
+            result.append((current, "".join(chunk)))
+            chunk = []
+        current = wanted
+        chunk.append(ch)
+    if chunk:
+        result.append((current, "".join(chunk)))
+    return result
+
+
+def markup(text: str, font_name: str) -> str:
+    """Paragraph markup for literal ``text`` (escaped) with CJK runs in the CJK font."""
+    return "".join(
+        escape(chunk) if name == font_name else f'<font face="{name}">{escape(chunk)}</font>'
+        for name, chunk in runs(text, font_name)
+    )
+
+
+def text_width(text: str, font_name: str, size: float) -> float:
+    return sum(stringWidth(chunk, name, size) for name, chunk in runs(text, font_name))
+
+
+def fit_text(text: str, font_name: str, size: float, width: float) -> str:
+    """``text`` cut with an ellipsis so that it fits ``width`` points."""
+    if text_width(text, font_name, size) <= width:
+        return text
+    while text and text_width(text + "…", font_name, size) > width:
+        text = text[:-1]
+    return text + "…"
+
+
+def draw_text(canvas: Any, x: float, y: float, text: str, font_name: str, size: float, align: str = "left") -> None:
+    """Draw ``text`` on a canvas run by run (``align``: left, right or centre around ``x``)."""
+    if align == "right":
+        x -= text_width(text, font_name, size)
+    elif align == "centre":
+        x -= text_width(text, font_name, size) / 2
+    for name, chunk in runs(text, font_name):
+        canvas.setFont(name, size)
+        canvas.drawString(x, y, chunk)
+        x += stringWidth(chunk, name, size)
+    canvas.setFont(font_name, size)
 
 
 def clean_text(value: Any, limit: int = 300) -> str:
@@ -123,7 +246,7 @@ def clean_text(value: Any, limit: int = 300) -> str:
 
 def paragraph(value: Any, style: ParagraphStyle, limit: int = 300) -> Paragraph:
     """A Paragraph that shows ``value`` literally (markup characters escaped)."""
-    return Paragraph(escape(clean_text(value, limit)), style)
+    return Paragraph(markup(clean_text(value, limit), style.fontName), style)
 
 
 def _country_name(code: str, locale: Locale | None) -> str:
@@ -174,3 +297,28 @@ def day(value: date | datetime | None, locale: Locale) -> str:
     if value is None:
         return ""
     return format_date(value.date() if isinstance(value, datetime) else value, format="long", locale=locale)
+
+
+def document_language(locale: Locale) -> str:
+    """The key of the texts file for ``locale``: "zh-Hans"/"zh-Hant" for Chinese, else the language."""
+    if locale.language == "zh":
+        traditional = locale.script == "Hant" or (locale.script is None and locale.territory in {"TW", "HK", "MO"})
+        return "zh-Hant" if traditional else "zh-Hans"
+    return locale.language
+
+
+@lru_cache(maxsize=16)
+def _load_texts(language: str) -> dict[str, str]:
+    if not language.replace("-", "").isalnum():
+        return {}
+    path = resources.files("templates").joinpath("documents", f"{language}.yaml")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    return {str(k): str(v) for k, v in (data or {}).items()}
+
+
+def document_texts(locale: Locale) -> dict[str, str]:
+    """Headings and fixed texts in the language of ``locale`` (English for missing keys)."""
+    return {**_load_texts("en"), **_load_texts(document_language(locale))}

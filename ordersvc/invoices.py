@@ -1,9 +1,9 @@
 """The customer's invoice for an order as an A4 PDF.
 
 The invoice number is the order name. Dates and money are formatted for the customer's
-locale with Babel; the few headings are printed in that language when known (English,
-Russian, Vietnamese, German, French, Spanish), else in English. Every customer- or
-merchant-provided string is drawn as literal text.
+locale with Babel; the headings come from ``templates/documents/<lang>.yaml`` (the six
+languages of the bot, plus German and French), English otherwise. Every customer- or
+merchant-provided string is drawn as literal text, CJK runs in the CJK font.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from io import BytesIO
 from typing import Any
 
 from babel import Locale
+from babel.numbers import format_decimal
 from reportlab.lib import colors
 from reportlab.lib.enums import TA_RIGHT
 from reportlab.lib.pagesizes import A4
@@ -28,6 +29,8 @@ from ordersvc.documents import (
     address_lines,
     clean_text,
     day,
+    document_texts,
+    draw_text,
     fonts,
     money,
     paragraph,
@@ -35,135 +38,10 @@ from ordersvc.documents import (
 )
 from ordersvc.models import Customer, Order, OrderLine
 
-__all__ = ["ShopInfo", "render_invoice", "HEADINGS"]
-
-_EN = {
-    "invoice": "Invoice",
-    "number": "Invoice number",
-    "date": "Invoice date",
-    "order_date": "Order date",
-    "bill_to": "Bill to",
-    "ship_to": "Ship to",
-    "item": "Item",
-    "qty": "Qty",
-    "unit": "Unit price",
-    "discount": "Discount",
-    "amount": "Amount",
-    "subtotal": "Subtotal",
-    "discounts": "Discounts",
-    "shipping": "Shipping",
-    "tax": "Tax",
-    "total": "Total",
-    "sku": "SKU",
-    "page": "Page",
-}
-HEADINGS: dict[str, dict[str, str]] = {
-    "en": _EN,
-    "ru": {
-        "invoice": "Счёт",
-        "number": "Номер счёта",
-        "date": "Дата счёта",
-        "order_date": "Дата заказа",
-        "bill_to": "Плательщик",
-        "ship_to": "Адрес доставки",
-        "item": "Товар",
-        "qty": "Кол-во",
-        "unit": "Цена",
-        "discount": "Скидка",
-        "amount": "Сумма",
-        "subtotal": "Подытог",
-        "discounts": "Скидки",
-        "shipping": "Доставка",
-        "tax": "Налог",
-        "total": "Итого",
-        "sku": "Артикул",
-        "page": "Стр.",
-    },
-    "vi": {
-        "invoice": "Hóa đơn",
-        "number": "Số hóa đơn",
-        "date": "Ngày lập",
-        "order_date": "Ngày đặt hàng",
-        "bill_to": "Người thanh toán",
-        "ship_to": "Giao đến",
-        "item": "Sản phẩm",
-        "qty": "SL",
-        "unit": "Đơn giá",
-        "discount": "Giảm giá",
-        "amount": "Thành tiền",
-        "subtotal": "Tạm tính",
-        "discounts": "Giảm giá",
-        "shipping": "Phí vận chuyển",
-        "tax": "Thuế",
-        "total": "Tổng cộng",
-        "sku": "Mã SP",
-        "page": "Trang",
-    },
-    "de": {
-        "invoice": "Rechnung",
-        "number": "Rechnungsnummer",
-        "date": "Rechnungsdatum",
-        "order_date": "Bestelldatum",
-        "bill_to": "Rechnungsadresse",
-        "ship_to": "Lieferadresse",
-        "item": "Artikel",
-        "qty": "Menge",
-        "unit": "Einzelpreis",
-        "discount": "Rabatt",
-        "amount": "Betrag",
-        "subtotal": "Zwischensumme",
-        "discounts": "Rabatte",
-        "shipping": "Versand",
-        "tax": "Steuer",
-        "total": "Gesamt",
-        "sku": "Art.-Nr.",
-        "page": "Seite",
-    },
-    "fr": {
-        "invoice": "Facture",
-        "number": "Numéro de facture",
-        "date": "Date de facture",
-        "order_date": "Date de commande",
-        "bill_to": "Facturé à",
-        "ship_to": "Livré à",
-        "item": "Article",
-        "qty": "Qté",
-        "unit": "Prix unitaire",
-        "discount": "Remise",
-        "amount": "Montant",
-        "subtotal": "Sous-total",
-        "discounts": "Remises",
-        "shipping": "Livraison",
-        "tax": "Taxe",
-        "total": "Total",
-        "sku": "Réf.",
-        "page": "Page",
-    },
-    "es": {
-        "invoice": "Factura",
-        "number": "Número de factura",
-        "date": "Fecha de factura",
-        "order_date": "Fecha del pedido",
-        "bill_to": "Facturar a",
-        "ship_to": "Enviar a",
-        "item": "Artículo",
-        "qty": "Cant.",
-        "unit": "Precio unitario",
-        "discount": "Descuento",
-        "amount": "Importe",
-        "subtotal": "Subtotal",
-        "discounts": "Descuentos",
-        "shipping": "Envío",
-        "tax": "Impuestos",
-        "total": "Total",
-        "sku": "SKU",
-        "page": "Página",
-    },
-}
-
+__all__ = ["ShopInfo", "render_invoice"]
 
 def _headings(locale: Locale) -> dict[str, str]:
-    return HEADINGS.get(locale.language, _EN)
+    return document_texts(locale)
 
 
 def render_invoice(
@@ -200,9 +78,9 @@ def render_invoice(
         shop_cell.append(paragraph(shop.tax_id, body))
     meta_cell: list[Any] = [
         paragraph(h["invoice"], title_style),
-        paragraph(f"{h['number']}: {order.name}", right),
-        paragraph(f"{h['date']}: {day(issued_at or order.placed_at, loc)}", right),
-        paragraph(f"{h['order_date']}: {day(order.placed_at, loc)}", right),
+        paragraph(h["number"].format(number=clean_text(order.name, 64)), right),
+        paragraph(h["date"].format(date=day(issued_at or order.placed_at, loc)), right),
+        paragraph(h["order_date"].format(date=day(order.placed_at, loc)), right),
     ]
     width = A4[0] - 40 * mm
     header = Table([[shop_cell, meta_cell]], colWidths=[width * 0.55, width * 0.45])
@@ -236,7 +114,7 @@ def render_invoice(
             p
             for p in (
                 clean_text(line.variant_title, 120),
-                f"{h['sku']} {clean_text(line.sku, 64)}" if line.sku else "",
+                h["sku"].format(sku=clean_text(line.sku, 64)) if line.sku else "",
             )
             if p
         )
@@ -246,7 +124,7 @@ def render_invoice(
         rows.append(
             [
                 item,
-                paragraph(str(line.quantity), right),
+                paragraph(format_decimal(line.quantity, locale=loc), right),
                 paragraph(fmt(line.unit_price), right),
                 paragraph(fmt(-line.total_discount) if line.total_discount else "", right),
                 paragraph(fmt(amount), right),
@@ -293,11 +171,9 @@ def render_invoice(
 
     def footer(canvas: Canvas, document: Any) -> None:
         canvas.saveState()
-        canvas.setFont(f.regular, 8)
         canvas.setFillColor(colors.grey)
-        canvas.drawRightString(
-            A4[0] - 20 * mm, 10 * mm, f"{clean_text(order.name, 64)} · {h['page']} {document.page}"
-        )
+        footer_text = h["page"].format(order=clean_text(order.name, 64), page=document.page)
+        draw_text(canvas, A4[0] - 20 * mm, 10 * mm, footer_text, f.regular, 8, align="right")
         canvas.restoreState()
 
     story = [header, Spacer(1, 10 * mm), addresses, Spacer(1, 8 * mm), items, Spacer(1, 4 * mm), totals]

@@ -4,6 +4,7 @@ Page 1 is the label: carrier, FROM (the customer's shipping address), TO (the re
 warehouse), the RMA number and the return tracking number as a Code 128 barcode with
 the number printed below it. The following page(s) are the packing slip that goes into
 the box: RMA and order number and the returned items with quantity and reason.
+Fixed texts come from ``templates/documents/<lang>.yaml`` in the customer's language.
 """
 
 from __future__ import annotations
@@ -12,15 +13,28 @@ from collections.abc import Mapping, Sequence
 from io import BytesIO
 from typing import Any
 
+from babel import Locale
+from babel.numbers import format_decimal
 from reportlab.graphics.barcode.code128 import Code128
 from reportlab.lib import colors
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import inch
-from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfgen.canvas import Canvas
-from reportlab.platypus import PageBreak, SimpleDocTemplate, Spacer, Table, TableStyle
+from reportlab.platypus import PageBreak, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
-from ordersvc.documents import ShopInfo, address_lines, clean_text, fonts, paragraph
+from ordersvc.documents import (
+    ShopInfo,
+    address_lines,
+    clean_text,
+    document_texts,
+    draw_text,
+    fit_text,
+    fonts,
+    markup,
+    paragraph,
+    resolve_locale,
+    text_width,
+)
 from ordersvc.models import Order, OrderLine, ReturnAuthorization, ReturnLine
 
 __all__ = ["LABEL_SIZE", "ShopInfo", "return_label_barcode", "render_return_label"]
@@ -40,26 +54,16 @@ def return_label_barcode(tracking_number: str, width: float, bar_height: float =
     )
 
 
-def _fit(text: str, font: str, size: float, width: float) -> str:
-    if stringWidth(text, font, size) <= width:
-        return text
-    while text and stringWidth(text + "…", font, size) > width:
-        text = text[:-1]
-    return text + "…"
-
-
 def _block(
     canvas: Canvas, x: float, y: float, width: float, title: str, lines: Sequence[str], size: float
 ) -> float:
     """Draw a titled address block from the top ``y`` down; return the y below it."""
     f = fonts()
-    canvas.setFont(f.bold, 7)
-    canvas.drawString(x, y - 7, title)
+    draw_text(canvas, x, y - 7, title, f.bold, 7)
     y -= 9
-    canvas.setFont(f.regular, size)
     for line in lines[:7]:
         y -= size + 2
-        canvas.drawString(x, y, _fit(line, f.regular, size, width))
+        draw_text(canvas, x, y, fit_text(line, f.regular, size, width), f.regular, size)
     return y - 4
 
 
@@ -69,6 +73,8 @@ def _draw_label(
     order: Order,
     shop: ShopInfo,
     warehouse_address: Mapping[str, Any],
+    t: Mapping[str, str],
+    loc: Locale,
 ) -> None:
     f = fonts()
     page_w, page_h = LABEL_SIZE
@@ -77,34 +83,32 @@ def _draw_label(
     carrier = _CARRIER_NAMES.get((rma.label_carrier or "").lower(), clean_text(rma.label_carrier, 16).upper())
 
     top = page_h - _MARGIN
-    canvas.setFont(f.bold, 22)
-    canvas.drawString(_MARGIN, top - 22, carrier)
-    canvas.setFont(f.bold, 9)
-    canvas.drawRightString(page_w - _MARGIN, top - 10, "PREPAID RETURN")
-    canvas.setFont(f.regular, 8)
-    canvas.drawRightString(page_w - _MARGIN, top - 21, _fit(clean_text(shop.name, 60), f.regular, 8, inner / 2))
+    draw_text(canvas, _MARGIN, top - 22, carrier, f.bold, 22)
+    draw_text(canvas, page_w - _MARGIN, top - 10, t["prepaid_return"], f.bold, 9, align="right")
+    shop_name = fit_text(clean_text(shop.name, 60), f.regular, 8, inner / 2)
+    draw_text(canvas, page_w - _MARGIN, top - 21, shop_name, f.regular, 8, align="right")
     y = top - 30
     canvas.setLineWidth(1.5)
     canvas.line(_MARGIN, y, page_w - _MARGIN, y)
 
-    customer = list(address_lines(order.shipping_address))
-    y = _block(canvas, _MARGIN, y - 4, inner, "FROM", customer or ["—"], 8)
-    destination = [clean_text(shop.name, 80), *address_lines(warehouse_address)]
-    y = _block(canvas, _MARGIN + 12, y - 2, inner - 12, "SHIP TO", destination, 11)
+    customer = list(address_lines(order.shipping_address, loc))
+    y = _block(canvas, _MARGIN, y - 4, inner, t["from"], customer or ["—"], 8)
+    destination = [clean_text(shop.name, 80), *address_lines(warehouse_address, loc)]
+    y = _block(canvas, _MARGIN + 12, y - 2, inner - 12, t["to"], destination, 11)
 
     canvas.setLineWidth(1.5)
     canvas.line(_MARGIN, y, page_w - _MARGIN, y)
-    canvas.setFont(f.bold, 8)
-    canvas.drawString(_MARGIN, y - 12, "RMA")
-    canvas.setFont(f.bold, 18)
-    canvas.drawString(_MARGIN + 26, y - 16, _fit(clean_text(rma.rma_number, 32), f.bold, 18, inner - 26))
-    canvas.setFont(f.regular, 8)
-    canvas.drawString(_MARGIN, y - 28, _fit(f"Order {clean_text(order.name, 64)}", f.regular, 8, inner))
+    rma_label = fit_text(t["rma"], f.bold, 8, inner / 3)
+    draw_text(canvas, _MARGIN, y - 12, rma_label, f.bold, 8)
+    rma_x = _MARGIN + max(26.0, text_width(rma_label, f.bold, 8) + 6)
+    rma_number = fit_text(clean_text(rma.rma_number, 32), f.bold, 18, page_w - _MARGIN - rma_x)
+    draw_text(canvas, rma_x, y - 16, rma_number, f.bold, 18)
+    order_text = t["order"].format(order=clean_text(order.name, 64))
+    draw_text(canvas, _MARGIN, y - 28, fit_text(order_text, f.regular, 8, inner), f.regular, 8)
     y -= 36
     canvas.line(_MARGIN, y, page_w - _MARGIN, y)
 
-    canvas.setFont(f.bold, 8)
-    canvas.drawString(_MARGIN, y - 12, f"{carrier} TRACKING #")
+    draw_text(canvas, _MARGIN, y - 12, fit_text(t["tracking"].format(carrier=carrier), f.bold, 8, inner), f.bold, 8)
     barcode = return_label_barcode(tracking, inner - 8)
     bar_x = (page_w - barcode.width) / 2
     bar_y = y - 20 - barcode.barHeight
@@ -113,37 +117,39 @@ def _draw_label(
     canvas.drawCentredString(page_w / 2, bar_y - 14, tracking)
 
     canvas.setFillColor(colors.black)
-    canvas.setFont(f.regular, 7)
-    canvas.drawString(
-        _MARGIN,
-        _MARGIN,
-        "Put the packing slip inside the parcel. Attach this label to the outside.",
-    )
+    hint_style = ParagraphStyle("label-hint", fontName=f.regular, fontSize=7, leading=8.5)
+    hint = Paragraph(markup(t["label_hint"], f.regular), hint_style)  # wraps in long languages
+    hint.wrap(inner, 40)
+    hint.drawOn(canvas, _MARGIN, _MARGIN - 2)
 
 
 def _packing_slip(
-    rma: ReturnAuthorization, order: Order, lines: Sequence[tuple[ReturnLine, OrderLine]]
+    rma: ReturnAuthorization,
+    order: Order,
+    lines: Sequence[tuple[ReturnLine, OrderLine]],
+    t: Mapping[str, str],
+    loc: Locale,
 ) -> list[Any]:
     f = fonts()
     title = ParagraphStyle("slip-title", fontName=f.bold, fontSize=13, leading=16)
     text = ParagraphStyle("slip-text", fontName=f.regular, fontSize=8, leading=10)
     head = ParagraphStyle("slip-head", fontName=f.bold, fontSize=8, leading=10)
     story: list[Any] = [
-        paragraph(f"Packing slip – return {rma.rma_number}", title),
-        paragraph(f"Order {order.name}", text),
+        paragraph(t["slip_title"].format(rma=clean_text(rma.rma_number, 32)), title),
+        paragraph(t["order"].format(order=clean_text(order.name, 64)), text),
         Spacer(1, 8),
     ]
-    rows: list[list[Any]] = [[paragraph("Item", head), paragraph("Qty", head), paragraph("Reason", head)]]
+    rows: list[list[Any]] = [[paragraph(t["item"], head), paragraph(t["qty"], head), paragraph(t["reason"], head)]]
     for rl, ol in lines:
         item = " – ".join(p for p in (clean_text(ol.title, 120), clean_text(ol.variant_title, 80)) if p)
-        if ol.sku:
-            item += f" (SKU {clean_text(ol.sku, 64)})"
+        details = [t["sku"].format(sku=clean_text(ol.sku, 64))] if ol.sku else []
         if rl.exchange_sku:
-            item += f" → exchange for {clean_text(rl.exchange_sku, 64)}"
-        reason = rl.reason.value.replace("_", " ")
+            details.append(t["exchange_for"].format(sku=clean_text(rl.exchange_sku, 64)))
+        reason = t.get(f"reason_{rl.reason.value}", rl.reason.value.replace("_", " "))
         if rl.reason_note:
-            reason += f": {clean_text(rl.reason_note, 200)}"
-        rows.append([paragraph(item, text), paragraph(str(rl.quantity), text), paragraph(reason, text)])
+            reason = t["reason_note"].format(reason=reason, note=clean_text(rl.reason_note, 200))
+        cell = [paragraph(item, text), *(paragraph(d, text) for d in details)]
+        rows.append([cell, paragraph(format_decimal(rl.quantity, locale=loc), text), paragraph(reason, text)])
     inner = LABEL_SIZE[0] - 2 * _MARGIN
     table = Table(rows, colWidths=[inner * 0.55, inner * 0.12, inner * 0.33], repeatRows=1)
     table.setStyle(
@@ -167,11 +173,15 @@ def render_return_label(
     lines: Sequence[tuple[ReturnLine, OrderLine]],
     shop: ShopInfo,
     warehouse_address: Mapping[str, Any],
+    locale: str | None = None,
 ) -> bytes:
     """The label and packing slip as PDF bytes; ``ValueError`` if no label was issued.
 
-    ``lines`` pairs each return line with its order line (``returns.load_rma_lines``).
+    ``lines`` pairs each return line with its order line (``returns.load_rma_lines``);
+    ``locale`` ("zh-Hans", "ru" …) picks the language of the fixed texts (English default).
     """
+    loc = resolve_locale(locale)
+    t = document_texts(loc)
     if not rma.label_tracking_number:
         raise ValueError(f"return {rma.rma_number} has no label (status {rma.status})")
     buffer = BytesIO()
@@ -182,15 +192,15 @@ def render_return_label(
         rightMargin=_MARGIN,
         topMargin=_MARGIN,
         bottomMargin=_MARGIN,
-        title=f"Return label {clean_text(rma.rma_number, 32)}",
+        title=t["label_title"].format(rma=clean_text(rma.rma_number, 32)),
         author=clean_text(shop.name, 80),
     )
 
     def first_page(canvas: Canvas, _doc: Any) -> None:
         canvas.saveState()
-        _draw_label(canvas, rma, order, shop, warehouse_address)
+        _draw_label(canvas, rma, order, shop, warehouse_address, t, loc)
         canvas.restoreState()
 
-    story: list[Any] = [Spacer(1, 1), PageBreak(), *_packing_slip(rma, order, lines)]
+    story: list[Any] = [Spacer(1, 1), PageBreak(), *_packing_slip(rma, order, lines, t, loc)]
     doc.build(story, onFirstPage=first_page)
     return buffer.getvalue()

@@ -9,7 +9,8 @@ touched, and a bad, expired or tampered token answers exactly like a missing fil
 
 Routes (registered by :func:`setup`):
 
-* ``GET /files/labels/{rma_number}.pdf?t=…`` – the return label and packing slip;
+* ``GET /files/labels/{rma_number}.pdf?t=…[&lang=…]`` – the return label and packing slip
+  (in ``lang``, else the customer's language);
 * ``GET /files/invoices/{order_id}.pdf?t=…[&lang=…]`` – the order's invoice.
 
 Responses are ``application/pdf``, ``Content-Disposition: inline``, ``Cache-Control:
@@ -186,7 +187,10 @@ async def label_pdf(request: web.Request) -> web.Response:
             return _not_found()
         lines = await load_rma_lines(session, rma)
         shop, returns_address = await _shop_info(session, config.shop_name)
-    body = await asyncio.to_thread(render_return_label, rma, order, lines, shop, returns_address)
+        customer = await session.get(Customer, order.customer_id) if order.customer_id is not None else None
+    lang = request.query.get("lang")
+    locale = babel_locale(lang) if lang in SUPPORTED_LANGUAGES else (customer.locale if customer else None)
+    body = await asyncio.to_thread(render_return_label, rma, order, lines, shop, returns_address, locale)
     return _pdf(body, f"return-label-{_safe_filename(rma.rma_number)}.pdf")
 
 

@@ -26,6 +26,7 @@ from ordersvc.documents import (
     ShopInfo,
     address_lines,
     clean_text,
+    day,
     document_texts,
     draw_text,
     fit_text,
@@ -137,6 +138,7 @@ def _packing_slip(
     story: list[Any] = [
         paragraph(t["slip_title"].format(rma=clean_text(rma.rma_number, 32)), title),
         paragraph(t["order"].format(order=clean_text(order.name, 64)), text),
+        paragraph(t["requested"].format(date=day(rma.requested_at, loc)), text),
         Spacer(1, 8),
     ]
     rows: list[list[Any]] = [[paragraph(t["item"], head), paragraph(t["qty"], head), paragraph(t["reason"], head)]]

@@ -88,6 +88,7 @@ class Pipeline:
                 intent=_intent(nlu)[0],
                 confidence=_intent(nlu)[1],
                 entities=list(nlu.entities) if nlu else [],
+                ranking=tuple(nlu.ranking) if nlu else (),
                 hostile=bool(nlu and nlu.hostile),
             )
             await respond(turn)

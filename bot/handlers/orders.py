@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from babel import Locale
 from sqlmodel import col, select
 
-from bot.dialog.choices import is_no, is_yes, offer, pick
+from bot.dialog.choices import offer, pick
 from bot.dialog.turn import Turn
 from bot.dialog.verify import normalize_ref, require_order
 from bot.files import signed_file_url
@@ -39,6 +39,8 @@ __all__ = [
     "continue_cancel",
     "change_address",
     "continue_change_address",
+    "reask_cancel",
+    "reask_address",
     "invoice",
     "parse_address",
     "find_country",
@@ -61,11 +63,9 @@ def _finish(turn: Turn, order: Order) -> None:
 
 
 def _answer(turn: Turn) -> str | None:
-    """A yes/no answer: the pressed button, the number or label typed, or a plain yes/no."""
-    value = pick(turn)
-    if value is None and turn.postback is None:
-        value = "yes" if is_yes(turn.text) else "no" if is_no(turn.text) else None
-    return value
+    """A yes/no answer: the pressed button, the number or label typed, or any yes/no
+    ("sure", "да, отменяйте", "是的，取消吧", "no thanks", "không")."""
+    return pick(turn)
 
 
 def _names_another_order(turn: Turn, order: Order) -> bool:
@@ -104,7 +104,8 @@ async def cancel_order(turn: Turn) -> None:
 
 async def _ask_cancel(turn: Turn, order: Order, *, again: bool = False) -> None:
     lines = (await turn.session.exec(select(OrderLine).where(OrderLine.order_id == order.id).order_by(col(OrderLine.id)))).all()
-    turn.state.start("cancel", "confirm", order_id=order.id)
+    misses = turn.state.slots.get("misses", 0) if again else 0
+    turn.state.start("cancel", "confirm", order_id=order.id, misses=misses)
     turn.state.pending_intent = "cancel_order"
     offer(
         turn,
@@ -116,6 +117,19 @@ async def _ask_cancel(turn: Turn, order: Order, *, again: bool = False) -> None:
         currency=order.currency,
         again=again,
     )
+
+
+async def reask_cancel(turn: Turn) -> None:
+    """The cancellation was put aside and the customer came back: ask its question again."""
+    order = await _flow_order(turn, "cancel_order")
+    if order is None:
+        return
+    turn.order_ref = order.name
+    refusal = await actions.check_changeable(turn.session, order)
+    if refusal is not None:
+        _refuse_cancel(turn, order, refusal)
+        return
+    await _ask_cancel(turn, order)
 
 
 def _refuse_cancel(turn: Turn, order: Order, reason: str) -> None:
@@ -324,6 +338,23 @@ def _default_country(order: Order, fields: dict[str, str]) -> bool:
         fields["country_code"] = code.upper()
         return True
     return False
+
+
+async def reask_address(turn: Turn) -> None:
+    """The address change was put aside and the customer came back: ask its question again."""
+    order = await _flow_order(turn, "change_address")
+    if order is None:
+        return
+    turn.order_ref = order.name
+    step = turn.state.step or "full"
+    fields: dict[str, str] = dict(turn.state.slots.get("address") or {})
+    if step == "confirm":
+        _confirm(turn, fields)
+    elif step in _FIELD_OF_STEP:
+        _ask_field(turn, step, fields)
+    else:
+        turn.state.slots["free_text"] = True
+        turn.say("address_ask", order=order, current=_address_view(order.shipping_address or {}), again=False, retry=False)
 
 
 async def continue_change_address(turn: Turn) -> None:

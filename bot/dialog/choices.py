@@ -49,7 +49,7 @@ MAX_MISSES = 2
 _SHORT_WORDS = 7
 _MAX_ANSWER_CHARS = 300
 _FUZZY_MIN_CHARS = 5
-_FUZZY_CUTOFF = 0.82
+_FUZZY_CUTOFF = 0.86
 
 
 # --------------------------------------------------------------------------- folding
@@ -224,8 +224,8 @@ def wants_all(text: str, lang: str | None = None) -> bool:
 def amount(text: str, lang: str | None = None) -> int | None:
     """A typed quantity: "2", "#2", "two", "dos", "два", "hai", "两个"."""
     folded = fold(text)
-    if not folded or len(folded.split()) > _SHORT_WORDS:
-        return None
+    if not folded or len(folded.split()) > _SHORT_WORDS or re.match(r"\s*[-−–]\s*\d", text or ""):
+        return None  # "-1" is not one
     digits = re.fullmatch(r"#?\s*(\d{1,5})", folded)
     if digits:
         return int(digits.group(1))
@@ -286,10 +286,16 @@ def _negated(text: str, start: int, voc: Vocabulary) -> bool:
     return last in voc.negations
 
 
-def _contained(folded: str, options: list[tuple[str, str]], voc: Vocabulary) -> str | None:
+#: phrases of another language than the customer's must be this long (Vietnamese "to" is "big")
+_FOREIGN_MIN_CHARS = 5
+
+
+def _contained(folded: str, options: list[tuple[str, str]], voc: Vocabulary, primary: bool = True) -> str | None:
     best: dict[str, int] = {}
     for label, value in options:
         for phrase in _phrases(value, label, voc):
+            if not primary and not _cjk(phrase) and len(phrase) < _FOREIGN_MIN_CHARS:
+                continue
             if any(not _negated(folded, at, voc) for at in _find(phrase, folded)):
                 best[value] = max(best.get(value, 0), len(phrase))
     if not best:
@@ -299,10 +305,10 @@ def _contained(folded: str, options: list[tuple[str, str]], voc: Vocabulary) -> 
     return winners[0] if len(winners) == 1 else None
 
 
-def _partial(folded: str, options: list[tuple[str, str]], voc: Vocabulary) -> str | None:
+def _partial(folded: str, options: list[tuple[str, str]], voc: Vocabulary, primary: bool = True) -> str | None:
     """Every content word of a short answer is part of exactly one label ("tote" → "Canvas tote")."""
-    words = [w for w in _without_fillers(folded, voc).split() if len(w) >= 3]
-    if not words or len(words) > 4 or _cjk(folded):
+    words = _without_fillers(folded, voc).split()
+    if not primary or not words or len(words) > 4 or _cjk(folded) or all(len(w) < 3 for w in words):
         return None
     hits = []
     for label, value in options:
@@ -312,9 +318,9 @@ def _partial(folded: str, options: list[tuple[str, str]], voc: Vocabulary) -> st
     return hits[0] if len(hits) == 1 else None
 
 
-def _fuzzy(folded: str, options: list[tuple[str, str]], voc: Vocabulary) -> str | None:
+def _fuzzy(folded: str, options: list[tuple[str, str]], voc: Vocabulary, primary: bool = True) -> str | None:
     """One close spelling: "refnd" → refund, "damagd" → damaged (Latin and Cyrillic words only)."""
-    if _cjk(folded) or len(folded) > 80:
+    if not primary or _cjk(folded) or len(folded) > 80:
         return None
     words = folded.split()
     scores: dict[str, float] = {}
@@ -338,8 +344,9 @@ def _fuzzy(folded: str, options: list[tuple[str, str]], voc: Vocabulary) -> str 
 
 
 def match(text: str, options: list[tuple[str, str]] | list[list[str]], lang: str | None = None, *,
-          positions: bool = True) -> str | None:
-    """The value among ``options`` ((label, value) pairs) that ``text`` answers, or None."""
+          positions: bool = True, loose: bool = True) -> str | None:
+    """The value among ``options`` ((label, value) pairs) that ``text`` answers, or None.
+    ``loose=False`` leaves out partial words and typos (for answers nobody asked for yet)."""
     pairs = [(str(label), str(value)) for label, value in options]
     folded = fold(text)
     if not folded or not pairs or len(folded) > _MAX_ANSWER_CHARS:
@@ -359,9 +366,9 @@ def match(text: str, options: list[tuple[str, str]] | list[list[str]], lang: str
             number = _position(folded, voc, len(pairs))
             if number is not None:
                 return pairs[number - 1][1]
-    for finder in (_contained, _partial, _fuzzy):  # 3-5, the customer's language first
-        for voc in vocabularies:
-            found = finder(folded, pairs, voc)
+    for finder in (_contained, _partial, _fuzzy) if loose else (_contained,):  # 3-5, the customer's language first
+        for index, voc in enumerate(vocabularies):
+            found = finder(folded, pairs, voc, index == 0)
             if found is not None:
                 return found
     return None

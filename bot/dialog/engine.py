@@ -84,8 +84,8 @@ async def respond(turn: Turn) -> None:
     if turn.postback and turn.postback.startswith("intent:"):
         intent = turn.postback.split(":", 1)[1]
         if intent in INTENT_HANDLERS:
-            _leave_flow(turn)
             turn.intent, turn.confidence = intent, 1.0
+            _leave_flow(turn)
             await INTENT_HANDLERS[intent](turn)
             await _after(turn)
             return
@@ -109,8 +109,9 @@ def _readable(text: str) -> bool:
 
 def _leave_flow(turn: Turn) -> None:
     """Another request while a flow is open: a return, a cancellation or an address change is
-    put aside (offered again later); a pending question (verification, a menu) is dropped."""
-    if turn.state.flow in RESUMABLE:
+    put aside (offered again later); a pending question (verification, a menu) is dropped, and
+    so is a flow the new request starts afresh (a new return replaces the open one)."""
+    if turn.state.flow in RESUMABLE and FLOW_INTENTS.get(turn.state.flow) != turn.intent:
         turn.state.suspend()
     elif turn.state.flow == "resume":  # the offer to go back was passed over: drop it
         turn.state.reset()

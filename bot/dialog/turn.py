@@ -8,6 +8,7 @@ inbound message processed.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -47,7 +48,7 @@ class DialogState:
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> DialogState:
-        data = dict(data or {})
+        data = copy.deepcopy(dict(data or {}))  # never mutate the loaded JSON: the change would not be saved
         known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
         return cls(**known)
 

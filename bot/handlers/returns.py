@@ -231,7 +231,7 @@ def flow_answer(turn: Turn) -> tuple[str, str] | None:
         return None
     for question, options in _LATER:
         choices = [(turn.label(f"{question}_{o.value}"), f"{question}:{o.value}") for o in options]
-        value = match(turn.text, choices, turn.lang, positions=False)
+        value = match(turn.text, choices, turn.lang, positions=False, loose=False)
         if value is not None:
             return question, value.split(":", 1)[1]
     return None

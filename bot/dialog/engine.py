@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from bot.dialog.choices import is_cancel, offer, pick, yes_no
+from bot.dialog.choices import amount, is_cancel, offer, pick, wants_all, yes_no
 from bot.dialog.requests import split_requests
 from bot.dialog.turn import Turn
 from bot.dialog.verify import continue_verification
@@ -68,7 +68,7 @@ async def respond(turn: Turn) -> None:
         turn.say("empty_message")
         return
 
-    if turn.hostile and turn.postback is None and not turn.state.slots.get("free_text"):
+    if turn.hostile and turn.postback is None and not turn.state.slots.get("free_text") and not _plain_answer(turn):
         # Strongly negative (insults, swearing, fury, threats): whatever it asks, a person
         # answers it, first in the queue. Whatever flow was open ends here. (An answer to an
         # open question, such as an address or a return note, is taken as the answer.)
@@ -100,6 +100,14 @@ async def respond(turn: Turn) -> None:
     _split(turn)
     await route_by_intent(turn)
     await _after(turn)
+
+
+#: a menu answer this short ("cái thứ nhất", "the first one") is an answer, whatever its tone score
+_PLAIN_ANSWER_WORDS = 4
+
+
+def _plain_answer(turn: Turn) -> bool:
+    return bool(turn.state.flow) and len(turn.text.split()) <= _PLAIN_ANSWER_WORDS and answers_flow(turn)
 
 
 def _readable(text: str) -> bool:
@@ -136,6 +144,8 @@ def answers_flow(turn: Turn) -> bool:
     confirmation, or words of the flow's own vocabulary ("store credit" while the return asks
     for the condition: noted and asked again, never a question about store credit)."""
     if pick(turn) is not None:
+        return True
+    if turn.state.step == "quantity" and (amount(turn.text, turn.lang) is not None or wants_all(turn.text, turn.lang)):
         return True
     values = {value for _, value in turn.state.slots.get("choices") or []}
     if {"yes", "no"} & values and yes_no(turn.text, turn.lang) is not None:
@@ -258,8 +268,8 @@ def _record_flow_intent(turn: Turn, classified: str, intent: str) -> None:
         turn.intent = intent
 
 
-#: an unsure question about returns, asked about a named order, is answered by checking that order
-_ABOUT_AN_ORDER = {"return_policy": "start_return"}
+#: a question about returns, asked about a named order, is answered by checking that order
+_ABOUT_AN_ORDER = {"return_policy": "start_return", "start_return": "start_return"}
 #: intents never offered as a clarifying choice
 _NOT_CANDIDATES = frozenset({"unknown", "greeting", "thanks", "goodbye"})
 _MAX_CANDIDATES = 3

@@ -118,12 +118,12 @@ _LABELLED_ORDER = re.compile(
     r"(?:\s*" + _NUMBER_WORD + r")?"
     r"(?:\s*(?:is|es|là|:|：|-))?\s*"
     r"(?P<id>(?P<sign>[#№]\s?)?" + _ORDER_ID + r")"
-    r"(?![0-9A-Za-z])(?![.,/:][0-9])",
+    r"(?![0-9A-Za-z])(?![.,/:][0-9])(?!-[0-9])",
     re.IGNORECASE,
 )
 _HASH_ORDER = re.compile(
     r"(?<![0-9A-Za-z&#/])(?P<id>(?P<sign>[#№]\s?)" + _ORDER_ID + r")"
-    r"(?![0-9A-Za-z])(?![.,/:][0-9])",
+    r"(?![0-9A-Za-z])(?![.,/:][0-9])(?!-[0-9])",
     re.IGNORECASE,
 )
 _MARKETPLACE_ORDER = re.compile(

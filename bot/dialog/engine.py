@@ -103,7 +103,7 @@ async def respond(turn: Turn) -> None:
 
 
 #: a menu answer this short ("cái thứ nhất", "the first one") is an answer, whatever its tone score
-_PLAIN_ANSWER_WORDS = 4
+_PLAIN_ANSWER_WORDS = 6
 
 
 def _plain_answer(turn: Turn) -> bool:
@@ -145,7 +145,9 @@ def answers_flow(turn: Turn) -> bool:
     for the condition: noted and asked again, never a question about store credit)."""
     if pick(turn) is not None:
         return True
-    if turn.state.step == "quantity" and (amount(turn.text, turn.lang) is not None or wants_all(turn.text, turn.lang)):
+    if turn.state.step in {"quantity", "items"} and wants_all(turn.text, turn.lang):
+        return True
+    if turn.state.step == "quantity" and amount(turn.text, turn.lang) is not None:
         return True
     values = {value for _, value in turn.state.slots.get("choices") or []}
     if {"yes", "no"} & values and yes_no(turn.text, turn.lang) is not None:
@@ -166,7 +168,7 @@ def _split(turn: Turn) -> None:
     if len(requests) < 2:
         return
     first, *rest = requests
-    if first.intent != turn.intent and first.confidence >= CONFIDENT:
+    if first.confidence >= CONFIDENT and (first.intent != turn.intent or first.confidence > turn.confidence):
         turn.intent, turn.confidence, turn.ranking = first.intent, first.confidence, first.ranking
     named_order = any(e.type in {"order_number", "tracking_number"} for e in turn.entities)
     for request in rest:

@@ -85,7 +85,7 @@ async def respond(turn: Turn) -> None:
         intent = turn.postback.split(":", 1)[1]
         if intent in INTENT_HANDLERS:
             turn.intent, turn.confidence = intent, 1.0
-            _leave_flow(turn)
+            _leave_flow(turn, pressed=True)
             await INTENT_HANDLERS[intent](turn)
             await _after(turn)
             return
@@ -115,15 +115,17 @@ def _readable(text: str) -> bool:
     return any(ch.isprintable() and not ch.isspace() for ch in text)
 
 
-def _leave_flow(turn: Turn) -> None:
+def _leave_flow(turn: Turn, *, pressed: bool = False) -> None:
     """Another request while a flow is open: a return, a cancellation or an address change is
-    put aside (offered again later); a pending question (verification, a menu) is dropped, and
-    so is a flow the new request starts afresh (a new return replaces the open one)."""
+    put aside (offered again later), unless the new request starts it afresh (a new return
+    replaces the open one); an unanswered menu is dropped; a verification in progress stays
+    (the new request may need the same order, and the next answer may still be its proof)
+    unless a button started something else."""
     if turn.state.flow in RESUMABLE and FLOW_INTENTS.get(turn.state.flow) != turn.intent:
         turn.state.suspend()
     elif turn.state.flow == "resume":  # the offer to go back was passed over: drop it
         turn.state.reset()
-    elif turn.state.flow:
+    elif turn.state.flow != "verify" or pressed:
         turn.state.clear()
 
 

@@ -21,7 +21,7 @@ from inbox import store
 from inbox.events import EventBus
 from inbox.messages import InboundMessage, OutboundPayload
 from inbox.models import Channel, Contact, OutboxMessage, OutboxStatus
-from ordersvc.models import utcnow
+from shopbase.clock import utcnow
 from ordersvc.service import find_customer_by_email
 
 __all__ = ["run_terminal_chat", "TerminalSession"]

@@ -21,7 +21,7 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from inbox.models import Agent, Role
-from ordersvc.models import utcnow
+from shopbase.clock import utcnow
 
 __all__ = [
     "MIN_PASSWORD_LENGTH",

@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import relationship
 from sqlmodel import Field, Relationship, SQLModel
 
-from ordersvc.models import enum_column, utcnow
-from ordersvc.types import JSONType
+from shopbase.clock import utcnow
+from shopbase.coltypes import JSONType, enum_column
 
 __all__ = [
     "Channel",

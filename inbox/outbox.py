@@ -45,7 +45,8 @@ from sqlmodel import col, select
 from inbox.channels import PermanentFailure, RetryLater, SenderRegistry
 from inbox.events import Event, EventBus, EventType, collect
 from inbox.messages import OutboundPayload
-from inbox.models import AuditEvent, Channel, Contact, Message, OutboxMessage, OutboxStatus, utcnow
+from inbox.models import AuditEvent, Channel, Contact, Message, OutboxMessage, OutboxStatus
+from shopbase.clock import utcnow
 
 __all__ = ["OutboxDispatcher", "backoff_seconds"]
 

@@ -42,7 +42,6 @@ from inbox.messages import (
     InvalidMessage,
     OutboundPayload,
     check_text,
-    clean_label,
 )
 from inbox.models import (
     PRIORITY_RANK,
@@ -73,6 +72,7 @@ from inbox.queries import (
     transcript,
 )
 from ordersvc.models import Customer
+from shopbase.text import clean_line, clean_text
 
 __all__ = [
     "RecordResult",
@@ -191,17 +191,13 @@ def _is_transient(exc: DBAPIError) -> bool:
     return "database is locked" in text or "database table is locked" in text
 
 
-def _sanitize_outbound(text: str) -> str:
-    return text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
-
-
 def normalize_labels(labels: Any) -> list[str]:
     """Labels as stored: trimmed, lower-case, one line, at most 64 characters, unique, in order."""
     if isinstance(labels, str):
         labels = [labels]
     out: list[str] = []
     for raw in labels or ():
-        label = clean_label(str(raw), 64).lower()
+        label = clean_line(str(raw), 64).lower()
         if label and label not in out:
             out.append(label)
     if len(out) > MAX_LABELS:
@@ -286,8 +282,8 @@ def _check_inbound(msg: InboundMessage, max_chars: int) -> _Inbound:
     attachments = [
         (a if isinstance(a, Attachment) else Attachment.from_dict(dict(a))).cleaned().to_dict() for a in msg.attachments
     ]
-    postback = clean_label(msg.postback, 256) or None
-    start_payload = clean_label(msg.start_payload, 256) or None
+    postback = clean_line(msg.postback, 256) or None
+    start_payload = clean_line(msg.start_payload, 256) or None
     if not text and not attachments and not postback and not start_payload:
         raise InvalidMessage("message is empty")
     hint = (msg.language_hint or "").strip()
@@ -297,8 +293,8 @@ def _check_inbound(msg: InboundMessage, max_chars: int) -> _Inbound:
         dedupe_key=_check_id(msg.dedupe_key, "delivery id"),
         external_id=_check_id(msg.contact_external_id, "sender id"),
         text=text,
-        display_name=clean_label(msg.display_name, 255),
-        username=clean_label(msg.username, 255) or None,
+        display_name=clean_line(msg.display_name, 255),
+        username=clean_line(msg.username, 255) or None,
         language=hint[:16] if hint and _LANG.match(hint) else None,
         attachments=attachments,
         channel_message_id=channel_message_id,
@@ -522,7 +518,7 @@ def add_outbound(
     if conversation.id is None:
         raise ValueError("add_outbound needs a conversation that has been flushed")
     now = utcnow()
-    text = _sanitize_outbound(payload.text or "")
+    text = clean_text(payload.text)
     message = Message(
         conversation_id=conversation.id,
         channel=conversation.channel,
@@ -804,7 +800,7 @@ async def escalate(
     conversation.owner = Owner.agent
     conversation.summary = clean_summary(summary)
     _touch(session, conversation, now)
-    reason = clean_label(reason, 64)
+    reason = clean_line(reason, 64)
     write_audit(session, conversation.id, "conversation.escalated", actor=actor,
                 detail={"reason": reason, "priority": Priority(conversation.priority).value,
                         "from_owner": previous_owner.value}, now=now)
@@ -813,10 +809,7 @@ async def escalate(
 
 
 def clean_summary(summary: str | None) -> str | None:
-    if not summary:
-        return None
-    text = summary.replace("\x00", "").encode("utf-8", "replace").decode("utf-8").strip()
-    return text[:2000] or None
+    return clean_text(summary, 2000) or None
 
 
 # Channels whose contacts carry no name of their own: once verified, the customer's name is shown.
@@ -836,7 +829,7 @@ async def link_contact_to_customer(
         # The widget only knows a placeholder ("Web visitor 7F3A"); agents should see who it is.
         customer = await session.get(Customer, customer_id)
         if customer is not None and (customer.first_name or customer.last_name):
-            contact.display_name = clean_label(customer.display_name, 255)
+            contact.display_name = clean_line(customer.display_name, 255)
     session.add(contact)
     active = (
         await session.exec(

@@ -13,7 +13,6 @@ otherwise (including shipments whose lines are not known).
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -34,8 +33,9 @@ from ordersvc.models import (
     Refund,
     Shipment,
     ShipmentLine,
-    utcnow,
 )
+from shopbase.clock import utcnow
+from shopbase.text import clean_line
 
 __all__ = [
     "ActionResult",
@@ -136,7 +136,7 @@ async def cancel_order(
         return ActionResult(ok=False, reason=refusal, order=locked)
 
     now = utcnow()
-    reason_text = _clean(reason)[:64] or "customer"
+    reason_text = clean_line(reason, 64) or "customer"
     refund: Refund | None = None
     if locked.financial_status in _UNPAID:
         locked.financial_status = FinancialStatus.voided
@@ -153,7 +153,7 @@ async def cancel_order(
                 external_id=f"shopdesk:cancel:{locked.id}",
                 amount=amount,
                 currency=locked.currency,
-                note=f"order cancelled by {_clean(actor)[:32] or 'bot'}: {reason_text}",
+                note=f"order cancelled by {clean_line(actor, 32) or 'bot'}: {reason_text}",
                 processed_at=now,
             )
             session.add(refund)
@@ -172,13 +172,6 @@ async def cancel_order(
 def _territories() -> Mapping[str, str]:
     names = Locale("en").territories
     return {code: name for code, name in names.items() if len(code) == 2 and code.isalpha() and code != "ZZ"}
-
-
-def _clean(value: str) -> str:
-    """Strip control and bidi-override characters and outer whitespace."""
-    return "".join(
-        ch for ch in value if unicodedata.category(ch) not in {"Cc", "Cf"} or ch in "\u200c\u200d"
-    ).strip()
 
 
 def check_address(new_address: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
@@ -200,7 +193,7 @@ def check_address(new_address: Mapping[str, Any]) -> tuple[dict[str, str], dict[
         if not isinstance(raw, str):
             errors[key] = "invalid"
             continue
-        value = " ".join(_clean(raw).split())
+        value = clean_line(raw)
         if len(value) > _MAX_FIELD_LENGTH:
             errors[key] = "too_long"
         elif value:

@@ -47,7 +47,6 @@ __all__ = [
     "ProductVariant",
     "Warehouse",
     "InventoryLevel",
-    "WebhookDelivery",
     "ApiToken",
     "ShopSetting",
 ]
@@ -363,19 +362,6 @@ class InventoryLevel(SQLModel, table=True):
     @property
     def is_low(self) -> bool:
         return self.available <= self.safety_stock
-
-
-class WebhookDelivery(SQLModel, table=True):
-    """One row per platform delivery id, so a retried webhook is recognised and acknowledged."""
-
-    __tablename__ = "webhook_delivery"
-    __table_args__ = (sa.UniqueConstraint("source", "delivery_id", name="uq_webhook_delivery"),)
-
-    id: int | None = Field(default=None, primary_key=True)
-    source: str = Field(max_length=32)
-    delivery_id: str = Field(max_length=128)
-    topic: str = Field(default="", max_length=64)
-    received_at: datetime = Field(default_factory=utcnow)
 
 
 class ApiToken(SQLModel, table=True):

@@ -41,6 +41,7 @@ from ordersvc.models import (
     utcnow,
 )
 from ordersvc.tracking import ShipmentStatus
+from shopbase.text import postal_code_match_key
 
 __all__ = [
     "DEFAULT_SHIPPING_POLICY",
@@ -52,7 +53,6 @@ __all__ = [
     "ShippedLine",
     "ReturnBundle",
     "normalize_email",
-    "normalize_postal_code",
     "order_ref_candidates",
     "find_order",
     "orders_for_customer",
@@ -182,12 +182,6 @@ class OrderBundle:
 def normalize_email(value: str) -> str:
     """Trimmed and case-folded; the form every email comparison uses."""
     return unicodedata.normalize("NFKC", value).strip().lower()
-
-
-def normalize_postal_code(value: str) -> str:
-    """Upper case without spaces or dashes: ``"k1a 0b1"`` and ``"K1A-0B1"`` both give ``"K1A0B1"``."""
-    text = unicodedata.normalize("NFKC", value).upper()
-    return re.sub(r"[\s\-‐-―−]+", "", text)
 
 
 _REF_PREFIX = re.compile(
@@ -444,9 +438,9 @@ async def verify_customer(session: AsyncSession, order_ref: str, proof: str) -> 
     order = await find_order(session, order_ref) if isinstance(order_ref, str) else None
 
     given_email = normalize_email(proof)
-    given_postal = normalize_postal_code(proof)
+    given_postal = postal_code_match_key(proof)
     stored_email = normalize_email(order.email or "") if order is not None else ""
-    stored_postal = normalize_postal_code(_order_postal_code(order)) if order is not None else ""
+    stored_postal = postal_code_match_key(_order_postal_code(order)) if order is not None else ""
 
     email_ok = hmac.compare_digest(_digest(given_email), _digest(stored_email) if stored_email else _NO_MATCH)
     postal_ok = hmac.compare_digest(_digest(given_postal), _digest(stored_postal) if stored_postal else _NO_MATCH)

@@ -19,6 +19,7 @@ def import_models() -> None:
     """Import every module that defines tables, so ``SQLModel.metadata`` is complete."""
     import inbox.models  # noqa: F401
     import ordersvc.models  # noqa: F401
+    import shopbase.dedupe  # noqa: F401
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

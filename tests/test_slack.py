@@ -43,7 +43,8 @@ from inbox.models import (
     Priority,
 )
 from inbox.outbox import OutboxDispatcher
-from ordersvc.models import ReturnAuthorization, ReturnLine, ReturnMethod, RmaStatus, WebhookDelivery
+from ordersvc.models import ReturnAuthorization, ReturnLine, ReturnMethod, RmaStatus
+from shopbase.dedupe import WebhookDelivery
 from tests.fakes import slack as fs
 from tests.fakes.slack import FakeSlack
 from tests.fakes.telegram import FakeTelegram

@@ -68,7 +68,6 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from bot.connectors import slack_blocks as blocks
@@ -85,10 +84,11 @@ from inbox.models import (
     ExternalThread,
     Message,
 )
-from ordersvc.models import Customer, Order, OrderLine, ReturnAuthorization, ReturnLine, RmaStatus, ReturnMethod, WebhookDelivery
+from ordersvc.models import Customer, Order, OrderLine, ReturnAuthorization, ReturnLine, RmaStatus, ReturnMethod
 from ordersvc.returns import transition
 from ordersvc.serialize import order_document
 from ordersvc.service import find_customer_by_email, find_order, orders_for_customer
+from shopbase.dedupe import DuplicateDelivery, claim_delivery
 from shopbase.refusal import Refused
 
 __all__ = [
@@ -202,10 +202,9 @@ class _Job:
 
 async def _claim_delivery(session: Any, key: str, topic: str) -> None:
     """Add the delivery row in the caller's transaction; _Duplicate if it exists already."""
-    session.add(WebhookDelivery(source="slack", delivery_id=key[:128], topic=topic[:64]))
     try:
-        await session.flush()
-    except IntegrityError:
+        await claim_delivery(session, "slack", key, topic)
+    except DuplicateDelivery:
         await session.rollback()
         raise _Duplicate from None
 

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from inbox.models import Channel
+from shopbase.refusal import Refused
 from shopbase.text import clean_line
 
 __all__ = [
@@ -37,11 +38,11 @@ _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _SAFE_URL_SCHEMES = {"http", "https"}
 
 
-class InvalidMessage(ValueError):
-    """A message we refuse to store; ``reason`` is one line fit for a 4xx answer."""
+class InvalidMessage(Refused, ValueError):
+    """A message we refuse to store or send; ``reason`` is one line fit for a 4xx answer."""
 
     def __init__(self, reason: str) -> None:
-        super().__init__(reason)
+        super().__init__("invalid_message", reason, status=400)
         self.reason = reason
 
 

@@ -1,6 +1,6 @@
 """Step 6 of the story of one message: deliver the outbox, in order, with retries.
 
-Rows are written by ``inbox.store.add_outbound`` in the transaction that produced them; the
+Rows are written by ``inbox.actions.message_send`` in the transaction that produced them; the
 :class:`OutboxDispatcher` sends them through the channel's registered
 :class:`~inbox.channels.Sender`:
 
@@ -42,10 +42,11 @@ import sqlalchemy as sa
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 
+from inbox.actions.base import write_audit
 from inbox.channels import PermanentFailure, RetryLater, SenderRegistry
 from inbox.events import Event, EventBus, EventType, collect
 from inbox.messages import OutboundPayload
-from inbox.models import AuditEvent, Channel, Contact, Message, OutboxMessage, OutboxStatus
+from inbox.models import Channel, Contact, Message, OutboxMessage, OutboxStatus
 from shopbase.clock import utcnow
 
 __all__ = ["OutboxDispatcher", "backoff_seconds"]
@@ -380,9 +381,9 @@ class OutboxDispatcher:
                     .values(undeliverable_at=now)
                     .execution_options(synchronize_session=False)
                 )
-            session.add(AuditEvent(conversation_id=row.conversation_id, actor="system", action="message.undeliverable",
-                                   detail={"message_id": row.message_id, "outbox_id": row.id, "reason": reason,
-                                           "blocked": blocked}, created_at=now))
+            write_audit(session, row.conversation_id, "message.undeliverable", actor="system",
+                        detail={"message_id": row.message_id, "outbox_id": row.id, "reason": reason,
+                                "blocked": blocked}, now=now)
             collect(session, Event(EventType.message_delivery.value, row.conversation_id,
                                    {"message_id": row.message_id, "outbox_id": row.id, "status": "undeliverable",
                                     "reason": reason, "blocked": blocked}))

@@ -36,7 +36,8 @@ from bot.connectors.telegram import (
     webhook_status,
     webhook_status_text,
 )
-from inbox import store
+from inbox.actions.message_mark_processed import message_mark_processed
+from inbox.actions.message_send import message_send
 from inbox.channels import SenderRegistry
 from inbox.events import EventBus
 from inbox.messages import Attachment, OutboundPayload, QuickReply
@@ -98,9 +99,9 @@ def echo_processor(sessions: Any) -> Callable[[int], Awaitable[None]]:
                 return
             conversation = await s.get(Conversation, message.conversation_id)
             said = message.postback or message.text
-            store.add_outbound(s, conversation, OutboundPayload(text=f"echo: {said}", quick_replies=QUICK),
+            message_send(s, conversation, OutboundPayload(text=f"echo: {said}", quick_replies=QUICK),
                                author=Author.bot)
-            await store.mark_processed(s, message_id)
+            await message_mark_processed(s, message_id)
             await s.commit()
 
     return process
@@ -296,9 +297,9 @@ async def test_long_quick_reply_value_round_trips(env: Env, sessions: Any) -> No
                 return
             conversation = await s.get(Conversation, message.conversation_id)
             if message.postback is None:
-                store.add_outbound(s, conversation, OutboundPayload("Which one?", (QuickReply("The big one", value),)),
+                message_send(s, conversation, OutboundPayload("Which one?", (QuickReply("The big one", value),)),
                                    author=Author.bot)
-            await store.mark_processed(s, message_id)
+            await message_mark_processed(s, message_id)
             await s.commit()
 
     env.worker.processor = process
@@ -468,14 +469,14 @@ def test_translate_update_edges() -> None:
 async def _reply(sessions: Any, conversation_id: int, payload: OutboundPayload) -> None:
     async with sessions() as s:
         conversation = await s.get(Conversation, conversation_id)
-        store.add_outbound(s, conversation, payload, author=Author.agent)
+        message_send(s, conversation, payload, author=Author.agent)
         await s.commit()
 
 
 async def _conversation(env: Env, chat: int = CHAT, update_id: int = 100) -> int:
     async def silent(message_id: int) -> None:
         async with env.sessions() as s:
-            await store.mark_processed(s, message_id)
+            await message_mark_processed(s, message_id)
             await s.commit()
 
     env.worker.processor = silent

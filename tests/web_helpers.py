@@ -19,12 +19,12 @@ from aiohttp.test_utils import TestClient
 from argon2 import PasswordHasher
 
 import inbox.web
+from inbox.actions.message_record import RecordResult, message_record
 from inbox.auth import create_agent
 from inbox.channels import SenderRegistry
 from inbox.events import Event, EventBus
 from inbox.messages import InboundMessage
 from inbox.models import Agent, Channel
-from inbox.store import RecordResult, record_inbound
 from inbox.web import ThrottleConfig, WebConfig
 from inbox.web.state import WebState
 
@@ -131,7 +131,7 @@ async def customer_says(
     name: str = "Jane Doe",
 ) -> RecordResult:
     key = key or f"{contact}:{abs(hash((text, contact)))}"
-    return await record_inbound(
+    return await message_record(
         sessions,
         InboundMessage(channel=channel, dedupe_key=key, contact_external_id=contact, text=text, display_name=name),
     )

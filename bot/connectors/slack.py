@@ -72,7 +72,12 @@ from sqlmodel import col, select
 
 from bot.connectors import slack_blocks as blocks
 from bot.dialog.turn import DialogState
-from inbox import store
+from inbox.actions.base import write_audit
+from inbox.actions.conversation_assign import conversation_claim
+from inbox.actions.conversation_status import conversation_status
+from inbox.actions.message_note import message_note
+from inbox.actions.message_send import agent_reply
+from inbox.queries.conversations import get_conversation
 from inbox.events import Event, EventBus, EventType
 from inbox.messages import InvalidMessage
 from inbox.models import (
@@ -145,7 +150,7 @@ async def link_slack_user(session: Any, agent: Agent, slack_user_id: str | None)
     """Set (or clear) the Slack user an agent acts as (admin action; the caller commits)."""
     agent.slack_user_id = (slack_user_id or "").strip()[:32] or None
     session.add(agent)
-    store.write_audit(session, None, "agent.slack_linked", actor="admin",
+    write_audit(session, None, "agent.slack_linked", actor="admin",
                       detail={"agent_id": agent.id, "linked": agent.slack_user_id is not None})
 
 
@@ -485,15 +490,15 @@ class SlackConnector:
                 if agent is None:
                     notice = _LINK_HINT
                 else:
-                    conversation = await store.get_conversation(session, agent, thread.conversation_id)
+                    conversation = await get_conversation(session, agent, thread.conversation_id)
                     if conversation is None:
                         notice = "You cannot see this conversation in the inbox, so your reply was not sent."
                     elif is_note:
-                        await store.add_note(session, conversation, agent, plain[len(NOTE_PREFIX):].strip(),
+                        await message_note(session, conversation, agent, plain[len(NOTE_PREFIX):].strip(),
                                              max_chars=self.max_chars)
                         outcome = "note"
                     else:
-                        await store.agent_reply(session, conversation, agent, plain, max_chars=self.max_chars)
+                        await agent_reply(session, conversation, agent, plain, max_chars=self.max_chars)
                         outcome = "reply"
                 await session.commit()
         except _Duplicate:
@@ -534,21 +539,25 @@ class SlackConnector:
         try:
             async with self.sessions() as session:
                 await _claim_delivery(session, f"action:{click.user_id}:{click.action_ts}", verb)
-                conversation = await store.get_conversation(session, agent, thread.conversation_id)
+                conversation = await get_conversation(session, agent, thread.conversation_id)
                 if conversation is None:
                     notice, outcome = "You cannot see this conversation in the inbox.", "denied"
                 elif verb == "claim":
-                    if not await store.claim(session, conversation, agent):
+                    try:
+                        await conversation_claim(session, conversation, agent)
+                    except Refused as refusal:
+                        if refusal.code != "taken":
+                            raise
                         holder = await session.get(Agent, conversation.assignee_id) if conversation.assignee_id else None
                         who = holder.name if holder is not None and holder.name else "another agent"
                         notice, outcome = f"{who} has this conversation already.", "taken"
                 elif conversation.status != ConversationStatus.resolved:
-                    await store.set_status(session, conversation, ConversationStatus.resolved, by=agent)
+                    await conversation_status(session, conversation, ConversationStatus.resolved, by=agent)
                 await session.commit()
         except _Duplicate:
             return "duplicate"
-        except store.InvalidAction as exc:
-            notice, outcome = str(exc), "denied"
+        except Refused as exc:
+            notice, outcome = exc.message, "denied"
         if notice:
             await self._ephemeral(click.channel, click.user_id, notice)
         return outcome
@@ -584,8 +593,8 @@ class SlackConnector:
                 if thread.conversation_id is not None:
                     conversation = await session.get(Conversation, thread.conversation_id)
                     if conversation is not None:
-                        await store.add_note(session, conversation, agent, f"Return {rma.rma_number} {note}.")
-                store.write_audit(session, thread.conversation_id, f"return.{verb}", agent=agent,
+                        await message_note(session, conversation, agent, f"Return {rma.rma_number} {note}.")
+                write_audit(session, thread.conversation_id, f"return.{verb}", agent=agent,
                                   detail={"rma_id": rma_id, "via": "slack"})
                 await session.commit()
         except _Duplicate:

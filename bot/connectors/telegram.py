@@ -12,7 +12,7 @@ Inbound, one path for both transports:
    (``dedupe_key`` = ``"<bot id>:<update_id>"``). Only private chats are served: a support
    conversation holds order details, which must never be shown to a group. Group and channel
    posts, edits, and update types we do not use are acknowledged and ignored.
-3. ``inbox.store.record_inbound`` stores it in its own transaction; the webhook answers 200
+3. ``inbox.actions.message_record`` stores it in its own transaction; the webhook answers 200
    only after that commit, then ``on_inbound`` schedules the bot (never awaited work). A
    repeated or concurrent delivery of the same update is recognised by the database and
    answered 200 without a second message. If the database is unavailable the answer is 503
@@ -60,7 +60,7 @@ from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col, select
 
-from inbox import store
+from inbox.actions.message_record import message_record
 from inbox.channels import PermanentFailure, RetryLater
 from inbox.messages import Attachment, InboundMessage, InvalidMessage, OutboundPayload, QuickReply
 from inbox.models import Channel, Contact, OutboxMessage
@@ -629,7 +629,7 @@ class TelegramConnector:
             log.info("telegram update %s ignored: %s", tr.update_id, tr.ignored)
             return "ignored"
         try:
-            result = await store.record_inbound(
+            result = await message_record(
                 self.sessions, message, reopen_days=self.settings.reopen_days,
                 max_chars=self.settings.max_message_chars,
             )

@@ -17,7 +17,7 @@ from sqlmodel import select
 from bot.dialog.choices import offer, pick
 from bot.dialog.turn import Turn
 from inbox.models import Priority, VerificationAttempt
-from inbox.store import link_contact_to_customer
+from inbox.actions.contact_link import contact_link
 from ordersvc.models import Order
 from ordersvc.service import find_order, orders_for_customer, verify_customer
 
@@ -80,7 +80,7 @@ async def _attempt(turn: Turn, ref: str, proof: str) -> Order | None:
             turn.escalate("verification_lockout", priority=Priority.high)
         return None
     if order.customer_id is not None and turn.contact.customer_id is None:
-        await link_contact_to_customer(turn.session, turn.contact, order.customer_id)
+        await contact_link(turn.session, turn.contact, order.customer_id)
     if order.id not in turn.state.verified_order_ids:
         turn.state.verified_order_ids.append(order.id)  # type: ignore[arg-type]
     return order

@@ -2,12 +2,12 @@
 
 Flows (state in the conversation, JSON only):
 
-* ``cancel``: ``confirm`` (yes → ``ordersvc.actions.cancel_order``, which releases the
+* ``cancel``: ``confirm`` (yes → ``inbox.actions.order_cancel``, which releases the
   reserved stock and refunds what was paid; no → nothing changes) and ``refused`` (the
   order already shipped: the customer may start a return or ask for a person).
 * ``address``: ``full`` (the new address in one message, parsed: street, [line 2], city,
   [state] postal code, country) → whatever is still missing one question at a time
-  (``address1``, ``city``, ``zip``, ``country``) → ``confirm`` → ``ordersvc.actions.change_address``.
+  (``address1``, ``city``, ``zip``, ``country``) → ``confirm`` → ``inbox.actions.order_change_address``.
   A country left out is taken from the current address; the confirmation shows it.
 
 Both actions re-check on a locked row that the order has not started shipping; a refusal
@@ -30,9 +30,12 @@ from bot.dialog.choices import is_no, is_yes, offer, pick
 from bot.dialog.turn import Turn
 from bot.dialog.verify import normalize_ref, require_order
 from bot.files import signed_file_url
+from inbox.actions.order_cancel import order_cancel
+from inbox.actions.order_change_address import order_change_address
 from ordersvc import actions
 from ordersvc.documents import address_lines
 from ordersvc.models import FinancialStatus, Order, OrderLine, Refund
+from shopbase.refusal import Refused
 
 __all__ = [
     "cancel_order",
@@ -160,9 +163,10 @@ async def continue_cancel(turn: Turn) -> None:
     if answer != "yes":
         await _ask_cancel(turn, order, again=True)
         return
-    result = await actions.cancel_order(turn.session, order, reason="customer request", actor="bot")
-    if not result.ok:
-        _refuse_cancel(turn, result.order or order, result.reason or "already_fulfilled")
+    try:
+        result = await order_cancel(turn.session, turn.conversation, order, reason="customer request")
+    except Refused as refusal:
+        _refuse_cancel(turn, refusal.details.get("order") or order, refusal.code)
         return
     done = result.order or order
     _finish(turn, done)
@@ -412,16 +416,17 @@ def _confirm(turn: Turn, fields: dict[str, str], *, again: bool = False) -> None
 
 
 async def _apply(turn: Turn, order: Order, fields: dict[str, str]) -> None:
-    result = await actions.change_address(turn.session, order, fields)
-    if result.ok:
-        done = result.order or order
-        _finish(turn, done)
-        turn.say("address_done", order=done, lines=_address_view(done.shipping_address or {}))
+    try:
+        result = await order_change_address(turn.session, turn.conversation, order, fields)
+    except Refused as refusal:
+        if refusal.code == "invalid_address":
+            await _next_address_step(turn, order, fields)
+            return
+        _refuse_address(turn, refusal.details.get("order") or order, refusal.code)
         return
-    if result.reason == "invalid_address":
-        await _next_address_step(turn, order, fields)
-        return
-    _refuse_address(turn, result.order or order, result.reason or "already_fulfilled")
+    done = result.order or order
+    _finish(turn, done)
+    turn.say("address_done", order=done, lines=_address_view(done.shipping_address or {}))
 
 
 # --------------------------------------------------------------------------- invoice

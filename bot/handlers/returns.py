@@ -34,6 +34,7 @@ from bot.dialog.verify import require_order
 from bot.files import signed_file_url
 from bot.handlers.handoff import human_agent
 from bot.nlu.intents import CONFIDENT
+from inbox.actions.return_open import return_open
 from ordersvc.inventory import available_by_sku
 from ordersvc.models import (
     ItemCondition,
@@ -51,7 +52,6 @@ from ordersvc.returns import (
     ReturnPolicy,
     RmaProblem,
     compute_amounts,
-    create_rma,
     exchange_options,
     load_policy,
     order_eligibility,
@@ -648,8 +648,8 @@ async def _create(ctx: _Ctx) -> None:
     turn = ctx.turn
     resolution, method = Resolution(ctx.slots["resolution"]), ReturnMethod(ctx.slots["method"])
     try:
-        created = await create_rma(turn.session, ctx.order, _return_items(ctx), resolution, method,
-                                   created_by="bot", now=turn.now, policy=ctx.policy)
+        created = await return_open(turn.session, turn.conversation, ctx.order, _return_items(ctx), resolution,
+                                    method, now=turn.now, policy=ctx.policy)
     except Refused as refusal:
         found: tuple[RmaProblem, ...] = refusal.details.get("problems", ())
         if any(e.code in _EXCHANGE_GONE for e in found):

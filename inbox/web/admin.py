@@ -17,11 +17,13 @@ from sqlmodel import col, select
 
 from inbox.auth import AgentError, create_agent, generate_password, set_password
 from inbox.models import Agent, CannedResponse, Label, Role, Team
-from inbox.store import InvalidAction, normalize_labels, write_audit
+from inbox.actions.base import write_audit
+from inbox.actions.conversation_labels import normalize_labels
 from inbox.web.auth import csrf_token
 from inbox.web.canned import CannedError, check_canned_body
 from inbox.web.rendering import error_response, render
 from inbox.web.state import AGENT, STATE
+from shopbase.refusal import Refused
 
 __all__ = ["routes"]
 
@@ -128,7 +130,7 @@ async def update_agent(request: web.Request) -> web.StreamResponse:
             return error_response(request, 404, _NOT_FOUND)
         try:
             message = await _apply_agent_action(db, me, agent, action, form)
-        except (AgentError, InvalidAction) as exc:
+        except (AgentError, Refused) as exc:
             await db.rollback()
             return error_response(request, 400, str(exc)[:1].upper() + str(exc)[1:])
         write_audit(db, None, f"agent.{action}", agent=me, detail={"agent_id": agent.id})
@@ -141,7 +143,7 @@ async def _apply_agent_action(db: Any, me: Agent, agent: Agent, action: str, for
     self_change = agent.id == me.id
     if action == "deactivate":
         if self_change:
-            raise InvalidAction("you cannot deactivate yourself")
+            raise Refused("invalid", "you cannot deactivate yourself", status=400)
         agent.is_active = False
         agent.session_version += 1  # signs them out everywhere
         result = f"{agent.name} is deactivated and signed out."
@@ -153,13 +155,13 @@ async def _apply_agent_action(db: Any, me: Agent, agent: Agent, action: str, for
         result = f"{agent.name} is now an admin."
     elif action == "make_agent":
         if self_change:
-            raise InvalidAction("you cannot remove your own admin role")
+            raise Refused("invalid", "you cannot remove your own admin role", status=400)
         agent.role = Role.agent
         result = f"{agent.name} is now an agent."
     elif action == "slack":
         value = str(form.get("slack_user_id") or "").strip().upper()
         if value and not _SLACK_ID.match(value):
-            raise InvalidAction("a Slack user id looks like U0123ABCD")
+            raise Refused("invalid", "a Slack user id looks like U0123ABCD", status=400)
         agent.slack_user_id = value or None
         result = f"Slack user id of {agent.name} saved."
     elif action == "password":
@@ -169,7 +171,7 @@ async def _apply_agent_action(db: Any, me: Agent, agent: Agent, action: str, for
         agent.session_version += 1
         result = f"{agent.name} is signed out everywhere."
     else:
-        raise InvalidAction("unknown action")
+        raise Refused("invalid", "unknown action", status=400)
     db.add(agent)
     return result
 
@@ -186,12 +188,12 @@ async def _canned_context(request: web.Request) -> dict[str, Any]:
 def _check_canned(form: Any) -> tuple[str, str, str]:
     shortcut = str(form.get("shortcut") or "").strip().lower()
     if not _SHORTCUT.match(shortcut):
-        raise InvalidAction("the shortcut must be 1-64 lower-case letters, digits, '-' or '_'")
+        raise Refused("invalid", "the shortcut must be 1-64 lower-case letters, digits, '-' or '_'", status=400)
     title = " ".join(str(form.get("title") or "").split())[:120]
     try:
         body = check_canned_body(str(form.get("body") or ""))
     except CannedError as exc:
-        raise InvalidAction(str(exc)) from None
+        raise Refused("invalid", str(exc), status=400) from None
     return shortcut, title, body
 
 
@@ -212,16 +214,16 @@ async def save_canned(request: web.Request) -> web.StreamResponse:
             clash = (await db.exec(select(CannedResponse).where(CannedResponse.shortcut == shortcut))).first()
             if canned_id is None:
                 if clash is not None:
-                    raise InvalidAction(f"the shortcut {shortcut} is taken")
+                    raise Refused("invalid", f"the shortcut {shortcut} is taken", status=400)
                 row = CannedResponse(shortcut=shortcut, title=title, body=body)
             else:
                 row = await db.get(CannedResponse, _id(request))
                 if row is None:
                     return error_response(request, 404, _NOT_FOUND)
                 if clash is not None and clash.id != row.id:
-                    raise InvalidAction(f"the shortcut {shortcut} is taken")
+                    raise Refused("invalid", f"the shortcut {shortcut} is taken", status=400)
                 row.shortcut, row.title, row.body = shortcut, title, body
-        except InvalidAction as exc:
+        except Refused as exc:
             ctx = await _canned_context(request)
             return await _page(request, "inbox/admin/canned.html", {**ctx, "error": _sentence(exc)}, status=400)
         db.add(row)
@@ -273,11 +275,11 @@ async def add_label(request: web.Request) -> web.StreamResponse:
     try:
         names = normalize_labels([str(form.get("name") or "")])
         if not names:
-            raise InvalidAction("enter a label name")
+            raise Refused("invalid", "enter a label name", status=400)
         color = str(form.get("color") or "#64748b").strip()
         if not _COLOR.match(color):
-            raise InvalidAction("the colour must look like #1d4ed8")
-    except InvalidAction as exc:
+            raise Refused("invalid", "the colour must look like #1d4ed8", status=400)
+    except Refused as exc:
         ctx = await _labels_context(request)
         return await _page(request, "inbox/admin/labels.html", {**ctx, "error": _sentence(exc)}, status=400)
     async with request.app[STATE].sessions() as db:

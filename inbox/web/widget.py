@@ -314,7 +314,7 @@ async def _hello(request: web.Request, conn: _Conn, frame: dict[str, Any]) -> No
 
 
 async def _inbound(request: web.Request, conn: _Conn, frame: dict[str, Any], kind: str) -> None:
-    from inbox.store import record_inbound
+    from inbox.actions.message_record import message_record
 
     state = request.app[STATE]
     max_chars = state.config.max_message_chars
@@ -356,7 +356,7 @@ async def _inbound(request: web.Request, conn: _Conn, frame: dict[str, Any], kin
         postback=postback,
     )
     try:
-        result = await record_inbound(
+        result = await message_record(
             state.sessions, message, reopen_days=state.config.reopen_days, max_chars=state.config.max_message_chars
         )
     except InvalidMessage as exc:

@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.dialog.engine import respond
 from bot.dialog.turn import BotConfig, DialogState, Turn
@@ -44,7 +45,7 @@ log = logging.getLogger("shopdesk.bot")
 
 
 class Pipeline:
-    def __init__(self, *, sessions: async_sessionmaker[Any], bus: EventBus, settings: Any) -> None:
+    def __init__(self, *, sessions: async_sessionmaker[AsyncSession], bus: EventBus, settings: Any) -> None:
         self.sessions = sessions
         self.bus = bus
         self.config = BotConfig(
@@ -190,7 +191,7 @@ def _language(nlu: Any, conversation: Conversation, contact: Contact) -> str:
 
 
 
-async def unprocessed(sessions: async_sessionmaker[Any]) -> list[int]:
+async def unprocessed(sessions: async_sessionmaker[AsyncSession]) -> list[int]:
     async with sessions() as session:
         rows = await session.exec(select(Message.id).where(Message.processed.is_(False)))  # type: ignore[attr-defined]
         return [int(r) for r in rows.all()]

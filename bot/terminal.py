@@ -24,6 +24,7 @@ from inbox.events import EventBus
 from inbox.messages import InboundMessage, InvalidMessage, OutboundPayload
 from inbox.models import Channel, OutboxMessage, OutboxStatus
 from shopbase.clock import utcnow
+from shopbase.sessions import session_maker
 from ordersvc.service import find_customer_by_email
 
 __all__ = ["run_terminal_chat", "TerminalSession"]
@@ -33,8 +34,6 @@ class TerminalSession:
     """One customer identity on the terminal channel, driving the real pipeline."""
 
     def __init__(self, engine: AsyncEngine, settings: Any, *, lang: str | None = None) -> None:
-        from shopdesk.db import session_maker
-
         self.sessions = session_maker(engine)
         self.settings = settings
         self.pipeline = Pipeline(sessions=self.sessions, bus=EventBus(), settings=settings)

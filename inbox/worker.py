@@ -1,6 +1,6 @@
 """Runs the bot on recorded inbound messages, off the webhook's request path.
 
-:class:`InboundWorker` takes message ids (``submit``, called after ``record_inbound``
+:class:`InboundWorker` takes message ids (``submit``, called after ``message_record``
 committed, and ``sweep``, which finds every unprocessed inbound message) and calls
 ``processor(message_id)``:
 

@@ -56,6 +56,7 @@ __all__ = [
     "order_ref_candidates",
     "find_order",
     "orders_for_customer",
+    "order_lines",
     "order_bundle",
     "order_bundles",
     "shipment_bundles",
@@ -275,6 +276,12 @@ async def orders_for_customer(session: AsyncSession, customer_id: int, limit: in
         .order_by(col(Order.placed_at).desc(), col(Order.id).desc())
         .limit(max(1, min(limit, 500)))
     )
+    return list((await session.exec(stmt)).all())
+
+
+async def order_lines(session: AsyncSession, order_id: int | None) -> list[OrderLine]:
+    """The lines of one order, in the order they were placed (by id)."""
+    stmt = select(OrderLine).where(OrderLine.order_id == order_id).order_by(col(OrderLine.id))
     return list((await session.exec(stmt)).all())
 
 

@@ -443,7 +443,7 @@ async def test_database_trouble_answers_503_so_telegram_retries(env: Env, monkey
     async def broken(*_a: Any, **_k: Any) -> Any:
         raise OperationalError("INSERT", {}, Exception("connection refused"))
 
-    monkeypatch.setattr(store, "record_inbound", broken)
+    monkeypatch.setattr(tgc, "message_record", broken)
     resp = await env.post(make_message_update(90, CHAT, "hi"))
     assert resp.status == 503
     assert resp.headers["Retry-After"] == "5"
@@ -739,13 +739,13 @@ async def test_composition_root_serves_the_webhook_and_the_admin_page(aiohttp_cl
     """The real app (shopdesk.app.build_app): webhook → bot → outbox → Telegram, and the admin page."""
     import re
 
-    from inbox.auth import create_agent
+    from inbox.actions.agent_create import agent_create
     from shopdesk.app import build_app
 
     s = tg_settings(settings, fake, public_url="http://127.0.0.1:8080")
     client = await aiohttp_client(build_app(s, migrate_on_start=False))
     async with sessions() as db:
-        await create_agent(db, "boss@shop.test", "correct horse battery", name="Boss", admin=True)
+        await agent_create(db, "boss@shop.test", "correct horse battery", name="Boss", admin=True)
         await db.commit()
 
     resp = await client.post(WEBHOOK_PATH, json=make_message_update(500, CHAT, "hello"),

@@ -20,7 +20,7 @@ from argon2 import PasswordHasher
 
 import inbox.web
 from inbox.actions.message_record import RecordResult, message_record
-from inbox.auth import create_agent
+from inbox.actions.agent_create import agent_create
 from inbox.channels import SenderRegistry
 from inbox.events import Event, EventBus
 from inbox.messages import InboundMessage
@@ -98,7 +98,7 @@ async def add_agent(
     password: str = PASSWORD,
 ) -> Agent:
     async with sessions() as db:
-        agent = await create_agent(db, email, password, name=name, admin=admin, team_id=team_id)
+        agent = await agent_create(db, email, password, name=name, admin=admin, team_id=team_id)
         await db.commit()
     return agent
 

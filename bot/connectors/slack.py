@@ -77,6 +77,7 @@ from inbox.actions.conversation_assign import conversation_claim
 from inbox.actions.conversation_status import conversation_status
 from inbox.actions.message_note import message_note
 from inbox.actions.message_send import agent_reply
+from inbox.actions.thread_link import thread_link
 from inbox.queries.conversations import get_conversation
 from inbox.events import Event, EventBus, EventType
 from inbox.messages import InvalidMessage
@@ -827,8 +828,8 @@ class SlackConnector:
         posted = await self._post_once(done, "alert", channel=self.alert_channel, text=text, blocks=alert_blocks,
                                        unfurl_links=False, unfurl_media=False)
         async with self.sessions() as session:
-            session.add(ExternalThread(kind=THREAD_KIND, channel_ref=posted[0], thread_ref=posted[1],
-                                       conversation_id=conversation_id, purpose=ESCALATION))
+            thread_link(session, THREAD_KIND, posted[0], posted[1], conversation_id=conversation_id,
+                        purpose=ESCALATION)
             await session.commit()
         log.info("slack: escalation alert posted for conversation %s", conversation_id)
 
@@ -893,8 +894,8 @@ class SlackConnector:
                                        unfurl_links=False, unfurl_media=False)
         if purpose is not None:
             async with self.sessions() as session:
-                session.add(ExternalThread(kind=THREAD_KIND, channel_ref=posted[0], thread_ref=posted[1],
-                                           conversation_id=event.conversation_id, purpose=purpose))
+                thread_link(session, THREAD_KIND, posted[0], posted[1], conversation_id=event.conversation_id,
+                            purpose=purpose)
                 await session.commit()
 
     async def _return_alert(self, session: Any, data: Mapping[str, Any],

@@ -18,6 +18,7 @@ from bot.dialog.choices import offer, pick
 from bot.dialog.turn import Turn
 from inbox.models import Priority, VerificationAttempt
 from inbox.actions.contact_link import contact_link
+from inbox.actions.verification_record import verification_record
 from ordersvc.models import Order
 from ordersvc.service import find_order, orders_for_customer, verify_customer
 
@@ -71,9 +72,7 @@ async def _attempt(turn: Turn, ref: str, proof: str) -> Order | None:
         turn.escalate("verification_lockout", priority=Priority.high)
         return None
     order = await verify_customer(turn.session, ref, proof)
-    turn.session.add(
-        VerificationAttempt(conversation_id=turn.conversation.id, order_ref=norm, success=order is not None, created_at=turn.now)
-    )
+    verification_record(turn.session, turn.conversation, norm, success=order is not None, now=turn.now)
     if order is None:
         if per_conversation + 1 >= MAX_FAILURES or per_order + 1 >= MAX_FAILURES:
             turn.say("verify_locked")

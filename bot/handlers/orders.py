@@ -22,9 +22,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
-import sqlalchemy as sa
 from babel import Locale
-from sqlmodel import col, select
 
 from bot.dialog.choices import is_no, is_yes, offer, pick
 from bot.dialog.turn import Turn
@@ -34,7 +32,8 @@ from inbox.actions.order_cancel import order_cancel
 from inbox.actions.order_change_address import order_change_address
 from ordersvc import actions
 from ordersvc.documents import address_lines
-from ordersvc.models import FinancialStatus, Order, OrderLine, Refund
+from ordersvc.models import FinancialStatus, Order
+from ordersvc.service import order_lines
 from shopbase.refusal import Refused
 
 __all__ = [
@@ -47,7 +46,6 @@ __all__ = [
     "find_country",
 ]
 
-_UNCHARGED = {FinancialStatus.pending, FinancialStatus.authorized, FinancialStatus.voided, FinancialStatus.refunded}
 _ADDRESS_STEPS = ("address1", "city", "zip", "country")
 _FIELD_OF_STEP = {"address1": "address1", "city": "city", "zip": "zip", "country": "country_code"}
 _MAX_ADDRESS_TEXT = 600
@@ -84,15 +82,6 @@ async def _flow_order(turn: Turn, purpose: str) -> Order | None:
 # --------------------------------------------------------------------------- cancel
 
 
-async def _refund_due(turn: Turn, order: Order) -> Decimal:
-    if order.financial_status in _UNCHARGED:
-        return Decimal("0")
-    refunded = (
-        await turn.session.exec(select(sa.func.coalesce(sa.func.sum(Refund.amount), 0)).where(Refund.order_id == order.id))
-    ).one()
-    return max(order.total_price - Decimal(str(refunded)), Decimal("0"))
-
-
 async def cancel_order(turn: Turn) -> None:
     order = await require_order(turn, "cancel_order")
     if order is None:
@@ -106,7 +95,7 @@ async def cancel_order(turn: Turn) -> None:
 
 
 async def _ask_cancel(turn: Turn, order: Order, *, again: bool = False) -> None:
-    lines = (await turn.session.exec(select(OrderLine).where(OrderLine.order_id == order.id).order_by(col(OrderLine.id)))).all()
+    lines = await order_lines(turn.session, order.id)
     turn.state.start("cancel", "confirm", order_id=order.id)
     turn.state.pending_intent = "cancel_order"
     offer(
@@ -115,7 +104,7 @@ async def _ask_cancel(turn: Turn, order: Order, *, again: bool = False) -> None:
         [(turn.label("cancel_yes"), "yes"), (turn.label("cancel_no"), "no")],
         order=order,
         items=[{"title": ln.title, "variant": ln.variant_title, "quantity": ln.quantity} for ln in lines],
-        refund=await _refund_due(turn, order),
+        refund=await actions.refund_due(turn.session, order),
         currency=order.currency,
         again=again,
     )

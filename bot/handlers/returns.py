@@ -56,6 +56,7 @@ from ordersvc.returns import (
     load_policy,
     order_eligibility,
 )
+from ordersvc.service import order_lines
 from shopbase.refusal import Refused
 
 __all__ = ["start_return", "continue_return", "FLOW", "REASONS", "agent_choice"]
@@ -126,7 +127,7 @@ class _Ctx:
 async def _context(turn: Turn, order: Order) -> _Ctx:
     policy = await load_policy(turn.session)
     verdicts = await order_eligibility(turn.session, order, policy=policy, now=turn.now)
-    rows = (await turn.session.exec(select(OrderLine).where(OrderLine.order_id == order.id).order_by(col(OrderLine.id)))).all()
+    rows = await order_lines(turn.session, order.id)
     return _Ctx(turn, order, policy, {ln.id: ln for ln in rows if ln.id is not None}, {v.order_line_id: v for v in verdicts})
 
 

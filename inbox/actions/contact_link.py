@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from inbox.actions.base import NAMELESS_CHANNELS, touch, write_audit
 from inbox.events import Event, EventType, collect
-from inbox.models import Contact, Conversation, ConversationStatus
+from inbox.models import Contact
+from inbox.queries.conversations import active_conversation
 from ordersvc.models import Customer
 from shopbase.clock import utcnow
 from shopbase.text import clean_line
@@ -28,13 +28,7 @@ async def contact_link(session: AsyncSession, contact: Contact, customer_id: int
         if customer is not None and (customer.first_name or customer.last_name):
             contact.display_name = clean_line(customer.display_name, 255)
     session.add(contact)
-    active = (
-        await session.exec(
-            select(Conversation).where(
-                Conversation.contact_id == contact.id, Conversation.status != ConversationStatus.resolved
-            )
-        )
-    ).first()
+    active = await active_conversation(session, contact.id)
     if active is not None:
         touch(session, active, now)
     conversation_id = active.id if active is not None else None

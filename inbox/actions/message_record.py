@@ -42,6 +42,7 @@ from inbox.actions.base import (
 from inbox.events import EventType, collect
 from inbox.messages import Attachment, InboundMessage, InvalidMessage, check_text
 from inbox.models import Author, Channel, Contact, Conversation, ConversationStatus, Direction, Message, Owner
+from inbox.queries.conversations import active_conversation
 from shopbase.clock import utcnow
 from shopbase.text import clean_line
 
@@ -254,13 +255,7 @@ async def _conversation_for(
     session: AsyncSession, contact: Contact, now: datetime, reopen_days: int
 ) -> tuple[Conversation, bool, bool]:
     """(conversation, created, reopened) for a new customer message."""
-    active = (
-        await session.exec(
-            select(Conversation).where(
-                Conversation.contact_id == contact.id, Conversation.status != ConversationStatus.resolved
-            )
-        )
-    ).first()
+    active = await active_conversation(session, contact.id)
     if active is not None:
         if active.status in (ConversationStatus.snoozed, ConversationStatus.pending):
             previous = ConversationStatus(active.status).value

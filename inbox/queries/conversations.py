@@ -41,6 +41,7 @@ __all__ = [
     "list_conversations",
     "count_conversations",
     "get_conversation",
+    "active_conversation",
     "dialect_name",
 ]
 
@@ -243,6 +244,14 @@ async def count_conversations(
     for st, n in (await session.exec(status_stmt)).all():
         counts[ConversationStatus(st).value] = int(n)
     return counts
+
+
+async def active_conversation(session: AsyncSession, contact_id: int | None) -> Conversation | None:
+    """The contact's one not-resolved conversation, if any (a partial unique index keeps it one)."""
+    stmt = select(Conversation).where(
+        Conversation.contact_id == contact_id, Conversation.status != ConversationStatus.resolved
+    )
+    return (await session.exec(stmt)).first()
 
 
 async def get_conversation(session: AsyncSession, agent: Agent, conversation_id: int) -> Conversation | None:

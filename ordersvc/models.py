@@ -24,8 +24,6 @@ from shopbase.clock import utcnow
 from shopbase.coltypes import JSONType, MoneyType, enum_column
 
 __all__ = [
-    "utcnow",
-    "enum_column",
     "SourceChannel",
     "FinancialStatus",
     "FulfillmentStatus",

@@ -38,9 +38,9 @@ from ordersvc.models import (
     SourceChannel,
     StoreCredit,
     TrackingEvent,
-    utcnow,
 )
 from ordersvc.tracking import ShipmentStatus
+from shopbase.clock import utcnow
 from shopbase.text import postal_code_match_key
 
 __all__ = [

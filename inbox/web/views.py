@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from aiohttp import web
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from inbox.models import (
     Agent,
@@ -143,7 +144,7 @@ def _conversation_id(request: web.Request) -> int | None:
     return _small_int(request.match_info.get("cid", ""))
 
 
-async def _list_context(db: Any, agent: Agent, params: ListParams) -> dict[str, Any]:
+async def _list_context(db: AsyncSession, agent: Agent, params: ListParams) -> dict[str, Any]:
     filters = params.filters()
     rows = await list_conversations(
         db, agent, view=params.view, filters=filters, limit=PAGE_SIZE, before=params.before or None  # type: ignore[arg-type]
@@ -174,7 +175,7 @@ async def _list_context(db: Any, agent: Agent, params: ListParams) -> dict[str, 
     }
 
 
-async def _delivery_errors(db: Any, messages: list[Message]) -> dict[int, str]:
+async def _delivery_errors(db: AsyncSession, messages: list[Message]) -> dict[int, str]:
     failed = [m.id for m in messages if m.delivery_status == OutboxStatus.undeliverable.value and m.id is not None]
     if not failed:
         return {}
@@ -190,7 +191,7 @@ _ALL_PARTS = frozenset({"head", "transcript", "composer", "sidebar"})
 
 
 async def _conversation_context(
-    request: web.Request, db: Any, agent: Agent, conversation: Conversation, parts: frozenset[str] = _ALL_PARTS
+    request: web.Request, db: AsyncSession, agent: Agent, conversation: Conversation, parts: frozenset[str] = _ALL_PARTS
 ) -> dict[str, Any]:
     """What the conversation templates need; ``parts`` limits the queries to the fragments rendered."""
     state = request.app[STATE]
@@ -324,7 +325,7 @@ def _fragment(request: web.Request, template: str, ctx: dict[str, Any]) -> web.R
     return web.Response(text=body, content_type="text/html", charset="utf-8", headers={"Cache-Control": "no-store"})
 
 
-async def _render_canned(db: Any, conversation: Conversation, canned_id: int) -> str:
+async def _render_canned(db: AsyncSession, conversation: Conversation, canned_id: int) -> str:
     canned = await db.get(CannedResponse, canned_id)
     if canned is None:
         raise CannedError("there is no such canned response")
@@ -349,7 +350,7 @@ async def canned_preview(request: web.Request) -> web.Response:
 
 # --------------------------------------------------------------------------- actions
 
-Action = Callable[[Any, Conversation, Agent, Any], Awaitable[str | None]]
+Action = Callable[[AsyncSession, Conversation, Agent, Any], Awaitable[str | None]]
 
 
 def _back(cid: int, form: Any, anchor: str = "") -> str:
@@ -381,7 +382,7 @@ def _sentence(text: str) -> str:
     return (text[:1].upper() + text[1:]) if text else "That did not work."
 
 
-async def _assign(db: Any, conversation: Conversation, agent: Agent, form: Any) -> None:
+async def _assign(db: AsyncSession, conversation: Conversation, agent: Agent, form: Any) -> None:
     raw = str(form.get("agent_id") or "")
     if not raw:
         await conversation_assign(db, conversation, None, by=agent)
@@ -393,11 +394,11 @@ async def _assign(db: Any, conversation: Conversation, agent: Agent, form: Any) 
     await conversation_assign(db, conversation, assignee, by=agent)
 
 
-async def _unassign(db: Any, conversation: Conversation, agent: Agent, form: Any) -> None:
+async def _unassign(db: AsyncSession, conversation: Conversation, agent: Agent, form: Any) -> None:
     await conversation_assign(db, conversation, None, by=agent)
 
 
-async def _claim(db: Any, conversation: Conversation, agent: Agent, form: Any) -> None:
+async def _claim(db: AsyncSession, conversation: Conversation, agent: Agent, form: Any) -> None:
     await conversation_claim(db, conversation, agent)
 
 
@@ -418,7 +419,7 @@ def _parse_local(value: str, offset_minutes: str) -> datetime:
         raise Refused("bad_time", "enter the snooze time as a date and time", status=400) from None
 
 
-async def _status(db: Any, conversation: Conversation, agent: Agent, form: Any) -> None:
+async def _status(db: AsyncSession, conversation: Conversation, agent: Agent, form: Any) -> None:
     status = str(form.get("status") or "")
     until = None
     if status == ConversationStatus.snoozed.value:
@@ -426,11 +427,11 @@ async def _status(db: Any, conversation: Conversation, agent: Agent, form: Any) 
     await conversation_status(db, conversation, status, by=agent, snoozed_until=until)
 
 
-async def _priority(db: Any, conversation: Conversation, agent: Agent, form: Any) -> None:
+async def _priority(db: AsyncSession, conversation: Conversation, agent: Agent, form: Any) -> None:
     await conversation_priority(db, conversation, str(form.get("priority") or ""), by=agent)
 
 
-async def _labels(db: Any, conversation: Conversation, agent: Agent, form: Any) -> None:
+async def _labels(db: AsyncSession, conversation: Conversation, agent: Agent, form: Any) -> None:
     chosen = [str(v) for v in form.getall("labels", [])]
     extra = str(form.get("new_label") or "").strip()
     if extra:
@@ -438,7 +439,7 @@ async def _labels(db: Any, conversation: Conversation, agent: Agent, form: Any) 
     await conversation_labels(db, conversation, chosen, by=agent)
 
 
-async def _hand_back(db: Any, conversation: Conversation, agent: Agent, form: Any) -> None:
+async def _hand_back(db: AsyncSession, conversation: Conversation, agent: Agent, form: Any) -> None:
     await conversation_handback(db, conversation, agent, refuse_if_bot=True)
 
 
@@ -488,7 +489,7 @@ def _return_form(form: Any) -> tuple[str, str, list[dict[str, Any]]]:
 async def reply(request: web.Request) -> web.StreamResponse:
     max_chars = request.app[STATE].config.max_message_chars
 
-    async def run(db: Any, conversation: Conversation, agent: Agent, form: Any) -> None:
+    async def run(db: AsyncSession, conversation: Conversation, agent: Agent, form: Any) -> None:
         await agent_reply(db, conversation, agent, str(form.get("text") or ""), max_chars=max_chars)
 
     return await _act(request, run, "#composer")
@@ -497,7 +498,7 @@ async def reply(request: web.Request) -> web.StreamResponse:
 async def note(request: web.Request) -> web.StreamResponse:
     max_chars = request.app[STATE].config.max_message_chars
 
-    async def run(db: Any, conversation: Conversation, agent: Agent, form: Any) -> None:
+    async def run(db: AsyncSession, conversation: Conversation, agent: Agent, form: Any) -> None:
         await message_note(db, conversation, agent, str(form.get("text") or ""), max_chars=max_chars)
 
     return await _act(request, run, "#composer")
@@ -535,7 +536,7 @@ async def order_action(request: web.Request) -> web.StreamResponse:
     """POST /inbox/c/<id>/orders/<order_id>/<cancel|return|resend-tracking>."""
     kind = request.match_info.get("action", "")
 
-    async def run(db: Any, conversation: Conversation, agent: Agent, form: Any) -> str:
+    async def run(db: AsyncSession, conversation: Conversation, agent: Agent, form: Any) -> str:
         order_id = _order_id(request)
         if kind == "cancel":
             await order_cancel(db, conversation, order_id, agent=agent)

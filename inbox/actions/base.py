@@ -36,6 +36,7 @@ __all__ = [
     "conversation_event",
     "message_event",
     "touch",
+    "add_internal_line",
     "add_system_line",
     "agent_name",
     "make_active",
@@ -105,26 +106,40 @@ def touch(session: AsyncSession, conversation: Conversation, now: datetime) -> N
     session.add(conversation)
 
 
-def add_system_line(
-    session: AsyncSession, conversation: Conversation, text: str, *, agent: Agent | None
+def add_internal_line(
+    session: AsyncSession,
+    conversation: Conversation,
+    text: str,
+    *,
+    author: Author,
+    agent: Agent | None,
+    preview: str = "",
 ) -> Message:
-    """An internal line in the transcript saying what was done (never sent to the customer)."""
+    """A line in the transcript that is never sent to the customer (a note, a system line)."""
     now = utcnow()
     line = Message(
         conversation_id=conversation.id,  # type: ignore[arg-type]
         channel=conversation.channel,
         direction=Direction.outbound,
-        author=Author.system,
+        author=author,
         agent_id=agent.id if agent is not None else None,
         is_internal=True,
-        text=text[:SYSTEM_LINE_CHARS],
+        text=text,
         processed=True,
         created_at=now,
     )
     session.add(line)
     touch(session, conversation, now)
-    message_event(session, line, conversation.id, is_internal=True, preview="")
+    extra: dict[str, Any] = {"agent_id": agent.id} if author == Author.agent and agent is not None else {}
+    message_event(session, line, conversation.id, **extra, is_internal=True, preview=preview)
     return line
+
+
+def add_system_line(
+    session: AsyncSession, conversation: Conversation, text: str, *, agent: Agent | None
+) -> Message:
+    """An internal line in the transcript saying what was done (never sent to the customer)."""
+    return add_internal_line(session, conversation, text[:SYSTEM_LINE_CHARS], author=Author.system, agent=agent)
 
 
 def agent_name(agent: Agent) -> str:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from inbox.actions.base import PREVIEW_CHARS, message_event, touch, write_audit
+from inbox.actions.base import PREVIEW_CHARS, add_internal_line, write_audit
 from inbox.messages import InvalidMessage, check_text
-from inbox.models import Agent, Author, Conversation, Direction, Message
-from shopbase.clock import utcnow
+from inbox.models import Agent, Author, Conversation, Message
 
 __all__ = ["message_note"]
 
@@ -19,21 +18,9 @@ async def message_note(
     body = check_text(text, max_chars=max_chars, what="note")
     if not body:
         raise InvalidMessage("note is empty")
-    now = utcnow()
-    note = Message(
-        conversation_id=conversation.id,  # type: ignore[arg-type]
-        channel=conversation.channel,
-        direction=Direction.outbound,
-        author=Author.agent,
-        agent_id=agent.id,
-        is_internal=True,
-        text=body,
-        processed=True,
-        created_at=now,
-    )
-    session.add(note)
-    touch(session, conversation, now)
+    note = add_internal_line(session, conversation, body, author=Author.agent, agent=agent,
+                             preview=body[:PREVIEW_CHARS])
     await session.flush()
-    write_audit(session, conversation.id, "message.note", agent=agent, detail={"message_id": note.id}, now=now)
-    message_event(session, note, conversation.id, agent_id=agent.id, is_internal=True, preview=body[:PREVIEW_CHARS])
+    write_audit(session, conversation.id, "message.note", agent=agent, detail={"message_id": note.id},
+                now=note.created_at)
     return note

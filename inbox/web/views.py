@@ -504,32 +504,25 @@ async def note(request: web.Request) -> web.StreamResponse:
     return await _act(request, run, "#composer")
 
 
-async def do_assign(request: web.Request) -> web.StreamResponse:
-    return await _act(request, _assign)
+def _handler(action: Action) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """A POST route that runs one conversation action and redirects back."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        return await _act(request, action)
+
+    return handle
 
 
-async def do_unassign(request: web.Request) -> web.StreamResponse:
-    return await _act(request, _unassign)
-
-
-async def do_claim(request: web.Request) -> web.StreamResponse:
-    return await _act(request, _claim)
-
-
-async def do_status(request: web.Request) -> web.StreamResponse:
-    return await _act(request, _status)
-
-
-async def do_priority(request: web.Request) -> web.StreamResponse:
-    return await _act(request, _priority)
-
-
-async def do_labels(request: web.Request) -> web.StreamResponse:
-    return await _act(request, _labels)
-
-
-async def do_hand_back(request: web.Request) -> web.StreamResponse:
-    return await _act(request, _hand_back)
+#: POST /inbox/c/<id>/<path> → the form's translation into one action
+_CONVERSATION_ACTIONS: dict[str, Action] = {
+    "assign": _assign,
+    "unassign": _unassign,
+    "claim": _claim,
+    "status": _status,
+    "priority": _priority,
+    "labels": _labels,
+    "hand-back": _hand_back,
+}
 
 
 async def order_action(request: web.Request) -> web.StreamResponse:
@@ -567,13 +560,10 @@ def routes() -> list[web.AbstractRouteDef]:
         web.get(r"/inbox/c/{cid:\d+}/canned/{canned_id}", canned_preview, name="canned_preview"),
         web.post(r"/inbox/c/{cid:\d+}/reply", reply, name="reply"),
         web.post(r"/inbox/c/{cid:\d+}/note", note, name="note"),
-        web.post(r"/inbox/c/{cid:\d+}/assign", do_assign, name="assign"),
-        web.post(r"/inbox/c/{cid:\d+}/unassign", do_unassign, name="unassign"),
-        web.post(r"/inbox/c/{cid:\d+}/claim", do_claim, name="claim"),
-        web.post(r"/inbox/c/{cid:\d+}/status", do_status, name="status"),
-        web.post(r"/inbox/c/{cid:\d+}/priority", do_priority, name="priority"),
-        web.post(r"/inbox/c/{cid:\d+}/labels", do_labels, name="labels"),
-        web.post(r"/inbox/c/{cid:\d+}/hand-back", do_hand_back, name="hand_back"),
+        *(
+            web.post(rf"/inbox/c/{{cid:\d+}}/{path}", _handler(action), name=path.replace("-", "_"))
+            for path, action in _CONVERSATION_ACTIONS.items()
+        ),
         web.post(r"/inbox/c/{cid:\d+}/orders/{order_id}/{action}", order_action, name="order_action"),
     ]
 

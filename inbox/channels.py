@@ -8,11 +8,19 @@ customer blocked the bot or deleted the chat: the contact becomes undeliverable)
 
 A channel without a registered sender (e.g. Slack disabled) is simply not dispatched: its
 outbox rows stay pending until a sender for it is registered.
+
+A :class:`NoticeSender` delivers *notices*: outbox rows with no contact, for the shop's own
+people (Slack alerts). It gets a :class:`Notice` and records the steps it completed in
+``notice.progress``; the dispatcher keeps that across retries and restarts, so a step that
+reached the platform is not repeated. It decides itself when to give up (``PermanentFailure``):
+the dispatcher's ``max_attempts`` applies to customer messages only.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from inbox.models import Channel
 
@@ -20,7 +28,7 @@ if TYPE_CHECKING:
     from inbox.messages import OutboundPayload
     from inbox.models import Contact
 
-__all__ = ["Sender", "SenderRegistry", "RetryLater", "PermanentFailure"]
+__all__ = ["Notice", "NoticeSender", "Sender", "SenderRegistry", "RetryLater", "PermanentFailure"]
 
 
 class RetryLater(Exception):
@@ -50,10 +58,31 @@ class Sender(Protocol):
         ...
 
 
-class SenderRegistry(dict[Channel, Sender]):
+@dataclass
+class Notice:
+    """One notice row as its sender sees it; ``progress`` holds the steps already done."""
+
+    id: int
+    conversation_id: int | None
+    payload: dict[str, Any]
+    attempts: int
+    created_at: datetime
+    progress: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class NoticeSender(Protocol):
+    channel: Channel
+
+    async def send_notice(self, notice: Notice) -> str | None:
+        """Deliver ``notice`` (recording finished steps in ``notice.progress``); the platform's id."""
+        ...
+
+
+class SenderRegistry(dict[Channel, "Sender | NoticeSender"]):
     """Channel -> Sender. ``register(sender)`` files a sender under its own channel."""
 
-    def register(self, sender: Sender) -> None:
+    def register(self, sender: Sender | NoticeSender) -> None:
         self[Channel(sender.channel)] = sender
 
     def unregister(self, channel: Channel) -> None:

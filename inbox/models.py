@@ -206,15 +206,19 @@ class Message(SQLModel, table=True):
 
 
 class OutboxMessage(SQLModel, table=True):
-    """A message waiting to be delivered; written in the transaction that produced it."""
+    """A message waiting to be delivered; written in the transaction that produced it.
+
+    A row with no contact is a *notice* for the shop's own people (a Slack alert): its
+    payload is the notice, ``conversation_id`` is the conversation it is about (if any).
+    """
 
     __tablename__ = "outbox"
     __table_args__ = (sa.Index("ix_outbox_status_due", "status", "next_attempt_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
     message_id: int | None = Field(default=None, foreign_key="message.id", index=True)
-    conversation_id: int = Field(foreign_key="conversation.id", index=True)
-    contact_id: int = Field(foreign_key="contact.id")
+    conversation_id: int | None = Field(default=None, foreign_key="conversation.id", index=True)
+    contact_id: int | None = Field(default=None, foreign_key="contact.id")
     channel: Channel = Field(sa_type=enum_column(Channel))
     payload: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
     status: OutboxStatus = Field(default=OutboxStatus.pending, sa_type=enum_column(OutboxStatus))

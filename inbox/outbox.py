@@ -23,6 +23,13 @@ Rows are written by ``inbox.actions.message_send`` in the transaction that produ
   and a ``message.delivery`` event tells the agents.
 * **Channels without a sender** (e.g. Slack disabled) are not dispatched: their rows stay
   pending until a sender is registered and the dispatcher is woken or polls again.
+* **Notices** (Slack alerts) are rows with no contact, written by :func:`feed_notices` in the
+  very transaction whose events they announce (``before_commit``), so a notice survives a
+  restart and exists only if that transaction committed. Order is kept per conversation and
+  channel (notices about no conversation form one stream per channel), so a Slack outage never
+  holds up a customer's replies. A :class:`~inbox.channels.NoticeSender` records finished
+  steps in ``notice.progress``, which is stored with the row on every retry: a step that
+  reached the platform is not repeated. Notices give up when their sender says so.
 
 Error texts stored in ``last_error`` and logged are the connector's own reasons or exception
 class names only: exception messages of HTTP clients may contain URLs with bot tokens.
@@ -34,22 +41,24 @@ import asyncio
 import logging
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import aliased
+from sqlalchemy import event as sa_event
+from sqlalchemy.orm import Session, aliased
 from sqlmodel import col, select
 
 from inbox.actions.base import write_audit
-from inbox.channels import PermanentFailure, RetryLater, SenderRegistry
-from inbox.events import Event, EventBus, EventType, collect
+from inbox.channels import Notice, NoticeSender, PermanentFailure, RetryLater, Sender, SenderRegistry
+from inbox.events import Event, EventBus, EventType, collect, pending_events
 from inbox.messages import OutboundPayload
-from inbox.models import Channel, Contact, Message, OutboxMessage, OutboxStatus
+from inbox.models import Channel, Contact, ExternalThread, Message, OutboxMessage, OutboxStatus
 from shopbase.clock import utcnow
 
-__all__ = ["OutboxDispatcher", "backoff_seconds"]
+__all__ = ["NoticeRequest", "NoticeSelector", "OutboxDispatcher", "backoff_seconds", "feed_notices", "pending_count",
+           "sent_payload"]
 
 log = logging.getLogger(__name__)
 
@@ -61,15 +70,133 @@ def backoff_seconds(attempt: int, *, base: float = 2.0, cap: float = 600.0) -> f
     return exp / 2 + random.uniform(0, exp / 2)
 
 
+# --------------------------------------------------------------------------- notices
+
+
+@dataclass(frozen=True)
+class NoticeRequest:
+    """What a feed wants written for one event: the notice's payload.
+
+    ``follow_up``: only when the conversation is already mirrored on that channel (an
+    ``ExternalThread`` of that kind exists, or a notice about it is still pending), e.g. a
+    customer's later message copied into an escalation thread.
+    """
+
+    payload: dict[str, Any] = field(default_factory=dict)
+    follow_up: bool = False
+
+
+#: maps a collected event to the notice its channel wants, or None (a pure function)
+NoticeSelector = Callable[[Event], NoticeRequest | None]
+
+_FEEDS_KEY = "shopdesk.notice_feeds"
+_hooked = False
+
+
+def feed_notices(sessions: Any, channel: Channel, select_notice: NoticeSelector) -> None:
+    """Make every session of the factory ``sessions`` write a notice row on ``channel`` for each
+    event it commits that ``select_notice`` maps to a :class:`NoticeRequest` (in the same
+    transaction: no commit, no notice)."""
+    global _hooked
+    info = dict(sessions.kw.get("info") or {})
+    feeds = dict(info.get(_FEEDS_KEY) or {})
+    feeds[Channel(channel)] = select_notice
+    info[_FEEDS_KEY] = feeds
+    sessions.configure(info=info)
+    if not _hooked:
+        sa_event.listen(Session, "before_commit", _write_notices)
+        _hooked = True
+
+
+def notice_feeds(sessions: Any) -> dict[Channel, NoticeSelector]:
+    return dict((sessions.kw.get("info") or {}).get(_FEEDS_KEY) or {})
+
+
+def _mirrored(session: Session, channel: Channel, conversation_id: int) -> bool:
+    thread = sa.select(ExternalThread.id).where(ExternalThread.kind == channel.value,
+                                                ExternalThread.conversation_id == conversation_id)
+    waiting = sa.select(OutboxMessage.id).where(OutboxMessage.channel == channel,
+                                                OutboxMessage.conversation_id == conversation_id,
+                                                col(OutboxMessage.contact_id).is_(None),
+                                                OutboxMessage.status == OutboxStatus.pending)
+    return session.execute(sa.select(sa.or_(thread.exists(), waiting.exists()))).scalar() is True
+
+
+def _write_notices(session: Session) -> None:
+    """``before_commit``: the notices the feeds want for the events collected on ``session``."""
+    feeds: dict[Channel, NoticeSelector] | None = session.info.get(_FEEDS_KEY)
+    if not feeds or session.in_nested_transaction():
+        return
+    sources = pending_events(session)
+    if not sources:
+        return
+    if any(callable(source) for source in sources):
+        session.flush()  # event builders read ids of rows this transaction added
+    for source in sources:
+        try:
+            event = source() if callable(source) else source
+        except Exception:
+            log.exception("building an event for the notice feeds failed")
+            continue
+        for channel, select_notice in feeds.items():
+            try:
+                request = select_notice(event)
+            except Exception:  # a feed's bug must not fail the transaction that raised the event
+                log.exception("the %s notice feed failed on %s", channel.value, event.type)
+                continue
+            if request is None:
+                continue
+            conversation_id = event.conversation_id if isinstance(event.conversation_id, int) else None
+            if request.follow_up and (conversation_id is None or not _mirrored(session, channel, conversation_id)):
+                continue
+            session.add(OutboxMessage(conversation_id=conversation_id, contact_id=None, channel=channel,
+                                      payload=dict(request.payload)))
+
+
+async def pending_count(session: Any, channel: Channel | None = None) -> int:
+    """How many rows (of ``channel``) wait to be delivered."""
+    query = select(sa.func.count()).select_from(OutboxMessage).where(OutboxMessage.status == OutboxStatus.pending)
+    if channel is not None:
+        query = query.where(OutboxMessage.channel == Channel(channel))
+    return int((await session.exec(query)).one())
+
+
+async def sent_payload(session: Any, channel: Channel, contact_external_id: str,
+                       channel_message_id: str) -> dict[str, Any] | None:
+    """The payload we sent to that contact under the platform's message id (a button's message), or None."""
+    return (
+        await session.exec(
+            select(OutboxMessage.payload)
+            .join(Contact, col(Contact.id) == col(OutboxMessage.contact_id))
+            .where(
+                Contact.channel == Channel(channel),
+                Contact.external_id == contact_external_id,
+                OutboxMessage.channel == Channel(channel),
+                OutboxMessage.channel_message_id == channel_message_id,
+            )
+            .order_by(col(OutboxMessage.id).desc())
+            .limit(1)
+        )
+    ).first()
+
+
+# --------------------------------------------------------------------------- dispatching
+
+
 @dataclass(frozen=True)
 class _Claimed:
     id: int
     message_id: int | None
-    conversation_id: int
-    contact_id: int
+    conversation_id: int | None
+    contact_id: int | None
     channel: Channel
     payload: dict[str, Any]
     attempts: int
+    created_at: datetime | None = None
+
+    @property
+    def is_notice(self) -> bool:
+        return self.contact_id is None
 
 
 class OutboxDispatcher:
@@ -158,6 +285,28 @@ class OutboxDispatcher:
         if event.type == EventType.message_created and event.data.get("direction") == "out" \
                 and not event.data.get("is_internal"):
             self.wake()
+            return
+        for select_notice in notice_feeds(self.sessions).values():
+            try:
+                if select_notice(event) is not None:
+                    self.wake()
+                    return
+            except Exception:
+                log.exception("a notice feed failed on %s", event.type)
+
+    async def wait_idle(self, channel: Channel | None = None, *, timeout: float = 30.0) -> None:
+        """Wait until no row (of ``channel``) is pending any more (for tests and shutdown checks)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            async with self.sessions() as session:
+                left = await pending_count(session, channel)
+            if not left:
+                return
+            if loop.time() > deadline:
+                raise TimeoutError(f"{left} outbox row(s) still pending")
+            self.wake()
+            await asyncio.sleep(0.02)
 
     async def _run(self) -> None:
         failures = 0
@@ -198,7 +347,10 @@ class OutboxDispatcher:
         blocked = (
             sa.select(earlier.id)
             .where(
-                earlier.conversation_id == OutboxMessage.conversation_id,
+                # one stream per conversation and channel: a Slack outage never holds up a customer's
+                # replies; notices about no conversation form one stream of their own
+                col(earlier.conversation_id).is_not_distinct_from(col(OutboxMessage.conversation_id)),
+                earlier.channel == OutboxMessage.channel,
                 earlier.status == OutboxStatus.pending,
                 earlier.id < OutboxMessage.id,
             )
@@ -237,7 +389,7 @@ class OutboxDispatcher:
                 if result.rowcount == 1:
                     claimed.append(
                         _Claimed(row.id, row.message_id, row.conversation_id, row.contact_id,  # type: ignore[arg-type]
-                                 Channel(row.channel), dict(row.payload or {}), row.attempts)
+                                 Channel(row.channel), dict(row.payload or {}), row.attempts, row.created_at)
                     )
             await session.commit()
         return claimed
@@ -271,6 +423,9 @@ class OutboxDispatcher:
     # -- one row ----------------------------------------------------------------------------
 
     async def _deliver(self, row: _Claimed) -> None:
+        if row.is_notice:
+            await self._deliver_notice(row)
+            return
         async with self._semaphore:
             sender = self.senders.get(row.channel)
             async with self.sessions() as session:
@@ -280,6 +435,9 @@ class OutboxDispatcher:
                 return
             if contact is None:
                 await self._give_up(row, "contact is gone", blocked=False)
+                return
+            if not isinstance(sender, Sender):
+                await self._give_up(row, "the channel's sender takes notices only", blocked=False)
                 return
             payload = OutboundPayload.from_json(row.payload)
             try:
@@ -294,6 +452,33 @@ class OutboxDispatcher:
                 log.warning("send failed (%s) for outbox %s, message %s, conversation %s",
                             type(exc).__name__, row.id, row.message_id, row.conversation_id)
                 await self._retry(row, None, type(exc).__name__)
+            else:
+                await self._mark_sent(row, platform_id)
+
+    async def _deliver_notice(self, row: _Claimed) -> None:
+        async with self._semaphore:
+            sender = self.senders.get(row.channel)
+            if sender is None:
+                await self._release(row)
+                return
+            if not isinstance(sender, NoticeSender):
+                await self._give_up(row, "the channel's sender takes no notices", blocked=False)
+                return
+            payload = {k: v for k, v in row.payload.items() if k != "progress"}
+            notice = Notice(id=row.id, conversation_id=row.conversation_id, payload=payload,
+                            attempts=row.attempts, created_at=row.created_at or self.clock(),
+                            progress=dict(row.payload.get("progress") or {}))
+            try:
+                platform_id = await asyncio.wait_for(sender.send_notice(notice), timeout=self.send_timeout)
+            except RetryLater as exc:
+                await self._retry(row, exc.seconds, exc.reason or "retry later", progress=notice.progress)
+            except PermanentFailure as exc:
+                await self._give_up(row, exc.reason or "permanent failure", blocked=False)
+            except TimeoutError:
+                await self._retry(row, None, "send timed out", progress=notice.progress)
+            except Exception as exc:
+                log.warning("notice %s failed (%s), conversation %s", row.id, type(exc).__name__, row.conversation_id)
+                await self._retry(row, None, type(exc).__name__, progress=notice.progress)
             else:
                 await self._mark_sent(row, platform_id)
 
@@ -328,25 +513,30 @@ class OutboxDispatcher:
                     .values(delivery_status="sent", channel_message_id=platform_ref)
                     .execution_options(synchronize_session=False)
                 )
-            collect(session, Event(EventType.message_delivery.value, row.conversation_id,
-                                   {"message_id": row.message_id, "outbox_id": row.id, "status": "sent"}))
+            if not row.is_notice:
+                collect(session, Event(EventType.message_delivery.value, row.conversation_id,
+                                       {"message_id": row.message_id, "outbox_id": row.id, "status": "sent"}))
             await session.commit()
         log.debug("sent outbox %s (message %s, conversation %s)", row.id, row.message_id, row.conversation_id)
 
-    async def _retry(self, row: _Claimed, seconds: float | None, reason: str) -> None:
+    async def _retry(self, row: _Claimed, seconds: float | None, reason: str,
+                     progress: dict[str, Any] | None = None) -> None:
         attempts = row.attempts + 1
-        if attempts >= self.max_attempts:
+        if attempts >= self.max_attempts and not row.is_notice:  # a notice's sender decides when to stop
             await self._give_up(row, f"gave up after {attempts} attempts: {reason}", blocked=False)
             return
         delay = seconds if seconds is not None else backoff_seconds(attempts, base=self.base_backoff,
                                                                    cap=self.max_backoff)
         now = self.clock()
+        values: dict[str, Any] = {"attempts": attempts, "next_attempt_at": now + timedelta(seconds=delay),
+                                  "claimed_until": None, "last_error": reason[:500]}
+        if row.is_notice and progress:
+            values["payload"] = {**row.payload, "progress": progress}  # finished steps are not repeated
         async with self.sessions() as session:
             await session.exec(
                 sa.update(OutboxMessage)
                 .where(col(OutboxMessage.id) == row.id, OutboxMessage.status == OutboxStatus.pending)
-                .values(attempts=attempts, next_attempt_at=now + timedelta(seconds=delay), claimed_until=None,
-                        last_error=reason[:500])
+                .values(**values)
                 .execution_options(synchronize_session=False)
             )
             await session.commit()
@@ -366,6 +556,11 @@ class OutboxDispatcher:
             )
             if result.rowcount != 1:
                 await session.rollback()
+                return
+            if row.is_notice:
+                await session.commit()
+                log.warning("notice %s (conversation %s) on %s is undeliverable", row.id, row.conversation_id,
+                            row.channel.value)
                 return
             if row.message_id is not None:
                 await session.exec(

@@ -23,16 +23,15 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from bot.connectors import build_connectors
-from bot.connectors import slack as slack_connector
-from bot.connectors import slack_blocks as sb
 from bot.connectors.slack import EVENTS_PATH, SlackConnector, link_slack_user
+from bot.connectors.slack import blocks as sb
 from bot.connectors.telegram import TelegramSender, SendPacer, make_bot
 from inbox.actions.conversation_escalate import conversation_escalate
 from inbox.actions.message_mark_processed import message_mark_processed
 from inbox.actions.message_record import message_record
 from inbox.actions.message_send import agent_reply
 from inbox.channels import SenderRegistry
-from inbox.events import Event, EventBus
+from inbox.events import Event, EventBus, collect
 from inbox.messages import InboundMessage
 from inbox.models import (
     Agent,
@@ -84,6 +83,7 @@ class Env:
     connector: SlackConnector
     sessions: Any
     bus: EventBus
+    dispatcher: OutboxDispatcher
 
     async def post(self, body: bytes, *, secret: str = SIGNING_SECRET, timestamp: int | None = None,
                    extra_headers: dict[str, str] | None = None) -> Any:
@@ -92,7 +92,15 @@ class Env:
         return await self.client.post(EVENTS_PATH, data=body, headers=headers)
 
     async def idle(self) -> None:
-        await self.connector.idle()
+        """Every committed event published and every Slack notice delivered or given up."""
+        await self.bus.wait_idle()
+        await self.dispatcher.wait_idle(Channel.slack)
+
+    async def alert(self, conversation_id: int | None, data: dict[str, Any]) -> None:
+        """Raise an alert the way the bot does: collected in a transaction, announced after commit."""
+        async with self.sessions() as s:
+            collect(s, Event("alert", conversation_id, data))
+            await s.commit()
 
     def alerts(self) -> list[dict[str, Any]]:
         return [m for m in self.fake.posted_messages(ALERTS) if not m.get("thread_ts")]
@@ -127,20 +135,30 @@ async def fake(aiohttp_server: Any) -> FakeSlack:
     return slack
 
 
+def slack_dispatcher(sessions: Any, bus: EventBus, connector: SlackConnector) -> OutboxDispatcher:
+    """The outbox dispatcher as the app runs it, with the Slack alert sender registered."""
+    senders = SenderRegistry()
+    senders.register(connector.sender)
+    return OutboxDispatcher(sessions, senders, bus, poll_interval=0.2)
+
+
 async def make_env(aiohttp_client: Any, fake: FakeSlack, settings: Any, sessions: Any, **options: Any) -> Env:
     bus = EventBus()
     connector = SlackConnector(settings=settings, sessions=sessions, bus=bus, **options)
+    dispatcher = slack_dispatcher(sessions, bus, connector)
     app = web.Application()
     connector.setup_routes(app)
 
     async def lifecycle(_app: web.Application) -> Any:
         await connector.start()
+        dispatcher.start()
         yield
+        await dispatcher.stop(timeout=5)
         await connector.stop()
 
     app.cleanup_ctx.append(lifecycle)
     client = await aiohttp_client(app)
-    return Env(fake, client, connector, sessions, bus)
+    return Env(fake, client, connector, sessions, bus, dispatcher)
 
 
 @pytest.fixture
@@ -242,7 +260,7 @@ async def test_shipment_and_other_alerts(env: Env) -> None:
         {"kind": "low_stock", "sku": "TEE-M", "available": 2},
         {"kind": "escalation"},  # announced by conversation.escalated, never twice
     ):
-        await env.bus.publish(Event("alert", None, data))
+        await env.alert(None, data)
     await env.idle()
     posted = env.alerts()
     assert [m["text"] for m in posted] == ["Late shipment: #2002", "Shipment problem: #2002", "Low stock"]
@@ -253,8 +271,7 @@ async def test_shipment_and_other_alerts(env: Env) -> None:
 async def test_alert_about_an_escalated_conversation_goes_into_its_thread(env: Env) -> None:
     conversation_id = await customer_conversation(env.sessions)
     alert = await escalate(env, conversation_id)
-    await env.bus.publish(Event("alert", conversation_id, {"kind": "late_shipment", "order_name": "#3",
-                                                           "shipments": []}))
+    await env.alert(conversation_id, {"kind": "late_shipment", "order_name": "#3", "shipments": []})
     await env.idle()
     assert len(env.alerts()) == 1
     assert env.thread(alert["ts"])[0]["text"] == "Late shipment: #3"
@@ -368,7 +385,7 @@ async def test_alert_still_rate_limited_after_the_clients_retries_is_kept(
         aiohttp_client: Any, fake: FakeSlack, lite_settings: Any, lite_sessions: Any, caplog: Any) -> None:
     env = await make_env(aiohttp_client, fake, slack_settings(lite_settings, fake), lite_sessions, retry_base=0.01)
     fake.fail_next("chat.postMessage", 429, retry_after=0, times=4)  # the client waits out two of them
-    await env.bus.publish(Event("alert", None, {"kind": "low_stock", "sku": "TEE-M", "available": 2}))
+    await env.alert(None, {"kind": "low_stock", "sku": "TEE-M", "available": 2})
     await env.idle()
     assert [m["text"] for m in env.alerts()] == ["Low stock"]
     assert [c.status for c in fake.calls_for("chat.postMessage")] == [429, 429, 429, 429, 200]
@@ -382,14 +399,14 @@ async def test_permanent_slack_error_drops_the_alert_with_one_line(
     caplog.set_level(logging.INFO)
     env = await make_env(aiohttp_client, fake, slack_settings(lite_settings, fake), lite_sessions, retry_base=0.01)
     fake.fail_next("chat.postMessage", error=code)  # only once: a retry would succeed and show up
-    await env.bus.publish(Event("alert", None, {"kind": "low_stock", "sku": "TEE-M", "available": 2}))
+    await env.alert(None, {"kind": "low_stock", "sku": "TEE-M", "available": 2})
     await env.idle()
     await asyncio.sleep(0.2)
     assert len(fake.calls_for("chat.postMessage")) == 1 and env.alerts() == []
     [line] = slack_lines(caplog)
     assert code in line and "dropped" in line
 
-    await env.bus.publish(Event("alert", None, {"kind": "low_stock", "sku": "TEE-L", "available": 1}))
+    await env.alert(None, {"kind": "low_stock", "sku": "TEE-L", "available": 1})
     await env.idle()  # the next alert goes out as usual
     assert [m["text"] for m in env.alerts()] == ["Low stock"]
     assert len(fake.calls_for("chat.postMessage")) == 2
@@ -402,7 +419,7 @@ async def test_alert_is_given_up_with_one_error_when_slack_stays_down(
     env = await make_env(aiohttp_client, fake, slack_settings(lite_settings, fake), lite_sessions,
                          retry_base=0.01, retry_cap=0.05, retry_give_up=0.5)
     fake.fail_next("chat.postMessage", 502, times=10_000)
-    await env.bus.publish(Event("alert", None, {"kind": "low_stock", "sku": "TEE-M", "available": 2}))
+    await env.alert(None, {"kind": "low_stock", "sku": "TEE-M", "available": 2})
     await env.idle()
     attempts = len(fake.calls_for("chat.postMessage"))
     assert 2 <= attempts <= 60  # retried with backoff, not in a tight loop
@@ -412,7 +429,7 @@ async def test_alert_is_given_up_with_one_error_when_slack_stays_down(
     assert len(fake.calls_for("chat.postMessage")) == attempts  # and then left alone
 
     fake.clear_faults()
-    await env.bus.publish(Event("alert", None, {"kind": "low_stock", "sku": "TEE-L", "available": 1}))
+    await env.alert(None, {"kind": "low_stock", "sku": "TEE-L", "available": 1})
     await env.idle()
     assert [m["text"] for m in env.alerts()] == ["Low stock"]
     assert_quiet_logs(caplog, fake)
@@ -422,12 +439,60 @@ async def test_stop_does_not_wait_out_the_backoff(aiohttp_client: Any, fake: Fak
                                                   lite_sessions: Any, caplog: Any) -> None:
     env = await make_env(aiohttp_client, fake, slack_settings(lite_settings, fake), lite_sessions, retry_base=600)
     fake.fail_next("chat.postMessage", 502, times=100)
-    await env.bus.publish(Event("alert", None, {"kind": "low_stock", "sku": "TEE-M", "available": 2}))
+    await env.alert(None, {"kind": "low_stock", "sku": "TEE-M", "available": 2})
     await eventually(lambda: any("retrying in 600 s" in line for line in slack_lines(caplog)))
-    await asyncio.wait_for(env.connector.stop(), timeout=30)  # well before the 600 s wait ends
+    await asyncio.wait_for(env.dispatcher.stop(), timeout=30)  # well before the 600 s wait ends
+    await asyncio.wait_for(env.connector.stop(), timeout=30)
     assert any("1 alert(s) not posted at shutdown" in line for line in slack_lines(caplog))
     assert len(fake.calls_for("chat.postMessage")) == 1
+    [kept] = await rows(lite_sessions, OutboxMessage, OutboxMessage.channel == Channel.slack)
+    assert (kept.status, kept.contact_id) == ("pending", None)  # kept in the database for the next start
     assert_quiet_logs(caplog, fake)
+
+
+async def test_alert_raised_while_slack_is_down_is_posted_after_a_restart(
+        aiohttp_client: Any, fake: FakeSlack, settings: Any, sessions: Any, caplog: Any) -> None:
+    """The alert lives in the outbox, not in a process: a new dispatcher over the same database
+    posts it once Slack is back, with the later thread update after it."""
+    caplog.set_level(logging.INFO)
+    first = await make_env(aiohttp_client, fake, slack_settings(settings, fake, slack_api_url=dead_api_url()),
+                           sessions, retry_base=0.05)
+    conversation_id = await customer_conversation(sessions, external_id="90")
+    await escalate_now(sessions, conversation_id)
+    await customer_writes(sessions, "90", "Is anyone reading this?")
+    await eventually(lambda: any("unavailable" in line for line in slack_lines(caplog)))
+    await first.dispatcher.stop()  # the process goes away with both notices undelivered
+    await first.connector.stop()
+    assert fake.calls == []
+    kept = await rows(sessions, OutboxMessage, OutboxMessage.channel == Channel.slack)
+    assert [(r.status, r.conversation_id, r.contact_id) for r in kept] == [("pending", conversation_id, None)] * 2
+
+    # a new process: its own bus, connector and dispatcher; same database; Slack is reachable
+    second = await make_env(aiohttp_client, fake, slack_settings(settings, fake), sessions, retry_base=0.05)
+    await second.idle()
+    [alert] = second.alerts()
+    assert f"conversation #{conversation_id}" in texts(alert)
+    [mirrored] = second.thread(alert["ts"])
+    assert "Is anyone reading this?" in mirrored["text"]
+    assert [c.status for c in fake.calls_for("chat.postMessage")] == [200, 200]  # each posted once
+    [thread] = await rows(sessions, ExternalThread)
+    assert thread.thread_ref == alert["ts"]
+    assert [r.status for r in await rows(sessions, OutboxMessage, OutboxMessage.channel == Channel.slack)] == [
+        "sent", "sent"]
+
+
+async def test_an_update_posted_before_a_failure_is_not_posted_again(env: Env) -> None:
+    """Escalated again: the thread line reaches Slack, the alert's refresh fails; the retry only refreshes."""
+    conversation_id = await customer_conversation(env.sessions)
+    alert = await escalate(env, conversation_id)
+    env.fake.fail_next("chat.update", 503, times=3)  # more than the client's own retries
+    async with env.sessions() as s:
+        conversation = await s.get(Conversation, conversation_id)
+        await conversation_escalate(s, conversation, priority=Priority.urgent, summary="again", reason="bot_error")
+        await s.commit()
+    await env.idle()
+    assert [m["text"] for m in env.thread(alert["ts"])] == [":rotating_light: Escalated again (bot_error)."]
+    assert [c.status for c in env.fake.calls_for("chat.update")][-1] == 200
 
 
 # --------------------------------------------------------------------------- buttons
@@ -544,8 +609,9 @@ async def test_thread_reply_reaches_the_customer_as_the_agents_reply(env: Env, t
     first = await asyncio.gather(*(env.post(body) for _ in range(3)))  # delivered three times at once
     assert [r.status for r in first] == [200, 200, 200]
 
-    await eventually(lambda: count(env.sessions, OutboxMessage))
-    [row] = await rows(env.sessions, OutboxMessage)
+    to_customer = OutboxMessage.channel == Channel.telegram  # (the Slack alert went through the outbox too)
+    await eventually(lambda: count(env.sessions, OutboxMessage, to_customer))
+    [row] = await rows(env.sessions, OutboxMessage, to_customer)
     assert row.channel == Channel.telegram and row.payload["text"] == (
         "So sorry! A new parcel & a tracking link (https://t.example/1)")
     [reply] = await rows(env.sessions, Message, Message.direction == "out")
@@ -559,7 +625,7 @@ async def test_thread_reply_reaches_the_customer_as_the_agents_reply(env: Env, t
     for _ in range(2):
         assert (await env.post(body, extra_headers=retry)).status == 200
     await asyncio.sleep(0.3)
-    assert await count(env.sessions, OutboxMessage) == 1
+    assert await count(env.sessions, OutboxMessage, to_customer) == 1
     assert await count(env.sessions, AuditEvent, AuditEvent.action == "message.agent_reply") == 1
 
     # and the outbox delivers it through the real Telegram sender
@@ -585,7 +651,7 @@ async def test_note_in_thread_stays_internal(env: Env) -> None:
     await eventually(lambda: count(env.sessions, Message, Message.is_internal.is_(True)))
     [note] = await rows(env.sessions, Message, Message.is_internal.is_(True))
     assert note.text == "she was rude, but refund anyway"
-    assert await count(env.sessions, OutboxMessage) == 0
+    assert await count(env.sessions, OutboxMessage, OutboxMessage.channel != Channel.slack) == 0
 
 
 async def test_thread_messages_that_are_not_replies_are_ignored(env: Env) -> None:
@@ -617,7 +683,7 @@ async def test_thread_reply_from_a_stranger_gets_a_hint(env: Env) -> None:
     await env.post(body, extra_headers={"X-Slack-Retry-Num": "1"})
     await asyncio.sleep(0.2)
     assert len(env.fake.ephemeral) == 1  # a retry does not nag twice
-    assert await count(env.sessions, OutboxMessage) == 0
+    assert await count(env.sessions, OutboxMessage, OutboxMessage.channel != Channel.slack) == 0
 
 
 async def test_oversized_thread_reply_is_refused_with_a_notice(aiohttp_client: Any, fake: FakeSlack, settings: Any,
@@ -649,7 +715,7 @@ async def test_invalid_thread_reply_is_refused_with_a_notice(env: Env, text: str
     assert (notice["user"], notice["thread_ts"]) == ("U0ANA", alert["ts"])
     assert notice["text"].startswith("Not sent:") and reason in notice["text"]
     assert await count(env.sessions, Message, Message.direction == "out") == 0  # nothing for the customer
-    assert await count(env.sessions, OutboxMessage) == 0
+    assert await count(env.sessions, OutboxMessage, OutboxMessage.channel != Channel.slack) == 0
     assert await count(env.sessions, WebhookDelivery) == 0
 
 
@@ -667,7 +733,7 @@ async def test_customer_messages_are_mirrored_into_the_thread(env: Env, caplog: 
     # the agent's own reply from Slack is not echoed back into the thread
     await env.post(fs.event_callback_body(
         fs.message_event(ALERTS, "U0ANA", "On it", "1700001000.000100", thread_ts=alert["ts"])))
-    await eventually(lambda: count(env.sessions, OutboxMessage))
+    await eventually(lambda: count(env.sessions, OutboxMessage, OutboxMessage.channel != Channel.slack))
     await env.idle()
     assert len(env.thread(alert["ts"])) == 1
 
@@ -738,7 +804,7 @@ async def test_return_approval_alert_and_approve(env: Env) -> None:
     await add_agent(env.sessions, "ana@shop.test", "Ana", slack_user_id="U0ANA")
     conversation_id = await customer_conversation(env.sessions)
     rma = await make_rma(env.sessions)
-    await env.bus.publish(Event("alert", conversation_id, {"kind": "return_approval", "rma_id": rma.id}))
+    await env.alert(conversation_id, {"kind": "return_approval", "rma_id": rma.id})
     await env.idle()
     [alert] = env.alerts()
     assert set(buttons(alert)) == {sb.ACTION_APPROVE_RETURN, sb.ACTION_REJECT_RETURN, sb.ACTION_OPEN}
@@ -773,7 +839,7 @@ async def _is(getter: Callable[[], Any], expected: Any) -> bool:
 async def test_return_button_for_another_rma_is_ignored(env: Env) -> None:
     await add_agent(env.sessions, "ana@shop.test", "Ana", slack_user_id="U0ANA")
     rma = await make_rma(env.sessions)
-    await env.bus.publish(Event("alert", None, {"kind": "return_approval", "rma_id": rma.id}))
+    await env.alert(None, {"kind": "return_approval", "rma_id": rma.id})
     await env.idle()
     [alert] = env.alerts()
     await env.post(fs.block_actions_body(sb.ACTION_APPROVE_RETURN, str(rma.id + 1), "U0ANA", ALERTS, alert["ts"]))
@@ -814,7 +880,7 @@ async def test_bad_signature_or_stale_timestamp_is_401_with_no_side_effect(env: 
     assert (await env.client.post(EVENTS_PATH, data=reply.replace(b"hello", b"HELLO"),
                                   headers=tampered_headers)).status == 401
     await asyncio.sleep(0.2)
-    assert await count(env.sessions, OutboxMessage) == 0
+    assert await count(env.sessions, OutboxMessage, OutboxMessage.channel != Channel.slack) == 0
     assert await count(env.sessions, WebhookDelivery) == 0
     async with env.sessions() as s:
         assert (await s.get(Conversation, conversation_id)).assignee_id is None
@@ -896,7 +962,7 @@ async def test_build_connectors_with_slack(fake: FakeSlack, lite_settings: Any, 
     connectors = build_connectors(app, settings=slack_settings(settings, fake), sessions=sessions, bus=EventBus(),
                                   senders=senders, on_inbound=on_inbound)
     assert [c.name for c in connectors] == ["slack"]
-    assert len(senders) == 0  # Slack is not a customer channel
+    assert list(senders) == [Channel.slack]  # not a customer channel: the outbox delivers its alerts
     assert EVENTS_PATH in {r.resource.canonical for r in app.router.routes() if r.resource is not None}
     half = settings.model_copy(update={"slack_bot_token": SecretStr("xoxb-x")})
     assert build_connectors(web.Application(), settings=half, sessions=sessions, bus=EventBus(),
@@ -985,7 +1051,7 @@ async def test_a_concurrent_delivery_linking_the_agent_first_is_not_mistaken_for
     from bot.connectors.slack import link_slack_user
 
     ana = await add_agent(env.sessions, "ana@shop.test", "Ana")
-    real_email = env.connector._slack_email
+    real_email = env.connector.agents._slack_email
 
     async def email_after_someone_else_linked(slack_user_id: str) -> str | None:
         email = await real_email(slack_user_id)
@@ -994,7 +1060,7 @@ async def test_a_concurrent_delivery_linking_the_agent_first_is_not_mistaken_for
             await s.commit()
         return email
 
-    env.connector._slack_email = email_after_someone_else_linked  # type: ignore[method-assign]
+    env.connector.agents._slack_email = email_after_someone_else_linked  # type: ignore[method-assign]
     agent = await env.connector.agent_for("U0ANA")
     assert agent is not None and agent.id == ana.id
 
@@ -1018,9 +1084,54 @@ async def test_a_thread_reply_that_fails_to_save_is_retried_by_slack_not_lost(en
     body = fs.event_callback_body(event, event_id="Ev0FLAKY")
     first = await env.post(body)
     assert first.status == 503
-    assert await count(env.sessions, OutboxMessage) == 0
+    assert await count(env.sessions, OutboxMessage, OutboxMessage.channel != Channel.slack) == 0
     assert await count(env.sessions, WebhookDelivery, WebhookDelivery.delivery_id == "event:Ev0FLAKY") == 0
     retry = await env.post(body, extra_headers={"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_error"})
     assert retry.status == 200
-    [row] = await rows(env.sessions, OutboxMessage)
+    [row] = await rows(env.sessions, OutboxMessage, OutboxMessage.channel != Channel.slack)
     assert row.payload["text"] == "On it, sorry!"
+
+
+async def test_return_decide_refuses_a_second_decision(sessions: Any) -> None:
+    from inbox.actions.return_decide import return_decide
+    from shopbase.refusal import Refused
+
+    ana = await add_agent(sessions, "ana@shop.test", "Ana")
+    conversation_id = await customer_conversation(sessions)
+    rma = await make_rma(sessions)
+    async with sessions() as s:
+        decision = await return_decide(s, rma_id=rma.id, approve=True, agent=await s.get(Agent, ana.id),
+                                       conversation_id=conversation_id)
+        await s.commit()
+    assert (decision.verb, decision.status) == ("approved", "label_issued")  # a mailed return gets its label
+
+    async with sessions() as s:
+        with pytest.raises(Refused) as second:
+            await return_decide(s, rma_id=rma.id, approve=False, agent=await s.get(Agent, ana.id),
+                                conversation_id=conversation_id)
+        await s.commit()  # nothing to commit: the refusal wrote nothing
+    assert second.value.code == "return_already_decided"
+    assert "R5005-1 is already label issued" in second.value.message
+    async with sessions() as s:
+        assert (await s.get(ReturnAuthorization, rma.id)).status == RmaStatus.label_issued
+    assert await count(sessions, AuditEvent, AuditEvent.action.like("return.%")) == 1
+    assert await count(sessions, Message, Message.is_internal.is_(True)) == 1
+
+    async with sessions() as s:
+        with pytest.raises(Refused) as missing:
+            await return_decide(s, rma_id=rma.id + 1000, approve=True, agent=await s.get(Agent, ana.id))
+    assert (missing.value.code, missing.value.status) == ("return_not_found", 404)
+
+
+def test_notice_for_picks_what_slack_shows_and_stores_it_as_json() -> None:
+    from bot.connectors.slack import notice_for
+
+    stock = notice_for(Event("alert", None, {"kind": "low_stock", "price": Decimal("9.50")}))
+    assert stock is not None and not stock.follow_up
+    assert stock.payload["event"]["data"]["price"] == "9.50"  # JSON-safe before it reaches the row
+    assert notice_for(Event("alert", None, {"kind": "escalation"})) is None  # announced by the escalation
+    mirrored = notice_for(Event("message.created", 1, {"author": "customer", "is_internal": False}))
+    assert mirrored is not None and mirrored.follow_up  # only for conversations already in Slack
+    assert notice_for(Event("message.created", 1, {"author": "bot"})) is None
+    assert notice_for(Event("conversation.updated", 1, {"change": "priority"})) is None
+    assert notice_for(Event("conversation.updated", 1, {"change": "status"})).follow_up

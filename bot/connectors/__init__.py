@@ -14,6 +14,12 @@ slack      ``SHOPDESK_SLACK_BOT_TOKEN`` + ``SHOPDESK_SLACK_SIGNING_     ``POST /
            SECRET`` (+ ``_APP_TOKEN`` for Socket Mode)
 =========  ==========================================================  =====================
 
+Each connector is a folder with the same file names: ``connector.py`` (the class: routes,
+start/stop), ``translate.py`` (vendor payload → our types; pure functions), ``send.py`` (the
+outbox's sender), ``setup.py`` (clients from the settings, webhook set-up), plus ``admin.py``
+and ``blocks.py`` where they belong. Importing a connector has no side effects: log levels
+and environment are set when a client is built.
+
 With none configured the list is empty and the app runs on the web widget alone (the widget
 lives in ``inbox.web``; the terminal chat in ``bot.terminal``).
 """
@@ -70,6 +76,7 @@ def build_connectors(
 
         slack = SlackConnector(settings=settings, sessions=sessions, bus=bus)
         slack.setup_routes(app)
+        senders.register(slack.sender)  # the outbox delivers Slack alerts through it
         connectors.append(slack)
     elif settings.slack_bot_token is not None or settings.slack_signing_secret is not None:
         log.warning("Slack is off: it needs both SHOPDESK_SLACK_BOT_TOKEN and SHOPDESK_SLACK_SIGNING_SECRET")

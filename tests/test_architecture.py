@@ -114,6 +114,11 @@ def test_the_guard_knows_the_inbox_tables() -> None:
     assert {"Message", "Conversation", "Contact", "OutboxMessage", "AuditEvent"} <= _inbox_tables()
 
 
+#: the outbox owns its own table: it writes Slack alert notices in the committing transaction
+#: (a synchronous before_commit hook, where no async action can run); nothing else may
+ALLOWED = {("inbox/outbox.py", "OutboxMessage")}
+
+
 def test_inbox_rows_are_created_only_by_actions() -> None:
     tables = _inbox_tables()
     outside: list[str] = []
@@ -131,6 +136,6 @@ def test_inbox_rows_are_created_only_by_actions() -> None:
             if table is None and "." in name:
                 prefix, _, attr = name.rpartition(".")
                 table = attr if prefix in modules and attr in tables else None
-            if table is not None:
+            if table is not None and (str(path.relative_to(ROOT)), table) not in ALLOWED:
                 outside.append(f"{path.relative_to(ROOT)}:{node.lineno} creates a {table} row")
     assert outside == [], "inbox rows created outside inbox/actions:\n" + "\n".join(outside)

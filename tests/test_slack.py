@@ -24,6 +24,7 @@ from pydantic import SecretStr
 
 from bot.connectors import build_connectors
 from bot.connectors.slack import EVENTS_PATH, SlackConnector, link_slack_user
+from bot.connectors.slack import connector as slack_connector
 from bot.connectors.slack import blocks as sb
 from bot.connectors.telegram import TelegramSender, SendPacer, make_bot
 from inbox.actions.conversation_escalate import conversation_escalate

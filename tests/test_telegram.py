@@ -443,7 +443,7 @@ async def test_database_trouble_answers_503_so_telegram_retries(env: Env, monkey
     async def broken(*_a: Any, **_k: Any) -> Any:
         raise OperationalError("INSERT", {}, Exception("connection refused"))
 
-    monkeypatch.setattr(tgc, "message_record", broken)
+    monkeypatch.setattr(tgc.connector, "message_record", broken)
     resp = await env.post(make_message_update(90, CHAT, "hi"))
     assert resp.status == 503
     assert resp.headers["Retry-After"] == "5"

@@ -4,7 +4,7 @@ Fonts: DejaVu Sans (Latin, Cyrillic, Vietnamese, Greek …) is registered with r
 when the TTF files are found; otherwise the documents fall back to Helvetica, which
 renders Latin-1 text only (other characters show as blanks; nothing is transliterated).
 
-Customer-provided strings are untrusted: ``clean_text`` removes control and bidi-override
+Customer-provided strings are untrusted: ``shopbase.text.clean_for_pdf`` removes control and bidi-override
 characters and bounds the length, and ``paragraph`` escapes reportlab's mini-markup, so
 ``<b>`` or ``&amp;`` in a name is printed literally.
 """
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import threading
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -31,11 +30,12 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import Paragraph
 
+from shopbase.text import clean_for_pdf
+
 __all__ = [
     "ShopInfo",
     "Fonts",
     "fonts",
-    "clean_text",
     "paragraph",
     "address_lines",
     "resolve_locale",
@@ -48,9 +48,6 @@ FONT_DIRS = (
     Path("/usr/share/fonts/dejavu"),
     Path("/usr/share/fonts/TTF"),
 )
-_FORMAT_CHARS_KEPT = "\u200c\u200d"  # ZWNJ/ZWJ shape some scripts
-
-
 @dataclass(frozen=True)
 class ShopInfo:
     """The merchant as printed on documents."""
@@ -105,25 +102,9 @@ def _register_fonts() -> Fonts:
     return Fonts("DejaVuSans", bold_name, unicode=True)
 
 
-def clean_text(value: Any, limit: int = 300) -> str:
-    """Printable single-line text: no control/format characters, bounded length."""
-    if value is None:
-        return ""
-    text = unicodedata.normalize("NFC", str(value))
-    kept = []
-    for ch in text:
-        category = unicodedata.category(ch)
-        if category in {"Zl", "Zp"} or ch in "\t\r\n":
-            kept.append(" ")
-        elif category not in {"Cc", "Cf", "Cs", "Co", "Cn"} or ch in _FORMAT_CHARS_KEPT:
-            kept.append(ch)
-    collapsed = " ".join("".join(kept).split())
-    return collapsed if len(collapsed) <= limit else collapsed[: limit - 1] + "…"
-
-
 def paragraph(value: Any, style: ParagraphStyle, limit: int = 300) -> Paragraph:
     """A Paragraph that shows ``value`` literally (markup characters escaped)."""
-    return Paragraph(escape(clean_text(value, limit)), style)
+    return Paragraph(escape(clean_for_pdf(value, limit)), style)
 
 
 def _country_name(code: str, locale: Locale | None) -> str:
@@ -140,7 +121,7 @@ def address_lines(address: Mapping[str, Any] | None, locale: Locale | None = Non
     """
     if not address:
         return []
-    a = {k: clean_text(v, 120) for k, v in address.items() if isinstance(v, (str, int))}
+    a = {k: clean_for_pdf(v, 120) for k, v in address.items() if isinstance(v, (str, int))}
     name = a.get("name") or " ".join(p for p in (a.get("first_name"), a.get("last_name")) if p)
     city_line = " ".join(p for p in (a.get("zip"), a.get("city")) if p)
     region = a.get("province_code") or a.get("province") or ""
@@ -167,7 +148,7 @@ def money(amount: Decimal, currency: str, locale: Locale) -> str:
     try:
         return format_currency(amount, currency, locale=locale)
     except Exception:
-        return f"{amount} {clean_text(currency, 8)}"
+        return f"{amount} {clean_for_pdf(currency, 8)}"
 
 
 def day(value: date | datetime | None, locale: Locale) -> str:

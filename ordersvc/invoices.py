@@ -26,7 +26,6 @@ from reportlab.platypus import SimpleDocTemplate, Spacer, Table, TableStyle
 from ordersvc.documents import (
     ShopInfo,
     address_lines,
-    clean_text,
     day,
     fonts,
     money,
@@ -34,6 +33,7 @@ from ordersvc.documents import (
     resolve_locale,
 )
 from ordersvc.models import Customer, Order, OrderLine
+from shopbase.text import clean_for_pdf
 
 __all__ = ["ShopInfo", "render_invoice", "HEADINGS"]
 
@@ -235,8 +235,8 @@ def render_invoice(
         details = " · ".join(
             p
             for p in (
-                clean_text(line.variant_title, 120),
-                f"{h['sku']} {clean_text(line.sku, 64)}" if line.sku else "",
+                clean_for_pdf(line.variant_title, 120),
+                f"{h['sku']} {clean_for_pdf(line.sku, 64)}" if line.sku else "",
             )
             if p
         )
@@ -287,8 +287,8 @@ def render_invoice(
         rightMargin=20 * mm,
         topMargin=18 * mm,
         bottomMargin=18 * mm,
-        title=f"{h['invoice']} {clean_text(order.name, 64)}",
-        author=clean_text(shop.name, 80),
+        title=f"{h['invoice']} {clean_for_pdf(order.name, 64)}",
+        author=clean_for_pdf(shop.name, 80),
     )
 
     def footer(canvas: Canvas, document: Any) -> None:
@@ -296,7 +296,7 @@ def render_invoice(
         canvas.setFont(f.regular, 8)
         canvas.setFillColor(colors.grey)
         canvas.drawRightString(
-            A4[0] - 20 * mm, 10 * mm, f"{clean_text(order.name, 64)} · {h['page']} {document.page}"
+            A4[0] - 20 * mm, 10 * mm, f"{clean_for_pdf(order.name, 64)} · {h['page']} {document.page}"
         )
         canvas.restoreState()
 

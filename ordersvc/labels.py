@@ -20,7 +20,8 @@ from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import PageBreak, SimpleDocTemplate, Spacer, Table, TableStyle
 
-from ordersvc.documents import ShopInfo, address_lines, clean_text, fonts, paragraph
+from ordersvc.documents import ShopInfo, address_lines, fonts, paragraph
+from shopbase.text import clean_for_pdf
 from ordersvc.models import Order, OrderLine, ReturnAuthorization, ReturnLine
 
 __all__ = ["LABEL_SIZE", "ShopInfo", "return_label_barcode", "render_return_label"]
@@ -74,7 +75,7 @@ def _draw_label(
     page_w, page_h = LABEL_SIZE
     inner = page_w - 2 * _MARGIN
     tracking = rma.label_tracking_number or ""
-    carrier = _CARRIER_NAMES.get((rma.label_carrier or "").lower(), clean_text(rma.label_carrier, 16).upper())
+    carrier = _CARRIER_NAMES.get((rma.label_carrier or "").lower(), clean_for_pdf(rma.label_carrier, 16).upper())
 
     top = page_h - _MARGIN
     canvas.setFont(f.bold, 22)
@@ -82,14 +83,14 @@ def _draw_label(
     canvas.setFont(f.bold, 9)
     canvas.drawRightString(page_w - _MARGIN, top - 10, "PREPAID RETURN")
     canvas.setFont(f.regular, 8)
-    canvas.drawRightString(page_w - _MARGIN, top - 21, _fit(clean_text(shop.name, 60), f.regular, 8, inner / 2))
+    canvas.drawRightString(page_w - _MARGIN, top - 21, _fit(clean_for_pdf(shop.name, 60), f.regular, 8, inner / 2))
     y = top - 30
     canvas.setLineWidth(1.5)
     canvas.line(_MARGIN, y, page_w - _MARGIN, y)
 
     customer = list(address_lines(order.shipping_address))
     y = _block(canvas, _MARGIN, y - 4, inner, "FROM", customer or ["—"], 8)
-    destination = [clean_text(shop.name, 80), *address_lines(warehouse_address)]
+    destination = [clean_for_pdf(shop.name, 80), *address_lines(warehouse_address)]
     y = _block(canvas, _MARGIN + 12, y - 2, inner - 12, "SHIP TO", destination, 11)
 
     canvas.setLineWidth(1.5)
@@ -97,9 +98,9 @@ def _draw_label(
     canvas.setFont(f.bold, 8)
     canvas.drawString(_MARGIN, y - 12, "RMA")
     canvas.setFont(f.bold, 18)
-    canvas.drawString(_MARGIN + 26, y - 16, _fit(clean_text(rma.rma_number, 32), f.bold, 18, inner - 26))
+    canvas.drawString(_MARGIN + 26, y - 16, _fit(clean_for_pdf(rma.rma_number, 32), f.bold, 18, inner - 26))
     canvas.setFont(f.regular, 8)
-    canvas.drawString(_MARGIN, y - 28, _fit(f"Order {clean_text(order.name, 64)}", f.regular, 8, inner))
+    canvas.drawString(_MARGIN, y - 28, _fit(f"Order {clean_for_pdf(order.name, 64)}", f.regular, 8, inner))
     y -= 36
     canvas.line(_MARGIN, y, page_w - _MARGIN, y)
 
@@ -135,14 +136,14 @@ def _packing_slip(
     ]
     rows: list[list[Any]] = [[paragraph("Item", head), paragraph("Qty", head), paragraph("Reason", head)]]
     for rl, ol in lines:
-        item = " – ".join(p for p in (clean_text(ol.title, 120), clean_text(ol.variant_title, 80)) if p)
+        item = " – ".join(p for p in (clean_for_pdf(ol.title, 120), clean_for_pdf(ol.variant_title, 80)) if p)
         if ol.sku:
-            item += f" (SKU {clean_text(ol.sku, 64)})"
+            item += f" (SKU {clean_for_pdf(ol.sku, 64)})"
         if rl.exchange_sku:
-            item += f" → exchange for {clean_text(rl.exchange_sku, 64)}"
+            item += f" → exchange for {clean_for_pdf(rl.exchange_sku, 64)}"
         reason = rl.reason.value.replace("_", " ")
         if rl.reason_note:
-            reason += f": {clean_text(rl.reason_note, 200)}"
+            reason += f": {clean_for_pdf(rl.reason_note, 200)}"
         rows.append([paragraph(item, text), paragraph(str(rl.quantity), text), paragraph(reason, text)])
     inner = LABEL_SIZE[0] - 2 * _MARGIN
     table = Table(rows, colWidths=[inner * 0.55, inner * 0.12, inner * 0.33], repeatRows=1)
@@ -182,8 +183,8 @@ def render_return_label(
         rightMargin=_MARGIN,
         topMargin=_MARGIN,
         bottomMargin=_MARGIN,
-        title=f"Return label {clean_text(rma.rma_number, 32)}",
-        author=clean_text(shop.name, 80),
+        title=f"Return label {clean_for_pdf(rma.rma_number, 32)}",
+        author=clean_for_pdf(shop.name, 80),
     )
 
     def first_page(canvas: Canvas, _doc: Any) -> None:

@@ -90,6 +90,36 @@ def _report(name: str, rate: float, latencies: list[float]) -> None:
     print(f"{name:<28} {rate:8.1f} replies/s   p50 {p50:7.1f} ms   p95 {p95:7.1f} ms   n={len(latencies)}")
 
 
+def _nlu_timing() -> None:
+    """Median time per message of each understanding step, on the labelled messages of
+    tests/nlu_heldout.csv (timing only; nothing of them is printed)."""
+    import csv
+
+    from bot.nlu import analyze, detect_language, extract_entities, get_classifier, get_tone
+
+    with Path(__file__).with_name("nlu_heldout.csv").open(encoding="utf-8", newline="") as fh:
+        texts = [row["text"] for row in csv.DictReader(fh)]
+    classifier, tone = get_classifier(), get_tone()
+    steps = {
+        "language": detect_language,
+        "intent": classifier.predict,
+        "tone": tone.hostility,
+        "entities": extract_entities,
+        "whole analyze()": analyze,
+    }
+    parts = []
+    for name, step in steps.items():
+        for text in texts[:20]:
+            step(text)  # warm up (lazy detectors, caches)
+        times = []
+        for text in texts:
+            started = time.perf_counter()
+            step(text)
+            times.append(time.perf_counter() - started)
+        parts.append(f"{name} {statistics.median(times) * 1000:.3f}")
+    print(f"NLU median ms per message ({len(texts)} messages): " + ", ".join(parts))
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=200)
@@ -113,6 +143,7 @@ async def main() -> None:
 
         get_classifier()  # train or load the models once, outside the measurement
         get_tone()
+        _nlu_timing()
         port = _free_port()
         runner = await _serve(build_app(settings), port)
         try:

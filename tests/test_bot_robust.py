@@ -595,10 +595,6 @@ async def test_no_message_skips_verification(sessions, settings) -> None:  # typ
 # --------------------------------------------------------------------------- 10. the README's phrase
 
 
-# The dialog acts on the classifier's reading; the training data that makes this phrase a
-# confident start_return is on the classifier branch (issue 9, items 1-3). With it, this passes:
-# remove the mark once both are merged.
-@pytest.mark.xfail(reason="needs the intent training data of the classifier branch", strict=False)
 async def test_the_readme_phrase_starts_a_return(sessions, settings) -> None:  # type: ignore[no-untyped-def]
     await _shop(sessions)
     chat = Chat(sessions, settings)

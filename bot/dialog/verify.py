@@ -26,7 +26,8 @@ from bot.dialog.choices import has_correction, offer, pick
 from bot.dialog.turn import Turn
 from bot.nlu.entities import labelled_order_spans
 from inbox.models import Priority, VerificationAttempt
-from inbox.store import link_contact_to_customer
+from inbox.actions.contact_link import contact_link
+from inbox.actions.verification_record import verification_record
 from ordersvc.models import Order, Shipment
 from ordersvc.service import find_order, orders_for_customer, verify_customer
 
@@ -115,16 +116,14 @@ async def _attempt(turn: Turn, ref: str, proof: str) -> Order | None:
     order = await verify_customer(turn.session, found.name if found is not None else ref, proof)
     if order is not None and found is not None and order.id != found.id:
         order = None
-    turn.session.add(
-        VerificationAttempt(conversation_id=turn.conversation.id, order_ref=norm, success=order is not None, created_at=turn.now)
-    )
+    verification_record(turn.session, turn.conversation, norm, success=order is not None, now=turn.now)
     if order is None:
         if per_conversation + 1 >= MAX_FAILURES or per_order + 1 >= MAX_FAILURES:
             turn.say("verify_locked")
             turn.escalate("verification_lockout", priority=Priority.high)
         return None
     if order.customer_id is not None and turn.contact.customer_id is None:
-        await link_contact_to_customer(turn.session, turn.contact, order.customer_id)
+        await contact_link(turn.session, turn.contact, order.customer_id)
     if order.id not in turn.state.verified_order_ids:
         turn.state.verified_order_ids.append(order.id)  # type: ignore[arg-type]
     return order

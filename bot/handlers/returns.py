@@ -33,6 +33,7 @@ from bot.dialog.verify import require_order
 from bot.files import signed_file_url
 from bot.handlers.handoff import human_agent
 from bot.nlu.intents import CONFIDENT
+from inbox.actions.return_open import return_open
 from ordersvc.inventory import available_by_sku
 from ordersvc.models import (
     ItemCondition,
@@ -50,11 +51,11 @@ from ordersvc.returns import (
     ReturnPolicy,
     RmaProblem,
     compute_amounts,
-    create_rma,
     exchange_options,
     load_policy,
     order_eligibility,
 )
+from ordersvc.service import order_lines
 from shopbase.refusal import Refused
 
 __all__ = ["start_return", "continue_return", "reask", "flow_answer", "FLOW", "REASONS", "agent_choice"]
@@ -124,7 +125,7 @@ class _Ctx:
 async def _context(turn: Turn, order: Order) -> _Ctx:
     policy = await load_policy(turn.session)
     verdicts = await order_eligibility(turn.session, order, policy=policy, now=turn.now)
-    rows = (await turn.session.exec(select(OrderLine).where(OrderLine.order_id == order.id).order_by(col(OrderLine.id)))).all()
+    rows = await order_lines(turn.session, order.id)
     return _Ctx(turn, order, policy, {ln.id: ln for ln in rows if ln.id is not None}, {v.order_line_id: v for v in verdicts})
 
 
@@ -717,8 +718,8 @@ async def _create(ctx: _Ctx) -> None:
     turn = ctx.turn
     resolution, method = Resolution(ctx.slots["resolution"]), ReturnMethod(ctx.slots["method"])
     try:
-        created = await create_rma(turn.session, ctx.order, _return_items(ctx), resolution, method,
-                                   created_by="bot", now=turn.now, policy=ctx.policy)
+        created = await return_open(turn.session, turn.conversation, ctx.order, _return_items(ctx), resolution,
+                                    method, now=turn.now, policy=ctx.policy)
     except Refused as refusal:
         found: tuple[RmaProblem, ...] = refusal.details.get("problems", ())
         if any(e.code in _EXCHANGE_GONE for e in found):

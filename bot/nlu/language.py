@@ -8,7 +8,9 @@
    tell anything, so the platform hint (Telegram ``language_code``, Slack locale) wins,
    else English. A small table also knows a few unmistakable one-word messages
    (``hola``, ``gracias``, ``cam on``, ``spasibo``).
-3. **lingua** restricted to English, Spanish, Russian, Vietnamese and Chinese (built once,
+3. **Russian in Latin letters, Vietnamese without tones**: a word model learnt from our own
+   intent examples (:func:`_latin_words_guess`) decides when it is clearly one of them.
+4. **lingua** restricted to English, Spanish, Russian, Vietnamese and Chinese (built once,
    lazily). Its answer is used when it is confident; otherwise the hint, otherwise its best
    guess.
 
@@ -144,6 +146,73 @@ def _get_detector() -> LanguageDetector:
     return _detector
 
 
+# --- Russian in Latin letters, Vietnamese without tones --------------------------------
+
+# lingua knows Russian only in Cyrillic and reads toneless Vietnamese as anything. A word
+# model learnt from our own intent examples (Russian transliterated, Vietnamese with its
+# tones dropped, English and Spanish as written) recognises the typical words of those two
+# ("gde moy zakaz", "don hang cua toi dau"); it only decides when it is sure.
+_LATIN_LANGS = ("en", "es", "ru", "vi")
+#: log-likelihood lead (natural log) of Russian/Vietnamese over the runner-up to decide
+LATIN_MIN_LEAD = 6.0
+_latin_model: tuple[dict[str, dict[str, float]], dict[str, float]] | None = None
+_latin_lock = threading.Lock()
+
+
+def _latin_word_model() -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    """Per language, log P(word) with add-one smoothing, and the log probability of an
+    unseen word."""
+    global _latin_model
+    if _latin_model is None:
+        with _latin_lock:
+            if _latin_model is None:
+                import math
+                from collections import Counter
+
+                from .intents import _fold_accents, _transliterate, load_examples
+
+                counts: dict[str, Counter[str]] = {lang: Counter() for lang in _LATIN_LANGS}
+                for e in load_examples():
+                    if e.language not in counts:
+                        continue
+                    text = e.text.lower()
+                    if e.language == "ru":
+                        text = _transliterate(text)
+                    elif e.language in ("vi", "es"):
+                        text = _fold_accents(text)
+                    counts[e.language].update(re.findall(r"[a-z]+", text))
+                vocabulary = set().union(*counts.values())
+                logp: dict[str, dict[str, float]] = {}
+                unseen: dict[str, float] = {}
+                for lang, c in counts.items():
+                    total = sum(c.values()) + len(vocabulary)
+                    logp[lang] = {w: math.log((n + 1) / total) for w, n in c.items()}
+                    unseen[lang] = math.log(1 / total)
+                _latin_model = (logp, unseen)
+    return _latin_model
+
+
+def _latin_words_guess(words: str) -> str | None:
+    """``"ru"`` or ``"vi"`` when the (accent-free, ASCII) words of a text are clearly
+    transliterated Russian or toneless Vietnamese, else ``None``."""
+    tokens = words.split()
+    if len(tokens) < 2 or not all(t.isascii() for t in tokens):
+        return None
+    try:
+        logp, unseen = _latin_word_model()
+    except Exception:  # pragma: no cover - missing data must not break detection
+        return None
+    known = [t for t in tokens if any(t in logp[lang] for lang in ("ru", "vi"))]
+    if len(known) < 2:
+        return None
+    scores = {lang: sum(logp[lang].get(t, unseen[lang]) for t in tokens) for lang in _LATIN_LANGS}
+    ranked = sorted(scores, key=lambda lang: -scores[lang])
+    best, second = ranked[0], ranked[1]
+    if best in ("ru", "vi") and scores[best] - scores[second] >= LATIN_MIN_LEAD:
+        return best
+    return None
+
+
 # --- script analysis -------------------------------------------------------------------
 
 # Tokens that carry no language: URLs, e-mail addresses, anything with a digit in it
@@ -243,6 +312,10 @@ def detect_language(text: str, hint: str | None = None) -> str:
         return _resolve(_SHORT_WORDS[words], hint_code)
     if len(letters) < MIN_LETTERS:
         return fallback
+
+    latin_guess = _latin_words_guess(words)
+    if latin_guess is not None:
+        return latin_guess
 
     try:
         values = _get_detector().compute_language_confidence_values(sample)

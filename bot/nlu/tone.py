@@ -138,6 +138,7 @@ class ToneClassifier:
         self.fingerprint = fingerprint
         self._hostile_column = list(pipeline.classes_).index("hostile")
         self._fast: FastFeatures | None = None
+        self._coef_t: Any = None
 
     @classmethod
     def train(cls, pairs: Sequence[tuple[str, str]], fingerprint: str | None = None) -> ToneClassifier:
@@ -203,7 +204,9 @@ class ToneClassifier:
             return self._pipeline.predict_proba(texts)[:, self._hostile_column]
         if self._fast is None:
             self._fast = FastFeatures(self._pipeline[0])
-        logit = np.asarray(self._fast.transform(texts) @ model.coef_[0]).ravel() + model.intercept_[0]
+        if getattr(self, "_coef_t", None) is None:
+            self._coef_t = np.ascontiguousarray(model.coef_.T, dtype=np.float64)
+        logit = self._fast.linear(texts, self._coef_t)[:, 0] + model.intercept_[0]
         p_second = 1.0 / (1.0 + np.exp(-logit))  # binary LR: the probability of classes_[1]
         return p_second if self._hostile_column == 1 else 1.0 - p_second
 

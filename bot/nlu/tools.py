@@ -3,7 +3,7 @@
 Command line::
 
     python -m bot.nlu.tools classify < messages.jsonl > results.jsonl
-    python -m bot.nlu.tools evaluate tests/nlu_heldout.csv
+    python -m bot.nlu.tools evaluate tests/nlu_heldout/      # a labelled CSV or a folder of them
 """
 
 from __future__ import annotations
@@ -14,14 +14,15 @@ import io
 import json
 import re
 import sys
-from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple, TextIO
 
+from shopbase.text import storable
+
 from . import analyze, get_classifier
-from .intents import INTENTS, IntentClassifier
+from .evaluate import EvalReport, IntentStats, evaluate_path, format_report
+from .intents import IntentClassifier
 
 __all__ = [
     "ClassifyCounts", "EvalReport", "IntentStats", "LineError", "classify_stream", "evaluate_csv", "format_report",
@@ -61,7 +62,7 @@ def _parse_line(line: str) -> tuple[str, str | None]:
 def _storable(text: str) -> str:
     if _SURROGATES.search(text):  # invalid UTF-8 on stdin, or a "\ud800" escape in JSON
         raise LineError("the text is not valid UTF-8 / Unicode")
-    return text.replace("\x00", "")
+    return str(storable(text))
 
 
 class ClassifyCounts(NamedTuple):
@@ -101,123 +102,17 @@ def classify_stream(inp: TextIO, out: TextIO, *, classifier: IntentClassifier | 
     return ClassifyCounts(classified, failed)
 
 
-@dataclass(frozen=True)
-class IntentStats:
-    precision: float
-    recall: float
-    support: int
-
-
-@dataclass(frozen=True)
-class EvalReport:
-    """Result of :func:`evaluate_csv`. ``confusions`` are (gold, predicted, count), most
-    frequent first; ``per_language`` is accuracy by the optional ``lang`` column."""
-
-    total: int
-    correct: int
-    accuracy: float
-    per_intent: dict[str, IntentStats]
-    confusions: list[tuple[str, str, int]]
-    per_language: dict[str, float] = field(default_factory=dict)
-
-    def worst_intents(self, n: int = 3) -> list[tuple[str, float]]:
-        """The *n* intents with the lowest recall (among those in the data)."""
-        rows = [(name, s.recall) for name, s in self.per_intent.items() if s.support]
-        return sorted(rows, key=lambda r: (r[1], r[0]))[:n]
-
-
-def _read_labelled_csv(path: Path) -> list[tuple[str, str, str | None]]:
-    try:
-        fh = path.open(newline="", encoding="utf-8")
-    except OSError as exc:
-        raise ValueError(f"{path}: cannot open: {exc.strerror or exc}") from exc
-    with fh:
-        reader = csv.DictReader(fh)
-        columns = [c.strip() for c in (reader.fieldnames or [])]
-        if "text" not in columns or "intent" not in columns:
-            raise ValueError(
-                f"{path}: the header must have columns text,intent[,lang]; found {','.join(columns) or 'nothing'}"
-            )
-        reader.fieldnames = columns
-        rows = []
-        try:
-            for row in reader:
-                text, intent = row.get("text"), (row.get("intent") or "").strip()
-                if text is None or not intent:
-                    raise ValueError(f"{path}:{reader.line_num}: missing text or intent")
-                if intent not in INTENTS:
-                    raise ValueError(f"{path}:{reader.line_num}: unknown intent {intent!r}")
-                lang = (row.get("lang") or "").strip() or None
-                rows.append((text, intent, lang))
-        except csv.Error as exc:
-            raise ValueError(f"{path}:{reader.line_num}: bad CSV: {exc}") from exc
-    if not rows:
-        raise ValueError(f"{path}: no rows")
-    return rows
-
-
 def evaluate_csv(path: str | Path, *, classifier: IntentClassifier | None = None) -> EvalReport:
-    """Accuracy of the intent classifier on a CSV with a header ``text,intent[,lang]``.
-
-    Raises ``ValueError`` with a one-line message for a missing file or column, an empty
-    file, or an intent name that is not in :data:`~bot.nlu.intents.INTENTS`.
-    """
-    rows = _read_labelled_csv(Path(path))
-    clf = classifier or get_classifier()
-    predictions = clf.predict_many([text for text, _, _ in rows])
-    gold = [intent for _, intent, _ in rows]
-    predicted = [p.intent for p in predictions]
-
-    pairs = Counter(zip(gold, predicted))
-    per_intent = {}
-    for name in INTENTS:
-        tp = pairs[(name, name)]
-        support = sum(1 for g in gold if g == name)
-        n_predicted = sum(1 for p in predicted if p == name)
-        if support or n_predicted:
-            per_intent[name] = IntentStats(
-                precision=tp / n_predicted if n_predicted else 0.0,
-                recall=tp / support if support else 0.0,
-                support=support,
-            )
-    confusions = sorted(
-        ((g, p, n) for (g, p), n in pairs.items() if g != p), key=lambda r: (-r[2], r[0], r[1])
-    )
-    by_lang: dict[str, list[bool]] = {}
-    for (_, intent, lang), p in zip(rows, predicted):
-        if lang:
-            by_lang.setdefault(lang, []).append(intent == p)
-    correct = sum(1 for g, p in zip(gold, predicted) if g == p)
-    return EvalReport(
-        total=len(rows),
-        correct=correct,
-        accuracy=correct / len(rows),
-        per_intent=per_intent,
-        confusions=confusions,
-        per_language={k: sum(v) / len(v) for k, v in sorted(by_lang.items())},
-    )
-
-
-def format_report(report: EvalReport, max_confusions: int = 10) -> str:
-    """A plain-text table of :class:`EvalReport` for a terminal."""
-    lines = [f"accuracy {report.accuracy:.3f} ({report.correct}/{report.total})", ""]
-    lines.append(f"{'intent':<16}{'precision':>10}{'recall':>8}{'support':>9}")
-    for name, s in report.per_intent.items():
-        lines.append(f"{name:<16}{s.precision:>10.2f}{s.recall:>8.2f}{s.support:>9}")
-    if report.per_language:
-        lines += ["", "accuracy by language:"]
-        lines += [f"  {lang:<8} {acc:.3f}" for lang, acc in report.per_language.items()]
-    if report.confusions:
-        lines += ["", "most confused (gold -> predicted):"]
-        lines += [f"  {g} -> {p}: {n}" for g, p, n in report.confusions[:max_confusions]]
-    return "\n".join(lines)
+    """Accuracy of the intent classifier on a labelled CSV (``text,intent[,lang]``) or a folder
+    of them; see :func:`bot.nlu.evaluate.evaluate_path`."""
+    return evaluate_path(path, classifier=classifier or get_classifier())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot.nlu.tools", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("classify", help="classify stdin lines (JSON or text) to JSON lines on stdout")
-    ev = sub.add_parser("evaluate", help="evaluate on a CSV with columns text,intent[,lang]")
+    ev = sub.add_parser("evaluate", help="evaluate on a CSV with columns text,intent[,lang], or a folder of them")
     ev.add_argument("csv", type=Path)
     args = parser.parse_args(argv)
     if args.command == "classify":

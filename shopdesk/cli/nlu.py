@@ -32,8 +32,10 @@ def nlu_classify() -> None:
 
 
 @app.command("eval")
-def nlu_eval(path: Path = typer.Argument(..., help="CSV with columns text,intent[,lang].")) -> None:
-    """Print accuracy, per-intent precision and recall, and the most confused pairs."""
+def nlu_eval(
+    path: Path = typer.Argument(..., help="CSV with columns text,intent[,lang], or a folder of <lang>.csv files."),
+) -> None:
+    """Print accuracy per intent and language, a confusion table and wrong actions on out-of-scope messages."""
     from bot.nlu.tools import evaluate_csv, format_report
 
     try:

@@ -42,13 +42,12 @@ from ordersvc.labels import render_return_label
 from ordersvc.models import (
     Customer,
     Order,
-    OrderLine,
     ReturnAuthorization,
     RmaStatus,
     Warehouse,
 )
 from ordersvc.returns import load_rma_lines
-from ordersvc.service import get_setting
+from ordersvc.service import get_setting, order_lines
 
 __all__ = [
     "FILE_KINDS",
@@ -205,9 +204,7 @@ async def invoice_pdf(request: web.Request) -> web.Response:
         if order is None:
             return _not_found()
         customer = await session.get(Customer, order.customer_id) if order.customer_id is not None else None
-        lines = list(
-            (await session.exec(select(OrderLine).where(OrderLine.order_id == order.id).order_by(col(OrderLine.id)))).all()
-        )
+        lines = await order_lines(session, order.id)
         shop, _ = await _shop_info(session, config.shop_name)
     locale = babel_locale(lang) if lang in SUPPORTED_LANGUAGES else None
     body = await asyncio.to_thread(render_invoice, order, customer, lines, shop, locale)

@@ -23,12 +23,17 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.dialog.engine import respond
 from bot.dialog.turn import BotConfig, DialogState, Turn
 from bot.nlu import analyze
 from bot.nlu.intents import CLARIFY_BELOW
-from inbox import store
+from inbox.actions.conversation_escalate import conversation_escalate
+from inbox.actions.conversation_status import conversation_wake_snoozed
+from inbox.actions.message_answer import message_answer
+from inbox.actions.message_mark_processed import message_mark_processed
+from inbox.actions.message_send import message_send
 from inbox.events import Event, EventBus
 from inbox.messages import OutboundPayload
 from inbox.models import Author, Contact, Conversation, Message, Owner, Priority
@@ -40,7 +45,7 @@ log = logging.getLogger("shopdesk.bot")
 
 
 class Pipeline:
-    def __init__(self, *, sessions: async_sessionmaker[Any], bus: EventBus, settings: Any) -> None:
+    def __init__(self, *, sessions: async_sessionmaker[AsyncSession], bus: EventBus, settings: Any) -> None:
         self.sessions = sessions
         self.bus = bus
         self.config = BotConfig(
@@ -66,7 +71,7 @@ class Pipeline:
             conversation = await session.get(Conversation, message.conversation_id, with_for_update=True)
             assert conversation is not None
             if conversation.owner == Owner.agent:
-                await store.mark_processed(session, message.id)
+                await message_mark_processed(session, message.id)
                 await session.commit()
                 return
             contact = await session.get(Contact, conversation.contact_id)
@@ -88,28 +93,22 @@ class Pipeline:
                 intent=_intent(nlu)[0],
                 confidence=_intent(nlu)[1],
                 entities=list(nlu.entities) if nlu else [],
+                ranking=tuple(nlu.ranking) if nlu else (),
                 hostile=bool(nlu and nlu.hostile),
             )
             await respond(turn)
             await self._commit_turn(session, turn, message)
 
-    async def _commit_turn(self, session: Any, turn: Turn, message: Message) -> None:
+    async def _commit_turn(self, session: AsyncSession, turn: Turn, message: Message) -> None:
         conversation = turn.conversation
-        for payload in turn.replies:
-            store.add_outbound(session, conversation, payload, author=Author.bot)
-        conversation.bot_state = turn.state.to_json()  # reassign: JSON columns track assignment only
-        conversation.language = turn.lang
-        if turn.intent != "unknown" or conversation.last_intent is None:
-            conversation.last_intent = turn.intent
-        message.intent = turn.intent
-        session.add(conversation)
-        session.add(message)
+        message_answer(session, conversation, message, replies=turn.replies, bot_state=turn.state.to_json(),
+                       language=turn.lang, intent=turn.intent)
         if turn.escalation is not None:
-            await store.escalate(session, conversation, priority=turn.escalation.priority,
+            await conversation_escalate(session, conversation, priority=turn.escalation.priority,
                                  summary=turn.escalation.summary, reason=turn.escalation.reason)
         for alert in turn.alerts:
             self.bus.collect(session, Event("alert", conversation.id, alert))
-        await store.mark_processed(session, message.id)
+        await message_mark_processed(session, message.id)
         await session.commit()
 
     async def _fail_safe(self, message_id: int) -> None:
@@ -123,11 +122,11 @@ class Pipeline:
                 assert conversation is not None
                 lang = conversation.language
                 if conversation.owner != Owner.agent:
-                    store.add_outbound(session, conversation, OutboundPayload(text=render_reply("bot_error", lang)),
+                    message_send(session, conversation, OutboundPayload(text=render_reply("bot_error", lang)),
                                        author=Author.bot)
-                    await store.escalate(session, conversation, priority=Priority.high,
+                    await conversation_escalate(session, conversation, priority=Priority.high,
                                          summary="reason: bot_error; the bot failed on the last message", reason="bot_error")
-                await store.mark_processed(session, message_id)
+                await message_mark_processed(session, message_id)
                 await session.commit()
         except Exception:
             log.exception("fail-safe for a bot turn failed; the message stays unprocessed for the next sweep",
@@ -142,7 +141,7 @@ class Pipeline:
         while True:
             try:
                 async with self.sessions() as session:
-                    await store.wake_snoozed(session, datetime.now(timezone.utc))
+                    await conversation_wake_snoozed(session, datetime.now(timezone.utc))
                     await session.commit()
             except asyncio.CancelledError:
                 raise
@@ -193,7 +192,7 @@ def _language(nlu: Any, conversation: Conversation, contact: Contact) -> str:
 
 
 
-async def unprocessed(sessions: async_sessionmaker[Any]) -> list[int]:
+async def unprocessed(sessions: async_sessionmaker[AsyncSession]) -> list[int]:
     async with sessions() as session:
         rows = await session.exec(select(Message.id).where(Message.processed.is_(False)))  # type: ignore[attr-defined]
         return [int(r) for r in rows.all()]

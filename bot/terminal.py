@@ -17,11 +17,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import select
 
 from bot.pipeline import Pipeline
-from inbox import store
+from inbox.actions.contact_create import contact_create
+from inbox.actions.contact_link import contact_link
+from inbox.actions.message_record import message_record
 from inbox.events import EventBus
-from inbox.messages import InboundMessage, OutboundPayload
-from inbox.models import Channel, Contact, OutboxMessage, OutboxStatus
-from ordersvc.models import utcnow
+from inbox.messages import InboundMessage, InvalidMessage, OutboundPayload
+from inbox.models import Channel, OutboxMessage, OutboxStatus
+from shopbase.clock import utcnow
+from shopbase.sessions import session_maker
 from ordersvc.service import find_customer_by_email
 
 __all__ = ["run_terminal_chat", "TerminalSession"]
@@ -31,8 +34,6 @@ class TerminalSession:
     """One customer identity on the terminal channel, driving the real pipeline."""
 
     def __init__(self, engine: AsyncEngine, settings: Any, *, lang: str | None = None) -> None:
-        from shopdesk.db import session_maker
-
         self.sessions = session_maker(engine)
         self.settings = settings
         self.pipeline = Pipeline(sessions=self.sessions, bus=EventBus(), settings=settings)
@@ -46,18 +47,16 @@ class TerminalSession:
             customer = await find_customer_by_email(session, email)
             if customer is None:
                 return False
-            contact = Contact(channel=Channel.terminal, external_id=self.identity, display_name=customer.first_name,
-                              language=self.lang)
-            session.add(contact)
-            await session.flush()
-            await store.link_contact_to_customer(session, contact, customer.id)  # type: ignore[arg-type]
+            contact = await contact_create(session, Channel.terminal, self.identity,
+                                           display_name=customer.first_name, language=self.lang)
+            await contact_link(session, contact, customer.id)  # type: ignore[arg-type]
             await session.commit()
             return True
 
     async def send(self, text: str, postback: str | None = None) -> list[OutboundPayload]:
         """Say ``text``; return the bot's replies (and mark them delivered)."""
         self._counter += 1
-        result = await store.record_inbound(
+        result = await message_record(
             self.sessions,
             InboundMessage(
                 channel=Channel.terminal,
@@ -128,7 +127,7 @@ async def run_terminal_chat(engine: AsyncEngine, settings: Any, *, email: str | 
             postback = choices[int(text.strip()) - 1]
         try:
             replies = await chat.send(text, postback=postback)
-        except store.InvalidMessage as exc:
+        except InvalidMessage as exc:
             out.write(f"(not sent: {exc})\n")
             continue
         choices = _show(replies, out)

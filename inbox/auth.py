@@ -20,8 +20,8 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from inbox.models import Agent, Role
-from ordersvc.models import utcnow
+from inbox.models import Agent
+from shopbase.clock import utcnow
 
 __all__ = [
     "MIN_PASSWORD_LENGTH",
@@ -34,7 +34,6 @@ __all__ = [
     "generate_password",
     "hash_password",
     "verify_password",
-    "create_agent",
     "authenticate",
     "set_password",
 ]
@@ -99,36 +98,6 @@ async def verify_password(password_hash: str, password: str) -> bool:
 @lru_cache(maxsize=1)
 def _dummy_hash() -> str:
     return _hasher.hash(secrets.token_urlsafe(16))
-
-
-async def create_agent(
-    session: AsyncSession,
-    email: str,
-    password: str,
-    name: str = "",
-    admin: bool = False,
-    *,
-    team_id: int | None = None,
-    slack_user_id: str | None = None,
-) -> Agent:
-    """Add an agent (the caller commits). Raises AgentError for bad input or a taken email."""
-    address = check_email(email)
-    check_password(password)
-    display = " ".join((name or "").split())[:120] or address.split("@", 1)[0]
-    taken = (await session.exec(select(Agent.id).where(sa.func.lower(Agent.email) == address))).first()
-    if taken is not None:
-        raise AgentExists("an agent with this email already exists")
-    agent = Agent(
-        email=address,
-        name=display,
-        password_hash=await hash_password(password),
-        role=Role.admin if admin else Role.agent,
-        team_id=team_id,
-        slack_user_id=(slack_user_id or None),
-    )
-    session.add(agent)
-    await session.flush()
-    return agent
 
 
 async def set_password(session: AsyncSession, agent: Agent, password: str) -> None:

@@ -19,6 +19,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from inbox.models import Channel
+from shopbase.refusal import Refused
+from shopbase.text import clean_line
 
 __all__ = [
     "QuickReply",
@@ -27,21 +29,20 @@ __all__ = [
     "OutboundPayload",
     "InvalidMessage",
     "check_text",
-    "clean_label",
     "clean_url",
 ]
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
-# C0/C1 control characters except tab and newline: never wanted in names and labels
+# C0/C1 control characters except tab and newline: never wanted in a URL
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _SAFE_URL_SCHEMES = {"http", "https"}
 
 
-class InvalidMessage(ValueError):
-    """A message we refuse to store; ``reason`` is one line fit for a 4xx answer."""
+class InvalidMessage(Refused, ValueError):
+    """A message we refuse to store or send; ``reason`` is one line fit for a 4xx answer."""
 
     def __init__(self, reason: str) -> None:
-        super().__init__(reason)
+        super().__init__("invalid_message", reason, status=400)
         self.reason = reason
 
 
@@ -63,17 +64,6 @@ def check_text(text: str, *, max_chars: int = 4096, what: str = "message") -> st
     if len(text) > max_chars:
         raise InvalidMessage(f"{what} too long: {len(text)} characters, at most {max_chars}")
     return text
-
-
-def clean_label(value: str | None, max_len: int) -> str:
-    """A one-line display value (names, usernames, file names): no control characters or
-    surrogates, whitespace collapsed, cut to ``max_len``. Never raises."""
-    if not value:
-        return ""
-    value = _SURROGATE.sub("\ufffd", str(value))
-    value = _CONTROL.sub(" ", value).replace("\n", " ").replace("\t", " ")
-    value = " ".join(unicodedata.normalize("NFC", value).split())
-    return value[:max_len]
 
 
 def clean_url(url: str | None) -> str | None:
@@ -118,15 +108,15 @@ class Attachment:
     def from_dict(cls, data: dict[str, Any]) -> Attachment:
         size = data.get("size")
         return cls(
-            kind=clean_label(data.get("kind"), 32) or "file",
-            filename=clean_label(data.get("filename"), 255),
+            kind=clean_line(data.get("kind"), 32) or "file",
+            filename=clean_line(data.get("filename"), 255),
             url=clean_url(data.get("url")),
-            mime=clean_label(data.get("mime"), 128) or None,
+            mime=clean_line(data.get("mime"), 128) or None,
             size=int(size) if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None,
         )
 
     def cleaned(self) -> Attachment:
-        """The same attachment with display fields made safe (see :func:`clean_label`, :func:`clean_url`)."""
+        """The same attachment with display fields made safe (see :func:`shopbase.text.clean_line`, :func:`clean_url`)."""
         return Attachment.from_dict(self.to_dict())
 
 

@@ -1,6 +1,6 @@
 """The inbox's tables: agents, contacts, conversations, messages, the outbox and the audit trail.
 
-Rows are written only through ``inbox.store`` (and the outbox dispatcher); read freely.
+Rows are written only through ``inbox.actions`` (and the outbox dispatcher's status updates); read freely.
 A contact is one identity on one channel; it points at an ordersvc customer only after the
 customer proved who they are (``Contact.customer_id`` + ``verified_at``), never because
 they typed an email.
@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import relationship
 from sqlmodel import Field, Relationship, SQLModel
 
-from ordersvc.models import enum_column, utcnow
-from ordersvc.types import JSONType
+from shopbase.clock import utcnow
+from shopbase.coltypes import JSONType, enum_column
 
 __all__ = [
     "Channel",
@@ -230,7 +230,7 @@ class OutboxMessage(SQLModel, table=True):
     sent_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
 
-    # write-only link so that ``inbox.store.add_outbound`` can add both rows before the flush
+    # write-only link so that ``inbox.actions.message_send`` can add both rows before the flush
     # that gives the message its id; never read it (lazy="raise": query explicitly instead)
     message: Message | None = Relationship(sa_relationship=relationship("Message", lazy="raise"))
 

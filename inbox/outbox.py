@@ -1,6 +1,6 @@
 """Step 6 of the story of one message: deliver the outbox, in order, with retries.
 
-Rows are written by ``inbox.store.add_outbound`` in the transaction that produced them; the
+Rows are written by ``inbox.actions.message_send`` in the transaction that produced them; the
 :class:`OutboxDispatcher` sends them through the channel's registered
 :class:`~inbox.channels.Sender`:
 
@@ -50,19 +50,12 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session, aliased
 from sqlmodel import col, select
 
+from inbox.actions.base import write_audit
 from inbox.channels import Notice, NoticeSender, PermanentFailure, RetryLater, Sender, SenderRegistry
 from inbox.events import Event, EventBus, EventType, collect, pending_events
 from inbox.messages import OutboundPayload
-from inbox.models import (
-    AuditEvent,
-    Channel,
-    Contact,
-    ExternalThread,
-    Message,
-    OutboxMessage,
-    OutboxStatus,
-    utcnow,
-)
+from inbox.models import Channel, Contact, ExternalThread, Message, OutboxMessage, OutboxStatus
+from shopbase.clock import utcnow
 
 __all__ = ["NoticeRequest", "NoticeSelector", "OutboxDispatcher", "backoff_seconds", "feed_notices", "pending_count",
            "sent_payload"]
@@ -583,9 +576,9 @@ class OutboxDispatcher:
                     .values(undeliverable_at=now)
                     .execution_options(synchronize_session=False)
                 )
-            session.add(AuditEvent(conversation_id=row.conversation_id, actor="system", action="message.undeliverable",
-                                   detail={"message_id": row.message_id, "outbox_id": row.id, "reason": reason,
-                                           "blocked": blocked}, created_at=now))
+            write_audit(session, row.conversation_id, "message.undeliverable", actor="system",
+                        detail={"message_id": row.message_id, "outbox_id": row.id, "reason": reason,
+                                "blocked": blocked}, now=now)
             collect(session, Event(EventType.message_delivery.value, row.conversation_id,
                                    {"message_id": row.message_id, "outbox_id": row.id, "status": "undeliverable",
                                     "reason": reason, "blocked": blocked}))

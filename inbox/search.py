@@ -16,21 +16,19 @@ import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
 from inbox.models import Message
+from shopbase.text import clean_line
 
 __all__ = ["MAX_QUERY_CHARS", "MAX_QUERY_TOKENS", "fts5_query", "clean_query", "matching_conversation_ids"]
 
 MAX_QUERY_CHARS = 200
 MAX_QUERY_TOKENS = 12
-_UNSAFE = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
 # characters the unicode61 tokenizer treats as separators; a token of only these matches nothing
 _WORDLESS = re.compile(r"^\W+$")
 
 
 def clean_query(q: str | None) -> str:
     """The search text with control characters and lone surrogates removed, cut to a sane size."""
-    if not q:
-        return ""
-    return " ".join(_UNSAFE.sub(" ", q).split())[:MAX_QUERY_CHARS]
+    return clean_line(q, MAX_QUERY_CHARS)
 
 
 def fts5_query(q: str | None) -> str | None:

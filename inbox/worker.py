@@ -1,6 +1,6 @@
 """Runs the bot on recorded inbound messages, off the webhook's request path.
 
-:class:`InboundWorker` takes message ids (``submit``, called after ``record_inbound``
+:class:`InboundWorker` takes message ids (``submit``, called after ``message_record``
 committed, and ``sweep``, which finds every unprocessed inbound message) and calls
 ``processor(message_id)``:
 
@@ -15,7 +15,7 @@ committed, and ``sweep``, which finds every unprocessed inbound message) and cal
   in flight finish, and queued ones simply stay unprocessed for the next start.
 
 The processor owns the transaction that stores the effects and marks the message processed
-(``inbox.store.mark_processed``); it should itself skip a message that is already processed.
+(``inbox.actions.message_mark_processed``); it should itself skip a message that is already processed.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from typing import Any
 from sqlmodel import col, select
 
 from inbox.models import Message
-from inbox.store import unprocessed_message_ids
+from inbox.queries.messages import unprocessed_message_ids
 
 __all__ = ["InboundWorker"]
 

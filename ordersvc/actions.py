@@ -13,7 +13,6 @@ otherwise (including shipments whose lines are not known).
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -34,8 +33,10 @@ from ordersvc.models import (
     Refund,
     Shipment,
     ShipmentLine,
-    utcnow,
 )
+from shopbase.clock import utcnow
+from shopbase.rows import locked as locked_row
+from shopbase.text import clean_line
 
 __all__ = [
     "ActionResult",
@@ -45,6 +46,7 @@ __all__ = [
     "change_address",
     "check_address",
     "check_changeable",
+    "refund_due",
 ]
 
 # Shopify's address keys; anything else in a new address is refused.
@@ -84,14 +86,15 @@ class ActionResult:
     order: Order | None = None
 
 
-async def _lock(session: AsyncSession, order: Order) -> Order:
-    stmt = (
-        select(Order)
-        .where(Order.id == order.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    return (await session.exec(stmt)).one()
+async def refund_due(session: AsyncSession, order: Order) -> Decimal:
+    """What cancelling ``order`` would refund: nothing when it was never charged (pending,
+    authorized) or is settled already (refunded, voided); else the total less what was
+    refunded so far."""
+    if order.financial_status in _UNPAID or order.financial_status in _ALREADY_SETTLED:
+        return Decimal("0")
+    refunded_stmt = select(sa.func.coalesce(sa.func.sum(Refund.amount), 0)).where(Refund.order_id == order.id)
+    already = Decimal(str((await session.exec(refunded_stmt)).one()))
+    return max(order.total_price - already, Decimal("0"))
 
 
 async def check_changeable(session: AsyncSession, order: Order) -> str | None:
@@ -130,22 +133,18 @@ async def cancel_order(
     ``shopdesk:cancel:<order id>`` makes a second cancellation refund impossible even
     across racing transactions. Reserved stock is released.
     """
-    locked = await _lock(session, order)
+    locked = await locked_row(session, Order, order.id)
     refusal = await check_changeable(session, locked)
     if refusal is not None:
         return ActionResult(ok=False, reason=refusal, order=locked)
 
     now = utcnow()
-    reason_text = _clean(reason)[:64] or "customer"
+    reason_text = clean_line(reason, 64) or "customer"
     refund: Refund | None = None
     if locked.financial_status in _UNPAID:
         locked.financial_status = FinancialStatus.voided
     elif locked.financial_status not in _ALREADY_SETTLED:
-        refunded_stmt = select(sa.func.coalesce(sa.func.sum(Refund.amount), 0)).where(
-            Refund.order_id == locked.id
-        )
-        already = Decimal(str((await session.exec(refunded_stmt)).one()))
-        amount = max(locked.total_price - already, Decimal("0"))
+        amount = await refund_due(session, locked)
         if amount > 0:
             assert locked.id is not None
             refund = Refund(
@@ -153,7 +152,7 @@ async def cancel_order(
                 external_id=f"shopdesk:cancel:{locked.id}",
                 amount=amount,
                 currency=locked.currency,
-                note=f"order cancelled by {_clean(actor)[:32] or 'bot'}: {reason_text}",
+                note=f"order cancelled by {clean_line(actor, 32) or 'bot'}: {reason_text}",
                 processed_at=now,
             )
             session.add(refund)
@@ -172,13 +171,6 @@ async def cancel_order(
 def _territories() -> Mapping[str, str]:
     names = Locale("en").territories
     return {code: name for code, name in names.items() if len(code) == 2 and code.isalpha() and code != "ZZ"}
-
-
-def _clean(value: str) -> str:
-    """Strip control and bidi-override characters and outer whitespace."""
-    return "".join(
-        ch for ch in value if unicodedata.category(ch) not in {"Cc", "Cf"} or ch in "\u200c\u200d"
-    ).strip()
 
 
 def check_address(new_address: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
@@ -200,7 +192,7 @@ def check_address(new_address: Mapping[str, Any]) -> tuple[dict[str, str], dict[
         if not isinstance(raw, str):
             errors[key] = "invalid"
             continue
-        value = " ".join(_clean(raw).split())
+        value = clean_line(raw)
         if len(value) > _MAX_FIELD_LENGTH:
             errors[key] = "too_long"
         elif value:
@@ -233,7 +225,7 @@ async def change_address(
     cleaned, errors = check_address(new_address)
     if errors:
         return ActionResult(ok=False, reason="invalid_address", errors=errors, order=order)
-    locked = await _lock(session, order)
+    locked = await locked_row(session, Order, order.id)
     refusal = await check_changeable(session, locked)
     if refusal is not None:
         return ActionResult(ok=False, reason=refusal, order=locked)

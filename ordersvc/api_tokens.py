@@ -17,7 +17,8 @@ from datetime import datetime, timedelta
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from ordersvc.models import ApiToken, utcnow
+from ordersvc.models import ApiToken
+from shopbase.clock import utcnow
 
 __all__ = [
     "TOKEN_PREFIX",

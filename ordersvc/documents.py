@@ -12,7 +12,7 @@ font (a dev machine) one warning is logged and CJK characters stay in DejaVu (bo
 Texts: the headings and fixed texts of every document live in
 ``templates/documents/<lang>.yaml`` (one file per language; English fills missing keys).
 
-Customer-provided strings are untrusted: ``clean_text`` removes control and bidi-override
+Customer-provided strings are untrusted: ``shopbase.text.clean_for_pdf`` removes control and bidi-override
 characters and bounds the length, and ``paragraph`` escapes reportlab's mini-markup, so
 ``<b>`` or ``&amp;`` in a name is printed literally.
 """
@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -44,11 +43,12 @@ from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import Paragraph
 
+from shopbase.text import clean_for_pdf
+
 __all__ = [
     "ShopInfo",
     "Fonts",
     "fonts",
-    "clean_text",
     "paragraph",
     "address_lines",
     "resolve_locale",
@@ -75,7 +75,6 @@ CJK_FONT_FILES = (
     Path("/usr/share/fonts/wqy-zenhei/wqy-zenhei.ttc"),
 )
 CJK_FONT_NAME = "WenQuanYiZenHei"
-_FORMAT_CHARS_KEPT = "\u200c\u200d"  # ZWNJ/ZWJ shape some scripts
 
 
 @dataclass(frozen=True)
@@ -228,25 +227,9 @@ def draw_text(canvas: Any, x: float, y: float, text: str, font_name: str, size: 
     canvas.setFont(font_name, size)
 
 
-def clean_text(value: Any, limit: int = 300) -> str:
-    """Printable single-line text: no control/format characters, bounded length."""
-    if value is None:
-        return ""
-    text = unicodedata.normalize("NFC", str(value))
-    kept = []
-    for ch in text:
-        category = unicodedata.category(ch)
-        if category in {"Zl", "Zp"} or ch in "\t\r\n":
-            kept.append(" ")
-        elif category not in {"Cc", "Cf", "Cs", "Co", "Cn"} or ch in _FORMAT_CHARS_KEPT:
-            kept.append(ch)
-    collapsed = " ".join("".join(kept).split())
-    return collapsed if len(collapsed) <= limit else collapsed[: limit - 1] + "…"
-
-
 def paragraph(value: Any, style: ParagraphStyle, limit: int = 300) -> Paragraph:
     """A Paragraph that shows ``value`` literally (markup characters escaped)."""
-    return Paragraph(markup(clean_text(value, limit), style.fontName), style)
+    return Paragraph(markup(clean_for_pdf(value, limit), style.fontName), style)
 
 
 def _country_name(code: str, locale: Locale | None) -> str:
@@ -263,7 +246,7 @@ def address_lines(address: Mapping[str, Any] | None, locale: Locale | None = Non
     """
     if not address:
         return []
-    a = {k: clean_text(v, 120) for k, v in address.items() if isinstance(v, (str, int))}
+    a = {k: clean_for_pdf(v, 120) for k, v in address.items() if isinstance(v, (str, int))}
     name = a.get("name") or " ".join(p for p in (a.get("first_name"), a.get("last_name")) if p)
     city_line = " ".join(p for p in (a.get("zip"), a.get("city")) if p)
     region = a.get("province_code") or a.get("province") or ""
@@ -290,7 +273,7 @@ def money(amount: Decimal, currency: str, locale: Locale) -> str:
     try:
         return format_currency(amount, currency, locale=locale)
     except Exception:
-        return f"{amount} {clean_text(currency, 8)}"
+        return f"{amount} {clean_for_pdf(currency, 8)}"
 
 
 def day(value: date | datetime | None, locale: Locale) -> str:

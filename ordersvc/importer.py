@@ -91,7 +91,7 @@ from ordersvc.shopify import (
     upsert_order,
 )
 from ordersvc.tracking import ShipmentStatus, status_from_carrier_text, status_from_shopify
-from ordersvc.types import to_money
+from shopbase.coltypes import to_money
 from shopbase.refusal import Refused
 
 __all__ = ["ImportError_", "ImportReport", "import_file", "CSV_COLUMNS", "PROGRESS_THRESHOLD"]

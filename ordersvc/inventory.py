@@ -25,7 +25,10 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from ordersvc.models import InventoryLevel, Order, OrderLine, Warehouse, utcnow
+from ordersvc.models import InventoryLevel, Order, Warehouse
+from ordersvc.service import order_lines
+from shopbase.clock import utcnow
+from shopbase.rows import locked as locked_row
 
 __all__ = [
     "InventoryError",
@@ -70,18 +73,8 @@ async def _locked_levels(session: AsyncSession, sku: str) -> list[InventoryLevel
     return list((await session.exec(stmt)).all())
 
 
-async def _lock_order(session: AsyncSession, order: Order) -> Order:
-    stmt = (
-        select(Order)
-        .where(Order.id == order.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    return (await session.exec(stmt)).one()
-
-
 async def _unfulfilled_by_sku(session: AsyncSession, order: Order) -> dict[str, int]:
-    lines = (await session.exec(select(OrderLine).where(OrderLine.order_id == order.id))).all()
+    lines = await order_lines(session, order.id)
     wanted: dict[str, int] = defaultdict(int)
     for line in lines:
         remaining = max(line.quantity - line.fulfilled_quantity, 0)
@@ -119,7 +112,7 @@ async def reserve_order(session: AsyncSession, order: Order) -> bool:
     is allowed here: the order exists already, so ``available`` may go negative and the
     row then shows up in ``low_stock``.
     """
-    locked = await _lock_order(session, order)
+    locked = await locked_row(session, Order, order.id)
     if locked.stock_reserved:
         return False
     now = utcnow()
@@ -138,7 +131,7 @@ async def reserve_order(session: AsyncSession, order: Order) -> bool:
 
 async def release_order(session: AsyncSession, order: Order) -> bool:
     """Give back the order's still-unfulfilled reservation; ``False`` when none was held."""
-    locked = await _lock_order(session, order)
+    locked = await locked_row(session, Order, order.id)
     if not locked.stock_reserved:
         return False
     for sku, quantity in sorted((await _unfulfilled_by_sku(session, locked)).items()):

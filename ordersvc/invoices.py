@@ -27,7 +27,6 @@ from reportlab.platypus import SimpleDocTemplate, Spacer, Table, TableStyle
 from ordersvc.documents import (
     ShopInfo,
     address_lines,
-    clean_text,
     day,
     document_texts,
     draw_text,
@@ -37,6 +36,7 @@ from ordersvc.documents import (
     resolve_locale,
 )
 from ordersvc.models import Customer, Order, OrderLine
+from shopbase.text import clean_for_pdf
 
 __all__ = ["ShopInfo", "render_invoice"]
 
@@ -78,7 +78,7 @@ def render_invoice(
         shop_cell.append(paragraph(shop.tax_id, body))
     meta_cell: list[Any] = [
         paragraph(h["invoice"], title_style),
-        paragraph(h["number"].format(number=clean_text(order.name, 64)), right),
+        paragraph(h["number"].format(number=clean_for_pdf(order.name, 64)), right),
         paragraph(h["date"].format(date=day(issued_at or order.placed_at, loc)), right),
         paragraph(h["order_date"].format(date=day(order.placed_at, loc)), right),
     ]
@@ -113,8 +113,8 @@ def render_invoice(
         details = " · ".join(
             p
             for p in (
-                clean_text(line.variant_title, 120),
-                h["sku"].format(sku=clean_text(line.sku, 64)) if line.sku else "",
+                clean_for_pdf(line.variant_title, 120),
+                h["sku"].format(sku=clean_for_pdf(line.sku, 64)) if line.sku else "",
             )
             if p
         )
@@ -165,14 +165,14 @@ def render_invoice(
         rightMargin=20 * mm,
         topMargin=18 * mm,
         bottomMargin=18 * mm,
-        title=f"{h['invoice']} {clean_text(order.name, 64)}",
-        author=clean_text(shop.name, 80),
+        title=f"{h['invoice']} {clean_for_pdf(order.name, 64)}",
+        author=clean_for_pdf(shop.name, 80),
     )
 
     def footer(canvas: Canvas, document: Any) -> None:
         canvas.saveState()
         canvas.setFillColor(colors.grey)
-        footer_text = h["page"].format(order=clean_text(order.name, 64), page=document.page)
+        footer_text = h["page"].format(order=clean_for_pdf(order.name, 64), page=document.page)
         draw_text(canvas, A4[0] - 20 * mm, 10 * mm, footer_text, f.regular, 8, align="right")
         canvas.restoreState()
 

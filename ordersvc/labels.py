@@ -25,7 +25,6 @@ from reportlab.platypus import PageBreak, Paragraph, SimpleDocTemplate, Spacer, 
 from ordersvc.documents import (
     ShopInfo,
     address_lines,
-    clean_text,
     day,
     document_texts,
     draw_text,
@@ -37,6 +36,7 @@ from ordersvc.documents import (
     text_width,
 )
 from ordersvc.models import Order, OrderLine, ReturnAuthorization, ReturnLine
+from shopbase.text import clean_for_pdf
 
 __all__ = ["LABEL_SIZE", "ShopInfo", "return_label_barcode", "render_return_label"]
 
@@ -81,12 +81,12 @@ def _draw_label(
     page_w, page_h = LABEL_SIZE
     inner = page_w - 2 * _MARGIN
     tracking = rma.label_tracking_number or ""
-    carrier = _CARRIER_NAMES.get((rma.label_carrier or "").lower(), clean_text(rma.label_carrier, 16).upper())
+    carrier = _CARRIER_NAMES.get((rma.label_carrier or "").lower(), clean_for_pdf(rma.label_carrier, 16).upper())
 
     top = page_h - _MARGIN
     draw_text(canvas, _MARGIN, top - 22, carrier, f.bold, 22)
     draw_text(canvas, page_w - _MARGIN, top - 10, t["prepaid_return"], f.bold, 9, align="right")
-    shop_name = fit_text(clean_text(shop.name, 60), f.regular, 8, inner / 2)
+    shop_name = fit_text(clean_for_pdf(shop.name, 60), f.regular, 8, inner / 2)
     draw_text(canvas, page_w - _MARGIN, top - 21, shop_name, f.regular, 8, align="right")
     y = top - 30
     canvas.setLineWidth(1.5)
@@ -94,7 +94,7 @@ def _draw_label(
 
     customer = list(address_lines(order.shipping_address, loc))
     y = _block(canvas, _MARGIN, y - 4, inner, t["from"], customer or ["—"], 8)
-    destination = [clean_text(shop.name, 80), *address_lines(warehouse_address, loc)]
+    destination = [clean_for_pdf(shop.name, 80), *address_lines(warehouse_address, loc)]
     y = _block(canvas, _MARGIN + 12, y - 2, inner - 12, t["to"], destination, 11)
 
     canvas.setLineWidth(1.5)
@@ -102,9 +102,9 @@ def _draw_label(
     rma_label = fit_text(t["rma"], f.bold, 8, inner / 3)
     draw_text(canvas, _MARGIN, y - 12, rma_label, f.bold, 8)
     rma_x = _MARGIN + max(26.0, text_width(rma_label, f.bold, 8) + 6)
-    rma_number = fit_text(clean_text(rma.rma_number, 32), f.bold, 18, page_w - _MARGIN - rma_x)
+    rma_number = fit_text(clean_for_pdf(rma.rma_number, 32), f.bold, 18, page_w - _MARGIN - rma_x)
     draw_text(canvas, rma_x, y - 16, rma_number, f.bold, 18)
-    order_text = t["order"].format(order=clean_text(order.name, 64))
+    order_text = t["order"].format(order=clean_for_pdf(order.name, 64))
     draw_text(canvas, _MARGIN, y - 28, fit_text(order_text, f.regular, 8, inner), f.regular, 8)
     y -= 36
     canvas.line(_MARGIN, y, page_w - _MARGIN, y)
@@ -136,20 +136,20 @@ def _packing_slip(
     text = ParagraphStyle("slip-text", fontName=f.regular, fontSize=8, leading=10)
     head = ParagraphStyle("slip-head", fontName=f.bold, fontSize=8, leading=10)
     story: list[Any] = [
-        paragraph(t["slip_title"].format(rma=clean_text(rma.rma_number, 32)), title),
-        paragraph(t["order"].format(order=clean_text(order.name, 64)), text),
+        paragraph(t["slip_title"].format(rma=clean_for_pdf(rma.rma_number, 32)), title),
+        paragraph(t["order"].format(order=clean_for_pdf(order.name, 64)), text),
         paragraph(t["requested"].format(date=day(rma.requested_at, loc)), text),
         Spacer(1, 8),
     ]
     rows: list[list[Any]] = [[paragraph(t["item"], head), paragraph(t["qty"], head), paragraph(t["reason"], head)]]
     for rl, ol in lines:
-        item = " – ".join(p for p in (clean_text(ol.title, 120), clean_text(ol.variant_title, 80)) if p)
-        details = [t["sku"].format(sku=clean_text(ol.sku, 64))] if ol.sku else []
+        item = " – ".join(p for p in (clean_for_pdf(ol.title, 120), clean_for_pdf(ol.variant_title, 80)) if p)
+        details = [t["sku"].format(sku=clean_for_pdf(ol.sku, 64))] if ol.sku else []
         if rl.exchange_sku:
-            details.append(t["exchange_for"].format(sku=clean_text(rl.exchange_sku, 64)))
+            details.append(t["exchange_for"].format(sku=clean_for_pdf(rl.exchange_sku, 64)))
         reason = t.get(f"reason_{rl.reason.value}", rl.reason.value.replace("_", " "))
         if rl.reason_note:
-            reason = t["reason_note"].format(reason=reason, note=clean_text(rl.reason_note, 200))
+            reason = t["reason_note"].format(reason=reason, note=clean_for_pdf(rl.reason_note, 200))
         cell = [paragraph(item, text), *(paragraph(d, text) for d in details)]
         rows.append([cell, paragraph(format_decimal(rl.quantity, locale=loc), text), paragraph(reason, text)])
     inner = LABEL_SIZE[0] - 2 * _MARGIN
@@ -194,8 +194,8 @@ def render_return_label(
         rightMargin=_MARGIN,
         topMargin=_MARGIN,
         bottomMargin=_MARGIN,
-        title=t["label_title"].format(rma=clean_text(rma.rma_number, 32)),
-        author=clean_text(shop.name, 80),
+        title=t["label_title"].format(rma=clean_for_pdf(rma.rma_number, 32)),
+        author=clean_for_pdf(shop.name, 80),
     )
 
     def first_page(canvas: Canvas, _doc: Any) -> None:

@@ -24,8 +24,6 @@ from shopbase.clock import utcnow
 from shopbase.coltypes import JSONType, MoneyType, enum_column
 
 __all__ = [
-    "utcnow",
-    "enum_column",
     "SourceChannel",
     "FinancialStatus",
     "FulfillmentStatus",
@@ -47,7 +45,6 @@ __all__ = [
     "ProductVariant",
     "Warehouse",
     "InventoryLevel",
-    "WebhookDelivery",
     "ApiToken",
     "ShopSetting",
 ]
@@ -363,19 +360,6 @@ class InventoryLevel(SQLModel, table=True):
     @property
     def is_low(self) -> bool:
         return self.available <= self.safety_stock
-
-
-class WebhookDelivery(SQLModel, table=True):
-    """One row per platform delivery id, so a retried webhook is recognised and acknowledged."""
-
-    __tablename__ = "webhook_delivery"
-    __table_args__ = (sa.UniqueConstraint("source", "delivery_id", name="uq_webhook_delivery"),)
-
-    id: int | None = Field(default=None, primary_key=True)
-    source: str = Field(max_length=32)
-    delivery_id: str = Field(max_length=128)
-    topic: str = Field(default="", max_length=64)
-    received_at: datetime = Field(default_factory=utcnow)
 
 
 class ApiToken(SQLModel, table=True):

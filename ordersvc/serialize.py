@@ -25,7 +25,6 @@ from ordersvc.models import (
     StoreCredit,
     TrackingEvent,
     Warehouse,
-    utcnow,
 )
 from ordersvc.service import (
     OrderBundle,
@@ -37,6 +36,7 @@ from ordersvc.service import (
     shipment_is_late,
     shipping_policy,
 )
+from shopbase.clock import utcnow
 
 __all__ = [
     "money",

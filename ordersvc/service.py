@@ -38,9 +38,10 @@ from ordersvc.models import (
     SourceChannel,
     StoreCredit,
     TrackingEvent,
-    utcnow,
 )
 from ordersvc.tracking import ShipmentStatus
+from shopbase.clock import utcnow
+from shopbase.text import postal_code_match_key
 
 __all__ = [
     "DEFAULT_SHIPPING_POLICY",
@@ -52,10 +53,10 @@ __all__ = [
     "ShippedLine",
     "ReturnBundle",
     "normalize_email",
-    "normalize_postal_code",
     "order_ref_candidates",
     "find_order",
     "orders_for_customer",
+    "order_lines",
     "order_bundle",
     "order_bundles",
     "shipment_bundles",
@@ -184,12 +185,6 @@ def normalize_email(value: str) -> str:
     return unicodedata.normalize("NFKC", value).strip().lower()
 
 
-def normalize_postal_code(value: str) -> str:
-    """Upper case without spaces or dashes: ``"k1a 0b1"`` and ``"K1A-0B1"`` both give ``"K1A0B1"``."""
-    text = unicodedata.normalize("NFKC", value).upper()
-    return re.sub(r"[\s\-‐-―−]+", "", text)
-
-
 _REF_PREFIX = re.compile(
     r"^(?:(?:order|pedido|заказ|đơn hàng|đơn|订单|訂單)\s*[:：]?\s*)?"
     r"(?:(?:no|nr|n°|n\.º)\.?\s*(?=[#\d]))?#?\s*",
@@ -281,6 +276,12 @@ async def orders_for_customer(session: AsyncSession, customer_id: int, limit: in
         .order_by(col(Order.placed_at).desc(), col(Order.id).desc())
         .limit(max(1, min(limit, 500)))
     )
+    return list((await session.exec(stmt)).all())
+
+
+async def order_lines(session: AsyncSession, order_id: int | None) -> list[OrderLine]:
+    """The lines of one order, in the order they were placed (by id)."""
+    stmt = select(OrderLine).where(OrderLine.order_id == order_id).order_by(col(OrderLine.id))
     return list((await session.exec(stmt)).all())
 
 
@@ -444,9 +445,9 @@ async def verify_customer(session: AsyncSession, order_ref: str, proof: str) -> 
     order = await find_order(session, order_ref) if isinstance(order_ref, str) else None
 
     given_email = normalize_email(proof)
-    given_postal = normalize_postal_code(proof)
+    given_postal = postal_code_match_key(proof)
     stored_email = normalize_email(order.email or "") if order is not None else ""
-    stored_postal = normalize_postal_code(_order_postal_code(order)) if order is not None else ""
+    stored_postal = postal_code_match_key(_order_postal_code(order)) if order is not None else ""
 
     email_ok = hmac.compare_digest(_digest(given_email), _digest(stored_email) if stored_email else _NO_MATCH)
     postal_ok = hmac.compare_digest(_digest(given_postal), _digest(stored_postal) if stored_postal else _NO_MATCH)

@@ -1,7 +1,8 @@
-"""Column types used by the order store (they live in :mod:`shopbase.coltypes`)."""
+"""Kept only so that migrations written before :mod:`shopbase.coltypes` existed still import
+(``0001_initial`` names ``ordersvc.types.MoneyType``). New code imports shopbase.coltypes."""
 
 from __future__ import annotations
 
-from shopbase.coltypes import JSONType, MoneyType, to_money
+from shopbase.coltypes import MoneyType
 
-__all__ = ["MoneyType", "JSONType", "to_money"]
+__all__ = ["MoneyType"]

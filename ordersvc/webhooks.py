@@ -34,7 +34,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from ordersvc.models import WebhookDelivery
+from shopbase.dedupe import DuplicateDelivery, claim_delivery
 from ordersvc.shopify import (
     UpsertResult,
     apply_shopify_refund,
@@ -150,10 +150,6 @@ def check_signature(body: bytes, header: str | None, secrets: Iterable[str]) -> 
     return matched
 
 
-class _Duplicate(Exception):
-    pass
-
-
 @dataclass(frozen=True)
 class ShopifyWebhooks:
     """The endpoint's collaborators (stored in the app under :data:`SHOPIFY_WEBHOOKS`)."""
@@ -169,13 +165,9 @@ class ShopifyWebhooks:
         for attempt in range(1, _ATTEMPTS + 1):
             try:
                 async with self.sessionmaker() as session, session.begin():
-                    session.add(WebhookDelivery(source="shopify", delivery_id=webhook_id, topic=topic))
-                    try:
-                        await session.flush()
-                    except IntegrityError:
-                        raise _Duplicate from None
+                    await claim_delivery(session, "shopify", webhook_id, topic)
                     return await handler(session, payload) if handler else _Effect(detail="ignored")
-            except _Duplicate:
+            except DuplicateDelivery:
                 return None
             except IntegrityError:
                 if attempt == _ATTEMPTS:

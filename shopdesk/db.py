@@ -7,8 +7,9 @@ from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from shopbase.sessions import session_maker
 
 __all__ = ["create_engine", "session_maker", "migrate", "ping", "MIGRATIONS_DIR", "import_models"]
 
@@ -19,6 +20,7 @@ def import_models() -> None:
     """Import every module that defines tables, so ``SQLModel.metadata`` is complete."""
     import inbox.models  # noqa: F401
     import ordersvc.models  # noqa: F401
+    import shopbase.dedupe  # noqa: F401
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -46,10 +48,6 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     kwargs.setdefault("max_overflow", 20)
     kwargs.setdefault("pool_pre_ping", True)
     return create_async_engine(url, **kwargs)
-
-
-def session_maker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
 
 
 def _alembic_config(connection: Connection) -> Any:

@@ -1,6 +1,6 @@
 """Drive whole bot dialogs through the real pipeline, the way a connector does.
 
-``Chat.send`` records an inbound message with ``inbox.store.record_inbound`` (as the web
+``Chat.send`` records an inbound message with ``inbox.actions.message_record`` (as the web
 chat widget or the terminal connector would), runs ``Pipeline.process`` on it and returns
 the bot's replies read back from the database (Message rows and their outbox payloads).
 ``Chat.press`` presses a quick reply of the last answer: the label as text, the value as
@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from sqlmodel import col, select
 
 from bot.pipeline import Pipeline
+from inbox.actions.message_record import message_record
 from inbox.events import Event, EventBus
 from inbox.messages import InboundMessage
 from inbox.models import (
@@ -28,7 +29,6 @@ from inbox.models import (
     Message,
     OutboxMessage,
 )
-from inbox.store import record_inbound
 
 __all__ = ["Reply", "Chat", "days_ago", "url_in", "path_of"]
 
@@ -88,7 +88,7 @@ class Chat:
         self.pipeline = Pipeline(sessions=self.sessions, bus=self.bus, settings=self.settings)
 
     async def send(self, text: str = "", *, postback: str | None = None) -> list[Reply]:
-        result = await record_inbound(
+        result = await message_record(
             self.sessions,
             InboundMessage(
                 channel=self.channel,

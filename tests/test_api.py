@@ -31,10 +31,10 @@ from ordersvc.models import (
     SourceChannel,
     TrackingEvent,
     Warehouse,
-    utcnow,
 )
 from ordersvc.service import shipment_is_late
 from ordersvc.tracking import ShipmentStatus
+from shopbase.clock import utcnow
 from shopdesk.demo import seed_demo_orders
 
 S = ShipmentStatus

@@ -19,9 +19,9 @@ from bot_chat import Chat, days_ago, url_in
 from ordersvc_builders import T0, make_customer, make_order, make_shipment
 from sqlmodel import select
 
+from inbox.actions.conversation_handback import conversation_handback
 from inbox.events import Event
 from inbox.models import Conversation, Message, Owner, Priority
-from inbox.store import hand_back_to_bot
 from ordersvc.models import FulfillmentStatus, Order, OrderLine, Refund, StoreCredit, TrackingEvent
 from ordersvc.returns import MethodOptions, ResolutionOptions, ReturnPolicy, save_policy
 from ordersvc.service import put_setting
@@ -362,7 +362,7 @@ async def _silent_until_handed_back(chat: Chat) -> None:
         assert last is not None and last.text == "hello? are you there?" and last.processed
         conversation = await session.get(Conversation, chat.conversation_id)
         assert conversation is not None
-        await hand_back_to_bot(session, conversation, None, actor="test")
+        await conversation_handback(session, conversation, None, actor="test")
         await session.commit()
     await chat.send("where is my order?")
     assert "What is your order number?" in chat.text

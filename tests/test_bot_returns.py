@@ -274,10 +274,14 @@ async def test_nonsense_is_asked_again_with_a_hint(sessions, settings) -> None: 
     await chat.send("the blue one please")
     assert "Sorry, I didn't catch that. Please pick an item" in chat.text and len(chat.choices) == 2
     await chat.press(f"line:{tee.id}")
-    for nonsense in ("banana", "7", "0", "-1"):
+    for nonsense in ("banana", "7", "0", "-1"):  # one miss per question: a second one brings a person
         await chat.send(nonsense)
         assert "Sorry, I didn't catch that. How many" in chat.text and "1 to 2" in chat.text
         assert (await chat.state())["step"] == "quantity"
+        await chat.press("qty:1")
+        assert (await chat.state())["step"] == "reason"
+        await chat.send("start a return", postback="intent:start_return")
+        await chat.press(f"line:{tee.id}")
     await chat.send("2")
     await chat.send("purple")
     assert "Sorry, I didn't catch that. Please choose one of the options below." in chat.text
@@ -354,7 +358,9 @@ async def test_wrong_email_looks_like_a_missing_order_and_five_failures_lock(ses
     await missing.send("Start a return", postback="intent:start_return")
     await missing.send("#4040")
     await missing.send(EMAIL)
-    assert wrong.text == missing.text and "couldn't find an order matching" in wrong.text
+    # the same words, apart from the order number the customer gave (no way to tell which exists)
+    assert wrong.text.replace("#1001", "#X") == missing.text.replace("#4040", "#X").replace("#1001", "#X")
+    assert "couldn't find an order matching" in wrong.text
     assert "Linen" not in await wrong.all_bot_text()
 
     for n in range(2, 6):  # four more wrong tries: the fifth failure hands over and locks

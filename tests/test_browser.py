@@ -15,7 +15,11 @@ from typing import Any
 
 import pytest
 
-from inbox import store
+from inbox.actions.contact_link import contact_link
+from inbox.actions.conversation_escalate import conversation_escalate
+from inbox.actions.conversation_labels import conversation_labels
+from inbox.actions.message_record import message_record
+from inbox.actions.message_send import message_send
 from inbox.messages import InboundMessage, OutboundPayload, QuickReply
 from inbox.models import Author, Channel, Contact, Conversation, Label
 from tests.browser import (  # noqa: F401  (browser_fixture provides the ``browser`` fixture)
@@ -56,22 +60,22 @@ async def _seed_inbox(sessions: Any) -> None:
         ("tg-503", "Olivia Brown", "Do you ship to Canada?", None, []),
     ]
     for external_id, name, text, priority, labels in samples:
-        rec = await store.record_inbound(
+        rec = await message_record(
             sessions,
             InboundMessage(channel=Channel.telegram, dedupe_key=f"u-{external_id}", contact_external_id=external_id,
                            text=text, display_name=name),
         )
         async with sessions() as db:
             conv = await db.get(Conversation, rec.conversation_id)
-            store.add_outbound(
+            message_send(
                 db, conv,
                 OutboundPayload("I can help with that. What is your order number?",
                                 (QuickReply("Track my order", "track"), QuickReply("Talk to a person", "human"))),
                 author=Author.bot,
             )
             if priority:
-                await store.escalate(db, conv, priority=priority, summary="Customer asked for a person", reason="handoff")
-                await store.set_labels(db, conv, labels, by=None, actor="bot")
+                await conversation_escalate(db, conv, priority=priority, summary="Customer asked for a person", reason="handoff")
+                await conversation_labels(db, conv, labels, by=None, actor="bot")
                 conv.last_intent = "track_order" if "order" in text else "complaint"
                 db.add(conv)
             if external_id == "tg-501":
@@ -88,7 +92,7 @@ async def _seed_inbox(sessions: Any) -> None:
                 shipment.tracking_url = "https://www.ups.com/track?tracknum=1Z5R89390357567127"
                 db.add(shipment)
                 contact = await db.get(Contact, conv.contact_id)
-                await store.link_contact_to_customer(db, contact, customer.id)
+                await contact_link(db, contact, customer.id)
             await db.commit()
 
 

@@ -20,7 +20,7 @@ def levels():
 
 # what the libraries and our lower layers do on import is theirs; measure only the connectors
 import sqlalchemy, sqlmodel, aiohttp, telegram, telegram.ext, slack_sdk, slack_bolt  # noqa: F401
-import inbox.store, inbox.outbox, inbox.events  # noqa: F401
+import inbox.actions.message_record, inbox.outbox, inbox.events  # noqa: F401
 import bot.connectors
 env_before, levels_before = dict(os.environ), levels()
 modules = []

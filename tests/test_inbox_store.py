@@ -1,4 +1,4 @@
-"""inbox.store and inbox.queries on SQLite and PostgreSQL: recording, lifecycle, actions, reads."""
+"""inbox.actions and inbox.queries on SQLite and PostgreSQL: recording, lifecycle, actions, reads."""
 
 from __future__ import annotations
 
@@ -10,7 +10,22 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import col, select
 
-from inbox import store
+from inbox.actions.contact_link import contact_link
+from inbox.actions.conversation_assign import conversation_assign, conversation_claim
+from inbox.actions.conversation_escalate import conversation_escalate
+from inbox.actions.conversation_handback import conversation_handback
+from inbox.actions.conversation_labels import conversation_labels
+from inbox.actions.conversation_priority import conversation_priority
+from inbox.actions.conversation_status import conversation_status, conversation_wake_snoozed
+from inbox.actions.message_mark_processed import message_mark_processed
+from inbox.actions.message_note import message_note
+import inbox.actions.message_record as message_record_module
+from inbox.actions.message_record import message_record
+from inbox.actions.message_send import agent_reply, message_send
+from inbox.queries.conversations import count_conversations, get_conversation, list_conversations
+from inbox.queries.filters import InvalidQuery
+from inbox.queries.messages import transcript, unprocessed_message_ids
+from shopbase.refusal import Refused
 from inbox.events import Event, EventBus
 from inbox.messages import Attachment, InboundMessage, InvalidMessage, OutboundPayload, QuickReply
 from inbox.models import (
@@ -95,7 +110,7 @@ async def get_conv(sessions: Any, conversation_id: int) -> Conversation:
 
 
 async def test_record_inbound_creates_contact_conversation_and_unprocessed_message(sessions, published, bus):
-    result = await store.record_inbound(
+    result = await message_record(
         sessions,
         inbound("u1", text="  <b>Where is</b> my order?\r\nThanks\r ", display_name="Ann\x07 Lee",
                 username="ann", language_hint="de", channel_message_id="55",
@@ -119,7 +134,7 @@ async def test_record_inbound_creates_contact_conversation_and_unprocessed_messa
 
 
 async def test_postback_and_start_payload_are_kept(sessions):
-    result = await store.record_inbound(sessions, inbound("u1", text="", postback="order:7", start_payload="ref42"))
+    result = await message_record(sessions, inbound("u1", text="", postback="order:7", start_payload="ref42"))
     async with sessions() as s:
         msg = await s.get(Message, result.message_id)
     assert (msg.text, msg.postback, msg.start_payload) == ("", "order:7", "ref42")
@@ -137,21 +152,21 @@ async def test_postback_and_start_payload_are_kept(sessions):
 )
 async def test_invalid_texts_are_rejected_and_nothing_is_stored(sessions, text, reason):
     with pytest.raises(InvalidMessage) as info:
-        await store.record_inbound(sessions, inbound("u1", text=text), max_chars=10)
+        await message_record(sessions, inbound("u1", text=text), max_chars=10)
     assert reason in str(info.value)
     assert await count(sessions, Message) == 0
     assert await count(sessions, Contact) == 0
 
 
 async def test_text_at_the_limit_after_stripping_is_accepted(sessions):
-    result = await store.record_inbound(sessions, inbound("u1", text="  " + "é" * 10 + "\n"), max_chars=10)
+    result = await message_record(sessions, inbound("u1", text="  " + "é" * 10 + "\n"), max_chars=10)
     async with sessions() as s:
         assert (await s.get(Message, result.message_id)).text == "é" * 10
 
 
 async def test_duplicate_delivery_returns_first_ids(sessions):
-    first = await store.record_inbound(sessions, inbound("u1"))
-    again = await store.record_inbound(sessions, inbound("u1", text="hello (retried)"))
+    first = await message_record(sessions, inbound("u1"))
+    again = await message_record(sessions, inbound("u1", text="hello (retried)"))
     assert again.duplicate is True
     assert (again.message_id, again.conversation_id, again.contact_id) == (
         first.message_id, first.conversation_id, first.contact_id)
@@ -159,14 +174,14 @@ async def test_duplicate_delivery_returns_first_ids(sessions):
 
 
 async def test_delivery_id_of_another_sender_is_refused(sessions):
-    await store.record_inbound(sessions, inbound("u1", contact="alice"))
+    await message_record(sessions, inbound("u1", contact="alice"))
     with pytest.raises(InvalidMessage, match="another sender"):
-        await store.record_inbound(sessions, inbound("u1", contact="mallory"))
+        await message_record(sessions, inbound("u1", contact="mallory"))
     assert await count(sessions, Message) == 1
 
 
 async def test_ten_identical_deliveries_at_once_store_one_of_everything(sessions):
-    results = await asyncio.gather(*(store.record_inbound(sessions, inbound("same")) for _ in range(10)))
+    results = await asyncio.gather(*(message_record(sessions, inbound("same")) for _ in range(10)))
     assert sum(not r.duplicate for r in results) == 1
     assert len({(r.message_id, r.conversation_id, r.contact_id) for r in results}) == 1
     assert await count(sessions, Message) == 1
@@ -176,7 +191,7 @@ async def test_ten_identical_deliveries_at_once_store_one_of_everything(sessions
 
 async def test_ten_first_messages_of_a_new_contact_at_once_share_one_conversation(sessions):
     results = await asyncio.gather(
-        *(store.record_inbound(sessions, inbound(f"k{i}", text=f"message {i}")) for i in range(10))
+        *(message_record(sessions, inbound(f"k{i}", text=f"message {i}")) for i in range(10))
     )
     assert not any(r.duplicate for r in results)
     assert len({r.conversation_id for r in results}) == 1
@@ -187,11 +202,11 @@ async def test_ten_first_messages_of_a_new_contact_at_once_share_one_conversatio
 
 
 async def test_concurrent_messages_after_an_old_resolved_conversation_start_one_new(sessions):
-    first = await store.record_inbound(sessions, inbound("old"))
+    first = await message_record(sessions, inbound("old"))
     async with sessions() as s:
         await s.exec(sa.update(Conversation).values(status=ConversationStatus.resolved, resolved_at=utc(days=-30)))
         await s.commit()
-    results = await asyncio.gather(*(store.record_inbound(sessions, inbound(f"n{i}")) for i in range(10)))
+    results = await asyncio.gather(*(message_record(sessions, inbound(f"n{i}")) for i in range(10)))
     assert len({r.conversation_id for r in results}) == 1
     assert results[0].conversation_id != first.conversation_id
     assert await count(sessions, Conversation) == 2
@@ -200,13 +215,13 @@ async def test_concurrent_messages_after_an_old_resolved_conversation_start_one_
 
 async def test_resolved_conversation_reopens_within_reopen_days(sessions):
     agent = await make_agent(sessions, "a@example.test")
-    first = await store.record_inbound(sessions, inbound("u1"))
+    first = await message_record(sessions, inbound("u1"))
     async with sessions() as s:
         conv = await s.get(Conversation, first.conversation_id)
-        await store.assign(s, conv, agent, by=agent)
-        await store.set_status(s, conv, ConversationStatus.resolved, by=agent)
+        await conversation_assign(s, conv, agent, by=agent)
+        await conversation_status(s, conv, ConversationStatus.resolved, by=agent)
         await s.commit()
-    again = await store.record_inbound(sessions, inbound("u2", text="one more thing"), reopen_days=7)
+    again = await message_record(sessions, inbound("u2", text="one more thing"), reopen_days=7)
     assert again.conversation_id == first.conversation_id
     assert again.reopened is True and again.new_conversation is False
     conv = await get_conv(sessions, first.conversation_id)
@@ -216,24 +231,24 @@ async def test_resolved_conversation_reopens_within_reopen_days(sessions):
 
 
 async def test_resolved_conversation_older_than_reopen_days_starts_a_new_one(sessions):
-    first = await store.record_inbound(sessions, inbound("u1"))
+    first = await message_record(sessions, inbound("u1"))
     async with sessions() as s:
         conv = await s.get(Conversation, first.conversation_id)
-        await store.set_status(s, conv, ConversationStatus.resolved, by=None)
+        await conversation_status(s, conv, ConversationStatus.resolved, by=None)
         conv.resolved_at = utc(days=-8)
         await s.commit()
-    again = await store.record_inbound(sessions, inbound("u2"), reopen_days=7)
+    again = await message_record(sessions, inbound("u2"), reopen_days=7)
     assert again.conversation_id != first.conversation_id and again.new_conversation is True
     assert (await get_conv(sessions, first.conversation_id)).status == ConversationStatus.resolved
 
 
 async def test_customer_message_wakes_a_snoozed_conversation(sessions):
-    first = await store.record_inbound(sessions, inbound("u1"))
+    first = await message_record(sessions, inbound("u1"))
     async with sessions() as s:
         conv = await s.get(Conversation, first.conversation_id)
-        await store.set_status(s, conv, ConversationStatus.snoozed, by=None, snoozed_until=utc(days=2))
+        await conversation_status(s, conv, ConversationStatus.snoozed, by=None, snoozed_until=utc(days=2))
         await s.commit()
-    again = await store.record_inbound(sessions, inbound("u2"))
+    again = await message_record(sessions, inbound("u2"))
     assert again.conversation_id == first.conversation_id
     conv = await get_conv(sessions, first.conversation_id)
     assert conv.status == ConversationStatus.open and conv.snoozed_until is None
@@ -241,16 +256,16 @@ async def test_customer_message_wakes_a_snoozed_conversation(sessions):
 
 
 async def test_wake_snoozed_wakes_only_due_conversations(sessions, published, bus):
-    a = await store.record_inbound(sessions, inbound("u1", contact="a"))
-    b = await store.record_inbound(sessions, inbound("u2", contact="b"))
+    a = await message_record(sessions, inbound("u1", contact="a"))
+    b = await message_record(sessions, inbound("u2", contact="b"))
     async with sessions() as s:
         for rid, hours in ((a.conversation_id, 1), (b.conversation_id, 5)):
             conv = await s.get(Conversation, rid)
-            await store.set_status(s, conv, "snoozed", by=None, snoozed_until=utc(hours=hours))
+            await conversation_status(s, conv, "snoozed", by=None, snoozed_until=utc(hours=hours))
         await s.commit()
     published.clear()
     async with sessions() as s:
-        woken = await store.wake_snoozed(s, utc(hours=2))
+        woken = await conversation_wake_snoozed(s, utc(hours=2))
         await s.commit()
     assert woken == [a.conversation_id]
     assert (await get_conv(sessions, a.conversation_id)).status == ConversationStatus.open
@@ -260,22 +275,22 @@ async def test_wake_snoozed_wakes_only_due_conversations(sessions, published, bu
 
 
 async def test_unprocessed_ids_and_mark_processed(sessions):
-    r1 = await store.record_inbound(sessions, inbound("u1"))
-    r2 = await store.record_inbound(sessions, inbound("u2"))
+    r1 = await message_record(sessions, inbound("u1"))
+    r2 = await message_record(sessions, inbound("u2"))
     async with sessions() as s:
-        assert await store.unprocessed_message_ids(s) == [r1.message_id, r2.message_id]
-        await store.mark_processed(s, r1.message_id)
+        assert await unprocessed_message_ids(s) == [r1.message_id, r2.message_id]
+        await message_mark_processed(s, r1.message_id)
         await s.commit()
     async with sessions() as s:
-        assert await store.unprocessed_message_ids(s) == [r2.message_id]
+        assert await unprocessed_message_ids(s) == [r2.message_id]
 
 
 async def test_inbound_message_makes_a_blocked_contact_reachable_again(sessions):
-    r = await store.record_inbound(sessions, inbound("u1"))
+    r = await message_record(sessions, inbound("u1"))
     async with sessions() as s:
         await s.exec(sa.update(Contact).values(undeliverable_at=utc()))
         await s.commit()
-    await store.record_inbound(sessions, inbound("u2"))
+    await message_record(sessions, inbound("u2"))
     async with sessions() as s:
         assert (await s.get(Contact, r.contact_id)).undeliverable_at is None
 
@@ -284,13 +299,13 @@ async def test_inbound_message_makes_a_blocked_contact_reachable_again(sessions)
 
 
 async def test_add_outbound_writes_message_and_pending_outbox_in_callers_transaction(sessions, published, bus):
-    r = await store.record_inbound(sessions, inbound("u1"))
+    r = await message_record(sessions, inbound("u1"))
     published.clear()
     payload = OutboundPayload("Pick one", quick_replies=(QuickReply("Yes", "y"),),
                               attachments=(Attachment("file", "label.pdf", url="https://x.test/l.pdf"),))
     async with sessions() as s:
         conv = await s.get(Conversation, r.conversation_id)
-        msg = store.add_outbound(s, conv, payload, author=Author.bot)
+        msg = message_send(s, conv, payload, author=Author.bot)
         await s.flush()
         await bus.wait_idle()
         assert published == []  # not before commit
@@ -309,12 +324,12 @@ async def test_add_outbound_writes_message_and_pending_outbox_in_callers_transac
 
 async def test_rolled_back_action_publishes_nothing_and_leaves_nothing(sessions, published, bus):
     agent = await make_agent(sessions, "a@example.test")
-    r = await store.record_inbound(sessions, inbound("u1"))
+    r = await message_record(sessions, inbound("u1"))
     await bus.wait_idle()
     published.clear()
     async with sessions() as s:
         conv = await s.get(Conversation, r.conversation_id)
-        await store.agent_reply(s, conv, agent, "hello")
+        await agent_reply(s, conv, agent, "hello")
         await s.rollback()
     await bus.wait_idle()
     assert published == []
@@ -324,17 +339,17 @@ async def test_rolled_back_action_publishes_nothing_and_leaves_nothing(sessions,
 
 async def test_agent_reply_takes_ownership_and_sets_first_response_once(sessions, published, bus):
     agent = await make_agent(sessions, "a@example.test")
-    r = await store.record_inbound(sessions, inbound("u1"))
+    r = await message_record(sessions, inbound("u1"))
     async with sessions() as s:
         conv = await s.get(Conversation, r.conversation_id)
-        first = await store.agent_reply(s, conv, agent, " On it!\r\n")
+        first = await agent_reply(s, conv, agent, " On it!\r\n")
         await s.commit()
     conv = await get_conv(sessions, r.conversation_id)
     assert conv.owner == Owner.agent and conv.assignee_id == agent.id and conv.first_response_at is not None
     first_response = conv.first_response_at
     async with sessions() as s:
         conv = await s.get(Conversation, r.conversation_id)
-        await store.agent_reply(s, conv, agent, "Found it.")
+        await agent_reply(s, conv, agent, "Found it.")
         await s.commit()
     assert (await get_conv(sessions, r.conversation_id)).first_response_at == first_response
     async with sessions() as s:
@@ -348,15 +363,15 @@ async def test_agent_reply_takes_ownership_and_sets_first_response_once(sessions
     with pytest.raises(InvalidMessage):
         async with sessions() as s:
             conv = await s.get(Conversation, r.conversation_id)
-            await store.agent_reply(s, conv, agent, "   ")
+            await agent_reply(s, conv, agent, "   ")
 
 
 async def test_note_is_internal_and_never_queued(sessions):
     agent = await make_agent(sessions, "a@example.test")
-    r = await store.record_inbound(sessions, inbound("u1"))
+    r = await message_record(sessions, inbound("u1"))
     async with sessions() as s:
         conv = await s.get(Conversation, r.conversation_id)
-        note = await store.add_note(s, conv, agent, "customer sounds upset")
+        note = await message_note(s, conv, agent, "customer sounds upset")
         await s.commit()
     async with sessions() as s:
         stored = await s.get(Message, note.id)
@@ -366,11 +381,11 @@ async def test_note_is_internal_and_never_queued(sessions):
 
 
 async def test_escalate_and_hand_back_move_ownership(sessions, published, bus):
-    r = await store.record_inbound(sessions, inbound("u1"))
+    r = await message_record(sessions, inbound("u1"))
     async with sessions() as s:
         conv = await s.get(Conversation, r.conversation_id)
-        await store.set_priority(s, conv, Priority.high, by=None)
-        await store.escalate(s, conv, priority=Priority.normal, summary="wants a refund\x00", reason="refund")
+        await conversation_priority(s, conv, Priority.high, by=None)
+        await conversation_escalate(s, conv, priority=Priority.normal, summary="wants a refund\x00", reason="refund")
         await s.commit()
     conv = await get_conv(sessions, r.conversation_id)
     assert conv.owner == Owner.agent and conv.assignee_id is None  # the unassigned queue
@@ -383,15 +398,15 @@ async def test_escalate_and_hand_back_move_ownership(sessions, published, bus):
     agent = await make_agent(sessions, "a@example.test")
     async with sessions() as s:
         conv = await s.get(Conversation, r.conversation_id)
-        assert await store.claim(s, conv, agent) is True
-        await store.escalate(s, conv, priority="urgent", summary="again", reason="angry")
+        await conversation_claim(s, conv, agent)
+        await conversation_escalate(s, conv, priority="urgent", summary="again", reason="angry")
         await s.commit()
     conv = await get_conv(sessions, r.conversation_id)
     assert conv.assignee_id == agent.id and conv.priority == Priority.urgent  # stays with the agent who has it
 
     async with sessions() as s:
         conv = await s.get(Conversation, r.conversation_id)
-        await store.hand_back_to_bot(s, conv, agent)
+        await conversation_handback(s, conv, agent)
         await s.commit()
     conv = await get_conv(sessions, r.conversation_id)
     assert conv.owner == Owner.bot and conv.assignee_id is None
@@ -403,14 +418,18 @@ async def test_escalate_and_hand_back_move_ownership(sessions, published, bus):
 async def test_concurrent_claims_have_one_winner(sessions):
     a = await make_agent(sessions, "a@example.test")
     b = await make_agent(sessions, "b@example.test")
-    r = await store.record_inbound(sessions, inbound("u1"))
+    r = await message_record(sessions, inbound("u1"))
 
     async def try_claim(agent: Agent) -> bool:
         async with sessions() as s:
             conv = await s.get(Conversation, r.conversation_id)
-            won = await store.claim(s, conv, agent)
+            try:
+                await conversation_claim(s, conv, agent)
+            except Refused as refusal:
+                assert refusal.code == "taken"
+                return False
             await s.commit()
-            return won
+            return True
 
     results = await asyncio.gather(try_claim(a), try_claim(b))
     assert sorted(results) == [False, True]
@@ -422,18 +441,18 @@ async def test_concurrent_claims_have_one_winner(sessions):
 async def test_assign_status_priority_labels_write_audit_and_events(sessions, published, bus):
     admin = await make_agent(sessions, "boss@example.test", admin=True)
     agent = await make_agent(sessions, "a@example.test")
-    r = await store.record_inbound(sessions, inbound("u1"))
+    r = await message_record(sessions, inbound("u1"))
     await bus.wait_idle()
     published.clear()
     async with sessions() as s:
         conv = await s.get(Conversation, r.conversation_id)
         before = conv.updated_at
-        await store.assign(s, conv, agent, by=admin)
-        await store.set_labels(s, conv, [" VIP ", "vip", "damaged"], by=admin)
-        await store.set_priority(s, conv, "urgent", by=admin)
-        await store.set_status(s, conv, "pending", by=admin)
-        await store.set_status(s, conv, ConversationStatus.resolved, by=admin)
-        await store.assign(s, conv, None, by=admin)
+        await conversation_assign(s, conv, agent, by=admin)
+        await conversation_labels(s, conv, [" VIP ", "vip", "damaged"], by=admin)
+        await conversation_priority(s, conv, "urgent", by=admin)
+        await conversation_status(s, conv, "pending", by=admin)
+        await conversation_status(s, conv, ConversationStatus.resolved, by=admin)
+        await conversation_assign(s, conv, None, by=admin)
         await s.commit()
     conv = await get_conv(sessions, r.conversation_id)
     assert conv.labels == ["vip", "damaged"] and conv.priority == Priority.urgent
@@ -454,33 +473,33 @@ async def test_assign_status_priority_labels_write_audit_and_events(sessions, pu
 
 
 async def test_invalid_actions_are_refused(sessions):
-    r1 = await store.record_inbound(sessions, inbound("u1"))
+    r1 = await message_record(sessions, inbound("u1"))
     async with sessions() as s:
         conv = await s.get(Conversation, r1.conversation_id)
-        with pytest.raises(store.InvalidAction):
-            await store.set_status(s, conv, "snoozed", by=None, snoozed_until=utc(hours=-1))
-        with pytest.raises(store.InvalidAction):
-            await store.set_status(s, conv, "nonsense", by=None)
-        with pytest.raises(store.InvalidAction):
-            await store.set_priority(s, conv, "critical", by=None)
-        await store.set_status(s, conv, "resolved", by=None)
+        with pytest.raises(Refused):
+            await conversation_status(s, conv, "snoozed", by=None, snoozed_until=utc(hours=-1))
+        with pytest.raises(Refused):
+            await conversation_status(s, conv, "nonsense", by=None)
+        with pytest.raises(Refused):
+            await conversation_priority(s, conv, "critical", by=None)
+        await conversation_status(s, conv, "resolved", by=None)
         await s.commit()
-    r2 = await store.record_inbound(sessions, inbound("u2"), reopen_days=0)
+    r2 = await message_record(sessions, inbound("u2"), reopen_days=0)
     assert r2.conversation_id != r1.conversation_id
     async with sessions() as s:
         old = await s.get(Conversation, r1.conversation_id)
-        with pytest.raises(store.InvalidAction, match="already has an active conversation"):
-            await store.set_status(s, old, "open", by=None)
+        with pytest.raises(Refused, match="already has an active conversation"):
+            await conversation_status(s, old, "open", by=None)
 
 
 async def test_link_contact_to_customer(sessions, published, bus):
-    r = await store.record_inbound(sessions, inbound("u1"))
+    r = await message_record(sessions, inbound("u1"))
     async with sessions() as s:
         customer = Customer(first_name="Ann")
         s.add(customer)
         await s.flush()
         contact = await s.get(Contact, r.contact_id)
-        await store.link_contact_to_customer(s, contact, customer.id)
+        await contact_link(s, contact, customer.id)
         await s.commit()
     async with sessions() as s:
         contact = await s.get(Contact, r.contact_id)
@@ -493,18 +512,18 @@ async def test_link_contact_to_customer(sessions, published, bus):
 async def test_verified_web_visitor_is_shown_by_the_customers_name(sessions, bus):
     web = dict(channel=Channel.webchat, contact="visitor-1", display_name="Web visitor 7F3A")
     tg = dict(channel=Channel.telegram, contact="tg-7", display_name="Lan on Telegram")
-    r_web = await store.record_inbound(sessions, inbound("w1", **web))
-    r_tg = await store.record_inbound(sessions, inbound("t1", **tg))
+    r_web = await message_record(sessions, inbound("w1", **web))
+    r_tg = await message_record(sessions, inbound("t1", **tg))
     async with sessions() as s:
         customer = Customer(first_name="Lan", last_name="Pham")
         s.add(customer)
         await s.flush()
         for r in (r_web, r_tg):
-            await store.link_contact_to_customer(s, await s.get(Contact, r.contact_id), customer.id)
+            await contact_link(s, await s.get(Contact, r.contact_id), customer.id)
         await s.commit()
     # the widget keeps sending its placeholder label; a verified visitor keeps the customer's name
-    await store.record_inbound(sessions, inbound("w2", **web))
-    await store.record_inbound(sessions, inbound("t2", **{**tg, "display_name": "Lan P."}))
+    await message_record(sessions, inbound("w2", **web))
+    await message_record(sessions, inbound("t2", **{**tg, "display_name": "Lan P."}))
     async with sessions() as s:
         assert (await s.get(Contact, r_web.contact_id)).display_name == "Lan Pham"
         assert (await s.get(Contact, r_tg.contact_id)).display_name == "Lan P."  # Telegram names its users
@@ -539,26 +558,26 @@ async def seed_inbox(sessions: Any) -> dict[str, Any]:
                                       ("Mine Max", "x" * 300),
                                       ("Bot Bea", "what are your opening hours"),
                                       ("Done Dora", "thanks, all good")]):
-        r = await store.record_inbound(sessions, inbound(f"s{i}", contact=f"c{i}", text=text, display_name=name,
+        r = await message_record(sessions, inbound(f"s{i}", contact=f"c{i}", text=text, display_name=name,
                                                          channel=Channel.webchat if i == 3 else Channel.telegram))
         ids[name.split()[0].lower()] = r.conversation_id
         await asyncio.sleep(0.002)  # distinct last_message_at
     async with sessions() as s:
         conv = await s.get(Conversation, ids["urgent"])
-        await store.escalate(s, conv, priority="urgent", summary="damaged", reason="damage")
+        await conversation_escalate(s, conv, priority="urgent", summary="damaged", reason="damage")
         conv.last_message_at = utc(hours=-1)
         conv = await s.get(Conversation, ids["normal"])
-        await store.escalate(s, conv, priority="normal", summary="wismo", reason="asked_human")
+        await conversation_escalate(s, conv, priority="normal", summary="wismo", reason="asked_human")
         conv.last_intent = "track_order"
         conv = await s.get(Conversation, ids["mine"])
-        await store.assign(s, conv, me, by=me)
-        await store.set_labels(s, conv, ["vip"], by=me)
+        await conversation_assign(s, conv, me, by=me)
+        await conversation_labels(s, conv, ["vip"], by=me)
         conv = await s.get(Conversation, ids["done"])
-        await store.set_status(s, conv, "resolved", by=me)
+        await conversation_status(s, conv, "resolved", by=me)
         await s.commit()
     async with sessions() as s:
         conv = await s.get(Conversation, ids["mine"])
-        await store.add_note(s, conv, me, "internal note is not a preview")
+        await message_note(s, conv, me, "internal note is not a preview")
         await s.commit()
     return {"me": me, **ids}
 
@@ -567,11 +586,11 @@ async def test_views_order_previews_and_unread(sessions, engine):
     seeded = await seed_inbox(sessions)
     me = seeded["me"]
     async with sessions() as s:
-        queue = await store.list_conversations(s, me, view="unassigned")
-        mine = await store.list_conversations(s, me, view="mine")
-        everything = await store.list_conversations(s, me, view="all")
+        queue = await list_conversations(s, me, view="unassigned")
+        mine = await list_conversations(s, me, view="mine")
+        everything = await list_conversations(s, me, view="all")
         with QueryCounter(engine) as counter:
-            rows = await store.list_conversations(s, me, view="all", status="open")
+            rows = await list_conversations(s, me, view="all", status="open")
     assert [r.id for r in queue] == [seeded["urgent"], seeded["normal"]]  # priority first, then activity
     assert [r.id for r in mine] == [seeded["mine"]]
     assert len(everything) == 5 and everything[-1].id == seeded["urgent"]  # last activity an hour ago
@@ -587,44 +606,44 @@ async def test_filters_counts_and_search(sessions, engine):
     seeded = await seed_inbox(sessions)
     me = seeded["me"]
     async with sessions() as s:
-        assert [r.id for r in await store.list_conversations(s, me, channel="webchat")] == [seeded["bot"]]
-        assert [r.id for r in await store.list_conversations(s, me, label="vip")] == [seeded["mine"]]
-        assert [r.id for r in await store.list_conversations(s, me, intent="track_order")] == [seeded["normal"]]
-        assert [r.id for r in await store.list_conversations(s, me, priority="urgent")] == [seeded["urgent"]]
-        assert [r.id for r in await store.list_conversations(s, me, q="DAMAGED parcel")] == [seeded["urgent"]]
-        assert [r.id for r in await store.list_conversations(s, me, q="nora")] == [seeded["normal"]]  # name
-        assert await store.list_conversations(s, me, q="parcel opening") == []  # all words must match
+        assert [r.id for r in await list_conversations(s, me, channel="webchat")] == [seeded["bot"]]
+        assert [r.id for r in await list_conversations(s, me, label="vip")] == [seeded["mine"]]
+        assert [r.id for r in await list_conversations(s, me, intent="track_order")] == [seeded["normal"]]
+        assert [r.id for r in await list_conversations(s, me, priority="urgent")] == [seeded["urgent"]]
+        assert [r.id for r in await list_conversations(s, me, q="DAMAGED parcel")] == [seeded["urgent"]]
+        assert [r.id for r in await list_conversations(s, me, q="nora")] == [seeded["normal"]]  # name
+        assert await list_conversations(s, me, q="parcel opening") == []  # all words must match
         for hostile in ['"', 'a"b', "AND", "NEAR(x y)", "*", "col:val", "' OR 1=1 --", "(", "\x00", "%_"]:
-            await store.list_conversations(s, me, q=hostile)  # never a syntax error
-        with pytest.raises(store.InvalidQuery):
-            await store.list_conversations(s, me, view="everything")  # type: ignore[arg-type]
-        with pytest.raises(store.InvalidQuery):
-            await store.list_conversations(s, me, status="closed")
+            await list_conversations(s, me, q=hostile)  # never a syntax error
+        with pytest.raises(InvalidQuery):
+            await list_conversations(s, me, view="everything")  # type: ignore[arg-type]
+        with pytest.raises(InvalidQuery):
+            await list_conversations(s, me, status="closed")
         with QueryCounter(engine) as counter:
-            counts = await store.count_conversations(s, me, status="open")
+            counts = await count_conversations(s, me, status="open")
     assert len(counter.statements) == 2
     assert counts == {"mine": 1, "unassigned": 2, "all": 4, "open": 4, "pending": 0, "snoozed": 0, "resolved": 1}
     async with sessions() as s:
-        assert (await store.count_conversations(s, me, view="unassigned"))["open"] == 2
+        assert (await count_conversations(s, me, view="unassigned"))["open"] == 2
 
 
 async def test_keyset_pagination(sessions):
     seeded = await seed_inbox(sessions)
     me = seeded["me"]
     async with sessions() as s:
-        full = [r.id for r in await store.list_conversations(s, me, view="all")]
+        full = [r.id for r in await list_conversations(s, me, view="all")]
         pages: list[int] = []
         before = None
         while True:
-            page = await store.list_conversations(s, me, view="all", limit=2, before=before)
+            page = await list_conversations(s, me, view="all", limit=2, before=before)
             if not page:
                 break
             pages += [r.id for r in page]
             before = page[-1].cursor
-        queue = await store.list_conversations(s, me, view="unassigned", limit=1)
-        rest = await store.list_conversations(s, me, view="unassigned", before=queue[0].cursor)
-        with pytest.raises(store.InvalidQuery):
-            await store.list_conversations(s, me, before="garbage")
+        queue = await list_conversations(s, me, view="unassigned", limit=1)
+        rest = await list_conversations(s, me, view="unassigned", before=queue[0].cursor)
+        with pytest.raises(InvalidQuery):
+            await list_conversations(s, me, before="garbage")
     assert pages == full
     assert [r.id for r in queue + rest] == [seeded["urgent"], seeded["normal"]]
 
@@ -634,60 +653,60 @@ async def test_access_is_limited_to_own_team_unassigned_teams_and_assignments(se
     alice = await make_agent(sessions, "alice@example.test", team="A")
     bob = await make_agent(sessions, "bob@example.test", team="B")
     loner = await make_agent(sessions, "loner@example.test")
-    ra = await store.record_inbound(sessions, inbound("u1", contact="x"))
-    rb = await store.record_inbound(sessions, inbound("u2", contact="y"))
-    rn = await store.record_inbound(sessions, inbound("u3", contact="z"))
+    ra = await message_record(sessions, inbound("u1", contact="x"))
+    rb = await message_record(sessions, inbound("u2", contact="y"))
+    rn = await message_record(sessions, inbound("u3", contact="z"))
     async with sessions() as s:
         (await s.get(Conversation, ra.conversation_id)).team_id = alice.team_id
         (await s.get(Conversation, rb.conversation_id)).team_id = bob.team_id
         await s.commit()
     async with sessions() as s:
-        assert await store.get_conversation(s, alice, rb.conversation_id) is None
-        assert (await store.get_conversation(s, admin, rb.conversation_id)).id == rb.conversation_id
-        assert (await store.get_conversation(s, alice, ra.conversation_id)).id == ra.conversation_id
-        assert (await store.get_conversation(s, alice, rn.conversation_id)).id == rn.conversation_id
-        assert await store.get_conversation(s, alice, 999999) is None
-        assert await store.get_conversation(s, loner, ra.conversation_id) is None
-        assert {r.id for r in await store.list_conversations(s, alice)} == {ra.conversation_id, rn.conversation_id}
-        assert {r.id for r in await store.list_conversations(s, alice, q="hello")} == {ra.conversation_id,
+        assert await get_conversation(s, alice, rb.conversation_id) is None
+        assert (await get_conversation(s, admin, rb.conversation_id)).id == rb.conversation_id
+        assert (await get_conversation(s, alice, ra.conversation_id)).id == ra.conversation_id
+        assert (await get_conversation(s, alice, rn.conversation_id)).id == rn.conversation_id
+        assert await get_conversation(s, alice, 999999) is None
+        assert await get_conversation(s, loner, ra.conversation_id) is None
+        assert {r.id for r in await list_conversations(s, alice)} == {ra.conversation_id, rn.conversation_id}
+        assert {r.id for r in await list_conversations(s, alice, q="hello")} == {ra.conversation_id,
                                                                                       rn.conversation_id}
-        assert (await store.count_conversations(s, alice))["all"] == 2
-        assert (await store.count_conversations(s, admin))["all"] == 3
+        assert (await count_conversations(s, alice))["all"] == 2
+        assert (await count_conversations(s, admin))["all"] == 3
         conv_b = await s.get(Conversation, rb.conversation_id)
-        with pytest.raises(store.InvalidAction):
-            await store.assign(s, conv_b, alice, by=admin)  # alice could not even see it
-        await store.assign(s, conv_b, bob, by=admin)
+        with pytest.raises(Refused):
+            await conversation_assign(s, conv_b, alice, by=admin)  # alice could not even see it
+        await conversation_assign(s, conv_b, bob, by=admin)
         await s.commit()
     bob.is_active = False
     async with sessions() as s:
-        assert await store.get_conversation(s, bob, rb.conversation_id) is None
+        assert await get_conversation(s, bob, rb.conversation_id) is None
 
 
 async def test_transcript_is_chronological_and_limited(sessions):
     agent = await make_agent(sessions, "a@example.test")
-    r = await store.record_inbound(sessions, inbound("u1", text="one"))
+    r = await message_record(sessions, inbound("u1", text="one"))
     async with sessions() as s:
         conv = await s.get(Conversation, r.conversation_id)
-        await store.agent_reply(s, conv, agent, "two")
-        await store.add_note(s, conv, agent, "three")
+        await agent_reply(s, conv, agent, "two")
+        await message_note(s, conv, agent, "three")
         await s.commit()
-    await store.record_inbound(sessions, inbound("u2", text="four"))
+    await message_record(sessions, inbound("u2", text="four"))
     async with sessions() as s:
-        assert [m.text for m in await store.transcript(s, r.conversation_id)] == ["one", "two", "three", "four"]
-        assert [m.text for m in await store.transcript(s, r.conversation_id, limit=2)] == ["three", "four"]
-        assert [m.text for m in await store.transcript(s, r.conversation_id, include_internal=False)] == [
+        assert [m.text for m in await transcript(s, r.conversation_id)] == ["one", "two", "three", "four"]
+        assert [m.text for m in await transcript(s, r.conversation_id, limit=2)] == ["three", "four"]
+        assert [m.text for m in await transcript(s, r.conversation_id, include_internal=False)] == [
             "one", "two", "four"]
 
 
 async def test_search_index_follows_updates_and_deletes(sessions):
     agent = await make_agent(sessions, "a@example.test", admin=True)
-    r = await store.record_inbound(sessions, inbound("u1", text="alpha"))
+    r = await message_record(sessions, inbound("u1", text="alpha"))
     async with sessions() as s:
         await s.exec(sa.update(Message).where(col(Message.id) == r.message_id).values(text="bravo"))
         await s.commit()
     async with sessions() as s:
-        assert await store.list_conversations(s, agent, q="alpha") == []
-        assert [x.id for x in await store.list_conversations(s, agent, q="bravo")] == [r.conversation_id]
+        assert await list_conversations(s, agent, q="alpha") == []
+        assert [x.id for x in await list_conversations(s, agent, q="bravo")] == [r.conversation_id]
 
 
 def test_fts5_query_quotes_every_token():
@@ -701,7 +720,7 @@ async def test_database_is_locked_is_retried_and_other_errors_are_not(sessions, 
 
     from sqlalchemy.exc import OperationalError
 
-    real = store._record
+    real = message_record_module._record
     calls = 0
 
     async def flaky(*args: Any, **kwargs: Any) -> Any:
@@ -711,14 +730,14 @@ async def test_database_is_locked_is_retried_and_other_errors_are_not(sessions, 
             raise OperationalError("INSERT INTO message ...", {}, sqlite3.OperationalError("database is locked"))
         return await real(*args, **kwargs)
 
-    monkeypatch.setattr(store, "_record", flaky)
-    result = await store.record_inbound(sessions, inbound("u1"))
+    monkeypatch.setattr(message_record_module, "_record", flaky)
+    result = await message_record(sessions, inbound("u1"))
     assert calls == 3 and result.duplicate is False
     assert await count(sessions, Message) == 1
 
     async def broken(*args: Any, **kwargs: Any) -> Any:
         raise OperationalError("SELECT ...", {}, sqlite3.OperationalError("no such table: message"))
 
-    monkeypatch.setattr(store, "_record", broken)
+    monkeypatch.setattr(message_record_module, "_record", broken)
     with pytest.raises(OperationalError):
-        await store.record_inbound(sessions, inbound("u2"))
+        await message_record(sessions, inbound("u2"))

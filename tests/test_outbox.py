@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from sqlmodel import col, select
 
-from inbox import store
+from inbox.actions.message_record import message_record
+from inbox.actions.message_send import message_send
 from inbox.channels import PermanentFailure, RetryLater, SenderRegistry
 from inbox.events import Event, EventBus
 from inbox.messages import InboundMessage, OutboundPayload
@@ -75,11 +76,11 @@ def senders(sender: FakeSender) -> SenderRegistry:
 
 
 async def conversation_with(sessions: Any, contact: str, *texts: str, channel: Channel = Channel.telegram) -> int:
-    r = await store.record_inbound(sessions, InboundMessage(channel, f"{contact}-in", contact, "hi"))
+    r = await message_record(sessions, InboundMessage(channel, f"{contact}-in", contact, "hi"))
     async with sessions() as s:
         conv = await s.get(Conversation, r.conversation_id)
         for text in texts:
-            store.add_outbound(s, conv, OutboundPayload(text), author=Author.bot)
+            message_send(s, conv, OutboundPayload(text), author=Author.bot)
         await s.commit()
     return r.conversation_id
 
@@ -281,7 +282,7 @@ async def test_commit_wakes_the_dispatcher_and_stop_waits_for_in_flight(sessions
         sender.script["wake up"] = [slow]
         async with sessions() as s:
             conv = await s.get(Conversation, conv_id)
-            store.add_outbound(s, conv, OutboundPayload("wake up"), author=Author.bot)
+            message_send(s, conv, OutboundPayload("wake up"), author=Author.bot)
             await s.commit()
         await wait_for(lambda: asyncio.sleep(0, result=bool(sender.calls)))
     finally:

@@ -15,7 +15,8 @@ from babel.dates import format_date
 from babel.numbers import format_currency
 from pypdf import PdfReader
 
-from ordersvc.documents import ShopInfo, clean_text, fonts
+from ordersvc.documents import ShopInfo, fonts
+from shopbase.text import clean_for_pdf
 from ordersvc.invoices import render_invoice
 from ordersvc.labels import LABEL_SIZE, render_return_label, return_label_barcode
 from ordersvc.models import (
@@ -211,7 +212,7 @@ def test_invoice_with_many_lines_spans_pages() -> None:
 
 
 def test_clean_text_drops_controls_and_bounds_length() -> None:
-    assert clean_text("a\u200db") == "a\u200db"  # ZWJ shapes some scripts; kept
-    assert clean_text("a\x00b\u202ec\nd") == "abc d"
-    assert clean_text("x" * 500, 10) == "x" * 9 + "…"
-    assert clean_text(None) == ""
+    assert clean_for_pdf("a\u200db") == "a\u200db"  # ZWJ shapes some scripts; kept
+    assert clean_for_pdf("a\x00b\u202ec\nd") == "abc d"
+    assert clean_for_pdf("x" * 500, 10) == "x" * 9 + "…"
+    assert clean_for_pdf(None) == ""

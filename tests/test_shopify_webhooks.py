@@ -32,10 +32,10 @@ from ordersvc.models import (
     Refund,
     Shipment,
     ShipmentLine,
-    WebhookDelivery,
 )
 from ordersvc.shopify import customer_data_report, load_json
 from ordersvc.tracking import ShipmentStatus
+from shopbase.dedupe import WebhookDelivery
 from ordersvc.webhooks import MAX_BODY_BYTES, ORDER_EVENTS, TOPICS, ShopifyWebhooks, setup
 from ordersvc_builders import make_level, make_warehouse
 

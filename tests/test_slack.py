@@ -24,9 +24,13 @@ from pydantic import SecretStr
 
 from bot.connectors import build_connectors
 from bot.connectors.slack import EVENTS_PATH, SlackConnector, link_slack_user
+from bot.connectors.slack import connector as slack_connector
 from bot.connectors.slack import blocks as sb
 from bot.connectors.telegram import TelegramSender, SendPacer, make_bot
-from inbox import store
+from inbox.actions.conversation_escalate import conversation_escalate
+from inbox.actions.message_mark_processed import message_mark_processed
+from inbox.actions.message_record import message_record
+from inbox.actions.message_send import agent_reply
 from inbox.channels import SenderRegistry
 from inbox.events import Event, EventBus, collect
 from inbox.messages import InboundMessage
@@ -43,7 +47,8 @@ from inbox.models import (
     Priority,
 )
 from inbox.outbox import OutboxDispatcher
-from ordersvc.models import ReturnAuthorization, ReturnLine, ReturnMethod, RmaStatus, WebhookDelivery
+from ordersvc.models import ReturnAuthorization, ReturnLine, ReturnMethod, RmaStatus
+from shopbase.dedupe import WebhookDelivery
 from tests.fakes import slack as fs
 from tests.fakes.slack import FakeSlack
 from tests.fakes.telegram import FakeTelegram
@@ -172,11 +177,11 @@ async def add_agent(sessions: Any, email: str, name: str, **fields: Any) -> Agen
 
 async def customer_conversation(sessions: Any, *, channel: Channel = Channel.telegram, external_id: str = "42",
                                 text: str = "my parcel never arrived", name: str = "Lan") -> int:
-    result = await store.record_inbound(
+    result = await message_record(
         sessions, InboundMessage(channel=channel, dedupe_key=f"k-{external_id}-{time.monotonic_ns()}",
                                  contact_external_id=external_id, text=text, display_name=name))
     async with sessions() as s:
-        await store.mark_processed(s, result.message_id)
+        await message_mark_processed(s, result.message_id)
         await s.commit()
     return result.conversation_id
 
@@ -188,7 +193,7 @@ async def escalate(env: Env, conversation_id: int, *, summary: str = "reason: co
         conversation.last_intent = intent
         if order_id is not None:
             conversation.bot_state = {"slots": {"order_id": order_id}}
-        await store.escalate(s, conversation, priority=Priority.high, summary=summary, reason="complaint")
+        await conversation_escalate(s, conversation, priority=Priority.high, summary=summary, reason="complaint")
         await s.commit()
     await env.idle()
     [alert] = [a for a in env.alerts() if any(
@@ -236,7 +241,7 @@ async def test_second_escalation_goes_into_the_same_thread(env: Env) -> None:
     alert = await escalate(env, conversation_id)
     async with env.sessions() as s:
         conversation = await s.get(Conversation, conversation_id)
-        await store.escalate(s, conversation, priority=Priority.urgent, summary="again", reason="bot_error")
+        await conversation_escalate(s, conversation, priority=Priority.urgent, summary="again", reason="bot_error")
         await s.commit()
     await env.idle()
     assert len(env.alerts()) == 1
@@ -288,7 +293,7 @@ async def test_no_alert_channel_means_no_alerts(aiohttp_client: Any, fake: FakeS
     env = await make_env(aiohttp_client, fake, slack_settings(settings, fake, slack_alert_channel=None), sessions)
     conversation_id = await customer_conversation(sessions)
     async with sessions() as s:
-        await store.escalate(s, await s.get(Conversation, conversation_id), priority="high", summary="x", reason="y")
+        await conversation_escalate(s, await s.get(Conversation, conversation_id), priority="high", summary="x", reason="y")
         await s.commit()
     await env.idle()
     assert fake.calls_for("chat.postMessage") == []
@@ -308,12 +313,12 @@ async def escalate_now(sessions: Any, conversation_id: int) -> None:
     """Escalate without waiting for the alert (Slack may be down)."""
     async with sessions() as s:
         conversation = await s.get(Conversation, conversation_id)
-        await store.escalate(s, conversation, priority=Priority.high, summary="parcel lost", reason="complaint")
+        await conversation_escalate(s, conversation, priority=Priority.high, summary="parcel lost", reason="complaint")
         await s.commit()
 
 
 async def customer_writes(sessions: Any, external_id: str, text: str) -> None:
-    await store.record_inbound(sessions, InboundMessage(channel=Channel.telegram, dedupe_key=f"later-{text}",
+    await message_record(sessions, InboundMessage(channel=Channel.telegram, dedupe_key=f"later-{text}",
                                                         contact_external_id=external_id, text=text))
 
 
@@ -484,7 +489,7 @@ async def test_an_update_posted_before_a_failure_is_not_posted_again(env: Env) -
     env.fake.fail_next("chat.update", 503, times=3)  # more than the client's own retries
     async with env.sessions() as s:
         conversation = await s.get(Conversation, conversation_id)
-        await store.escalate(s, conversation, priority=Priority.urgent, summary="again", reason="bot_error")
+        await conversation_escalate(s, conversation, priority=Priority.urgent, summary="again", reason="bot_error")
         await s.commit()
     await env.idle()
     assert [m["text"] for m in env.thread(alert["ts"])] == [":rotating_light: Escalated again (bot_error)."]
@@ -720,7 +725,7 @@ async def test_customer_messages_are_mirrored_into_the_thread(env: Env, caplog: 
     await add_agent(env.sessions, "ana@shop.test", "Ana", slack_user_id="U0ANA")
     conversation_id = await customer_conversation(env.sessions, external_id="77", name="Lan")
     alert = await escalate(env, conversation_id)
-    await store.record_inbound(env.sessions, InboundMessage(
+    await message_record(env.sessions, InboundMessage(
         channel=Channel.telegram, dedupe_key="later-1", contact_external_id="77", text="Any news? <@U0ANA>"))
     await env.idle()
     [mirrored] = env.thread(alert["ts"])
@@ -733,7 +738,7 @@ async def test_customer_messages_are_mirrored_into_the_thread(env: Env, caplog: 
     await env.idle()
     assert len(env.thread(alert["ts"])) == 1
 
-    await store.record_inbound(env.sessions, InboundMessage(
+    await message_record(env.sessions, InboundMessage(
         channel=Channel.telegram, dedupe_key="later-2", contact_external_id="77", text="write to lan@example.com"))
     await env.idle()
     assert "lan@example.com" in env.thread(alert["ts"])[-1]["text"]
@@ -1067,7 +1072,7 @@ async def test_a_thread_reply_that_fails_to_save_is_retried_by_slack_not_lost(en
     await add_agent(env.sessions, "ana@shop.test", "Ana", slack_user_id="U0ANA")
     conversation_id = await customer_conversation(env.sessions, external_id="5151")
     alert = await escalate(env, conversation_id)
-    real_reply = store.agent_reply
+    real_reply = agent_reply
     failures = [RuntimeError("database went away")]
 
     async def flaky_reply(*args: Any, **kwargs: Any) -> Any:
@@ -1075,7 +1080,7 @@ async def test_a_thread_reply_that_fails_to_save_is_retried_by_slack_not_lost(en
             raise failures.pop()
         return await real_reply(*args, **kwargs)
 
-    monkeypatch.setattr(store, "agent_reply", flaky_reply)
+    monkeypatch.setattr(slack_connector, "agent_reply", flaky_reply)
     event = fs.message_event(ALERTS, "U0ANA", "On it, sorry!", "1700000600.000100", thread_ts=alert["ts"])
     body = fs.event_callback_body(event, event_id="Ev0FLAKY")
     first = await env.post(body)

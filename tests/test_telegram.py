@@ -36,7 +36,8 @@ from bot.connectors.telegram import (
     webhook_status,
     webhook_status_text,
 )
-from inbox import store
+from inbox.actions.message_mark_processed import message_mark_processed
+from inbox.actions.message_send import message_send
 from inbox.channels import SenderRegistry
 from inbox.events import EventBus
 from inbox.messages import Attachment, OutboundPayload, QuickReply
@@ -98,9 +99,9 @@ def echo_processor(sessions: Any) -> Callable[[int], Awaitable[None]]:
                 return
             conversation = await s.get(Conversation, message.conversation_id)
             said = message.postback or message.text
-            store.add_outbound(s, conversation, OutboundPayload(text=f"echo: {said}", quick_replies=QUICK),
+            message_send(s, conversation, OutboundPayload(text=f"echo: {said}", quick_replies=QUICK),
                                author=Author.bot)
-            await store.mark_processed(s, message_id)
+            await message_mark_processed(s, message_id)
             await s.commit()
 
     return process
@@ -296,9 +297,9 @@ async def test_long_quick_reply_value_round_trips(env: Env, sessions: Any) -> No
                 return
             conversation = await s.get(Conversation, message.conversation_id)
             if message.postback is None:
-                store.add_outbound(s, conversation, OutboundPayload("Which one?", (QuickReply("The big one", value),)),
+                message_send(s, conversation, OutboundPayload("Which one?", (QuickReply("The big one", value),)),
                                    author=Author.bot)
-            await store.mark_processed(s, message_id)
+            await message_mark_processed(s, message_id)
             await s.commit()
 
     env.worker.processor = process
@@ -442,7 +443,7 @@ async def test_database_trouble_answers_503_so_telegram_retries(env: Env, monkey
     async def broken(*_a: Any, **_k: Any) -> Any:
         raise OperationalError("INSERT", {}, Exception("connection refused"))
 
-    monkeypatch.setattr(store, "record_inbound", broken)
+    monkeypatch.setattr(tgc.connector, "message_record", broken)
     resp = await env.post(make_message_update(90, CHAT, "hi"))
     assert resp.status == 503
     assert resp.headers["Retry-After"] == "5"
@@ -468,14 +469,14 @@ def test_translate_update_edges() -> None:
 async def _reply(sessions: Any, conversation_id: int, payload: OutboundPayload) -> None:
     async with sessions() as s:
         conversation = await s.get(Conversation, conversation_id)
-        store.add_outbound(s, conversation, payload, author=Author.agent)
+        message_send(s, conversation, payload, author=Author.agent)
         await s.commit()
 
 
 async def _conversation(env: Env, chat: int = CHAT, update_id: int = 100) -> int:
     async def silent(message_id: int) -> None:
         async with env.sessions() as s:
-            await store.mark_processed(s, message_id)
+            await message_mark_processed(s, message_id)
             await s.commit()
 
     env.worker.processor = silent
@@ -738,13 +739,13 @@ async def test_composition_root_serves_the_webhook_and_the_admin_page(aiohttp_cl
     """The real app (shopdesk.app.build_app): webhook → bot → outbox → Telegram, and the admin page."""
     import re
 
-    from inbox.auth import create_agent
+    from inbox.actions.agent_create import agent_create
     from shopdesk.app import build_app
 
     s = tg_settings(settings, fake, public_url="http://127.0.0.1:8080")
     client = await aiohttp_client(build_app(s, migrate_on_start=False))
     async with sessions() as db:
-        await create_agent(db, "boss@shop.test", "correct horse battery", name="Boss", admin=True)
+        await agent_create(db, "boss@shop.test", "correct horse battery", name="Boss", admin=True)
         await db.commit()
 
     resp = await client.post(WEBHOOK_PATH, json=make_message_update(500, CHAT, "hello"),

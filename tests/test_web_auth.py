@@ -9,7 +9,8 @@ import pytest
 from sqlmodel import select
 from yarl import URL
 
-from inbox.auth import AgentExists, authenticate, create_agent, verify_password
+from inbox.actions.agent_create import agent_create
+from inbox.auth import AgentExists, authenticate, verify_password
 from inbox.models import Agent, Message, OutboxMessage
 from inbox.web.auth import LoginThrottle
 from inbox.web.security import CONTENT_SECURITY_POLICY
@@ -43,7 +44,7 @@ async def client(aiohttp_client: Any, sessions: Any) -> Any:
 
 async def test_passwords_are_argon2_and_create_agent_refuses_duplicates(sessions: Any) -> None:
     async with sessions() as db:
-        agent = await create_agent(db, " Ana@Shop.TEST ", PASSWORD, name="Ana")
+        agent = await agent_create(db, " Ana@Shop.TEST ", PASSWORD, name="Ana")
         await db.commit()
         assert agent.email == "ana@shop.test"
         assert agent.password_hash.startswith("$argon2id$")
@@ -51,7 +52,7 @@ async def test_passwords_are_argon2_and_create_agent_refuses_duplicates(sessions
         assert await verify_password(agent.password_hash, PASSWORD) is True
         assert await verify_password(agent.password_hash, PASSWORD + "x") is False
         with pytest.raises(AgentExists):
-            await create_agent(db, "ana@shop.test", PASSWORD, name="Other")
+            await agent_create(db, "ana@shop.test", PASSWORD, name="Other")
         await db.rollback()
     async with sessions() as db:
         assert (await authenticate(db, "ANA@shop.test", PASSWORD)) is not None

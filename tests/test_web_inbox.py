@@ -11,7 +11,11 @@ from typing import Any
 import pytest
 from sqlmodel import col, select
 
-from inbox import store
+from inbox.actions.contact_link import contact_link
+from inbox.actions.conversation_assign import conversation_assign
+from inbox.actions.conversation_escalate import conversation_escalate
+from inbox.actions.conversation_labels import conversation_labels
+from inbox.actions.conversation_status import conversation_status
 from inbox.models import (
     Agent,
     AuditEvent,
@@ -74,7 +78,7 @@ async def audit_actions(sessions: Any, conversation_id: int) -> list[tuple[str, 
 async def escalate(sessions: Any, conversation_id: int, priority: str = "normal") -> None:
     async with sessions() as db:
         conv = await db.get(Conversation, conversation_id)
-        await store.escalate(db, conv, priority=priority, summary="needs a person", reason="test")
+        await conversation_escalate(db, conv, priority=priority, summary="needs a person", reason="test")
         await db.commit()
 
 
@@ -118,11 +122,11 @@ async def test_views_filters_and_counts(client: Any, sessions: Any) -> None:
     async with sessions() as db:
         for rec, who in ((mine, ana), (bos, bo)):
             conv = await db.get(Conversation, rec.conversation_id)
-            await store.assign(db, conv, await db.get(Agent, who.id), by=who)
+            await conversation_assign(db, conv, await db.get(Agent, who.id), by=who)
         conv = await db.get(Conversation, done.conversation_id)
-        await store.set_status(db, conv, "resolved", by=ana)
+        await conversation_status(db, conv, "resolved", by=ana)
         conv = await db.get(Conversation, mine.conversation_id)
-        await store.set_labels(db, conv, ["vip"], by=ana)
+        await conversation_labels(db, conv, ["vip"], by=ana)
         conv.last_intent = "track_order"
         db.add(conv)
         await db.commit()
@@ -346,7 +350,7 @@ async def _verified_customer(sessions: Any, contact_id: int, **customer_fields: 
         order, lines = await make_order(db, [{"sku": "TEE-M", "quantity": 2, "unit_price": "20.00", "title": XSS_SCRIPT}],
                                         customer=customer, name="#1001")
         contact = await db.get(Contact, contact_id)
-        await store.link_contact_to_customer(db, contact, customer.id)
+        await contact_link(db, contact, customer.id)
         await db.commit()
     return customer, order, lines
 

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from sqlmodel import col, select
 
-from inbox import store
+from inbox.actions.message_note import message_note
+from inbox.actions.message_send import agent_reply, message_send
 from inbox.messages import OutboundPayload, QuickReply
 from inbox.models import Author, Channel, Contact, Conversation, Message, OutboxMessage, OutboxStatus
 from inbox.outbox import OutboxDispatcher
@@ -217,9 +218,9 @@ async def test_agent_reply_is_pushed_notes_never_are(client: Any, sessions: Any,
     ack = await receive(ws)
     async with sessions() as db:
         conv = (await db.exec(select(Conversation))).one()
-        await store.add_note(db, conv, agent, "internal: customer is a VIP")
-        reply = await store.agent_reply(db, conv, agent, "Hi! <b>How</b> can I help?")
-        bot = store.add_outbound(db, conv, OutboundPayload("Pick one", (QuickReply("Track", "track"),)), author=Author.bot)
+        await message_note(db, conv, agent, "internal: customer is a VIP")
+        reply = await agent_reply(db, conv, agent, "Hi! <b>How</b> can I help?")
+        bot = message_send(db, conv, OutboundPayload("Pick one", (QuickReply("Track", "track"),)), author=Author.bot)
         await db.commit()
     dispatcher = OutboxDispatcher(sessions, web_app.senders, web_app.bus)
     assert await dispatcher.run_once() == 2
@@ -257,7 +258,7 @@ async def test_reply_with_no_open_socket_still_counts_as_delivered(client: Any, 
     await asyncio.sleep(0.05)
     async with sessions() as db:
         conv = (await db.exec(select(Conversation))).one()
-        await store.agent_reply(db, conv, agent, "We answered while you were away")
+        await agent_reply(db, conv, agent, "We answered while you were away")
         await db.commit()
     dispatcher = OutboxDispatcher(sessions, web_app.senders, web_app.bus)
     assert await dispatcher.run_once() == 1

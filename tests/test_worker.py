@@ -9,14 +9,16 @@ from typing import Any
 
 from sqlmodel import select
 
-from inbox import store
+from inbox.actions.message_mark_processed import message_mark_processed
+from inbox.actions.message_record import RecordResult, message_record
+from inbox.queries.messages import unprocessed_message_ids
 from inbox.messages import InboundMessage
 from inbox.models import Channel, Message
 from inbox.worker import InboundWorker
 
 
-async def record(sessions: Any, contact: str, key: str, text: str = "hello") -> store.RecordResult:
-    return await store.record_inbound(sessions, InboundMessage(Channel.telegram, key, contact, text))
+async def record(sessions: Any, contact: str, key: str, text: str = "hello") -> RecordResult:
+    return await message_record(sessions, InboundMessage(Channel.telegram, key, contact, text))
 
 
 class Recorder:
@@ -46,7 +48,7 @@ class Recorder:
             if message_id in self.fail:
                 raise ValueError("customer said: my email is ann@example.test")
             async with self.sessions() as s:
-                await store.mark_processed(s, message_id)
+                await message_mark_processed(s, message_id)
                 await s.commit()
             self.finished.append(message_id)
         finally:
@@ -85,7 +87,7 @@ async def test_failures_are_logged_by_id_and_left_for_the_next_sweep(sessions, c
     assert str(bad) in caplog.text and "ValueError" in caplog.text
     assert "ann@example.test" not in caplog.text and "my email" not in caplog.text
     async with sessions() as s:
-        assert await store.unprocessed_message_ids(s) == [bad]
+        assert await unprocessed_message_ids(s) == [bad]
     processor.fail.clear()
     assert await worker.sweep() == 1
     await worker.join()
@@ -120,7 +122,7 @@ async def test_stop_waits_for_in_flight_and_leaves_queued_unprocessed(sessions):
     await worker.stop()
     assert processor.finished == [first]  # the one in flight completed; the queued one did not start
     async with sessions() as s:
-        assert await store.unprocessed_message_ids(s) == [second]
+        assert await unprocessed_message_ids(s) == [second]
         assert (await s.exec(select(Message.processed).where(Message.id == first))).one() is True
     restarted = InboundWorker(sessions, processor, sweep_interval=None)
     await restarted.start()

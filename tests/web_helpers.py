@@ -19,12 +19,12 @@ from aiohttp.test_utils import TestClient
 from argon2 import PasswordHasher
 
 import inbox.web
-from inbox.auth import create_agent
+from inbox.actions.message_record import RecordResult, message_record
+from inbox.actions.agent_create import agent_create
 from inbox.channels import SenderRegistry
 from inbox.events import Event, EventBus
 from inbox.messages import InboundMessage
 from inbox.models import Agent, Channel
-from inbox.store import RecordResult, record_inbound
 from inbox.web import ThrottleConfig, WebConfig
 from inbox.web.state import WebState
 
@@ -98,7 +98,7 @@ async def add_agent(
     password: str = PASSWORD,
 ) -> Agent:
     async with sessions() as db:
-        agent = await create_agent(db, email, password, name=name, admin=admin, team_id=team_id)
+        agent = await agent_create(db, email, password, name=name, admin=admin, team_id=team_id)
         await db.commit()
     return agent
 
@@ -131,7 +131,7 @@ async def customer_says(
     name: str = "Jane Doe",
 ) -> RecordResult:
     key = key or f"{contact}:{abs(hash((text, contact)))}"
-    return await record_inbound(
+    return await message_record(
         sessions,
         InboundMessage(channel=channel, dedupe_key=key, contact_external_id=contact, text=text, display_name=name),
     )

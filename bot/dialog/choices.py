@@ -1,63 +1,410 @@
-"""Choices offered as quick replies, and reading the customer's pick back.
+"""Choices offered as quick replies, and reading the customer's answer back.
 
-Channels with buttons send the button's value as a postback; channels without them show a
-numbered list, so "2" or the label typed out picks the same choice.
+Channels with buttons send the button's value as a postback. Everyone else types, and types
+as people do: "2", "2.", "#2", "number 2", "the second one", "второй", "第二个", "like new",
+"I'd like a refund please", "demasiado pequeno" (no tilde), "refnd" (a typo), "cả hai".
+:func:`pick` reads all of those against the choices last offered with :func:`offer`; the
+words come from ``bot/dialog/data/<lang>.yaml`` (see the README there) plus the button labels.
+
+Reading order, first hit wins:
+
+1. the button's label or value, or a listed phrase, is the whole answer;
+2. a position: a number in range ("2", "#2", "number 2", "2.") or an ordinal word, or "last";
+3. exactly one choice has a phrase inside the answer (the longest phrase wins, so
+   "opened, like new" beats "new"); a phrase right after "not" does not count;
+4. every content word of a short answer is part of exactly one label ("the tote");
+5. one close spelling (difflib) of a phrase of five letters or more.
+
+Answers are compared folded: NFKC, case-folded, accents and tone marks dropped (ё→е, đ→d),
+punctuation as spaces. The customer's language is tried first, then the others.
+
+:func:`yes_no` is the one understanding of every confirmation. After two failed answers to
+the same question, :func:`offer` hands the conversation to a person instead of asking again.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 import unicodedata
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
 
 from bot.dialog.turn import Turn
+from inbox.replies import SUPPORTED_LANGUAGES
 
-__all__ = ["offer", "pick", "is_cancel", "is_yes", "is_no"]
+__all__ = [
+    "offer", "pick", "match", "is_cancel", "is_yes", "is_no", "yes_no", "wants_all", "amount", "fold",
+    "vocabulary", "has_correction", "MAX_MISSES",
+]
 
-_CANCEL = {
-    "cancel", "never mind", "nevermind", "nvm", "stop", "forget it", "quit", "exit",
-    "cancelar", "olvídalo", "olvidalo", "déjalo", "dejalo", "no importa",
-    "отмена", "отменить", "стоп", "забудь", "неважно", "не важно", "хватит",
-    "hủy", "huỷ", "thôi", "bỏ qua", "không cần nữa",
-    "取消", "算了", "不用了", "没事了", "沒事了", "停止",
-}
-_YES = {"yes", "y", "yeah", "yep", "sure", "ok", "okay", "confirm", "sí", "si", "claro", "vale", "да", "ага", "конечно",
-        "có", "vâng", "đồng ý", "ừ", "是", "是的", "好", "好的", "对", "對", "确认", "確認"}
-_NO = {"no", "n", "nope", "nah", "нет", "не", "không", "ko", "不", "不是", "不要", "否"}
-
-
-def _norm(text: str) -> str:
-    text = unicodedata.normalize("NFKC", text).casefold().strip()
-    return re.sub(r"[\s!.?,;:¡¿。！？，]+$", "", re.sub(r"^[\s!.?,;:¡¿。！？，]+", "", text))
+DATA_DIR = Path(__file__).resolve().parent / "data"
+#: failed answers to the same question before a person takes over
+MAX_MISSES = 2
+#: answers longer than this are sentences, not menu answers (phrases are still looked for)
+_SHORT_WORDS = 7
+_MAX_ANSWER_CHARS = 300
+_FUZZY_MIN_CHARS = 5
+_FUZZY_CUTOFF = 0.86
 
 
-def is_cancel(text: str) -> bool:
-    return _norm(text) in _CANCEL
+# --------------------------------------------------------------------------- folding
 
 
-def is_yes(text: str) -> bool:
-    return _norm(text) in _YES
+def _strip_marks(text: str) -> str:
+    text = text.replace("đ", "d").replace("ё", "е")
+    decomposed = unicodedata.normalize("NFD", text)
+    return unicodedata.normalize("NFC", "".join(ch for ch in decomposed if not unicodedata.combining(ch)))
 
 
-def is_no(text: str) -> bool:
-    return _norm(text) in _NO
+def fold(text: str) -> str:
+    """Case-, accent- and punctuation-insensitive form of ``text`` (``"¡Sí, por favor!"`` → ``"si por favor"``)."""
+    text = unicodedata.normalize("NFKC", text or "").casefold()
+    text = "".join(ch for ch in text if ch.isprintable() or ch.isspace())
+    text = _strip_marks(text)
+    text = re.sub(r"(?<=\w)['’`](?=\w)", "", text)  # "it's" → "its", "don't" → "dont"
+    # keep letters, digits, '#' and emoji; everything else separates words
+    text = re.sub(r"[^\w#\s\U0001F300-\U0001FAFF\u2600-\u27BF]", " ", text)
+    text = text.replace("_", " ")
+    return " ".join(text.split())
+
+
+def _cjk(text: str) -> bool:
+    return any("\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff" for ch in text)
+
+
+def _find(phrase: str, text: str) -> list[int]:
+    """Start offsets of ``phrase`` in ``text`` as whole words (anywhere for Chinese)."""
+    if not phrase:
+        return []
+    if _cjk(phrase) or not re.match(r"\w", phrase[0]):
+        starts, at = [], text.find(phrase)
+        while at >= 0:
+            starts.append(at)
+            at = text.find(phrase, at + 1)
+        return starts
+    return [m.start() for m in re.finditer(r"(?<!\w)" + re.escape(phrase) + r"(?!\w)", text)]
+
+
+# --------------------------------------------------------------------------- vocabulary
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    lang: str
+    yes: tuple[str, ...] = ()
+    no: tuple[str, ...] = ()
+    cancel: frozenset[str] = frozenset()
+    all: tuple[str, ...] = ()
+    last: tuple[str, ...] = ()
+    ordinals: dict[int, tuple[str, ...]] = field(default_factory=dict)
+    numbers: dict[int, tuple[str, ...]] = field(default_factory=dict)
+    fillers: frozenset[str] = frozenset()
+    number_words: tuple[str, ...] = ()
+    negations: frozenset[str] = frozenset()
+    corrections: tuple[str, ...] = ()
+    choices: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+def _words(items: Any) -> tuple[str, ...]:
+    out: list[str] = []
+    for item in items or []:
+        folded = fold(str(item))
+        if folded and folded not in out:
+            out.append(folded)
+    return tuple(sorted(out, key=len, reverse=True))
+
+
+@lru_cache(maxsize=None)
+def vocabulary(lang: str) -> Vocabulary:
+    """The answer words of one language (``bot/dialog/data/<lang>.yaml``)."""
+    path = DATA_DIR / f"{lang}.yaml"
+    data: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    data = data or {}
+    return Vocabulary(
+        lang=lang,
+        yes=_words(data.get("yes")),
+        no=_words(data.get("no")),
+        cancel=frozenset(_words(data.get("cancel"))),
+        all=_words(data.get("all")),
+        last=_words(data.get("last")),
+        ordinals={int(k): _words(v) for k, v in (data.get("ordinals") or {}).items()},
+        numbers={int(k): _words(v) for k, v in (data.get("numbers") or {}).items()},
+        fillers=frozenset(_words(data.get("fillers"))),
+        number_words=_words(data.get("number_words")),
+        negations=frozenset(_words(data.get("negations"))),
+        corrections=_words(data.get("corrections")),
+        choices={str(k): _words(v) for k, v in (data.get("choices") or {}).items()},
+    )
+
+
+def _languages(lang: str | None) -> list[Vocabulary]:
+    first = lang if lang in SUPPORTED_LANGUAGES else "en"
+    return [vocabulary(first)] + [vocabulary(other) for other in SUPPORTED_LANGUAGES if other != first]
+
+
+def _without_fillers(text: str, voc: Vocabulary) -> str:
+    words = [w for w in text.split() if w not in voc.fillers]
+    if _cjk(text):
+        joined = " ".join(words)
+        for filler in sorted((f for f in voc.fillers if _cjk(f)), key=len, reverse=True):
+            joined = joined.replace(filler, "")
+        return " ".join(joined.split())
+    return " ".join(words)
+
+
+# --------------------------------------------------------------------------- yes / no / cancel
+
+
+def _starts_with(text: str, phrases: tuple[str, ...]) -> str | None:
+    for phrase in phrases:  # longest first
+        if text == phrase or (text.startswith(phrase) and (_cjk(phrase) or not text[len(phrase)].isalnum())):
+            return phrase
+    return None
+
+
+def yes_no(text: str, lang: str | None = None) -> str | None:
+    """``"yes"``, ``"no"`` or None: "yes please", "sure", "ok do it", "是的，取消吧", "да, отменяйте",
+    "vâng", "sí, por favor" are yes; "no thanks", "не надо", "không", "不用", "no, gracias" are no."""
+    folded = fold(text)
+    if not folded or len(folded) > _MAX_ANSWER_CHARS:
+        return None
+    for voc in _languages(lang):
+        no = _starts_with(folded, voc.no)
+        yes = _starts_with(folded, voc.yes)
+        if yes and no:  # "no" inside "not really"? the longer reading wins ("不是" over "不")
+            if len(yes) == len(no):
+                return None
+            return "yes" if len(yes) > len(no) else "no"
+        if yes:
+            return "yes"
+        if no:
+            return "no"
+    return None
+
+
+def is_yes(text: str, lang: str | None = None) -> bool:
+    return yes_no(text, lang) == "yes"
+
+
+def is_no(text: str, lang: str | None = None) -> bool:
+    return yes_no(text, lang) == "no"
+
+
+def is_cancel(text: str, lang: str | None = None) -> bool:
+    """"never mind", "olvídalo", "забудь", "thôi", "算了": leave the open flow."""
+    folded = fold(text)
+    return bool(folded) and any(folded in voc.cancel for voc in _languages(lang))
+
+
+def has_correction(text: str, lang: str | None = None) -> bool:
+    """The message announces a correction ("sorry, it's 1001", "я имел в виду", "打错了")."""
+    folded = fold(text)
+    if not folded or len(folded) > _MAX_ANSWER_CHARS:
+        return False
+    return any(_find(phrase, folded) for voc in _languages(lang) for phrase in voc.corrections)
+
+
+def wants_all(text: str, lang: str | None = None) -> bool:
+    """"both", "all of them", "оба", "cả hai", "两个都": every offered item."""
+    folded = fold(text)
+    if not folded or len(folded.split()) > _SHORT_WORDS:
+        return False
+    for voc in _languages(lang):
+        rest = _without_fillers(folded, voc)
+        if rest in voc.all or folded in voc.all:
+            return True
+    return False
+
+
+def amount(text: str, lang: str | None = None) -> int | None:
+    """A typed quantity: "2", "#2", "two", "dos", "два", "hai", "两个"."""
+    folded = fold(text)
+    if not folded or len(folded.split()) > _SHORT_WORDS or re.match(r"\s*[-−–]\s*\d", text or ""):
+        return None  # "-1" is not one
+    digits = re.fullmatch(r"#?\s*(\d{1,5})", folded)
+    if digits:
+        return int(digits.group(1))
+    for voc in _languages(lang):
+        rest = _without_fillers(folded, voc)
+        found = re.fullmatch(r"#?\s*(\d{1,5})", rest)
+        if found:
+            return int(found.group(1))
+        for number, phrases in voc.numbers.items():
+            if rest in phrases or folded in phrases:
+                return number
+    return None
+
+
+# --------------------------------------------------------------------------- matching one answer
+
+
+def _position(folded: str, voc: Vocabulary, count: int) -> int | None:
+    """1-based position named by the answer, if any ("2", "2.", "#2", "number 2", "the second one", "last")."""
+    rest = _without_fillers(folded, voc)
+    for candidate in (folded, rest):
+        for word in voc.number_words:
+            if candidate.startswith(word + " ") or (candidate.startswith(word) and candidate[len(word):].strip().isdigit()):
+                candidate = candidate[len(word):].strip()
+                break
+        digits = re.fullmatch(r"#?\s*(\d{1,2})", candidate)
+        if digits:
+            number = int(digits.group(1))
+            return number if 1 <= number <= count else None
+    if len(folded.split()) > _SHORT_WORDS or len(folded) > 60:
+        return None
+    if rest in voc.last or folded in voc.last:
+        return count
+    found = {n for n, phrases in voc.ordinals.items() for p in phrases if _find(p, rest or folded)}
+    if any(_find(p, folded) for p in voc.last):
+        found.add(count)
+    if len(found) == 1:
+        number = found.pop()
+        return number if 1 <= number <= count else None
+    return None
+
+
+def _phrases(value: str, label: str, voc: Vocabulary) -> tuple[str, ...]:
+    own = [fold(label)]
+    tail = value.split(":", 1)[-1]
+    if ":" in value and re.fullmatch(r"[a-z_]+", tail):  # "reason:too_small" → "too small"; never "order:5"
+        own.append(tail.replace("_", " "))
+    return tuple(p for p in (*own, *voc.choices.get(value, ())) if p)
+
+
+def _negated(text: str, start: int, voc: Vocabulary) -> bool:
+    before = text[:start].rstrip()
+    if not before:
+        return False
+    if _cjk(before[-1:]):
+        return before[-1] in voc.negations or before[-2:] in voc.negations
+    last = before.split()[-1]
+    return last in voc.negations
+
+
+#: phrases of another language than the customer's must be this long (Vietnamese "to" is "big")
+_FOREIGN_MIN_CHARS = 5
+
+
+def _contained(folded: str, options: list[tuple[str, str]], voc: Vocabulary, primary: bool = True) -> str | None:
+    best: dict[str, int] = {}
+    for label, value in options:
+        for phrase in _phrases(value, label, voc):
+            if not primary and not _cjk(phrase) and len(phrase) < _FOREIGN_MIN_CHARS:
+                continue
+            if any(not _negated(folded, at, voc) for at in _find(phrase, folded)):
+                best[value] = max(best.get(value, 0), len(phrase))
+    if not best:
+        return None
+    longest = max(best.values())
+    winners = [v for v, n in best.items() if n == longest]
+    return winners[0] if len(winners) == 1 else None
+
+
+def _partial(folded: str, options: list[tuple[str, str]], voc: Vocabulary, primary: bool = True) -> str | None:
+    """Every content word of a short answer is part of exactly one label ("tote" → "Canvas tote")."""
+    words = _without_fillers(folded, voc).split()
+    if not primary or not words or len(words) > 4 or _cjk(folded) or all(len(w) < 3 for w in words):
+        return None
+    hits = []
+    for label, value in options:
+        label_words = fold(label).split()
+        if all(any(lw.startswith(w) for lw in label_words) for w in words):
+            hits.append(value)
+    return hits[0] if len(hits) == 1 else None
+
+
+def _fuzzy(folded: str, options: list[tuple[str, str]], voc: Vocabulary, primary: bool = True) -> str | None:
+    """One close spelling: "refnd" → refund, "damagd" → damaged (Latin and Cyrillic words only)."""
+    if not primary or _cjk(folded) or len(folded) > 80:
+        return None
+    words = folded.split()
+    scores: dict[str, float] = {}
+    for label, value in options:
+        for phrase in _phrases(value, label, voc):
+            if len(phrase.replace(" ", "")) < _FUZZY_MIN_CHARS or any(ch.isdigit() for ch in phrase):
+                continue  # numbers are never "close enough": #1002 is not #1001
+            size = len(phrase.split())
+            windows = {" ".join(words[i:i + size]) for i in range(max(1, len(words) - size + 1))}
+            for window in windows:
+                if any(ch.isdigit() for ch in window):
+                    continue
+                ratio = difflib.SequenceMatcher(None, window, phrase).ratio()
+                if ratio >= _FUZZY_CUTOFF:
+                    scores[value] = max(scores.get(value, 0.0), ratio)
+    if not scores:
+        return None
+    top = max(scores.values())
+    winners = [v for v, s in scores.items() if s == top]
+    return winners[0] if len(winners) == 1 else None
+
+
+def match(text: str, options: list[tuple[str, str]] | list[list[str]], lang: str | None = None, *,
+          positions: bool = True, loose: bool = True) -> str | None:
+    """The value among ``options`` ((label, value) pairs) that ``text`` answers, or None.
+    ``loose=False`` leaves out partial words and typos (for answers nobody asked for yet)."""
+    pairs = [(str(label), str(value)) for label, value in options]
+    folded = fold(text)
+    if not folded or not pairs or len(folded) > _MAX_ANSWER_CHARS:
+        return None
+    vocabularies = _languages(lang)
+    for voc in vocabularies:  # 1. the whole answer is a label, a value or a listed phrase
+        for label, value in pairs:
+            if folded in _phrases(value, label, voc) or folded == fold(value):
+                return value
+    values = {value for _, value in pairs}
+    if {"yes", "no"} <= values:  # a confirmation: one yes/no understanding everywhere
+        answer = yes_no(text, lang)
+        if answer is not None:
+            return answer
+    if positions:  # 2. a position
+        for voc in vocabularies:
+            number = _position(folded, voc, len(pairs))
+            if number is not None:
+                return pairs[number - 1][1]
+    for finder in (_contained, _partial, _fuzzy) if loose else (_contained,):  # 3-5, the customer's language first
+        for index, voc in enumerate(vocabularies):
+            found = finder(folded, pairs, voc, index == 0)
+            if found is not None:
+                return found
+    return None
+
+
+# --------------------------------------------------------------------------- offering and picking
 
 
 def offer(turn: Turn, template: str, choices: list[tuple[str, str]], **context: object) -> None:
-    """Say ``template`` with ``choices`` as quick replies and remember them for :func:`pick`."""
+    """Say ``template`` with ``choices`` as quick replies and remember them for :func:`pick`.
+
+    A re-ask (``again=True`` or a ``*_again`` template) counts a failed answer; the
+    :data:`MAX_MISSES`-th one hands the conversation to a person instead of asking again.
+    """
+    if context.get("again") or template.endswith("_again"):
+        misses = int(turn.state.slots.get("misses") or 0) + 1
+        if misses >= MAX_MISSES:
+            give_up(turn)
+            return
+        turn.state.slots["misses"] = misses
+    else:
+        turn.state.slots["misses"] = 0
     turn.state.slots["choices"] = [[label, value] for label, value in choices]
     turn.say(template, choices=choices, **context)
 
 
-def pick(turn: Turn) -> str | None:
+def give_up(turn: Turn) -> None:
+    """The customer and the bot do not understand each other: a person takes over."""
+    turn.say("handoff_unsure")
+    turn.escalate("not_understood", note=f"step: {turn.state.flow}/{turn.state.step}")
+
+
+def pick(turn: Turn, *, positions: bool = True) -> str | None:
     """The value the customer chose from the last offered choices, or None."""
     choices: list[list[str]] = turn.state.slots.get("choices") or []
     values = [value for _, value in choices]
     if turn.postback is not None:
         return turn.postback if turn.postback in values else None
-    text = _norm(turn.text)
-    if text.isdigit() and 1 <= int(text) <= len(choices):
-        return choices[int(text) - 1][1]
-    for label, value in choices:
-        if text and (text == _norm(label) or text == _norm(value)):
-            return value
-    return None
+    return match(turn.text, choices, turn.lang, positions=positions)

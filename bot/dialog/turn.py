@@ -8,6 +8,7 @@ inbound message processed.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -40,10 +41,14 @@ class DialogState:
     verified_order_ids: list[int] = field(default_factory=list)
     low_confidence_turns: int = 0
     pending_intent: str | None = None
+    #: a flow put aside for another request ("actually, where is my other order?"), offered again after it
+    suspended: dict[str, Any] | None = None
+    #: more requests from the same message ("where is 1001 and can I return it?"), run once the first is done
+    queued: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> DialogState:
-        data = dict(data or {})
+        data = copy.deepcopy(dict(data or {}))  # never mutate the loaded JSON: the change would not be saved
         known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
         return cls(**known)
 
@@ -55,13 +60,36 @@ class DialogState:
             "verified_order_ids": list(self.verified_order_ids),
             "low_confidence_turns": self.low_confidence_turns,
             "pending_intent": self.pending_intent,
+            "suspended": dict(self.suspended) if self.suspended else None,
+            "queued": [dict(q) for q in self.queued],
         }
 
     def start(self, flow: str, step: str, **slots: Any) -> None:
         self.flow, self.step, self.slots = flow, step, dict(slots)
 
     def clear(self) -> None:
+        """Leave the open flow (a suspended flow and queued requests stay: see :meth:`reset`)."""
         self.flow, self.step, self.slots, self.pending_intent = None, None, {}, None
+
+    def reset(self) -> None:
+        """Forget everything in progress: the open flow, a suspended one and queued requests."""
+        self.clear()
+        self.suspended, self.queued = None, []
+
+    def suspend(self) -> None:
+        """Put the open flow aside (it is offered again once the new request is answered)."""
+        self.suspended = {"flow": self.flow, "step": self.step, "slots": dict(self.slots),
+                          "pending_intent": self.pending_intent}
+        self.clear()
+
+    def restore(self) -> bool:
+        """Reopen the suspended flow; False when there was none."""
+        saved, self.suspended = self.suspended, None
+        if not saved or not saved.get("flow"):
+            return False
+        self.flow, self.step = saved["flow"], saved.get("step")
+        self.slots, self.pending_intent = dict(saved.get("slots") or {}), saved.get("pending_intent")
+        return True
 
 
 @dataclass(frozen=True)
@@ -87,6 +115,8 @@ class Turn:
     #: the message is strongly negative (insults, swearing, fury, threats): see bot.nlu.tone
     hostile: bool = False
     entities: list[Any] = field(default_factory=list)
+    #: every intent with its probability, best first (for clarifying questions)
+    ranking: tuple[tuple[str, float], ...] = ()
     replies: list[OutboundPayload] = field(default_factory=list)
     escalation: Escalation | None = None
     alerts: list[dict[str, Any]] = field(default_factory=list)
@@ -114,7 +144,7 @@ class Turn:
             parts.append(note)
         if self.escalation is None or _rank(priority) > _rank(self.escalation.priority):
             self.escalation = Escalation(reason=reason, priority=priority, summary="; ".join(parts)[:2000])
-        self.state.clear()
+        self.state.reset()
 
     def alert(self, kind: str, **data: Any) -> None:
         """A merchant alert (Slack and the inbox), published after the turn commits."""

@@ -2,9 +2,17 @@
 
 An order is shown only to a verified customer: a contact already linked to the order's
 customer, or someone who gave the order number together with the order's email or shipping
-postal code. A wrong pair and a missing order get the same answer. At most
+postal code. A wrong pair and a missing order get the same answer (and the same question
+first: a number that matches no order is asked for its proof like any other). At most
 ``MAX_FAILURES`` failed tries per conversation and per order in an hour; then a person takes
 over.
+
+While the bot waits for the proof, a bare number is the proof (a postal code such as 92683
+looks like an order number); only a written-out order number ("#1001", "order 1001", an
+Amazon number) or a correction ("sorry, it's 1001", "я имел в виду 1001") replaces the
+order being verified. A wrong proof keeps that order and asks again.
+
+A long number may be an order number or a parcel's tracking number: both are looked up.
 """
 
 from __future__ import annotations
@@ -14,11 +22,13 @@ from datetime import timedelta
 import sqlalchemy as sa
 from sqlmodel import select
 
-from bot.dialog.choices import offer, pick
+from bot.dialog.choices import has_correction, offer, pick
 from bot.dialog.turn import Turn
+from bot.nlu.entities import labelled_order_spans
 from inbox.models import Priority, VerificationAttempt
-from inbox.store import link_contact_to_customer
-from ordersvc.models import Order
+from inbox.actions.contact_link import contact_link
+from inbox.actions.verification_record import verification_record
+from ordersvc.models import Order, Shipment
 from ordersvc.service import find_order, orders_for_customer, verify_customer
 
 __all__ = ["require_order", "continue_verification", "MAX_FAILURES", "normalize_ref"]
@@ -36,6 +46,36 @@ def _entity(turn: Turn, kind: str) -> str | None:
         if entity.type == kind:
             return str(entity.value)
     return None
+
+
+def _named_ref(turn: Turn) -> str | None:
+    """The order the message names: an order number, else a tracking number (looked up as both)."""
+    return _entity(turn, "order_number") or _entity(turn, "tracking_number")
+
+
+def _corrected_ref(turn: Turn) -> str | None:
+    """A new order number while the proof is awaited: written out as one ("#1001", "order 1001",
+    "113-1234567-1234567") or announced as a correction ("sorry, it's 1001"). A bare number
+    alone is never one: it is the postal code asked for."""
+    labelled = labelled_order_spans(turn.text)
+    for entity in turn.entities:
+        if entity.type == "order_number" and (entity.start, entity.end) in labelled:
+            return str(entity.value)
+    if has_correction(turn.text, turn.lang):
+        return _named_ref(turn)
+    return None
+
+
+async def _lookup(turn: Turn, ref: str) -> Order | None:
+    """The order called ``ref``, or the order of the parcel whose tracking number is ``ref``."""
+    order = await find_order(turn.session, ref)
+    if order is not None:
+        return order
+    number = normalize_ref(ref).replace("-", "")
+    if len(number) < 10 or len(number) > 40:
+        return None
+    shipment = (await turn.session.exec(select(Shipment).where(Shipment.tracking_number == number).limit(1))).first()
+    return await turn.session.get(Order, shipment.order_id) if shipment is not None else None
 
 
 def _proof_from_text(turn: Turn) -> str | None:
@@ -70,17 +110,20 @@ async def _attempt(turn: Turn, ref: str, proof: str) -> Order | None:
         turn.say("verify_locked")
         turn.escalate("verification_lockout", priority=Priority.high)
         return None
-    order = await verify_customer(turn.session, ref, proof)
-    turn.session.add(
-        VerificationAttempt(conversation_id=turn.conversation.id, order_ref=norm, success=order is not None, created_at=turn.now)
-    )
+    found = await _lookup(turn, ref)
+    # verify against the order the reference resolves to (a tracking number names its order);
+    # an unknown reference is still checked, at the same cost, and fails the same way
+    order = await verify_customer(turn.session, found.name if found is not None else ref, proof)
+    if order is not None and found is not None and order.id != found.id:
+        order = None
+    verification_record(turn.session, turn.conversation, norm, success=order is not None, now=turn.now)
     if order is None:
         if per_conversation + 1 >= MAX_FAILURES or per_order + 1 >= MAX_FAILURES:
             turn.say("verify_locked")
             turn.escalate("verification_lockout", priority=Priority.high)
         return None
     if order.customer_id is not None and turn.contact.customer_id is None:
-        await link_contact_to_customer(turn.session, turn.contact, order.customer_id)
+        await contact_link(turn.session, turn.contact, order.customer_id)
     if order.id not in turn.state.verified_order_ids:
         turn.state.verified_order_ids.append(order.id)  # type: ignore[arg-type]
     return order
@@ -100,8 +143,8 @@ async def _names_another_order(turn: Turn, ref: str | None, remembered: Order | 
     or once this turn has settled its order (just verified), the remembered order stands."""
     if not ref or remembered is None or turn.state.flow is not None or turn.order_ref is not None:
         return False
-    named = await find_order(turn.session, ref)
-    return named is not None and named.id != remembered.id
+    # decided without looking the number up: whether it exists must not change the answer
+    return normalize_ref(ref) not in {normalize_ref(remembered.name), normalize_ref(remembered.external_id or "")}
 
 
 async def require_order(turn: Turn, purpose: str) -> Order | None:
@@ -111,28 +154,38 @@ async def require_order(turn: Turn, purpose: str) -> Order | None:
     conversation in the ``verify`` flow with ``purpose`` to resume once verified.
     """
     slots = turn.state.slots if turn.state.flow == "verify" else {}
-    if turn.state.step == "ask_proof" and slots.get("order_ref"):
+    waiting_for_proof = turn.state.flow == "verify" and turn.state.step == "ask_proof" and bool(slots.get("order_ref"))
+    if waiting_for_proof:
         ref = slots["order_ref"]  # a bare postal code like 92683 also looks like an order number
+        corrected = _corrected_ref(turn)
+        if corrected and normalize_ref(corrected) != normalize_ref(ref):
+            ref = corrected  # "sorry, it's 1001": verify that one instead
+            slots["order_ref"] = ref
+            if not (_entity(turn, "email") or _entity(turn, "postal_code")):
+                turn.order_ref = ref
+                turn.say("verify_ask_proof", order_ref=ref)
+                return None
     else:
-        ref = _entity(turn, "order_number") or slots.get("order_ref")
+        ref = _named_ref(turn) or slots.get("order_ref")
     if turn.state.flow != "verify" and turn.state.slots.get("order_id"):
         order = await turn.session.get(Order, turn.state.slots["order_id"])
         if await _owned(turn, order) and not await _names_another_order(turn, ref, order):
             return order
     if ref:
         turn.order_ref = ref
-        order = await find_order(turn.session, ref)
+        order = await _lookup(turn, ref)
         if await _owned(turn, order):
             return order
-        proof = _proof_from_text(turn) if turn.state.step == "ask_proof" or _entity(turn, "email") or _entity(turn, "postal_code") else None
+        proof = _proof_from_text(turn) if waiting_for_proof or _entity(turn, "email") or _entity(turn, "postal_code") else None
         if proof:
             verified = await _attempt(turn, ref, proof)
             if verified is not None:
                 turn.state.clear()
                 return verified
             if turn.escalation is None:
-                turn.say("verify_failed")
-                turn.state.start("verify", "ask_order", purpose=purpose)
+                # the same words whether the order exists or not; the order stays the one asked about
+                turn.say("verify_failed", order_ref=ref)
+                turn.state.start("verify", "ask_proof", purpose=purpose, order_ref=ref)
                 turn.state.pending_intent = purpose
             return None
         turn.state.start("verify", "ask_proof", purpose=purpose, order_ref=ref)
@@ -160,7 +213,7 @@ async def step_choose_order(turn: Turn) -> Order | None:
         order = await turn.session.get(Order, int(value.split(":", 1)[1]))
         if await _owned(turn, order):
             return order
-    if _entity(turn, "order_number"):
+    if _named_ref(turn):
         return await require_order(turn, turn.state.slots.get("purpose", "track_order"))
     offer(turn, "choose_order_again", [(label, value) for label, value in turn.state.slots.get("choices", [])])
     return None

@@ -2,12 +2,12 @@
 
 Flows (state in the conversation, JSON only):
 
-* ``cancel``: ``confirm`` (yes → ``ordersvc.actions.cancel_order``, which releases the
+* ``cancel``: ``confirm`` (yes → ``inbox.actions.order_cancel``, which releases the
   reserved stock and refunds what was paid; no → nothing changes) and ``refused`` (the
   order already shipped: the customer may start a return or ask for a person).
 * ``address``: ``full`` (the new address in one message, parsed: street, [line 2], city,
   [state] postal code, country) → whatever is still missing one question at a time
-  (``address1``, ``city``, ``zip``, ``country``) → ``confirm`` → ``ordersvc.actions.change_address``.
+  (``address1``, ``city``, ``zip``, ``country``) → ``confirm`` → ``inbox.actions.order_change_address``.
   A country left out is taken from the current address; the confirmation shows it.
 
 Both actions re-check on a locked row that the order has not started shipping; a refusal
@@ -22,29 +22,32 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
-import sqlalchemy as sa
 from babel import Locale
-from sqlmodel import col, select
 
-from bot.dialog.choices import is_no, is_yes, offer, pick
+from bot.dialog.choices import offer, pick
 from bot.dialog.turn import Turn
 from bot.dialog.verify import normalize_ref, require_order
 from bot.files import signed_file_url
+from inbox.actions.order_cancel import order_cancel
+from inbox.actions.order_change_address import order_change_address
 from ordersvc import actions
 from ordersvc.documents import address_lines
-from ordersvc.models import FinancialStatus, Order, OrderLine, Refund
+from ordersvc.models import FinancialStatus, Order
+from ordersvc.service import order_lines
+from shopbase.refusal import Refused
 
 __all__ = [
     "cancel_order",
     "continue_cancel",
     "change_address",
     "continue_change_address",
+    "reask_cancel",
+    "reask_address",
     "invoice",
     "parse_address",
     "find_country",
 ]
 
-_UNCHARGED = {FinancialStatus.pending, FinancialStatus.authorized, FinancialStatus.voided, FinancialStatus.refunded}
 _ADDRESS_STEPS = ("address1", "city", "zip", "country")
 _FIELD_OF_STEP = {"address1": "address1", "city": "city", "zip": "zip", "country": "country_code"}
 _MAX_ADDRESS_TEXT = 600
@@ -61,11 +64,9 @@ def _finish(turn: Turn, order: Order) -> None:
 
 
 def _answer(turn: Turn) -> str | None:
-    """A yes/no answer: the pressed button, the number or label typed, or a plain yes/no."""
-    value = pick(turn)
-    if value is None and turn.postback is None:
-        value = "yes" if is_yes(turn.text) else "no" if is_no(turn.text) else None
-    return value
+    """A yes/no answer: the pressed button, the number or label typed, or any yes/no
+    ("sure", "да, отменяйте", "是的，取消吧", "no thanks", "không")."""
+    return pick(turn)
 
 
 def _names_another_order(turn: Turn, order: Order) -> bool:
@@ -81,15 +82,6 @@ async def _flow_order(turn: Turn, purpose: str) -> Order | None:
 # --------------------------------------------------------------------------- cancel
 
 
-async def _refund_due(turn: Turn, order: Order) -> Decimal:
-    if order.financial_status in _UNCHARGED:
-        return Decimal("0")
-    refunded = (
-        await turn.session.exec(select(sa.func.coalesce(sa.func.sum(Refund.amount), 0)).where(Refund.order_id == order.id))
-    ).one()
-    return max(order.total_price - Decimal(str(refunded)), Decimal("0"))
-
-
 async def cancel_order(turn: Turn) -> None:
     order = await require_order(turn, "cancel_order")
     if order is None:
@@ -103,8 +95,9 @@ async def cancel_order(turn: Turn) -> None:
 
 
 async def _ask_cancel(turn: Turn, order: Order, *, again: bool = False) -> None:
-    lines = (await turn.session.exec(select(OrderLine).where(OrderLine.order_id == order.id).order_by(col(OrderLine.id)))).all()
-    turn.state.start("cancel", "confirm", order_id=order.id)
+    lines = await order_lines(turn.session, order.id)
+    misses = turn.state.slots.get("misses", 0) if again else 0
+    turn.state.start("cancel", "confirm", order_id=order.id, misses=misses)
     turn.state.pending_intent = "cancel_order"
     offer(
         turn,
@@ -112,10 +105,23 @@ async def _ask_cancel(turn: Turn, order: Order, *, again: bool = False) -> None:
         [(turn.label("cancel_yes"), "yes"), (turn.label("cancel_no"), "no")],
         order=order,
         items=[{"title": ln.title, "variant": ln.variant_title, "quantity": ln.quantity} for ln in lines],
-        refund=await _refund_due(turn, order),
+        refund=await actions.refund_due(turn.session, order),
         currency=order.currency,
         again=again,
     )
+
+
+async def reask_cancel(turn: Turn) -> None:
+    """The cancellation was put aside and the customer came back: ask its question again."""
+    order = await _flow_order(turn, "cancel_order")
+    if order is None:
+        return
+    turn.order_ref = order.name
+    refusal = await actions.check_changeable(turn.session, order)
+    if refusal is not None:
+        _refuse_cancel(turn, order, refusal)
+        return
+    await _ask_cancel(turn, order)
 
 
 def _refuse_cancel(turn: Turn, order: Order, reason: str) -> None:
@@ -160,9 +166,10 @@ async def continue_cancel(turn: Turn) -> None:
     if answer != "yes":
         await _ask_cancel(turn, order, again=True)
         return
-    result = await actions.cancel_order(turn.session, order, reason="customer request", actor="bot")
-    if not result.ok:
-        _refuse_cancel(turn, result.order or order, result.reason or "already_fulfilled")
+    try:
+        result = await order_cancel(turn.session, turn.conversation, order, reason="customer request")
+    except Refused as refusal:
+        _refuse_cancel(turn, refusal.details.get("order") or order, refusal.code)
         return
     done = result.order or order
     _finish(turn, done)
@@ -326,6 +333,23 @@ def _default_country(order: Order, fields: dict[str, str]) -> bool:
     return False
 
 
+async def reask_address(turn: Turn) -> None:
+    """The address change was put aside and the customer came back: ask its question again."""
+    order = await _flow_order(turn, "change_address")
+    if order is None:
+        return
+    turn.order_ref = order.name
+    step = turn.state.step or "full"
+    fields: dict[str, str] = dict(turn.state.slots.get("address") or {})
+    if step == "confirm":
+        _confirm(turn, fields)
+    elif step in _FIELD_OF_STEP:
+        _ask_field(turn, step, fields)
+    else:
+        turn.state.slots["free_text"] = True
+        turn.say("address_ask", order=order, current=_address_view(order.shipping_address or {}), again=False, retry=False)
+
+
 async def continue_change_address(turn: Turn) -> None:
     order = await _flow_order(turn, "change_address")
     if order is None:
@@ -412,16 +436,17 @@ def _confirm(turn: Turn, fields: dict[str, str], *, again: bool = False) -> None
 
 
 async def _apply(turn: Turn, order: Order, fields: dict[str, str]) -> None:
-    result = await actions.change_address(turn.session, order, fields)
-    if result.ok:
-        done = result.order or order
-        _finish(turn, done)
-        turn.say("address_done", order=done, lines=_address_view(done.shipping_address or {}))
+    try:
+        result = await order_change_address(turn.session, turn.conversation, order, fields)
+    except Refused as refusal:
+        if refusal.code == "invalid_address":
+            await _next_address_step(turn, order, fields)
+            return
+        _refuse_address(turn, refusal.details.get("order") or order, refusal.code)
         return
-    if result.reason == "invalid_address":
-        await _next_address_step(turn, order, fields)
-        return
-    _refuse_address(turn, result.order or order, result.reason or "already_fulfilled")
+    done = result.order or order
+    _finish(turn, done)
+    turn.say("address_done", order=done, lines=_address_view(done.shipping_address or {}))
 
 
 # --------------------------------------------------------------------------- invoice

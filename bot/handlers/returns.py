@@ -21,19 +21,19 @@ get a signed link to the prepaid label PDF.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from sqlmodel import col, select
 
-from bot.dialog.choices import is_no, is_yes, offer, pick
+from bot.dialog.choices import amount, match, offer, pick, wants_all, yes_no
 from bot.dialog.turn import Turn
 from bot.dialog.verify import require_order
 from bot.files import signed_file_url
 from bot.handlers.handoff import human_agent
 from bot.nlu.intents import CONFIDENT
+from inbox.actions.return_open import return_open
 from ordersvc.inventory import available_by_sku
 from ordersvc.models import (
     ItemCondition,
@@ -51,14 +51,14 @@ from ordersvc.returns import (
     ReturnPolicy,
     RmaProblem,
     compute_amounts,
-    create_rma,
     exchange_options,
     load_policy,
     order_eligibility,
 )
+from ordersvc.service import order_lines
 from shopbase.refusal import Refused
 
-__all__ = ["start_return", "continue_return", "FLOW", "REASONS", "agent_choice"]
+__all__ = ["start_return", "continue_return", "reask", "flow_answer", "FLOW", "REASONS", "agent_choice"]
 
 FLOW = "returns"
 PURPOSE = "start_return"
@@ -79,7 +79,6 @@ CONDITIONS: tuple[ItemCondition, ...] = tuple(ItemCondition)
 _QUANTITY_BUTTONS = 6
 _LABEL_CHARS = 40
 _NOTE_CHARS = 500
-_INTEGER = re.compile(r"^\s*#?\s*(\d{1,5})\s*$")
 #: errors from create_rma that mean "the chosen replacement is gone": choose again
 _CARRIER_NAMES = {"ups": "UPS", "usps": "USPS", "fedex": "FedEx", "dhl": "DHL"}
 _EXCHANGE_GONE = {"exchange_out_of_stock", "exchange_sku_invalid", "exchange_sku_required"}
@@ -126,7 +125,7 @@ class _Ctx:
 async def _context(turn: Turn, order: Order) -> _Ctx:
     policy = await load_policy(turn.session)
     verdicts = await order_eligibility(turn.session, order, policy=policy, now=turn.now)
-    rows = (await turn.session.exec(select(OrderLine).where(OrderLine.order_id == order.id).order_by(col(OrderLine.id)))).all()
+    rows = await order_lines(turn.session, order.id)
     return _Ctx(turn, order, policy, {ln.id: ln for ln in rows if ln.id is not None}, {v.order_line_id: v for v in verdicts})
 
 
@@ -189,7 +188,78 @@ async def continue_return(turn: Turn) -> None:
         turn.state.slots["order_id"] = order.id
         await start_return(turn)
         return
+    if await _noted(ctx):
+        return
     await step(ctx)
+
+
+async def reask(turn: Turn) -> None:
+    """Ask the open step's question again (the flow was put aside and the customer came back)."""
+    order = await require_order(turn, PURPOSE)
+    if order is None:
+        return
+    turn.order_ref = order.name
+    ctx = await _context(turn, order)
+    step = turn.state.step or "items"
+    if step == "items":
+        await _ask_items(ctx, always_ask=bool(ctx.items()))
+    elif step == "quantity":
+        await _ask_quantity(ctx)
+    elif step == "reason":
+        await _ask_reason(ctx)
+    elif step == "reason_note":
+        await _ask_note(ctx)
+    elif step == "condition":
+        await _ask_condition(ctx)
+    elif step == "resolution":
+        await _ask_resolution(ctx)
+    elif step == "variant":
+        await _ask_variant(ctx, int(ctx.slots.get("variant_index") or 0))
+    elif step == "method":
+        await _ask_method(ctx)
+    else:
+        await _ask_confirm(ctx)
+
+
+#: later questions an answer may come early for, with the step that asks them
+_LATER = (("resolution", RESOLUTIONS), ("method", METHODS))
+
+
+def flow_answer(turn: Turn) -> tuple[str, str] | None:
+    """An answer to another question of this return ("store credit" while it asks for the
+    condition): ``(question, value)``, or None."""
+    if turn.postback is not None:
+        return None
+    for question, options in _LATER:
+        choices = [(turn.label(f"{question}_{o.value}"), f"{question}:{o.value}") for o in options]
+        value = match(turn.text, choices, turn.lang, positions=False, loose=False)
+        if value is not None:
+            return question, value.split(":", 1)[1]
+    return None
+
+
+async def _noted(ctx: _Ctx) -> bool:
+    """An answer to a later question is kept for it. When it does not also answer this step,
+    the bot says it noted it and asks this step's question again (not counted as a miss)."""
+    turn = ctx.turn
+    step = turn.state.step or ""
+    early = flow_answer(turn)
+    if early is None or early[0] == step or step in {"reason_note", "variant"}:
+        return False
+    question, value = early
+    if step == "confirm":
+        if question == "resolution" and value != ctx.slots.get("resolution"):
+            allowed = await _allowed_resolutions(ctx)
+            if Resolution(value) in allowed:  # "actually, store credit" at the summary: change it
+                await _chose_resolution(ctx, Resolution(value))
+                return True
+        return False
+    ctx.slots.setdefault("wanted", {})[question] = value
+    if pick(turn) is not None or (step == "quantity" and amount(turn.text, turn.lang) is not None):
+        return False  # it answers this step too ("too small, and I'd like a refund")
+    turn.say("return_noted", choice=turn.label(f"{question}_{value}"))
+    await reask(turn)
+    return True
 
 
 def _blocked_view(ctx: _Ctx, v: LineEligibility) -> dict[str, Any]:
@@ -219,8 +289,15 @@ async def _ask_items(ctx: _Ctx, *, again: bool = False, always_ask: bool = False
 async def _step_items(ctx: _Ctx) -> None:
     turn = ctx.turn
     value = pick(turn)
-    if ctx.items() and (value == "done" or (value is None and is_no(turn.text))):
+    if ctx.items() and (value == "done" or (value is None and yes_no(turn.text, turn.lang) == "no")):
         await _ask_resolution(ctx)
+        return
+    if value is None and turn.postback is None and not ctx.items() and wants_all(turn.text, turn.lang):
+        # "both" / "оба" / "cả hai": every returnable item, one after the other
+        lines = [v.order_line_id for v in ctx.eligible()]
+        ctx.slots["queue"] = lines[1:]
+        ctx.slots["current"] = {"line_id": lines[0]}
+        await _ask_quantity(ctx)
         return
     if value is None and turn.postback is None and any(e.type == "order_number" for e in turn.entities):
         turn.state.clear()  # "actually it's order #1002": start over with that order
@@ -267,8 +344,10 @@ async def _step_quantity(ctx: _Ctx) -> None:
         value = pick(turn)
         quantity = int(value[4:]) if value and value.startswith("qty:") and value[4:].isdigit() else None
     else:
-        found = _INTEGER.match(turn.text)  # typed numbers are quantities, not list positions
-        quantity = int(found.group(1)) if found else None
+        # typed numbers are quantities, not list positions: "2", "two", "два", "两个"; "all" / "both" is every unit
+        quantity = amount(turn.text, turn.lang)
+        if quantity is None and wants_all(turn.text, turn.lang):
+            quantity = verdict.max_quantity
     if quantity is None or not 1 <= quantity <= verdict.max_quantity:
         await _ask_quantity(ctx, again=True)
         return
@@ -290,7 +369,12 @@ async def _next_item(ctx: _Ctx) -> None:
     """After an item is complete (or dropped): more to choose, or on to the resolution."""
     chosen = {item["line_id"] for item in ctx.items()}
     remaining = [v for v in ctx.eligible() if v.order_line_id not in chosen]
-    if remaining:
+    queue = [line for line in ctx.slots.get("queue") or [] if line in {v.order_line_id for v in remaining}]
+    if queue:  # the next of the items chosen together ("both")
+        ctx.slots["queue"] = queue[1:]
+        ctx.slots["current"] = {"line_id": queue[0]}
+        await _ask_quantity(ctx)
+    elif remaining:
         await _ask_items(ctx)
     elif chosen:
         await _ask_resolution(ctx)
@@ -306,25 +390,6 @@ def _reason_choices(turn: Turn) -> list[tuple[str, str]]:
     return [(turn.label("reason_" + r.value), f"reason:{r.value}") for r in REASONS]
 
 
-def _contains(text: str, label: str) -> bool:
-    """``label`` appears in ``text`` as whole words (plain substring for Chinese, which has no spaces)."""
-    label = " ".join(label.casefold().split())
-    if not label:
-        return False
-    if any("\u3400" <= ch <= "\u9fff" for ch in label):
-        return label in text
-    return re.search(r"(?<!\w)" + re.escape(label) + r"(?!\w)", text) is not None
-
-
-def _fuzzy_reason(turn: Turn) -> str | None:
-    """'it's too small' picks "Too small": one reason label inside the customer's words."""
-    text = " ".join(turn.text.casefold().split())
-    if not text or len(text) > 200:
-        return None
-    found = {r.value for r in REASONS if _contains(text, turn.label("reason_" + r.value))}
-    return found.pop() if len(found) == 1 else None
-
-
 async def _ask_reason(ctx: _Ctx, *, again: bool = False) -> None:
     _go(ctx, "reason")
     offer(ctx.turn, "return_ask_reason", _reason_choices(ctx.turn),
@@ -334,9 +399,7 @@ async def _ask_reason(ctx: _Ctx, *, again: bool = False) -> None:
 async def _step_reason(ctx: _Ctx) -> None:
     turn = ctx.turn
     value = pick(turn)
-    reason = value[7:] if value and value.startswith("reason:") else None
-    if reason is None and turn.postback is None:
-        reason = _fuzzy_reason(turn)
+    reason = value[7:] if value and value.startswith("reason:") else None  # "it's too small" too
     if reason is None and _wants_person(turn):
         turn.state.clear()
         await human_agent(turn)
@@ -458,6 +521,10 @@ async def _ask_resolution(ctx: _Ctx, *, again: bool = False) -> None:
     if len(allowed) == 1:
         await _chose_resolution(ctx, allowed[0])
         return
+    wanted = (ctx.slots.get("wanted") or {}).pop("resolution", None)
+    if not again and wanted in {r.value for r in allowed}:  # said earlier ("store credit" at the condition)
+        await _chose_resolution(ctx, Resolution(wanted))
+        return
     choices = [(turn.label("resolution_" + r.value), f"resolution:{r.value}") for r in allowed]
     _go(ctx, "resolution")
     offer(turn, "return_ask_resolution", choices, options=[r.value for r in allowed],
@@ -533,6 +600,11 @@ async def _ask_method(ctx: _Ctx, *, again: bool = False) -> None:
         return
     if len(enabled) == 1:
         ctx.slots["method"] = enabled[0].value
+        await _ask_confirm(ctx)
+        return
+    wanted = (ctx.slots.get("wanted") or {}).pop("method", None)
+    if not again and wanted in {m.value for m in enabled}:
+        ctx.slots["method"] = wanted
         await _ask_confirm(ctx)
         return
     choices = [(turn.label("method_" + m.value), f"method:{m.value}") for m in enabled]
@@ -631,9 +703,7 @@ async def _ask_confirm(ctx: _Ctx, *, again: bool = False) -> None:
 
 async def _step_confirm(ctx: _Ctx) -> None:
     turn = ctx.turn
-    value = pick(turn)
-    if value is None and turn.postback is None:
-        value = "yes" if is_yes(turn.text) else "no" if is_no(turn.text) else None
+    value = pick(turn)  # the button, its label, or any yes/no ("sure", "да", "不用")
     if value == "no":
         _finish(turn, ctx.order)
         turn.say("return_cancelled")
@@ -648,8 +718,8 @@ async def _create(ctx: _Ctx) -> None:
     turn = ctx.turn
     resolution, method = Resolution(ctx.slots["resolution"]), ReturnMethod(ctx.slots["method"])
     try:
-        created = await create_rma(turn.session, ctx.order, _return_items(ctx), resolution, method,
-                                   created_by="bot", now=turn.now, policy=ctx.policy)
+        created = await return_open(turn.session, turn.conversation, ctx.order, _return_items(ctx), resolution,
+                                    method, now=turn.now, policy=ctx.policy)
     except Refused as refusal:
         found: tuple[RmaProblem, ...] = refusal.details.get("problems", ())
         if any(e.code in _EXCHANGE_GONE for e in found):

@@ -14,14 +14,20 @@ Overlaps are resolved by priority, then position (an entity never overlaps anoth
    ``pedido 1001``, ``заказ №1001``, ``đơn hàng 1001``, ``订单1001`` (an explicit label beats
    a tracking-number reading: one 10-digit number in seven passes DHL's check digit)
 3. ``order_number`` in marketplace shapes: Amazon ``113-1234567-1234567`` (and digital
-   ``D01-…``), eBay ``12-12345-12345``
+   ``D01-…``), eBay ``12-12345-12345``, and any 2–4 groups of digits joined by dashes with
+   12–17 digits in all (``4587345-001-9912345``, ``1234-5678-9012``)
 4. ``tracking_number`` (check-digit validated, from :mod:`ordersvc.tracking`)
 5. ``postal_code`` after a keyword (``zip``, ``postcode``, ``индекс``, ``邮编`` …)
 6. ``phone``
 7. ``postal_code`` by shape alone (UK, Canada, ZIP+4, ``CA 94103``)
-8. ``order_number`` as a bare number of 3–10 digits, unless it reads as money, a
-   quantity with a unit, a percentage, a time, a date part, an apartment/street number
-   or a year next to a month name
+8. ``order_number`` as a bare number of 3–15 digits (Shopify's 13-digit order ids, long
+   marketplace numbers; leading zeros kept: ``00004587345`` is an order number, not a
+   phone), unless it reads as money, a quantity with a unit, a percentage, a time, a date
+   part, an apartment/street number or a year next to a month name
+
+A letter O typed inside a number (``#1O01``) is read as a zero, one character for one, only
+within a run of digits and O's holding at least two digits. Long numbers may be a
+tracking number too; the dialog looks such a reference up as both.
 
 Values: order numbers from shops are the display name ``#1001`` (a custom prefix is kept:
 ``#US-1001``); marketplace ones are the string as typed. Phones are digits with a leading
@@ -37,7 +43,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["Entity", "ENTITY_TYPES", "MAX_SCAN_CHARS", "extract_entities"]
+__all__ = ["Entity", "ENTITY_TYPES", "MAX_SCAN_CHARS", "extract_entities", "labelled_order_spans"]
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +72,22 @@ _FOLD = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)}
 _FOLD[0x3000] = 0x20
 
 
+# "#1O01": a letter O among digits is a zero (a run of digits and O's with two digits or more)
+_O_IN_NUMBER = re.compile(r"(?<![^\W\d_])(?=[0-9Oo]*[0-9][0-9Oo]*[0-9])[0-9Oo]*[Oo][0-9Oo]*(?![^\W\d_])")
+
+
 def _fold(text: str) -> str:
-    return text.translate(_FOLD)
+    text = text.translate(_FOLD)
+    if "o" not in text and "O" not in text:
+        return text
+    emails = [m.span() for m in _EMAIL.finditer(text)]  # an address keeps every letter
+
+    def zero_for_o(match: re.Match[str]) -> str:
+        if any(start <= match.start() < end for start, end in emails):
+            return match.group()
+        return match.group().replace("O", "0").replace("o", "0")
+
+    return _O_IN_NUMBER.sub(zero_for_o, text)
 
 
 _LETTER = r"[^\W\d_]"  # a letter in any script
@@ -92,27 +112,29 @@ _NUMBER_WORD = (
     r"(?:no\.?|nr\.?|num(?:ber)?\.?|n[º°o]\.?|número|numero|номер|số|so|id|"
     r"号码?|號碼?|编号|編號|号|號)"
 )
-_ORDER_ID = r"(?:[A-Z]{1,4}-?)?[0-9]{3,10}(?:-[A-Z0-9]{1,4})?"
+_ORDER_ID = r"(?:[A-Z]{1,4}-?)?[0-9]{3,15}(?:-[A-Z0-9]{1,4})?"
 _LABELLED_ORDER = re.compile(
     r"(?:" + _ORDER_WORD_ALPHA + r"|" + _ORDER_WORD_CJK + r")"
     r"(?:\s*" + _NUMBER_WORD + r")?"
     r"(?:\s*(?:is|es|là|:|：|-))?\s*"
     r"(?P<id>(?P<sign>[#№]\s?)?" + _ORDER_ID + r")"
-    r"(?![0-9A-Za-z])(?![.,/:][0-9])",
+    r"(?![0-9A-Za-z])(?![.,/:][0-9])(?!-[0-9])",
     re.IGNORECASE,
 )
 _HASH_ORDER = re.compile(
     r"(?<![0-9A-Za-z&#/])(?P<id>(?P<sign>[#№]\s?)" + _ORDER_ID + r")"
-    r"(?![0-9A-Za-z])(?![.,/:][0-9])",
+    r"(?![0-9A-Za-z])(?![.,/:][0-9])(?!-[0-9])",
     re.IGNORECASE,
 )
 _MARKETPLACE_ORDER = re.compile(
     r"(?<![0-9A-Za-z\-])(?:(?:[0-9]{3}|D0[0-9])-[0-9]{7}-[0-9]{7}|[0-9]{2}-[0-9]{5}-[0-9]{5})"
     r"(?![0-9A-Za-z]|-[0-9])"
 )
+#: other long dashed numbers (2–4 groups, 12–17 digits): marketplace order numbers, never phones
+_DASHED_ORDER = re.compile(r"(?<![0-9A-Za-z+\-])[0-9]{2,9}(?:-[0-9]{2,9}){1,3}(?![0-9A-Za-z]|-[0-9])")
 
 _BARE_NUMBER = re.compile(
-    r"(?<![0-9A-Za-z#№+&@/_\-])(?<![0-9][.,:])[0-9]{3,10}(?![0-9A-Za-z_])(?![.,:/\-][0-9])"
+    r"(?<![0-9A-Za-z#№+&@/_\-])(?<![0-9][.,:])[0-9]{3,15}(?![0-9A-Za-z_])(?![.,:/\-][0-9])"
 )
 _MONEY_BEFORE = re.compile(r"(?:[$€£¥₫₽]|us\$|usd|eur|rs\.?)\s?$", re.IGNORECASE)
 _UNIT_AFTER = re.compile(
@@ -231,10 +253,15 @@ def _labelled_orders(text: str) -> list[_Candidate]:
 
 
 def _marketplace_orders(text: str) -> list[_Candidate]:
-    return [
+    found = [
         _Candidate(2, m.start(), m.end(), "order_number", m.group().upper())
         for m in _MARKETPLACE_ORDER.finditer(text)
     ]
+    for m in _DASHED_ORDER.finditer(text):
+        digits = m.group().replace("-", "")
+        if 12 <= len(digits) <= 17 and not _DATE_START.match(m.group()):
+            found.append(_Candidate(2, m.start(), m.end(), "order_number", m.group()))
+    return found
 
 
 _tracking_finder: Callable[[str], list[Any]] | None = None
@@ -268,7 +295,8 @@ def _phone_value(span: str) -> str | None:
     digits = re.sub(r"[^0-9]", "", span)
     stripped = span.lstrip()
     international = stripped.startswith("+")
-    if not international and digits.startswith("00") and len(digits) >= 10:
+    # "00" dials abroad; "0000…" is a zero-padded order number (00004587345), never a phone
+    if not international and digits.startswith("00") and not digits.startswith("000") and len(digits) >= 10:
         international, digits = True, digits[2:]
     groups = re.findall(r"[0-9]+", span)
     separated = len(groups) > 1
@@ -360,6 +388,15 @@ def _bare_orders(text: str) -> list[_Candidate]:
 
 
 _FINDERS = (_emails, _labelled_orders, _marketplace_orders, _tracking, _phones, _postal_codes, _bare_orders)
+
+
+def labelled_order_spans(text: str, *, max_chars: int = MAX_SCAN_CHARS) -> set[tuple[int, int]]:
+    """Spans of order numbers written out as such: ``#1001``, ``order 1001``, ``заказ 1001``,
+    ``订单1001``, marketplace shapes. (A bare ``1001`` may be a postal code; these may not.)"""
+    if not text or not isinstance(text, str):
+        return set()
+    folded = _fold(text[:max_chars])
+    return {(c.start, c.end) for c in (*_labelled_orders(folded), *_marketplace_orders(folded))}
 
 
 def extract_entities(text: str, *, max_chars: int | None = MAX_SCAN_CHARS) -> list[Entity]:

@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple, TextIO
 
+from shopbase.text import storable
+
 from . import analyze, get_classifier
 from .evaluate import EvalReport, IntentStats, evaluate_path, format_report
 from .intents import IntentClassifier
@@ -60,7 +62,7 @@ def _parse_line(line: str) -> tuple[str, str | None]:
 def _storable(text: str) -> str:
     if _SURROGATES.search(text):  # invalid UTF-8 on stdin, or a "\ud800" escape in JSON
         raise LineError("the text is not valid UTF-8 / Unicode")
-    return text.replace("\x00", "")
+    return str(storable(text))
 
 
 class ClassifyCounts(NamedTuple):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from inbox import store
+from inbox.actions.base import write_audit
 from inbox.models import Agent
 
 __all__ = ["agent_slack_link"]
@@ -15,6 +15,6 @@ async def agent_slack_link(session: AsyncSession, agent: Agent, slack_user_id: s
     """Link ``agent`` to ``slack_user_id`` (None or blank unlinks); audited; the caller commits."""
     agent.slack_user_id = (slack_user_id or "").strip()[:32] or None
     session.add(agent)
-    store.write_audit(session, None, "agent.slack_linked", actor=actor,
-                      detail={"agent_id": agent.id, "linked": agent.slack_user_id is not None})
+    write_audit(session, None, "agent.slack_linked", actor=actor,
+                detail={"agent_id": agent.id, "linked": agent.slack_user_id is not None})
     return agent

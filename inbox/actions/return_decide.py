@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from inbox import store
+from inbox.actions.base import write_audit
+from inbox.actions.message_note import message_note
 from inbox.models import Agent, Conversation
 from ordersvc.models import ReturnAuthorization, ReturnMethod, RmaStatus
 from ordersvc.returns import transition
@@ -69,8 +70,8 @@ async def return_decide(
     if conversation_id is not None:
         conversation = await session.get(Conversation, conversation_id)
         if conversation is not None:
-            await store.add_note(session, conversation, agent, f"Return {rma.rma_number} {note}.")
-    store.write_audit(session, conversation_id, f"return.{verb}", agent=agent,
-                      detail={"rma_id": rma_id, "via": via})
+            await message_note(session, conversation, agent, f"Return {rma.rma_number} {note}.")
+    write_audit(session, conversation_id, f"return.{verb}", agent=agent,
+                detail={"rma_id": rma_id, "via": via})
     return ReturnDecision(rma_id=rma_id, rma_number=rma.rma_number, verb=verb,
                           status=str(getattr(rma.status, "value", rma.status)))

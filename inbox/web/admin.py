@@ -15,19 +15,22 @@ from aiohttp import web
 from aiohttp_session import get_session
 from sqlmodel import col, select
 
-from inbox.auth import AgentError, create_agent, generate_password, set_password
-from inbox.models import Agent, CannedResponse, Label, Role, Team
-from inbox.store import InvalidAction, normalize_labels, write_audit
+from inbox.actions.agent_create import agent_create
+from inbox.actions.agent_update import agent_update
+from inbox.actions.canned_save import canned_save
+from inbox.actions.catalog_delete import CatalogKind, catalog_delete
+from inbox.actions.label_save import label_save
+from inbox.auth import AgentError, generate_password
+from inbox.models import Agent, CannedResponse, Label, Team
 from inbox.web.auth import csrf_token
 from inbox.web.canned import CannedError, check_canned_body
 from inbox.web.rendering import error_response, render
 from inbox.web.state import AGENT, STATE
+from shopbase.refusal import Refused
 
 __all__ = ["routes"]
 
-_SLACK_ID = re.compile(r"^[UW][A-Z0-9]{2,30}$")
 _SHORTCUT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 _NOT_FOUND = "Not found."
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -93,19 +96,19 @@ async def add_agent(request: web.Request) -> web.StreamResponse:
         password = generate_password()
     async with request.app[STATE].sessions() as db:
         try:
-            agent = await create_agent(
+            agent = await agent_create(
                 db,
                 str(form.get("email") or ""),
                 password,
                 name=str(form.get("name") or ""),
                 admin=form.get("admin") == "on",
+                by=me,
             )
         except AgentError as exc:
             await db.rollback()
             ctx = await _agents_context(request)
             ctx["error"] = _sentence(exc)
             return await _page(request, "inbox/admin/agents.html", ctx, status=400)
-        write_audit(db, None, "agent.created", agent=me, detail={"agent_id": agent.id, "role": agent.role.value})
         await db.commit()
     message = f"Added {agent.name}."
     if generated:
@@ -127,51 +130,26 @@ async def update_agent(request: web.Request) -> web.StreamResponse:
         if agent is None:
             return error_response(request, 404, _NOT_FOUND)
         try:
-            message = await _apply_agent_action(db, me, agent, action, form)
-        except (AgentError, InvalidAction) as exc:
+            await agent_update(db, agent, action, by=me, slack_user_id=str(form.get("slack_user_id") or ""),
+                               password=str(form.get("password") or ""))
+        except (AgentError, Refused) as exc:
             await db.rollback()
             return error_response(request, 400, str(exc)[:1].upper() + str(exc)[1:])
-        write_audit(db, None, f"agent.{action}", agent=me, detail={"agent_id": agent.id})
+        message = _AGENT_DONE[action].format(name=agent.name)
         await db.commit()
     await _flash(request, message)
     raise web.HTTPSeeOther("/inbox/admin/agents")
 
 
-async def _apply_agent_action(db: Any, me: Agent, agent: Agent, action: str, form: Any) -> str:
-    self_change = agent.id == me.id
-    if action == "deactivate":
-        if self_change:
-            raise InvalidAction("you cannot deactivate yourself")
-        agent.is_active = False
-        agent.session_version += 1  # signs them out everywhere
-        result = f"{agent.name} is deactivated and signed out."
-    elif action == "activate":
-        agent.is_active = True
-        result = f"{agent.name} is active again."
-    elif action == "make_admin":
-        agent.role = Role.admin
-        result = f"{agent.name} is now an admin."
-    elif action == "make_agent":
-        if self_change:
-            raise InvalidAction("you cannot remove your own admin role")
-        agent.role = Role.agent
-        result = f"{agent.name} is now an agent."
-    elif action == "slack":
-        value = str(form.get("slack_user_id") or "").strip().upper()
-        if value and not _SLACK_ID.match(value):
-            raise InvalidAction("a Slack user id looks like U0123ABCD")
-        agent.slack_user_id = value or None
-        result = f"Slack user id of {agent.name} saved."
-    elif action == "password":
-        await set_password(db, agent, str(form.get("password") or ""))
-        result = f"Password of {agent.name} changed; their sessions are signed out."
-    elif action == "sign_out":
-        agent.session_version += 1
-        result = f"{agent.name} is signed out everywhere."
-    else:
-        raise InvalidAction("unknown action")
-    db.add(agent)
-    return result
+_AGENT_DONE = {
+    "deactivate": "{name} is deactivated and signed out.",
+    "activate": "{name} is active again.",
+    "make_admin": "{name} is now an admin.",
+    "make_agent": "{name} is now an agent.",
+    "slack": "Slack user id of {name} saved.",
+    "password": "Password of {name} changed; their sessions are signed out.",
+    "sign_out": "{name} is signed out everywhere.",
+}
 
 
 # --------------------------------------------------------------------------- canned responses
@@ -186,12 +164,12 @@ async def _canned_context(request: web.Request) -> dict[str, Any]:
 def _check_canned(form: Any) -> tuple[str, str, str]:
     shortcut = str(form.get("shortcut") or "").strip().lower()
     if not _SHORTCUT.match(shortcut):
-        raise InvalidAction("the shortcut must be 1-64 lower-case letters, digits, '-' or '_'")
+        raise Refused("invalid", "the shortcut must be 1-64 lower-case letters, digits, '-' or '_'", status=400)
     title = " ".join(str(form.get("title") or "").split())[:120]
     try:
         body = check_canned_body(str(form.get("body") or ""))
     except CannedError as exc:
-        raise InvalidAction(str(exc)) from None
+        raise Refused("invalid", str(exc), status=400) from None
     return shortcut, title, body
 
 
@@ -209,38 +187,26 @@ async def save_canned(request: web.Request) -> web.StreamResponse:
     async with request.app[STATE].sessions() as db:
         try:
             shortcut, title, body = _check_canned(form)
-            clash = (await db.exec(select(CannedResponse).where(CannedResponse.shortcut == shortcut))).first()
-            if canned_id is None:
-                if clash is not None:
-                    raise InvalidAction(f"the shortcut {shortcut} is taken")
-                row = CannedResponse(shortcut=shortcut, title=title, body=body)
-            else:
-                row = await db.get(CannedResponse, _id(request))
-                if row is None:
-                    return error_response(request, 404, _NOT_FOUND)
-                if clash is not None and clash.id != row.id:
-                    raise InvalidAction(f"the shortcut {shortcut} is taken")
-                row.shortcut, row.title, row.body = shortcut, title, body
-        except InvalidAction as exc:
+            await canned_save(db, shortcut, title, body, canned_id=None if canned_id is None else _id(request), by=me)
+        except Refused as exc:
+            await db.rollback()
+            if exc.status == 404:
+                return error_response(request, 404, _NOT_FOUND)
             ctx = await _canned_context(request)
             return await _page(request, "inbox/admin/canned.html", {**ctx, "error": _sentence(exc)}, status=400)
-        db.add(row)
-        await db.flush()
-        write_audit(db, None, "canned.saved", agent=me, detail={"canned_id": row.id})
         await db.commit()
     await _flash(request, f"Saved /{shortcut}.")
     raise web.HTTPSeeOther("/inbox/admin/canned")
 
 
-async def _delete_row(request: web.Request, model: Any, kind: str, back: str, done: Callable[[Any], str]) -> web.StreamResponse:
+async def _delete_row(request: web.Request, kind: CatalogKind, back: str, done: Callable[[Any], str]) -> web.StreamResponse:
     """Delete one admin-managed row (audited), flash ``done(row)`` and go back to its list."""
     me = request[AGENT]
     async with request.app[STATE].sessions() as db:
-        row = await db.get(model, _id(request))
-        if row is None:
+        try:
+            row = await catalog_delete(db, kind, _id(request), by=me)
+        except Refused:
             return error_response(request, 404, _NOT_FOUND)
-        await db.delete(row)
-        write_audit(db, None, f"{kind}.deleted", agent=me, detail={f"{kind}_id": row.id})
         await db.commit()
     await _flash(request, done(row))
     raise web.HTTPSeeOther(back)
@@ -248,7 +214,7 @@ async def _delete_row(request: web.Request, model: Any, kind: str, back: str, do
 
 @admin_only
 async def delete_canned(request: web.Request) -> web.StreamResponse:
-    return await _delete_row(request, CannedResponse, "canned", "/inbox/admin/canned",
+    return await _delete_row(request, "canned", "/inbox/admin/canned",
                              lambda row: f"Deleted /{row.shortcut}.")
 
 
@@ -270,32 +236,23 @@ async def labels_page(request: web.Request) -> web.Response:
 async def add_label(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     me = request[AGENT]
-    try:
-        names = normalize_labels([str(form.get("name") or "")])
-        if not names:
-            raise InvalidAction("enter a label name")
-        color = str(form.get("color") or "#64748b").strip()
-        if not _COLOR.match(color):
-            raise InvalidAction("the colour must look like #1d4ed8")
-    except InvalidAction as exc:
-        ctx = await _labels_context(request)
-        return await _page(request, "inbox/admin/labels.html", {**ctx, "error": _sentence(exc)}, status=400)
     async with request.app[STATE].sessions() as db:
-        existing = (await db.exec(select(Label).where(Label.name == names[0]))).first()
-        row = existing or Label(name=names[0])
-        row.color = color
-        db.add(row)
-        await db.flush()
-        write_audit(db, None, "label.saved", agent=me, detail={"label_id": row.id})
+        try:
+            row = await label_save(db, str(form.get("name") or ""), str(form.get("color") or "#64748b"), by=me)
+        except Refused as exc:
+            await db.rollback()
+            ctx = await _labels_context(request)
+            return await _page(request, "inbox/admin/labels.html", {**ctx, "error": _sentence(exc)}, status=400)
+        name = row.name
         await db.commit()
-    await _flash(request, f"Saved label {names[0]}.")
+    await _flash(request, f"Saved label {name}.")
     raise web.HTTPSeeOther("/inbox/admin/labels")
 
 
 @admin_only
 async def delete_label(request: web.Request) -> web.StreamResponse:
     return await _delete_row(
-        request, Label, "label", "/inbox/admin/labels",
+        request, "label", "/inbox/admin/labels",
         lambda row: f"Deleted label {row.name}. Conversations keep it until someone edits their labels.",
     )
 

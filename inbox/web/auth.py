@@ -27,6 +27,7 @@ from aiohttp_session import get_session, new_session
 from aiohttp_session import setup as setup_session_middleware
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
+from inbox.actions.agent_update import agent_update
 from inbox.auth import authenticate, normalize_email
 from inbox.models import Agent
 from inbox.web.rendering import error_response, render, wants_json
@@ -296,8 +297,7 @@ async def logout_everywhere(request: web.Request) -> web.Response:
     async with state.sessions() as db:
         fresh = await db.get(Agent, agent.id)
         if fresh is not None:
-            fresh.session_version += 1
-            db.add(fresh)
+            await agent_update(db, fresh, "sign_out", by=fresh)
             await db.commit()
     session = await get_session(request)
     session.invalidate()

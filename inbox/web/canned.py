@@ -17,7 +17,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from inbox.models import Contact, Conversation
-from inbox.web.customer import verified_customer_id
+from inbox.queries.customers import verified_customer_id
 from inbox.web.rendering import safe_url
 from ordersvc.models import Customer
 from ordersvc.service import order_bundle, orders_for_customer

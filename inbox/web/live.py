@@ -4,7 +4,7 @@ The hub subscribes to the EventBus and forwards small JSON notices, ids only, ne
 ``{"type": "message.created", "conversation_id": 7, "message_id": 42}``. The page then
 fetches the re-rendered, escaped fragment over HTTP, where the usual access checks apply,
 so a socket never carries anything an agent could not load anyway. Notices about a
-conversation go only to agents who may see it (``inbox.queries.check_access``, the rule of
+conversation go only to agents who may see it (``inbox.queries.access.check_access``, the rule of
 ``get_conversation``).
 
 Presence: a tab tells the hub which conversation it shows (``{"type": "view",
@@ -25,7 +25,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from inbox.models import Agent, Conversation
-from inbox.queries import check_access
+from inbox.queries.access import check_access
 from inbox.web.rendering import error_response
 from inbox.web.security import check_origin
 from inbox.web.state import AGENT, STATE
@@ -102,7 +102,7 @@ class AgentHub:
         await asyncio.gather(*(self._send(s, frame) for s in targets))
 
     async def _view(self, sock: AgentSocket, conversation_id: Any) -> None:
-        from inbox.store import get_conversation
+        from inbox.queries.conversations import get_conversation
 
         previous = sock.viewing
         wanted: int | None = None

@@ -2,7 +2,7 @@
 
 Pages are rendered on the server (autoescaped Jinja2); htmx boosts links and forms and
 swaps the fragments (``/inbox/fragments/list``, ``/inbox/c/<id>/fragments/<part>``) that
-live updates ask for. Every conversation is loaded through ``inbox.store.get_conversation``,
+live updates ask for. Every conversation is loaded through ``inbox.queries.conversations.get_conversation``,
 so one outside the agent's access is a 404, exactly like a missing one. Every POST answers
 with a redirect back to the conversation (or a clear 4xx).
 """
@@ -18,8 +18,8 @@ from urllib.parse import parse_qsl, urlencode
 
 from aiohttp import web
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
-from inbox.messages import InvalidMessage
 from inbox.models import (
     Agent,
     CannedResponse,
@@ -31,39 +31,28 @@ from inbox.models import (
     Message,
     OutboxMessage,
     OutboxStatus,
-    Owner,
     Priority,
 )
-from inbox.store import (
-    VIEWS,
-    InvalidAction,
-    InvalidQuery,
-    add_note,
-    agent_reply,
-    assign,
-    check_access,
-    claim,
-    count_conversations,
-    get_conversation,
-    hand_back_to_bot,
-    list_conversations,
-    set_labels,
-    set_priority,
-    set_status,
-    transcript,
-)
+from inbox.actions.conversation_assign import conversation_assign, conversation_claim
+from inbox.actions.conversation_handback import conversation_handback
+from inbox.actions.conversation_labels import conversation_labels
+from inbox.actions.conversation_priority import conversation_priority
+from inbox.actions.conversation_status import conversation_status
+from inbox.actions.message_note import message_note
+from inbox.actions.message_send import agent_reply
+from inbox.actions.order_cancel import order_cancel
+from inbox.actions.return_open import return_open
+from inbox.actions.tracking_resend import tracking_resend
+from inbox.queries.access import check_access
+from inbox.queries.conversations import VIEWS, count_conversations, get_conversation, list_conversations
+from inbox.queries.customers import load_sidebar
+from inbox.queries.filters import ConversationFilters, InvalidQuery
+from inbox.queries.messages import transcript
+from inbox.queries.orders import METHODS, REASONS, RESOLUTIONS
 from inbox.web.auth import csrf_token
 from inbox.web.canned import CannedError, canned_context, render_canned
-from inbox.web.customer import (
-    METHODS,
-    REASONS,
-    RESOLUTIONS,
-    ActionError,
-    do_cancel_order,
-    do_create_return,
-    do_resend_tracking,
-    load_sidebar,
-)
+from ordersvc.models import ItemCondition, Resolution
+from shopbase.refusal import Refused
 from inbox.web.rendering import error_response, render, render_fragment
 from inbox.web.state import AGENT, STATE
 
@@ -104,12 +93,7 @@ class ListParams:
             raise InvalidQuery(f"unknown view {params.view!r}; use one of: {', '.join(VIEWS)}")
         if not params.status:
             params = replace(params, status="any")
-        if params.status != "any" and params.status not in _STATUSES:
-            raise InvalidQuery(f"unknown status {params.status!r}")
-        if params.channel and params.channel not in _CHANNELS:
-            raise InvalidQuery(f"unknown channel {params.channel!r}")
-        if params.priority and params.priority not in _PRIORITIES:
-            raise InvalidQuery(f"unknown priority {params.priority!r}")
+        params.filters()  # InvalidQuery for an unknown status, channel or priority
         return params
 
     @classmethod
@@ -119,15 +103,15 @@ class ListParams:
         except InvalidQuery:
             return cls()
 
-    def filters(self) -> dict[str, Any]:
-        return {
-            "status": None if self.status == "any" else self.status,
-            "channel": self.channel or None,
-            "intent": self.intent or None,
-            "priority": self.priority or None,
-            "label": self.label or None,
-            "q": self.q or None,
-        }
+    def filters(self) -> ConversationFilters:
+        return ConversationFilters.parse(
+            status=None if self.status == "any" else self.status,
+            channel=self.channel,
+            intent=self.intent,
+            priority=self.priority,
+            label=self.label,
+            q=self.q,
+        )
 
     def qs(self, **changes: Any) -> str:
         """The query string for these params with ``changes`` (a change resets the page)."""
@@ -160,12 +144,12 @@ def _conversation_id(request: web.Request) -> int | None:
     return _small_int(request.match_info.get("cid", ""))
 
 
-async def _list_context(db: Any, agent: Agent, params: ListParams) -> dict[str, Any]:
+async def _list_context(db: AsyncSession, agent: Agent, params: ListParams) -> dict[str, Any]:
     filters = params.filters()
     rows = await list_conversations(
-        db, agent, view=params.view, limit=PAGE_SIZE, before=params.before or None, **filters  # type: ignore[arg-type]
+        db, agent, view=params.view, filters=filters, limit=PAGE_SIZE, before=params.before or None  # type: ignore[arg-type]
     )
-    counts = await count_conversations(db, agent, view=params.view, **filters)  # type: ignore[arg-type]
+    counts = await count_conversations(db, agent, view=params.view, filters=filters)  # type: ignore[arg-type]
     labels = (await db.exec(select(Label).order_by(col(Label.name)))).all()
     intents = (
         await db.exec(
@@ -191,7 +175,7 @@ async def _list_context(db: Any, agent: Agent, params: ListParams) -> dict[str, 
     }
 
 
-async def _delivery_errors(db: Any, messages: list[Message]) -> dict[int, str]:
+async def _delivery_errors(db: AsyncSession, messages: list[Message]) -> dict[int, str]:
     failed = [m.id for m in messages if m.delivery_status == OutboxStatus.undeliverable.value and m.id is not None]
     if not failed:
         return {}
@@ -207,7 +191,7 @@ _ALL_PARTS = frozenset({"head", "transcript", "composer", "sidebar"})
 
 
 async def _conversation_context(
-    request: web.Request, db: Any, agent: Agent, conversation: Conversation, parts: frozenset[str] = _ALL_PARTS
+    request: web.Request, db: AsyncSession, agent: Agent, conversation: Conversation, parts: frozenset[str] = _ALL_PARTS
 ) -> dict[str, Any]:
     """What the conversation templates need; ``parts`` limits the queries to the fragments rendered."""
     state = request.app[STATE]
@@ -341,7 +325,7 @@ def _fragment(request: web.Request, template: str, ctx: dict[str, Any]) -> web.R
     return web.Response(text=body, content_type="text/html", charset="utf-8", headers={"Cache-Control": "no-store"})
 
 
-async def _render_canned(db: Any, conversation: Conversation, canned_id: int) -> str:
+async def _render_canned(db: AsyncSession, conversation: Conversation, canned_id: int) -> str:
     canned = await db.get(CannedResponse, canned_id)
     if canned is None:
         raise CannedError("there is no such canned response")
@@ -366,7 +350,7 @@ async def canned_preview(request: web.Request) -> web.Response:
 
 # --------------------------------------------------------------------------- actions
 
-Action = Callable[[Any, Conversation, Agent, Any], Awaitable[str | None]]
+Action = Callable[[AsyncSession, Conversation, Agent, Any], Awaitable[str | None]]
 
 
 def _back(cid: int, form: Any, anchor: str = "") -> str:
@@ -386,9 +370,9 @@ async def _act(request: web.Request, action: Action, anchor: str = "") -> web.St
             return error_response(request, 404, _NOT_FOUND)
         try:
             await action(db, conversation, agent, form)
-        except (InvalidAction, InvalidMessage, ActionError) as exc:
+        except Refused as exc:
             await db.rollback()
-            return error_response(request, 400, _sentence(str(exc)))
+            return error_response(request, 400, _sentence(exc.message))
         await db.commit()
     raise web.HTTPSeeOther(_back(conversation.id or 0, form, anchor))
 
@@ -398,32 +382,31 @@ def _sentence(text: str) -> str:
     return (text[:1].upper() + text[1:]) if text else "That did not work."
 
 
-async def _assign(db: Any, conversation: Conversation, agent: Agent, form: Any) -> None:
+async def _assign(db: AsyncSession, conversation: Conversation, agent: Agent, form: Any) -> None:
     raw = str(form.get("agent_id") or "")
     if not raw:
-        await assign(db, conversation, None, by=agent)
+        await conversation_assign(db, conversation, None, by=agent)
         return
     agent_id = _small_int(raw)
     assignee = await db.get(Agent, agent_id) if agent_id is not None else None
     if assignee is None:
-        raise InvalidAction("there is no such agent")
-    await assign(db, conversation, assignee, by=agent)
+        raise Refused("no_such_agent", "there is no such agent", status=400)
+    await conversation_assign(db, conversation, assignee, by=agent)
 
 
-async def _unassign(db: Any, conversation: Conversation, agent: Agent, form: Any) -> None:
-    await assign(db, conversation, None, by=agent)
+async def _unassign(db: AsyncSession, conversation: Conversation, agent: Agent, form: Any) -> None:
+    await conversation_assign(db, conversation, None, by=agent)
 
 
-async def _claim(db: Any, conversation: Conversation, agent: Agent, form: Any) -> None:
-    if not await claim(db, conversation, agent):
-        raise InvalidAction("someone else already took this conversation")
+async def _claim(db: AsyncSession, conversation: Conversation, agent: Agent, form: Any) -> None:
+    await conversation_claim(db, conversation, agent)
 
 
 def _parse_local(value: str, offset_minutes: str) -> datetime:
     try:
         naive = datetime.strptime(value.strip(), "%Y-%m-%dT%H:%M")
     except ValueError:
-        raise InvalidAction("enter the snooze time as a date and time") from None
+        raise Refused("bad_time", "enter the snooze time as a date and time", status=400) from None
     try:
         offset = int(offset_minutes or "0")
     except ValueError:
@@ -433,46 +416,80 @@ def _parse_local(value: str, offset_minutes: str) -> datetime:
     try:
         return (naive + timedelta(minutes=offset)).replace(tzinfo=UTC)
     except OverflowError:  # year 1 or 9999 pushed past the calendar by the offset
-        raise InvalidAction("enter the snooze time as a date and time") from None
+        raise Refused("bad_time", "enter the snooze time as a date and time", status=400) from None
 
 
-async def _status(db: Any, conversation: Conversation, agent: Agent, form: Any) -> None:
+async def _status(db: AsyncSession, conversation: Conversation, agent: Agent, form: Any) -> None:
     status = str(form.get("status") or "")
     until = None
     if status == ConversationStatus.snoozed.value:
         until = _parse_local(str(form.get("snoozed_until") or ""), str(form.get("tz_offset") or "0"))
-    await set_status(db, conversation, status, by=agent, snoozed_until=until)
+    await conversation_status(db, conversation, status, by=agent, snoozed_until=until)
 
 
-async def _priority(db: Any, conversation: Conversation, agent: Agent, form: Any) -> None:
-    await set_priority(db, conversation, str(form.get("priority") or ""), by=agent)
+async def _priority(db: AsyncSession, conversation: Conversation, agent: Agent, form: Any) -> None:
+    await conversation_priority(db, conversation, str(form.get("priority") or ""), by=agent)
 
 
-async def _labels(db: Any, conversation: Conversation, agent: Agent, form: Any) -> None:
+async def _labels(db: AsyncSession, conversation: Conversation, agent: Agent, form: Any) -> None:
     chosen = [str(v) for v in form.getall("labels", [])]
     extra = str(form.get("new_label") or "").strip()
     if extra:
         chosen.append(extra)
-    await set_labels(db, conversation, chosen, by=agent)
+    await conversation_labels(db, conversation, chosen, by=agent)
 
 
-async def _hand_back(db: Any, conversation: Conversation, agent: Agent, form: Any) -> None:
-    if conversation.owner == Owner.bot:
-        raise InvalidAction("the bot already has this conversation")
-    await hand_back_to_bot(db, conversation, agent)
+async def _hand_back(db: AsyncSession, conversation: Conversation, agent: Agent, form: Any) -> None:
+    await conversation_handback(db, conversation, agent, refuse_if_bot=True)
 
 
 def _order_id(request: web.Request) -> int:
     order_id = _small_int(request.match_info.get("order_id", ""))
     if order_id is None:
-        raise ActionError("That order does not belong to this customer.")
+        raise Refused("not_their_order", "That order does not belong to this customer.", status=404)
     return order_id
+
+
+def _choice(value: Any, allowed: list[str], what: str) -> str:
+    text = str(value or "")
+    if text not in allowed:
+        raise Refused("choose", f"Choose a {what}.", status=400)
+    return text
+
+
+def _return_form(form: Any) -> tuple[str, str, list[dict[str, Any]]]:
+    """The agents' return form: resolution, method, and the lines ticked (``line_<id>`` = quantity)."""
+    resolution = _choice(form.get("resolution"), RESOLUTIONS, "resolution")
+    method = _choice(form.get("method"), METHODS, "return method")
+    reason = _choice(form.get("reason"), REASONS, "reason")
+    exchange_sku = str(form.get("exchange_sku") or "").strip()[:64] or None
+    items: list[dict[str, Any]] = []
+    for key in form.keys():
+        if not key.startswith("line_"):
+            continue
+        try:
+            line_id = int(key[5:])
+            quantity = int(str(form.get(key) or "0"))
+        except ValueError:
+            raise Refused("bad_quantity", "Quantities must be whole numbers.", status=400) from None
+        if quantity <= 0:
+            continue
+        item: dict[str, Any] = {
+            "order_line_id": line_id,
+            "quantity": quantity,
+            "reason": reason,
+            "condition": ItemCondition.unopened.value,
+        }
+        if resolution == Resolution.exchange.value and exchange_sku:
+            item["exchange_sku"] = exchange_sku
+        items.append(item)
+    return resolution, method, items
 
 
 async def reply(request: web.Request) -> web.StreamResponse:
     max_chars = request.app[STATE].config.max_message_chars
 
-    async def run(db: Any, conversation: Conversation, agent: Agent, form: Any) -> None:
+    async def run(db: AsyncSession, conversation: Conversation, agent: Agent, form: Any) -> None:
         await agent_reply(db, conversation, agent, str(form.get("text") or ""), max_chars=max_chars)
 
     return await _act(request, run, "#composer")
@@ -481,53 +498,50 @@ async def reply(request: web.Request) -> web.StreamResponse:
 async def note(request: web.Request) -> web.StreamResponse:
     max_chars = request.app[STATE].config.max_message_chars
 
-    async def run(db: Any, conversation: Conversation, agent: Agent, form: Any) -> None:
-        await add_note(db, conversation, agent, str(form.get("text") or ""), max_chars=max_chars)
+    async def run(db: AsyncSession, conversation: Conversation, agent: Agent, form: Any) -> None:
+        await message_note(db, conversation, agent, str(form.get("text") or ""), max_chars=max_chars)
 
     return await _act(request, run, "#composer")
 
 
-async def do_assign(request: web.Request) -> web.StreamResponse:
-    return await _act(request, _assign)
+def _handler(action: Action) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """A POST route that runs one conversation action and redirects back."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        return await _act(request, action)
+
+    return handle
 
 
-async def do_unassign(request: web.Request) -> web.StreamResponse:
-    return await _act(request, _unassign)
-
-
-async def do_claim(request: web.Request) -> web.StreamResponse:
-    return await _act(request, _claim)
-
-
-async def do_status(request: web.Request) -> web.StreamResponse:
-    return await _act(request, _status)
-
-
-async def do_priority(request: web.Request) -> web.StreamResponse:
-    return await _act(request, _priority)
-
-
-async def do_labels(request: web.Request) -> web.StreamResponse:
-    return await _act(request, _labels)
-
-
-async def do_hand_back(request: web.Request) -> web.StreamResponse:
-    return await _act(request, _hand_back)
+#: POST /inbox/c/<id>/<path> → the form's translation into one action
+_CONVERSATION_ACTIONS: dict[str, Action] = {
+    "assign": _assign,
+    "unassign": _unassign,
+    "claim": _claim,
+    "status": _status,
+    "priority": _priority,
+    "labels": _labels,
+    "hand-back": _hand_back,
+}
 
 
 async def order_action(request: web.Request) -> web.StreamResponse:
     """POST /inbox/c/<id>/orders/<order_id>/<cancel|return|resend-tracking>."""
     kind = request.match_info.get("action", "")
 
-    async def run(db: Any, conversation: Conversation, agent: Agent, form: Any) -> str:
+    async def run(db: AsyncSession, conversation: Conversation, agent: Agent, form: Any) -> str:
         order_id = _order_id(request)
         if kind == "cancel":
-            return await do_cancel_order(db, conversation, agent, order_id)
+            await order_cancel(db, conversation, order_id, agent=agent)
+            return "Order cancelled."
         if kind == "return":
-            return await do_create_return(db, conversation, agent, order_id, form)
+            resolution, method, items = _return_form(form)
+            await return_open(db, conversation, order_id, items, resolution, method, agent=agent)
+            return "Return created."
         if kind == "resend-tracking":
-            return await do_resend_tracking(db, conversation, agent, order_id)
-        raise ActionError("Unknown order action.")
+            await tracking_resend(db, conversation, agent, order_id)
+            return "Tracking sent."
+        raise Refused("unknown_action", "Unknown order action.", status=404)
 
     return await _act(request, run)
 
@@ -546,13 +560,10 @@ def routes() -> list[web.AbstractRouteDef]:
         web.get(r"/inbox/c/{cid:\d+}/canned/{canned_id}", canned_preview, name="canned_preview"),
         web.post(r"/inbox/c/{cid:\d+}/reply", reply, name="reply"),
         web.post(r"/inbox/c/{cid:\d+}/note", note, name="note"),
-        web.post(r"/inbox/c/{cid:\d+}/assign", do_assign, name="assign"),
-        web.post(r"/inbox/c/{cid:\d+}/unassign", do_unassign, name="unassign"),
-        web.post(r"/inbox/c/{cid:\d+}/claim", do_claim, name="claim"),
-        web.post(r"/inbox/c/{cid:\d+}/status", do_status, name="status"),
-        web.post(r"/inbox/c/{cid:\d+}/priority", do_priority, name="priority"),
-        web.post(r"/inbox/c/{cid:\d+}/labels", do_labels, name="labels"),
-        web.post(r"/inbox/c/{cid:\d+}/hand-back", do_hand_back, name="hand_back"),
+        *(
+            web.post(rf"/inbox/c/{{cid:\d+}}/{path}", _handler(action), name=path.replace("-", "_"))
+            for path, action in _CONVERSATION_ACTIONS.items()
+        ),
         web.post(r"/inbox/c/{cid:\d+}/orders/{order_id}/{action}", order_action, name="order_action"),
     ]
 

@@ -42,10 +42,11 @@ from aiohttp import WSMsgType, web
 from sqlmodel import col, select
 
 from inbox.channels import PermanentFailure
-from inbox.messages import InboundMessage, InvalidMessage, OutboundPayload, check_text, clean_label
+from inbox.messages import InboundMessage, InvalidMessage, OutboundPayload, check_text
 from inbox.models import Agent, Author, Channel, Contact, Conversation, Message, OutboxMessage, OutboxStatus
 from inbox.web.rendering import render
 from inbox.web.state import STATE, sign
+from shopbase.text import clean_line
 
 __all__ = [
     "VisitorHub",
@@ -293,7 +294,7 @@ async def _hello(request: web.Request, conn: _Conn, frame: dict[str, Any]) -> No
         visitor = secrets.token_urlsafe(18)
     assert isinstance(visitor, str)
     lang = frame.get("lang")
-    conn.lang = clean_label(lang, 16) or None if isinstance(lang, str) else None
+    conn.lang = clean_line(lang, 16) or None if isinstance(lang, str) else None
     if conn.visitor is not None:
         hub.remove(conn.visitor, conn.ws)
     conn.visitor = visitor
@@ -313,7 +314,7 @@ async def _hello(request: web.Request, conn: _Conn, frame: dict[str, Any]) -> No
 
 
 async def _inbound(request: web.Request, conn: _Conn, frame: dict[str, Any], kind: str) -> None:
-    from inbox.store import record_inbound
+    from inbox.actions.message_record import message_record
 
     state = request.app[STATE]
     max_chars = state.config.max_message_chars
@@ -355,7 +356,7 @@ async def _inbound(request: web.Request, conn: _Conn, frame: dict[str, Any], kin
         postback=postback,
     )
     try:
-        result = await record_inbound(
+        result = await message_record(
             state.sessions, message, reopen_days=state.config.reopen_days, max_chars=state.config.max_message_chars
         )
     except InvalidMessage as exc:

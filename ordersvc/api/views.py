@@ -40,11 +40,11 @@ from ordersvc.models import (
     Shipment,
     SourceChannel,
     Warehouse,
-    utcnow,
 )
 from ordersvc.serialize import inventory_document, order_document, order_summary, return_document, shipment_document
 from ordersvc.service import late_shipment_clause, normalize_email, return_bundles, shipment_bundles
 from ordersvc.tracking import ShipmentStatus
+from shopbase.clock import utcnow
 from shopbase.refusal import Refused
 
 

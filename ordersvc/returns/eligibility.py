@@ -24,10 +24,11 @@ from ordersvc.models import (
     Shipment,
     ShipmentLine,
     SourceChannel,
-    utcnow,
 )
 from ordersvc.returns.policy import ReturnPolicy, load_policy
+from ordersvc.service import order_lines
 from ordersvc.tracking import ShipmentStatus
+from shopbase.clock import utcnow
 
 # A shipment in one of these states has not reached the customer, whatever the calendar says.
 _NOT_DELIVERED_STATES = {
@@ -167,13 +168,7 @@ class OrderFacts:
 
 
 async def load_order_facts(session: AsyncSession, order: Order) -> OrderFacts:
-    lines = list(
-        (
-            await session.exec(
-                select(OrderLine).where(OrderLine.order_id == order.id).order_by(col(OrderLine.id))
-            )
-        ).all()
-    )
+    lines = await order_lines(session, order.id)
     shipments = list(
         (await session.exec(select(Shipment).where(Shipment.order_id == order.id))).all()
     )

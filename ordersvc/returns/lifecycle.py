@@ -26,12 +26,13 @@ from ordersvc.models import (
     RmaStatus,
     StoreCredit,
     Warehouse,
-    utcnow,
 )
 from ordersvc.returns.labels import apply_label
 from ordersvc.returns.policy import ReturnPolicy, load_policy
-from ordersvc.returns.rma import clean_text
+from shopbase.clock import utcnow
 from shopbase.refusal import Refused
+from shopbase.rows import locked as locked_row
+from shopbase.text import clean_text
 
 _TERMINAL_FOR = {
     Resolution.refund: RmaStatus.refunded,
@@ -152,14 +153,7 @@ async def transition(
     except ValueError as exc:
         raise Refused("unknown_status", f"unknown return status {str(new_status)[:32]!r}", status=422) from exc
     now = now or utcnow()
-    locked = (
-        await session.exec(
-            select(ReturnAuthorization)
-            .where(ReturnAuthorization.id == rma.id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-    ).one()
+    locked = await locked_row(session, ReturnAuthorization, rma.id)
     check_transition(locked, target)
     pairs = await load_rma_lines(session, locked)
     notes: list[str] = []
@@ -230,14 +224,7 @@ async def _restock_returned(
 
 
 async def _record_refund(session: AsyncSession, rma: ReturnAuthorization, now: datetime) -> None:
-    order = (
-        await session.exec(
-            select(Order)
-            .where(Order.id == rma.order_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-    ).one()
+    order = await locked_row(session, Order, rma.order_id)
     if rma.refund_amount > 0:
         session.add(
             Refund(

@@ -8,7 +8,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from ordersvc.models import ItemCondition, Resolution, ReturnMethod, ReturnReason, ShopSetting, utcnow
+from ordersvc.models import ItemCondition, Resolution, ReturnMethod, ReturnReason, ShopSetting
+from shopbase.clock import utcnow
 from shopbase.refusal import Refused
 
 POLICY_SETTING_KEY = "returns"

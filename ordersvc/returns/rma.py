@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,12 +26,14 @@ from ordersvc.models import (
     ReturnMethod,
     ReturnReason,
     RmaStatus,
-    utcnow,
 )
 from ordersvc.returns.eligibility import exchange_options, line_eligibility, load_order_facts
 from ordersvc.returns.labels import apply_label
 from ordersvc.returns.policy import ReturnPolicy, load_policy
+from shopbase.clock import utcnow
 from shopbase.refusal import Refused
+from shopbase.rows import locked as locked_row
+from shopbase.text import clean_text
 
 
 class ReturnItem(BaseModel):
@@ -99,13 +100,6 @@ def _refused(problems: Sequence[RmaProblem]) -> Refused:
         status=422 if first.code in _REQUEST_PROBLEMS else 409,
         problems=tuple(problems),
     )
-
-
-def clean_text(value: str | None) -> str:
-    """Customer or agent text without control characters (PostgreSQL refuses NUL)."""
-    if not value:
-        return ""
-    return "".join(ch for ch in value if ch in "\n\t" or unicodedata.category(ch) != "Cc").strip()
 
 
 def _quantum(currency: str) -> Decimal:
@@ -220,14 +214,7 @@ async def create_rma(
         problems.append(RmaProblem("method_not_enabled", None, method.value))
 
     # lock the order so two requests for the same order are checked one after the other
-    locked = (
-        await session.exec(
-            select(Order)
-            .where(Order.id == order.id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-    ).one()
+    locked = await locked_row(session, Order, order.id)
     facts = await load_order_facts(session, locked)
     lines_by_id = {line.id: line for line in facts.lines}
     eligibility = {

@@ -53,7 +53,6 @@ from ordersvc.shopify.payloads import (
     OrderIn,
     RefundIn,
     load_json,
-    normalize_postal_code,
     parse_order,
 )
 from ordersvc.shopify.privacy import customer_data_report, redact_customer
@@ -79,7 +78,6 @@ __all__ = [
     "AddressIn",
     "load_json",
     "parse_order",
-    "normalize_postal_code",
     "upsert_order",
     "upsert_shopify_order",
     "upsert_shopify_fulfillment",

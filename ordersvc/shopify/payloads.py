@@ -26,8 +26,9 @@ from pydantic import (
 
 from ordersvc.models import FinancialStatus, FulfillmentStatus
 from ordersvc.tracking import ShipmentStatus, status_from_shopify
-from ordersvc.types import to_money
+from shopbase.coltypes import to_money
 from shopbase.refusal import Refused
+from shopbase.text import storable
 
 MAX_MONEY = Decimal("100000000000000")  # numeric(18, 4) holds 14 integer digits
 MAX_QUANTITY = 1_000_000
@@ -59,10 +60,6 @@ def load_json(data: bytes | str) -> Any:
     return json.loads(data, parse_float=Decimal)
 
 
-def clean_text(value: str) -> str:
-    return value.replace("\x00", "").strip()
-
-
 def _fit(limit: int, *, strict: bool = False) -> Any:
     """Optional text: NULs and surrounding blanks removed, empty → None, longer than
     ``limit`` → truncated (free text) or refused (``strict``: keys such as a SKU)."""
@@ -70,7 +67,7 @@ def _fit(limit: int, *, strict: bool = False) -> Any:
     def check(value: str | None) -> str | None:
         if value is None:
             return None
-        text = clean_text(value)
+        text = storable(value).strip()
         if not text:
             return None
         if len(text) > limit:
@@ -124,7 +121,7 @@ def _parse_email(value: Any) -> str | None:
         return None
     if not isinstance(value, str):
         raise ValueError("must be a string")
-    text = clean_text(value).lower()
+    text = storable(value).strip().lower()
     if not text:
         return None
     if len(text) > 320:
@@ -139,7 +136,7 @@ def _parse_phone(value: Any) -> str | None:
         value = str(value)
     if not isinstance(value, str):
         raise ValueError("must be a string")
-    text = clean_text(value)
+    text = storable(value).strip()
     if not text:
         return None
     if len(text) > 32:
@@ -179,7 +176,7 @@ def _parse_tags(value: Any) -> list[str]:
     for part in parts:
         if not isinstance(part, str):
             raise ValueError("must contain only strings")
-        tag = clean_text(part)[:255]
+        tag = storable(part).strip()[:255]
         if tag and tag not in tags:
             tags.append(tag)
     return tags
@@ -399,28 +396,11 @@ def _describe(exc: ValidationError) -> str:
     return message
 
 
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _scrub(value: Any) -> Any:
-    """Every string in the payload made storable: lone surrogates (valid JSON escapes, but no
-    encoder or database accepts them) become U+FFFD and NUL bytes are dropped."""
-    if isinstance(value, str):
-        if "\x00" in value:
-            value = value.replace("\x00", "")
-        return _LONE_SURROGATE.sub("\ufffd", value) if _LONE_SURROGATE.search(value) else value
-    if isinstance(value, dict):
-        return {_scrub(k): _scrub(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_scrub(v) for v in value]
-    return value
-
-
 def validate_payload(model: type[_M], payload: Any, what: str, *, free_ids: bool = False) -> _M:
     if not isinstance(payload, dict):
         raise payload_refused(f"{what} payload must be a JSON object")
     try:
-        payload = _scrub(payload)
+        payload = storable(payload)
     except RecursionError:
         raise payload_refused(f"{what} payload is nested too deeply") from None
     try:
@@ -432,11 +412,3 @@ def validate_payload(model: type[_M], payload: Any, what: str, *, free_ids: bool
 def parse_order(payload: Any, *, free_ids: bool = False) -> OrderIn:
     """Validate an order payload; ``free_ids`` accepts non-numeric ids (marketplace numbers)."""
     return validate_payload(OrderIn, payload, "order", free_ids=free_ids)
-
-
-def normalize_postal_code(value: str | None) -> str | None:
-    """Postal code as compared during verification: upper case, no whitespace."""
-    if not value:
-        return None
-    code = "".join(value.split()).upper()[:16]
-    return code or None

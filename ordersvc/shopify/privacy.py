@@ -12,9 +12,11 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from ordersvc.models import Customer, Order, SourceChannel, utcnow
+from ordersvc.models import Customer, Order, SourceChannel
+from ordersvc.service import order_lines
 from ordersvc.shopify.payloads import RedactIn, payload_refused, validate_payload
-from ordersvc.shopify.upsert import assign_changed, lines_of
+from ordersvc.shopify.upsert import assign_changed
+from shopbase.clock import utcnow
 
 
 async def _customers_and_orders(
@@ -104,7 +106,7 @@ async def customer_data_report(session: AsyncSession, payload: dict[str, Any]) -
         entry = {key: _plain(getattr(order, key)) for key in order_fields}
         entry["lines"] = [
             {"sku": line.sku, "title": line.title, "quantity": line.quantity, "unit_price": str(line.unit_price)}
-            for line in await lines_of(session, order)
+            for line in await order_lines(session, order.id)
         ]
         report_orders.append(entry)
     return {

@@ -26,21 +26,21 @@ from ordersvc.models import (
     Shipment,
     ShipmentLine,
     SourceChannel,
-    utcnow,
 )
+from ordersvc.service import order_lines
 from ordersvc.shopify.payloads import (
     CustomerIn,
     FulfillmentIn,
     LineItemIn,
     OrderIn,
     RefundIn,
-    clean_text,
-    normalize_postal_code,
     parse_order,
     payload_refused,
     validate_payload,
 )
 from ordersvc.tracking import Carrier, ShipmentStatus, detect_carrier, tracking_url
+from shopbase.clock import utcnow
+from shopbase.text import postal_code_for_storage, storable
 
 FINAL_SALE_TAG = "final-sale"
 _COMPANY_PREFIXES = (("usps", Carrier.USPS), ("ups", Carrier.UPS), ("fedex", Carrier.FEDEX), ("dhl", Carrier.DHL))
@@ -121,11 +121,6 @@ def _web_url(value: str | None) -> str | None:
     return None
 
 
-async def lines_of(session: AsyncSession, order: Order) -> list[OrderLine]:
-    stmt = select(OrderLine).where(OrderLine.order_id == order.id).order_by(col(OrderLine.id))
-    return list((await session.exec(stmt)).all())
-
-
 async def _find_shopify_order(session: AsyncSession, external_id: str) -> Order | None:
     """A Shopify order by its id; the online store first if several sources hold the id."""
     stmt = (
@@ -184,7 +179,7 @@ async def _upsert_customer(
 async def _upsert_lines(
     session: AsyncSession, order: Order, items: Sequence[LineItemIn], order_tags: Sequence[str]
 ) -> tuple[bool, dict[str, OrderLine]]:
-    existing = {line.external_id: line for line in await lines_of(session, order)}
+    existing = {line.external_id: line for line in await order_lines(session, order.id)}
     skus = sorted({item.sku for item in items if item.sku})
     variants: dict[str, ProductVariant] = {}
     if skus:
@@ -249,7 +244,7 @@ async def _apply_fulfillment(
         quantities[line.id] += item.quantity
 
     numbers = [n for n in (data.tracking_number, *data.tracking_numbers) if n and n.strip()]
-    number = clean_text(numbers[0]) if numbers else None
+    number = storable(numbers[0]).strip() if numbers else None
     if number is not None and (len(number) > 64 or not number):
         number = None
     carrier_code = (detect_carrier(number) if number else None) or _carrier_from_company(data.tracking_company)
@@ -312,7 +307,7 @@ async def _sync_fulfilled_quantities(
     shipped = {line_id: int(total or 0) for line_id, total in (await session.exec(stmt)).all()}
     everything = order.fulfillment_status is FulfillmentStatus.fulfilled
     changed = False
-    for line in await lines_of(session, order):
+    for line in await order_lines(session, order.id):
         full = everything or (fully_fulfilled is not None and line.external_id in fully_fulfilled)
         done = line.quantity if full else min(line.quantity, shipped.get(line.id or 0, 0))
         if done != line.fulfilled_quantity:
@@ -370,7 +365,7 @@ def _order_values(data: OrderIn, customer: Customer | None) -> dict[str, Any]:
         "closed_at": data.closed_at,
         "shipping_address": shipping,
         "billing_address": billing,
-        "shipping_postal_code": normalize_postal_code(shipping.get("zip") if shipping else None),
+        "shipping_postal_code": postal_code_for_storage(shipping.get("zip") if shipping else None),
         "tags": list(data.tags),
         "note": note,
     }
@@ -471,12 +466,12 @@ async def upsert_shopify_fulfillment(session: AsyncSession, payload: dict[str, A
     order = await _find_shopify_order(session, data.order_id)
     if order is None:
         raise payload_refused(f"order_id: order {data.order_id} is not in the order store yet", "unknown_order")
-    lines = {line.external_id: line for line in await lines_of(session, order) if line.external_id}
+    lines = {line.external_id: line for line in await order_lines(session, order.id) if line.external_id}
     changed = await _apply_fulfillment(session, order, data, lines)
     if not changed:
         return UpsertResult(Outcome.unchanged, order)
     await _sync_fulfilled_quantities(session, order)
-    lines_now = await lines_of(session, order)
+    lines_now = await order_lines(session, order.id)
     if order.fulfillment_status in (FulfillmentStatus.unfulfilled, FulfillmentStatus.partial):
         total = sum(line.quantity for line in lines_now)
         done = sum(line.fulfilled_quantity for line in lines_now)

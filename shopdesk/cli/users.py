@@ -32,7 +32,8 @@ def users_add(
 
     Example: printf '%s\\n' "$PASSWORD" | shopdesk users add sam@example.com
     """
-    from inbox.auth import AgentError, AgentExists, check_email, check_password, create_agent
+    from inbox.actions.agent_create import agent_create
+    from inbox.auth import AgentError, AgentExists, check_email, check_password
 
     password = _read_password()
     try:
@@ -48,7 +49,7 @@ def users_add(
         try:
             async with session_maker(engine)() as session:
                 try:
-                    await create_agent(session, address, password, name=name, admin=admin)
+                    await agent_create(session, address, password, name=name, admin=admin)
                 except AgentExists as exc:
                     raise CliError(f"{exc}: {address}") from exc
                 except AgentError as exc:

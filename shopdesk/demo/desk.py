@@ -21,7 +21,9 @@ LABELS = [("vip", "#b45309"), ("damaged", "#b91c1c"), ("wholesale", "#1d4ed8"), 
 
 async def seed_demo(engine: AsyncEngine, settings: Settings, *, seed: int = 7) -> str:
     """Seed orders (idempotently) plus demo logins; return the text that tells a newcomer what to try."""
-    from inbox.auth import create_agent
+    from inbox.actions.agent_create import agent_create
+    from inbox.actions.canned_save import canned_save
+    from inbox.actions.label_save import label_save
     from inbox.models import Agent, CannedResponse, Label
     from shopdesk.demo.seed import seed_demo_orders
 
@@ -31,13 +33,13 @@ async def seed_demo(engine: AsyncEngine, settings: Settings, *, seed: int = 7) -
         for email, password, name in (DEMO_ADMIN, DEMO_AGENT):
             existing = (await session.exec(select(Agent).where(Agent.email == email))).first()
             if existing is None:
-                await create_agent(session, email, password, name=name, admin=email == DEMO_ADMIN[0])
+                await agent_create(session, email, password, name=name, admin=email == DEMO_ADMIN[0])
         for shortcut, title, body in CANNED:
             if (await session.exec(select(CannedResponse).where(CannedResponse.shortcut == shortcut))).first() is None:
-                session.add(CannedResponse(shortcut=shortcut, title=title, body=body))
+                await canned_save(session, shortcut, title, body)
         for name, color in LABELS:
             if (await session.exec(select(Label).where(Label.name == name))).first() is None:
-                session.add(Label(name=name, color=color))
+                await label_save(session, name, color)
         await session.commit()
     base = settings.public_url.rstrip("/")
     lines = [

@@ -9,7 +9,7 @@ Slack is where the shop's people are, not a customer channel. The connector
   ``SHOPDESK_SLACK_APP_TOKEN`` set, Socket Mode delivers the same requests over a websocket;
 * turns a **thread reply** into that agent's reply to the customer (through the outbox), or
   into an internal note when it starts with ``note:``;
-* handles the alerts' buttons: Claim / Resolve (inbox store), Approve / Reject of a return
+* handles the alerts' buttons: Claim / Resolve (inbox actions), Approve / Reject of a return
   (the ``return_decide`` action);
 * answers ``/order <number or email>`` privately (ephemeral) with the order card;
 * feeds alerts into the durable outbox and delivers them with :class:`SlackAlertSender`
@@ -51,12 +51,17 @@ from bot.connectors.slack.setup import (
     slack_error,
 )
 from bot.connectors.slack.translate import Click, check_shape, order_query, read_click, read_thread_post
-from inbox import slack_cards, store
+from inbox import slack_cards
+from inbox.actions.conversation_assign import conversation_claim
+from inbox.actions.conversation_status import conversation_status
+from inbox.actions.message_note import message_note
+from inbox.actions.message_send import agent_reply
 from inbox.actions.delivery_record import DuplicateDelivery, delivery_record
 from inbox.actions.return_decide import return_decide
 from inbox.events import Event, EventBus
 from inbox.messages import InvalidMessage
 from inbox.models import Agent, Channel, ConversationStatus
+from inbox.queries.conversations import get_conversation
 from inbox.outbox import NoticeRequest, feed_notices, pending_count
 from shopbase.refusal import Refused
 
@@ -81,7 +86,7 @@ class SlackConnector:
         self.settings = settings
         self.sessions = sessions
         self.bus = bus
-        bus.bind(sessions)  # store writes made here announce their events after commit
+        bus.bind(sessions)  # action writes made here announce their events after commit
         self.client = client or make_client(settings)
         self.alert_channel = (settings.slack_alert_channel or "").strip() or None
         self.public_url = settings.public_url.rstrip("/")
@@ -248,14 +253,14 @@ class SlackConnector:
                 if agent is None:
                     notice = LINK_HINT
                 else:
-                    conversation = await store.get_conversation(session, agent, thread.conversation_id)
+                    conversation = await get_conversation(session, agent, thread.conversation_id)
                     if conversation is None:
                         notice = "You cannot see this conversation in the inbox, so your reply was not sent."
                     elif post.is_note:
-                        await store.add_note(session, conversation, agent, post.text, max_chars=self.max_chars)
+                        await message_note(session, conversation, agent, post.text, max_chars=self.max_chars)
                         outcome = "note"
                     else:
-                        await store.agent_reply(session, conversation, agent, post.text, max_chars=self.max_chars)
+                        await agent_reply(session, conversation, agent, post.text, max_chars=self.max_chars)
                         outcome = "reply"
                 await session.commit()
         except DuplicateDelivery:
@@ -293,21 +298,25 @@ class SlackConnector:
         try:
             async with self.sessions() as session:
                 await delivery_record(session, source=DELIVERY_SOURCE, key=click.delivery_key, topic=verb)
-                conversation = await store.get_conversation(session, agent, thread.conversation_id)
+                conversation = await get_conversation(session, agent, thread.conversation_id)
                 if conversation is None:
                     notice, outcome = "You cannot see this conversation in the inbox.", "denied"
                 elif verb == "claim":
-                    if not await store.claim(session, conversation, agent):
+                    try:
+                        await conversation_claim(session, conversation, agent)
+                    except Refused as refusal:
+                        if refusal.code != "taken":
+                            raise
                         holder = await slack_cards.agent_by_id(session, conversation.assignee_id)
                         who = holder.name if holder is not None and holder.name else "another agent"
                         notice, outcome = f"{who} has this conversation already.", "taken"
                 elif conversation.status != ConversationStatus.resolved:
-                    await store.set_status(session, conversation, ConversationStatus.resolved, by=agent)
+                    await conversation_status(session, conversation, ConversationStatus.resolved, by=agent)
                 await session.commit()
         except DuplicateDelivery:
             return "duplicate"
-        except store.InvalidAction as exc:
-            notice, outcome = str(exc), "denied"
+        except Refused as exc:
+            notice, outcome = exc.message, "denied"
         if notice:
             await self._ephemeral(click.channel, click.user_id, notice)
         return outcome

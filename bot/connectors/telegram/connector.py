@@ -10,7 +10,7 @@ Inbound, one path for both transports:
    same :meth:`TelegramConnector.process_update`.
 2. ``translate.translate_update`` turns the update into our
    :class:`~inbox.messages.InboundMessage`.
-3. ``inbox.store.record_inbound`` stores it in its own transaction; the webhook answers 200
+3. ``inbox.actions.message_record`` stores it in its own transaction; the webhook answers 200
    only after that commit, then ``on_inbound`` schedules the bot (never awaited work). A
    repeated or concurrent delivery of the same update is recognised by the database and
    answered 200 without a second message. If the database is unavailable the answer is 503
@@ -57,7 +57,7 @@ from bot.connectors.telegram.translate import (
     callback_data_for,
     translate_update,
 )
-from inbox import store
+from inbox.actions.message_record import message_record
 from inbox.messages import InvalidMessage, OutboundPayload, QuickReply
 from inbox.models import Channel
 from inbox.outbox import sent_payload
@@ -199,7 +199,7 @@ class TelegramConnector:
             log.info("telegram update %s ignored: %s", tr.update_id, tr.ignored)
             return "ignored"
         try:
-            result = await store.record_inbound(
+            result = await message_record(
                 self.sessions, message, reopen_days=self.settings.reopen_days,
                 max_chars=self.settings.max_message_chars,
             )

@@ -1,12 +1,10 @@
-"""Reads for the agents' inbox: conversation lists and counts, one conversation, a transcript.
+"""Conversation lists and counts for the agents' inbox, and one conversation.
 
-Access rule (the same everywhere, also for search): an admin sees every conversation; any
-other active agent sees conversations with no team, conversations of their own team, and
-conversations assigned to them. Deactivated agents see nothing. ``get_conversation``
-answers None both for a missing conversation and for one outside the agent's access, so
-the two cannot be told apart.
-
-Lists are keyset-paginated: pass a row's ``cursor`` as ``before`` to get the next page.
+Access (:mod:`inbox.queries.access`) applies everywhere. ``get_conversation`` answers None
+both for a missing conversation and for one outside the agent's access, so the two cannot be
+told apart. Lists are keyset-paginated: pass a row's ``cursor`` as ``before`` to get the next
+page. Filters are the one declared set, :class:`inbox.queries.filters.ConversationFilters`
+(pass one as ``filters=`` or its fields as keywords).
 """
 
 from __future__ import annotations
@@ -16,9 +14,9 @@ from datetime import datetime
 from typing import Any, Literal
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from inbox.models import (
     PRIORITY_RANK,
@@ -32,20 +30,18 @@ from inbox.models import (
     Owner,
     Priority,
 )
-from inbox.search import clean_query, matching_conversation_ids
+from inbox.queries.access import access_condition, check_access
+from inbox.queries.filters import ConversationFilters, InvalidQuery
 
 __all__ = [
     "View",
     "VIEWS",
     "PREVIEW_CHARS",
     "ConversationRow",
-    "InvalidQuery",
-    "check_access",
-    "access_condition",
     "list_conversations",
     "count_conversations",
     "get_conversation",
-    "transcript",
+    "active_conversation",
     "dialect_name",
 ]
 
@@ -53,10 +49,6 @@ View = Literal["mine", "unassigned", "all"]
 VIEWS: tuple[View, ...] = ("mine", "unassigned", "all")
 PREVIEW_CHARS = 140
 MAX_LIMIT = 200
-
-
-class InvalidQuery(ValueError):
-    """A filter or cursor that makes no sense; the message is fit for a 400 answer."""
 
 
 @dataclass(frozen=True)
@@ -83,33 +75,8 @@ class ConversationRow:
     cursor: str
 
 
-def dialect_name(session: Any) -> str:
+def dialect_name(session: AsyncSession) -> str:
     return str(session.get_bind().dialect.name)
-
-
-def check_access(agent: Agent, conversation: Conversation) -> bool:
-    """May ``agent`` see ``conversation``? (see the module docstring)"""
-    if not agent.is_active:
-        return False
-    if agent.is_admin:
-        return True
-    if conversation.assignee_id is not None and conversation.assignee_id == agent.id:
-        return True
-    return conversation.team_id is None or (agent.team_id is not None and conversation.team_id == agent.team_id)
-
-
-def access_condition(agent: Agent) -> ColumnElement[bool]:
-    """The SQL form of :func:`check_access` over ``Conversation``."""
-    if not agent.is_active:
-        return sa.false()
-    if agent.is_admin:
-        return sa.true()
-    conds: list[ColumnElement[bool]] = [Conversation.team_id.is_(None)]  # type: ignore[union-attr]
-    if agent.team_id is not None:
-        conds.append(Conversation.team_id == agent.team_id)  # type: ignore[arg-type]
-    if agent.id is not None:
-        conds.append(Conversation.assignee_id == agent.id)  # type: ignore[arg-type]
-    return sa.or_(*conds)
 
 
 def _view_condition(view: str, agent: Agent) -> ColumnElement[bool]:
@@ -124,62 +91,7 @@ def _view_condition(view: str, agent: Agent) -> ColumnElement[bool]:
     raise InvalidQuery(f"unknown view {view!r}; use one of: {', '.join(VIEWS)}")
 
 
-def _enum(cls: Any, value: Any, what: str) -> Any:
-    try:
-        return cls(value)
-    except ValueError:
-        raise InvalidQuery(f"unknown {what} {value!r}") from None
-
-
 _RANK = sa.case({p.value: rank for p, rank in PRIORITY_RANK.items()}, value=Conversation.priority, else_=1)
-
-
-def _filters(
-    dialect: str,
-    *,
-    status: Any = None,
-    channel: Any = None,
-    intent: str | None = None,
-    priority: Any = None,
-    label: str | None = None,
-    q: str | None = None,
-) -> list[ColumnElement[bool]]:
-    conds: list[ColumnElement[bool]] = []
-    if status is not None:
-        conds.append(Conversation.status == _enum(ConversationStatus, status, "status"))  # type: ignore[arg-type]
-    if channel is not None:
-        conds.append(Conversation.channel == _enum(Channel, channel, "channel"))  # type: ignore[arg-type]
-    if priority is not None:
-        conds.append(Conversation.priority == _enum(Priority, priority, "priority"))  # type: ignore[arg-type]
-    if intent:
-        conds.append(Conversation.last_intent == str(intent)[:32])  # type: ignore[arg-type]
-    if label:
-        conds.append(_label_condition(dialect, str(label)[:64]))
-    if q:
-        conds.append(_search_condition(dialect, q))
-    return conds
-
-
-def _label_condition(dialect: str, label: str) -> ColumnElement[bool]:
-    if dialect == "postgresql":
-        return sa.type_coerce(Conversation.labels, JSONB).contains([label])
-    each = sa.func.json_each(Conversation.labels).table_valued("value")
-    return sa.exists(sa.select(sa.literal(1)).select_from(each).where(each.c.value == label))
-
-
-def _search_condition(dialect: str, q: str) -> ColumnElement[bool]:
-    text = clean_query(q)
-    if not text:
-        return sa.true()
-    ids = matching_conversation_ids(dialect, text)
-    pattern = "%" + text[:100].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    name_match = sa.or_(
-        Contact.display_name.ilike(pattern, escape="\\"),  # type: ignore[attr-defined]
-        Contact.username.ilike(pattern, escape="\\"),  # type: ignore[union-attr]
-    )
-    if ids is None:
-        return name_match
-    return sa.or_(Conversation.id.in_(ids), name_match)  # type: ignore[union-attr]
 
 
 def _cursor_of(view: str, conversation: Conversation) -> str:
@@ -208,23 +120,15 @@ def _before_condition(view: str, before: str | datetime) -> ColumnElement[bool]:
     return sa.or_(_RANK < rank, sa.and_(_RANK == rank, after))
 
 
-def _base(agent: Agent, dialect: str, **filters: Any) -> list[ColumnElement[bool]]:
-    return [access_condition(agent), *_filters(dialect, **filters)]
-
-
 async def list_conversations(
-    session: Any,
+    session: AsyncSession,
     agent: Agent,
     *,
     view: View = "all",
-    status: ConversationStatus | str | None = None,
-    channel: Channel | str | None = None,
-    intent: str | None = None,
-    priority: Priority | str | None = None,
-    label: str | None = None,
-    q: str | None = None,
+    filters: ConversationFilters | None = None,
     limit: int = 50,
     before: str | datetime | None = None,
+    **raw_filters: Any,
 ) -> list[ConversationRow]:
     """One page of conversations the agent may see, newest activity first.
 
@@ -236,7 +140,8 @@ async def list_conversations(
         limit = max(1, min(int(limit), MAX_LIMIT))
     except (TypeError, ValueError):
         raise InvalidQuery("limit must be a number") from None
-    conds = _base(agent, dialect, status=status, channel=channel, intent=intent, priority=priority, label=label, q=q)
+    flt = filters if filters is not None else ConversationFilters.parse(**raw_filters)
+    conds = [access_condition(agent), *flt.conditions(dialect)]
     conds.append(_view_condition(view, agent))
     if before is not None:
         conds.append(_before_condition(view, before))
@@ -281,7 +186,7 @@ async def list_conversations(
     return out
 
 
-async def _last_messages(session: Any, conversation_ids: list[int]) -> dict[int, tuple[str, bool]]:
+async def _last_messages(session: AsyncSession, conversation_ids: list[int]) -> dict[int, tuple[str, bool]]:
     """conversation id -> (preview of the last non-internal message, it is the customer's); one query."""
     if not conversation_ids:
         return {}
@@ -300,16 +205,12 @@ async def _last_messages(session: Any, conversation_ids: list[int]) -> dict[int,
 
 
 async def count_conversations(
-    session: Any,
+    session: AsyncSession,
     agent: Agent,
     *,
     view: View = "all",
-    status: ConversationStatus | str | None = None,
-    channel: Channel | str | None = None,
-    intent: str | None = None,
-    priority: Priority | str | None = None,
-    label: str | None = None,
-    q: str | None = None,
+    filters: ConversationFilters | None = None,
+    **raw_filters: Any,
 ) -> dict[str, int]:
     """Counts for the inbox's tabs and chips, in two queries.
 
@@ -318,6 +219,7 @@ async def count_conversations(
     ``"resolved"``: conversations of each status within ``view`` under the other filters.
     """
     dialect = dialect_name(session)
+    flt = filters if filters is not None else ConversationFilters.parse(**raw_filters)
     _view_condition(view, agent)  # validate early
     join = sa.join(Conversation, Contact, Contact.id == Conversation.contact_id)  # type: ignore[arg-type]
 
@@ -327,14 +229,14 @@ async def count_conversations(
     views_stmt = (
         sa.select(*(total(_view_condition(v, agent)).label(v) for v in VIEWS))
         .select_from(join)
-        .where(*_base(agent, dialect, status=status, channel=channel, intent=intent, priority=priority, label=label, q=q))
+        .where(access_condition(agent), *flt.conditions(dialect))
     )
     counts: dict[str, int] = {v: int(n) for v, n in zip(VIEWS, (await session.exec(views_stmt)).one())}
 
     status_stmt = (
         sa.select(Conversation.status, sa.func.count())
         .select_from(join)
-        .where(*_base(agent, dialect, channel=channel, intent=intent, priority=priority, label=label, q=q))
+        .where(access_condition(agent), *flt.without_status().conditions(dialect))
         .where(_view_condition(view, agent))
         .group_by(Conversation.status)
     )
@@ -344,7 +246,15 @@ async def count_conversations(
     return counts
 
 
-async def get_conversation(session: Any, agent: Agent, conversation_id: int) -> Conversation | None:
+async def active_conversation(session: AsyncSession, contact_id: int | None) -> Conversation | None:
+    """The contact's one not-resolved conversation, if any (a partial unique index keeps it one)."""
+    stmt = select(Conversation).where(
+        Conversation.contact_id == contact_id, Conversation.status != ConversationStatus.resolved
+    )
+    return (await session.exec(stmt)).first()
+
+
+async def get_conversation(session: AsyncSession, agent: Agent, conversation_id: int) -> Conversation | None:
     """The conversation, or None when it does not exist or ``agent`` may not see it."""
     try:
         conversation_id = int(conversation_id)
@@ -356,17 +266,3 @@ async def get_conversation(session: Any, agent: Agent, conversation_id: int) -> 
     if conversation is None or not check_access(agent, conversation):
         return None
     return conversation
-
-
-async def transcript(
-    session: Any, conversation_id: int, limit: int = 200, *, include_internal: bool = True
-) -> list[Message]:
-    """The last ``limit`` messages of a conversation, oldest first (internal notes included
-    unless ``include_internal=False``). Access is the caller's check (``get_conversation``)."""
-    stmt = select(Message).where(Message.conversation_id == conversation_id)
-    if not include_internal:
-        stmt = stmt.where(Message.is_internal.is_(False))  # type: ignore[attr-defined]
-    stmt = stmt.order_by(Message.id.desc()).limit(max(1, min(int(limit), 1000)))  # type: ignore[union-attr]
-    messages = list((await session.exec(stmt)).all())
-    messages.reverse()
-    return messages

@@ -1,0 +1,303 @@
+"""A customer message arrives: ``message_record`` stores it in its OWN transaction (the
+webhook answers only after it commits); it is the one action that does not take the caller's
+session.
+
+Concurrency: platform retries and concurrent first messages must give one contact, one active
+conversation and one message per delivery. The database enforces it (unique
+``(channel, external_id)`` on contacts, unique ``(channel, dedupe_key)`` on messages, the
+partial unique index ``uq_conversation_active_contact``); the loser of a race gets an
+IntegrityError, rolls back and runs again, now reading the winner's rows. SQLite's "database
+is locked" (and PostgreSQL serialization failures/deadlocks) are retried with a short,
+jittered backoff.
+
+Conversation lifecycle on a customer message: the active conversation gets it (a snoozed or
+pending one wakes up: status open); with none active, the latest resolved conversation is
+reopened if it was resolved within ``reopen_days`` (status open, owner bot, assignee kept so
+that a new escalation returns to the same agent), otherwise a new conversation starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from inbox.actions.base import (
+    NAMELESS_CHANNELS,
+    PREVIEW_CHARS,
+    conversation_event,
+    message_event,
+    touch,
+    write_audit,
+)
+from inbox.events import EventType, collect
+from inbox.messages import Attachment, InboundMessage, InvalidMessage, check_text
+from inbox.models import Author, Channel, Contact, Conversation, ConversationStatus, Direction, Message, Owner
+from inbox.queries.conversations import active_conversation
+from shopbase.clock import utcnow
+from shopbase.text import clean_line
+
+__all__ = ["RecordResult", "message_record"]
+
+log = logging.getLogger(__name__)
+
+MAX_ATTACHMENTS = 20
+_RECORD_ATTEMPTS = 12
+_LANG = re.compile(r"^[A-Za-z]{2,3}([_-][A-Za-z0-9]{2,8})*$")
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    message_id: int
+    conversation_id: int
+    contact_id: int
+    duplicate: bool
+    new_conversation: bool
+    #: a resolved conversation was reopened by this message
+    reopened: bool = False
+
+
+
+def _is_unique_violation(exc: IntegrityError) -> bool:
+    orig = getattr(exc, "orig", None)
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if code is not None:
+        return str(code) == "23505"
+    return "unique" in str(orig or exc).lower()
+
+
+def _is_transient(exc: DBAPIError) -> bool:
+    orig = getattr(exc, "orig", None)
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if code in {"40001", "40P01"}:
+        return True
+    text = str(orig or exc).lower()
+    return "database is locked" in text or "database table is locked" in text
+
+
+@dataclass(frozen=True)
+class _Inbound:
+    channel: Channel
+    dedupe_key: str
+    external_id: str
+    text: str
+    display_name: str
+    username: str | None
+    language: str | None
+    attachments: list[dict[str, Any]]
+    channel_message_id: str | None
+    postback: str | None
+    start_payload: str | None
+
+
+def _check_id(value: Any, what: str) -> str:
+    value = "" if value is None else str(value).strip()
+    if not value:
+        raise InvalidMessage(f"{what} is missing")
+    if len(value) > 128:
+        raise InvalidMessage(f"{what} too long: {len(value)} characters, at most 128")
+    if "\x00" in value or any(0xD800 <= ord(ch) <= 0xDFFF for ch in value):
+        raise InvalidMessage(f"{what} contains invalid characters")
+    return value
+
+
+def _check_inbound(msg: InboundMessage, max_chars: int) -> _Inbound:
+    try:
+        channel = Channel(msg.channel)
+    except ValueError:
+        raise InvalidMessage(f"unknown channel {msg.channel!r}") from None
+    text = check_text(msg.text or "", max_chars=max_chars)
+    if len(msg.attachments) > MAX_ATTACHMENTS:
+        raise InvalidMessage(f"too many attachments: {len(msg.attachments)}, at most {MAX_ATTACHMENTS}")
+    attachments = [
+        (a if isinstance(a, Attachment) else Attachment.from_dict(dict(a))).cleaned().to_dict() for a in msg.attachments
+    ]
+    postback = clean_line(msg.postback, 256) or None
+    start_payload = clean_line(msg.start_payload, 256) or None
+    if not text and not attachments and not postback and not start_payload:
+        raise InvalidMessage("message is empty")
+    hint = (msg.language_hint or "").strip()
+    channel_message_id = _check_id(msg.channel_message_id, "channel message id") if msg.channel_message_id else None
+    return _Inbound(
+        channel=channel,
+        dedupe_key=_check_id(msg.dedupe_key, "delivery id"),
+        external_id=_check_id(msg.contact_external_id, "sender id"),
+        text=text,
+        display_name=clean_line(msg.display_name, 255),
+        username=clean_line(msg.username, 255) or None,
+        language=hint[:16] if hint and _LANG.match(hint) else None,
+        attachments=attachments,
+        channel_message_id=channel_message_id,
+        postback=postback,
+        start_payload=start_payload,
+    )
+
+
+async def message_record(
+    sessions: async_sessionmaker[AsyncSession],
+    msg: InboundMessage,
+    *,
+    reopen_days: int = 7,
+    max_chars: int = 4096,
+    now: datetime | None = None,
+) -> RecordResult:
+    """Store one customer message in its own transaction (see the module docstring).
+
+    Raises :class:`InvalidMessage` for an empty, oversized or malformed message, and for a
+    delivery id that another sender already used. Returns ``duplicate=True`` (and the first
+    delivery's ids) for a repeated delivery.
+    """
+    clean = _check_inbound(msg, max_chars)
+    delay = 0.01
+    last_error: Exception | None = None
+    for _attempt in range(_RECORD_ATTEMPTS):
+        try:
+            async with sessions() as session:
+                result = await _record(session, clean, reopen_days=reopen_days, now=now or utcnow())
+                if not result.duplicate:
+                    await session.commit()
+                return result
+        except IntegrityError as exc:
+            if not _is_unique_violation(exc):
+                raise
+            last_error = exc  # lost a race: the winner's rows are there now, read them
+            await asyncio.sleep(random.uniform(0, 0.005))
+        except (OperationalError, DBAPIError) as exc:
+            if not _is_transient(exc):
+                raise
+            last_error = exc
+            await asyncio.sleep(delay * random.uniform(1.0, 2.0))
+            delay = min(delay * 2, 0.5)
+    log.error("recording an inbound message kept conflicting; giving up (channel %s)", clean.channel.value)
+    assert last_error is not None
+    raise last_error
+
+
+async def _record(session: AsyncSession, c: _Inbound, *, reopen_days: int, now: datetime) -> RecordResult:
+    dup = (
+        await session.exec(
+            select(Message.id, Message.conversation_id, Contact.id, Contact.external_id)
+            .join(Conversation, Conversation.id == Message.conversation_id)  # type: ignore[arg-type]
+            .join(Contact, Contact.id == Conversation.contact_id)  # type: ignore[arg-type]
+            .where(Message.channel == c.channel, Message.dedupe_key == c.dedupe_key)
+        )
+    ).first()
+    if dup is not None:
+        message_id, conversation_id, contact_id, external_id = dup
+        if external_id != c.external_id:
+            raise InvalidMessage("this delivery id was already used by another sender")
+        return RecordResult(message_id, conversation_id, contact_id, duplicate=True, new_conversation=False)
+
+    contact = (
+        await session.exec(select(Contact).where(Contact.channel == c.channel, Contact.external_id == c.external_id))
+    ).first()
+    if contact is None:
+        contact = Contact(
+            channel=c.channel,
+            external_id=c.external_id,
+            display_name=c.display_name,
+            username=c.username,
+            language=c.language,
+            created_at=now,
+            last_seen_at=now,
+        )
+        session.add(contact)
+        await session.flush()
+    else:
+        named_by_customer = contact.channel in NAMELESS_CHANNELS and contact.customer_id is not None
+        if c.display_name and c.display_name != contact.display_name and not named_by_customer:
+            contact.display_name = c.display_name
+        if c.username and c.username != contact.username:
+            contact.username = c.username
+        if c.language and c.language != contact.language:
+            contact.language = c.language
+        contact.last_seen_at = now
+        contact.undeliverable_at = None  # they wrote to us: reachable again
+        session.add(contact)
+
+    conversation, new_conversation, reopened = await _conversation_for(session, contact, now, reopen_days)
+    message = Message(
+        conversation_id=conversation.id,
+        channel=c.channel,
+        direction=Direction.inbound,
+        author=Author.customer,
+        text=c.text,
+        attachments=c.attachments,
+        dedupe_key=c.dedupe_key,
+        channel_message_id=c.channel_message_id,
+        postback=c.postback,
+        start_payload=c.start_payload,
+        processed=False,
+        created_at=now,
+    )
+    session.add(message)
+    conversation.last_message_at = now
+    touch(session, conversation, now)
+    await session.flush()
+
+    message_event(session, message, conversation.id, is_internal=False, preview=c.text[:PREVIEW_CHARS],
+                  new_conversation=new_conversation)
+    assert message.id is not None and conversation.id is not None and contact.id is not None
+    return RecordResult(message.id, conversation.id, contact.id, duplicate=False, new_conversation=new_conversation,
+                        reopened=reopened)
+
+
+async def _conversation_for(
+    session: AsyncSession, contact: Contact, now: datetime, reopen_days: int
+) -> tuple[Conversation, bool, bool]:
+    """(conversation, created, reopened) for a new customer message."""
+    active = await active_conversation(session, contact.id)
+    if active is not None:
+        if active.status in (ConversationStatus.snoozed, ConversationStatus.pending):
+            previous = ConversationStatus(active.status).value
+            active.status = ConversationStatus.open
+            active.snoozed_until = None
+            write_audit(session, active.id, "conversation.woken", actor="system", detail={"from": previous}, now=now)
+            collect(session, lambda: conversation_event(EventType.conversation_updated, active, change="woken"))
+        return active, False, False
+
+    latest = (
+        await session.exec(
+            select(Conversation)
+            .where(Conversation.contact_id == contact.id)
+            .order_by(col(Conversation.id).desc())
+            .limit(1)
+        )
+    ).first()
+    if latest is not None and reopen_days > 0:
+        resolved_at = latest.resolved_at or latest.updated_at
+        if now - resolved_at <= timedelta(days=reopen_days):
+            latest.status = ConversationStatus.open
+            latest.owner = Owner.bot
+            latest.resolved_at = None
+            latest.snoozed_until = None
+            session.add(latest)
+            write_audit(session, latest.id, "conversation.reopened", actor="system", now=now)
+            collect(session, lambda: conversation_event(EventType.conversation_updated, latest, change="reopened"))
+            return latest, False, True
+
+    conversation = Conversation(
+        contact_id=contact.id,  # type: ignore[arg-type]
+        channel=contact.channel,
+        status=ConversationStatus.open,
+        owner=Owner.bot,
+        language=contact.language,
+        last_message_at=now,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(conversation)
+    await session.flush()
+    write_audit(session, conversation.id, "conversation.created", actor="system",
+                detail={"contact_id": contact.id, "channel": contact.channel.value}, now=now)
+    collect(session, conversation_event(EventType.conversation_updated, conversation, change="created"))
+    return conversation, True, False

@@ -1,0 +1,111 @@
+"""The one declared filter set of conversation lists and counts: status, channel, intent,
+priority, label and search text. The web's list parameters, the list and the counts all use
+:class:`ConversationFilters`; an unknown value is an :class:`InvalidQuery` (a 400)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.sql.elements import ColumnElement
+
+from inbox.models import Channel, Contact, Conversation, ConversationStatus, Priority
+from inbox.search import clean_query, matching_conversation_ids
+from shopbase.refusal import Refused
+
+__all__ = ["InvalidQuery", "ConversationFilters", "FILTER_NAMES"]
+
+FILTER_NAMES = ("status", "channel", "intent", "priority", "label", "q")
+_E = TypeVar("_E", bound=enum.Enum)
+
+
+class InvalidQuery(Refused, ValueError):
+    """A filter or cursor that makes no sense; the message is fit for a 400 answer."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("invalid_query", message, status=400)
+
+
+def _enum(cls: type[_E], value: Any, what: str) -> _E:
+    try:
+        return cls(value)
+    except ValueError:
+        raise InvalidQuery(f"unknown {what} {value!r}") from None
+
+
+@dataclass(frozen=True)
+class ConversationFilters:
+    """Every filter a conversation list can take; None means "any"."""
+
+    status: ConversationStatus | None = None
+    channel: Channel | None = None
+    intent: str | None = None
+    priority: Priority | None = None
+    label: str | None = None
+    q: str | None = None
+
+    @classmethod
+    def parse(
+        cls,
+        *,
+        status: Any = None,
+        channel: Any = None,
+        intent: Any = None,
+        priority: Any = None,
+        label: Any = None,
+        q: Any = None,
+    ) -> ConversationFilters:
+        """Check raw values (strings or enums; empty means "any"); InvalidQuery for unknown ones."""
+        return cls(
+            status=_enum(ConversationStatus, status, "status") if status else None,
+            channel=_enum(Channel, channel, "channel") if channel else None,
+            intent=str(intent)[:32] if intent else None,
+            priority=_enum(Priority, priority, "priority") if priority else None,
+            label=str(label)[:64] if label else None,
+            q=str(q) if q else None,
+        )
+
+    def without_status(self) -> ConversationFilters:
+        return replace(self, status=None)
+
+    def conditions(self, dialect: str) -> list[ColumnElement[bool]]:
+        """The SQL conditions over ``Conversation`` (joined with ``Contact`` for search)."""
+        conds: list[ColumnElement[bool]] = []
+        if self.status is not None:
+            conds.append(Conversation.status == self.status)  # type: ignore[arg-type]
+        if self.channel is not None:
+            conds.append(Conversation.channel == self.channel)  # type: ignore[arg-type]
+        if self.priority is not None:
+            conds.append(Conversation.priority == self.priority)  # type: ignore[arg-type]
+        if self.intent:
+            conds.append(Conversation.last_intent == self.intent)  # type: ignore[arg-type]
+        if self.label:
+            conds.append(_label_condition(dialect, self.label))
+        if self.q:
+            conds.append(_search_condition(dialect, self.q))
+        return conds
+
+
+def _label_condition(dialect: str, label: str) -> ColumnElement[bool]:
+    if dialect == "postgresql":
+        return sa.type_coerce(Conversation.labels, JSONB).contains([label])
+    each = sa.func.json_each(Conversation.labels).table_valued("value")
+    return sa.exists(sa.select(sa.literal(1)).select_from(each).where(each.c.value == label))
+
+
+def _search_condition(dialect: str, q: str) -> ColumnElement[bool]:
+    text = clean_query(q)
+    if not text:
+        return sa.true()
+    ids = matching_conversation_ids(dialect, text)
+    pattern = "%" + text[:100].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    name_match = sa.or_(
+        Contact.display_name.ilike(pattern, escape="\\"),  # type: ignore[attr-defined]
+        Contact.username.ilike(pattern, escape="\\"),  # type: ignore[union-attr]
+    )
+    if ids is None:
+        return name_match
+    return sa.or_(Conversation.id.in_(ids), name_match)  # type: ignore[union-attr]

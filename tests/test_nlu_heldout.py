@@ -125,3 +125,32 @@ def test_cli_eval_on_a_folder(classifier: IntentClassifier, small_set: Path) -> 
     empty.mkdir()
     result = CliRunner().invoke(app, ["nlu", "eval", str(empty)])
     assert result.exit_code != 0 and re.search(r"no \*\.csv files", result.output)
+
+
+ORDER_ID_RECALL_TARGET = 0.95
+
+
+def _heldout_order_ids() -> list[tuple[str, str, list[str]]]:
+    import csv
+
+    rows = []
+    for path in sorted(HELDOUT_DIR.glob("*.csv")):
+        with path.open(encoding="utf-8", newline="") as fh:
+            for row in csv.DictReader(fh):
+                rows.append((path.stem, row["text"], [x for x in row["order_ids"].split("|") if x]))
+    return rows
+
+
+@pytest.mark.parametrize("lang", SUPPORTED_LANGUAGES)
+def test_order_identifiers_are_found_in_heldout_messages(lang: str) -> None:
+    """Order numbers as customers write them (#1001, 13-digit Shopify ids, dashed marketplace
+    numbers, leading zeros), normalised to digits: at least 95 % are extracted per language."""
+    wanted = found = 0
+    for row_lang, text, ids in _heldout_order_ids():
+        if row_lang != lang or not ids:
+            continue
+        got = {e.value.lstrip("#").replace("-", "") for e in nlu.extract_entities(text) if e.type == "order_number"}
+        wanted += len(ids)
+        found += sum(i in got for i in ids)
+    assert wanted >= 15, (lang, wanted)
+    assert found / wanted >= ORDER_ID_RECALL_TARGET, f"{lang}: {found}/{wanted} order identifiers found"

@@ -1,7 +1,7 @@
 """Order changes a customer may ask for before shipping: cancel the order, change the address.
 
 Both functions lock the order row, re-check the rules on the fresh row and either change
-it or return a refusal with a machine-readable ``reason`` while writing nothing. The
+it or raise ``shopbase.refusal.Refused`` with a machine-readable ``code`` while writing nothing. The
 caller commits.
 
 An order counts as shipped (and can no longer be changed) once its fulfillment status is
@@ -14,7 +14,7 @@ otherwise (including shipments whose lines are not known).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
@@ -36,10 +36,11 @@ from ordersvc.models import (
 )
 from shopbase.clock import utcnow
 from shopbase.rows import locked as locked_row
+from shopbase.refusal import Refused
 from shopbase.text import clean_line
 
 __all__ = [
-    "ActionResult",
+    "Cancellation",
     "ADDRESS_FIELDS",
     "REQUIRED_ADDRESS_FIELDS",
     "cancel_order",
@@ -76,14 +77,15 @@ _ALREADY_SETTLED = {FinancialStatus.refunded, FinancialStatus.voided}
 
 
 @dataclass(frozen=True)
-class ActionResult:
-    """What happened. ``ok`` False means nothing was written and ``reason`` says why."""
+class Cancellation:
+    """A cancelled order and the refund it produced (None when nothing was charged)."""
 
-    ok: bool
-    reason: str | None = None
-    errors: dict[str, str] = field(default_factory=dict)
+    order: Order
     refund: Refund | None = None
-    order: Order | None = None
+
+
+def _not_changeable(code: str, order: Order) -> Refused:
+    return Refused(code, f"order {order.name} cannot be changed: {code.replace('_', ' ')}", status=409, order=order)
 
 
 async def refund_due(session: AsyncSession, order: Order) -> Decimal:
@@ -97,8 +99,16 @@ async def refund_due(session: AsyncSession, order: Order) -> Decimal:
     return max(order.total_price - already, Decimal("0"))
 
 
-async def check_changeable(session: AsyncSession, order: Order) -> str | None:
-    """``None`` when the order may still be cancelled or edited, else the refusal reason."""
+async def check_changeable(session: AsyncSession, order: Order) -> None:
+    """Nothing when the order may still be cancelled or edited; else :class:`Refused` with the
+    reason as its code (``already_cancelled``, ``already_fulfilled``, ``partially_fulfilled``)
+    and the order in ``details["order"]``."""
+    code = await _unchangeable_reason(session, order)
+    if code is not None:
+        raise _not_changeable(code, order)
+
+
+async def _unchangeable_reason(session: AsyncSession, order: Order) -> str | None:
     if order.is_cancelled:
         return "already_cancelled"
     if order.fulfillment_status == FulfillmentStatus.partial:
@@ -125,8 +135,8 @@ async def check_changeable(session: AsyncSession, order: Order) -> str | None:
 
 async def cancel_order(
     session: AsyncSession, order: Order, *, reason: str = "customer", actor: str = "bot"
-) -> ActionResult:
-    """Cancel an order that has not started shipping.
+) -> Cancellation:
+    """Cancel an order that has not started shipping (else :class:`Refused`, nothing written).
 
     Unpaid orders (pending, authorized) become ``voided``; paid ones become ``refunded``
     with one ``Refund`` row for what has not been refunded yet. The external id
@@ -134,9 +144,7 @@ async def cancel_order(
     across racing transactions. Reserved stock is released.
     """
     locked = await locked_row(session, Order, order.id)
-    refusal = await check_changeable(session, locked)
-    if refusal is not None:
-        return ActionResult(ok=False, reason=refusal, order=locked)
+    await check_changeable(session, locked)
 
     now = utcnow()
     reason_text = clean_line(reason, 64) or "customer"
@@ -164,7 +172,7 @@ async def cancel_order(
     locked.updated_at = now
     session.add(locked)
     await session.flush()
-    return ActionResult(ok=True, refund=refund, order=locked)
+    return Cancellation(order=locked, refund=refund)
 
 
 @lru_cache(maxsize=1)
@@ -173,12 +181,18 @@ def _territories() -> Mapping[str, str]:
     return {code: name for code, name in names.items() if len(code) == 2 and code.isalpha() and code != "ZZ"}
 
 
-def check_address(new_address: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
-    """Validate an address; returns ``(cleaned, errors)`` with one error code per field.
-
-    Codes: ``required``, ``too_long``, ``invalid`` (not text, or an unknown country code),
-    ``unknown_field``.
+def check_address(new_address: Mapping[str, Any]) -> dict[str, str]:
+    """The cleaned address, or :class:`Refused` (``invalid_address``, 422) whose ``fields``
+    hold one problem code per field: ``required``, ``too_long``, ``invalid`` (not text, or an
+    unknown country code), ``unknown_field``.
     """
+    cleaned, errors = _address_problems(new_address)
+    if errors:
+        raise Refused("invalid_address", "the address is incomplete or invalid", fields=errors, status=422)
+    return cleaned
+
+
+def _address_problems(new_address: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
     errors: dict[str, str] = {}
     cleaned: dict[str, str] = {}
     if not isinstance(new_address, Mapping):
@@ -215,20 +229,16 @@ def check_address(new_address: Mapping[str, Any]) -> tuple[dict[str, str], dict[
 
 
 async def change_address(
-    session: AsyncSession, order: Order, new_address: dict[str, Any]
-) -> ActionResult:
+    session: AsyncSession, order: Order, new_address: Mapping[str, Any]
+) -> Order:
     """Replace the shipping address of an order that has not started shipping.
 
     The location (street, city, zip, country …) is replaced as a whole; recipient fields
     (name, company, phone) not given in ``new_address`` are kept from the old address.
     """
-    cleaned, errors = check_address(new_address)
-    if errors:
-        return ActionResult(ok=False, reason="invalid_address", errors=errors, order=order)
+    cleaned = check_address(new_address)
     locked = await locked_row(session, Order, order.id)
-    refusal = await check_changeable(session, locked)
-    if refusal is not None:
-        return ActionResult(ok=False, reason=refusal, order=locked)
+    await check_changeable(session, locked)
     old = dict(locked.shipping_address or {})
     merged: dict[str, Any] = {k: old[k] for k in _RECIPIENT_FIELDS if old.get(k)}
     merged.update(cleaned)
@@ -237,4 +247,4 @@ async def change_address(
     locked.updated_at = utcnow()
     session.add(locked)
     await session.flush()
-    return ActionResult(ok=True, order=locked)
+    return locked

@@ -8,6 +8,7 @@ import pytest
 from sqlmodel import select
 
 from ordersvc.actions import cancel_order, change_address, check_address
+from shopbase.refusal import Refused
 from ordersvc.inventory import reserve_order
 from ordersvc.models import FinancialStatus, FulfillmentStatus, InventoryLevel, Order, Refund
 from ordersvc_builders import ADDRESS, T0, make_level, make_order, make_shipment, make_warehouse
@@ -32,7 +33,7 @@ async def test_cancel_paid_order_refunds_total_and_releases_stock(sessions) -> N
         order = await s.get(Order, order.id)
         result = await cancel_order(s, order, reason="changed my mind", actor="bot")
         await s.commit()
-    assert result.ok and result.reason is None
+    assert result.order.is_cancelled
     assert result.refund is not None and result.refund.amount == Decimal("43.50")
 
     async with sessions() as s:
@@ -48,9 +49,10 @@ async def test_cancel_paid_order_refunds_total_and_releases_stock(sessions) -> N
 
     # a retry does not refund twice
     async with sessions() as s:
-        again = await cancel_order(s, await s.get(Order, order.id))
+        with pytest.raises(Refused) as again:
+            await cancel_order(s, await s.get(Order, order.id))
         await s.commit()
-    assert (again.ok, again.reason) == (False, "already_cancelled")
+    assert (again.value.code, again.value.status) == ("already_cancelled", 409)
     assert len(await _refunds(sessions, order.id)) == 1
 
 
@@ -60,7 +62,7 @@ async def test_cancel_unpaid_order_voids_without_refund(sessions, status: Financ
         order, _ = await make_order(s, financial_status=status)
         result = await cancel_order(s, order, reason="customer")
         await s.commit()
-    assert result.ok and result.refund is None
+    assert result.refund is None
     async with sessions() as s:
         assert (await s.get(Order, order.id)).financial_status == FinancialStatus.voided
     assert await _refunds(sessions, order.id) == []
@@ -74,7 +76,7 @@ async def test_cancel_partially_refunded_order_refunds_only_the_rest(sessions) -
         s.add(Refund(order_id=order.id, external_id="shopify-1", amount=Decimal("10"), currency="USD"))
         result = await cancel_order(s, order)
         await s.commit()
-    assert result.ok and result.refund is not None and result.refund.amount == Decimal("40")
+    assert result.refund is not None and result.refund.amount == Decimal("40")
 
 
 @pytest.mark.parametrize(
@@ -92,9 +94,10 @@ async def test_cancel_refused_writes_nothing(sessions, fulfillment, cancelled, e
         )
         await s.commit()
     async with sessions() as s:
-        result = await cancel_order(s, await s.get(Order, order.id))
+        with pytest.raises(Refused) as refused:
+            await cancel_order(s, await s.get(Order, order.id))
         await s.commit()
-    assert (result.ok, result.reason) == (False, expected)
+    assert refused.value.code == expected
     async with sessions() as s:
         stored = await s.get(Order, order.id)
         assert stored.updated_at == T0
@@ -111,8 +114,10 @@ async def test_cancel_refused_once_a_shipment_exists(sessions) -> None:
         await make_shipment(s, other, lines=[(other_lines[0], 1)])
         await s.commit()
     async with sessions() as s:
-        assert (await cancel_order(s, await s.get(Order, order.id))).reason == "already_fulfilled"
-        assert (await cancel_order(s, await s.get(Order, other.id))).reason == "partially_fulfilled"
+        for target, code in ((order, "already_fulfilled"), (other, "partially_fulfilled")):
+            with pytest.raises(Refused) as refused:
+                await cancel_order(s, await s.get(Order, target.id))
+            assert refused.value.code == code
         await s.commit()
     async with sessions() as s:
         assert (await s.get(Order, order.id)).cancelled_at is None
@@ -126,7 +131,7 @@ async def test_change_address_updates_shipping_address_and_keeps_recipient(sessi
     async with sessions() as s:
         result = await change_address(s, await s.get(Order, order.id), new)
         await s.commit()
-    assert result.ok, result.errors
+    assert result.id == order.id
     async with sessions() as s:
         stored = await s.get(Order, order.id)
     assert stored.shipping_postal_code == "69001"
@@ -147,10 +152,11 @@ async def test_change_address_reports_errors_per_field_and_writes_nothing(sessio
         await s.commit()
     bad = {"address1": "   ", "zip": "1" * 17, "country_code": "XX", "latitude": "1", "city": 7}
     async with sessions() as s:
-        result = await change_address(s, await s.get(Order, order.id), bad)
+        with pytest.raises(Refused) as refused:
+            await change_address(s, await s.get(Order, order.id), bad)
         await s.commit()
-    assert (result.ok, result.reason) == (False, "invalid_address")
-    assert result.errors == {
+    assert (refused.value.code, refused.value.status) == ("invalid_address", 422)
+    assert refused.value.fields == {
         "address1": "required",
         "zip": "too_long",
         "country_code": "invalid",
@@ -164,8 +170,9 @@ async def test_change_address_reports_errors_per_field_and_writes_nothing(sessio
 
 
 def test_check_address_requires_the_four_fields() -> None:
-    _, errors = check_address({})
-    assert errors == {"address1": "required", "city": "required", "zip": "required", "country_code": "required"}
+    with pytest.raises(Refused) as refused:
+        check_address({})
+    assert refused.value.fields == {"address1": "required", "city": "required", "zip": "required", "country_code": "required"}
 
 
 @pytest.mark.parametrize(
@@ -182,8 +189,9 @@ async def test_change_address_refused_after_shipping_or_cancel(sessions, fulfill
         await s.commit()
     good = {"address1": "1 Main St", "city": "Austin", "zip": "73301", "country_code": "US"}
     async with sessions() as s:
-        result = await change_address(s, await s.get(Order, order.id), good)
+        with pytest.raises(Refused) as refused:
+            await change_address(s, await s.get(Order, order.id), good)
         await s.commit()
-    assert (result.ok, result.reason) == (False, expected)
+    assert refused.value.code == expected
     async with sessions() as s:
         assert (await s.get(Order, order.id)).shipping_address == ADDRESS

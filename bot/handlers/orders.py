@@ -87,9 +87,10 @@ async def cancel_order(turn: Turn) -> None:
     if order is None:
         return
     turn.order_ref = order.name
-    refusal = await actions.check_changeable(turn.session, order)
-    if refusal is not None:
-        _refuse_cancel(turn, order, refusal)
+    try:
+        await actions.check_changeable(turn.session, order)
+    except Refused as refusal:
+        _refuse_cancel(turn, order, refusal.code)
         return
     await _ask_cancel(turn, order)
 
@@ -117,9 +118,10 @@ async def reask_cancel(turn: Turn) -> None:
     if order is None:
         return
     turn.order_ref = order.name
-    refusal = await actions.check_changeable(turn.session, order)
-    if refusal is not None:
-        _refuse_cancel(turn, order, refusal)
+    try:
+        await actions.check_changeable(turn.session, order)
+    except Refused as refusal:
+        _refuse_cancel(turn, order, refusal.code)
         return
     await _ask_cancel(turn, order)
 
@@ -171,7 +173,7 @@ async def continue_cancel(turn: Turn) -> None:
     except Refused as refusal:
         _refuse_cancel(turn, refusal.details.get("order") or order, refusal.code)
         return
-    done = result.order or order
+    done = result.order
     _finish(turn, done)
     turn.say(
         "cancel_done",
@@ -301,9 +303,10 @@ async def change_address(turn: Turn) -> None:
     if order is None:
         return
     turn.order_ref = order.name
-    refusal = await actions.check_changeable(turn.session, order)
-    if refusal is not None:
-        _refuse_address(turn, order, refusal)
+    try:
+        await actions.check_changeable(turn.session, order)
+    except Refused as refusal:
+        _refuse_address(turn, order, refusal.code)
         return
     turn.state.start("address", "full", order_id=order.id, address={}, free_text=True)
     turn.state.pending_intent = "change_address"
@@ -404,8 +407,10 @@ async def _next_address_step(turn: Turn, order: Order, fields: dict[str, str]) -
     if missing is not None:
         _ask_field(turn, missing, fields)
         return
-    cleaned, errors = actions.check_address(fields)
-    if errors:
+    try:
+        cleaned = actions.check_address(fields)
+    except Refused as refusal:
+        errors = refusal.fields
         field = next(iter(errors))
         step = next((s for s, f in _FIELD_OF_STEP.items() if f == field), None)
         if step is None:  # a field we parsed but cannot fix step by step: start over
@@ -437,14 +442,13 @@ def _confirm(turn: Turn, fields: dict[str, str], *, again: bool = False) -> None
 
 async def _apply(turn: Turn, order: Order, fields: dict[str, str]) -> None:
     try:
-        result = await order_change_address(turn.session, turn.conversation, order, fields)
+        done = await order_change_address(turn.session, turn.conversation, order, fields)
     except Refused as refusal:
         if refusal.code == "invalid_address":
             await _next_address_step(turn, order, fields)
             return
         _refuse_address(turn, refusal.details.get("order") or order, refusal.code)
         return
-    done = result.order or order
     _finish(turn, done)
     turn.say("address_done", order=done, lines=_address_view(done.shipping_address or {}))
 

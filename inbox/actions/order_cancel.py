@@ -8,7 +8,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from inbox.actions.base import add_system_line, agent_name, order_for_conversation, write_audit
 from inbox.models import Agent, Conversation
-from ordersvc.actions import ActionResult, cancel_order
+from ordersvc.actions import Cancellation, cancel_order
 from ordersvc.models import Order
 from shopbase.refusal import Refused
 
@@ -29,19 +29,20 @@ async def order_cancel(
     *,
     agent: Agent | None = None,
     reason: str | None = None,
-) -> ActionResult:
+) -> Cancellation:
     """Cancel ``order``. An order id is checked against the conversation's verified customer
     (an agent's request); an Order comes from the bot's own verification. Refused with the
     ordersvc reason as ``code`` (and the fresh order in ``details["order"]``)."""
     if isinstance(order, int):
         _contact, order = await order_for_conversation(session, conversation, order)
     actor = "agent" if agent is not None else "bot"
-    result = await cancel_order(session, order, reason=reason or f"{'agent' if agent else 'customer'} request",
-                                actor=actor)
-    if not result.ok:
-        code = result.reason or "not_cancellable"
+    try:
+        result = await cancel_order(session, order, reason=reason or f"{'agent' if agent else 'customer'} request",
+                                    actor=actor)
+    except Refused as refusal:
+        code = refusal.code
         raise Refused(code, CANCEL_REFUSALS.get(code, f"The order cannot be cancelled ({code})."),
-                      order=result.order or order)
+                      status=refusal.status, order=refusal.details.get("order") or order) from None
     write_audit(session, conversation.id, "order.cancelled", agent=agent, actor=actor,
                 detail={"order_id": order.id, "refund_id": result.refund.id if result.refund else None})
     if agent is not None:

@@ -9,7 +9,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from inbox.actions.base import add_system_line, agent_name, order_for_conversation, write_audit
 from inbox.models import Agent, Conversation
-from ordersvc.actions import ActionResult, change_address
+from ordersvc.actions import change_address
 from ordersvc.models import Order
 from shopbase.refusal import Refused
 
@@ -23,22 +23,23 @@ async def order_change_address(
     fields: Mapping[str, Any],
     *,
     agent: Agent | None = None,
-) -> ActionResult:
+) -> Order:
     """Apply the new address. Refused with the ordersvc reason as ``code``
     (``invalid_address`` carries the per-field problems in ``fields``; the fresh order is
     in ``details["order"]``)."""
     if isinstance(order, int):
         _contact, order = await order_for_conversation(session, conversation, order)
-    result = await change_address(session, order, fields)
-    if not result.ok:
-        code = result.reason or "not_changeable"
+    try:
+        changed = await change_address(session, order, fields)
+    except Refused as refusal:
+        code = refusal.code
         raise Refused(code, f"The address cannot be changed ({code.replace('_', ' ')}).",
-                      fields=result.errors, status=422 if code == "invalid_address" else 409,
-                      order=result.order or order)
+                      fields=refusal.fields, status=refusal.status,
+                      order=refusal.details.get("order") or order) from None
     actor = "agent" if agent is not None else "bot"
     write_audit(session, conversation.id, "order.address_changed", agent=agent, actor=actor,
                 detail={"order_id": order.id})
     if agent is not None:
         add_system_line(session, conversation, f"{agent_name(agent)} changed the shipping address of order "
                         f"{order.name}.", agent=agent)
-    return result
+    return changed

@@ -113,17 +113,9 @@ async def _ask_cancel(turn: Turn, order: Order, *, again: bool = False) -> None:
 
 
 async def reask_cancel(turn: Turn) -> None:
-    """The cancellation was put aside and the customer came back: ask its question again."""
-    order = await _flow_order(turn, "cancel_order")
-    if order is None:
-        return
-    turn.order_ref = order.name
-    try:
-        await actions.check_changeable(turn.session, order)
-    except Refused as refusal:
-        _refuse_cancel(turn, order, refusal.code)
-        return
-    await _ask_cancel(turn, order)
+    """The cancellation was put aside and the customer came back: ask its question again
+    (the order of the open flow, if this customer may still see it; else verification starts)."""
+    await cancel_order(turn)
 
 
 def _refuse_cancel(turn: Turn, order: Order, reason: str) -> None:

@@ -461,6 +461,26 @@ async def test_two_requests_in_one_message_are_both_answered(sessions, settings,
     assert [v for _, v in chat.choices] == [f"line:{tee.id}", f"line:{tote.id}"]
 
 
+HELLO = {"en": "hi", "es": "hola", "ru": "привет", "vi": "xin chào", "zh-Hans": "你好", "zh-Hant": "你好"}
+
+
+@pytest.mark.parametrize("lang", LANGS)
+async def test_two_requests_after_the_greeting_menu_are_both_answered(sessions, settings, lang: str) -> None:  # type: ignore[no-untyped-def]
+    """The greeting offers a menu; a whole sentence sent to it is read as its requests, not
+    as a pick of the one button whose words it happens to contain."""
+    _order, (tee, tote) = await _shop(sessions)
+    chat = Chat(sessions, settings, lang=lang)
+    await chat.send(HELLO[lang])
+    assert (await chat.state())["flow"] == "menu"
+    await chat.send(TWO_REQUESTS[lang])
+    assert await _step(chat) == "ask_proof"
+    assert len((await chat.state())["queued"]) == 1
+    await chat.send(EMAIL)
+    assert "1Z" in chat.replies[0].text
+    state = await chat.state()
+    assert (state["flow"], state["step"], state["queued"]) == ("returns", "items", [])
+
+
 # --------------------------------------------------------------------------- 7. clarifying questions
 
 

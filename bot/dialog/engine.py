@@ -104,6 +104,8 @@ async def respond(turn: Turn) -> None:
 
 #: a menu answer this short ("cái thứ nhất", "the first one") is an answer, whatever its tone score
 _PLAIN_ANSWER_WORDS = 6
+#: longer than this, a message to the greeting's menu is a request of its own ("the second one" is not)
+_MENU_ANSWER_WORDS = 3
 
 
 def _plain_answer(turn: Turn) -> bool:
@@ -131,10 +133,16 @@ def _leave_flow(turn: Turn, *, pressed: bool = False) -> None:
 
 def _switches_topic(turn: Turn) -> bool:
     """A confident, different request in the middle of a flow starts that request instead."""
+    if turn.postback is None and turn.state.flow == "menu" and len(split_requests(turn.text, turn.lang)) > 1:
+        return True  # "where is my order 1001 and can I return it?" to the greeting's menu: both requests
     if turn.postback is not None or turn.confidence < CONFIDENT or turn.intent not in INTERRUPTING:
         return False
     if turn.state.slots.get("free_text"):  # answering an open question (a note, an address): never a new topic
         return False
+    if turn.state.flow == "menu" and len(turn.text.split()) > _MENU_ANSWER_WORDS:
+        # the menu only lists requests: a whole sentence ("where is my order 1001 and can I
+        # return it?") is read as the request(s) it makes, not as a pick of one button
+        return True
     if answers_flow(turn):  # "2", "Other reason", "store credit", "yes please": an answer, not a topic
         return False
     current = turn.state.pending_intent or turn.state.flow

@@ -36,7 +36,7 @@ from bot.nlu.intents import (
     split_examples,
 )
 from bot.nlu.language import SUPPORTED_LANGUAGES, _chinese_sets
-from bot.nlu.tools import EvalReport, classify_stream, evaluate_csv, format_report, main
+from bot.nlu.tools import EvalReport, classify_stream, evaluate_csv, format_report
 
 HELDOUT_CSV = Path(__file__).with_name("nlu_heldout.csv")
 HELDOUT_SPLIT_BAR = 0.82
@@ -726,13 +726,18 @@ def test_evaluate_csv_missing_file(classifier, tmp_path: Path) -> None:
         evaluate_csv(tmp_path / "nope.csv", classifier=classifier)
 
 
-def test_cli_evaluate(classifier, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    assert main(["evaluate", str(HELDOUT_CSV)]) == 0
-    assert "accuracy" in capsys.readouterr().out
+def test_cli_evaluate(classifier, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from shopdesk.cli import app
+
+    result = CliRunner().invoke(app, ["nlu", "eval", str(HELDOUT_CSV)])
+    assert result.exit_code == 0, result.output
+    assert "accuracy" in result.output
     bad = tmp_path / "bad.csv"
     bad.write_text("a,b\n1,2\n", encoding="utf-8")
-    assert main(["evaluate", str(bad)]) == 2
-    assert "error:" in capsys.readouterr().err
+    result = CliRunner().invoke(app, ["nlu", "eval", str(bad)])
+    assert result.exit_code != 0 and "error" in result.output.lower()
 
 
 def test_fast_probabilities_equal_scikit_learns(classifier: IntentClassifier) -> None:

@@ -1,20 +1,15 @@
 """Batch tools around the NLU: classify a stream of messages, evaluate on a labelled CSV.
 
-Command line::
+The command line is ``shopdesk nlu`` (``shopdesk/cli/nlu.py``)::
 
-    python -m bot.nlu.tools classify < messages.jsonl > results.jsonl
-    python -m bot.nlu.tools evaluate tests/nlu_heldout/      # a labelled CSV or a folder of them
+    shopdesk nlu classify < messages.jsonl > results.jsonl
+    shopdesk nlu eval tests/nlu_heldout/      # a labelled CSV or a folder of them
 """
 
 from __future__ import annotations
 
-import argparse
-import csv
-import io
 import json
 import re
-import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple, TextIO
 
@@ -26,7 +21,6 @@ from .intents import IntentClassifier
 
 __all__ = [
     "ClassifyCounts", "EvalReport", "IntentStats", "LineError", "classify_stream", "evaluate_csv", "format_report",
-    "main",
 ]
 
 
@@ -106,26 +100,3 @@ def evaluate_csv(path: str | Path, *, classifier: IntentClassifier | None = None
     """Accuracy of the intent classifier on a labelled CSV (``text,intent[,lang]``) or a folder
     of them; see :func:`bot.nlu.evaluate.evaluate_path`."""
     return evaluate_path(path, classifier=classifier or get_classifier())
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bot.nlu.tools", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("classify", help="classify stdin lines (JSON or text) to JSON lines on stdout")
-    ev = sub.add_parser("evaluate", help="evaluate on a CSV with columns text,intent[,lang], or a folder of them")
-    ev.add_argument("csv", type=Path)
-    args = parser.parse_args(argv)
-    if args.command == "classify":
-        if isinstance(sys.stdin, io.TextIOWrapper):
-            sys.stdin.reconfigure(errors="surrogateescape")  # a bad line is reported, not fatal
-        return 1 if classify_stream(sys.stdin, sys.stdout).failed else 0
-    try:
-        print(format_report(evaluate_csv(args.csv)))
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())

@@ -14,7 +14,6 @@ import sys
 from typing import Any, TextIO
 
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlmodel import select
 
 from bot.pipeline import Pipeline
 from inbox.actions.contact_create import contact_create
@@ -22,8 +21,8 @@ from inbox.actions.contact_link import contact_link
 from inbox.actions.message_record import message_record
 from inbox.events import EventBus
 from inbox.messages import InboundMessage, InvalidMessage, OutboundPayload
-from inbox.models import Channel, OutboxMessage, OutboxStatus
-from shopbase.clock import utcnow
+from inbox.models import Channel
+from inbox.outbox import take_pending
 from shopbase.sessions import session_maker
 from ordersvc.service import find_customer_by_email
 
@@ -70,20 +69,7 @@ class TerminalSession:
         )
         await self.pipeline.process(result.message_id)
         async with self.sessions() as session:
-            rows = (
-                await session.exec(
-                    select(OutboxMessage)
-                    .where(OutboxMessage.conversation_id == result.conversation_id,
-                           OutboxMessage.status == OutboxStatus.pending)
-                    .order_by(OutboxMessage.id)  # type: ignore[arg-type]
-                )
-            ).all()
-            replies = []
-            for row in rows:
-                replies.append(OutboundPayload.from_json(row.payload))
-                row.status = OutboxStatus.sent
-                row.sent_at = utcnow()
-                session.add(row)
+            replies = await take_pending(session, result.conversation_id)
             await session.commit()
         return replies
 
@@ -108,7 +94,7 @@ async def run_terminal_chat(engine: AsyncEngine, settings: Any, *, email: str | 
     chat = TerminalSession(engine, settings, lang=lang)
     if email:
         if not await chat.link_email(email):
-            out.write(f"(no customer with that email; chatting as a new customer)\n")
+            out.write("(no customer with that email; chatting as a new customer)\n")
     out.write("Type a message (Ctrl-D to leave).\n")
     choices: list[str] = []
     loop = asyncio.get_running_loop()

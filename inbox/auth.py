@@ -21,7 +21,6 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from inbox.models import Agent
-from shopbase.clock import utcnow
 
 __all__ = [
     "MIN_PASSWORD_LENGTH",
@@ -110,9 +109,8 @@ async def set_password(session: AsyncSession, agent: Agent, password: str) -> No
 
 
 async def authenticate(session: AsyncSession, email: str, password: str) -> Agent | None:
-    """The active agent with this email and password, else None (the caller commits).
-
-    Records ``last_login_at`` and upgrades an outdated hash on success.
+    """The active agent with this email and password, else None. Reads only: the login itself
+    (``last_login_at``, an upgraded hash) is the ``agent_login`` action.
     """
     address = normalize_email(email)
     # NUL and other control characters cannot be in a stored address (PostgreSQL refuses NUL outright)
@@ -127,9 +125,9 @@ async def authenticate(session: AsyncSession, email: str, password: str) -> Agen
     ok = await verify_password(agent.password_hash, password)
     if ok is not True or not agent.is_active:
         return None
-    if _hasher.check_needs_rehash(agent.password_hash):
-        agent.password_hash = await hash_password(password)
-    agent.last_login_at = utcnow()
-    session.add(agent)
-    await session.flush()
     return agent
+
+
+def needs_rehash(password_hash: str) -> bool:
+    """The stored hash was made with older parameters and should be replaced at the next login."""
+    return bool(_hasher.check_needs_rehash(password_hash))

@@ -49,6 +49,7 @@ import sqlalchemy as sa
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session, aliased
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from inbox.actions.base import write_audit
 from inbox.channels import Notice, NoticeSender, PermanentFailure, RetryLater, Sender, SenderRegistry
@@ -58,7 +59,7 @@ from inbox.models import Channel, Contact, ExternalThread, Message, OutboxMessag
 from shopbase.clock import utcnow
 
 __all__ = ["NoticeRequest", "NoticeSelector", "OutboxDispatcher", "backoff_seconds", "feed_notices", "pending_count",
-           "sent_payload"]
+           "sent_payload", "take_pending"]
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +160,24 @@ async def pending_count(session: Any, channel: Channel | None = None) -> int:
     if channel is not None:
         query = query.where(OutboxMessage.channel == Channel(channel))
     return int((await session.exec(query)).one())
+
+
+async def take_pending(session: AsyncSession, conversation_id: int) -> list[OutboundPayload]:
+    """Deliver in-process: the conversation's pending rows, oldest first, marked sent in the
+    caller's transaction (the terminal chat shows them itself; nothing is dispatched)."""
+    rows = (
+        await session.exec(
+            select(OutboxMessage)
+            .where(OutboxMessage.conversation_id == conversation_id, OutboxMessage.status == OutboxStatus.pending)
+            .order_by(col(OutboxMessage.id))
+        )
+    ).all()
+    now = utcnow()
+    for row in rows:
+        row.status = OutboxStatus.sent
+        row.sent_at = now
+        session.add(row)
+    return [OutboundPayload.from_json(row.payload) for row in rows]
 
 
 async def sent_payload(session: Any, channel: Channel, contact_external_id: str,

@@ -28,7 +28,8 @@ from aiohttp_session import setup as setup_session_middleware
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
 from inbox.actions.agent_update import agent_update
-from inbox.auth import authenticate, normalize_email
+from inbox.actions.agent_login import agent_login
+from inbox.auth import normalize_email
 from inbox.models import Agent
 from inbox.web.rendering import error_response, render, wants_json
 from inbox.web.state import AGENT, STATE, ThrottleConfig, WebConfig, derive_key
@@ -258,7 +259,7 @@ async def login(request: web.Request) -> web.Response:
         return response
 
     async with state.sessions() as db:
-        agent = await authenticate(db, email, password)
+        agent = await agent_login(db, email, password)
         if agent is not None:
             await db.commit()
     if agent is None:

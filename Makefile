@@ -32,6 +32,11 @@ serve: install
 test: install-test
 	$(BIN)/python -m pytest -n $(WORKERS) -q $(PYTEST_ARGS)
 
+# ruff (rules in pyproject's [tool.ruff]) and mypy (strict on the seams, see [tool.mypy])
+lint: install-test
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
 bench: install-test
 	$(BIN)/python -m tests.bench
 

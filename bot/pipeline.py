@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -87,7 +87,7 @@ class Pipeline:
                 text=text,
                 postback=postback,
                 lang=_language(nlu, conversation, contact),
-                now=datetime.now(timezone.utc),
+                now=datetime.now(UTC),
                 config=self.config,
                 state=DialogState.from_json(conversation.bot_state),
                 intent=_intent(nlu)[0],
@@ -141,7 +141,7 @@ class Pipeline:
         while True:
             try:
                 async with self.sessions() as session:
-                    await conversation_wake_snoozed(session, datetime.now(timezone.utc))
+                    await conversation_wake_snoozed(session, datetime.now(UTC))
                     await session.commit()
             except asyncio.CancelledError:
                 raise

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -72,7 +72,7 @@ def _language(lang: str | None) -> str:
     return lang if lang in SUPPORTED_LANGUAGES else FALLBACK_LANGUAGE
 
 
-@lru_cache(maxsize=None)
+@cache
 def _environment(lang: str) -> SandboxedEnvironment:
     loaders = []
     if _override_dir is not None:
@@ -130,7 +130,7 @@ def reply_names(lang: str = FALLBACK_LANGUAGE) -> set[str]:
     return {p.stem for p in folder.glob("*.txt")} if folder.is_dir() else set()
 
 
-@lru_cache(maxsize=None)
+@cache
 def _labels(lang: str) -> dict[str, str]:
     import yaml
 

@@ -72,7 +72,7 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -388,8 +388,8 @@ def _parse_time(value: str, column: str, row: int, *, required: bool = False) ->
     except ValueError:
         raise _RowError(row, f"{column} is not an ISO 8601 date/time: {value[:40]!r}") from None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
 
 
 def _parse_status(value: str, row: int) -> ShipmentStatus | None:

@@ -34,7 +34,6 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from shopbase.dedupe import DuplicateDelivery, claim_delivery
 from ordersvc.shopify import (
     UpsertResult,
     apply_shopify_refund,
@@ -45,6 +44,7 @@ from ordersvc.shopify import (
     upsert_shopify_fulfillment,
     upsert_shopify_order,
 )
+from shopbase.dedupe import DuplicateDelivery, claim_delivery
 from shopbase.refusal import Refused
 
 __all__ = [

@@ -17,6 +17,6 @@ async def locked(session: AsyncSession, model: type[_M], row_id: Any) -> _M:
     (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite serializes writers anyway). The identity
     map's copy is refreshed, so rules are checked on what is really stored. Raises
     ``sqlalchemy.exc.NoResultFound`` when there is no such row."""
-    key = getattr(model, "id")
+    key = model.id
     stmt = select(model).where(col(key) == row_id).with_for_update().execution_options(populate_existing=True)
     return (await session.exec(stmt)).one()

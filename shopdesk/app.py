@@ -106,6 +106,9 @@ def _load_models() -> None:
 def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_on_start: bool = True,
               telegram_polling: bool = False) -> web.Application:
     import bot.files
+    import inbox.web
+    import ordersvc.api
+    import ordersvc.webhooks
     from bot.connectors import build_connectors
     from bot.pipeline import Pipeline
     from inbox.channels import SenderRegistry
@@ -113,9 +116,6 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
     from inbox.outbox import OutboxDispatcher
     from inbox.replies import configure_overrides
     from inbox.worker import InboundWorker
-    import inbox.web
-    import ordersvc.api
-    import ordersvc.webhooks
 
     settings.ensure_secret_key()
     engine = engine or create_engine(settings.database_url)

@@ -7,7 +7,7 @@ commits when it wants the rows visible to other sessions.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from itertools import count
 from typing import Any
@@ -30,7 +30,7 @@ from ordersvc.tracking import ShipmentStatus
 
 _ids = count(1)
 
-T0 = datetime(2025, 5, 1, 14, 0, tzinfo=timezone.utc)
+T0 = datetime(2025, 5, 1, 14, 0, tzinfo=UTC)
 
 ADDRESS = {
     "first_name": "Lan",
@@ -66,9 +66,9 @@ async def make_order(
 ) -> tuple[Order, list[OrderLine]]:
     """An order with ``lines`` (OrderLine field dicts); totals follow the lines."""
     subtotal = sum(
-        (Decimal(str(l.get("unit_price", "0"))) * int(l.get("quantity", 1)) for l in lines), Decimal("0")
+        (Decimal(str(ln.get("unit_price", "0"))) * int(ln.get("quantity", 1)) for ln in lines), Decimal("0")
     )
-    discounts = sum((Decimal(str(l.get("total_discount", "0"))) for l in lines), Decimal("0"))
+    discounts = sum((Decimal(str(ln.get("total_discount", "0"))) for ln in lines), Decimal("0"))
     order = Order(
         external_id=fields.pop("external_id", str(next(_ids))),
         name=name,

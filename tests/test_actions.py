@@ -5,13 +5,13 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from ordersvc_builders import ADDRESS, T0, make_level, make_order, make_shipment, make_warehouse
 from sqlmodel import select
 
 from ordersvc.actions import cancel_order, change_address, check_address
 from shopbase.refusal import Refused
 from ordersvc.inventory import reserve_order
 from ordersvc.models import FinancialStatus, FulfillmentStatus, InventoryLevel, Order, Refund
-from ordersvc_builders import ADDRESS, T0, make_level, make_order, make_shipment, make_warehouse
 
 
 async def _refunds(sessions, order_id: int) -> list[Refund]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
@@ -473,7 +473,7 @@ async def test_odd_input_never_500(client: Any, token: str, path: str) -> None:
 
 
 async def test_demo_shop_pages_and_late_shipments(aiohttp_client: Any, sessions: Any, token: str) -> None:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     summary = await seed_demo_orders(sessions, seed=7, now=now)
     app = web.Application()
     api.setup(app, sessions)
@@ -499,7 +499,7 @@ async def test_demo_shop_pages_and_late_shipments(aiohttp_client: Any, sessions:
             break
     async with sessions() as session:
         every = (await session.exec(Shipment.__table__.select())).all()  # type: ignore[attr-defined]
-        check = datetime.now(timezone.utc)
+        check = datetime.now(UTC)
         expected = {row.id for row in every if shipment_is_late(Shipment.model_validate(dict(row._mapping)), check)}
     assert late_ids == expected and late_ids
     low = await get_json(client, "/api/v1/inventory?low=true&limit=100", token)

@@ -25,10 +25,10 @@ import re
 import socket
 import time
 import uuid
-from urllib.parse import urlencode
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from aiohttp import ClientError, WSMsgType, web

@@ -8,12 +8,11 @@ priority) and which events reached the bus (merchant alerts, escalations).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
-
 from babel.dates import format_date
 from bot_chat import Chat, days_ago, url_in
 from ordersvc_builders import T0, make_customer, make_order, make_shipment
@@ -73,7 +72,7 @@ async def _verify(chat: Chat, question: str, *, hidden: Sequence[str], name: str
 
 
 def _en_day(moment: datetime) -> str:
-    return format_date(moment.astimezone(timezone.utc).date(), format="medium", locale="en_US")
+    return format_date(moment.astimezone(UTC).date(), format="medium", locale="en_US")
 
 
 async def _assert_left_to_the_bot(chat: Chat) -> None:
@@ -161,7 +160,7 @@ async def test_a_parcel_scanned_recently_is_not_late(sessions, settings) -> None
 
 def _next_thursday() -> datetime:
     """A Thursday afternoon in the coming week: its ship-by dates are still ahead (not late)."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return (now + timedelta(days=(3 - now.weekday()) % 7 or 7)).replace(hour=14, minute=0, second=0, microsecond=0)
 
 
@@ -211,8 +210,8 @@ async def test_every_parcel_of_a_split_order_is_reported(sessions, settings) -> 
     ups_url = tracking_url(Carrier.UPS, UPS_NUMBER)
     usps_url = tracking_url(Carrier.USPS, USPS_NUMBER)
     async with sessions() as session:
-        first = await make_shipment(session, order, lines=[(tee_line, 1)], shipped_at=datetime(2025, 5, 2, 9, tzinfo=timezone.utc),
-                                    delivered_at=datetime(2025, 5, 4, 15, tzinfo=timezone.utc))
+        first = await make_shipment(session, order, lines=[(tee_line, 1)], shipped_at=datetime(2025, 5, 2, 9, tzinfo=UTC),
+                                    delivered_at=datetime(2025, 5, 4, 15, tzinfo=UTC))
         first.tracking_url = ups_url
         second = await make_shipment(session, order, lines=[(tote_line, 2)], shipped_at=days_ago(2))
         second.carrier, second.tracking_number, second.tracking_url = "USPS", USPS_NUMBER, usps_url
@@ -239,7 +238,7 @@ async def test_every_parcel_of_a_split_order_is_reported(sessions, settings) -> 
 
 async def test_a_cancelled_order_says_so_and_shows_no_tracking(sessions, settings) -> None:  # type: ignore[no-untyped-def]
     # cancelled at 02:00 UTC on May 2, which is still May 1 in the shop's time zone
-    order, lines = await _order(sessions, cancelled_at=datetime(2025, 5, 2, 2, tzinfo=timezone.utc), cancel_reason="customer")
+    order, lines = await _order(sessions, cancelled_at=datetime(2025, 5, 2, 2, tzinfo=UTC), cancel_reason="customer")
     async with sessions() as session:  # a label had been printed before the cancellation
         await make_shipment(session, order, lines=[(lines[0], 1)], status=ShipmentStatus("info_received"))
         await session.commit()
@@ -259,7 +258,7 @@ async def _refunded(sessions: Any) -> None:
     order, _lines = await _order(sessions)
     async with sessions() as session:
         session.add(Refund(order_id=order.id, external_id="r-1", amount=Decimal("1234.50"), currency="USD",
-                           processed_at=datetime(2025, 5, 3, 10, tzinfo=timezone.utc)))
+                           processed_at=datetime(2025, 5, 3, 10, tzinfo=UTC)))
         session.add(StoreCredit(customer_id=order.customer_id, code="SC-7Q2M", amount=Decimal("20.00"), currency="USD"))
         await session.commit()
 
@@ -441,7 +440,7 @@ async def test_where_is_my_order_in_spanish(sessions, settings) -> None:  # type
     order, lines = await _order(sessions, fulfillment_status=FulfillmentStatus.fulfilled)
     async with sessions() as session:
         shipment = await make_shipment(session, order, lines=[(lines[0], 1)], shipped_at=days_ago(3))
-        shipment.eta, shipment.last_event_at = datetime(2025, 5, 6, 12, tzinfo=timezone.utc), days_ago(1)
+        shipment.eta, shipment.last_event_at = datetime(2025, 5, 6, 12, tzinfo=UTC), days_ago(1)
         session.add(shipment)
         await session.commit()
 

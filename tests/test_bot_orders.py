@@ -24,7 +24,6 @@ import bot.files
 from bot.handlers.orders import find_country, parse_address
 from inbox.models import Channel, Owner, Priority
 from ordersvc.inventory import reserve_order
-from ordersvc.tracking import ShipmentStatus
 from ordersvc.models import (
     FinancialStatus,
     FulfillmentStatus,
@@ -32,6 +31,7 @@ from ordersvc.models import (
     Order,
     Refund,
 )
+from ordersvc.tracking import ShipmentStatus
 
 EMAIL = "lan@example.com"
 

@@ -13,7 +13,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-
 from bot_chat import Chat, days_ago
 from ordersvc_builders import make_customer, make_level, make_order, make_shipment, make_warehouse
 from sqlmodel import select

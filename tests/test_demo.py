@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 from collections import Counter, defaultdict
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,7 @@ from ordersvc.tracking import (
 from shopdesk.db import create_engine, session_maker
 from shopdesk.demo import DEMO_LOCALES, SHOWCASE, demo_anchor, seed_demo_orders
 
-NOW = datetime(2026, 3, 18, 15, 42, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 18, 15, 42, tzinfo=UTC)
 ANCHOR = demo_anchor(NOW)
 TABLES = (Customer, ProductVariant, Warehouse, InventoryLevel, Order, OrderLine, Shipment, ShipmentLine,
           TrackingEvent, ReturnAuthorization, ReturnLine, Refund, StoreCredit)

@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 import pytest
+from sqlalchemy.exc import IntegrityError
 
 from inbox.events import Event, EventBus, collect, pending_events
 from inbox.models import Team
@@ -64,7 +65,7 @@ async def test_failed_transaction_publishes_nothing(sessions, bus, seen):
     async with sessions() as s:
         s.add(Team(name="dup"))
         await s.commit()
-    with pytest.raises(Exception):
+    with pytest.raises(IntegrityError):
         async with sessions() as s:
             collect(s, ev("never"))
             s.add(Team(name="dup"))

@@ -25,6 +25,7 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import BadRequest, Conflict, Forbidden, InvalidToken, RetryAfter
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes
 
+from tests.db_helpers import eventually
 from tests.fakes import slack as fs
 from tests.fakes.slack import FakeSlack
 from tests.fakes.telegram import (
@@ -35,7 +36,6 @@ from tests.fakes.telegram import (
     make_start_update,
     start_fake,
 )
-from tests.db_helpers import eventually
 
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 
@@ -157,7 +157,7 @@ async def test_tg_webhook_info(tg: FakeTelegram) -> None:
         assert info.has_custom_certificate is False
         assert info.pending_update_count == 1
         assert info.last_error_message == "Wrong response from the webhook: 502 Bad Gateway"
-        assert info.last_error_date == dtm.datetime.fromtimestamp(1_700_000_000, dtm.timezone.utc)
+        assert info.last_error_date == dtm.datetime.fromtimestamp(1_700_000_000, dtm.UTC)
         assert list(info.allowed_updates) == ["message", "callback_query"]
 
         with pytest.raises(Conflict):  # as on Telegram: no getUpdates while a webhook is set

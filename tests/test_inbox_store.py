@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from sqlmodel import col, select
 
+import inbox.actions.message_record as message_record_module
 from inbox.actions.contact_link import contact_link
 from inbox.actions.conversation_assign import conversation_assign, conversation_claim
 from inbox.actions.conversation_escalate import conversation_escalate
@@ -19,13 +20,8 @@ from inbox.actions.conversation_priority import conversation_priority
 from inbox.actions.conversation_status import conversation_status, conversation_wake_snoozed
 from inbox.actions.message_mark_processed import message_mark_processed
 from inbox.actions.message_note import message_note
-import inbox.actions.message_record as message_record_module
 from inbox.actions.message_record import message_record
 from inbox.actions.message_send import agent_reply, message_send
-from inbox.queries.conversations import count_conversations, get_conversation, list_conversations
-from inbox.queries.filters import InvalidQuery
-from inbox.queries.messages import transcript, unprocessed_message_ids
-from shopbase.refusal import Refused
 from inbox.events import Event, EventBus
 from inbox.messages import Attachment, InboundMessage, InvalidMessage, OutboundPayload, QuickReply
 from inbox.models import (
@@ -45,13 +41,17 @@ from inbox.models import (
     Role,
     Team,
 )
+from inbox.queries.conversations import count_conversations, get_conversation, list_conversations
+from inbox.queries.filters import InvalidQuery
+from inbox.queries.messages import transcript, unprocessed_message_ids
 from inbox.search import fts5_query
 from ordersvc.models import Customer
+from shopbase.refusal import Refused
 from tests.db_helpers import count
 
 
 def utc(**delta: float) -> datetime:
-    return datetime.now(timezone.utc) + timedelta(**delta)
+    return datetime.now(UTC) + timedelta(**delta)
 
 
 def inbound(key: str, contact: str = "tg-100", text: str = "hello", **kw: Any) -> InboundMessage:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from ordersvc_builders import make_level, make_order, make_warehouse
 from sqlmodel import select
 
 from ordersvc.inventory import (
@@ -18,7 +19,6 @@ from ordersvc.inventory import (
     ship_sku,
 )
 from ordersvc.models import InventoryLevel, Order
-from ordersvc_builders import make_level, make_order, make_warehouse
 
 
 async def _levels(sessions, sku: str) -> dict[int, tuple[int, int]]:

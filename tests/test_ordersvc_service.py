@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -44,7 +44,7 @@ from ordersvc.service import (
 )
 from ordersvc.tracking import ShipmentStatus
 
-NOW = datetime(2026, 5, 20, 12, 0, tzinfo=timezone.utc)  # a Wednesday
+NOW = datetime(2026, 5, 20, 12, 0, tzinfo=UTC)  # a Wednesday
 S = ShipmentStatus
 
 
@@ -325,9 +325,9 @@ def test_shipment_is_late(kw: dict[str, Any], late: bool) -> None:
 
 
 def test_expected_ship_date_business_days() -> None:
-    friday = datetime(2026, 5, 22, 15, 0, tzinfo=timezone.utc)
+    friday = datetime(2026, 5, 22, 15, 0, tzinfo=UTC)
     order = Order(external_id="1", name="#1", placed_at=friday)
-    assert expected_ship_date(order) == datetime(2026, 5, 26, 15, 0, tzinfo=timezone.utc)  # Tuesday
+    assert expected_ship_date(order) == datetime(2026, 5, 26, 15, 0, tzinfo=UTC)  # Tuesday
     assert expected_ship_date(order, {"handling_days": 0}) == friday
     assert expected_ship_date(order, {"handling_days": 3, "business_days_only": False}) == friday + timedelta(days=3)
     assert expected_ship_date(order, {"handling_days": "nonsense"}) == expected_ship_date(order)

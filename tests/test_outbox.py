@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -53,7 +53,7 @@ class Clock:
         self.offset = timedelta()
 
     def __call__(self) -> datetime:
-        return datetime.now(timezone.utc) + self.offset
+        return datetime.now(UTC) + self.offset
 
 
 @pytest.fixture
@@ -140,7 +140,7 @@ async def test_retry_later_blocks_only_its_own_conversation(sessions, senders, s
     await conversation_with(sessions, "c2", "b1")
     sender.script["a1"] = [RetryLater(30, "flood wait")]
     dispatcher = OutboxDispatcher(sessions, senders, bus)
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     await dispatcher.run_once()
     await dispatcher.run_once()
     assert sorted(sender.texts) == ["a1", "b1"]  # a2 waits behind a1

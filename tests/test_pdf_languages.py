@@ -15,7 +15,7 @@ import re
 import shutil
 import subprocess
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from io import BytesIO
 from pathlib import Path
@@ -45,8 +45,8 @@ from ordersvc.returns import LabelAccount, issue_tracking_number
 
 LANGUAGES = ["en", "es", "ru", "vi", "zh-Hans", "zh-Hant"]
 BABEL = {"en": "en_US", "es": "es_ES", "ru": "ru_RU", "vi": "vi_VN", "zh-Hans": "zh_Hans_CN", "zh-Hant": "zh_Hant_TW"}
-PLACED = datetime(2025, 3, 9, 18, 30, tzinfo=timezone.utc)
-REQUESTED = datetime(2025, 4, 2, 9, 0, tzinfo=timezone.utc)
+PLACED = datetime(2025, 3, 9, 18, 30, tzinfo=UTC)
+REQUESTED = datetime(2025, 4, 2, 9, 0, tzinfo=UTC)
 CARRIER, TRACKING = issue_tracking_number(4712, LabelAccount())
 CURRENCY = {"en": "USD", "es": "EUR", "ru": "RUB", "vi": "VND", "zh-Hans": "CNY", "zh-Hant": "TWD"}
 PEOPLE = {

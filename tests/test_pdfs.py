@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from io import BytesIO
 from pathlib import Path
@@ -16,7 +16,6 @@ from babel.numbers import format_currency
 from pypdf import PdfReader
 
 from ordersvc.documents import ShopInfo, fonts
-from shopbase.text import clean_for_pdf
 from ordersvc.invoices import render_invoice
 from ordersvc.labels import LABEL_SIZE, render_return_label, return_label_barcode
 from ordersvc.models import (
@@ -31,8 +30,9 @@ from ordersvc.models import (
 )
 from ordersvc.returns import LabelAccount, issue_tracking_number
 from ordersvc.tracking import find_tracking_numbers
+from shopbase.text import clean_for_pdf
 
-PLACED = datetime(2025, 3, 9, 18, 30, tzinfo=timezone.utc)
+PLACED = datetime(2025, 3, 9, 18, 30, tzinfo=UTC)
 CARRIER, TRACKING = issue_tracking_number(4711, LabelAccount())
 SHOP = ShopInfo(
     name="Cửa hàng & <Demo>",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from types import SimpleNamespace
 
@@ -14,7 +14,7 @@ from inbox.replies import SUPPORTED_LANGUAGES, render_reply, replies_dir, reply_
 from ordersvc.returns import DEFAULT_RETURN_POLICY
 from ordersvc.service import DEFAULT_SHIPPING_POLICY
 
-NOW = datetime(2026, 11, 20, 15, 30, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 20, 15, 30, tzinfo=UTC)
 ORDER = SimpleNamespace(name="#1001", cancelled_at=NOW)
 SHIPMENT = {
     "name": "#1001.1", "status": "in_transit", "status_text": "On its way", "carrier": "UPS",

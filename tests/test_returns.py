@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from ordersvc_builders import (
+    T0,
+    make_customer,
+    make_level,
+    make_order,
+    make_shipment,
+    make_variants,
+    make_warehouse,
+)
 from pydantic import ValidationError
 from sqlmodel import func, select
 
@@ -43,17 +52,8 @@ from ordersvc.returns import (
 )
 from ordersvc.tracking import Carrier, ShipmentStatus, find_tracking_numbers
 from shopbase.refusal import Refused
-from ordersvc_builders import (
-    T0,
-    make_customer,
-    make_level,
-    make_order,
-    make_shipment,
-    make_variants,
-    make_warehouse,
-)
 
-UTC = timezone.utc
+UTC = UTC
 DELIVERED = datetime(2025, 5, 1, 14, 0, tzinfo=UTC)
 
 # --------------------------------------------------------------------------- eligibility (pure)
@@ -399,20 +399,20 @@ async def test_usps_account_issues_usps_numbers(sessions) -> None:
 @pytest.mark.parametrize(
     ("items", "resolution", "method", "policy", "code"),
     [
-        (lambda l: [_item(l, 3)], "refund", "mail", DEFAULT_RETURN_POLICY, "quantity_exceeded"),
-        (lambda l: [_item(l, reason=ReturnReason.changed_mind, condition=ItemCondition.used)], "refund", "mail",
+        (lambda line: [_item(line, 3)], "refund", "mail", DEFAULT_RETURN_POLICY, "quantity_exceeded"),
+        (lambda line: [_item(line, reason=ReturnReason.changed_mind, condition=ItemCondition.used)], "refund", "mail",
          DEFAULT_RETURN_POLICY, "condition_not_accepted"),
-        (lambda l: [_item(l)], "refund", "dropoff", DEFAULT_RETURN_POLICY, "method_not_enabled"),
-        (lambda l: [_item(l)], "store_credit", "mail",
+        (lambda line: [_item(line)], "refund", "dropoff", DEFAULT_RETURN_POLICY, "method_not_enabled"),
+        (lambda line: [_item(line)], "store_credit", "mail",
          ReturnPolicy.model_validate({"resolutions": {"store_credit": False}}), "resolution_not_allowed"),
-        (lambda l: [_item(l), _item(l)], "refund", "mail", DEFAULT_RETURN_POLICY, "duplicate_line"),
-        (lambda l: [ReturnItem(order_line_id=999_999, quantity=1, reason="other")], "refund", "mail",
+        (lambda line: [_item(line), _item(line)], "refund", "mail", DEFAULT_RETURN_POLICY, "duplicate_line"),
+        (lambda line: [ReturnItem(order_line_id=999_999, quantity=1, reason="other")], "refund", "mail",
          DEFAULT_RETURN_POLICY, "unknown_line"),
-        (lambda l: [_item(l, exchange_sku="TEE-L")], "refund", "mail", DEFAULT_RETURN_POLICY, "exchange_sku_unexpected"),
-        (lambda l: [{"order_line_id": l.id, "quantity": 0, "reason": "other"}], "refund", "mail",
+        (lambda line: [_item(line, exchange_sku="TEE-L")], "refund", "mail", DEFAULT_RETURN_POLICY, "exchange_sku_unexpected"),
+        (lambda line: [{"order_line_id": line.id, "quantity": 0, "reason": "other"}], "refund", "mail",
          DEFAULT_RETURN_POLICY, "invalid_item"),
-        (lambda l: [], "refund", "mail", DEFAULT_RETURN_POLICY, "no_items"),
-        (lambda l: [_item(l)], "cash", "mail", DEFAULT_RETURN_POLICY, "invalid_resolution"),
+        (lambda line: [], "refund", "mail", DEFAULT_RETURN_POLICY, "no_items"),
+        (lambda line: [_item(line)], "cash", "mail", DEFAULT_RETURN_POLICY, "invalid_resolution"),
     ],
 )
 async def test_invalid_requests_are_refused_and_write_nothing(sessions, items, resolution, method, policy, code) -> None:
@@ -603,9 +603,9 @@ async def test_concurrent_requests_for_the_same_items_create_one_rma(sessions, d
 async def _sqlite_race_keeps_one_rma(sessions, order, line) -> None:  # type: ignore[no-untyped-def]
     """SQLite has no row locks: both sessions see the items as returnable, and the unique RMA
     number is what stops the second one; it fails as a whole and leaves nothing behind."""
-    from sqlalchemy.exc import IntegrityError
-
     import asyncio
+
+    from sqlalchemy.exc import IntegrityError
 
     async with sessions() as first, sessions() as second:
         won = await create_rma(first, await first.get(Order, order.id), [_item(line, 2)], "refund", "mail", now=NOW)

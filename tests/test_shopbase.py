@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from db_helpers import count
 
 from ordersvc.models import Customer
 from shopbase.dedupe import DuplicateDelivery, WebhookDelivery, claim_delivery
@@ -17,7 +18,6 @@ from shopbase.text import (
     postal_code_match_key,
     storable,
 )
-from db_helpers import count
 
 
 def test_clean_line_is_one_safe_line() -> None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import copy
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from ordersvc_builders import make_level, make_warehouse
 from sqlmodel import select
 
 from ordersvc.importer import ImportError_, ImportReport, import_file
@@ -29,10 +30,9 @@ from ordersvc.models import (
 )
 from ordersvc.shopify import Outcome, load_json, upsert_shopify_order
 from ordersvc.tracking import ShipmentStatus
-from ordersvc_builders import make_level, make_warehouse
 
 FIXTURES = Path(__file__).parent / "fixtures" / "shopify"
-UTC = timezone.utc
+UTC = UTC
 
 
 def fixture(name: str) -> Any:

@@ -12,7 +12,7 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from aiohttp import web
+from ordersvc_builders import make_level, make_warehouse
 from sqlmodel import select
 
 from ordersvc.models import (
@@ -35,15 +36,14 @@ from ordersvc.models import (
 )
 from ordersvc.shopify import customer_data_report, load_json
 from ordersvc.tracking import ShipmentStatus
-from shopbase.dedupe import WebhookDelivery
 from ordersvc.webhooks import MAX_BODY_BYTES, ORDER_EVENTS, TOPICS, ShopifyWebhooks, setup
-from ordersvc_builders import make_level, make_warehouse
+from shopbase.dedupe import WebhookDelivery
 
 FIXTURES = Path(__file__).parent / "fixtures" / "shopify"
 SECRET = "shpss_current_0123456789"
 PREVIOUS = "shpss_previous_9876543210"
 ORDER_ID = 9007199254740993
-UTC = timezone.utc
+UTC = UTC
 
 
 def fixture(name: str, **changes: Any) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC
 from decimal import Decimal
 from typing import Any
 
@@ -24,9 +25,9 @@ from pydantic import SecretStr
 
 from bot.connectors import build_connectors
 from bot.connectors.slack import EVENTS_PATH, SlackConnector, link_slack_user
-from bot.connectors.slack import connector as slack_connector
 from bot.connectors.slack import blocks as sb
-from bot.connectors.telegram import TelegramSender, SendPacer, make_bot
+from bot.connectors.slack import connector as slack_connector
+from bot.connectors.telegram import SendPacer, TelegramSender, make_bot
 from inbox.actions.conversation_escalate import conversation_escalate
 from inbox.actions.message_mark_processed import message_mark_processed
 from inbox.actions.message_record import message_record
@@ -49,11 +50,11 @@ from inbox.models import (
 from inbox.outbox import OutboxDispatcher
 from ordersvc.models import ReturnAuthorization, ReturnLine, ReturnMethod, RmaStatus
 from shopbase.dedupe import WebhookDelivery
+from tests.db_helpers import count, eventually, rows
 from tests.fakes import slack as fs
 from tests.fakes.slack import FakeSlack
 from tests.fakes.telegram import FakeTelegram
 from tests.ordersvc_builders import make_customer, make_order, make_shipment
-from tests.db_helpers import count, eventually, rows
 
 SIGNING_SECRET = "slack-signing-secret-for-tests"
 ALERTS = "C0ALERTS"
@@ -222,7 +223,7 @@ async def test_escalation_posts_an_alert_with_order_card_and_buttons(env: Env) -
     alert = await escalate(env, conversation_id, order_id=order.id)
 
     body = texts(alert)
-    assert "Needs a person: conversation #%d" % conversation_id in body
+    assert f"Needs a person: conversation #{conversation_id}" in body
     assert "Lan &lt;!channel&gt;" in body  # customer text cannot ping the channel
     assert "reason: complaint; parcel lost" in body and "complaint" in body
     assert "#1001" in body and "1Z5R89390357567127" in body and "Item TEE-M" in body
@@ -781,9 +782,9 @@ async def test_order_command_refuses_strangers_and_handles_misses(env: Env) -> N
 
 
 def fs_time(day: int) -> Any:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    return datetime(2025, 6, day, tzinfo=timezone.utc)
+    return datetime(2025, 6, day, tzinfo=UTC)
 
 
 # --------------------------------------------------------------------------- returns

@@ -13,7 +13,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -55,13 +55,13 @@ from inbox.models import (
 from inbox.outbox import OutboxDispatcher
 from inbox.web.state import AGENT
 from inbox.worker import InboundWorker
+from tests.db_helpers import count, eventually, rows
 from tests.fakes.telegram import (
     FakeTelegram,
     make_callback_update,
     make_message_update,
     make_start_update,
 )
-from tests.db_helpers import count, eventually, rows
 
 SECRET = "tg-webhook-secret_0123456789"
 CHAT = 42
@@ -487,11 +487,11 @@ async def _conversation(env: Env, chat: int = CHAT, update_id: int = 100) -> int
 
 async def test_429_waits_retry_after_through_the_outbox(aiohttp_client: Any, fake: FakeTelegram, settings: Any,
                                                         sessions: Any) -> None:
-    now = [datetime.now(timezone.utc)]
+    now = [datetime.now(UTC)]
     env = await make_env(aiohttp_client, fake, tg_settings(settings, fake), sessions, clock=lambda: now[0])
     conversation_id = await _conversation(env)
     await _reply(sessions, conversation_id, OutboundPayload("your parcel is on its way"))
-    now[0] = datetime.now(timezone.utc) + timedelta(seconds=1)  # the row is due
+    now[0] = datetime.now(UTC) + timedelta(seconds=1)  # the row is due
     fake.fail_next("sendMessage", 429, retry_after=7)
 
     assert await env.dispatcher.run_once() == 1
@@ -538,7 +538,7 @@ async def test_chat_not_found_is_permanent_and_network_errors_retry(env: Env) ->
     await env.dispatcher.run_once()
     second = (await rows(env.sessions, OutboxMessage))[-1]
     assert second.status == OutboxStatus.pending and second.attempts == 1
-    assert second.next_attempt_at > datetime.now(timezone.utc)
+    assert second.next_attempt_at > datetime.now(UTC)
 
 
 async def test_attachments_become_links_and_long_texts_fit(env: Env) -> None:

@@ -15,6 +15,7 @@ from inbox.models import Agent, Message, OutboxMessage
 from inbox.web.auth import LoginThrottle
 from inbox.web.security import CONTENT_SECURITY_POLICY
 from inbox.web.state import ThrottleConfig
+from tests.db_helpers import count
 from tests.web_helpers import (  # noqa: F401  (fast_hashing is an autouse fixture)
     PASSWORD,
     add_agent,
@@ -25,7 +26,6 @@ from tests.web_helpers import (  # noqa: F401  (fast_hashing is an autouse fixtu
     login,
     make_config,
 )
-from tests.db_helpers import count
 
 EXPECTED_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "

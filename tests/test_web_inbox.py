@@ -35,6 +35,7 @@ from inbox.models import (
 from inbox.web.rendering import safe_url
 from ordersvc.models import Order, ReturnAuthorization
 from ordersvc.tracking import ShipmentStatus
+from tests.db_helpers import count
 from tests.ordersvc_builders import make_customer, make_order, make_shipment
 from tests.web_helpers import (  # noqa: F401  (fast_hashing is an autouse fixture)
     PASSWORD,
@@ -46,7 +47,6 @@ from tests.web_helpers import (  # noqa: F401  (fast_hashing is an autouse fixtu
     fast_hashing,
     login,
 )
-from tests.db_helpers import count
 
 XSS_IMG = "<img src=x onerror=alert(1)>"
 XSS_SCRIPT = "<script>alert(1)</script>"

@@ -16,6 +16,7 @@ from inbox.messages import OutboundPayload, QuickReply
 from inbox.models import Author, Channel, Contact, Conversation, Message, OutboxMessage, OutboxStatus
 from inbox.outbox import OutboxDispatcher
 from inbox.web.widget import TokenBucket, check_visitor_token, issue_visitor_token
+from tests.db_helpers import count
 from tests.web_helpers import (  # noqa: F401  (fast_hashing is an autouse fixture)
     WebApp,
     add_agent,
@@ -23,7 +24,6 @@ from tests.web_helpers import (  # noqa: F401  (fast_hashing is an autouse fixtu
     fast_hashing,
     make_config,
 )
-from tests.db_helpers import count
 
 
 @pytest.fixture

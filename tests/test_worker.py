@@ -11,9 +11,9 @@ from sqlmodel import select
 
 from inbox.actions.message_mark_processed import message_mark_processed
 from inbox.actions.message_record import RecordResult, message_record
-from inbox.queries.messages import unprocessed_message_ids
 from inbox.messages import InboundMessage
 from inbox.models import Channel, Message
+from inbox.queries.messages import unprocessed_message_ids
 from inbox.worker import InboundWorker
 
 
@@ -70,7 +70,7 @@ async def test_one_message_per_conversation_at_a_time_in_order_with_bounded_conc
     assert sorted(processor.finished) == sorted(m for v in ids.values() for m in v)
     assert processor.max_per_conversation == 1
     assert 1 < processor.max_total <= 3
-    for c, message_ids in ids.items():
+    for message_ids in ids.values():
         assert [m for m in processor.order if m in message_ids] == message_ids  # oldest first
     await worker.stop()
 

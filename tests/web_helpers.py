@@ -19,8 +19,8 @@ from aiohttp.test_utils import TestClient
 from argon2 import PasswordHasher
 
 import inbox.web
-from inbox.actions.message_record import RecordResult, message_record
 from inbox.actions.agent_create import agent_create
+from inbox.actions.message_record import RecordResult, message_record
 from inbox.channels import SenderRegistry
 from inbox.events import Event, EventBus
 from inbox.messages import InboundMessage

@@ -28,7 +28,7 @@ import difflib
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -119,7 +119,7 @@ def _words(items: Any) -> tuple[str, ...]:
     return tuple(sorted(out, key=len, reverse=True))
 
 
-@lru_cache(maxsize=None)
+@cache
 def vocabulary(lang: str) -> Vocabulary:
     """The answer words of one language (``bot/dialog/data/<lang>.yaml``)."""
     path = DATA_DIR / f"{lang}.yaml"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 from bot.dialog.choices import DATA_DIR, fold
 from bot.nlu import get_classifier
@@ -36,7 +36,7 @@ class Request:
     ranking: tuple[tuple[str, float], ...]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _joins() -> re.Pattern[str]:
     import yaml
 

@@ -25,9 +25,9 @@ from sqlmodel import select
 from bot.dialog.choices import has_correction, offer, pick
 from bot.dialog.turn import Turn
 from bot.nlu.entities import labelled_order_spans
-from inbox.models import Priority, VerificationAttempt
 from inbox.actions.contact_link import contact_link
 from inbox.actions.verification_record import verification_record
+from inbox.models import Priority, VerificationAttempt
 from ordersvc.models import Order, Shipment
 from ordersvc.service import find_order, orders_for_customer, verify_customer
 

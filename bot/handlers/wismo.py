@@ -8,7 +8,14 @@ from typing import Any
 from bot.dialog.turn import Turn
 from bot.dialog.verify import require_order
 from inbox.models import Priority
-from ordersvc.service import OrderBundle, ShipmentBundle, expected_ship_date, order_bundle, shipment_is_late, shipping_policy
+from ordersvc.service import (
+    OrderBundle,
+    ShipmentBundle,
+    expected_ship_date,
+    order_bundle,
+    shipment_is_late,
+    shipping_policy,
+)
 from ordersvc.tracking import ShipmentStatus
 
 __all__ = ["track_order", "shipment_view"]

@@ -20,6 +20,16 @@ from aiohttp import web
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from inbox.actions.conversation_assign import conversation_assign, conversation_claim
+from inbox.actions.conversation_handback import conversation_handback
+from inbox.actions.conversation_labels import conversation_labels
+from inbox.actions.conversation_priority import conversation_priority
+from inbox.actions.conversation_status import conversation_status
+from inbox.actions.message_note import message_note
+from inbox.actions.message_send import agent_reply
+from inbox.actions.order_cancel import order_cancel
+from inbox.actions.return_open import return_open
+from inbox.actions.tracking_resend import tracking_resend
 from inbox.models import (
     Agent,
     CannedResponse,
@@ -33,16 +43,6 @@ from inbox.models import (
     OutboxStatus,
     Priority,
 )
-from inbox.actions.conversation_assign import conversation_assign, conversation_claim
-from inbox.actions.conversation_handback import conversation_handback
-from inbox.actions.conversation_labels import conversation_labels
-from inbox.actions.conversation_priority import conversation_priority
-from inbox.actions.conversation_status import conversation_status
-from inbox.actions.message_note import message_note
-from inbox.actions.message_send import agent_reply
-from inbox.actions.order_cancel import order_cancel
-from inbox.actions.return_open import return_open
-from inbox.actions.tracking_resend import tracking_resend
 from inbox.queries.access import check_access
 from inbox.queries.conversations import VIEWS, count_conversations, get_conversation, list_conversations
 from inbox.queries.customers import load_sidebar
@@ -51,10 +51,10 @@ from inbox.queries.messages import transcript
 from inbox.queries.orders import METHODS, REASONS, RESOLUTIONS
 from inbox.web.auth import csrf_token
 from inbox.web.canned import CannedError, canned_context, render_canned
-from ordersvc.models import ItemCondition, Resolution
-from shopbase.refusal import Refused
 from inbox.web.rendering import error_response, render, render_fragment
 from inbox.web.state import AGENT, STATE
+from ordersvc.models import ItemCondition, Resolution
+from shopbase.refusal import Refused
 
 __all__ = ["ListParams", "routes"]
 

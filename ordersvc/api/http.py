@@ -12,7 +12,7 @@ import logging
 import re
 import unicodedata
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import Enum
 from functools import partial
 from typing import Any
@@ -190,8 +190,8 @@ class Query:
         except ValueError:
             raise _invalid(f"'{name}' must be an ISO 8601 date-time, e.g. 2024-05-01T12:00:00Z") from None
         if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=timezone.utc)
-        return parsed.astimezone(timezone.utc)
+            parsed = parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC)
 
     def cursor(self) -> int | None:
         value = self.text("cursor", 20)

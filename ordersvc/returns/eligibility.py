@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -77,8 +77,8 @@ def _delivered_on(
 
 
 def _window_close(delivered: datetime, days: int) -> datetime:
-    last_day: date = delivered.astimezone(timezone.utc).date() + timedelta(days=days)
-    return datetime.combine(last_day, time(23, 59, 59), tzinfo=timezone.utc)
+    last_day: date = delivered.astimezone(UTC).date() + timedelta(days=days)
+    return datetime.combine(last_day, time(23, 59, 59), tzinfo=UTC)
 
 
 def line_eligibility(

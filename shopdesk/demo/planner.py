@@ -134,7 +134,7 @@ class Planner:
             gross = v.price * qty
             disc = money(gross * D("0.10")) if discount and not v.product.final_sale else D("0.00")
             lines.append(
-                new_row(OrderLine, 
+                new_row(OrderLine,
                     order_id=0,
                     external_id=str(_SHOPIFY_LINE_ID_BASE + number * 10 + k),
                     sku=sku,
@@ -163,7 +163,7 @@ class Planner:
         tax = money((subtotal - discounts) * D("0.0825")) if country == "US" else D("0.00")
         address = person.address() if person and source != SourceChannel.pos else None
         postal = "".join(person.zip.split()).upper() if address and person else None
-        row = new_row(Order, 
+        row = new_row(Order,
             source=source,
             external_id=external_id,
             name=name,
@@ -215,7 +215,7 @@ class Planner:
         k = len(order.shipments)
         items = list(items) if items is not None else [(i, ln.quantity) for i, ln in enumerate(order.lines)]
         numeric = int(order.row.external_id[-9:]) if order.row.external_id[-9:].isdigit() else len(self.orders)
-        row = new_row(Shipment, 
+        row = new_row(Shipment,
             order_id=0,
             external_id=str(_SHOPIFY_FULFILLMENT_ID_BASE + numeric * 10 + k),
             name=f"{order.row.name}.{k + 1}",
@@ -262,7 +262,7 @@ class Planner:
         if refund:
             o.financial_status = FinancialStatus.refunded
             order.refunds.append(
-                new_row(Refund, 
+                new_row(Refund,
                     order_id=0,
                     external_id=f"demo-cancel-{o.external_id}",
                     amount=o.total_price,
@@ -322,7 +322,7 @@ class Planner:
             lines.append(
                 (
                     index,
-                    new_row(ReturnLine, 
+                    new_row(ReturnLine,
                         rma_id=0,
                         order_line_id=0,
                         quantity=ln.fulfilled_quantity,
@@ -366,7 +366,7 @@ class Planner:
         upto = next((i for i, c in enumerate(cut) if c[0] == target), len(cut) - 1)
         reached = cut[: upto + 1]
         rma_number = f"R{''.join(ch for ch in order.row.name if ch.isdigit())}-{len(order.returns) + 1}"
-        row = new_row(ReturnAuthorization, 
+        row = new_row(ReturnAuthorization,
             rma_number=rma_number,
             order_id=0,
             customer_id=None,
@@ -392,7 +392,7 @@ class Planner:
             row.note = "Item shows signs of wear; not accepted under the return policy."
         ret = _PReturn(row=row, lines=lines)
         if row.status == RmaStatus.refunded and refund_amount > 0:
-            ret.refund = new_row(Refund, 
+            ret.refund = new_row(Refund,
                 order_id=0,
                 external_id=f"shopdesk:rma:{rma_number}",
                 amount=refund_amount,
@@ -404,7 +404,7 @@ class Planner:
             order.row.financial_status = FinancialStatus.partially_refunded
         if row.status == RmaStatus.credited:
             code = "".join(rng.choice(_CODE_ALPHABET) for _ in range(12))
-            ret.credit = new_row(StoreCredit, 
+            ret.credit = new_row(StoreCredit,
                 code=f"SC-{code[:4]}-{code[4:8]}-{code[8:]}",
                 amount=credit_amount,
                 currency=order.row.currency,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -78,7 +78,7 @@ def new_row(model: type[SQLModel], **values: Any) -> Row:
 
 def demo_anchor(now: datetime | None = None) -> datetime:
     """``now`` rounded down to midnight UTC: the point every demo time is relative to."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     if now.tzinfo is None:
-        now = now.replace(tzinfo=timezone.utc)
-    return now.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+        now = now.replace(tzinfo=UTC)
+    return now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)

@@ -54,15 +54,15 @@ from bot.connectors.slack.translate import Click, check_shape, order_query, read
 from inbox import slack_cards
 from inbox.actions.conversation_assign import conversation_claim
 from inbox.actions.conversation_status import conversation_status
+from inbox.actions.delivery_record import DuplicateDelivery, delivery_record
 from inbox.actions.message_note import message_note
 from inbox.actions.message_send import agent_reply
-from inbox.actions.delivery_record import DuplicateDelivery, delivery_record
 from inbox.actions.return_decide import return_decide
 from inbox.events import Event, EventBus
 from inbox.messages import InvalidMessage
 from inbox.models import Agent, Channel, ConversationStatus
-from inbox.queries.conversations import get_conversation
 from inbox.outbox import NoticeRequest, feed_notices, pending_count
+from inbox.queries.conversations import get_conversation
 from shopbase.refusal import Refused
 
 __all__ = ["MAX_BODY_BYTES", "ORDER_COMMAND", "SlackConnector"]

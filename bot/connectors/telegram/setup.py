@@ -16,7 +16,7 @@ import hashlib
 import logging
 import os
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -153,7 +153,7 @@ async def fetch_status(bot: Bot, token: str, settings: Any = None) -> WebhookSta
         raise _setup_error(exc, settings, token) from None
     last_error = info.last_error_date
     if last_error is not None and last_error.tzinfo is None:
-        last_error = last_error.replace(tzinfo=timezone.utc)
+        last_error = last_error.replace(tzinfo=UTC)
     return WebhookStatus(
         url=info.url or "",
         pending_update_count=int(info.pending_update_count or 0),

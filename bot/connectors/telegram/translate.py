@@ -16,7 +16,7 @@ import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from inbox.messages import Attachment, InboundMessage
@@ -88,7 +88,7 @@ def _sent_at(value: Any) -> datetime | None:
     if stamp is None or stamp <= 0:
         return None
     try:
-        return datetime.fromtimestamp(stamp, timezone.utc)
+        return datetime.fromtimestamp(stamp, UTC)
     except (OverflowError, OSError, ValueError):
         return None
 

@@ -34,6 +34,7 @@ from urllib.parse import quote, urlencode
 from aiohttp import web
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from inbox.replies import SUPPORTED_LANGUAGES, babel_locale
 from ordersvc.documents import ShopInfo
@@ -155,7 +156,7 @@ def _safe_filename(value: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", value)[:64] or "file"
 
 
-async def _shop_info(session: Any, shop_name: str) -> tuple[ShopInfo, dict[str, Any]]:
+async def _shop_info(session: AsyncSession, shop_name: str) -> tuple[ShopInfo, dict[str, Any]]:
     """The merchant as printed, and the returns address (default warehouse, else the shop's)."""
     details = await get_setting(session, SHOP_SETTING_KEY, {})
     warehouse = (

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.config import BotSettings
 from bot.dialog.engine import respond
 from bot.dialog.turn import BotConfig, DialogState, Turn
 from bot.nlu import analyze
@@ -45,7 +46,7 @@ log = logging.getLogger("shopdesk.bot")
 
 
 class Pipeline:
-    def __init__(self, *, sessions: async_sessionmaker[AsyncSession], bus: EventBus, settings: Any) -> None:
+    def __init__(self, *, sessions: async_sessionmaker[AsyncSession], bus: EventBus, settings: BotSettings) -> None:
         self.sessions = sessions
         self.bus = bus
         self.config = BotConfig(

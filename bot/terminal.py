@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import secrets
 import sys
-from typing import Any, TextIO
+from typing import TextIO
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.config import BotSettings
 from bot.pipeline import Pipeline
 from inbox.actions.contact_create import contact_create
 from inbox.actions.contact_link import contact_link
@@ -32,7 +33,7 @@ __all__ = ["run_terminal_chat", "TerminalSession"]
 class TerminalSession:
     """One customer identity on the terminal channel, driving the real pipeline."""
 
-    def __init__(self, engine: AsyncEngine, settings: Any, *, lang: str | None = None) -> None:
+    def __init__(self, engine: AsyncEngine, settings: BotSettings, *, lang: str | None = None) -> None:
         self.sessions = session_maker(engine)
         self.settings = settings
         self.pipeline = Pipeline(sessions=self.sessions, bus=EventBus(), settings=settings)
@@ -87,7 +88,7 @@ def _show(payloads: list[OutboundPayload], out: TextIO) -> list[str]:
     return choices
 
 
-async def run_terminal_chat(engine: AsyncEngine, settings: Any, *, email: str | None = None,
+async def run_terminal_chat(engine: AsyncEngine, settings: BotSettings, *, email: str | None = None,
                             lang: str | None = None, inp: TextIO | None = None, out: TextIO | None = None) -> None:
     inp = inp or sys.stdin
     out = out or sys.stdout

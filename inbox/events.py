@@ -33,7 +33,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sqlalchemy import event as sa_event
+from sqlalchemy.ext.asyncio import AsyncSession as SAAsyncSession
+from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlalchemy.orm import Session, SessionTransaction
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 __all__ = [
     "Event",
@@ -81,6 +84,8 @@ class Event:
 Subscriber = Callable[[Event], Awaitable[None] | None]
 #: an event, or a function building it at commit time (when flushed rows have their ids)
 EventSource = Event | Callable[[], Event]
+# collect() works on a sync Session (migrations, scripts) and on an AsyncSession alike
+AnySession = Session | SAAsyncSession
 
 
 class EventTransport(Protocol):
@@ -89,7 +94,7 @@ class EventTransport(Protocol):
     async def send(self, event: Event) -> None: ...
 
 
-def _sync_session(session: Any) -> Session:
+def _sync_session(session: AnySession) -> Session:
     sync = getattr(session, "sync_session", session)
     if not isinstance(sync, Session):
         raise TypeError("collect() needs a SQLAlchemy Session or AsyncSession")
@@ -150,7 +155,7 @@ def _hook(sync: Session) -> None:
     sa_event.listen(sync, "after_transaction_end", _after_transaction_end)
 
 
-def collect(session: Any, event: EventSource) -> None:
+def collect(session: AnySession, event: EventSource) -> None:
     """Queue ``event`` to be published after ``session`` commits (dropped on rollback).
 
     ``event`` may be a zero-argument function returning the Event; it runs right after the
@@ -163,7 +168,7 @@ def collect(session: Any, event: EventSource) -> None:
     sync.info.setdefault(_EVENTS_KEY, []).append((sync.get_nested_transaction(), event))
 
 
-def pending_events(session: Any) -> list[EventSource]:
+def pending_events(session: AnySession) -> list[EventSource]:
     """Events collected on ``session`` and not yet published (for tests and debugging)."""
     return [ev for _tag, ev in _sync_session(session).info.get(_EVENTS_KEY, [])]
 
@@ -215,17 +220,17 @@ class EventBus:
 
     # -- after-commit collection ----------------------------------------------------------
 
-    def bind(self, sessions: Any) -> None:
+    def bind(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         """Make every session from the ``async_sessionmaker`` ``sessions`` carry this bus."""
         info = dict(sessions.kw.get("info") or {})
         info[_BUS_KEY] = self
         sessions.configure(info=info)
 
-    def attach(self, session: Any) -> None:
+    def attach(self, session: AnySession) -> None:
         """Make this one session carry this bus (for sessions not made by a bound factory)."""
         _sync_session(session).info[_BUS_KEY] = self
 
-    def collect(self, session: Any, event: EventSource) -> None:
+    def collect(self, session: AnySession, event: EventSource) -> None:
         """Like :func:`collect`, and binds this bus to ``session`` if it has none."""
         _sync_session(session).info.setdefault(_BUS_KEY, self)
         collect(session, event)

@@ -47,6 +47,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event as sa_event
+from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlalchemy.orm import Session, aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -94,7 +95,7 @@ _FEEDS_KEY = "shopdesk.notice_feeds"
 _hooked = False
 
 
-def feed_notices(sessions: Any, channel: Channel, select_notice: NoticeSelector) -> None:
+def feed_notices(sessions: async_sessionmaker[AsyncSession], channel: Channel, select_notice: NoticeSelector) -> None:
     """Make every session of the factory ``sessions`` write a notice row on ``channel`` for each
     event it commits that ``select_notice`` maps to a :class:`NoticeRequest` (in the same
     transaction: no commit, no notice)."""
@@ -109,17 +110,17 @@ def feed_notices(sessions: Any, channel: Channel, select_notice: NoticeSelector)
         _hooked = True
 
 
-def notice_feeds(sessions: Any) -> dict[Channel, NoticeSelector]:
+def notice_feeds(sessions: async_sessionmaker[AsyncSession]) -> dict[Channel, NoticeSelector]:
     return dict((sessions.kw.get("info") or {}).get(_FEEDS_KEY) or {})
 
 
 def _mirrored(session: Session, channel: Channel, conversation_id: int) -> bool:
-    thread = sa.select(ExternalThread.id).where(ExternalThread.kind == channel.value,
-                                                ExternalThread.conversation_id == conversation_id)
-    waiting = sa.select(OutboxMessage.id).where(OutboxMessage.channel == channel,
-                                                OutboxMessage.conversation_id == conversation_id,
+    thread = sa.select(ExternalThread.id).where(col(ExternalThread.kind) == channel.value,
+                                                col(ExternalThread.conversation_id) == conversation_id)
+    waiting = sa.select(OutboxMessage.id).where(col(OutboxMessage.channel) == channel,
+                                                col(OutboxMessage.conversation_id) == conversation_id,
                                                 col(OutboxMessage.contact_id).is_(None),
-                                                OutboxMessage.status == OutboxStatus.pending)
+                                                col(OutboxMessage.status) == OutboxStatus.pending)
     return session.execute(sa.select(sa.or_(thread.exists(), waiting.exists()))).scalar() is True
 
 
@@ -154,11 +155,11 @@ def _write_notices(session: Session) -> None:
                                       payload=dict(request.payload)))
 
 
-async def pending_count(session: Any, channel: Channel | None = None) -> int:
+async def pending_count(session: AsyncSession, channel: Channel | None = None) -> int:
     """How many rows (of ``channel``) wait to be delivered."""
-    query = select(sa.func.count()).select_from(OutboxMessage).where(OutboxMessage.status == OutboxStatus.pending)
+    query = select(sa.func.count()).select_from(OutboxMessage).where(col(OutboxMessage.status) == OutboxStatus.pending)
     if channel is not None:
-        query = query.where(OutboxMessage.channel == Channel(channel))
+        query = query.where(col(OutboxMessage.channel) == Channel(channel))
     return int((await session.exec(query)).one())
 
 
@@ -168,7 +169,7 @@ async def take_pending(session: AsyncSession, conversation_id: int) -> list[Outb
     rows = (
         await session.exec(
             select(OutboxMessage)
-            .where(OutboxMessage.conversation_id == conversation_id, OutboxMessage.status == OutboxStatus.pending)
+            .where(col(OutboxMessage.conversation_id) == conversation_id, col(OutboxMessage.status) == OutboxStatus.pending)
             .order_by(col(OutboxMessage.id))
         )
     ).all()
@@ -180,7 +181,7 @@ async def take_pending(session: AsyncSession, conversation_id: int) -> list[Outb
     return [OutboundPayload.from_json(row.payload) for row in rows]
 
 
-async def sent_payload(session: Any, channel: Channel, contact_external_id: str,
+async def sent_payload(session: AsyncSession, channel: Channel, contact_external_id: str,
                        channel_message_id: str) -> dict[str, Any] | None:
     """The payload we sent to that contact under the platform's message id (a button's message), or None."""
     return (
@@ -188,10 +189,10 @@ async def sent_payload(session: Any, channel: Channel, contact_external_id: str,
             select(OutboxMessage.payload)
             .join(Contact, col(Contact.id) == col(OutboxMessage.contact_id))
             .where(
-                Contact.channel == Channel(channel),
-                Contact.external_id == contact_external_id,
-                OutboxMessage.channel == Channel(channel),
-                OutboxMessage.channel_message_id == channel_message_id,
+                col(Contact.channel) == Channel(channel),
+                col(Contact.external_id) == contact_external_id,
+                col(OutboxMessage.channel) == Channel(channel),
+                col(OutboxMessage.channel_message_id) == channel_message_id,
             )
             .order_by(col(OutboxMessage.id).desc())
             .limit(1)
@@ -232,7 +233,7 @@ class OutboxDispatcher:
 
     def __init__(
         self,
-        sessions: Any,
+        sessions: async_sessionmaker[AsyncSession],
         senders: SenderRegistry,
         bus: EventBus,
         *,
@@ -369,14 +370,14 @@ class OutboxDispatcher:
                 # one stream per conversation and channel: a Slack outage never holds up a customer's
                 # replies; notices about no conversation form one stream of their own
                 col(earlier.conversation_id).is_not_distinct_from(col(OutboxMessage.conversation_id)),
-                earlier.channel == OutboxMessage.channel,
-                earlier.status == OutboxStatus.pending,
-                earlier.id < OutboxMessage.id,
+                col(earlier.channel) == OutboxMessage.channel,
+                col(earlier.status) == OutboxStatus.pending,
+                col(earlier.id) < OutboxMessage.id,
             )
             .exists()
         )
         return [
-            OutboxMessage.status == OutboxStatus.pending,
+            col(OutboxMessage.status) == OutboxStatus.pending,
             col(OutboxMessage.channel).in_(list(self.senders.keys())),
             ~blocked,
         ]
@@ -401,7 +402,7 @@ class OutboxDispatcher:
             for row in candidates:
                 result = await session.exec(
                     sa.update(OutboxMessage)
-                    .where(col(OutboxMessage.id) == row.id, OutboxMessage.status == OutboxStatus.pending, claim_free)
+                    .where(col(OutboxMessage.id) == row.id, col(OutboxMessage.status) == OutboxStatus.pending, claim_free)
                     .values(claimed_until=lease_end)
                     .execution_options(synchronize_session=False)
                 )
@@ -505,7 +506,7 @@ class OutboxDispatcher:
         async with self.sessions() as session:
             await session.exec(
                 sa.update(OutboxMessage)
-                .where(col(OutboxMessage.id) == row.id, OutboxMessage.status == OutboxStatus.pending)
+                .where(col(OutboxMessage.id) == row.id, col(OutboxMessage.status) == OutboxStatus.pending)
                 .values(claimed_until=None)
                 .execution_options(synchronize_session=False)
             )
@@ -517,7 +518,7 @@ class OutboxDispatcher:
         async with self.sessions() as session:
             result = await session.exec(
                 sa.update(OutboxMessage)
-                .where(col(OutboxMessage.id) == row.id, OutboxMessage.status == OutboxStatus.pending)
+                .where(col(OutboxMessage.id) == row.id, col(OutboxMessage.status) == OutboxStatus.pending)
                 .values(status=OutboxStatus.sent, sent_at=now, channel_message_id=platform_ref,
                         claimed_until=None, attempts=row.attempts + 1, last_error=None)
                 .execution_options(synchronize_session=False)
@@ -554,7 +555,7 @@ class OutboxDispatcher:
         async with self.sessions() as session:
             await session.exec(
                 sa.update(OutboxMessage)
-                .where(col(OutboxMessage.id) == row.id, OutboxMessage.status == OutboxStatus.pending)
+                .where(col(OutboxMessage.id) == row.id, col(OutboxMessage.status) == OutboxStatus.pending)
                 .values(**values)
                 .execution_options(synchronize_session=False)
             )
@@ -568,7 +569,7 @@ class OutboxDispatcher:
         async with self.sessions() as session:
             result = await session.exec(
                 sa.update(OutboxMessage)
-                .where(col(OutboxMessage.id) == row.id, OutboxMessage.status == OutboxStatus.pending)
+                .where(col(OutboxMessage.id) == row.id, col(OutboxMessage.status) == OutboxStatus.pending)
                 .values(status=OutboxStatus.undeliverable, attempts=row.attempts + 1, claimed_until=None,
                         last_error=reason)
                 .execution_options(synchronize_session=False)

@@ -14,6 +14,7 @@ import re
 
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import col
 
 from inbox.models import Message
 from shopbase.text import clean_line
@@ -39,7 +40,7 @@ def fts5_query(q: str | None) -> str | None:
     return " ".join('"' + t.replace('"', '""') + '"' for t in tokens)
 
 
-def matching_conversation_ids(dialect: str, q: str | None) -> sa.Select[tuple[int]] | None:
+def matching_conversation_ids(dialect: str, q: str | None) -> sa.Select[int] | None:
     """A ``SELECT conversation_id`` of messages matching ``q``, or None when ``q`` has no words."""
     if dialect == "sqlite":
         match = fts5_query(q)
@@ -50,7 +51,7 @@ def matching_conversation_ids(dialect: str, q: str | None) -> sa.Select[tuple[in
             .bindparams(fts_q=match)
             .columns(rowid=sa.Integer)
         )
-        cond: ColumnElement[bool] = Message.id.in_(rowids)  # type: ignore[union-attr]
+        cond: ColumnElement[bool] | sa.TextClause = col(Message.id).in_(rowids)
     else:
         text = clean_query(q)
         if not any(not _WORDLESS.match(t) for t in text.split()):
@@ -58,5 +59,5 @@ def matching_conversation_ids(dialect: str, q: str | None) -> sa.Select[tuple[in
         # literal 'simple' so that PostgreSQL uses the expression index ix_message_text_fts
         cond = sa.text("to_tsvector('simple', message.text) @@ plainto_tsquery('simple', :fts_q)").bindparams(
             fts_q=text
-        )  # type: ignore[assignment]
-    return sa.select(Message.conversation_id).where(cond).distinct()  # type: ignore[arg-type]
+        )
+    return sa.select(col(Message.conversation_id)).where(cond).distinct()

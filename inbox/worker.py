@@ -24,9 +24,10 @@ import asyncio
 import heapq
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
 
+from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from inbox.models import Message
 from inbox.queries.messages import unprocessed_message_ids
@@ -39,7 +40,7 @@ log = logging.getLogger(__name__)
 class InboundWorker:
     def __init__(
         self,
-        sessions: Any,
+        sessions: async_sessionmaker[AsyncSession],
         processor: Callable[[int], Awaitable[None]],
         *,
         concurrency: int = 8,
@@ -160,7 +161,7 @@ class InboundWorker:
                 self._routing = 0
                 await asyncio.sleep(0.5)
                 continue
-            found = {int(mid): (int(cid), bool(done)) for mid, cid, done in rows}
+            found = {int(mid): (int(cid), bool(done)) for mid, cid, done in rows if mid is not None}
             for message_id in batch:
                 conversation_id, processed = found.get(message_id, (0, True))
                 if processed:

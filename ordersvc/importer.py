@@ -523,7 +523,7 @@ def _build_csv_order(group: _CsvOrder) -> OrderIn:
     financial = _parse_enum(FinancialStatus, order, "financial_status", order_row.get("financial_status", 0))
     fulfillment = _parse_enum(FulfillmentStatus, order, "fulfillment_status", order_row.get("fulfillment_status", 0))
 
-    fulfillments = []
+    fulfillments: list[dict[str, Any]] = []
     for shipment_key, shipment in shipments.items():
         row = shipment["row"]
         fulfillments.append(

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-__all__ = ["locked"]
+__all__ = ["locked", "saved_id"]
 
 _M = TypeVar("_M", bound=SQLModel)
 
@@ -17,6 +17,19 @@ async def locked(session: AsyncSession, model: type[_M], row_id: Any) -> _M:
     (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite serializes writers anyway). The identity
     map's copy is refreshed, so rules are checked on what is really stored. Raises
     ``sqlalchemy.exc.NoResultFound`` when there is no such row."""
-    key = model.id
+    key = cast(Any, model).id  # every table model here has an ``id`` primary key
     stmt = select(model).where(col(key) == row_id).with_for_update().execution_options(populate_existing=True)
     return (await session.exec(stmt)).one()
+
+
+class _Saved(Protocol):
+    @property
+    def id(self) -> int | None: ...
+
+
+def saved_id(row: _Saved) -> int:
+    """The primary key of a row that has been flushed or loaded. Table models declare ``id: int | None``
+    (None until the INSERT); past that point this is the ``int`` the callers need."""
+    if row.id is None:
+        raise ValueError(f"{type(row).__name__} has no id yet: flush the session first")
+    return row.id

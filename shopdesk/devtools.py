@@ -12,6 +12,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from sqlalchemy.engine import Connection
+
 from shopdesk.db import MIGRATIONS_DIR, _alembic_config, create_engine
 
 
@@ -24,7 +26,7 @@ async def regen_initial() -> Path:
     with tempfile.TemporaryDirectory() as tmp:
         engine = create_engine(f"sqlite+aiosqlite:///{tmp}/empty.db")
 
-        def _gen(connection):  # type: ignore[no-untyped-def]
+        def _gen(connection: Connection) -> None:
             cfg = _alembic_config(connection)
             command.revision(cfg, message="initial", autogenerate=True, rev_id="0001")
 

@@ -31,6 +31,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, runtime_checkable
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.config import BotSettings
 
 __all__ = ["Connector", "build_connectors"]
 
@@ -51,8 +55,8 @@ class Connector(Protocol):
 def build_connectors(
     app: web.Application,
     *,
-    settings: Any,
-    sessions: Any,
+    settings: BotSettings,
+    sessions: async_sessionmaker[AsyncSession],
     bus: Any,
     senders: Any,
     on_inbound: Callable[[Any], Awaitable[None]],

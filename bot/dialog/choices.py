@@ -377,7 +377,7 @@ def match(text: str, options: list[tuple[str, str]] | list[list[str]], lang: str
 # --------------------------------------------------------------------------- offering and picking
 
 
-def offer(turn: Turn, template: str, choices: list[tuple[str, str]], **context: object) -> None:
+def offer(turn: Turn, template: str, choices: list[tuple[str, str]], **context: Any) -> None:
     """Say ``template`` with ``choices`` as quick replies and remember them for :func:`pick`.
 
     A re-ask (``again=True`` or a ``*_again`` template) counts a failed answer; the

@@ -274,10 +274,12 @@ def _find_tracking_numbers(text: str) -> list[Any]:
     if not _tracking_loaded:
         try:
             from ordersvc.tracking import find_tracking_numbers
+
+            finder: Callable[[str], list[Any]] | None = find_tracking_numbers
         except ImportError:  # pragma: no cover - depends on the installed tree
             log.warning("ordersvc.tracking is not importable; tracking numbers are not extracted")
-            find_tracking_numbers = None
-        _tracking_finder, _tracking_loaded = find_tracking_numbers, True
+            finder = None
+        _tracking_finder, _tracking_loaded = finder, True
     return _tracking_finder(text) if _tracking_finder is not None else []
 
 

@@ -46,7 +46,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 _T = TypeVar("_T")
 
@@ -573,7 +573,7 @@ class IntentClassifier:
     def _linear_folds(self) -> list[tuple[Any, Any, Any, Any]] | None:
         cached = getattr(self, "_folds", False)
         if cached is not False:
-            return cached  # type: ignore[no-any-return]
+            return cast("list[tuple[Any, Any, Any, Any]] | None", cached)
         import numpy as np
 
         folds: list[tuple[Any, Any, Any, Any]] | None = []

@@ -58,7 +58,7 @@ def _parse_tone(path: Path, raw: bytes) -> list[tuple[str, str]]:
         raise ValueError(f"{path.name}: not valid UTF-8 YAML: {exc}".splitlines()[0]) from exc
     if not isinstance(data, dict) or set(data) - set(_LABELS):
         raise ValueError(f"{path.name}: expected a mapping with the keys 'hostile' and 'calm'")
-    pairs = []
+    pairs: list[tuple[str, str]] = []
     for label, body in data.items():
         if not isinstance(body, str):
             raise ValueError(f"{path.name}: the {label!r} examples must be a text block")

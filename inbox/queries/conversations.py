@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from inbox.models import (
@@ -32,6 +32,7 @@ from inbox.models import (
 )
 from inbox.queries.access import access_condition, check_access
 from inbox.queries.filters import ConversationFilters, InvalidQuery
+from shopbase.rows import saved_id
 
 __all__ = [
     "View",
@@ -83,9 +84,9 @@ def _view_condition(view: str, agent: Agent) -> ColumnElement[bool]:
     if view == "mine":
         if agent.id is None:
             return sa.false()
-        return Conversation.assignee_id == agent.id  # type: ignore[return-value]
+        return col(Conversation.assignee_id) == agent.id
     if view == "unassigned":
-        return sa.and_(Conversation.owner == Owner.agent, Conversation.assignee_id.is_(None))  # type: ignore[union-attr]
+        return sa.and_(col(Conversation.owner) == Owner.agent, col(Conversation.assignee_id).is_(None))
     if view == "all":
         return sa.true()
     raise InvalidQuery(f"unknown view {view!r}; use one of: {', '.join(VIEWS)}")
@@ -103,7 +104,7 @@ def _before_condition(view: str, before: str | datetime) -> ColumnElement[bool]:
     if isinstance(before, datetime):
         if before.tzinfo is None:
             raise InvalidQuery("before must be timezone-aware")
-        return Conversation.last_message_at < before  # type: ignore[return-value]
+        return col(Conversation.last_message_at) < before
     try:
         rank_s, ts_s, id_s = str(before).split("|")
         rank, ts, last_id = int(rank_s), datetime.fromisoformat(ts_s), int(id_s)
@@ -112,8 +113,8 @@ def _before_condition(view: str, before: str | datetime) -> ColumnElement[bool]:
     if ts.tzinfo is None:
         raise InvalidQuery("before is not a valid cursor")
     after = sa.or_(
-        Conversation.last_message_at < ts,
-        sa.and_(Conversation.last_message_at == ts, Conversation.id < last_id),  # type: ignore[operator]
+        col(Conversation.last_message_at) < ts,
+        sa.and_(col(Conversation.last_message_at) == ts, col(Conversation.id) < last_id),
     )
     if view != "unassigned":
         return after
@@ -145,25 +146,25 @@ async def list_conversations(
     conds.append(_view_condition(view, agent))
     if before is not None:
         conds.append(_before_condition(view, before))
-    order: list[Any] = [Conversation.last_message_at.desc(), Conversation.id.desc()]  # type: ignore[attr-defined,union-attr]
+    order: list[Any] = [col(Conversation.last_message_at).desc(), col(Conversation.id).desc()]
     if view == "unassigned":
         order.insert(0, _RANK.desc())
     stmt = (
         select(Conversation, Contact.display_name, Contact.username, Agent.name)
-        .join(Contact, Contact.id == Conversation.contact_id)  # type: ignore[arg-type]
-        .outerjoin(Agent, Agent.id == Conversation.assignee_id)  # type: ignore[arg-type]
+        .join(Contact, col(Contact.id) == Conversation.contact_id)
+        .outerjoin(Agent, col(Agent.id) == Conversation.assignee_id)
         .where(*conds)
         .order_by(*order)
         .limit(limit)
     )
     rows = (await session.exec(stmt)).all()
-    last = await _last_messages(session, [conv.id for conv, *_ in rows])
+    last = await _last_messages(session, [saved_id(conv) for conv, *_ in rows])
     out: list[ConversationRow] = []
     for conv, display_name, username, assignee_name in rows:
-        preview, unread = last.get(conv.id, ("", False))
+        preview, unread = last.get(saved_id(conv), ("", False))
         out.append(
             ConversationRow(
-                id=conv.id,
+                id=saved_id(conv),
                 contact_id=conv.contact_id,
                 contact_name=display_name or (f"@{username}" if username else f"Customer #{conv.contact_id}"),
                 channel=conv.channel,
@@ -191,12 +192,12 @@ async def _last_messages(session: AsyncSession, conversation_ids: list[int]) -> 
     if not conversation_ids:
         return {}
     last_ids = (
-        sa.select(sa.func.max(Message.id))
-        .where(Message.conversation_id.in_(conversation_ids), Message.is_internal.is_(False))  # type: ignore[attr-defined]
-        .group_by(Message.conversation_id)
+        sa.select(sa.func.max(col(Message.id)))
+        .where(col(Message.conversation_id).in_(conversation_ids), col(Message.is_internal).is_(False))
+        .group_by(col(Message.conversation_id))
     )
     stmt = select(Message.conversation_id, sa.func.substr(Message.text, 1, PREVIEW_CHARS), Message.direction).where(
-        Message.id.in_(last_ids)  # type: ignore[union-attr]
+        col(Message.id).in_(last_ids)
     )
     return {
         int(cid): (preview or "", Direction(direction) == Direction.inbound)
@@ -221,7 +222,7 @@ async def count_conversations(
     dialect = dialect_name(session)
     flt = filters if filters is not None else ConversationFilters.parse(**raw_filters)
     _view_condition(view, agent)  # validate early
-    join = sa.join(Conversation, Contact, Contact.id == Conversation.contact_id)  # type: ignore[arg-type]
+    join = sa.join(Conversation, Contact, col(Contact.id) == Conversation.contact_id)
 
     def total(cond: ColumnElement[bool]) -> Any:
         return sa.func.coalesce(sa.func.sum(sa.case((cond, 1), else_=0)), 0)
@@ -231,14 +232,16 @@ async def count_conversations(
         .select_from(join)
         .where(access_condition(agent), *flt.conditions(dialect))
     )
-    counts: dict[str, int] = {v: int(n) for v, n in zip(VIEWS, (await session.exec(views_stmt)).one())}
+    # sqlmodel's exec() has no overload for a select of a computed number of columns
+    view_counts = (await session.exec(views_stmt)).one()  # type: ignore[call-overload]
+    counts: dict[str, int] = {v: int(n) for v, n in zip(VIEWS, view_counts)}
 
     status_stmt = (
-        sa.select(Conversation.status, sa.func.count())
+        select(col(Conversation.status), sa.func.count())
         .select_from(join)
         .where(access_condition(agent), *flt.without_status().conditions(dialect))
         .where(_view_condition(view, agent))
-        .group_by(Conversation.status)
+        .group_by(col(Conversation.status))
     )
     counts.update({s.value: 0 for s in ConversationStatus})
     for st, n in (await session.exec(status_stmt)).all():
@@ -249,7 +252,7 @@ async def count_conversations(
 async def active_conversation(session: AsyncSession, contact_id: int | None) -> Conversation | None:
     """The contact's one not-resolved conversation, if any (a partial unique index keeps it one)."""
     stmt = select(Conversation).where(
-        Conversation.contact_id == contact_id, Conversation.status != ConversationStatus.resolved
+        col(Conversation.contact_id) == contact_id, col(Conversation.status) != ConversationStatus.resolved
     )
     return (await session.exec(stmt)).first()
 

@@ -29,6 +29,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from inbox.channels import SenderRegistry
 from inbox.web.state import STATE, ThrottleConfig, WebConfig, WebState, derive_key
@@ -39,7 +41,7 @@ __all__ = ["WebConfig", "ThrottleConfig", "setup", "STATE"]
 def setup(
     app: web.Application,
     *,
-    sessions: Any,
+    sessions: async_sessionmaker[AsyncSession],
     bus: Any,
     config: WebConfig,
     senders: SenderRegistry,

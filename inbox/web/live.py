@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import WSMsgType, web
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from inbox.models import Agent, Conversation
 from inbox.queries.access import check_access
@@ -56,7 +58,7 @@ class AgentSocket:
 
 
 class AgentHub:
-    def __init__(self, sessions: Any) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
         self._sockets: set[AgentSocket] = set()
         self._tasks: set[asyncio.Task[Any]] = set()

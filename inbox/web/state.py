@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 if TYPE_CHECKING:
     import jinja2
@@ -67,7 +69,7 @@ def sign(key: bytes, message: str) -> str:
 
 @dataclass
 class WebState:
-    sessions: Any
+    sessions: async_sessionmaker[AsyncSession]
     bus: Any
     config: WebConfig
     jinja: jinja2.Environment

@@ -39,7 +39,9 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import WSMsgType, web
+from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from inbox.channels import PermanentFailure
 from inbox.messages import InboundMessage, InvalidMessage, OutboundPayload, check_text
@@ -179,14 +181,14 @@ def _message_frame(message: Message, agent_names: dict[int, str]) -> dict[str, A
     }
 
 
-async def _agent_names(db: Any, ids: set[int]) -> dict[int, str]:
+async def _agent_names(db: AsyncSession, ids: set[int]) -> dict[int, str]:
     if not ids:
         return {}
     rows = (await db.exec(select(Agent.id, Agent.name).where(col(Agent.id).in_(ids)))).all()
     return {int(i): (n or "Support") for i, n in rows}
 
 
-async def load_history(sessions: Any, visitor: str, limit: int = HISTORY_LIMIT) -> list[dict[str, Any]]:
+async def load_history(sessions: async_sessionmaker[AsyncSession], visitor: str, limit: int = HISTORY_LIMIT) -> list[dict[str, Any]]:
     """This visitor's visible messages (customer, bot, agent; never internal), oldest first."""
     async with sessions() as db:
         contact_id = (
@@ -221,7 +223,7 @@ class WebchatSender:
 
     channel = Channel.webchat
 
-    def __init__(self, sessions: Any, hub: VisitorHub) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], hub: VisitorHub) -> None:
         self._sessions = sessions
         self._hub = hub
 

@@ -67,7 +67,7 @@ def _fit(limit: int, *, strict: bool = False) -> Any:
     def check(value: str | None) -> str | None:
         if value is None:
             return None
-        text = storable(value).strip()
+        text = str(storable(value)).strip()
         if not text:
             return None
         if len(text) > limit:
@@ -121,7 +121,7 @@ def _parse_email(value: Any) -> str | None:
         return None
     if not isinstance(value, str):
         raise ValueError("must be a string")
-    text = storable(value).strip().lower()
+    text = str(storable(value)).strip().lower()
     if not text:
         return None
     if len(text) > 320:
@@ -136,7 +136,7 @@ def _parse_phone(value: Any) -> str | None:
         value = str(value)
     if not isinstance(value, str):
         raise ValueError("must be a string")
-    text = storable(value).strip()
+    text = str(storable(value)).strip()
     if not text:
         return None
     if len(text) > 32:

@@ -8,10 +8,11 @@ linked on first match. Someone who is not an agent is told to link their account
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from slack_sdk.errors import SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.connectors.slack import blocks
 from bot.connectors.slack.setup import slack_error
@@ -27,7 +28,7 @@ LINK_HINT = ("I don't know you as a Shopdesk agent yet. Ask an admin to link you
              "or make sure your Slack email is the one you sign in to the inbox with.")
 
 
-async def link_slack_user(session: Any, agent: Agent, slack_user_id: str | None) -> None:
+async def link_slack_user(session: AsyncSession, agent: Agent, slack_user_id: str | None) -> None:
     """Set (or clear) the Slack user an agent acts as (admin action; the caller commits)."""
     await agent_slack_link(session, agent, slack_user_id)
 
@@ -41,7 +42,7 @@ def agent_label(agent: Agent) -> str:
 class AgentDirectory:
     """Finds (and links on first sight) the active agent behind a Slack user id."""
 
-    def __init__(self, sessions: Any, client: AsyncWebClient) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], client: AsyncWebClient) -> None:
         self.sessions = sessions
         self.client = client
 
@@ -83,7 +84,7 @@ class AgentDirectory:
         email = (user.get("profile") or {}).get("email")
         return email if isinstance(email, str) and email else None
 
-    async def _link_by_lookup(self, session: Any, slack_user_id: str) -> Agent | None:
+    async def _link_by_lookup(self, session: AsyncSession, slack_user_id: str) -> Agent | None:
         """users.lookupByEmail for unlinked agents (when users.info shows no email)."""
         for agent in await slack_cards.unlinked_agents(session, limit=50):
             try:

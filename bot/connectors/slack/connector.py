@@ -38,7 +38,10 @@ from slack_sdk.errors import SlackClientError
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.config import BotSettings
 from bot.connectors.slack import blocks
 from bot.connectors.slack.admin import LINK_HINT, AgentDirectory, agent_label
 from bot.connectors.slack.send import ESCALATION, THREAD_KIND, SlackAlertSender, notice_for
@@ -80,7 +83,7 @@ class SlackConnector:
 
     name = "slack"
 
-    def __init__(self, *, settings: Any, sessions: Any, bus: EventBus, client: AsyncWebClient | None = None,
+    def __init__(self, *, settings: BotSettings, sessions: async_sessionmaker[AsyncSession], bus: EventBus, client: AsyncWebClient | None = None,
                  retry_base: float = 2.0, retry_cap: float = 300.0, retry_give_up: float = 3600.0) -> None:
         bolt_log = quiet_client_logs()
         self.settings = settings

@@ -38,6 +38,8 @@ from typing import Any
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.connectors.slack import blocks
 from bot.connectors.slack.admin import agent_label
@@ -132,7 +134,7 @@ class SlackAlertSender:
 
     channel = Channel.slack
 
-    def __init__(self, *, client: AsyncWebClient, sessions: Any, alert_channel: str | None, public_url: str,
+    def __init__(self, *, client: AsyncWebClient, sessions: async_sessionmaker[AsyncSession], alert_channel: str | None, public_url: str,
                  retry_base: float = 2.0, retry_cap: float = 300.0, retry_give_up: float = 3600.0) -> None:
         self.client = client
         self.sessions = sessions
@@ -218,7 +220,7 @@ class SlackAlertSender:
     def _inbox_url(self, conversation_id: int) -> str:
         return f"{self.public_url}/inbox/c/{conversation_id}"
 
-    async def _escalation_message(self, session: Any, conversation_id: int) -> tuple[str, list[dict[str, Any]]] | None:
+    async def _escalation_message(self, session: AsyncSession, conversation_id: int) -> tuple[str, list[dict[str, Any]]] | None:
         card = await slack_cards.conversation_card(session, conversation_id)
         if card is None:
             return None

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping
-from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
@@ -21,6 +20,8 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.config import BotSettings
 
 __all__ = [
     "EVENTS_PATH",
@@ -55,7 +56,7 @@ def bolt_logger() -> logging.Logger:
     return logger
 
 
-def make_client(settings: Any) -> AsyncWebClient:
+def make_client(settings: BotSettings) -> AsyncWebClient:
     """The Web API client: ``SHOPDESK_SLACK_API_URL``, waits out 429s, retries connection errors."""
     return AsyncWebClient(
         token=settings.slack_bot_token.get_secret_value(),

@@ -38,9 +38,12 @@ from typing import Any
 
 from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
 from telegram import Bot
 from telegram.error import Conflict, InvalidToken, RetryAfter, TelegramError
 
+from bot.config import BotSettings
 from bot.connectors.telegram import admin
 from bot.connectors.telegram.send import SendPacer, TelegramSender, retry_seconds
 from bot.connectors.telegram.setup import (
@@ -83,8 +86,8 @@ class TelegramConnector:
     def __init__(
         self,
         *,
-        settings: Any,
-        sessions: Any,
+        settings: BotSettings,
+        sessions: async_sessionmaker[AsyncSession],
         on_inbound: Callable[[Any], Awaitable[None]],
         polling: bool = False,
         bot: Bot | None = None,

@@ -24,6 +24,8 @@ from telegram import Bot
 from telegram.error import BadRequest, InvalidToken, NetworkError, TelegramError
 from telegram.request import HTTPXRequest
 
+from bot.config import BotSettings
+
 __all__ = [
     "ALLOWED_UPDATES",
     "WEBHOOK_PATH",
@@ -72,7 +74,7 @@ def quiet_client_logs() -> None:
     os.environ.setdefault("PTB_TIMEDELTA", "1")
 
 
-def make_bot(settings: Any) -> Bot:
+def make_bot(settings: BotSettings) -> Bot:
     """A PTB ``Bot`` for the configured token and Bot API URL (``SHOPDESK_TELEGRAM_API_URL``)."""
     if settings.telegram_token is None:
         raise TelegramSetupError("SHOPDESK_TELEGRAM_TOKEN is not set")
@@ -128,12 +130,12 @@ class WebhookStatus:
         return "\n".join(lines)
 
 
-def _api_host(settings: Any) -> str:
+def _api_host(settings: BotSettings) -> str:
     url = str(settings.telegram_api_url)
     return urlsplit(url).netloc or url
 
 
-def _setup_error(exc: TelegramError, settings: Any, token: str) -> TelegramSetupError:
+def _setup_error(exc: TelegramError, settings: BotSettings, token: str) -> TelegramSetupError:
     if isinstance(exc, InvalidToken):
         return TelegramSetupError("Telegram rejected SHOPDESK_TELEGRAM_TOKEN")
     if isinstance(exc, BadRequest):
@@ -144,7 +146,7 @@ def _setup_error(exc: TelegramError, settings: Any, token: str) -> TelegramSetup
     return TelegramSetupError(f"Telegram error: {redact(exc.message, token)}")
 
 
-async def fetch_status(bot: Bot, token: str, settings: Any = None) -> WebhookStatus:
+async def fetch_status(bot: Bot, token: str, settings: BotSettings | None = None) -> WebhookStatus:
     try:
         info = await bot.get_webhook_info()
     except TelegramError as exc:
@@ -163,13 +165,13 @@ async def fetch_status(bot: Bot, token: str, settings: Any = None) -> WebhookSta
     )
 
 
-def _settings_token(settings: Any) -> str:
+def _settings_token(settings: BotSettings) -> str:
     if settings.telegram_token is None or not settings.telegram_token.get_secret_value().strip():
         raise TelegramSetupError("SHOPDESK_TELEGRAM_TOKEN is not set")
     return str(settings.telegram_token.get_secret_value()).strip()
 
 
-async def webhook_status(settings: Any) -> WebhookStatus:
+async def webhook_status(settings: BotSettings) -> WebhookStatus:
     """getWebhookInfo: URL, pending updates, last delivery error."""
     token = _settings_token(settings)
     bot = make_bot(settings)
@@ -179,12 +181,12 @@ async def webhook_status(settings: Any) -> WebhookStatus:
         await bot.shutdown()
 
 
-async def webhook_status_text(settings: Any) -> str:
+async def webhook_status_text(settings: BotSettings) -> str:
     """``shopdesk telegram status``."""
     return (await webhook_status(settings)).text()
 
 
-async def set_webhook(settings: Any, url: str) -> str:
+async def set_webhook(settings: BotSettings, url: str) -> str:
     """``shopdesk telegram set-webhook URL``: deliver updates to ``URL`` with our secret header."""
     token = _settings_token(settings)
     if settings.telegram_webhook_secret is None:

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.config import BotSettings
@@ -39,6 +39,7 @@ from inbox.events import Event, EventBus
 from inbox.messages import OutboundPayload
 from inbox.models import Author, Contact, Conversation, Message, Owner, Priority
 from inbox.replies import render_reply
+from shopbase.rows import saved_id
 
 __all__ = ["Pipeline"]
 
@@ -72,7 +73,7 @@ class Pipeline:
             conversation = await session.get(Conversation, message.conversation_id, with_for_update=True)
             assert conversation is not None
             if conversation.owner == Owner.agent:
-                await message_mark_processed(session, message.id)
+                await message_mark_processed(session, saved_id(message))
                 await session.commit()
                 return
             contact = await session.get(Contact, conversation.contact_id)
@@ -109,7 +110,7 @@ class Pipeline:
                                  summary=turn.escalation.summary, reason=turn.escalation.reason)
         for alert in turn.alerts:
             self.bus.collect(session, Event("alert", conversation.id, alert))
-        await message_mark_processed(session, message.id)
+        await message_mark_processed(session, saved_id(message))
         await session.commit()
 
     async def _fail_safe(self, message_id: int) -> None:
@@ -195,5 +196,5 @@ def _language(nlu: Any, conversation: Conversation, contact: Contact) -> str:
 
 async def unprocessed(sessions: async_sessionmaker[AsyncSession]) -> list[int]:
     async with sessions() as session:
-        rows = await session.exec(select(Message.id).where(Message.processed.is_(False)))  # type: ignore[attr-defined]
-        return [int(r) for r in rows.all()]
+        rows = await session.exec(select(Message.id).where(col(Message.processed).is_(False)))
+        return [int(r) for r in rows.all() if r is not None]

@@ -115,9 +115,9 @@ def notice_feeds(sessions: async_sessionmaker[AsyncSession]) -> dict[Channel, No
 
 
 def _mirrored(session: Session, channel: Channel, conversation_id: int) -> bool:
-    thread = sa.select(ExternalThread.id).where(col(ExternalThread.kind) == channel.value,
+    thread = sa.select(col(ExternalThread.id)).where(col(ExternalThread.kind) == channel.value,
                                                 col(ExternalThread.conversation_id) == conversation_id)
-    waiting = sa.select(OutboxMessage.id).where(col(OutboxMessage.channel) == channel,
+    waiting = sa.select(col(OutboxMessage.id)).where(col(OutboxMessage.channel) == channel,
                                                 col(OutboxMessage.conversation_id) == conversation_id,
                                                 col(OutboxMessage.contact_id).is_(None),
                                                 col(OutboxMessage.status) == OutboxStatus.pending)
@@ -184,7 +184,7 @@ async def take_pending(session: AsyncSession, conversation_id: int) -> list[Outb
 async def sent_payload(session: AsyncSession, channel: Channel, contact_external_id: str,
                        channel_message_id: str) -> dict[str, Any] | None:
     """The payload we sent to that contact under the platform's message id (a button's message), or None."""
-    return (
+    payload = (
         await session.exec(
             select(OutboxMessage.payload)
             .join(Contact, col(Contact.id) == col(OutboxMessage.contact_id))
@@ -198,6 +198,7 @@ async def sent_payload(session: AsyncSession, channel: Channel, contact_external
             .limit(1)
         )
     ).first()
+    return dict(payload) if payload is not None else None
 
 
 # --------------------------------------------------------------------------- dispatching
@@ -365,7 +366,7 @@ class OutboxDispatcher:
     def _due_heads(self) -> list[Any]:
         earlier = aliased(OutboxMessage)
         blocked = (
-            sa.select(earlier.id)
+            sa.select(col(earlier.id))
             .where(
                 # one stream per conversation and channel: a Slack outage never holds up a customer's
                 # replies; notices about no conversation form one stream of their own

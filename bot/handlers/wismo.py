@@ -54,6 +54,7 @@ async def track_order(turn: Turn) -> None:
         return
     shipped_lines = {sl.line.id for sb in bundle.shipments for sl in sb.lines}
     pending_lines = [ln for ln in bundle.lines if ln.id not in shipped_lines and ln.fulfilled_quantity < ln.quantity]
+    ship_by: datetime | None
     if not bundle.shipments:
         ship_by = expected_ship_date(order, await shipping_policy(turn.session))
         if _overdue(ship_by, turn.now):  # it should have left already: say so, and get a person on it

@@ -14,14 +14,15 @@ from shopbase.refusal import Refused
 __all__ = ["CatalogKind", "catalog_delete"]
 
 CatalogKind = Literal["canned", "label"]
-_MODELS: dict[str, type[CannedResponse] | type[Label]] = {"canned": CannedResponse, "label": Label}
 
 
 async def catalog_delete(
     session: AsyncSession, kind: CatalogKind, row_id: int, *, by: Agent | None
 ) -> CannedResponse | Label:
     """Delete the row (audited) and return it; Refused (404) when it does not exist."""
-    row = await session.get(_MODELS[kind], row_id)
+    row: CannedResponse | Label | None = (
+        await session.get(CannedResponse, row_id) if kind == "canned" else await session.get(Label, row_id)
+    )
     if row is None:
         raise Refused("not_found", f"there is no such {kind}", status=404)
     await session.delete(row)

@@ -44,6 +44,7 @@ from inbox.messages import Attachment, InboundMessage, InvalidMessage, check_tex
 from inbox.models import Author, Channel, Contact, Conversation, ConversationStatus, Direction, Message, Owner
 from inbox.queries.conversations import active_conversation
 from shopbase.clock import utcnow
+from shopbase.rows import saved_id
 from shopbase.text import clean_line
 
 __all__ = ["RecordResult", "message_record"]
@@ -100,14 +101,14 @@ class _Inbound:
 
 
 def _check_id(value: Any, what: str) -> str:
-    value = "" if value is None else str(value).strip()
-    if not value:
+    text = "" if value is None else str(value).strip()
+    if not text:
         raise InvalidMessage(f"{what} is missing")
-    if len(value) > 128:
-        raise InvalidMessage(f"{what} too long: {len(value)} characters, at most 128")
-    if "\x00" in value or any(0xD800 <= ord(ch) <= 0xDFFF for ch in value):
+    if len(text) > 128:
+        raise InvalidMessage(f"{what} too long: {len(text)} characters, at most 128")
+    if "\x00" in text or any(0xD800 <= ord(ch) <= 0xDFFF for ch in text):
         raise InvalidMessage(f"{what} contains invalid characters")
-    return value
+    return text
 
 
 def _check_inbound(msg: InboundMessage, max_chars: int) -> _Inbound:
@@ -185,17 +186,18 @@ async def message_record(
 async def _record(session: AsyncSession, c: _Inbound, *, reopen_days: int, now: datetime) -> RecordResult:
     dup = (
         await session.exec(
-            select(Message.id, Message.conversation_id, Contact.id, Contact.external_id)
-            .join(Conversation, Conversation.id == Message.conversation_id)  # type: ignore[arg-type]
-            .join(Contact, Contact.id == Conversation.contact_id)  # type: ignore[arg-type]
-            .where(Message.channel == c.channel, Message.dedupe_key == c.dedupe_key)
+            select(Message, Contact)
+            .join(Conversation, col(Conversation.id) == Message.conversation_id)
+            .join(Contact, col(Contact.id) == Conversation.contact_id)
+            .where(col(Message.channel) == c.channel, col(Message.dedupe_key) == c.dedupe_key)
         )
     ).first()
     if dup is not None:
-        message_id, conversation_id, contact_id, external_id = dup
-        if external_id != c.external_id:
+        stored, sender = dup
+        if sender.external_id != c.external_id:
             raise InvalidMessage("this delivery id was already used by another sender")
-        return RecordResult(message_id, conversation_id, contact_id, duplicate=True, new_conversation=False)
+        return RecordResult(saved_id(stored), stored.conversation_id, saved_id(sender), duplicate=True,
+                            new_conversation=False)
 
     contact = (
         await session.exec(select(Contact).where(Contact.channel == c.channel, Contact.external_id == c.external_id))
@@ -226,7 +228,7 @@ async def _record(session: AsyncSession, c: _Inbound, *, reopen_days: int, now: 
 
     conversation, new_conversation, reopened = await _conversation_for(session, contact, now, reopen_days)
     message = Message(
-        conversation_id=conversation.id,
+        conversation_id=saved_id(conversation),
         channel=c.channel,
         direction=Direction.inbound,
         author=Author.customer,

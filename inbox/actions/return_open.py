@@ -12,7 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from inbox.actions.base import add_system_line, agent_name, order_for_conversation, write_audit
 from inbox.models import Agent, Conversation
 from ordersvc.models import Order, Resolution, ReturnMethod
-from ordersvc.returns import NewRma, ReturnPolicy, create_rma
+from ordersvc.returns import NewRma, ReturnItem, ReturnPolicy, create_rma
 from shopbase.refusal import Refused
 
 __all__ = ["return_open"]
@@ -22,7 +22,7 @@ async def return_open(
     session: AsyncSession,
     conversation: Conversation,
     order: Order | int,
-    items: Sequence[Mapping[str, Any]],
+    items: Sequence[ReturnItem | Mapping[str, Any]],
     resolution: Resolution | str,
     method: ReturnMethod | str,
     *,

@@ -55,6 +55,7 @@ from inbox.web.rendering import error_response, render, render_fragment
 from inbox.web.state import AGENT, STATE
 from ordersvc.models import ItemCondition, Resolution
 from shopbase.refusal import Refused
+from shopbase.rows import saved_id
 
 __all__ = ["ListParams", "routes"]
 
@@ -203,7 +204,7 @@ async def _conversation_context(
     }
     messages: list[Message] = []
     if "transcript" in parts:
-        messages = await transcript(db, conversation.id, limit=TRANSCRIPT_LIMIT)
+        messages = await transcript(db, saved_id(conversation), limit=TRANSCRIPT_LIMIT)
         ctx["messages"] = messages
         ctx["delivery_errors"] = await _delivery_errors(db, messages)
     if "head" in parts or "transcript" in parts:

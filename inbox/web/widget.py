@@ -185,7 +185,7 @@ async def _agent_names(db: AsyncSession, ids: set[int]) -> dict[int, str]:
     if not ids:
         return {}
     rows = (await db.exec(select(Agent.id, Agent.name).where(col(Agent.id).in_(ids)))).all()
-    return {int(i): (n or "Support") for i, n in rows}
+    return {int(i): (n or "Support") for i, n in rows if i is not None}
 
 
 async def load_history(sessions: async_sessionmaker[AsyncSession], visitor: str, limit: int = HISTORY_LIMIT) -> list[dict[str, Any]]:

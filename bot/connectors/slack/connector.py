@@ -94,6 +94,8 @@ class SlackConnector:
         self.alert_channel = (settings.slack_alert_channel or "").strip() or None
         self.public_url = settings.public_url.rstrip("/")
         self.max_chars = settings.max_message_chars
+        if settings.slack_signing_secret is None:
+            raise ValueError("SHOPDESK_SLACK_SIGNING_SECRET is not set")
         secret = settings.slack_signing_secret.get_secret_value()
         self.verifier = SignatureVerifier(secret)
         self.bolt = AsyncApp(signing_secret=secret, client=self.client, process_before_response=True,

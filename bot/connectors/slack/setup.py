@@ -58,6 +58,8 @@ def bolt_logger() -> logging.Logger:
 
 def make_client(settings: BotSettings) -> AsyncWebClient:
     """The Web API client: ``SHOPDESK_SLACK_API_URL``, waits out 429s, retries connection errors."""
+    if settings.slack_bot_token is None:
+        raise ValueError("SHOPDESK_SLACK_BOT_TOKEN is not set")
     return AsyncWebClient(
         token=settings.slack_bot_token.get_secret_value(),
         base_url=settings.slack_api_url,

@@ -49,6 +49,7 @@ from bot.connectors.telegram.send import SendPacer, TelegramSender, retry_second
 from bot.connectors.telegram.setup import (
     ALLOWED_UPDATES,
     WEBHOOK_PATH,
+    TelegramSetupError,
     bot_key,
     make_bot,
     quiet_client_logs,
@@ -100,6 +101,8 @@ class TelegramConnector:
         self.polling = polling
         quiet_client_logs()
         self.bot = bot or make_bot(settings)
+        if settings.telegram_token is None:
+            raise TelegramSetupError("SHOPDESK_TELEGRAM_TOKEN is not set")
         self.token = settings.telegram_token.get_secret_value().strip()
         self.bot_key = bot_key(self.token)
         secret = settings.telegram_webhook_secret

@@ -139,3 +139,66 @@ def test_inbox_rows_are_created_only_by_actions() -> None:
             if table is not None and (str(path.relative_to(ROOT)), table) not in ALLOWED:
                 outside.append(f"{path.relative_to(ROOT)}:{node.lineno} creates a {table} row")
     assert outside == [], "inbox rows created outside inbox/actions:\n" + "\n".join(outside)
+
+
+# -- no ``Any`` at the seams: sessions and settings are typed ---------------------------------------
+
+SEAM_PARAMETERS = {"session", "sessions", "settings", "db"}
+
+
+def _any_typed_seam_parameters(tree: ast.AST) -> list[tuple[int, str]]:
+    """(line, name) of every parameter named like a session or the settings annotated ``Any``
+    (also ``typing.Any``, ``"Any"`` and ``Any | None``)."""
+
+    def is_any(node: ast.expr | None) -> bool:
+        if node is None:
+            return False
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            try:
+                node = ast.parse(node.value, mode="eval").body
+            except SyntaxError:
+                return False
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+            return is_any(node.left) or is_any(node.right)
+        if isinstance(node, ast.Subscript) and _dotted(node.value) in ("Optional", "typing.Optional"):
+            return is_any(node.slice)
+        return _dotted(node) in ("Any", "typing.Any")
+
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            args = node.args
+            params = [*args.posonlyargs, *args.args, *args.kwonlyargs]
+            found.extend((p.lineno, p.arg) for p in params if p.arg in SEAM_PARAMETERS and is_any(p.annotation))
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            # dataclass and class fields: ``sessions: Any``
+            if node.target.id in SEAM_PARAMETERS and is_any(node.annotation):
+                found.append((node.lineno, node.target.id))
+    return found
+
+
+def test_the_any_guard_finds_what_it_looks_for() -> None:
+    sample = ast.parse(
+        "from typing import Any\n"
+        "import typing\n"
+        "def a(session: Any, settings: typing.Any = None) -> None: ...\n"
+        "async def b(*, db: 'Any', sessions: Any | None = None, other: Any = 1) -> None: ...\n"
+        "class C:\n"
+        "    sessions: Any\n"
+        "    def m(self, session: AsyncSession, settings: BotSettings) -> None: ...\n"
+    )
+    assert sorted(name for _line, name in _any_typed_seam_parameters(sample)) == [
+        "db", "session", "sessions", "sessions", "settings",
+    ]
+
+
+def test_no_any_for_sessions_or_settings() -> None:
+    offenders = [
+        f"{path.relative_to(ROOT)}:{line}: {name}: Any"
+        for path in _product_files()
+        for line, name in _any_typed_seam_parameters(ast.parse(path.read_text(encoding="utf-8")))
+    ]
+    assert not offenders, (
+        "type sessions as AsyncSession / async_sessionmaker[AsyncSession] and settings as the package's "
+        "settings protocol (bot.config.BotSettings) or shopdesk.settings.Settings:\n" + "\n".join(offenders)
+    )

@@ -35,8 +35,8 @@ from ordersvc.models import (
     ShipmentLine,
 )
 from shopbase.clock import utcnow
-from shopbase.rows import locked as locked_row
 from shopbase.refusal import Refused
+from shopbase.rows import locked as locked_row
 from shopbase.text import clean_line
 
 __all__ = [

@@ -9,9 +9,9 @@ from ordersvc_builders import ADDRESS, T0, make_level, make_order, make_shipment
 from sqlmodel import select
 
 from ordersvc.actions import cancel_order, change_address, check_address
-from shopbase.refusal import Refused
 from ordersvc.inventory import reserve_order
 from ordersvc.models import FinancialStatus, FulfillmentStatus, InventoryLevel, Order, Refund
+from shopbase.refusal import Refused
 
 
 async def _refunds(sessions, order_id: int) -> list[Refund]:

@@ -24,8 +24,8 @@ from inbox.events import EventBus
 from inbox.messages import InboundMessage, InvalidMessage, OutboundPayload
 from inbox.models import Channel
 from inbox.outbox import take_pending
-from shopbase.sessions import session_maker
 from ordersvc.service import find_customer_by_email
+from shopbase.sessions import session_maker
 
 __all__ = ["run_terminal_chat", "TerminalSession"]
 

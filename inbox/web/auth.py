@@ -27,8 +27,8 @@ from aiohttp_session import get_session, new_session
 from aiohttp_session import setup as setup_session_middleware
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
-from inbox.actions.agent_update import agent_update
 from inbox.actions.agent_login import agent_login
+from inbox.actions.agent_update import agent_update
 from inbox.auth import normalize_email
 from inbox.models import Agent
 from inbox.web.rendering import error_response, render, wants_json

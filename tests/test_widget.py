@@ -15,7 +15,7 @@ from inbox.actions.message_send import agent_reply, message_send
 from inbox.messages import OutboundPayload, QuickReply
 from inbox.models import Author, Channel, Contact, Conversation, Message, OutboxMessage, OutboxStatus
 from inbox.outbox import OutboxDispatcher
-from inbox.web.widget import TokenBucket, check_visitor_token, issue_visitor_token
+from inbox.web.webchat import TokenBucket, check_visitor_token, issue_visitor_token
 from tests.db_helpers import count
 from tests.web_helpers import (  # noqa: F401  (fast_hashing is an autouse fixture)
     WebApp,

@@ -47,7 +47,7 @@ def setup(
     senders: SenderRegistry,
     on_inbound: Callable[[Any], Awaitable[None]] | None = None,
 ) -> WebState:
-    from inbox.web import admin, auth, live, views, widget
+    from inbox.web import admin, auth, live, views, webchat
     from inbox.web.rendering import create_environment
     from inbox.web.security import add_security_headers
 
@@ -59,7 +59,7 @@ def setup(
         jinja=create_environment(),
         throttle=auth.LoginThrottle(config.login_throttle),
         agents=live.AgentHub(sessions),
-        visitors=widget.VisitorHub(),
+        visitors=webchat.VisitorHub(),
         visitor_key=derive_key(config.secret_key, "webchat visitor token"),
         on_inbound=on_inbound,
     )
@@ -77,17 +77,17 @@ def setup(
             web.post("/logout", auth.logout, name="logout"),
             web.post("/inbox/account/logout-everywhere", auth.logout_everywhere),
             web.get("/inbox/ws", live.agent_socket, name="agent_ws"),
-            web.get("/shop", widget.shop_page, name="shop"),
-            web.get("/widget.js", widget.widget_js, name="widget_js"),
-            web.get("/widget/ws", widget.widget_socket, name="widget_ws"),
+            web.get("/shop", webchat.shop_page, name="shop"),
+            web.get("/widget.js", webchat.widget_js, name="widget_js"),
+            web.get("/widget/ws", webchat.widget_socket, name="widget_ws"),
             *views.routes(),
             *admin.routes(),
         ]
     )
-    app.router.add_static("/static/web/", widget.STATIC_DIR, name="static_web", append_version=False)
-    app.router.add_static("/static/htmx/", widget.htmx_dir(), name="static_htmx")
+    app.router.add_static("/static/web/", webchat.STATIC_DIR, name="static_web", append_version=False)
+    app.router.add_static("/static/htmx/", webchat.htmx_dir(), name="static_htmx")
 
-    senders.register(widget.WebchatSender(sessions, state.visitors))
+    senders.register(webchat.WebchatSender(sessions, state.visitors))
 
     async def on_startup(_app: web.Application) -> None:
         state.unsubscribe.append(bus.subscribe(state.agents.on_event))

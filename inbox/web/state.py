@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from inbox.models import Agent
     from inbox.web.auth import LoginThrottle
     from inbox.web.live import AgentHub
-    from inbox.web.widget import VisitorHub
+    from inbox.web.webchat import VisitorHub
 
 __all__ = ["ThrottleConfig", "WebConfig", "WebState", "STATE", "AGENT", "derive_key"]
 

@@ -151,13 +151,24 @@ class OutboundPayload:
     text: str
     quick_replies: tuple[QuickReply, ...] = ()
     attachments: tuple[Attachment, ...] = ()
+    #: who speaks ("bot", "agent", "system") and the agent's display name, stored with the outbox
+    #: row so a sender can show them without reading the message back
+    author: str | None = None
+    author_name: str | None = None
+    #: the stored Message this payload delivers (set by the outbox when it sends; not stored)
+    message_id: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "text": self.text,
             "quick_replies": [asdict(q) for q in self.quick_replies],
             "attachments": [a.to_dict() for a in self.attachments],
         }
+        if self.author is not None:
+            data["author"] = self.author
+        if self.author_name is not None:
+            data["author_name"] = self.author_name
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> OutboundPayload:
@@ -168,4 +179,6 @@ class OutboundPayload:
                 for q in data.get("quick_replies") or ()
             ),
             attachments=tuple(Attachment.from_dict(a) for a in data.get("attachments") or ()),
+            author=str(data["author"]) if data.get("author") else None,
+            author_name=str(data["author_name"]) if data.get("author_name") else None,
         )

@@ -38,6 +38,7 @@ class names only: exception messages of HTTP clients may contain URLs with bot t
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 from collections.abc import Callable
@@ -214,6 +215,7 @@ class _Claimed:
     payload: dict[str, Any]
     attempts: int
     created_at: datetime | None = None
+    contact: Contact | None = None
 
     @property
     def is_notice(self) -> bool:
@@ -266,6 +268,8 @@ class OutboxDispatcher:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._unsubscribe: Callable[[], None] | None = None
+        self._sent_pending: list[tuple[_Claimed, Any, asyncio.Future[None]]] = []
+        self._sent_flusher: asyncio.Task[None] | None = None
         bus.bind(sessions)
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -400,18 +404,31 @@ class OutboxDispatcher:
                 )
             ).all()
             claimed: list[_Claimed] = []
-            for row in candidates:
-                result = await session.exec(
-                    sa.update(OutboxMessage)
-                    .where(col(OutboxMessage.id) == row.id, col(OutboxMessage.status) == OutboxStatus.pending, claim_free)
-                    .values(claimed_until=lease_end)
-                    .execution_options(synchronize_session=False)
+            if candidates:
+                won = set(
+                    (
+                        await session.exec(
+                            sa.update(OutboxMessage)
+                            .where(col(OutboxMessage.id).in_([row.id for row in candidates]),
+                                   col(OutboxMessage.status) == OutboxStatus.pending, claim_free)
+                            .values(claimed_until=lease_end)
+                            .returning(col(OutboxMessage.id))
+                            .execution_options(synchronize_session=False)
+                        )
+                    ).scalars()
                 )
-                if result.rowcount == 1:
-                    claimed.append(
-                        _Claimed(row.id, row.message_id, row.conversation_id, row.contact_id,  # type: ignore[arg-type]
-                                 Channel(row.channel), dict(row.payload or {}), row.attempts, row.created_at)
-                    )
+                contact_ids = {row.contact_id for row in candidates if row.id in won and row.contact_id is not None}
+                contacts = {
+                    c.id: c
+                    for c in (await session.exec(select(Contact).where(col(Contact.id).in_(contact_ids)))).all()
+                } if contact_ids else {}
+                for row in candidates:
+                    if row.id in won:
+                        claimed.append(
+                            _Claimed(row.id, row.message_id, row.conversation_id, row.contact_id,  # type: ignore[arg-type]
+                                     Channel(row.channel), dict(row.payload or {}), row.attempts, row.created_at,
+                                     contacts.get(row.contact_id) if row.contact_id is not None else None)
+                        )
             await session.commit()
         return claimed
 
@@ -449,8 +466,7 @@ class OutboxDispatcher:
             return
         async with self._semaphore:
             sender = self.senders.get(row.channel)
-            async with self.sessions() as session:
-                contact = await session.get(Contact, row.contact_id)
+            contact = row.contact
             if sender is None:  # unregistered since the claim: leave it pending
                 await self._release(row)
                 return
@@ -460,7 +476,7 @@ class OutboxDispatcher:
             if not isinstance(sender, Sender):
                 await self._give_up(row, "the channel's sender takes notices only", blocked=False)
                 return
-            payload = OutboundPayload.from_json(row.payload)
+            payload = dataclasses.replace(OutboundPayload.from_json(row.payload), message_id=row.message_id)
             try:
                 platform_id = await asyncio.wait_for(sender.send(contact, payload), timeout=self.send_timeout)
             except RetryLater as exc:
@@ -472,6 +488,7 @@ class OutboxDispatcher:
             except Exception as exc:
                 log.warning("send failed (%s) for outbox %s, message %s, conversation %s",
                             type(exc).__name__, row.id, row.message_id, row.conversation_id)
+                log.debug("traceback of the failed send of outbox %s", row.id, exc_info=True)
                 await self._retry(row, None, type(exc).__name__)
             else:
                 await self._mark_sent(row, platform_id)
@@ -514,29 +531,56 @@ class OutboxDispatcher:
             await session.commit()
 
     async def _mark_sent(self, row: _Claimed, platform_id: Any) -> None:
+        """Record a successful send. Sends that finish together are committed together (group
+        commit): the first one schedules a flush on the next loop turn, the others join it, and
+        each caller returns once its own row is committed (or gets the flush's error)."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._sent_pending.append((row, platform_id, done))
+        if self._sent_flusher is None or self._sent_flusher.done():
+            self._sent_flusher = asyncio.get_running_loop().create_task(self._flush_sent(), name="outbox-mark-sent")
+        await done
+
+    async def _flush_sent(self) -> None:
+        await asyncio.sleep(0)  # let the sends finishing on this loop turn join the batch
+        while self._sent_pending:
+            batch, self._sent_pending = self._sent_pending, []
+            try:
+                await self._write_sent([(row, platform_id) for row, platform_id, _ in batch])
+            except BaseException as exc:
+                for _, _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc if isinstance(exc, Exception) else RuntimeError("mark sent cancelled"))
+                if not isinstance(exc, Exception):
+                    raise
+            else:
+                for _, _, done in batch:
+                    if not done.done():
+                        done.set_result(None)
+
+    async def _write_sent(self, batch: list[tuple[_Claimed, Any]]) -> None:
         now = self.clock()
-        platform_ref = str(platform_id)[:128] if platform_id is not None else None
         async with self.sessions() as session:
-            result = await session.exec(
-                sa.update(OutboxMessage)
-                .where(col(OutboxMessage.id) == row.id, col(OutboxMessage.status) == OutboxStatus.pending)
-                .values(status=OutboxStatus.sent, sent_at=now, channel_message_id=platform_ref,
-                        claimed_until=None, attempts=row.attempts + 1, last_error=None)
-                .execution_options(synchronize_session=False)
-            )
-            if result.rowcount != 1:
-                await session.rollback()
-                return
-            if row.message_id is not None:
-                await session.exec(
-                    sa.update(Message)
-                    .where(col(Message.id) == row.message_id)
-                    .values(delivery_status="sent", channel_message_id=platform_ref)
+            for row, platform_id in batch:
+                platform_ref = str(platform_id)[:128] if platform_id is not None else None
+                result = await session.exec(
+                    sa.update(OutboxMessage)
+                    .where(col(OutboxMessage.id) == row.id, col(OutboxMessage.status) == OutboxStatus.pending)
+                    .values(status=OutboxStatus.sent, sent_at=now, channel_message_id=platform_ref,
+                            claimed_until=None, attempts=row.attempts + 1, last_error=None)
                     .execution_options(synchronize_session=False)
                 )
-            if not row.is_notice:
-                collect(session, Event(EventType.message_delivery.value, row.conversation_id,
-                                       {"message_id": row.message_id, "outbox_id": row.id, "status": "sent"}))
+                if result.rowcount != 1:
+                    continue  # no longer pending (given up or sent by another dispatcher): nothing to record
+                if row.message_id is not None:
+                    await session.exec(
+                        sa.update(Message)
+                        .where(col(Message.id) == row.message_id)
+                        .values(delivery_status="sent", channel_message_id=platform_ref)
+                        .execution_options(synchronize_session=False)
+                    )
+                if not row.is_notice:
+                    collect(session, Event(EventType.message_delivery.value, row.conversation_id,
+                                           {"message_id": row.message_id, "outbox_id": row.id, "status": "sent"}))
             await session.commit()
         log.debug("sent outbox %s (message %s, conversation %s)", row.id, row.message_id, row.conversation_id)
 

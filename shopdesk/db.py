@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from shopbase.sessions import session_maker
+from shopdesk.sqlite_inline import inline_creator
 
 __all__ = ["create_engine", "session_maker", "migrate", "ping", "MIGRATIONS_DIR", "import_models"]
 
@@ -21,6 +22,10 @@ def import_models() -> None:
     import inbox.models  # noqa: F401
     import ordersvc.models  # noqa: F401
     import shopbase.dedupe  # noqa: F401
+
+
+#: how long a statement waits for another process's write lock on the SQLite file (the CLI, a backup)
+SQLITE_BUSY_SECONDS = 10.0
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -41,7 +46,15 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         db_path = url.split("///", 1)[-1]
         if db_path and db_path != ":memory:":
             Path(db_path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
+        if db_path and db_path != ":memory:":
+            # one connection, statements run on the loop's thread (see shopdesk.sqlite_inline)
+            kwargs.setdefault("pool_size", 1)
+            kwargs.setdefault("max_overflow", 0)
+            kwargs.setdefault("pool_timeout", 60)
+            kwargs.setdefault("async_creator", inline_creator(db_path, timeout=SQLITE_BUSY_SECONDS))
+            engine = create_async_engine(url, **kwargs)
+        else:
+            engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     kwargs.setdefault("pool_size", 10)

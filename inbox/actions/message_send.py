@@ -25,6 +25,7 @@ def message_send(
     *,
     author: Author,
     agent_id: int | None = None,
+    author_name: str | None = None,
 ) -> Message:
     """Add an outgoing Message and its pending OutboxMessage to the caller's transaction.
 
@@ -53,7 +54,8 @@ def message_send(
         conversation_id=conversation.id,
         contact_id=conversation.contact_id,
         channel=conversation.channel,
-        payload=OutboundPayload(text, payload.quick_replies, payload.attachments).to_json(),
+        payload=OutboundPayload(text, payload.quick_replies, payload.attachments, author=Author(author).value,
+                                author_name=author_name).to_json(),
         next_attempt_at=now,
         created_at=now,
         message=message,
@@ -92,7 +94,8 @@ async def agent_reply(
     if not body:
         raise InvalidMessage("message is empty")
     now = utcnow()
-    message = message_send(session, conversation, OutboundPayload(text=body), author=Author.agent, agent_id=agent.id)
+    message = message_send(session, conversation, OutboundPayload(text=body), author=Author.agent, agent_id=agent.id,
+                           author_name=agent.name or "Support")
     newly_assigned = conversation.assignee_id is None
     conversation.owner = Owner.agent
     if newly_assigned:

@@ -133,7 +133,11 @@ class WebchatSender:
     async def send(self, contact: Contact, payload: OutboundPayload) -> str | None:
         if contact.channel != Channel.webchat or not VISITOR_RE.match(contact.external_id or ""):
             raise PermanentFailure("not a webchat visitor")
-        frame = await self._in_flight(contact, payload) or {
+        frame: dict[str, Any] | None = None
+        if payload.message_id is not None and payload.author is not None:
+            frame = {"type": "message", "id": payload.message_id, "author": payload.author,
+                     "author_name": payload.author_name if payload.author == Author.agent.value else None}
+        frame = frame or await self._in_flight(contact, payload) or {
             "type": "message",
             "id": f"live-{uuid.uuid4().hex}",
             "author": "bot",

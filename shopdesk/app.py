@@ -151,6 +151,8 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
             shop_name=settings.shop_name,
             max_message_chars=settings.max_message_chars,
             reopen_days=settings.reopen_days,
+            shop_timezone=settings.shop_timezone,
+            default_language=settings.default_language,
             secure_cookies=settings.public_url.startswith("https://"),
         ),
         senders=senders,

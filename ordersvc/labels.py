@@ -14,7 +14,6 @@ from io import BytesIO
 from typing import Any
 
 from babel import Locale
-from babel.numbers import format_decimal
 from reportlab.graphics.barcode.code128 import Code128
 from reportlab.lib import colors
 from reportlab.lib.styles import ParagraphStyle
@@ -31,6 +30,7 @@ from ordersvc.documents import (
     fit_text,
     fonts,
     markup,
+    number,
     paragraph,
     resolve_locale,
     text_width,
@@ -151,7 +151,7 @@ def _packing_slip(
         if rl.reason_note:
             reason = t["reason_note"].format(reason=reason, note=clean_for_pdf(rl.reason_note, 200))
         cell = [paragraph(item, text), *(paragraph(d, text) for d in details)]
-        rows.append([cell, paragraph(format_decimal(rl.quantity, locale=loc), text), paragraph(reason, text)])
+        rows.append([cell, paragraph(number(rl.quantity, loc), text), paragraph(reason, text)])
     inner = LABEL_SIZE[0] - 2 * _MARGIN
     table = Table(rows, colWidths=[inner * 0.55, inner * 0.12, inner * 0.33], repeatRows=1)
     table.setStyle(

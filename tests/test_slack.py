@@ -810,7 +810,7 @@ async def test_return_approval_alert_and_approve(env: Env) -> None:
     await env.idle()
     [alert] = env.alerts()
     assert set(buttons(alert)) == {sb.ACTION_APPROVE_RETURN, sb.ACTION_REJECT_RETURN, sb.ACTION_OPEN}
-    assert "R5005-1" in texts(alert) and "arrived torn" in texts(alert) and "20.00 USD" in texts(alert)
+    assert "R5005-1" in texts(alert) and "arrived torn" in texts(alert) and "$20.00" in texts(alert)
 
     body = fs.block_actions_body(sb.ACTION_APPROVE_RETURN, str(rma.id), "U0ANA", ALERTS, alert["ts"],
                                  message_blocks=alert["blocks"])

@@ -15,7 +15,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -800,6 +800,23 @@ async def make_rma(sessions: Any, *, method: ReturnMethod = ReturnMethod.mail) -
         s.add(ReturnLine(rma_id=rma.id, order_line_id=lines[0].id, quantity=1, reason_note="arrived torn"))
         await s.commit()
         return rma
+
+
+async def test_alert_amounts_and_dates_follow_the_shops_default_language(aiohttp_client: Any, fake: FakeSlack,
+                                                                          settings: Any, sessions: Any) -> None:
+    env = await make_env(aiohttp_client, fake, slack_settings(settings, fake, default_language="es",
+                                                              shop_timezone="Europe/Madrid"), sessions)
+    conversation_id = await customer_conversation(env.sessions)
+    rma = await make_rma(env.sessions)
+    await env.alert(conversation_id, {"kind": "return_approval", "rma_id": rma.id})
+    async with env.sessions() as s:
+        order, _ = await make_order(s, name="#1007", placed_at=datetime(2026, 12, 2, 23, 30, tzinfo=UTC))
+        await s.commit()
+    await env.alert(None, {"kind": "late_shipment", "order_id": order.id, "order_name": "#1007", "shipments": []})
+    await env.idle()
+    approval, late = env.alerts()
+    assert "20,00\xa0US$" in texts(approval) and "$20.00" not in texts(approval)
+    assert "3 dic 2026" in texts(late) and "20,00\xa0US$" in texts(late)  # placed on the 3rd in Madrid
 
 
 async def test_return_approval_alert_and_approve(env: Env) -> None:

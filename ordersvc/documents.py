@@ -84,6 +84,8 @@ class ShopInfo:
     address: Mapping[str, Any] = field(default_factory=dict)
     email: str | None = None
     tax_id: str | None = None
+    #: the IANA time zone the documents' dates are given in (the shop's)
+    timezone: str = "UTC"
 
 
 @dataclass(frozen=True)
@@ -267,9 +269,9 @@ def money(amount: Decimal, currency: str, locale: Locale) -> str:
     return format_money(amount, clean_for_pdf(currency, 8), locale)
 
 
-def day(value: date | datetime | None, locale: Locale) -> str:
-    """A date in the long form ("December 2, 2026", "2 de diciembre de 2026")."""
-    return format_date(value, locale, format="long")
+def day(value: date | datetime | None, locale: Locale, tz: str | None = None) -> str:
+    """A date in the long form ("December 2, 2026", "2 de diciembre de 2026"), in time zone ``tz``."""
+    return format_date(value, locale, tz, format="long")
 
 
 def number(value: Decimal | int, locale: Locale) -> str:

@@ -79,8 +79,8 @@ def render_invoice(
     meta_cell: list[Any] = [
         paragraph(h["invoice"], title_style),
         paragraph(h["number"].format(number=clean_for_pdf(order.name, 64)), right),
-        paragraph(h["date"].format(date=day(issued_at or order.placed_at, loc)), right),
-        paragraph(h["order_date"].format(date=day(order.placed_at, loc)), right),
+        paragraph(h["date"].format(date=day(issued_at or order.placed_at, loc, shop.timezone)), right),
+        paragraph(h["order_date"].format(date=day(order.placed_at, loc, shop.timezone)), right),
     ]
     width = A4[0] - 40 * mm
     header = Table([[shop_cell, meta_cell]], colWidths=[width * 0.55, width * 0.45])

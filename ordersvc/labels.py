@@ -130,6 +130,7 @@ def _packing_slip(
     lines: Sequence[tuple[ReturnLine, OrderLine]],
     t: Mapping[str, str],
     loc: Locale,
+    tz: str = "UTC",
 ) -> list[Any]:
     f = fonts()
     title = ParagraphStyle("slip-title", fontName=f.bold, fontSize=13, leading=16)
@@ -138,7 +139,7 @@ def _packing_slip(
     story: list[Any] = [
         paragraph(t["slip_title"].format(rma=clean_for_pdf(rma.rma_number, 32)), title),
         paragraph(t["order"].format(order=clean_for_pdf(order.name, 64)), text),
-        paragraph(t["requested"].format(date=day(rma.requested_at, loc)), text),
+        paragraph(t["requested"].format(date=day(rma.requested_at, loc, tz)), text),
         Spacer(1, 8),
     ]
     rows: list[list[Any]] = [[paragraph(t["item"], head), paragraph(t["qty"], head), paragraph(t["reason"], head)]]
@@ -203,6 +204,6 @@ def render_return_label(
         _draw_label(canvas, rma, order, shop, warehouse_address, t, loc)
         canvas.restoreState()
 
-    story: list[Any] = [Spacer(1, 1), PageBreak(), *_packing_slip(rma, order, lines, t, loc)]
+    story: list[Any] = [Spacer(1, 1), PageBreak(), *_packing_slip(rma, order, lines, t, loc, shop.timezone)]
     doc.build(story, onFirstPage=first_page)
     return buffer.getvalue()

@@ -138,7 +138,7 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
         if not result.duplicate:
             runtime.worker.submit(result.message_id)
 
-    bot.files.setup(app, sessions, settings.secret_key_bytes(), settings.shop_name)
+    bot.files.setup(app, sessions, settings.secret_key_bytes(), settings.shop_name, settings.shop_timezone)
     ordersvc.api.setup(app, sessions)
     ordersvc.webhooks.setup(app, sessions, lambda: _shopify_secrets(settings), on_change=runtime.pipeline.on_order_change)
     inbox.web.setup(

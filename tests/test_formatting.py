@@ -336,3 +336,27 @@ async def test_the_demo_shop_shows_prices_in_the_visitors_language(aiohttp_clien
     assert "$89.00" in english
     spanish = _plain(await (await client.get("/shop", headers={"Accept-Language": "es-ES,es;q=0.9"})).text())
     assert "89,00 US$" in spanish
+
+
+def test_invoices_give_dates_in_the_shops_time_zone_and_amounts_in_the_customers_locale() -> None:
+    from io import BytesIO
+
+    from pypdf import PdfReader
+
+    from ordersvc.documents import ShopInfo
+    from ordersvc.invoices import render_invoice
+    from ordersvc.models import Order, OrderLine
+
+    order = Order(id=7, external_id="7", name="#2001", placed_at=datetime(2026, 12, 2, 23, 30, tzinfo=UTC),
+                  currency="EUR", subtotal_price=Decimal("1234.56"), total_shipping=Decimal("0"),
+                  total_tax=Decimal("0"), total_price=Decimal("1234.56"))
+    lines = [OrderLine(id=9, order_id=7, sku="TEE-M", title="T-shirt", quantity=1, unit_price=Decimal("1234.56"))]
+
+    def text(shop: ShopInfo, locale: str) -> str:
+        pdf = render_invoice(order, None, lines, shop, locale, issued_at=order.placed_at)
+        return _plain(" ".join(page.extract_text() for page in PdfReader(BytesIO(pdf)).pages))
+
+    assert "December 2, 2026" in text(ShopInfo(name="Shop"), "en")
+    tokyo = text(ShopInfo(name="Shop", timezone="Asia/Tokyo"), "en")
+    assert "December 3, 2026" in tokyo and "December 2, 2026" not in tokyo and "€1,234.56" in tokyo
+    assert "1.234,56 €" in text(ShopInfo(name="Shop", timezone="Europe/Madrid"), "es")

@@ -16,6 +16,8 @@ class BotSettings(Protocol):
 
     shop_name: str
     shop_timezone: str
+    #: the language of Slack alerts' amounts and dates (and the fallback for customers)
+    default_language: str
     public_url: str
     secret_key: SecretStr | None
     reopen_days: int

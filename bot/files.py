@@ -137,6 +137,7 @@ class FilesConfig:
     sessions: async_sessionmaker[Any]
     secret_key: bytes
     shop_name: str
+    timezone: str = "UTC"
 
 
 FILES_CONFIG = web.AppKey("shopdesk_files", FilesConfig)
@@ -156,7 +157,7 @@ def _safe_filename(value: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", value)[:64] or "file"
 
 
-async def _shop_info(session: AsyncSession, shop_name: str) -> tuple[ShopInfo, dict[str, Any]]:
+async def _shop_info(session: AsyncSession, shop_name: str, timezone: str = "UTC") -> tuple[ShopInfo, dict[str, Any]]:
     """The merchant as printed, and the returns address (default warehouse, else the shop's)."""
     details = await get_setting(session, SHOP_SETTING_KEY, {})
     warehouse = (
@@ -169,6 +170,7 @@ async def _shop_info(session: AsyncSession, shop_name: str) -> tuple[ShopInfo, d
         address=dict(shop_address or returns_address),
         email=details.get("email") if isinstance(details.get("email"), str) else None,
         tax_id=details.get("tax_id") if isinstance(details.get("tax_id"), str) else None,
+        timezone=timezone,
     )
     return shop, returns_address
 
@@ -186,7 +188,7 @@ async def label_pdf(request: web.Request) -> web.Response:
         if order is None:
             return _not_found()
         lines = await load_rma_lines(session, rma)
-        shop, returns_address = await _shop_info(session, config.shop_name)
+        shop, returns_address = await _shop_info(session, config.shop_name, config.timezone)
         customer = await session.get(Customer, order.customer_id) if order.customer_id is not None else None
     lang = request.query.get("lang")
     locale = babel_locale(lang) if lang in SUPPORTED_LANGUAGES else (customer.locale if customer else None)
@@ -206,15 +208,16 @@ async def invoice_pdf(request: web.Request) -> web.Response:
             return _not_found()
         customer = await session.get(Customer, order.customer_id) if order.customer_id is not None else None
         lines = await order_lines(session, order.id)
-        shop, _ = await _shop_info(session, config.shop_name)
+        shop, _ = await _shop_info(session, config.shop_name, config.timezone)
     locale = babel_locale(lang) if lang in SUPPORTED_LANGUAGES else None
     body = await asyncio.to_thread(render_invoice, order, customer, lines, shop, locale)
     return _pdf(body, f"invoice-{_safe_filename(order.name)}.pdf")
 
 
-def setup(app: web.Application, sessions: async_sessionmaker[Any], secret_key: bytes, shop_name: str) -> None:
-    """Register the signed file routes on ``app``."""
+def setup(app: web.Application, sessions: async_sessionmaker[Any], secret_key: bytes, shop_name: str,
+          timezone: str = "UTC") -> None:
+    """Register the signed file routes on ``app``; documents give dates in the shop's ``timezone``."""
     _check_key(secret_key)
-    app[FILES_CONFIG] = FilesConfig(sessions, secret_key, shop_name)
+    app[FILES_CONFIG] = FilesConfig(sessions, secret_key, shop_name, timezone)
     app.router.add_get("/files/labels/{rma_number}.pdf", label_pdf)
     app.router.add_get("/files/invoices/{order_id}.pdf", invoice_pdf)

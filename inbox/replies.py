@@ -7,23 +7,22 @@ placing a file of the same name under ``<override_dir>/<lang>/``.
 Templates are trusted (they come from the package or the merchant); the values passed in are
 data. Customer text is never used as template source, so ``{{ 7*7 }}`` typed by a customer
 stays those eight characters. Rendering uses a sandboxed environment and plain text (no HTML
-escaping: the channels render text, and the web views escape on display).
+escaping: the channels render text, and the web views escape on display). Amounts, dates and
+times go through :mod:`shopbase.formatting`'s filters, in the reply's language (``money(currency)``,
+``day(tz)``, ``moment(tz)``, ``number``, ``since`` ...).
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from decimal import Decimal
 from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from babel.dates import format_date, format_time, get_datetime_format
-from babel.numbers import format_currency, format_decimal
 from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
+
+from shopbase.formatting import babel_locale, install_filters
 
 __all__ = [
     "SUPPORTED_LANGUAGES",
@@ -39,15 +38,6 @@ __all__ = [
 SUPPORTED_LANGUAGES = ("en", "es", "ru", "vi", "zh-Hans", "zh-Hant")
 FALLBACK_LANGUAGE = "en"
 
-_BABEL_LOCALES = {
-    "en": "en_US",
-    "es": "es_ES",
-    "ru": "ru_RU",
-    "vi": "vi_VN",
-    "zh-Hans": "zh_Hans_CN",
-    "zh-Hant": "zh_Hant_TW",
-}
-
 _override_dir: Path | None = None
 
 
@@ -62,10 +52,6 @@ def configure_overrides(path: Path | None) -> None:
     _override_dir = path
     _environment.cache_clear()
     _labels.cache_clear()
-
-
-def babel_locale(lang: str | None) -> str:
-    return _BABEL_LOCALES.get(lang or "", _BABEL_LOCALES[FALLBACK_LANGUAGE])
 
 
 def _language(lang: str | None) -> str:
@@ -86,35 +72,8 @@ def _environment(lang: str) -> SandboxedEnvironment:
         lstrip_blocks=True,
         keep_trailing_newline=False,
     )
-    locale = babel_locale(lang)
-
-    def money(amount: Decimal | int | str, currency: str = "USD") -> str:
-        return format_currency(Decimal(str(amount)), currency, locale=locale)
-
-    def day(value: date | datetime | None, tz: str | None = None) -> str:
-        if value is None:
-            return ""
-        if isinstance(value, datetime):
-            if tz:
-                value = value.astimezone(ZoneInfo(tz))
-            value = value.date()
-        return format_date(value, format="medium", locale=locale)
-
-    def moment(value: datetime | None, tz: str | None = None) -> str:
-        """Date and time to the minute ("Nov 21, 2026, 7:04 PM"): seconds mean nothing to a customer."""
-        if value is None:
-            return ""
-        tzinfo = ZoneInfo(tz) if tz else None
-        local = value.astimezone(tzinfo) if tzinfo else value
-        pattern = get_datetime_format("medium", locale=locale)
-        return str(pattern).replace("{1}", format_date(local.date(), format="medium", locale=locale)).replace(
-            "{0}", format_time(local, format="short", tzinfo=tzinfo, locale=locale)
-        )
-
-    def number(value: Any) -> str:
-        return format_decimal(value, locale=locale)
-
-    env.filters.update(money=money, day=day, moment=moment, number=number)
+    install_filters(env)  # money, day, moment, number, since ... (shopbase.formatting)
+    env.globals["locale"] = babel_locale(lang)
     return env
 
 

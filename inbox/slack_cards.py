@@ -7,6 +7,7 @@ itself. Order details go to the shop's own people only (agents linked in Slack).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -106,7 +107,8 @@ class ReturnCard:
     order_name: str
     resolution: str
     method: str
-    amount: str
+    amount: Decimal
+    currency: str
     items: list[str] = field(default_factory=list)
     reason_notes: list[str] = field(default_factory=list)
 
@@ -121,7 +123,7 @@ async def return_card(session: AsyncSession, rma_id: int) -> ReturnCard | None:
     resolution = _value(rma.resolution)
     amount = rma.credit_amount if resolution == "store_credit" else rma.refund_amount
     return ReturnCard(rma_id=rma.id, rma_number=rma.rma_number, order_name=order.name if order else "?",
-                      resolution=resolution, method=_value(rma.method), amount=f"{amount} {rma.currency}",
+                      resolution=resolution, method=_value(rma.method), amount=amount, currency=rma.currency,
                       items=items, reason_notes=[rl.reason_note for rl, _ in rows if rl.reason_note])
 
 

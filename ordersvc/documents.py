@@ -33,15 +33,14 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 import yaml
-from babel import Locale, UnknownLocaleError
-from babel.dates import format_date
-from babel.numbers import format_currency
+from babel import Locale
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import Paragraph
 
+from shopbase.formatting import format_date, format_money, format_number, locale_for
 from shopbase.text import clean_for_pdf
 
 __all__ = [
@@ -53,6 +52,7 @@ __all__ = [
     "resolve_locale",
     "money",
     "day",
+    "number",
     "runs",
     "markup",
     "text_width",
@@ -84,6 +84,8 @@ class ShopInfo:
     address: Mapping[str, Any] = field(default_factory=dict)
     email: str | None = None
     tax_id: str | None = None
+    #: the IANA time zone the documents' dates are given in (the shop's)
+    timezone: str = "UTC"
 
 
 @dataclass(frozen=True)
@@ -258,27 +260,23 @@ def address_lines(address: Mapping[str, Any] | None, locale: Locale | None = Non
 
 
 def resolve_locale(locale: str | None) -> Locale:
-    """A Babel locale for ``locale`` ("vi", "ru_RU", "pt-BR"); English when unknown."""
-    if locale:
-        try:
-            return Locale.parse(str(locale).replace("-", "_"))
-        except (UnknownLocaleError, ValueError, TypeError):
-            pass
-    return Locale.parse("en")
+    """A Babel locale for ``locale`` ("vi", "zh-Hans", "ru_RU", "pt-BR"); English when unknown."""
+    return locale_for(locale)
 
 
 def money(amount: Decimal, currency: str, locale: Locale) -> str:
-    """``format_currency`` that never raises on an odd currency code."""
-    try:
-        return format_currency(amount, currency, locale=locale)
-    except Exception:
-        return f"{amount} {clean_for_pdf(currency, 8)}"
+    """The amount as ``locale`` writes it (:func:`shopbase.formatting.format_money`: never raises)."""
+    return format_money(amount, clean_for_pdf(currency, 8), locale)
 
 
-def day(value: date | datetime | None, locale: Locale) -> str:
-    if value is None:
-        return ""
-    return format_date(value.date() if isinstance(value, datetime) else value, format="long", locale=locale)
+def day(value: date | datetime | None, locale: Locale, tz: str | None = None) -> str:
+    """A date in the long form ("December 2, 2026", "2 de diciembre de 2026"), in time zone ``tz``."""
+    return format_date(value, locale, tz, format="long")
+
+
+def number(value: Decimal | int, locale: Locale) -> str:
+    """A quantity or other number in ``locale``."""
+    return format_number(value, locale)
 
 
 def document_language(locale: Locale) -> str:

@@ -15,7 +15,6 @@ from io import BytesIO
 from typing import Any
 
 from babel import Locale
-from babel.numbers import format_decimal
 from reportlab.lib import colors
 from reportlab.lib.enums import TA_RIGHT
 from reportlab.lib.pagesizes import A4
@@ -32,6 +31,7 @@ from ordersvc.documents import (
     draw_text,
     fonts,
     money,
+    number,
     paragraph,
     resolve_locale,
 )
@@ -79,8 +79,8 @@ def render_invoice(
     meta_cell: list[Any] = [
         paragraph(h["invoice"], title_style),
         paragraph(h["number"].format(number=clean_for_pdf(order.name, 64)), right),
-        paragraph(h["date"].format(date=day(issued_at or order.placed_at, loc)), right),
-        paragraph(h["order_date"].format(date=day(order.placed_at, loc)), right),
+        paragraph(h["date"].format(date=day(issued_at or order.placed_at, loc, shop.timezone)), right),
+        paragraph(h["order_date"].format(date=day(order.placed_at, loc, shop.timezone)), right),
     ]
     width = A4[0] - 40 * mm
     header = Table([[shop_cell, meta_cell]], colWidths=[width * 0.55, width * 0.45])
@@ -124,7 +124,7 @@ def render_invoice(
         rows.append(
             [
                 item,
-                paragraph(format_decimal(line.quantity, locale=loc), right),
+                paragraph(number(line.quantity, loc), right),
                 paragraph(fmt(line.unit_price), right),
                 paragraph(fmt(-line.total_discount) if line.total_discount else "", right),
                 paragraph(fmt(amount), right),

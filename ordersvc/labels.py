@@ -14,7 +14,6 @@ from io import BytesIO
 from typing import Any
 
 from babel import Locale
-from babel.numbers import format_decimal
 from reportlab.graphics.barcode.code128 import Code128
 from reportlab.lib import colors
 from reportlab.lib.styles import ParagraphStyle
@@ -31,6 +30,7 @@ from ordersvc.documents import (
     fit_text,
     fonts,
     markup,
+    number,
     paragraph,
     resolve_locale,
     text_width,
@@ -130,6 +130,7 @@ def _packing_slip(
     lines: Sequence[tuple[ReturnLine, OrderLine]],
     t: Mapping[str, str],
     loc: Locale,
+    tz: str = "UTC",
 ) -> list[Any]:
     f = fonts()
     title = ParagraphStyle("slip-title", fontName=f.bold, fontSize=13, leading=16)
@@ -138,7 +139,7 @@ def _packing_slip(
     story: list[Any] = [
         paragraph(t["slip_title"].format(rma=clean_for_pdf(rma.rma_number, 32)), title),
         paragraph(t["order"].format(order=clean_for_pdf(order.name, 64)), text),
-        paragraph(t["requested"].format(date=day(rma.requested_at, loc)), text),
+        paragraph(t["requested"].format(date=day(rma.requested_at, loc, tz)), text),
         Spacer(1, 8),
     ]
     rows: list[list[Any]] = [[paragraph(t["item"], head), paragraph(t["qty"], head), paragraph(t["reason"], head)]]
@@ -151,7 +152,7 @@ def _packing_slip(
         if rl.reason_note:
             reason = t["reason_note"].format(reason=reason, note=clean_for_pdf(rl.reason_note, 200))
         cell = [paragraph(item, text), *(paragraph(d, text) for d in details)]
-        rows.append([cell, paragraph(format_decimal(rl.quantity, locale=loc), text), paragraph(reason, text)])
+        rows.append([cell, paragraph(number(rl.quantity, loc), text), paragraph(reason, text)])
     inner = LABEL_SIZE[0] - 2 * _MARGIN
     table = Table(rows, colWidths=[inner * 0.55, inner * 0.12, inner * 0.33], repeatRows=1)
     table.setStyle(
@@ -203,6 +204,6 @@ def render_return_label(
         _draw_label(canvas, rma, order, shop, warehouse_address, t, loc)
         canvas.restoreState()
 
-    story: list[Any] = [Spacer(1, 1), PageBreak(), *_packing_slip(rma, order, lines, t, loc)]
+    story: list[Any] = [Spacer(1, 1), PageBreak(), *_packing_slip(rma, order, lines, t, loc, shop.timezone)]
     doc.build(story, onFirstPage=first_page)
     return buffer.getvalue()

@@ -138,7 +138,7 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
         if not result.duplicate:
             runtime.worker.submit(result.message_id)
 
-    bot.files.setup(app, sessions, settings.secret_key_bytes(), settings.shop_name)
+    bot.files.setup(app, sessions, settings.secret_key_bytes(), settings.shop_name, settings.shop_timezone)
     ordersvc.api.setup(app, sessions)
     ordersvc.webhooks.setup(app, sessions, lambda: _shopify_secrets(settings), on_change=runtime.pipeline.on_order_change)
     inbox.web.setup(
@@ -151,6 +151,8 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
             shop_name=settings.shop_name,
             max_message_chars=settings.max_message_chars,
             reopen_days=settings.reopen_days,
+            shop_timezone=settings.shop_timezone,
+            default_language=settings.default_language,
             secure_cookies=settings.public_url.startswith("https://"),
         ),
         senders=senders,

@@ -15,7 +15,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -802,6 +802,23 @@ async def make_rma(sessions: Any, *, method: ReturnMethod = ReturnMethod.mail) -
         return rma
 
 
+async def test_alert_amounts_and_dates_follow_the_shops_default_language(aiohttp_client: Any, fake: FakeSlack,
+                                                                          settings: Any, sessions: Any) -> None:
+    env = await make_env(aiohttp_client, fake, slack_settings(settings, fake, default_language="es",
+                                                              shop_timezone="Europe/Madrid"), sessions)
+    conversation_id = await customer_conversation(env.sessions)
+    rma = await make_rma(env.sessions)
+    await env.alert(conversation_id, {"kind": "return_approval", "rma_id": rma.id})
+    async with env.sessions() as s:
+        order, _ = await make_order(s, name="#1007", placed_at=datetime(2026, 12, 2, 23, 30, tzinfo=UTC))
+        await s.commit()
+    await env.alert(None, {"kind": "late_shipment", "order_id": order.id, "order_name": "#1007", "shipments": []})
+    await env.idle()
+    approval, late = env.alerts()
+    assert "20,00\xa0US$" in texts(approval) and "$20.00" not in texts(approval)
+    assert "3 dic 2026" in texts(late) and "20,00\xa0US$" in texts(late)  # placed on the 3rd in Madrid
+
+
 async def test_return_approval_alert_and_approve(env: Env) -> None:
     await add_agent(env.sessions, "ana@shop.test", "Ana", slack_user_id="U0ANA")
     conversation_id = await customer_conversation(env.sessions)
@@ -810,7 +827,7 @@ async def test_return_approval_alert_and_approve(env: Env) -> None:
     await env.idle()
     [alert] = env.alerts()
     assert set(buttons(alert)) == {sb.ACTION_APPROVE_RETURN, sb.ACTION_REJECT_RETURN, sb.ACTION_OPEN}
-    assert "R5005-1" in texts(alert) and "arrived torn" in texts(alert) and "20.00 USD" in texts(alert)
+    assert "R5005-1" in texts(alert) and "arrived torn" in texts(alert) and "$20.00" in texts(alert)
 
     body = fs.block_actions_body(sb.ACTION_APPROVE_RETURN, str(rma.id), "U0ANA", ALERTS, alert["ts"],
                                  message_blocks=alert["blocks"])

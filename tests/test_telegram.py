@@ -617,7 +617,7 @@ async def test_set_webhook_and_status(fake: FakeTelegram, lite_settings: Any) ->
     assert status.pending_update_count == 1
     assert status.last_error_message == "Wrong response from the webhook: 503 Service Unavailable"
     text = await webhook_status_text(s)
-    assert "Pending updates:  1" in text and "2023-11-14 22:13:20 UTC" in text
+    assert "Pending updates:  1" in text and "2023-11-14 22:13:20+00:00" in text
     assert fake.token not in out + text
 
 

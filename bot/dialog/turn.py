@@ -18,6 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from inbox.messages import Attachment, OutboundPayload, QuickReply
 from inbox.models import Contact, Conversation, Priority
 from inbox.replies import render_reply, reply_label
+from shopbase.formatting import format_percent
 
 __all__ = ["Turn", "Escalation", "DialogState", "BotConfig"]
 
@@ -135,7 +136,7 @@ class Turn:
 
     def escalate(self, reason: str, *, priority: Priority = Priority.normal, note: str = "") -> None:
         """Hand the conversation to the agents' queue, with a short summary of what happened."""
-        parts = [f"reason: {reason}", f"intent: {self.intent} ({self.confidence:.2f})"]
+        parts = [f"reason: {reason}", f"intent: {self.intent} ({format_percent(self.confidence, 'en')})"]
         if self.order_ref:
             parts.append(f"order: {self.order_ref}")
         if self.said:

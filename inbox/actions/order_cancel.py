@@ -10,6 +10,7 @@ from inbox.actions.base import add_system_line, agent_name, order_for_conversati
 from inbox.models import Agent, Conversation
 from ordersvc.actions import Cancellation, cancel_order
 from ordersvc.models import Order
+from shopbase.formatting import format_money
 from shopbase.refusal import Refused
 
 __all__ = ["CANCEL_REFUSALS", "order_cancel"]
@@ -46,7 +47,9 @@ async def order_cancel(
     write_audit(session, conversation.id, "order.cancelled", agent=agent, actor=actor,
                 detail={"order_id": order.id, "refund_id": result.refund.id if result.refund else None})
     if agent is not None:
-        refund = f" Refund {result.refund.amount} {result.refund.currency}." if result.refund is not None else ""
+        # the transcript's system lines are stored English sentences, so the amount is written the English way
+        refund = (f" Refund {format_money(result.refund.amount, result.refund.currency, 'en')}."
+                  if result.refund is not None else "")
         add_system_line(session, conversation, f"{agent_name(agent)} cancelled order {order.name}.{refund}",
                         agent=agent)
     return result

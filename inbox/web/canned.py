@@ -21,6 +21,7 @@ from inbox.queries.customers import verified_customer_id
 from inbox.web.rendering import safe_url
 from ordersvc.models import Customer
 from ordersvc.service import order_bundle, orders_for_customer
+from shopbase.formatting import format_date, format_money, install_filters
 
 __all__ = ["CannedError", "render_canned", "canned_context", "check_canned_body", "MAX_CANNED_CHARS"]
 
@@ -53,6 +54,7 @@ class _CannedEnvironment(SandboxedEnvironment):
 
 
 _env = _CannedEnvironment(autoescape=False, undefined=ChainableUndefined, keep_trailing_newline=False)
+install_filters(_env)  # money, day, moment ... in the conversation's language (the context's `locale`)
 _budget: ContextVar[list[int]] = ContextVar("canned_range_budget")
 
 
@@ -107,10 +109,19 @@ def render_canned(body: str, context: dict[str, Any]) -> str:
         _budget.reset(token)
 
 
-async def canned_context(db: AsyncSession, conversation: Conversation) -> dict[str, Any]:
-    """{customer, order, tracking_link} for the conversation's verified customer (else empty)."""
+async def canned_context(db: AsyncSession, conversation: Conversation, *, default_language: str = "en",
+                         timezone: str = "UTC") -> dict[str, Any]:
+    """{customer, order, tracking_link} for the conversation's verified customer (else empty).
+
+    Amounts and dates are written for the customer: in the conversation's language (else
+    ``default_language``) and the shop's ``timezone``; ``order.total`` is "$1,234.56" or
+    "1.234,56 €", ``order.placed_at`` "Dec 2, 2026" or "2 дек. 2026 г.". The same ``locale``
+    and ``timezone`` serve the formatting filters a body may use (``{{ x|money('EUR') }}``).
+    """
+    locale = conversation.language or default_language
     contact = await db.get(Contact, conversation.contact_id)
-    context: dict[str, Any] = {"customer": {}, "order": {}, "tracking_link": ""}
+    context: dict[str, Any] = {"customer": {}, "order": {}, "tracking_link": "", "locale": locale,
+                               "timezone": timezone}
     if contact is None:
         return context
     customer_id = verified_customer_id(contact)
@@ -132,11 +143,11 @@ async def canned_context(db: AsyncSession, conversation: Conversation) -> dict[s
         order = bundle.order
         context["order"] = {
             "name": order.name,
-            "total": f"{order.total_price:.2f}",
+            "total": format_money(order.total_price, order.currency, locale),
             "currency": order.currency,
             "financial_status": order.financial_status.value,
             "fulfillment_status": order.fulfillment_status.value,
-            "placed_at": order.placed_at.date().isoformat(),
+            "placed_at": format_date(order.placed_at, locale, timezone),
             "cancelled": order.cancelled_at is not None,
         }
         for sb in reversed(bundle.shipments):

@@ -3,6 +3,10 @@
 Everything a customer can type reaches the page only as escaped text: the environment
 autoescapes every ``.html`` template, and no template marks customer data ``|safe``.
 Links are made only from URLs that pass :func:`safe_url`.
+
+Amounts, dates and times are formatted by :mod:`shopbase.formatting`'s filters for the reader:
+:func:`render` puts the agent's ``locale`` (their UI language) and the shop's ``timezone`` into
+every page's context (:func:`reader_context`).
 """
 
 from __future__ import annotations
@@ -16,8 +20,12 @@ from urllib.parse import urlsplit
 import jinja2
 from aiohttp import web
 
+from shopbase.formatting import install_filters
+
 __all__ = [
     "create_environment",
+    "agent_locale",
+    "reader_context",
     "safe_url",
     "render",
     "render_fragment",
@@ -61,52 +69,15 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _ago(value: datetime | None) -> str:
-    """A compact age: "now", "5m", "3h", "2d", or a date for old items."""
-    if value is None:
-        return ""
-    seconds = (datetime.now(UTC) - _aware(value)).total_seconds()
-    if seconds < 60:
-        return "now"
-    if seconds < 3600:
-        return f"{int(seconds // 60)}m"
-    if seconds < 86400:
-        return f"{int(seconds // 3600)}h"
-    if seconds < 7 * 86400:
-        return f"{int(seconds // 86400)}d"
-    return _aware(value).strftime("%d %b")
-
-
-def _since(value: datetime | None) -> str:
-    """A phrase: "just now", "5 min ago", "3 h ago", "2 days ago", or "on 10 Nov 2025"."""
-    if value is None:
-        return ""
-    seconds = (datetime.now(UTC) - _aware(value)).total_seconds()
-    if seconds < 60:
-        return "just now"
-    if seconds < 3600:
-        return f"{int(seconds // 60)} min ago"
-    if seconds < 86400:
-        return f"{int(seconds // 3600)} h ago"
-    if seconds < 7 * 86400:
-        days = int(seconds // 86400)
-        return f"{days} day{'s' if days != 1 else ''} ago"
-    return "on " + _aware(value).strftime("%d %b %Y")
-
-
-def _when(value: datetime | None) -> str:
-    if value is None:
-        return ""
-    return _aware(value).astimezone(UTC).strftime("%d %b %Y, %H:%M UTC")
-
-
 def _iso(value: datetime | None) -> str:
     return "" if value is None else _aware(value).isoformat()
 
 
 def _local_input(value: datetime | None) -> str:
-    """A value for ``<input type=datetime-local>`` (UTC)."""
-    return "" if value is None else _aware(value).astimezone(UTC).strftime("%Y-%m-%dT%H:%M")
+    """A value for ``<input type=datetime-local>`` (UTC, to the minute: a machine format)."""
+    if value is None:
+        return ""
+    return _aware(value).astimezone(UTC).replace(tzinfo=None).isoformat(timespec="minutes")
 
 
 def _enum(value: Any) -> str:
@@ -116,15 +87,6 @@ def _enum(value: Any) -> str:
 
 def _humanize(value: Any) -> str:
     return _enum(value).replace("_", " ").capitalize()
-
-
-def _money(amount: Any, currency: str = "USD") -> str:
-    from decimal import Decimal, InvalidOperation
-
-    try:
-        return f"{Decimal(str(amount)):,.2f} {currency}"
-    except (InvalidOperation, ValueError):
-        return f"{amount} {currency}"
 
 
 def create_environment(extra_dirs: list[Path] | None = None) -> jinja2.Environment:
@@ -139,15 +101,12 @@ def create_environment(extra_dirs: list[Path] | None = None) -> jinja2.Environme
     env.filters.update(
         safe_url=safe_url,
         http_url=_http_url,
-        ago=_ago,
-        since=_since,
-        when=_when,
         iso=_iso,
         local_input=_local_input,
         enum=_enum,
         humanize=_humanize,
-        money=_money,
     )
+    install_filters(env)  # money, number, day, when, since, ago ... in the page's `locale` and `timezone`
     return env
 
 
@@ -155,11 +114,25 @@ def render_fragment(env: jinja2.Environment, name: str, context: dict[str, Any])
     return env.get_template(name).render(**context)
 
 
+def agent_locale(agent: Any) -> str:
+    """The language an agent reads the inbox in: their ``language`` preference, else English."""
+    return getattr(agent, "language", None) or "en"
+
+
+def reader_context(request: web.Request) -> dict[str, Any]:
+    """``locale`` and ``timezone`` for the formatting filters: the signed-in agent's language and
+    the shop's time zone."""
+    from inbox.web.state import AGENT, STATE
+
+    return {"locale": agent_locale(request.get(AGENT)), "timezone": request.app[STATE].config.shop_timezone}
+
+
 def render(request: web.Request, name: str, context: dict[str, Any], *, status: int = 200) -> web.Response:
     from inbox.web.state import STATE
 
     state = request.app[STATE]
-    body = render_fragment(state.jinja, name, {"request": request, "config": state.config, **context})
+    body = render_fragment(state.jinja, name, {"request": request, "config": state.config, **reader_context(request),
+                                               **context})
     response = web.Response(text=body, status=status, content_type="text/html", charset="utf-8")
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -39,6 +39,9 @@ class WebConfig:
     shop_name: str = "Demo Shop"
     max_message_chars: int = 4096
     reopen_days: int = 7
+    #: times on the pages are shown in the shop's time zone; the demo shop's prices in its language
+    shop_timezone: str = "UTC"
+    default_language: str = "en"
     secure_cookies: bool = False
     login_throttle: ThrottleConfig = field(default_factory=ThrottleConfig)
     #: how long an agent's sign-in lasts

@@ -51,8 +51,8 @@ from inbox.queries.messages import transcript
 from inbox.queries.orders import METHODS, REASONS, RESOLUTIONS
 from inbox.web.auth import csrf_token
 from inbox.web.canned import CannedError, canned_context, render_canned
-from inbox.web.rendering import error_response, render, render_fragment
-from inbox.web.state import AGENT, STATE
+from inbox.web.rendering import error_response, reader_context, render, render_fragment
+from inbox.web.state import AGENT, STATE, WebConfig
 from ordersvc.models import ItemCondition, Resolution
 from shopbase.refusal import Refused
 from shopbase.rows import saved_id
@@ -275,7 +275,7 @@ async def conversation_page(request: web.Request) -> web.Response:
         canned_id = _small_int(request.query.get("canned", ""))
         if canned_id is not None:
             try:
-                prefill = await _render_canned(db, conversation, canned_id)
+                prefill = await _render_canned(db, conversation, canned_id, request.app[STATE].config)
             except CannedError:
                 prefill = ""
     return render(
@@ -322,15 +322,17 @@ async def conversation_fragment(request: web.Request) -> web.Response:
 
 def _fragment(request: web.Request, template: str, ctx: dict[str, Any]) -> web.Response:
     state = request.app[STATE]
-    body = render_fragment(state.jinja, template, {"request": request, "config": state.config, **ctx})
+    body = render_fragment(state.jinja, template, {"request": request, "config": state.config, **reader_context(request),
+                                                **ctx})
     return web.Response(text=body, content_type="text/html", charset="utf-8", headers={"Cache-Control": "no-store"})
 
 
-async def _render_canned(db: AsyncSession, conversation: Conversation, canned_id: int) -> str:
+async def _render_canned(db: AsyncSession, conversation: Conversation, canned_id: int, config: WebConfig) -> str:
     canned = await db.get(CannedResponse, canned_id)
     if canned is None:
         raise CannedError("there is no such canned response")
-    return render_canned(canned.body, await canned_context(db, conversation))
+    return render_canned(canned.body, await canned_context(db, conversation, default_language=config.default_language,
+                                                          timezone=config.shop_timezone))
 
 
 async def canned_preview(request: web.Request) -> web.Response:
@@ -343,7 +345,7 @@ async def canned_preview(request: web.Request) -> web.Response:
         if conversation is None:
             return web.json_response({"error": _NOT_FOUND}, status=404)
         try:
-            text = await _render_canned(db, conversation, _small_int(raw) or -1)
+            text = await _render_canned(db, conversation, _small_int(raw) or -1, request.app[STATE].config)
         except CannedError as exc:
             return web.json_response({"error": f"The canned response cannot be used: {exc}"}, status=422)
     return web.json_response({"text": text}, headers={"Cache-Control": "no-store"})

@@ -58,7 +58,7 @@ def tokens_list() -> None:
         return
     for tok in tokens:
         state = "revoked" if tok.revoked_at else "active"
-        used = tok.last_used_at.strftime("%Y-%m-%d %H:%M UTC") if tok.last_used_at else "never used"
+        used = tok.last_used_at.isoformat(sep=" ", timespec="minutes") if tok.last_used_at else "never used"
         typer.echo(printable(f"{tok.id}\t{tok.prefix}…\t{tok.name}\t{state}\t{used}"))
 
 

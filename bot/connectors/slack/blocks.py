@@ -4,14 +4,19 @@ Every text that came from a customer, an order or an agent goes through :func:`e
 so nobody can ping ``@channel`` or forge a link by typing ``<!channel>`` or ``<http://x|y>``.
 Each builder returns ``(fallback_text, blocks)``: the fallback is what notifications and
 screen readers show. Button ``action_id`` values are the constants below; the Slack connector
-registers one listener per constant.
+registers one listener per constant. Amounts and dates are written in the shop's default
+language and time zone (``locale``, ``tz``) through :mod:`shopbase.formatting`.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
+
+from shopbase.formatting import format_date, format_money
 
 __all__ = [
     "ACTION_CLAIM",
@@ -117,29 +122,40 @@ def _words(value: Any) -> str:
     return str(value or "").replace("_", " ")
 
 
-def _money(amount: Any, currency: Any) -> str:
-    return f"{amount} {currency}" if amount not in (None, "") else "—"
+def _money(amount: Any, currency: Any, locale: str) -> str:
+    return format_money(amount, str(currency or ""), locale) if amount not in (None, "") else "—"
+
+
+def _day(value: Any, locale: str, tz: str) -> str:
+    """A date from a document's ISO timestamp, in the shop's time zone and language."""
+    if not isinstance(value, str) or not value:
+        return "—"
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return "—"
+    return format_date(moment, locale, tz)
 
 
 # --------------------------------------------------------------------------- order card
 
 
-def order_card(order: Mapping[str, Any]) -> Blocks:
+def order_card(order: Mapping[str, Any], *, locale: str = "en", tz: str = "UTC") -> Blocks:
     """The order as a few blocks, from :func:`ordersvc.serialize.bundle_document`'s dict.
 
     Shows status, total, items, shipments (carrier, tracking, status, late) and returns;
-    never the customer's email, phone or addresses.
+    never the customer's email, phone or addresses. The total and the date are written for
+    ``locale`` (the shop's default language) in the shop's time zone ``tz``.
     """
     status = "cancelled" if order.get("cancelled") else _words(order.get("fulfillment_status"))
     customer = order.get("customer") or {}
     name = customer.get("name") if isinstance(customer, Mapping) else None
-    placed = str(order.get("placed_at") or "")[:10]
     blocks: Blocks = [
         _fields(
             [
                 ("Order", escape(order.get("name"))),
-                ("Placed", escape(placed or "—")),
-                ("Total", escape(_money(order.get("total_price"), order.get("currency")))),
+                ("Placed", escape(_day(order.get("placed_at"), locale, tz))),
+                ("Total", escape(_money(order.get("total_price"), order.get("currency"), locale))),
                 ("Payment", escape(_words(order.get("financial_status")))),
                 ("Fulfilment", escape(status)),
                 ("Customer", escape(name or "—")),
@@ -186,6 +202,8 @@ def escalation_alert(
     inbox_url: str,
     state_line: str | None = None,
     resolved: bool = False,
+    locale: str = "en",
+    tz: str = "UTC",
 ) -> tuple[str, Blocks]:
     """A new escalation: who, why, the order, the bot's summary; Claim / Resolve / Open in inbox."""
     fallback = f"Escalated conversation #{conversation_id} from {customer} ({priority})"
@@ -203,7 +221,7 @@ def escalation_alert(
     if summary:
         blocks.append(_section("*Bot summary*\n" + escape(summary)))
     if order:
-        blocks.extend(order_card(order))
+        blocks.extend(order_card(order, locale=locale, tz=tz))
     blocks.append(_context(state_line or "Unclaimed. Reply in this thread to answer the customer; start with `note:` to keep it internal."))
     blocks.append(_escalation_actions(conversation_id, inbox_url, resolved=resolved))
     return escape(fallback), blocks
@@ -228,7 +246,8 @@ _SHIPMENT_TITLES = {
 
 
 def shipment_alert(kind: str, *, order_name: str, shipments: Sequence[Mapping[str, Any]],
-                   order: Mapping[str, Any] | None, inbox_url: str | None) -> tuple[str, Blocks]:
+                   order: Mapping[str, Any] | None, inbox_url: str | None, locale: str = "en",
+                   tz: str = "UTC") -> tuple[str, Blocks]:
     title = _SHIPMENT_TITLES.get(kind, "Shipment alert")
     rows = [
         f"• {escape(s.get('carrier') or 'carrier?')} {escape(s.get('tracking_number') or '—')}: {escape(_words(s.get('status')))}"
@@ -238,16 +257,16 @@ def shipment_alert(kind: str, *, order_name: str, shipments: Sequence[Mapping[st
     if rows:
         blocks.append(_section("\n".join(rows)))
     if order:
-        blocks.extend(order_card(order))
+        blocks.extend(order_card(order, locale=locale, tz=tz))
     if inbox_url:
         blocks.append({"type": "actions", "elements": [_button("Open in inbox", ACTION_OPEN, "open", url=inbox_url)]})
     return escape(f"{title}: {order_name}"), blocks
 
 
 def return_approval_alert(*, rma_id: int, rma_number: str, order_name: str, resolution: str, method: str,
-                          amount: str, items: Sequence[str], reason_notes: Sequence[str],
-                          inbox_url: str | None) -> tuple[str, Blocks]:
-    """A return waiting for manual approval: what, why, how much; Approve / Reject."""
+                          amount: Decimal | str, currency: str, items: Sequence[str], reason_notes: Sequence[str],
+                          inbox_url: str | None, locale: str = "en") -> tuple[str, Blocks]:
+    """A return waiting for manual approval: what, why, how much (in ``locale``); Approve / Reject."""
     fallback = f"Return {rma_number} for {order_name} waits for approval"
     blocks: Blocks = [
         _header(f"Return waiting for approval: {rma_number}"),
@@ -256,7 +275,7 @@ def return_approval_alert(*, rma_id: int, rma_number: str, order_name: str, reso
                 ("Order", escape(order_name)),
                 ("Resolution", escape(_words(resolution))),
                 ("Method", escape(_words(method))),
-                ("Amount", escape(amount)),
+                ("Amount", escape(_money(amount, currency, locale))),
             ]
         ),
     ]
@@ -303,12 +322,12 @@ def mirrored_message(author: str, text: str, attachments: Sequence[str] = ()) ->
 
 
 def order_lookup_reply(query: str, order: Mapping[str, Any] | None, *, others: Sequence[str] = (),
-                       inbox_url: str | None = None) -> tuple[str, Blocks]:
+                       inbox_url: str | None = None, locale: str = "en", tz: str = "UTC") -> tuple[str, Blocks]:
     """The private answer to ``/order <number or email>``."""
     if order is None:
         text = f"No order found for `{escape(_cut(query, 100))}`."
         return text, [_section(text)]
-    blocks = order_card(order)
+    blocks = order_card(order, locale=locale, tz=tz)
     if others:
         blocks.append(_context("Other orders: " + ", ".join(escape(o) for o in list(others)[:10])))
     if inbox_url:

@@ -106,7 +106,8 @@ class SlackConnector:
         self.agents = AgentDirectory(sessions, self.client)
         self.sender = SlackAlertSender(client=self.client, sessions=sessions, alert_channel=self.alert_channel,
                                        public_url=self.public_url, retry_base=retry_base, retry_cap=retry_cap,
-                                       retry_give_up=retry_give_up)
+                                       retry_give_up=retry_give_up, locale=settings.default_language,
+                                       timezone=settings.shop_timezone)
         # alerts are written into the outbox by the transaction that raised them
         feed_notices(sessions, Channel.slack, self.select_notice)
         if self.alert_channel is None:
@@ -375,4 +376,5 @@ class SlackConnector:
         if found is None:
             return blocks.order_lookup_reply(query, None)
         inbox_url = f"{self.public_url}/inbox/c/{found.conversation_id}" if found.conversation_id else None
-        return blocks.order_lookup_reply(query, found.order, others=found.others, inbox_url=inbox_url)
+        return blocks.order_lookup_reply(query, found.order, others=found.others, inbox_url=inbox_url,
+                                         locale=self.settings.default_language, tz=self.settings.shop_timezone)

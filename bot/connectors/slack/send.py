@@ -135,8 +135,12 @@ class SlackAlertSender:
     channel = Channel.slack
 
     def __init__(self, *, client: AsyncWebClient, sessions: async_sessionmaker[AsyncSession], alert_channel: str | None, public_url: str,
-                 retry_base: float = 2.0, retry_cap: float = 300.0, retry_give_up: float = 3600.0) -> None:
+                 retry_base: float = 2.0, retry_cap: float = 300.0, retry_give_up: float = 3600.0,
+                 locale: str = "en", timezone: str = "UTC") -> None:
         self.client = client
+        #: amounts and dates in the alerts: the shop's default language and time zone
+        self.locale = locale
+        self.timezone = timezone
         self.sessions = sessions
         self.alert_channel = alert_channel
         self.public_url = public_url.rstrip("/")
@@ -235,7 +239,7 @@ class SlackAlertSender:
         return blocks.escalation_alert(
             conversation_id=conversation_id, customer=card.customer, channel=card.channel, intent=card.intent,
             priority=card.priority, summary=card.summary, order=order_doc, inbox_url=self._inbox_url(conversation_id),
-            state_line=state, resolved=card.resolved,
+            state_line=state, resolved=card.resolved, locale=self.locale, tz=self.timezone,
         )
 
     async def post_escalation(self, event: Event, done: dict[str, Any]) -> str | None:
@@ -308,7 +312,7 @@ class SlackAlertSender:
                 text, alert_blocks = blocks.shipment_alert(
                     kind, order_name=str(data.get("order_name") or (order_doc or {}).get("name") or "?"),
                     shipments=[s for s in data.get("shipments") or [] if isinstance(s, dict)],
-                    order=order_doc, inbox_url=inbox_url)
+                    order=order_doc, inbox_url=inbox_url, locale=self.locale, tz=self.timezone)
             elif kind == "return_approval":
                 rma_id = data.get("rma_id")
                 card = await slack_cards.return_card(session, rma_id) if isinstance(rma_id, int) else None
@@ -317,8 +321,8 @@ class SlackAlertSender:
                     return None
                 text, alert_blocks = blocks.return_approval_alert(
                     rma_id=card.rma_id, rma_number=card.rma_number, order_name=card.order_name,
-                    resolution=card.resolution, method=card.method, amount=card.amount, items=card.items,
-                    reason_notes=card.reason_notes, inbox_url=inbox_url)
+                    resolution=card.resolution, method=card.method, amount=card.amount, currency=card.currency,
+                    items=card.items, reason_notes=card.reason_notes, inbox_url=inbox_url, locale=self.locale)
                 purpose, thread = f"return:{card.rma_id}", None  # its own message, so its buttons can be bound to it
             else:
                 title = _ALERT_TITLES.get(kind, f"Alert: {kind or 'unknown'}")

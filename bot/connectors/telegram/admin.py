@@ -27,7 +27,7 @@ async def admin_page(connector: TelegramConnector, request: web.Request) -> web.
     JSON for ``Accept: application/json``, else a page in the inbox's layout. Like the
     other admin pages it does not exist (404) for anyone but an admin.
     """
-    from inbox.web.rendering import error_response, wants_json
+    from inbox.web.rendering import error_response, reader_context, wants_json
     from inbox.web.state import AGENT, STATE
 
     has_inbox = STATE in request.app
@@ -49,7 +49,7 @@ async def admin_page(connector: TelegramConnector, request: web.Request) -> web.
 
     env = request.app[STATE].jinja
     template = env.from_string(_ADMIN_TEMPLATE)
-    html = template.render(request=request, config=request.app[STATE].config, agent=agent,
+    html = template.render(request=request, config=request.app[STATE].config, agent=agent, **reader_context(request),
                            csrf_token=await csrf_token(request), section="telegram", status=status,
                            problem=problem, polling=connector.polling, webhook_path=WEBHOOK_PATH)
     response = web.Response(text=html, content_type="text/html", charset="utf-8")
@@ -69,7 +69,7 @@ _ADMIN_TEMPLATE = """{% extends "inbox/layout.html" %}
       <tr><th>Mode</th><td>{{ 'long polling' if polling else 'webhook' }}</td></tr>
       <tr><th>Webhook URL</th><td class="code">{{ status.url or '(not set)' }}</td></tr>
       <tr><th>Pending updates</th><td>{{ status.pending_update_count }}</td></tr>
-      <tr><th>Last error</th><td>{% if status.last_error_message %}{{ status.last_error_date.strftime('%Y-%m-%d %H:%M UTC') if status.last_error_date else '' }}: {{ status.last_error_message }}{% else %}none{% endif %}</td></tr>
+      <tr><th>Last error</th><td>{% if status.last_error_message %}{{ status.last_error_date|when }}: {{ status.last_error_message }}{% else %}none{% endif %}</td></tr>
     </tbody>
   </table>
   {% endif %}

@@ -121,7 +121,7 @@ class WebhookStatus:
             f"Pending updates:  {self.pending_update_count}",
         ]
         if self.last_error_date or self.last_error_message:
-            when = self.last_error_date.strftime("%Y-%m-%d %H:%M:%S UTC") if self.last_error_date else "?"
+            when = self.last_error_date.isoformat(sep=" ", timespec="seconds") if self.last_error_date else "?"
             lines.append(f"Last error:       {when}: {self.last_error_message or '(no message)'}")
         else:
             lines.append("Last error:       none")

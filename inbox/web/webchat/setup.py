@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from sqlmodel import col, select
 from inbox.web.rendering import render
 from inbox.web.state import STATE, sign
 from inbox.web.webchat.translate import VISITOR_RE
+from shopbase.formatting import language_from_header
 
 __all__ = ["STATIC_DIR", "check_visitor_token", "htmx_dir", "issue_visitor_token", "shop_page", "widget_js"]
 
@@ -59,7 +61,7 @@ async def shop_page(request: web.Request) -> web.Response:
     from ordersvc.models import ProductVariant
 
     state = request.app[STATE]
-    products: list[dict[str, str]] = []
+    products: list[dict[str, Any]] = []
     async with state.sessions() as db:
         rows = (await db.exec(select(ProductVariant).order_by(col(ProductVariant.id)).limit(60))).all()
     seen: set[str] = set()
@@ -71,14 +73,18 @@ async def shop_page(request: web.Request) -> web.Response:
             {
                 "title": row.product_title or row.sku,
                 "blurb": row.product_type or "",
-                "price": f"{row.price:.2f} {row.currency}",
+                "price": row.price,
+                "currency": row.currency,
             }
         )
         if len(products) == 6:
             break
     if not products:
-        products = [{"title": t, "blurb": b, "price": f"{p} USD"} for t, b, p in _DEMO_PRODUCTS]
-    return render(request, "shop/index.html", {"products": products, "shop_name": state.config.shop_name})
+        products = [{"title": t, "blurb": b, "price": Decimal(p), "currency": "USD"} for t, b, p in _DEMO_PRODUCTS]
+    # prices in the visitor's language (their browser's, else the shop's default)
+    locale = language_from_header(request.headers.get("Accept-Language"), state.config.default_language)
+    return render(request, "shop/index.html", {"products": products, "shop_name": state.config.shop_name,
+                                               "locale": locale})
 
 
 def htmx_dir() -> Path:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
@@ -39,7 +40,7 @@ from inbox.actions.base import (
     touch,
     write_audit,
 )
-from inbox.events import EventType, collect
+from inbox.events import Event, EventType, collect
 from inbox.messages import Attachment, InboundMessage, InvalidMessage, check_text
 from inbox.models import Author, Channel, Contact, Conversation, ConversationStatus, Direction, Message, Owner
 from inbox.queries.conversations import active_conversation
@@ -199,6 +200,10 @@ async def _record(session: AsyncSession, c: _Inbound, *, reopen_days: int, now: 
         return RecordResult(saved_id(stored), stored.conversation_id, saved_id(sender), duplicate=True,
                             new_conversation=False)
 
+    fast = await _record_into_open_conversation(session, c, now)
+    if fast is not None:
+        return fast
+
     contact = (
         await session.exec(select(Contact).where(Contact.channel == c.channel, Contact.external_id == c.external_id))
     ).first()
@@ -251,6 +256,64 @@ async def _record(session: AsyncSession, c: _Inbound, *, reopen_days: int, now: 
     assert message.id is not None and conversation.id is not None and contact.id is not None
     return RecordResult(message.id, conversation.id, contact.id, duplicate=False, new_conversation=new_conversation,
                         reopened=reopened)
+
+
+_CONTACT = Contact.__table__  # type: ignore[attr-defined]
+_CONVERSATION = Conversation.__table__  # type: ignore[attr-defined]
+_MESSAGE = Message.__table__  # type: ignore[attr-defined]
+
+
+async def _record_into_open_conversation(session: AsyncSession, c: _Inbound, now: datetime) -> RecordResult | None:
+    """The common case, a known customer writing into their open conversation, in four Core
+    statements (read contact and conversation, update the contact, insert the message, touch
+    the conversation) instead of the ORM's loads and flushes. Anything else (a new customer, a
+    snoozed, pending or resolved conversation) returns None for the general path below."""
+    row = (
+        await session.exec(  # type: ignore[call-overload]  # a Core select of eight columns
+            sa.select(_CONTACT.c.id, _CONTACT.c.display_name, _CONTACT.c.username, _CONTACT.c.language,
+                      _CONTACT.c.customer_id, _CONTACT.c.undeliverable_at, _CONVERSATION.c.id, _CONVERSATION.c.status)
+            .select_from(_CONTACT.join(_CONVERSATION, sa.and_(
+                _CONVERSATION.c.contact_id == _CONTACT.c.id,
+                _CONVERSATION.c.status != ConversationStatus.resolved)))
+            .where(_CONTACT.c.channel == c.channel, _CONTACT.c.external_id == c.external_id)
+            .limit(1)
+        )
+    ).first()
+    if row is None:
+        return None
+    contact_id, display_name, username, language, customer_id, undeliverable_at, conversation_id, status = row
+    if ConversationStatus(status) != ConversationStatus.open:
+        return None
+    changes: dict[str, Any] = {"last_seen_at": now}
+    named_by_customer = c.channel in NAMELESS_CHANNELS and customer_id is not None
+    if c.display_name and c.display_name != display_name and not named_by_customer:
+        changes["display_name"] = c.display_name
+    if c.username and c.username != username:
+        changes["username"] = c.username
+    if c.language and c.language != language:
+        changes["language"] = c.language
+    if undeliverable_at is not None:
+        changes["undeliverable_at"] = None  # they wrote to us: reachable again
+    await session.exec(sa.update(_CONTACT).where(_CONTACT.c.id == contact_id).values(**changes))
+    message_id = (
+        await session.exec(
+            sa.insert(_MESSAGE).values(
+                conversation_id=conversation_id, channel=c.channel, direction=Direction.inbound,
+                author=Author.customer, agent_id=None, is_internal=False, text=c.text, attachments=c.attachments,
+                quick_replies=[], dedupe_key=c.dedupe_key, channel_message_id=c.channel_message_id,
+                postback=c.postback, start_payload=c.start_payload, processed=False, created_at=now,
+            ).returning(_MESSAGE.c.id)
+        )
+    ).scalar_one()
+    await session.exec(
+        sa.update(_CONVERSATION).where(_CONVERSATION.c.id == conversation_id).values(last_message_at=now, updated_at=now)
+    )
+    collect(session, Event(EventType.message_created.value, conversation_id, {
+        "message_id": message_id, "direction": Direction.inbound.value, "author": Author.customer.value,
+        "is_internal": False, "preview": c.text[:PREVIEW_CHARS], "new_conversation": False,
+    }))
+    return RecordResult(int(message_id), int(conversation_id), int(contact_id), duplicate=False,
+                        new_conversation=False)
 
 
 async def _conversation_for(

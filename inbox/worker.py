@@ -46,11 +46,15 @@ class InboundWorker:
         concurrency: int = 8,
         sweep_interval: float | None = 300.0,
         max_failures: int = 5,
+        ready: asyncio.Event | None = None,
     ) -> None:
         self.sessions = sessions
         self.processor = processor
         self.sweep_interval = sweep_interval
         self.max_failures = max_failures
+        #: set when the processor can run (the language models are loaded); until then messages
+        #: are accepted and queued, and the webhooks answer at once
+        self.ready = ready
         self._semaphore = asyncio.Semaphore(concurrency)
         self._incoming: list[int] = []
         self._incoming_ready = asyncio.Event()
@@ -136,6 +140,8 @@ class InboundWorker:
 
     async def _route(self) -> None:
         """Look up the conversations of submitted ids (in submission order, batched)."""
+        if self.ready is not None:
+            await self.ready.wait()
         while not self._stopping:
             if not self._incoming:
                 self._incoming_ready.clear()

@@ -40,6 +40,9 @@ class Runtime:
     pipeline: Any = None
     connectors: list[Any] = field(default_factory=list)
     background: list[asyncio.Task[Any]] = field(default_factory=list)
+    #: set once the language models are loaded: the bot starts answering (messages that came
+    #: in before wait, recorded and acknowledged)
+    bot_ready: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 RUNTIME = web.AppKey("shopdesk_runtime", Runtime)
@@ -48,7 +51,9 @@ RUNTIME = web.AppKey("shopdesk_runtime", Runtime)
 async def healthz(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
     ok = await ping(runtime.engine)
-    return web.json_response({"status": "ok" if ok else "unavailable", "database": ok}, status=200 if ok else 503)
+    return web.json_response({"status": "ok" if ok else "unavailable", "database": ok,
+                              "bot": "ready" if runtime.bot_ready.is_set() else "starting"},
+                             status=200 if ok else 503)
 
 
 def _body_limit_error(exc: web.HTTPRequestEntityTooLarge) -> web.Response:
@@ -95,12 +100,29 @@ async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
 
 
 def _load_models() -> None:
-    from bot.nlu import get_classifier, get_tone
+    from bot.dialog.choices import vocabulary
+    from bot.dialog.requests import split_requests
+    from bot.nlu import SUPPORTED_LANGUAGES, analyze, get_classifier, get_tone
 
     started = time.perf_counter()
     get_classifier()
     get_tone()
+    # everything else the first message of each language would load lazily: lingua's models
+    # (a Latin-script sentence the word rules leave open), the dialog's word lists
+    analyze("could you please tell me the status of my parcel")
+    for lang in SUPPORTED_LANGUAGES:
+        vocabulary(lang)
+        split_requests("where is my order and can I return it", lang)
     log.info("language models ready in %.1fs", time.perf_counter() - started)
+
+
+async def _start_bot(runtime: Runtime) -> None:
+    try:
+        await asyncio.to_thread(_load_models)
+    except Exception:
+        log.exception("loading the language models failed; the bot answers after a restart")
+        raise
+    runtime.bot_ready.set()
 
 
 def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_on_start: bool = True,
@@ -131,7 +153,7 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
     app.router.add_get("/healthz", healthz)
 
     runtime.pipeline = Pipeline(sessions=sessions, bus=bus, settings=settings)
-    runtime.worker = InboundWorker(sessions, runtime.pipeline.process)
+    runtime.worker = InboundWorker(sessions, runtime.pipeline.process, ready=runtime.bot_ready)
     runtime.dispatcher = OutboxDispatcher(sessions, senders, bus)
 
     async def on_inbound(result: Any) -> None:
@@ -167,10 +189,11 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
         for connector in runtime.connectors:
             await connector.start()
         runtime.dispatcher.start()
-        # Load (or, on a fresh machine, train: a few seconds) the language models before the
-        # first message, in a thread, so no customer waits on it and the loop never blocks.
-        await asyncio.to_thread(_load_models)
         await runtime.worker.start()
+        # Load (or, on a fresh machine, train: a few seconds) the language models in a thread
+        # while the server already takes webhooks and chats: messages are recorded and wait in
+        # the worker until the bot can read them; the loop never blocks.
+        runtime.background.append(asyncio.create_task(_start_bot(runtime), name="bot-start"))
         runtime.background.append(asyncio.create_task(runtime.pipeline.run_periodic(), name="periodic"))
         try:
             yield

@@ -142,7 +142,9 @@ def _get_detector() -> LanguageDetector:
                         Language.CHINESE: "zh",
                     }
                 )
-                _detector = LanguageDetectorBuilder.from_languages(*_LINGUA_TO_CODE).build()
+                # preloaded: lingua otherwise reads each language's model on first use, which
+                # made the first customers of each language wait about a second
+                _detector = LanguageDetectorBuilder.from_languages(*_LINGUA_TO_CODE).with_preloaded_language_models().build()
     return _detector
 
 

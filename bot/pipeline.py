@@ -67,17 +67,23 @@ class Pipeline:
 
     async def _process(self, message_id: int) -> None:
         async with self.sessions() as session:
-            message = await session.get(Message, message_id)
-            if message is None or message.processed:
+            # the message, its conversation (locked for the turn on PostgreSQL) and the contact in one read
+            found = (
+                await session.exec(
+                    select(Message, Conversation, Contact)
+                    .join(Conversation, col(Conversation.id) == Message.conversation_id)
+                    .join(Contact, col(Contact.id) == Conversation.contact_id)
+                    .where(col(Message.id) == message_id)
+                    .with_for_update(of=Conversation)
+                )
+            ).first()
+            if found is None or found[0].processed:
                 return  # replay: already answered
-            conversation = await session.get(Conversation, message.conversation_id, with_for_update=True)
-            assert conversation is not None
+            message, conversation, contact = found
             if conversation.owner == Owner.agent:
                 await message_mark_processed(session, saved_id(message))
                 await session.commit()
                 return
-            contact = await session.get(Contact, conversation.contact_id)
-            assert contact is not None
 
             text = message.text or ""
             postback = _postback(message)
@@ -110,8 +116,7 @@ class Pipeline:
                                  summary=turn.escalation.summary, reason=turn.escalation.reason)
         for alert in turn.alerts:
             self.bus.collect(session, Event("alert", conversation.id, alert))
-        await message_mark_processed(session, saved_id(message))
-        await session.commit()
+        await session.commit()  # message_answer marked the message processed: one UPDATE with its intent
 
     async def _fail_safe(self, message_id: int) -> None:
         """The handler failed: apologise, hand over to a person, and never process it again."""

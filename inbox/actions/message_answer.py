@@ -1,6 +1,6 @@
 """The bot answered an inbound message: its replies go to the outbox and the dialog state,
-the reply language and the recognised intent are kept, in the caller's transaction (the bot
-turn commits all of it at once, with the "processed" mark)."""
+the reply language and the recognised intent are kept, and the message is marked processed,
+in the caller's transaction (the bot turn commits all of it at once)."""
 
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ def message_answer(
     if intent != "unknown" or conversation.last_intent is None:
         conversation.last_intent = intent
     message.intent = intent
+    message.processed = True  # the turn's effects and the mark commit together (a replay finds it done)
     session.add(conversation)
     session.add(message)
     return sent

@@ -9,11 +9,13 @@ the same wiring as production.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
@@ -219,11 +221,43 @@ def _shopify_secrets(settings: Settings) -> list[str]:
     ]
 
 
+class SecondServer(RuntimeError):
+    """Another ``shopdesk serve`` already runs on this SQLite file."""
+
+
+def claim_sqlite_server(database_url: str) -> IO[bytes] | None:
+    """One server process per SQLite file: SQLite is the one-process embedded default (the
+    live sockets, the outbox and the worker assume they are alone, and the loop would wait in
+    SQLite's busy handler for another server's writes). Holds an exclusive lock on
+    ``<file>.serve.lock`` for the life of the process (the OS drops it if the process dies);
+    the CLI's short commands are not affected. Returns the open lock file, or None for
+    PostgreSQL and in-memory databases. Raises :class:`SecondServer` with a clear message."""
+    if not database_url.startswith("sqlite"):
+        return None
+    path = database_url.split("///", 1)[-1]
+    if not path or path == ":memory:":
+        return None
+    lock_path = Path(path).with_name(Path(path).name + ".serve.lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    handle = lock_path.open("ab")
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise SecondServer(
+            f"another shopdesk server is already running on the SQLite database {path}. SQLite serves one "
+            "process; stop the other one, or use PostgreSQL (SHOPDESK_DATABASE_URL=postgresql+asyncpg://…) "
+            "to run several processes."
+        ) from None
+    return handle
+
+
 async def serve(settings: Settings, *, host: str | None = None, port: int | None = None,
                 telegram_polling: bool = False) -> None:
     from shopdesk.logs import configure_logging
 
     configure_logging(settings.log_level)
+    guard = claim_sqlite_server(settings.database_url)
     app = build_app(settings, telegram_polling=telegram_polling)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -236,3 +270,5 @@ async def serve(settings: Settings, *, host: str | None = None, port: int | None
         await asyncio.Event().wait()
     finally:
         await runner.cleanup()
+        if guard is not None:
+            guard.close()

@@ -504,3 +504,36 @@ def test_serve_stops_cleanly_on_ctrl_c_and_a_busy_port_is_one_line(cli: Cli) -> 
             server.wait()
     assert server.returncode == 0
     assert "Traceback" not in err
+
+
+def test_a_second_server_on_the_same_sqlite_file_refuses_to_start(cli: Cli) -> None:
+    """SQLite is one process: a second `serve` on the same file says so in one line (exit 3);
+    after the first one stops, a new one starts."""
+    import signal
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHOPDESK_")}
+    env.update(cli.env, PYTHONPATH=str(ROOT), SHOPDESK_DATA_DIR=str(cli.data_dir), SHOPDESK_CONFIG=os.devnull)
+
+    def start() -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "shopdesk.cli", "serve", "--port", str(_free_port())],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=cli.tmp,
+        )  # fmt: skip
+
+    for attempt in range(2):
+        first = start()
+        try:
+            assert first.stdout is not None
+            assert "Shopdesk is serving on http://127.0.0.1:" in first.stdout.readline()
+            if attempt == 0:
+                second = cli("serve", "--port", str(_free_port()))
+                assert second.returncode == 3 and "Traceback" not in second.stderr
+                last = second.stderr.splitlines()[-1]
+                assert last.startswith("error: ") and "already running" in last and "PostgreSQL" in last
+            first.send_signal(signal.SIGINT)
+            first.communicate(timeout=TIMEOUT)
+        finally:
+            if first.poll() is None:
+                first.kill()
+                first.wait()
+        assert first.returncode == 0

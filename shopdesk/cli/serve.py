@@ -6,15 +6,18 @@ from typing import Any
 
 import typer
 
-from shopdesk.cli.common import run, settings_or_exit
+from shopdesk.cli.common import CliError, run, settings_or_exit
 from shopdesk.settings import Settings
 
 
 def serve_app(settings: Settings, host: str | None, port: int | None, telegram_polling: bool) -> None:
-    from shopdesk.app import serve
+    from shopdesk.app import SecondServer, serve
 
     async def body(settings: Settings) -> None:
-        await serve(settings, host=host, port=port, telegram_polling=telegram_polling)
+        try:
+            await serve(settings, host=host, port=port, telegram_polling=telegram_polling)
+        except SecondServer as exc:
+            raise CliError(str(exc), 3) from None
 
     try:
         run(body, settings)

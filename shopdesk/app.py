@@ -96,6 +96,14 @@ async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
         raise
     except asyncio.CancelledError:
         raise
+    except ConnectionResetError:
+        if request.transport is None or request.transport.is_closing():
+            # the client went away mid-request (typically in the middle of the body): nothing
+            # was done and nobody is left to answer; not a server error
+            log.info("client disconnected during %s %s", request.method, request.path)
+            return web.json_response({"error": "client disconnected"}, status=400)
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return web.json_response({"error": "internal error"}, status=500)
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return web.json_response({"error": "internal error"}, status=500)

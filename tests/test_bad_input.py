@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import html
 import json
+import logging
 import re
 import socket
 import time
@@ -31,9 +32,9 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from aiohttp import ClientError, WSMsgType, web
+from aiohttp import ClientError, ClientSession, WSMsgType, web
 from pydantic import SecretStr
-from sqlmodel import select
+from sqlmodel import col, select
 from yarl import URL
 
 from inbox.models import CannedResponse, Conversation, Message, Team
@@ -990,3 +991,50 @@ def test_canned_response_bodies_cannot_exhaust_the_server(body: str, problem: st
     with pytest.raises(CannedError, match=problem):
         render_canned(body, {})
     assert render_canned('{{ 2**10 }} {{ "ab" * 2 }} {% for i in range(3) %}{{ i }}{% endfor %}', {}) == "1024 abab 012"
+
+
+async def test_a_client_gone_in_the_middle_of_a_body_is_no_server_error(settings: Any, sessions: Any,
+                                                                         caplog: Any) -> None:
+    """A webhook sender or browser that disconnects half-way through its body: nothing stored,
+    no 500, no traceback in the log (it is the client's problem, logged at INFO). Served the way
+    `shopdesk serve` serves (AppRunner + TCPSite), where the handler sees the reset."""
+    from shopdesk.app import build_app
+
+    app = build_app(app_settings(settings), migrate_on_start=False)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    host, port = "127.0.0.1", closed_port()
+    await web.TCPSite(runner, host, port).start()
+    body = b'{"update_id": 1, "message": {"text": "half'
+    cases = {
+        "/webhooks/telegram": {"X-Telegram-Bot-Api-Secret-Token": TELEGRAM_SECRET,
+                               "Content-Type": "application/json"},
+        "/webhooks/shopify": shopify_headers(body),
+        "/slack/events": slack_headers(body),
+        "/login": {"Content-Type": "application/x-www-form-urlencoded"},
+    }
+    caplog.set_level(logging.INFO)
+    try:
+        for path, headers in cases.items():
+            reader, writer = await asyncio.open_connection(host, port)
+            head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+            writer.write(f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 4096\r\n{head}\r\n".encode()
+                         + body)
+            await writer.drain()
+            await asyncio.sleep(0.1)  # the handler is now waiting for the rest of the body
+            writer.close()
+            await writer.wait_closed()
+        for _ in range(100):
+            if sum("client disconnected" in r.getMessage() for r in caplog.records) >= len(cases):
+                break
+            await asyncio.sleep(0.05)
+        async with ClientSession() as http, http.get(f"http://{host}:{port}/healthz") as resp:
+            assert resp.status == 200  # the server is fine
+    finally:
+        await runner.cleanup()
+    problems = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert not problems, [r.getMessage() for r in problems]
+    noted = [r for r in caplog.records if "client disconnected" in r.getMessage()]
+    assert len(noted) == len(cases), [(r.name, r.getMessage()) for r in caplog.records]
+    async with sessions() as db:
+        assert not (await db.exec(select(Message).where(col(Message.text).contains("half")))).all()

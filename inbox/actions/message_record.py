@@ -161,10 +161,11 @@ async def message_record(
     clean = _check_inbound(msg, max_chars)
     delay = 0.01
     last_error: Exception | None = None
-    for _attempt in range(_RECORD_ATTEMPTS):
+    for attempt in range(_RECORD_ATTEMPTS):
         try:
             async with sessions() as session:
-                result = await _record(session, clean, reopen_days=reopen_days, now=now or utcnow())
+                result = await _record(session, clean, reopen_days=reopen_days, now=now or utcnow(),
+                                       duplicates_first=attempt > 0)
                 if not result.duplicate:
                     await session.commit()
                 return result
@@ -184,7 +185,14 @@ async def message_record(
     raise last_error
 
 
-async def _record(session: AsyncSession, c: _Inbound, *, reopen_days: int, now: datetime) -> RecordResult:
+async def _record(session: AsyncSession, c: _Inbound, *, reopen_days: int, now: datetime,
+                  duplicates_first: bool) -> RecordResult:
+    if not duplicates_first:
+        # a repeated delivery is rare: try the common case straight away; a duplicate fails on
+        # the unique (channel, dedupe_key) index, and the next attempt reads the first delivery
+        fast = await _record_into_open_conversation(session, c, now)
+        if fast is not None:
+            return fast
     dup = (
         await session.exec(
             select(Message, Contact)
@@ -200,9 +208,10 @@ async def _record(session: AsyncSession, c: _Inbound, *, reopen_days: int, now: 
         return RecordResult(saved_id(stored), stored.conversation_id, saved_id(sender), duplicate=True,
                             new_conversation=False)
 
-    fast = await _record_into_open_conversation(session, c, now)
-    if fast is not None:
-        return fast
+    if duplicates_first:
+        fast = await _record_into_open_conversation(session, c, now)
+        if fast is not None:
+            return fast
 
     contact = (
         await session.exec(select(Contact).where(Contact.channel == c.channel, Contact.external_id == c.external_id))

@@ -142,9 +142,11 @@ def _get_detector() -> LanguageDetector:
                         Language.CHINESE: "zh",
                     }
                 )
-                # preloaded: lingua otherwise reads each language's model on first use, which
-                # made the first customers of each language wait about a second
-                _detector = LanguageDetectorBuilder.from_languages(*_LINGUA_TO_CODE).with_preloaded_language_models().build()
+                # lazily loaded models: only Latin-script text reaches lingua (the script rules
+                # decide Chinese and Russian), so only the en/es/vi models are ever read, about
+                # 80 MB; preloading all five would add 75 MB for nothing. The server's warm-up
+                # reads them before the first customer (shopdesk.app._load_models).
+                _detector = LanguageDetectorBuilder.from_languages(*_LINGUA_TO_CODE).build()
     return _detector
 
 

@@ -151,6 +151,8 @@ class Conversation(SQLModel, table=True):
             postgresql_where=sa.text("status != 'resolved'"),
         ),
         sa.Index("ix_conversation_status_last", "status", "last_message_at"),
+        # the inbox's "all" list (newest activity first, no status filter) reads it in order
+        sa.Index("ix_conversation_last_activity", "last_message_at", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -21,6 +21,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -46,6 +47,16 @@ __all__ = ["Pipeline"]
 log = logging.getLogger("shopdesk.bot")
 
 
+#: the message, its conversation (locked for the turn on PostgreSQL) and the contact; built once
+_TURN_ROWS = (
+    select(Message, Conversation, Contact)
+    .join(Conversation, col(Conversation.id) == Message.conversation_id)
+    .join(Contact, col(Contact.id) == Conversation.contact_id)
+    .where(col(Message.id) == sa.bindparam("b_id"))
+    .with_for_update(of=Conversation)
+)
+
+
 class Pipeline:
     def __init__(self, *, sessions: async_sessionmaker[AsyncSession], bus: EventBus, settings: BotSettings) -> None:
         self.sessions = sessions
@@ -68,15 +79,7 @@ class Pipeline:
     async def _process(self, message_id: int) -> None:
         async with self.sessions() as session:
             # the message, its conversation (locked for the turn on PostgreSQL) and the contact in one read
-            found = (
-                await session.exec(
-                    select(Message, Conversation, Contact)
-                    .join(Conversation, col(Conversation.id) == Message.conversation_id)
-                    .join(Contact, col(Contact.id) == Conversation.contact_id)
-                    .where(col(Message.id) == message_id)
-                    .with_for_update(of=Conversation)
-                )
-            ).first()
+            found = (await session.exec(_TURN_ROWS, params={"b_id": message_id})).first()
             if found is None or found[0].processed:
                 return  # replay: already answered
             message, conversation, contact = found

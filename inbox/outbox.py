@@ -290,6 +290,7 @@ class OutboxDispatcher:
         self._unsubscribe: Callable[[], None] | None = None
         self._sent_pending: list[tuple[_Claimed, Any, asyncio.Future[None]]] = []
         self._sent_flusher: asyncio.Task[None] | None = None
+        self._built: dict[str, Any] | None = None
         bus.bind(sessions)
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -388,51 +389,83 @@ class OutboxDispatcher:
         return attempts
 
     def _due_heads(self) -> list[Any]:
+        """Pending heads of their streams on a channel we can send (``b_channels``, expanding)."""
         return [
             col(OutboxMessage.status) == OutboxStatus.pending,
-            col(OutboxMessage.channel).in_(list(self.senders.keys())),
+            col(OutboxMessage.channel).in_(sa.bindparam("b_channels", expanding=True)),
             ~_blocked_by_earlier(),
         ]
+
+    def _channels(self) -> list[Channel]:
+        return [Channel(c) for c in self.senders.keys()]
+
+    def _statements(self) -> dict[str, Any]:
+        """The dispatcher's statements, built once (building one costs more than running it)."""
+        if self._built is None:
+            claim_free = sa.or_(col(OutboxMessage.claimed_until).is_(None),
+                                col(OutboxMessage.claimed_until) < sa.bindparam("b_now"))
+            due_at = sa.case(
+                (sa.and_(col(OutboxMessage.claimed_until).is_not(None),
+                         col(OutboxMessage.claimed_until) > col(OutboxMessage.next_attempt_at)),
+                 col(OutboxMessage.claimed_until)),
+                else_=col(OutboxMessage.next_attempt_at),
+            )
+            self._built = {
+                "candidates": select(OutboxMessage)
+                .where(*self._due_heads(), col(OutboxMessage.next_attempt_at) <= sa.bindparam("b_now"), claim_free)
+                .order_by(col(OutboxMessage.next_attempt_at), col(OutboxMessage.id))
+                .limit(self.batch_size)
+                .with_for_update(skip_locked=True, of=OutboxMessage),  # ignored by SQLite
+                "claim": sa.update(OutboxMessage)
+                .where(col(OutboxMessage.id).in_(sa.bindparam("b_ids", expanding=True)),
+                       col(OutboxMessage.status) == OutboxStatus.pending, claim_free)
+                .values(claimed_until=sa.bindparam("b_lease"))
+                .returning(col(OutboxMessage.id))
+                .execution_options(synchronize_session=False),
+                "contacts": select(Contact).where(col(Contact.id).in_(sa.bindparam("b_ids", expanding=True))),
+                "next_due": select(OutboxMessage.next_attempt_at, OutboxMessage.claimed_until)
+                .where(*self._due_heads())
+                .order_by(due_at)
+                .limit(1),
+                "sent": sa.update(OutboxMessage)
+                .where(col(OutboxMessage.id) == sa.bindparam("b_id"), col(OutboxMessage.status) == OutboxStatus.pending)
+                .values(status=OutboxStatus.sent, sent_at=sa.bindparam("b_now"),
+                        channel_message_id=sa.bindparam("b_ref"), claimed_until=None,
+                        attempts=sa.bindparam("b_attempts"), last_error=None)
+                .execution_options(synchronize_session=False),
+                "delivered": sa.update(Message)
+                .where(col(Message.id) == sa.bindparam("b_id"))
+                .values(delivery_status="sent", channel_message_id=sa.bindparam("b_ref"))
+                .execution_options(synchronize_session=False),
+            }
+        return self._built
 
     async def _claim(self) -> list[_Claimed]:
         if not self.senders:
             return []
         now = self.clock()
         lease_end = now + timedelta(seconds=self.lease_seconds)
-        claim_free = sa.or_(col(OutboxMessage.claimed_until).is_(None), col(OutboxMessage.claimed_until) < now)
+        statements = self._statements()
         async with self.sessions() as session:
             candidates = (
-                await session.exec(
-                    select(OutboxMessage)
-                    .where(*self._due_heads(), col(OutboxMessage.next_attempt_at) <= now, claim_free)
-                    .order_by(col(OutboxMessage.next_attempt_at), col(OutboxMessage.id))
-                    .limit(self.batch_size)
-                    .with_for_update(skip_locked=True, of=OutboxMessage)  # ignored by SQLite
-                )
+                await session.exec(statements["candidates"], params={"b_now": now, "b_channels": self._channels()})
             ).all()
             claimed: list[_Claimed] = []
             if candidates:
                 won = set(
                     (
-                        await session.exec(
-                            sa.update(OutboxMessage)
-                            .where(col(OutboxMessage.id).in_([row.id for row in candidates]),
-                                   col(OutboxMessage.status) == OutboxStatus.pending, claim_free)
-                            .values(claimed_until=lease_end)
-                            .returning(col(OutboxMessage.id))
-                            .execution_options(synchronize_session=False)
-                        )
+                        await session.exec(statements["claim"], params={
+                            "b_ids": [row.id for row in candidates], "b_now": now, "b_lease": lease_end})
                     ).scalars()
                 )
                 contact_ids = {row.contact_id for row in candidates if row.id in won and row.contact_id is not None}
                 contacts = {
-                    c.id: c
-                    for c in (await session.exec(select(Contact).where(col(Contact.id).in_(contact_ids)))).all()
+                    c.id: c for c in (await session.exec(statements["contacts"], params={"b_ids": list(contact_ids)})).all()
                 } if contact_ids else {}
                 for row in candidates:
                     if row.id in won:
                         claimed.append(
-                            _Claimed(row.id, row.message_id, row.conversation_id, row.contact_id,  # type: ignore[arg-type]
+                            _Claimed(row.id, row.message_id, row.conversation_id, row.contact_id,
                                      Channel(row.channel), dict(row.payload or {}), row.attempts, row.created_at,
                                      contacts.get(row.contact_id) if row.contact_id is not None else None)
                         )
@@ -444,21 +477,8 @@ class OutboxDispatcher:
         if not self.senders:
             return self.poll_interval
         now = self.clock()
-        due_at = sa.case(
-            (sa.and_(col(OutboxMessage.claimed_until).is_not(None),
-                     col(OutboxMessage.claimed_until) > col(OutboxMessage.next_attempt_at)),
-             col(OutboxMessage.claimed_until)),
-            else_=col(OutboxMessage.next_attempt_at),
-        )
         async with self.sessions() as session:
-            rows = (
-                await session.exec(
-                    select(OutboxMessage.next_attempt_at, OutboxMessage.claimed_until)
-                    .where(*self._due_heads())
-                    .order_by(due_at)
-                    .limit(1)
-                )
-            ).all()
+            rows = (await session.exec(self._statements()["next_due"], params={"b_channels": self._channels()})).all()
         if not rows:
             return self.poll_interval
         next_attempt_at, claimed_until = rows[0]
@@ -566,24 +586,15 @@ class OutboxDispatcher:
     async def _write_sent(self, batch: list[tuple[_Claimed, Any]]) -> None:
         now = self.clock()
         async with self.sessions() as session:
+            statements = self._statements()
             for row, platform_id in batch:
                 platform_ref = str(platform_id)[:128] if platform_id is not None else None
-                result = await session.exec(
-                    sa.update(OutboxMessage)
-                    .where(col(OutboxMessage.id) == row.id, col(OutboxMessage.status) == OutboxStatus.pending)
-                    .values(status=OutboxStatus.sent, sent_at=now, channel_message_id=platform_ref,
-                            claimed_until=None, attempts=row.attempts + 1, last_error=None)
-                    .execution_options(synchronize_session=False)
-                )
+                result = await session.exec(statements["sent"], params={
+                    "b_id": row.id, "b_now": now, "b_ref": platform_ref, "b_attempts": row.attempts + 1})
                 if result.rowcount != 1:
                     continue  # no longer pending (given up or sent by another dispatcher): nothing to record
                 if row.message_id is not None:
-                    await session.exec(
-                        sa.update(Message)
-                        .where(col(Message.id) == row.message_id)
-                        .values(delivery_status="sent", channel_message_id=platform_ref)
-                        .execution_options(synchronize_session=False)
-                    )
+                    await session.exec(statements["delivered"], params={"b_id": row.message_id, "b_ref": platform_ref})
                 if not row.is_notice:
                     collect(session, Event(EventType.message_delivery.value, row.conversation_id,
                                            {"message_id": row.message_id, "outbox_id": row.id, "status": "sent"}))

@@ -25,6 +25,7 @@ import heapq
 import logging
 from collections.abc import Awaitable, Callable
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -35,6 +36,11 @@ from inbox.queries.messages import unprocessed_message_ids
 __all__ = ["InboundWorker"]
 
 log = logging.getLogger(__name__)
+
+
+_ROUTE = select(Message.id, Message.conversation_id, Message.processed).where(
+    col(Message.id).in_(sa.bindparam("b_ids", expanding=True))
+)
 
 
 class InboundWorker:
@@ -151,13 +157,7 @@ class InboundWorker:
             self._routing = len(batch)
             try:
                 async with self.sessions() as session:
-                    rows = (
-                        await session.exec(
-                            select(Message.id, Message.conversation_id, Message.processed).where(
-                                col(Message.id).in_(batch)
-                            )
-                        )
-                    ).all()
+                    rows = (await session.exec(_ROUTE, params={"b_ids": batch})).all()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

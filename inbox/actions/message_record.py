@@ -272,6 +272,24 @@ _CONVERSATION = Conversation.__table__  # type: ignore[attr-defined]
 _MESSAGE = Message.__table__  # type: ignore[attr-defined]
 
 
+#: statements of the common case, built once (building a statement costs more than running it)
+_OPEN_CONVERSATION_OF = (
+    sa.select(_CONTACT.c.id, _CONTACT.c.display_name, _CONTACT.c.username, _CONTACT.c.language,
+              _CONTACT.c.customer_id, _CONTACT.c.undeliverable_at, _CONVERSATION.c.id, _CONVERSATION.c.status)
+    .select_from(_CONTACT.join(_CONVERSATION, sa.and_(
+        _CONVERSATION.c.contact_id == _CONTACT.c.id,
+        _CONVERSATION.c.status != ConversationStatus.resolved)))
+    .where(_CONTACT.c.channel == sa.bindparam("b_channel"), _CONTACT.c.external_id == sa.bindparam("b_external_id"))
+    .limit(1)
+)
+_SEEN = sa.update(_CONTACT).where(_CONTACT.c.id == sa.bindparam("b_id")).values(last_seen_at=sa.bindparam("b_now"))
+_INSERT_MESSAGE = sa.insert(_MESSAGE).returning(_MESSAGE.c.id)
+_TOUCH_CONVERSATION = (
+    sa.update(_CONVERSATION).where(_CONVERSATION.c.id == sa.bindparam("b_id"))
+    .values(last_message_at=sa.bindparam("b_now"), updated_at=sa.bindparam("b_now"))
+)
+
+
 async def _record_into_open_conversation(session: AsyncSession, c: _Inbound, now: datetime) -> RecordResult | None:
     """The common case, a known customer writing into their open conversation, in four Core
     statements (read contact and conversation, update the contact, insert the message, touch
@@ -279,13 +297,7 @@ async def _record_into_open_conversation(session: AsyncSession, c: _Inbound, now
     snoozed, pending or resolved conversation) returns None for the general path below."""
     row = (
         await session.exec(  # type: ignore[call-overload]  # a Core select of eight columns
-            sa.select(_CONTACT.c.id, _CONTACT.c.display_name, _CONTACT.c.username, _CONTACT.c.language,
-                      _CONTACT.c.customer_id, _CONTACT.c.undeliverable_at, _CONVERSATION.c.id, _CONVERSATION.c.status)
-            .select_from(_CONTACT.join(_CONVERSATION, sa.and_(
-                _CONVERSATION.c.contact_id == _CONTACT.c.id,
-                _CONVERSATION.c.status != ConversationStatus.resolved)))
-            .where(_CONTACT.c.channel == c.channel, _CONTACT.c.external_id == c.external_id)
-            .limit(1)
+            _OPEN_CONVERSATION_OF, params={"b_channel": c.channel, "b_external_id": c.external_id}
         )
     ).first()
     if row is None:
@@ -293,7 +305,7 @@ async def _record_into_open_conversation(session: AsyncSession, c: _Inbound, now
     contact_id, display_name, username, language, customer_id, undeliverable_at, conversation_id, status = row
     if ConversationStatus(status) != ConversationStatus.open:
         return None
-    changes: dict[str, Any] = {"last_seen_at": now}
+    changes: dict[str, Any] = {}
     named_by_customer = c.channel in NAMELESS_CHANNELS and customer_id is not None
     if c.display_name and c.display_name != display_name and not named_by_customer:
         changes["display_name"] = c.display_name
@@ -303,20 +315,20 @@ async def _record_into_open_conversation(session: AsyncSession, c: _Inbound, now
         changes["language"] = c.language
     if undeliverable_at is not None:
         changes["undeliverable_at"] = None  # they wrote to us: reachable again
-    await session.exec(sa.update(_CONTACT).where(_CONTACT.c.id == contact_id).values(**changes))
+    if changes:
+        await session.exec(sa.update(_CONTACT).where(_CONTACT.c.id == contact_id).values(last_seen_at=now, **changes))
+    else:
+        await session.exec(_SEEN, params={"b_id": contact_id, "b_now": now})
     message_id = (
-        await session.exec(
-            sa.insert(_MESSAGE).values(
-                conversation_id=conversation_id, channel=c.channel, direction=Direction.inbound,
-                author=Author.customer, agent_id=None, is_internal=False, text=c.text, attachments=c.attachments,
-                quick_replies=[], dedupe_key=c.dedupe_key, channel_message_id=c.channel_message_id,
-                postback=c.postback, start_payload=c.start_payload, processed=False, created_at=now,
-            ).returning(_MESSAGE.c.id)
-        )
+        await session.exec(_INSERT_MESSAGE, params={
+            "conversation_id": conversation_id, "channel": c.channel, "direction": Direction.inbound,
+            "author": Author.customer, "agent_id": None, "is_internal": False, "text": c.text,
+            "attachments": c.attachments, "quick_replies": [], "dedupe_key": c.dedupe_key,
+            "channel_message_id": c.channel_message_id, "postback": c.postback,
+            "start_payload": c.start_payload, "processed": False, "created_at": now,
+        })
     ).scalar_one()
-    await session.exec(
-        sa.update(_CONVERSATION).where(_CONVERSATION.c.id == conversation_id).values(last_message_at=now, updated_at=now)
-    )
+    await session.exec(_TOUCH_CONVERSATION, params={"b_id": conversation_id, "b_now": now})
     collect(session, Event(EventType.message_created.value, conversation_id, {
         "message_id": message_id, "direction": Direction.inbound.value, "author": Author.customer.value,
         "is_internal": False, "preview": c.text[:PREVIEW_CHARS], "new_conversation": False,

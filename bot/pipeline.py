@@ -112,7 +112,7 @@ class Pipeline:
 
     async def _commit_turn(self, session: AsyncSession, turn: Turn, message: Message) -> None:
         conversation = turn.conversation
-        message_answer(session, conversation, message, replies=turn.replies, bot_state=turn.state.to_json(),
+        await message_answer(session, conversation, message, replies=turn.replies, bot_state=turn.state.to_json(),
                        language=turn.lang, intent=turn.intent)
         if turn.escalation is not None:
             await conversation_escalate(session, conversation, priority=turn.escalation.priority,

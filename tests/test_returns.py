@@ -601,27 +601,27 @@ async def test_concurrent_requests_for_the_same_items_create_one_rma(sessions, d
 
 
 async def _sqlite_race_keeps_one_rma(sessions, order, line) -> None:  # type: ignore[no-untyped-def]
-    """SQLite has no row locks: both sessions see the items as returnable, and the unique RMA
-    number is what stops the second one; it fails as a whole and leaves nothing behind."""
+    """SQLite runs one connection per engine (shopdesk.sqlite_inline): a second request's
+    transaction waits for the first one's commit, then sees its RMA and is refused."""
     import asyncio
 
-    from sqlalchemy.exc import IntegrityError
+    async def second_request() -> str | None:
+        async with sessions() as second:
+            try:
+                await create_rma(second, await second.get(Order, order.id), [_item(line, 2)], "refund", "mail", now=NOW)
+                await second.commit()
+            except Refused as refused:
+                return refused.code
+        return None
 
-    async with sessions() as first, sessions() as second:
+    async with sessions() as first:
         won = await create_rma(first, await first.get(Order, order.id), [_item(line, 2)], "refund", "mail", now=NOW)
         assert won.rma.id is not None
-        racing = asyncio.ensure_future(
-            create_rma(second, await second.get(Order, order.id), [_item(line, 2)], "refund", "mail", now=NOW)
-        )
+        racing = asyncio.ensure_future(second_request())
         await asyncio.sleep(0.2)
+        assert not racing.done()  # waiting for the connection, which the first transaction holds
         await first.commit()
-        try:
-            await racing
-            await second.commit()
-        except Refused as refused:
-            assert refused.code == "already_returned"
-        except IntegrityError:
-            await second.rollback()
+    assert await racing == "already_returned"
     assert await _count(sessions, ReturnAuthorization) == 1
     assert await _count(sessions, ReturnLine) == 1
 

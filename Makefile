@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # pytest-xdist workers: one per core (CI machines have 2)
 WORKERS ?= auto
 
-.PHONY: demo test install install-test serve bench lint clean
+.PHONY: demo test install install-test serve bench lint clean i18n-extract i18n-update i18n-compile
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,24 @@ test: install-test
 lint: install-test
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+
+# The agents' UI translations (inbox/locale/<lang>/LC_MESSAGES/messages.po; English msgids are the source).
+# The app reads the .po files directly (no .mo to build or forget); i18n-compile is a check that they
+# compile, and writes .mo files that git ignores. tests/test_i18n.py fails on any missing translation.
+LOCALES := inbox/locale
+# beyond gettext's own: the message of a refusal (Refused(code, message)) and of an AgentError,
+# and NC_(context, message) for the labels of stored values (inbox/web/labels.py)
+BABEL_KEYWORDS := -k Refused:2 -k AgentError -k NC_:1c,2
+BABEL_FLAGS := -F babel.cfg $(BABEL_KEYWORDS) --no-wrap --sort-by-file --project=Shopdesk --version=0.1 --copyright-holder="Shopdesk"
+
+i18n-extract: install-test
+	$(BIN)/pybabel extract $(BABEL_FLAGS) -o $(LOCALES)/messages.pot .
+
+i18n-update: i18n-extract
+	$(BIN)/pybabel update -i $(LOCALES)/messages.pot -d $(LOCALES) --no-wrap --ignore-obsolete
+
+i18n-compile: install-test
+	$(BIN)/pybabel compile -d $(LOCALES) --statistics
 
 bench: install-test
 	$(BIN)/python -m tests.bench

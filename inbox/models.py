@@ -116,6 +116,8 @@ class Agent(SQLModel, table=True):
     session_version: int = 1
     created_at: datetime = Field(default_factory=utcnow)
     last_login_at: datetime | None = None
+    #: the agent's UI language (one of inbox.web.i18n.LANGUAGES); None: the browser's Accept-Language
+    language: str | None = Field(default=None, max_length=16)
 
     @property
     def is_admin(self) -> bool:
@@ -204,6 +206,8 @@ class Message(SQLModel, table=True):
     start_payload: str | None = Field(default=None, max_length=256)
     processed: bool = True
     delivery_status: str | None = Field(default=None, max_length=16)
+    #: the language the bot detected in this (customer) message; None when the bot did not read it
+    language: str | None = Field(default=None, max_length=16)
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -255,7 +259,8 @@ class CannedResponse(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     shortcut: str = Field(max_length=64, unique=True)
     title: str = Field(default="", max_length=120)
-    body: str = Field(default="")
+    #: language code (en, es, ru, vi, zh-Hans, zh-Hant) -> body template; written only by ``canned_save``
+    bodies: dict[str, str] = Field(default_factory=dict, sa_type=JSONType)
     created_at: datetime = Field(default_factory=utcnow)
 
 

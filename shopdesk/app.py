@@ -186,6 +186,8 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
             shop_timezone=settings.shop_timezone,
             default_language=settings.default_language,
             secure_cookies=settings.public_url.startswith("https://"),
+            translate_url=settings.translate_url,
+            translate_api_key=settings.translate_api_key.get_secret_value() if settings.translate_api_key else None,
         ),
         senders=senders,
         on_inbound=on_inbound,

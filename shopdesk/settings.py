@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     shop_name: str = "Demo Shop"
     shop_timezone: str = "UTC"
     default_language: str = "en"
+    #: a LibreTranslate server for the inbox's "Translate" action on customer messages (none: not offered)
+    translate_url: str | None = None
+    translate_api_key: SecretStr | None = None
     reopen_days: int = Field(default=7, ge=0, le=365)
     max_message_chars: int = Field(default=4096, ge=1, le=65536)
 
@@ -80,6 +83,22 @@ class Settings(BaseSettings):
     @classmethod
     def _check_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @field_validator("default_language")
+    @classmethod
+    def _check_language(cls, value: str) -> str:
+        languages = ("en", "es", "ru", "vi", "zh-Hans", "zh-Hant")
+        if value not in languages:
+            raise ValueError(f"must be one of {', '.join(languages)}")
+        return value
+
+    @field_validator("translate_url")
+    @classmethod
+    def _check_translate_url(cls, value: str | None) -> str | None:
+        value = (value or "").strip() or None
+        if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
         return value
 

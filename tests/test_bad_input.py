@@ -225,7 +225,7 @@ async def desk(aiohttp_client: Any, aiohttp_server: Any, settings: Any, sessions
         sales = Team(name="Sales")
         db.add(sales)
         await db.flush()
-        canned = CannedResponse(shortcut="hi", title="Hi", body="Hello {{ customer.display_name }}!")
+        canned = CannedResponse(shortcut="hi", title="Hi", bodies={"en": "Hello {{ customer.display_name }}!"})
         db.add(canned)
         api_token = await create_token(db, "bad-input sweep")
         await db.commit()
@@ -343,6 +343,7 @@ def good_values(desk: Desk, route: Route) -> dict[str, str]:
         "part": "head",
         "canned_id": str(desk.canned_id),
         "order_id": "1",
+        "mid": "1",
         "action": "cancel",
         "id": MISSING_ID if deleting else (str(desk.canned_id) if "/canned/" in route.template else str(desk.agent_id)),
         "ref": "1001",
@@ -590,7 +591,7 @@ async def test_hostile_form_values_on_inbox_actions(desk: Desk) -> None:
                                content_type="application/x-www-form-urlencoded", label=str(form)[:60])
     # a template that loops a billion times is cut off, it does not hang the server
     async with desk.sessions() as db:
-        db.add(CannedResponse(shortcut="loop", title="", body="{% for x in range(10**9) %}x{% endfor %}"))
+        db.add(CannedResponse(shortcut="loop", title="", bodies={"en": "{% for x in range(10**9) %}x{% endfor %}"}))
         await db.commit()
         loop_id = (await db.exec(select(CannedResponse.id).where(CannedResponse.shortcut == "loop"))).one()
     status, _ = await asyncio.wait_for(

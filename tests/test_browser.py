@@ -318,3 +318,91 @@ async def test_widget_speaks_the_visitors_language(browser: Any, server: LiveSer
     chinese, seen = await _customer_page(browser, server, locale="zh-TW")
     await expect(chinese.get_by_role("button", name="線上諮詢")).to_be_visible()
     seen.assert_clean()
+
+
+# --------------------------------------------------------------------------- languages: slash-insert and the picker
+
+
+async def test_slash_insert_picks_the_conversations_language_and_the_ui_language_picker(
+    browser: Any, server: LiveServer
+) -> None:
+    from playwright.async_api import expect
+
+    from inbox.actions.canned_save import canned_save
+
+    await add_agent(server.sessions, "ana@shop.test", name="Ana Lopez", admin=True)
+    rec = await message_record(
+        server.sessions,
+        InboundMessage(channel=Channel.telegram, dedupe_key="u-ru-1", contact_external_id="tg-ru-1",
+                       text="Здравствуйте, где мой заказ?", display_name="Ivan Petrov"),
+    )
+    async with server.sessions() as db:
+        conv = await db.get(Conversation, rec.conversation_id)
+        conv.language = "ru"
+        db.add(conv)
+        await canned_save(db, "thanks", "Thanks", {"en": "Thanks, {{ customer.display_name }}!",
+                                                   "ru": "Спасибо, {{ customer.display_name }}!"})
+        await canned_save(db, "tracking", "Tracking link", {"en": "Your parcel is on its way."})
+        await canned_save(db, "refund-eta", "Refund timing", {"en": "Refunds take 5-10 days."})
+        await db.commit()
+
+    agent, seen = await _agent_page(browser, server)
+    # opened with a boosted (htmx) click, as agents do: the page's data must survive the swap
+    await agent.locator(".conv-item a").first.click()
+    await expect(agent.locator("#conversation")).to_have_attribute("data-conversation-id", str(rec.conversation_id),
+                                                                    timeout=TIMEOUT)
+    box = agent.get_by_label("Reply", exact=True)
+    suggest = agent.locator("#canned-suggest")
+    await box.click()
+    await box.press_sequentially("Hi /t")
+    await expect(suggest).to_be_visible()
+    # shortcuts that start with it first (/thanks, /tracking), then those that contain it (/refund-eta)
+    await expect(suggest.locator("[role=option]")).to_have_count(3)
+    await expect(suggest.locator("[role=option]").last).to_contain_text("/refund-eta")
+    await expect(suggest.locator("[aria-selected=true]")).to_contain_text("/thanks")
+    await box.press("ArrowDown")
+    await expect(suggest.locator("[aria-selected=true]")).to_contain_text("/tracking")
+    await box.press("ArrowUp")
+    await expect(suggest.locator("[aria-selected=true]")).to_contain_text("/thanks")
+    await box.press("Enter")
+    await expect(box).to_have_value("Hi Спасибо, Ivan!", timeout=TIMEOUT)  # the conversation's language
+    await expect(suggest).to_be_hidden()
+    await expect(agent.locator("#canned-warning")).to_be_hidden()
+    await expect(box).to_be_focused()
+
+    # Esc closes the list and keeps the typing; the next key opens it again
+    await box.press_sequentially(" /tr")
+    await expect(suggest).to_be_visible()
+    await box.press("Escape")
+    await expect(suggest).to_be_hidden()
+    await expect(box).to_be_focused()
+    await box.press_sequentially("a")
+    await expect(suggest.locator("[role=option]")).to_have_count(1)
+    await box.press("Enter")
+    await expect(box).to_have_value("Hi Спасибо, Ivan! Your parcel is on its way.", timeout=TIMEOUT)
+    warning = agent.locator("#canned-warning")
+    await expect(warning).to_be_visible()  # no Russian body: English, and the composer says so
+    await expect(warning).to_contain_text("Русский")
+    # an unknown shortcut says so instead of guessing
+    await box.press_sequentially(" /zzz")
+    await expect(suggest).to_contain_text("No canned response starts with that.")
+    await box.press("Escape")
+
+    # the picker: the agent switches the inbox to Russian
+    await agent.goto(server.at("/inbox/account"))
+    await agent.get_by_label("Language of the inbox").select_option("ru")
+    await agent.get_by_role("button", name="Save language").click()
+    await expect(agent.locator("html")).to_have_attribute("lang", "ru", timeout=TIMEOUT)
+    await expect(agent.locator("#page .flash-ok")).to_have_text("Язык сохранён.")
+    await agent.get_by_role("link", name="Входящие").click()
+    await expect(agent.get_by_placeholder("Поиск по сообщениям и именам  ( / )")).to_be_visible(timeout=TIMEOUT)
+    # the script speaks Russian too (its strings come from the page's JSON catalog)
+    await expect(agent.locator("#live-dot.is-live")).to_have_attribute(
+        "title", "Обновления в реальном времени включены", timeout=TIMEOUT)
+    await agent.goto(server.at(f"/inbox/c/{rec.conversation_id}"))
+    await expect(agent.locator("#transcript .badge-lang")).to_have_text("ru")
+    await expect(agent.get_by_role("button", name="Отправить", exact=True)).to_be_visible()
+    await agent.get_by_label("Ответ", exact=True).press_sequentially("/")
+    await expect(agent.locator("#canned-suggest [role=option]")).to_have_count(3)
+    await agent.screenshot(path=str(_screenshot_dir() / "inbox-ru-slash.png"))
+    seen.assert_clean()

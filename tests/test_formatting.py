@@ -274,15 +274,15 @@ async def test_a_bot_reply_writes_the_amount_in_the_customers_language(
 
 async def test_an_inbox_page_shows_amounts_and_dates_in_the_agents_locale(
         aiohttp_client: Any, sessions: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    import inbox.web.rendering
+    from inbox.actions.agent_language import agent_language
     from inbox.actions.contact_link import contact_link
-    from inbox.models import Contact
+    from inbox.models import Agent, Contact
     from tests.ordersvc_builders import make_customer, make_order, make_shipment
     from tests.web_helpers import add_agent, build_web_app, customer_says, login
 
     web = build_web_app(sessions)
     client = await aiohttp_client(web.app)
-    await add_agent(sessions)
+    agent = await add_agent(sessions)
     rec = await customer_says(sessions, "where is it")
     async with sessions() as db:
         customer = await make_customer(db)
@@ -299,11 +299,15 @@ async def test_an_inbox_page_shows_amounts_and_dates_in_the_agents_locale(
     english = await (await client.get(url)).text()
     assert "€1,234.50" in english and "Mar 4, 2031" in english
 
-    # the agent's UI language (their `language` preference once agents have one)
-    monkeypatch.setattr(inbox.web.rendering, "agent_locale", lambda agent: "es")
+    async def choose(language: str) -> None:  # the agent's UI language (their profile's choice)
+        async with sessions() as db:
+            agent_language(db, await db.get(Agent, agent.id), language)
+            await db.commit()
+
+    await choose("es")
     spanish = _plain(await (await client.get(url)).text())
     assert "1.234,50 €" in spanish and "4 mar 2031" in spanish and "€1,234.50" not in spanish
-    monkeypatch.setattr(inbox.web.rendering, "agent_locale", lambda agent: "zh-Hant")
+    await choose("zh-Hant")
     chinese = await (await client.get(url)).text()
     assert "€1,234.50" in chinese and "2031年3月4日" in chinese
 

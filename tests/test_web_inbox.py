@@ -317,7 +317,7 @@ async def test_other_teams_conversation_is_404_everywhere(client: Any, sessions:
     rec = await customer_says(sessions, "secret sales talk")
     await update_conversation(sessions, rec.conversation_id, team_id=sales.id)
     async with sessions() as db:
-        db.add(CannedResponse(shortcut="hi", body="Hello"))
+        db.add(CannedResponse(shortcut="hi", bodies={"en": "Hello"}))
         await db.commit()
         canned_id = (await db.exec(select(CannedResponse.id))).one()
     token = await login(client)
@@ -434,9 +434,9 @@ async def test_canned_responses_render_customer_values_as_data(client: Any, sess
         shipment = await make_shipment(db, order, lines=[(lines[0], 2)])
         shipment.tracking_url = "https://track.example/1Z5R"
         db.add(shipment)
-        good = CannedResponse(shortcut="track", body="Hi {{ customer.first_name }}! {{ order.name }}: {{ tracking_link }}")
-        evil = CannedResponse(shortcut="evil", body="{{ ''.__class__.__mro__[1].__subclasses__() }}")
-        broken = CannedResponse(shortcut="broken", body="{% if %}")
+        good = CannedResponse(shortcut="track", bodies={"en": "Hi {{ customer.first_name }}! {{ order.name }}: {{ tracking_link }}"})
+        evil = CannedResponse(shortcut="evil", bodies={"en": "{{ ''.__class__.__mro__[1].__subclasses__() }}"})
+        broken = CannedResponse(shortcut="broken", bodies={"en": "{% if %}"})
         db.add_all([good, evil, broken])
         await db.commit()
     await login(client)

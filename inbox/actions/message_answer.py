@@ -1,6 +1,6 @@
 """The bot answered an inbound message: its replies go to the outbox and the dialog state,
-the reply language and the recognised intent are kept, and the message is marked processed,
-in the caller's transaction (the bot turn commits all of it at once).
+the language and the recognised intent are kept (on the conversation and the message), and the
+message is marked processed, in the caller's transaction (the bot turn commits all of it at once).
 
 This is the bot's hot path, so the reply rows are written with two prebuilt Core INSERTs each
 (the message, then its outbox row) instead of ORM objects and a unit-of-work flush; the rows
@@ -83,6 +83,7 @@ async def message_answer(
         conversation.last_intent = intent
     message.intent = intent
     message.processed = True  # the turn's effects and the mark commit together (a replay finds it done)
+    message.language = language
     session.add(conversation)
     session.add(message)
     return sent

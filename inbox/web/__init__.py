@@ -19,6 +19,8 @@ Routes (one table)::
     POST /inbox/c/<id>/orders/<order_id>/{cancel,return,resend-tracking}
     GET  /inbox/ws                           agents' WebSocket (session + Origin checked)
     GET  /inbox/admin/{agents,canned,labels} admin pages (404 for non-admins) + their POSTs
+    GET  /inbox/account  POST /inbox/account/language   the agent's profile: UI language
+    POST /inbox/c/<id>/messages/<mid>/translate       "Translate" (only with a translation server)
     GET  /shop  GET /widget.js  GET /widget/ws   storefront, widget script, widget socket
     GET  /static/web/*  GET /static/htmx/*   our CSS/JS, htmx from the js_lib_htmx wheel
 """
@@ -47,7 +49,7 @@ def setup(
     senders: SenderRegistry,
     on_inbound: Callable[[Any], Awaitable[None]] | None = None,
 ) -> WebState:
-    from inbox.web import admin, auth, live, views, webchat
+    from inbox.web import account, admin, auth, live, translate, views, webchat
     from inbox.web.rendering import create_environment
     from inbox.web.security import add_security_headers
 
@@ -82,6 +84,8 @@ def setup(
             web.get("/widget/ws", webchat.widget_socket, name="widget_ws"),
             *views.routes(),
             *admin.routes(),
+            *account.routes(),
+            *translate.routes(),
         ]
     )
     app.router.add_static("/static/web/", webchat.STATIC_DIR, name="static_web", append_version=False)

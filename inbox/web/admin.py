@@ -24,6 +24,7 @@ from inbox.auth import AgentError, generate_password
 from inbox.models import Agent, CannedResponse, Label, Team
 from inbox.web.auth import csrf_token
 from inbox.web.canned import CannedError, check_canned_body
+from inbox.web.i18n import LANGUAGE_NAMES, LANGUAGES, N_, translations_for
 from inbox.web.rendering import error_response, render
 from inbox.web.state import AGENT, STATE
 from shopbase.refusal import Refused
@@ -31,7 +32,7 @@ from shopbase.refusal import Refused
 __all__ = ["routes"]
 
 _SHORTCUT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-_NOT_FOUND = "Not found."
+_NOT_FOUND = N_("Not found.")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -46,6 +47,12 @@ def admin_only(handler: Handler) -> Handler:
     wrapper.__name__ = handler.__name__
     wrapper.__doc__ = handler.__doc__
     return wrapper
+
+
+def _t(request: web.Request, message: str, **values: Any) -> str:
+    """``message`` (an English msgid) in the agent's language, with ``%(name)s`` values filled in."""
+    text = translations_for(request).gettext(message)
+    return text % values if values else text
 
 
 async def _flash(request: web.Request, message: str, kind: str = "ok") -> None:
@@ -107,12 +114,14 @@ async def add_agent(request: web.Request) -> web.StreamResponse:
         except AgentError as exc:
             await db.rollback()
             ctx = await _agents_context(request)
-            ctx["error"] = _sentence(exc)
+            ctx["error"] = _sentence(request, exc)
             return await _page(request, "inbox/admin/agents.html", ctx, status=400)
         await db.commit()
-    message = f"Added {agent.name}."
     if generated:
-        message += f" Their password is {password} — share it privately; it is shown only once."
+        message = _t(request, N_("Added %(name)s. Their password is %(password)s — share it privately; it is shown only once."),
+                     name=agent.name, password=password)
+    else:
+        message = _t(request, N_("Added %(name)s."), name=agent.name)
     await _flash(request, message)
     raise web.HTTPSeeOther("/inbox/admin/agents")
 
@@ -134,21 +143,22 @@ async def update_agent(request: web.Request) -> web.StreamResponse:
                                password=str(form.get("password") or ""))
         except (AgentError, Refused) as exc:
             await db.rollback()
-            return error_response(request, 400, str(exc)[:1].upper() + str(exc)[1:])
-        message = _AGENT_DONE[action].format(name=agent.name)
+            text = _t(request, exc.message if isinstance(exc, Refused) else str(exc))
+            return error_response(request, 400, text[:1].upper() + text[1:])
+        message = _t(request, _AGENT_DONE[action], name=agent.name)
         await db.commit()
     await _flash(request, message)
     raise web.HTTPSeeOther("/inbox/admin/agents")
 
 
 _AGENT_DONE = {
-    "deactivate": "{name} is deactivated and signed out.",
-    "activate": "{name} is active again.",
-    "make_admin": "{name} is now an admin.",
-    "make_agent": "{name} is now an agent.",
-    "slack": "Slack user id of {name} saved.",
-    "password": "Password of {name} changed; their sessions are signed out.",
-    "sign_out": "{name} is signed out everywhere.",
+    "deactivate": N_("%(name)s is deactivated and signed out."),
+    "activate": N_("%(name)s is active again."),
+    "make_admin": N_("%(name)s is now an admin."),
+    "make_agent": N_("%(name)s is now an agent."),
+    "slack": N_("Slack user id of %(name)s saved."),
+    "password": N_("Password of %(name)s changed; their sessions are signed out."),
+    "sign_out": N_("%(name)s is signed out everywhere."),
 }
 
 
@@ -158,19 +168,33 @@ _AGENT_DONE = {
 async def _canned_context(request: web.Request) -> dict[str, Any]:
     async with request.app[STATE].sessions() as db:
         canned = (await db.exec(select(CannedResponse).order_by(col(CannedResponse.shortcut)))).all()
-    return {"canned": canned, "section": "canned"}
+    return {
+        "canned": canned,
+        "section": "canned",
+        "languages": [(code, LANGUAGE_NAMES[code]) for code in LANGUAGES],
+        "default_language": request.app[STATE].config.default_language,
+    }
 
 
-def _check_canned(form: Any) -> tuple[str, str, str]:
+def _check_canned(form: Any, default_language: str) -> tuple[str, str, dict[str, str]]:
+    """Shortcut, title and the bodies by language (``body_<lang>`` fields; a plain ``body`` is the
+    shop's default language). Refused for a bad shortcut or a broken body (naming its language)."""
     shortcut = str(form.get("shortcut") or "").strip().lower()
     if not _SHORTCUT.match(shortcut):
         raise Refused("invalid", "the shortcut must be 1-64 lower-case letters, digits, '-' or '_'", status=400)
     title = " ".join(str(form.get("title") or "").split())[:120]
-    try:
-        body = check_canned_body(str(form.get("body") or ""))
-    except CannedError as exc:
-        raise Refused("invalid", str(exc), status=400) from None
-    return shortcut, title, body
+    raw = {code: str(form.get(f"body_{code}") or "") for code in LANGUAGES}
+    if not raw[default_language].strip() and form.get("body"):
+        raw[default_language] = str(form.get("body") or "")
+    bodies: dict[str, str] = {}
+    for code, text in raw.items():
+        if not text.strip():
+            continue
+        try:
+            bodies[code] = check_canned_body(text)
+        except CannedError as exc:
+            raise Refused("invalid", f"{LANGUAGE_NAMES[code]}: {exc}", status=400) from None
+    return shortcut, title, bodies
 
 
 @admin_only
@@ -184,18 +208,19 @@ async def save_canned(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     me = request[AGENT]
     canned_id = request.match_info.get("id")
+    default_language = request.app[STATE].config.default_language
     async with request.app[STATE].sessions() as db:
         try:
-            shortcut, title, body = _check_canned(form)
-            await canned_save(db, shortcut, title, body, canned_id=None if canned_id is None else _id(request), by=me)
+            shortcut, title, bodies = _check_canned(form, default_language)
+            await canned_save(db, shortcut, title, bodies, canned_id=None if canned_id is None else _id(request), by=me)
         except Refused as exc:
             await db.rollback()
             if exc.status == 404:
                 return error_response(request, 404, _NOT_FOUND)
             ctx = await _canned_context(request)
-            return await _page(request, "inbox/admin/canned.html", {**ctx, "error": _sentence(exc)}, status=400)
+            return await _page(request, "inbox/admin/canned.html", {**ctx, "error": _sentence(request, exc)}, status=400)
         await db.commit()
-    await _flash(request, f"Saved /{shortcut}.")
+    await _flash(request, _t(request, N_("Saved /%(shortcut)s."), shortcut=shortcut))
     raise web.HTTPSeeOther("/inbox/admin/canned")
 
 
@@ -215,7 +240,7 @@ async def _delete_row(request: web.Request, kind: CatalogKind, back: str, done: 
 @admin_only
 async def delete_canned(request: web.Request) -> web.StreamResponse:
     return await _delete_row(request, "canned", "/inbox/admin/canned",
-                             lambda row: f"Deleted /{row.shortcut}.")
+                             lambda row: _t(request, N_("Deleted /%(shortcut)s."), shortcut=row.shortcut))
 
 
 # --------------------------------------------------------------------------- labels
@@ -242,10 +267,10 @@ async def add_label(request: web.Request) -> web.StreamResponse:
         except Refused as exc:
             await db.rollback()
             ctx = await _labels_context(request)
-            return await _page(request, "inbox/admin/labels.html", {**ctx, "error": _sentence(exc)}, status=400)
+            return await _page(request, "inbox/admin/labels.html", {**ctx, "error": _sentence(request, exc)}, status=400)
         name = row.name
         await db.commit()
-    await _flash(request, f"Saved label {name}.")
+    await _flash(request, _t(request, N_("Saved label %(name)s."), name=name))
     raise web.HTTPSeeOther("/inbox/admin/labels")
 
 
@@ -253,13 +278,15 @@ async def add_label(request: web.Request) -> web.StreamResponse:
 async def delete_label(request: web.Request) -> web.StreamResponse:
     return await _delete_row(
         request, "label", "/inbox/admin/labels",
-        lambda row: f"Deleted label {row.name}. Conversations keep it until someone edits their labels.",
+        lambda row: _t(request, N_("Deleted label %(name)s. Conversations keep it until someone edits their labels."),
+                       name=row.name),
     )
 
 
-def _sentence(exc: Exception) -> str:
-    text = str(exc)
-    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
+def _sentence(request: web.Request, exc: Exception) -> str:
+    """The refusal (or error) as a sentence in the agent's language."""
+    text = _t(request, exc.message if isinstance(exc, Refused) else str(exc))
+    return text[:1].upper() + text[1:] + ("" if text.endswith((".", "。")) else ".")
 
 
 @admin_only

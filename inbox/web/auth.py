@@ -31,6 +31,7 @@ from inbox.actions.agent_login import agent_login
 from inbox.actions.agent_update import agent_update
 from inbox.auth import normalize_email
 from inbox.models import Agent
+from inbox.web.i18n import N_, translations_for
 from inbox.web.rendering import error_response, render, wants_json
 from inbox.web.state import AGENT, STATE, ThrottleConfig, WebConfig, derive_key
 
@@ -57,11 +58,10 @@ CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_EXEMPT_PREFIXES = ("/webhooks/", "/slack/", "/api/v1/", "/widget/ws")
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-_STALE_MESSAGE = (
-    "This form has expired or is missing its security token. Reload the page and try again."
-)
-_ENDED_MESSAGE = "Your session has ended. Please sign in again."
-_BAD_FORM_MESSAGE = "The form data could not be read (it must be UTF-8 form fields). Reload the page and try again."
+# shown through error_response, which translates them (N_ marks them for extraction)
+_STALE_MESSAGE = N_("This form has expired or is missing its security token. Reload the page and try again.")
+_ENDED_MESSAGE = N_("Your session has ended. Please sign in again.")
+_BAD_FORM_MESSAGE = N_("The form data could not be read (it must be UTF-8 form fields). Reload the page and try again.")
 
 
 class LoginThrottle:
@@ -248,8 +248,11 @@ async def login(request: web.Request) -> web.Response:
             "inbox/login.html",
             {
                 "csrf_token": await csrf_token(request),
-                "error": f"Too many failed sign-in attempts. Try again in {minutes} minute"
-                + ("s." if minutes != 1 else "."),
+                "error": translations_for(request).ngettext(
+                    "Too many failed sign-in attempts. Try again in %(num)d minute.",
+                    "Too many failed sign-in attempts. Try again in %(num)d minutes.",
+                    minutes,
+                ) % {"num": minutes},
                 "email": email[:320],
                 "next": target,
             },
@@ -270,7 +273,7 @@ async def login(request: web.Request) -> web.Response:
             "inbox/login.html",
             {
                 "csrf_token": await csrf_token(request),
-                "error": "Wrong email or password.",
+                "error": translations_for(request).gettext("Wrong email or password."),
                 "email": email[:320],
                 "next": target,
             },

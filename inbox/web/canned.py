@@ -10,6 +10,7 @@ Missing values render empty: ``{{ order.name }}`` without an order is ``""``.
 from __future__ import annotations
 
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 from jinja2 import ChainableUndefined, TemplateError
@@ -23,7 +24,15 @@ from ordersvc.models import Customer
 from ordersvc.service import order_bundle, orders_for_customer
 from shopbase.formatting import format_date, format_money, install_filters
 
-__all__ = ["CannedError", "render_canned", "canned_context", "check_canned_body", "MAX_CANNED_CHARS"]
+__all__ = [
+    "CannedError",
+    "CannedChoice",
+    "render_canned",
+    "canned_context",
+    "check_canned_body",
+    "pick_body",
+    "MAX_CANNED_CHARS",
+]
 
 MAX_CANNED_CHARS = 4000
 
@@ -74,6 +83,33 @@ class CannedError(ValueError):
     """The canned response's template is broken; ``str(exc)`` says where."""
 
 
+@dataclass(frozen=True)
+class CannedChoice:
+    """The body picked for a conversation: ``language`` it is written in; ``wanted`` the
+    conversation's language (``fallback`` when they differ)."""
+
+    body: str
+    language: str
+    wanted: str
+
+    @property
+    def fallback(self) -> bool:
+        return self.language != self.wanted
+
+
+def pick_body(bodies: dict[str, str], wanted: str | None, default: str) -> CannedChoice:
+    """The body in the conversation's language, else the shop's default language, else the first
+    one there is (in the order of the six languages). CannedError when there is none at all."""
+    from inbox.replies import SUPPORTED_LANGUAGES
+
+    target = wanted if wanted in SUPPORTED_LANGUAGES else default
+    for language in (target, default, *SUPPORTED_LANGUAGES):
+        body = (bodies or {}).get(language or "")
+        if body:
+            return CannedChoice(body=body, language=str(language), wanted=str(target))
+    raise CannedError("the canned response has no body")
+
+
 def check_canned_body(body: str) -> str:
     """The body, if it is a valid template of a sane size; else CannedError."""
     text = (body or "").replace("\r\n", "\n").strip()
@@ -110,7 +146,7 @@ def render_canned(body: str, context: dict[str, Any]) -> str:
 
 
 async def canned_context(db: AsyncSession, conversation: Conversation, *, default_language: str = "en",
-                         timezone: str = "UTC") -> dict[str, Any]:
+                         timezone: str = "UTC", language: str | None = None) -> dict[str, Any]:
     """{customer, order, tracking_link} for the conversation's verified customer (else empty).
 
     Amounts and dates are written for the customer: in the conversation's language (else
@@ -118,7 +154,7 @@ async def canned_context(db: AsyncSession, conversation: Conversation, *, defaul
     "1.234,56 €", ``order.placed_at`` "Dec 2, 2026" or "2 дек. 2026 г.". The same ``locale``
     and ``timezone`` serve the formatting filters a body may use (``{{ x|money('EUR') }}``).
     """
-    locale = conversation.language or default_language
+    locale = language or conversation.language or default_language  # language: the body's, when it differs
     contact = await db.get(Contact, conversation.contact_id)
     context: dict[str, Any] = {"customer": {}, "order": {}, "tracking_link": "", "locale": locale,
                                "timezone": timezone}

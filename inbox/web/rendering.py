@@ -31,6 +31,7 @@ __all__ = [
     "render_fragment",
     "error_response",
     "wants_json",
+    "page_context",
 ]
 
 _CONTROL = {chr(i) for i in range(0x20)} | {"\x7f"}
@@ -89,9 +90,30 @@ def _humanize(value: Any) -> str:
     return _enum(value).replace("_", " ").capitalize()
 
 
+@jinja2.pass_context
+def _label(context: Any, value: Any) -> str:
+    """``humanize`` in the reader's language: a status, priority, channel, intent… as a short label
+    (the English labels are listed in :mod:`inbox.web.labels`; an unknown value stays humanized)."""
+    from inbox.web.i18n import LABEL_CONTEXT, translations
+
+    text = _humanize(value)
+    found = context.get("translations")
+    return (found or translations("en")).pgettext(LABEL_CONTEXT, text) if text else text
+
+
+def _language_name(code: Any) -> str:
+    """A language code (en, zh-Hant…) as the language's own name; an unknown code as it is."""
+    from inbox.web.i18n import LANGUAGE_NAMES
+
+    return LANGUAGE_NAMES.get(str(code or ""), str(code or ""))
+
+
 def create_environment(extra_dirs: list[Path] | None = None) -> jinja2.Environment:
+    from inbox.web import i18n
+
     folders = [*(str(p) for p in extra_dirs or []), str(resources.files("templates"))]
     env = jinja2.Environment(
+        extensions=["jinja2.ext.i18n"],
         loader=jinja2.FileSystemLoader(folders),
         autoescape=jinja2.select_autoescape(["html", "htm", "xml"], default_for_string=True, default=True),
         undefined=jinja2.StrictUndefined,
@@ -104,10 +126,32 @@ def create_environment(extra_dirs: list[Path] | None = None) -> jinja2.Environme
         iso=_iso,
         local_input=_local_input,
         enum=_enum,
-        humanize=_humanize,
+        humanize=_label,
+        language_name=_language_name,
     )
     install_filters(env)  # money, number, day, when, since, ago ... in the page's `locale` and `timezone`
+    # JSON in data attributes (the script's catalog, canned shortcuts) keeps its letters readable;
+    # tojson still escapes < > & ' so a single-quoted attribute cannot be ended
+    env.policies["json.dumps_kwargs"] = {"sort_keys": True, "ensure_ascii": False}
+    i18n.install(env)
     return env
+
+
+def page_context(request: web.Request) -> dict[str, Any]:
+    """What every page and fragment gets: the request, the config and the reader's language
+    (``translations`` for ``_()``, ``ui_lang`` for ``<html lang>``)."""
+    from inbox.web.i18n import js_catalog, request_language, translations_for
+    from inbox.web.state import STATE
+
+    language = request_language(request)
+    return {
+        "request": request,
+        "config": request.app[STATE].config,
+        **reader_context(request),
+        "translations": translations_for(request),
+        "ui_lang": language,
+        "js_i18n": js_catalog(language),
+    }
 
 
 def render_fragment(env: jinja2.Environment, name: str, context: dict[str, Any]) -> str:
@@ -115,24 +159,25 @@ def render_fragment(env: jinja2.Environment, name: str, context: dict[str, Any])
 
 
 def agent_locale(agent: Any) -> str:
-    """The language an agent reads the inbox in: their ``language`` preference, else English."""
+    """The language an agent chose for the inbox, else English (without a request to ask the
+    browser; pages use :func:`reader_context`)."""
     return getattr(agent, "language", None) or "en"
 
 
 def reader_context(request: web.Request) -> dict[str, Any]:
-    """``locale`` and ``timezone`` for the formatting filters: the signed-in agent's language and
-    the shop's time zone."""
-    from inbox.web.state import AGENT, STATE
+    """``locale`` and ``timezone`` for the formatting filters: the reader's UI language (the agent's
+    choice, else the browser's, see :func:`inbox.web.i18n.request_language`) and the shop's time zone."""
+    from inbox.web.i18n import request_language
+    from inbox.web.state import STATE
 
-    return {"locale": agent_locale(request.get(AGENT)), "timezone": request.app[STATE].config.shop_timezone}
+    return {"locale": request_language(request), "timezone": request.app[STATE].config.shop_timezone}
 
 
 def render(request: web.Request, name: str, context: dict[str, Any], *, status: int = 200) -> web.Response:
     from inbox.web.state import STATE
 
     state = request.app[STATE]
-    body = render_fragment(state.jinja, name, {"request": request, "config": state.config, **reader_context(request),
-                                               **context})
+    body = render_fragment(state.jinja, name, {**page_context(request), **context})
     response = web.Response(text=body, status=status, content_type="text/html", charset="utf-8")
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -146,7 +191,11 @@ def wants_json(request: web.Request) -> bool:
 
 
 def error_response(request: web.Request, status: int, message: str) -> web.Response:
-    """A clear 4xx: JSON ``{"error": ...}`` for scripts and htmx, a small page for a browser form."""
+    """A clear 4xx: JSON ``{"error": ...}`` for scripts and htmx, a small page for a browser form.
+    ``message`` is shown in the reader's language when the catalogs know it (mark it with ``N_``)."""
+    from inbox.web.i18n import translations_for
+
+    message = translations_for(request).gettext(message)
     if wants_json(request):
         return web.json_response({"error": message}, status=status, headers={"Cache-Control": "no-store"})
     from inbox.web.state import AGENT

@@ -51,6 +51,10 @@ class WebConfig:
     widget_rate: float = 2.0
     #: how long a visitor token stays valid (it is re-issued on every connect)
     visitor_token_days: int = 180
+    #: a LibreTranslate server (``https://translate.example/``) for the agents' "Translate" action;
+    #: None (the default): no translation is offered
+    translate_url: str | None = None
+    translate_api_key: str | None = field(default=None, repr=False)
 
     @property
     def public_origin(self) -> str:

@@ -50,9 +50,10 @@ from inbox.queries.filters import ConversationFilters, InvalidQuery
 from inbox.queries.messages import transcript
 from inbox.queries.orders import METHODS, REASONS, RESOLUTIONS
 from inbox.web.auth import csrf_token
-from inbox.web.canned import CannedError, canned_context, render_canned
-from inbox.web.rendering import error_response, reader_context, render, render_fragment
-from inbox.web.state import AGENT, STATE, WebConfig
+from inbox.web.canned import CannedChoice, CannedError, canned_context, pick_body, render_canned
+from inbox.web.i18n import LANGUAGE_NAMES, N_, translations_for
+from inbox.web.rendering import error_response, page_context, render, render_fragment
+from inbox.web.state import AGENT, STATE
 from ordersvc.models import ItemCondition, Resolution
 from shopbase.refusal import Refused
 from shopbase.rows import saved_id
@@ -67,7 +68,7 @@ _LIST_KEYS = ("view", "status", "channel", "intent", "priority", "label", "q", "
 _STATUSES = [s.value for s in ConversationStatus]
 _PRIORITIES = [p.value for p in Priority]
 _CHANNELS = [c.value for c in Channel]
-_NOT_FOUND = "There is no such conversation, or you do not have access to it."
+_NOT_FOUND = N_("There is no such conversation, or you do not have access to it.")
 
 
 # --------------------------------------------------------------------------- list parameters
@@ -227,7 +228,14 @@ async def _conversation_context(
         ctx["viewers"] = [v for v in state.agents.viewers(conversation.id or 0) if v["id"] != agent.id]
         ctx["snooze_default"] = (datetime.now(UTC) + timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
     if "composer" in parts:
-        ctx["canned"] = (await db.exec(select(CannedResponse).order_by(col(CannedResponse.shortcut)))).all()
+        canned = (await db.exec(select(CannedResponse).order_by(col(CannedResponse.shortcut)))).all()
+        ctx["canned"] = canned
+        # for the reply box's slash-insert suggestions (read by inbox.js from a JSON data block)
+        ctx["canned_data"] = [
+            {"id": c.id, "shortcut": c.shortcut, "title": c.title, "languages": sorted(c.bodies or {})} for c in canned
+        ]
+    if "transcript" in parts:
+        ctx["translate_enabled"] = bool(state.config.translate_url)
     if "sidebar" in parts:
         ctx["sidebar"] = await load_sidebar(db, conversation)
         ctx.update(resolutions=RESOLUTIONS, methods=METHODS, reasons=REASONS)
@@ -271,17 +279,19 @@ async def conversation_page(request: web.Request) -> web.Response:
         except InvalidQuery as exc:
             return error_response(request, 400, str(exc))
         conv_ctx = await _conversation_context(request, db, agent, conversation)
-        prefill = ""
+        prefill, warning = "", ""
         canned_id = _small_int(request.query.get("canned", ""))
         if canned_id is not None:
             try:
-                prefill = await _render_canned(db, conversation, canned_id, request.app[STATE].config)
+                prefill, choice = await _render_canned(request, db, conversation, canned_id)
+                warning = _fallback_warning(request, choice)
             except CannedError:
                 prefill = ""
     return render(
         request,
         "inbox/inbox.html",
-        {**await _page_context(request), **ctx, **conv_ctx, "current_id": conversation.id, "prefill": prefill},
+        {**await _page_context(request), **ctx, **conv_ctx, "current_id": conversation.id, "prefill": prefill,
+         "prefill_warning": warning},
     )
 
 
@@ -309,7 +319,7 @@ async def conversation_fragment(request: web.Request) -> web.Response:
     part = request.match_info.get("part", "")
     template = _PARTS.get(part)
     if template is None:
-        return error_response(request, 404, "No such fragment.")
+        return error_response(request, 404, N_("No such fragment."))
     async with request.app[STATE].sessions() as db:
         conversation = await get_conversation(db, agent, cid) if cid is not None else None
         if conversation is None:
@@ -322,17 +332,32 @@ async def conversation_fragment(request: web.Request) -> web.Response:
 
 def _fragment(request: web.Request, template: str, ctx: dict[str, Any]) -> web.Response:
     state = request.app[STATE]
-    body = render_fragment(state.jinja, template, {"request": request, "config": state.config, **reader_context(request),
-                                                **ctx})
+    body = render_fragment(state.jinja, template, {**page_context(request), **ctx})
     return web.Response(text=body, content_type="text/html", charset="utf-8", headers={"Cache-Control": "no-store"})
 
 
-async def _render_canned(db: AsyncSession, conversation: Conversation, canned_id: int, config: WebConfig) -> str:
+async def _render_canned(
+    request: web.Request, db: AsyncSession, conversation: Conversation, canned_id: int
+) -> tuple[str, CannedChoice]:
+    """The canned response in the conversation's language (or the shop's default), rendered for it."""
     canned = await db.get(CannedResponse, canned_id)
     if canned is None:
         raise CannedError("there is no such canned response")
-    return render_canned(canned.body, await canned_context(db, conversation, default_language=config.default_language,
-                                                          timezone=config.shop_timezone))
+    config = request.app[STATE].config
+    choice = pick_body(canned.bodies, conversation.language, config.default_language)
+    # amounts and dates read like the text around them: in the language of the body picked
+    context = await canned_context(db, conversation, default_language=config.default_language,
+                                   timezone=config.shop_timezone, language=choice.language)
+    return render_canned(choice.body, context), choice
+
+
+def _fallback_warning(request: web.Request, choice: CannedChoice) -> str:
+    """The composer's warning when the canned response is not in the conversation's language."""
+    if not choice.fallback:
+        return ""
+    return translations_for(request).gettext(
+        "This canned response has no %(wanted)s version: inserted in %(used)s. Check it before sending."
+    ) % {"wanted": LANGUAGE_NAMES.get(choice.wanted, choice.wanted), "used": LANGUAGE_NAMES.get(choice.language, choice.language)}
 
 
 async def canned_preview(request: web.Request) -> web.Response:
@@ -342,13 +367,19 @@ async def canned_preview(request: web.Request) -> web.Response:
     raw = request.match_info.get("canned_id", "")
     async with request.app[STATE].sessions() as db:
         conversation = await get_conversation(db, agent, cid) if cid is not None else None
+        tr = translations_for(request)
         if conversation is None:
-            return web.json_response({"error": _NOT_FOUND}, status=404)
+            return web.json_response({"error": tr.gettext(_NOT_FOUND)}, status=404)
         try:
-            text = await _render_canned(db, conversation, _small_int(raw) or -1, request.app[STATE].config)
+            text, choice = await _render_canned(request, db, conversation, _small_int(raw) or -1)
         except CannedError as exc:
-            return web.json_response({"error": f"The canned response cannot be used: {exc}"}, status=422)
-    return web.json_response({"text": text}, headers={"Cache-Control": "no-store"})
+            message = tr.gettext("The canned response cannot be used: %(problem)s") % {"problem": exc}
+            return web.json_response({"error": message}, status=422)
+    return web.json_response(
+        {"text": text, "language": choice.language, "wanted": choice.wanted, "fallback": choice.fallback,
+         "warning": _fallback_warning(request, choice)},
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 # --------------------------------------------------------------------------- actions
@@ -375,14 +406,14 @@ async def _act(request: web.Request, action: Action, anchor: str = "") -> web.St
             await action(db, conversation, agent, form)
         except Refused as exc:
             await db.rollback()
-            return error_response(request, 400, _sentence(exc.message))
+            return error_response(request, 400, _sentence(translations_for(request).gettext(exc.message)))
         await db.commit()
     raise web.HTTPSeeOther(_back(conversation.id or 0, form, anchor))
 
 
 def _sentence(text: str) -> str:
     text = text.strip()
-    return (text[:1].upper() + text[1:]) if text else "That did not work."
+    return (text[:1].upper() + text[1:]) if text else N_("That did not work.")
 
 
 async def _assign(db: AsyncSession, conversation: Conversation, agent: Agent, form: Any) -> None:
@@ -453,10 +484,17 @@ def _order_id(request: web.Request) -> int:
     return order_id
 
 
+_CHOOSE = {
+    "resolution": N_("Choose a resolution."),
+    "return method": N_("Choose a return method."),
+    "reason": N_("Choose a reason."),
+}
+
+
 def _choice(value: Any, allowed: list[str], what: str) -> str:
     text = str(value or "")
     if text not in allowed:
-        raise Refused("choose", f"Choose a {what}.", status=400)
+        raise Refused("choose", _CHOOSE[what], status=400)
     return text
 
 

@@ -11,10 +11,32 @@ from shopdesk.settings import Settings
 DEMO_ADMIN = ("admin@demo.shopdesk.test", "demo-admin-pass", "Alex Admin")
 DEMO_AGENT = ("agent@demo.shopdesk.test", "demo-agent-pass", "Sam Agent")
 
-CANNED = [
-    ("tracking", "Tracking link", "Hi {{ customer.first_name or 'there' }}! Your order {{ order.name }} can be tracked here: {{ tracking_link }}"),
-    ("thanks", "Thanks for waiting", "Thanks for your patience, {{ customer.first_name or 'there' }}. I'm looking into this now."),
-    ("refund-eta", "Refund timing", "Refunds reach your original payment method within 5-10 business days after we receive the return."),
+#: (shortcut, title, body per language): the demo shop answers in all six languages
+CANNED: list[tuple[str, str, dict[str, str]]] = [
+    ("tracking", "Tracking link", {
+        "en": "Hi {{ customer.first_name or 'there' }}! Your order {{ order.name }} can be tracked here: {{ tracking_link }}",
+        "es": "¡Hola{{ ' ' ~ customer.first_name if customer.first_name }}! Puedes seguir tu pedido {{ order.name }} aquí: {{ tracking_link }}",
+        "ru": "Здравствуйте{{ ', ' ~ customer.first_name if customer.first_name }}! Отследить заказ {{ order.name }} можно здесь: {{ tracking_link }}",
+        "vi": "Xin chào{{ ' ' ~ customer.first_name if customer.first_name }}! Bạn có thể theo dõi đơn hàng {{ order.name }} tại đây: {{ tracking_link }}",
+        "zh-Hans": "您好{{ '，' ~ customer.first_name if customer.first_name }}！您的订单 {{ order.name }} 可以在这里查询物流：{{ tracking_link }}",
+        "zh-Hant": "您好{{ '，' ~ customer.first_name if customer.first_name }}！您的訂單 {{ order.name }} 可以在這裡查詢物流：{{ tracking_link }}",
+    }),
+    ("thanks", "Thanks for waiting", {
+        "en": "Thanks for your patience, {{ customer.first_name or 'there' }}. I'm looking into this now.",
+        "es": "Gracias por tu paciencia{{ ', ' ~ customer.first_name if customer.first_name }}. Lo estoy revisando ahora mismo.",
+        "ru": "Спасибо за терпение{{ ', ' ~ customer.first_name if customer.first_name }}. Я уже разбираюсь.",
+        "vi": "Cảm ơn bạn đã kiên nhẫn chờ{{ ', ' ~ customer.first_name if customer.first_name }}. Mình đang kiểm tra ngay.",
+        "zh-Hans": "感谢您的耐心等待{{ '，' ~ customer.first_name if customer.first_name }}。我正在为您处理。",
+        "zh-Hant": "感謝您的耐心等候{{ '，' ~ customer.first_name if customer.first_name }}。我正在為您處理。",
+    }),
+    ("refund-eta", "Refund timing", {
+        "en": "Refunds reach your original payment method within 5-10 business days after we receive the return.",
+        "es": "El reembolso llega a tu método de pago original en 5-10 días hábiles después de recibir la devolución.",
+        "ru": "Деньги вернутся на исходный способ оплаты в течение 5-10 рабочих дней после получения возврата.",
+        "vi": "Tiền hoàn sẽ về phương thức thanh toán ban đầu trong 5-10 ngày làm việc sau khi chúng tôi nhận được hàng trả.",
+        "zh-Hans": "我们收到退货后，退款将在 5-10 个工作日内退回您的原支付方式。",
+        "zh-Hant": "我們收到退貨後，退款將在 5-10 個工作天內退回您的原付款方式。",
+    }),
 ]
 LABELS = [("vip", "#b45309"), ("damaged", "#b91c1c"), ("wholesale", "#1d4ed8"), ("follow-up", "#047857")]
 
@@ -34,9 +56,9 @@ async def seed_demo(engine: AsyncEngine, settings: Settings, *, seed: int = 7) -
             existing = (await session.exec(select(Agent).where(Agent.email == email))).first()
             if existing is None:
                 await agent_create(session, email, password, name=name, admin=email == DEMO_ADMIN[0])
-        for shortcut, title, body in CANNED:
+        for shortcut, title, bodies in CANNED:
             if (await session.exec(select(CannedResponse).where(CannedResponse.shortcut == shortcut))).first() is None:
-                await canned_save(session, shortcut, title, body)
+                await canned_save(session, shortcut, title, bodies)
         for name, color in LABELS:
             if (await session.exec(select(Label).where(Label.name == name))).first() is None:
                 await label_save(session, name, color)

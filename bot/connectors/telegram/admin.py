@@ -27,7 +27,7 @@ async def admin_page(connector: TelegramConnector, request: web.Request) -> web.
     JSON for ``Accept: application/json``, else a page in the inbox's layout. Like the
     other admin pages it does not exist (404) for anyone but an admin.
     """
-    from inbox.web.rendering import error_response, reader_context, wants_json
+    from inbox.web.rendering import error_response, wants_json
     from inbox.web.state import AGENT, STATE
 
     has_inbox = STATE in request.app
@@ -49,7 +49,9 @@ async def admin_page(connector: TelegramConnector, request: web.Request) -> web.
 
     env = request.app[STATE].jinja
     template = env.from_string(_ADMIN_TEMPLATE)
-    html = template.render(request=request, config=request.app[STATE].config, agent=agent, **reader_context(request),
+    from inbox.web.rendering import page_context
+
+    html = template.render(**page_context(request), agent=agent,
                            csrf_token=await csrf_token(request), section="telegram", status=status,
                            problem=problem, polling=connector.polling, webhook_path=WEBHOOK_PATH)
     response = web.Response(text=html, content_type="text/html", charset="utf-8")

@@ -5,12 +5,36 @@
  * - live updates: the /inbox/ws socket sends ids of what changed; the page re-fetches the
  *   server-rendered (escaped) fragment and swaps it. Customer text never passes through
  *   innerHTML here: fragments are parsed with DOMParser (which runs no scripts) and the only
- *   text built in JS (toasts, presence) uses textContent.
+ *   text built in JS (toasts, presence, canned suggestions, translations) uses textContent;
+ * - slash-insert: "/" plus a shortcut in the reply box offers canned responses (↑/↓, Enter, Esc);
+ * - the UI language: _("…") looks strings up in the JSON catalog the page carries
+ *   (the data-catalog attribute of #i18n-js, rendered for the agent's language; htmx drops
+ *   <script> elements from swapped pages, so data travels in attributes);
+ *   `make i18n-extract` finds the _("…") calls here.
  */
 (function () {
   "use strict";
 
   var HEX = /^#[0-9a-fA-F]{6}$/;
+
+  // ------------------------------------------------------------------ translations
+
+  var catalog = null;
+
+  function _(text) {
+    if (catalog === null) {
+      var el = document.getElementById("i18n-js");
+      try { catalog = el ? JSON.parse(el.getAttribute("data-catalog") || "{}") : {}; } catch (e) { catalog = {}; }
+    }
+    return Object.prototype.hasOwnProperty.call(catalog, text) && catalog[text] ? catalog[text] : text;
+  }
+
+  // "%(name)s" placeholders, as in the Python catalogs
+  function fmt(text, values) {
+    return text.replace(/%\((\w+)\)s/g, function (whole, key) {
+      return Object.prototype.hasOwnProperty.call(values, key) ? String(values[key]) : whole;
+    });
+  }
 
   function $(selector, root) { return (root || document).querySelector(selector); }
   function $all(selector, root) { return Array.prototype.slice.call((root || document).querySelectorAll(selector)); }
@@ -48,7 +72,7 @@
       var data = JSON.parse(xhrOrText);
       if (data && typeof data.error === "string") { return data.error; }
     } catch (e) { /* not JSON */ }
-    return "Something went wrong (" + status + "). Please try again.";
+    return fmt(_("Something went wrong (%(status)s). Please try again."), { status: status });
   }
 
   document.addEventListener("htmx:configRequest", function (e) {
@@ -60,7 +84,7 @@
     toast(errorText(xhr.responseText, xhr.status), true);
   });
   document.addEventListener("htmx:sendError", function () {
-    toast("Cannot reach the server. Check your connection.", true);
+    toast(_("Cannot reach the server. Check your connection."), true);
   });
 
   // ------------------------------------------------------------------ decorating a page
@@ -141,6 +165,7 @@
   }
 
   function init() {
+    catalog = null;  // a new page may be in another language
     setLive(!!socket && socket.readyState === WebSocket.OPEN);
     decorate(document);
     setupComposer();
@@ -174,30 +199,174 @@
       e.preventDefault();
       insertCanned();
     }
+    else if (t.hasAttribute("data-translate-url")) {
+      e.preventDefault();
+      translateMessage(t);
+    }
   });
 
   // ------------------------------------------------------------------ canned responses
 
-  function insertCanned() {
+  // The response rendered for this conversation, in its language (or the shop's default, with a
+  // warning that the composer shows), replaces box.value[start, end).
+  function fetchCanned(id, box, start, end) {
     var select = document.getElementById("canned-select");
-    var box = document.getElementById("reply-text");
-    if (!select || !box || !select.value) { return; }
-    fetch(select.getAttribute("data-canned-url") + encodeURIComponent(select.value), {
+    if (!select || !box) { return; }
+    fetch(select.getAttribute("data-canned-url") + encodeURIComponent(id), {
       headers: { "Accept": "application/json" },
       credentials: "same-origin"
     }).then(function (r) {
       return r.text().then(function (body) { return { ok: r.ok, status: r.status, body: body }; });
     }).then(function (res) {
       if (!res.ok) { toast(errorText(res.body, res.status), true); return; }
-      var text = JSON.parse(res.body).text || "";
-      var start = box.selectionStart || 0;
-      var end = box.selectionEnd || 0;
+      var data = JSON.parse(res.body);
+      var text = data.text || "";
       box.value = box.value.slice(0, start) + text + box.value.slice(end);
       showTab("reply", false);
       box.focus();
       box.selectionStart = box.selectionEnd = start + text.length;
+      var warning = document.getElementById("canned-warning");
+      if (warning) {
+        warning.textContent = data.warning || "";
+        warning.hidden = !data.warning;
+      }
       select.value = "";
-    }).catch(function () { toast("Cannot reach the server.", true); });
+    }).catch(function () { toast(_("Cannot reach the server."), true); });
+  }
+
+  function insertCanned() {
+    var select = document.getElementById("canned-select");
+    var box = document.getElementById("reply-text");
+    if (!select || !box || !select.value) { return; }
+    fetchCanned(select.value, box, box.selectionStart || 0, box.selectionEnd || 0);
+  }
+
+  // ------------------------------------------------------------------ slash-insert
+
+  var SLASH_RE = /(^|\s)\/([a-z0-9_-]{0,64})$/;
+  var MAX_SUGGESTIONS = 8;
+  var slash = null;  // {start, end, items, active} while the list is open
+
+  function cannedData() {
+    var el = document.getElementById("canned-data");
+    try { return el ? JSON.parse(el.getAttribute("data-canned") || "[]") : []; } catch (e) { return []; }
+  }
+
+  function closeSlash() {
+    var list = document.getElementById("canned-suggest");
+    var box = document.getElementById("reply-text");
+    if (list) { list.hidden = true; list.textContent = ""; }
+    if (box) { box.removeAttribute("aria-activedescendant"); box.setAttribute("aria-expanded", "false"); }
+    slash = null;
+  }
+
+  function renderSlash() {
+    var list = document.getElementById("canned-suggest");
+    var box = document.getElementById("reply-text");
+    if (!list || !box || !slash) { return; }
+    list.textContent = "";
+    if (!slash.items.length) {
+      var none = document.createElement("li");
+      none.className = "canned-none";
+      none.textContent = _("No canned response starts with that.");
+      list.appendChild(none);
+    }
+    slash.items.forEach(function (item, index) {
+      var li = document.createElement("li");
+      li.id = "canned-opt-" + index;
+      li.setAttribute("role", "option");
+      li.setAttribute("aria-selected", String(index === slash.active));
+      li.setAttribute("data-canned-id", String(item.id));
+      var code = document.createElement("span");
+      code.className = "code";
+      code.textContent = "/" + item.shortcut;
+      li.appendChild(code);
+      if (item.title) {
+        var title = document.createElement("span");
+        title.className = "muted";
+        title.textContent = " " + item.title;
+        li.appendChild(title);
+      }
+      list.appendChild(li);
+    });
+    list.hidden = false;
+    box.setAttribute("aria-expanded", "true");
+    if (slash.items.length) { box.setAttribute("aria-activedescendant", "canned-opt-" + slash.active); }
+    else { box.removeAttribute("aria-activedescendant"); }
+  }
+
+  function updateSlash(box) {
+    var caret = box.selectionStart || 0;
+    if (caret !== box.selectionEnd) { closeSlash(); return; }
+    var match = SLASH_RE.exec(box.value.slice(0, caret));
+    if (!match) { closeSlash(); return; }
+    var query = match[2];
+    var all = cannedData();
+    var starts = all.filter(function (c) { return c.shortcut.indexOf(query) === 0; });
+    var inside = all.filter(function (c) { return c.shortcut.indexOf(query) > 0; });
+    var items = starts.concat(inside).slice(0, MAX_SUGGESTIONS);
+    slash = { start: caret - query.length - 1, end: caret, items: items, active: 0 };
+    renderSlash();
+  }
+
+  function chooseSlash(index) {
+    var box = document.getElementById("reply-text");
+    if (!slash || !box || !slash.items[index]) { closeSlash(); return; }
+    var item = slash.items[index];
+    var start = slash.start;
+    var end = slash.end;
+    closeSlash();
+    fetchCanned(item.id, box, start, end);
+  }
+
+  // true when the key was the suggestion list's (the page's own shortcuts then ignore it)
+  function slashKey(e) {
+    if (!slash || e.target.id !== "reply-text" || e.ctrlKey || e.metaKey || e.altKey) { return false; }
+    var count = slash.items.length;
+    if (e.key === "ArrowDown" && count) { slash.active = (slash.active + 1) % count; renderSlash(); }
+    else if (e.key === "ArrowUp" && count) { slash.active = (slash.active - 1 + count) % count; renderSlash(); }
+    else if ((e.key === "Enter" || e.key === "Tab") && count) { chooseSlash(slash.active); }
+    else if (e.key === "Escape") { closeSlash(); }
+    else { return false; }
+    e.preventDefault();
+    return true;
+  }
+
+  document.addEventListener("input", function (e) {
+    if (e.target && e.target.id === "reply-text") { updateSlash(e.target); }
+  });
+  document.addEventListener("mousedown", function (e) {
+    var option = e.target.closest ? e.target.closest("#canned-suggest [role=option]") : null;
+    if (option) {
+      e.preventDefault();  // keep the focus (and the caret) in the reply box
+      chooseSlash(parseInt(option.id.replace("canned-opt-", ""), 10));
+    } else if (slash && e.target.id !== "reply-text") {
+      closeSlash();
+    }
+  });
+
+  // ------------------------------------------------------------------ translate a customer message
+
+  function translateMessage(button) {
+    var msg = button.closest(".msg");
+    var out = msg ? $(".msg-translation", msg) : null;
+    if (!out) { return; }
+    button.disabled = true;
+    fetch(button.getAttribute("data-translate-url"), {
+      method: "POST",
+      headers: { "Accept": "application/json", "X-CSRF-Token": csrfToken() },
+      credentials: "same-origin"
+    }).then(function (r) {
+      return r.text().then(function (body) { return { ok: r.ok, status: r.status, body: body }; });
+    }).then(function (res) {
+      button.disabled = false;
+      if (!res.ok) { toast(errorText(res.body, res.status), true); return; }
+      out.textContent = JSON.parse(res.body).text || "";
+      out.hidden = false;
+    }).catch(function () {
+      button.disabled = false;
+      toast(_("Cannot reach the server."), true);
+    });
   }
 
   // ------------------------------------------------------------------ keyboard
@@ -240,6 +409,7 @@
   }
 
   document.addEventListener("keydown", function (e) {
+    if (slashKey(e)) { return; }
     var t = e.target;
     var typing = t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName || "");
     if ((e.ctrlKey || e.metaKey) && e.key === "Enter" && t.tagName === "TEXTAREA" && t.form) {
@@ -281,7 +451,7 @@
     var dot = document.getElementById("live-dot");
     if (dot) {
       dot.classList.toggle("is-live", on);
-      dot.title = on ? "Live updates on" : "Reconnecting…";
+      dot.title = on ? _("Live updates on") : _("Reconnecting…");
     }
   }
 
@@ -297,7 +467,9 @@
     if (!el) { return; }
     var me = myAgentId();
     var names = (viewers || []).filter(function (v) { return v.id !== me; }).map(function (v) { return v.name; });
-    el.textContent = names.length ? names.join(", ") + (names.length === 1 ? " is viewing" : " are viewing") : "";
+    var who = names.join(", ");
+    el.textContent = !names.length ? "" : names.length === 1 ? fmt(_("%(name)s is viewing"), { name: who })
+      : fmt(_("%(names)s are viewing"), { names: who });
     el.hidden = names.length === 0;
   }
 

@@ -383,7 +383,7 @@ async def test_customer_messages_show_their_language(client: Any, sessions: Any)
         conv = await db.get(Conversation, rec.conversation_id)
         msg = await db.get(Message, rec.message_id)
         assert conv is not None and msg is not None
-        message_answer(db, conv, msg, replies=[], bot_state={}, language="ru", intent="track_order")
+        await message_answer(db, conv, msg, replies=[], bot_state={}, language="ru", intent="track_order")
         await db.commit()
         assert (await db.get(Message, rec.message_id)).language == "ru"  # type: ignore[union-attr]
     token = await login(client)

@@ -18,6 +18,7 @@ from sqlmodel import Field, Relationship, SQLModel
 
 from shopbase.clock import utcnow
 from shopbase.coltypes import JSONType, enum_column
+from shopbase.search_text import index_text
 
 __all__ = [
     "Channel",
@@ -209,6 +210,25 @@ class Message(SQLModel, table=True):
     #: the language the bot detected in this (customer) message; None when the bot did not read it
     language: str | None = Field(default=None, max_length=16)
     created_at: datetime = Field(default_factory=utcnow)
+    # ``text`` as the search index sees it (shopbase.search_text.index_text), derived on every
+    # insert and ORM change of ``text`` (see _index_message below); a Core UPDATE of ``text`` must
+    # set it too. Indexed by migration 0004 (FTS5 on SQLite, GIN tsvector on PostgreSQL).
+    search_text: str | None = Field(
+        default=None,
+        sa_type=sa.Text,
+        sa_column_kwargs={"default": lambda ctx: index_text(ctx.get_current_parameters().get("text"))},
+    )
+
+
+@sa.event.listens_for(Message, "before_insert")
+def _index_new_message(_mapper: Any, _connection: Any, message: Message) -> None:
+    message.search_text = index_text(message.text)
+
+
+@sa.event.listens_for(Message, "before_update")
+def _index_message(_mapper: Any, _connection: Any, message: Message) -> None:
+    if sa.inspect(message).attrs.text.history.has_changes():
+        message.search_text = index_text(message.text)
 
 
 class OutboxMessage(SQLModel, table=True):

@@ -703,16 +703,19 @@ async def test_transcript_is_chronological_and_limited(sessions):
 async def test_search_index_follows_updates_and_deletes(sessions):
     agent = await make_agent(sessions, "a@example.test", admin=True)
     r = await message_record(sessions, inbound("u1", text="alpha"))
+    other = await message_record(sessions, inbound("u2", text="charlie"))
     async with sessions() as s:
-        await s.exec(sa.update(Message).where(col(Message.id) == r.message_id).values(text="bravo"))
+        (await s.get(Message, r.message_id)).text = "bravo"  # an ORM change re-derives search_text
+        await s.exec(sa.delete(Message).where(col(Message.id) == other.message_id))
         await s.commit()
     async with sessions() as s:
         assert await list_conversations(s, agent, q="alpha") == []
+        assert await list_conversations(s, agent, q="charlie") == []
         assert [x.id for x in await list_conversations(s, agent, q="bravo")] == [r.conversation_id]
 
 
 def test_fts5_query_quotes_every_token():
-    assert fts5_query('say "hi" OR NEAR(x)') == '"say" """hi""" "OR" "NEAR(x)"'
+    assert fts5_query('say "hi" OR NEAR(x)') == '"say"* AND "hi"* AND "or"* AND "near"* AND "x"'
     assert fts5_query("  ") is None
     assert fts5_query('" \' -') is None
 

@@ -96,27 +96,44 @@ def _view_condition(view: str, agent: Agent) -> ColumnElement[bool]:
 _RANK = sa.case({p.value: rank for p, rank in PRIORITY_RANK.items()}, value=Conversation.priority, else_=1)
 
 
-def _cursor_of(view: str, conversation: Conversation) -> str:
+def _cursor_of(view: str, conversation: Conversation, score: float | None = None) -> str:
+    if score is not None:  # a search: ordered by score, then activity
+        return f"s|{score!r}|{conversation.last_message_at.isoformat()}|{conversation.id}"
     rank = PRIORITY_RANK.get(Priority(conversation.priority), 1) if view == "unassigned" else 0
     return f"{rank}|{conversation.last_message_at.isoformat()}|{conversation.id}"
 
 
-def _before_condition(view: str, before: str | datetime) -> ColumnElement[bool]:
+def _after(ts: datetime, last_id: int) -> ColumnElement[bool]:
+    return sa.or_(
+        col(Conversation.last_message_at) < ts,
+        sa.and_(col(Conversation.last_message_at) == ts, col(Conversation.id) < last_id),
+    )
+
+
+def _before_condition(view: str, before: str | datetime, score: Any = None) -> ColumnElement[bool]:
+    """Rows after the cursor ``before``; ``score`` is the search score column when searching."""
     if isinstance(before, datetime):
         if before.tzinfo is None:
             raise InvalidQuery("before must be timezone-aware")
         return col(Conversation.last_message_at) < before
+    parts = str(before).split("|")
     try:
-        rank_s, ts_s, id_s = str(before).split("|")
-        rank, ts, last_id = int(rank_s), datetime.fromisoformat(ts_s), int(id_s)
+        if score is not None:
+            if len(parts) != 4 or parts[0] != "s":
+                raise ValueError
+            after_score, ts, last_id = float(parts[1]), datetime.fromisoformat(parts[2]), int(parts[3])
+            if after_score != after_score:  # NaN
+                raise ValueError
+        else:
+            rank_s, ts_s, id_s = parts
+            rank, ts, last_id = int(rank_s), datetime.fromisoformat(ts_s), int(id_s)
     except ValueError:
         raise InvalidQuery("before is not a valid cursor") from None
     if ts.tzinfo is None:
         raise InvalidQuery("before is not a valid cursor")
-    after = sa.or_(
-        col(Conversation.last_message_at) < ts,
-        sa.and_(col(Conversation.last_message_at) == ts, col(Conversation.id) < last_id),
-    )
+    after = _after(ts, last_id)
+    if score is not None:
+        return sa.or_(score < after_score, sa.and_(score == after_score, after))
     if view != "unassigned":
         return after
     return sa.or_(_RANK < rank, sa.and_(_RANK == rank, after))
@@ -134,7 +151,8 @@ async def list_conversations(
 ) -> list[ConversationRow]:
     """One page of conversations the agent may see, newest activity first.
 
-    The unassigned queue is ordered by priority (urgent first), then last activity. Raises
+    The unassigned queue is ordered by priority (urgent first), then last activity. With search
+    text, every view is ordered by relevance (:mod:`inbox.search`), then last activity. Raises
     :class:`InvalidQuery` for an unknown view/status/channel/priority or a bad cursor.
     """
     dialect = dialect_name(session)
@@ -143,25 +161,31 @@ async def list_conversations(
     except (TypeError, ValueError):
         raise InvalidQuery("limit must be a number") from None
     flt = filters if filters is not None else ConversationFilters.parse(**raw_filters)
-    conds = [access_condition(agent), *flt.conditions(dialect)]
+    hits = flt.search_hits(dialect)
+    score = hits.c.score if hits is not None else None
+    conds = [access_condition(agent), *flt.conditions(dialect, search=False)]
     conds.append(_view_condition(view, agent))
     if before is not None:
-        conds.append(_before_condition(view, before))
+        conds.append(_before_condition(view, before, score))
     order: list[Any] = [col(Conversation.last_message_at).desc(), col(Conversation.id).desc()]
-    if view == "unassigned":
+    if score is not None:
+        order.insert(0, score.desc())
+    elif view == "unassigned":
         order.insert(0, _RANK.desc())
     stmt = (
         select(Conversation, Contact.display_name, Contact.username, Agent.name)
+        .add_columns(score if score is not None else sa.null())
         .join(Contact, col(Contact.id) == Conversation.contact_id)
         .outerjoin(Agent, col(Agent.id) == Conversation.assignee_id)
-        .where(*conds)
-        .order_by(*order)
-        .limit(limit)
     )
-    rows = (await session.exec(stmt)).all()
+    if hits is not None:
+        stmt = stmt.join(hits, hits.c.conversation_id == col(Conversation.id))
+    stmt = stmt.where(*conds).order_by(*order).limit(limit)
+    # sqlmodel's exec() has no overload for a select with a fifth (added) column
+    rows = (await session.exec(stmt)).all()  # type: ignore[call-overload]
     last = await _last_messages(session, [saved_id(conv) for conv, *_ in rows])
     out: list[ConversationRow] = []
-    for conv, display_name, username, assignee_name in rows:
+    for conv, display_name, username, assignee_name, row_score in rows:
         preview, unread = last.get(saved_id(conv), ("", False))
         out.append(
             ConversationRow(
@@ -182,7 +206,7 @@ async def list_conversations(
                 last_message_at=conv.last_message_at,
                 created_at=conv.created_at,
                 snoozed_until=conv.snoozed_until,
-                cursor=_cursor_of(view, conv),
+                cursor=_cursor_of(view, conv, None if score is None else float(row_score)),
             )
         )
     return out

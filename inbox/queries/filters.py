@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.elements import ColumnElement
 
-from inbox.models import Channel, Contact, Conversation, ConversationStatus, Priority
-from inbox.search import clean_query, matching_conversation_ids
+from inbox.models import Channel, Conversation, ConversationStatus, Priority
+from inbox.search import conversation_hits
 from shopbase.refusal import Refused
 
 __all__ = ["InvalidQuery", "ConversationFilters", "FILTER_NAMES"]
@@ -71,8 +71,14 @@ class ConversationFilters:
     def without_status(self) -> ConversationFilters:
         return replace(self, status=None)
 
-    def conditions(self, dialect: str) -> list[ColumnElement[bool]]:
-        """The SQL conditions over ``Conversation`` (joined with ``Contact`` for search)."""
+    def search_hits(self, dialect: str) -> sa.Subquery | None:
+        """``(conversation_id, score)`` of the conversations the search text matches, best
+        first by ``score``; None without search text (see :mod:`inbox.search`)."""
+        return conversation_hits(dialect, self.q) if self.q else None
+
+    def conditions(self, dialect: str, *, search: bool = True) -> list[ColumnElement[bool]]:
+        """The SQL conditions over ``Conversation``; with ``search=False`` the search text is left
+        out (a caller that joins :meth:`search_hits` itself, to order by score)."""
         conds: list[ColumnElement[bool]] = []
         if self.status is not None:
             conds.append(Conversation.status == self.status)  # type: ignore[arg-type]
@@ -84,8 +90,9 @@ class ConversationFilters:
             conds.append(Conversation.last_intent == self.intent)  # type: ignore[arg-type]
         if self.label:
             conds.append(_label_condition(dialect, self.label))
-        if self.q:
-            conds.append(_search_condition(dialect, self.q))
+        hits = self.search_hits(dialect) if search else None
+        if hits is not None:
+            conds.append(Conversation.id.in_(sa.select(hits.c.conversation_id)))  # type: ignore[union-attr]
         return conds
 
 
@@ -94,18 +101,3 @@ def _label_condition(dialect: str, label: str) -> ColumnElement[bool]:
         return sa.type_coerce(Conversation.labels, JSONB).contains([label])
     each = sa.func.json_each(Conversation.labels).table_valued("value")
     return sa.exists(sa.select(sa.literal(1)).select_from(each).where(each.c.value == label))
-
-
-def _search_condition(dialect: str, q: str) -> ColumnElement[bool]:
-    text = clean_query(q)
-    if not text:
-        return sa.true()
-    ids = matching_conversation_ids(dialect, text)
-    pattern = "%" + text[:100].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    name_match = sa.or_(
-        Contact.display_name.ilike(pattern, escape="\\"),  # type: ignore[attr-defined]
-        Contact.username.ilike(pattern, escape="\\"),  # type: ignore[union-attr]
-    )
-    if ids is None:
-        return name_match
-    return sa.or_(Conversation.id.in_(ids), name_match)  # type: ignore[union-attr]

@@ -45,8 +45,13 @@ async def seed(sessions: Any, corpus: dict[str, str] = CORPUS) -> dict[str, int]
     for i, (name, text) in enumerate(corpus.items()):
         result = await message_record(
             sessions,
-            InboundMessage(channel=Channel.telegram, dedupe_key=f"k-{name}", contact_external_id=f"c-{i}",
-                           text=text, display_name=f"Customer {i}"),
+            InboundMessage(
+                channel=Channel.telegram,
+                dedupe_key=f"k-{name}",
+                contact_external_id=f"c-{i}",
+                text=text,
+                display_name=f"Customer {i}",
+            ),
         )
         ids[name] = result.conversation_id
     return ids
@@ -101,7 +106,7 @@ def test_query_terms_prefix_stems_and_phrases() -> None:
     assert len(query_terms(" ".join(f"w{i}" for i in range(100)))) == 12
     assert query_terms("") == [] and query_terms("\ud800") == [] and query_terms("!!! ...") == []
     # the database queries are built from tokens only
-    assert fts5_query("say \"hi\" OR NEAR(x)") == '"say"* AND "hi"* AND "or"* AND "near"* AND "x"'
+    assert fts5_query('say "hi" OR NEAR(x)') == '"say"* AND "hi"* AND "or"* AND "near"* AND "x"'
     assert fts5_query("returns 订单") == '("returns"* OR "return"*) AND "订单"'
     assert tsquery_text("returns 在哪里") == "('returns':* | 'return':*) & ('在哪' <-> '哪里')"
     assert fts5_query("\"'-") is None and tsquery_text("*") is None
@@ -181,8 +186,13 @@ async def test_ranking_by_relevance_then_recency(sessions: Any) -> None:
     # a contact whose name matches comes first
     named = await message_record(
         sessions,
-        InboundMessage(channel=Channel.telegram, dedupe_key="k-named", contact_external_id="c-named",
-                       text="hi", display_name="Parcel Pete"),
+        InboundMessage(
+            channel=Channel.telegram,
+            dedupe_key="k-named",
+            contact_external_id="c-named",
+            text="hi",
+            display_name="Parcel Pete",
+        ),
     )
     assert (await found(sessions, me, "parcel"))[0] == named.conversation_id
     # the relevance order pages with its cursor
@@ -297,13 +307,23 @@ async def test_new_messages_are_indexed_from_every_write_path(sessions: Any) -> 
     async with sessions() as s:
         # a Core insert without search_text gets it from the column default
         await s.exec(
-            sa.insert(Message).values(conversation_id=rec.conversation_id, channel="telegram", direction="out",
-                                      author="agent", text="Ваш заказ в пути")
+            sa.insert(Message).values(
+                conversation_id=rec.conversation_id,
+                channel="telegram",
+                direction="out",
+                author="agent",
+                text="Ваш заказ в пути",
+            )
         )
         await s.commit()
     async with sessions() as s:
-        texts = (await s.exec(sa.select(Message.search_text).where(col(Message.conversation_id) == rec.conversation_id)
-                              .order_by(col(Message.id)))).all()
+        texts = (
+            await s.exec(
+                sa.select(Message.search_text)
+                .where(col(Message.conversation_id) == rec.conversation_id)
+                .order_by(col(Message.id))
+            )
+        ).all()
     assert [t for (t,) in texts] == ["hola", "ваш заказ в пути"]
     assert await found(sessions, me, "заказ") == [rec.conversation_id]
 
@@ -354,7 +374,9 @@ async def test_migration_0004_indexes_existing_messages(sessions: Any, engine: A
         assert "search_text" not in columns
         # 0003's index is back: whole words only, so a Chinese word inside a sentence is not found there
         if engine.dialect.name == "sqlite":
-            old = (await conn.execute(sa.text("SELECT count(*) FROM message_fts WHERE message_fts MATCH 'shoes'"))).scalar()
+            old = (
+                await conn.execute(sa.text("SELECT count(*) FROM message_fts WHERE message_fts MATCH 'shoes'"))
+            ).scalar()
             assert old == 1
         # rows written before 0004 (no search_text), in bulk
         await conn.execute(sa.text("UPDATE message SET text = text || ' extra' WHERE id > 0"))

@@ -140,6 +140,12 @@ class Contact(SQLModel, table=True):
     undeliverable_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
     last_seen_at: datetime = Field(default_factory=utcnow)
+    # display_name and username as the search index sees them; kept like Message.search_text
+    search_text: str | None = Field(
+        default=None,
+        sa_type=sa.Text,
+        sa_column_kwargs={"default": lambda ctx: _search_text_of(Contact, ctx.get_current_parameters())},
+    )
 
 
 class Conversation(SQLModel, table=True):
@@ -211,24 +217,41 @@ class Message(SQLModel, table=True):
     language: str | None = Field(default=None, max_length=16)
     created_at: datetime = Field(default_factory=utcnow)
     # ``text`` as the search index sees it (shopbase.search_text.index_text), derived on every
-    # insert and ORM change of ``text`` (see _index_message below); a Core UPDATE of ``text`` must
-    # set it too. Indexed by migration 0004 (FTS5 on SQLite, GIN tsvector on PostgreSQL).
+    # insert and ORM change (see _keep_search_text below); a Core UPDATE of ``text`` must set it
+    # too. Indexed by migration 0004 (FTS5 on SQLite, GIN tsvector on PostgreSQL).
     search_text: str | None = Field(
         default=None,
         sa_type=sa.Text,
-        sa_column_kwargs={"default": lambda ctx: index_text(ctx.get_current_parameters().get("text"))},
+        sa_column_kwargs={"default": lambda ctx: _search_text_of(Message, ctx.get_current_parameters())},
     )
 
 
-@sa.event.listens_for(Message, "before_insert")
-def _index_new_message(_mapper: Any, _connection: Any, message: Message) -> None:
-    message.search_text = index_text(message.text)
+def _search_text_of(model: type[SQLModel], values: Any) -> str:
+    """The ``search_text`` of a row of ``model`` (Message: its text; Contact: its names)."""
+    get = values.get if isinstance(values, dict) else lambda name: getattr(values, name, None)
+    return index_text(" ".join(str(get(name) or "") for name in _SEARCHED_FIELDS[model]))
 
 
-@sa.event.listens_for(Message, "before_update")
-def _index_message(_mapper: Any, _connection: Any, message: Message) -> None:
-    if sa.inspect(message).attrs.text.history.has_changes():
-        message.search_text = index_text(message.text)
+_SEARCHED_FIELDS: dict[type[SQLModel], tuple[str, ...]] = {Message: ("text",), Contact: ("display_name", "username")}
+
+
+def _keep_search_text(model: type[SQLModel]) -> None:
+    """Derive ``model.search_text`` whenever the ORM inserts a row or changes a searched field."""
+
+    def on_insert(_mapper: Any, _connection: Any, row: Any) -> None:
+        row.search_text = _search_text_of(model, row)
+
+    def on_update(_mapper: Any, _connection: Any, row: Any) -> None:
+        state = sa.inspect(row)
+        if any(state.attrs[name].history.has_changes() for name in _SEARCHED_FIELDS[model]):
+            row.search_text = _search_text_of(model, row)
+
+    sa.event.listen(model, "before_insert", on_insert)
+    sa.event.listen(model, "before_update", on_update)
+
+
+_keep_search_text(Message)
+_keep_search_text(Contact)
 
 
 class OutboxMessage(SQLModel, table=True):

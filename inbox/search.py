@@ -12,18 +12,17 @@ contain only letters and digits, and every token is quoted for FTS5 anyway, so u
 is never query syntax (``"``, ``*``, ``NEAR``, ``-``, ``AND``/``OR`` are ignored or searched as
 words); for PostgreSQL the tokens become a ``to_tsquery`` text from the same structure.
 
-Ranking: bm25 (SQLite) or ``ts_rank`` (PostgreSQL) of the best matching message; ties and
-everything else by recency. The index query stops early: only the :data:`MAX_HITS` best
-messages are considered, then their conversations are joined with the access rules and
-filters. Conversations whose contact's name or username contains the query come first.
+The index query stops early: the :data:`MAX_HITS` most recent matching messages (and
+contacts) are the candidates, read in id order from the index; they are ranked by bm25
+(SQLite) or ``ts_rank`` (PostgreSQL) of the best matching message, then by the conversation's
+last activity, and only then joined with the access rules and filters. Conversations whose
+contact's name or username matches (folded the same way) come first.
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlmodel import col
 
-from inbox.models import Contact, Conversation
 from shopbase.search_text import Term, query_terms
 from shopbase.text import clean_line
 
@@ -38,7 +37,7 @@ __all__ = [
 ]
 
 MAX_QUERY_CHARS = 200
-#: the best-ranked messages a search looks at; conversations beyond them are not listed
+#: the most recent matching messages (and contacts) a search ranks; older matches are not listed
 MAX_HITS = 1000
 #: the score of a conversation whose contact name matches (above any text match)
 NAME_SCORE = 1.0e6
@@ -85,66 +84,56 @@ def tsquery_text(terms: list[Term] | str | None) -> str | None:
     return " & ".join(parts) or None
 
 
-def _text_hits(dialect: str, terms: list[Term]) -> sa.TextualSelect | None:
-    """``(conversation_id, score)`` of the :data:`MAX_HITS` best messages, higher score = better."""
-    if dialect == "sqlite":
-        match = fts5_query(terms)
-        if match is None:
-            return None
-        # FTS5's rank is bm25(), negative: lower is better
-        sql = (
-            "SELECT message.conversation_id AS conversation_id, -hit.rank AS score "
-            "FROM (SELECT rowid, rank FROM message_fts WHERE message_fts MATCH :search_match "
-            "ORDER BY rank, rowid DESC LIMIT :search_hits) AS hit "
-            "JOIN message ON message.id = hit.rowid"
-        )
-        params = {"search_match": match}
-    else:
-        tsq = tsquery_text(terms)
-        if tsq is None:
-            return None
-        # the literal 'simple' makes PostgreSQL use the expression index ix_message_search_text
-        sql = (
-            "SELECT conversation_id, "
-            "CAST(ts_rank(to_tsvector('simple', search_text), search_query) AS DOUBLE PRECISION) AS score "
-            "FROM message, to_tsquery('simple', :search_tsquery) AS search_query "
-            "WHERE to_tsvector('simple', search_text) @@ search_query "
-            "ORDER BY score DESC, message.id DESC LIMIT :search_hits"
-        )
-        params = {"search_tsquery": tsq}
-    return sa.text(sql).bindparams(search_hits=MAX_HITS, **params).columns(conversation_id=sa.Integer, score=sa.Float)
-
-
-def _name_hits(text: str) -> sa.Select[tuple[int, float]]:
-    pattern = "%" + text[:100].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    return (
-        sa.select(col(Conversation.id).label("conversation_id"), sa.literal(NAME_SCORE, sa.Float).label("score"))
-        .join(Contact, col(Contact.id) == col(Conversation.contact_id))
-        .where(
-            sa.or_(
-                col(Contact.display_name).ilike(pattern, escape="\\"),
-                col(Contact.username).ilike(pattern, escape="\\"),
-            )
-        )
-        .limit(MAX_HITS)
-    )
+# The index queries stop early: the MAX_HITS most recent matching messages (contacts), found in
+# id order straight from the index, are the candidates; only they are ranked. Their cost does not
+# grow with the number of matches, so a word in every tenth message stays as fast as a rare one.
+_SQLITE_HITS = (
+    "SELECT conversation_id, max(score) AS score FROM ("
+    "SELECT conversation.id AS conversation_id, {name_score} AS score "
+    "FROM (SELECT rowid FROM contact_fts WHERE contact_fts MATCH :search_match "
+    "ORDER BY rowid DESC LIMIT :search_hits) AS named "
+    "JOIN conversation ON conversation.contact_id = named.rowid "
+    "UNION ALL "
+    # FTS5's rank is bm25(), negative: lower is better
+    "SELECT message.conversation_id AS conversation_id, -hit.bm25 AS score "
+    "FROM (SELECT rowid, rank AS bm25 FROM message_fts WHERE message_fts MATCH :search_match "
+    "ORDER BY rowid DESC LIMIT :search_hits) AS hit "
+    "JOIN message ON message.id = hit.rowid"
+    ") AS search_every_hit GROUP BY conversation_id"
+)
+# the literal 'simple' makes PostgreSQL use the expression indexes ix_*_search_text
+_POSTGRES_HITS = (
+    "SELECT conversation_id, max(score) AS score FROM ("
+    "SELECT conversation.id AS conversation_id, {name_score} AS score "
+    "FROM (SELECT id FROM contact WHERE to_tsvector('simple', search_text) @@ to_tsquery('simple', :search_tsquery) "
+    "ORDER BY id DESC LIMIT :search_hits) AS named "
+    "JOIN conversation ON conversation.contact_id = named.id "
+    "UNION ALL "
+    "SELECT hit.conversation_id, "
+    "CAST(ts_rank(to_tsvector('simple', hit.search_text), to_tsquery('simple', :search_tsquery)) "
+    "AS DOUBLE PRECISION) AS score "
+    "FROM (SELECT conversation_id, search_text FROM message "
+    "WHERE to_tsvector('simple', search_text) @@ to_tsquery('simple', :search_tsquery) "
+    "ORDER BY id DESC LIMIT :search_hits) AS hit"
+    ") AS search_every_hit GROUP BY conversation_id"
+)
+_NO_HITS = "SELECT 0 AS conversation_id, 0.0 AS score WHERE 1 = 0"
 
 
 def conversation_hits(dialect: str, q: str | None) -> sa.Subquery | None:
     """A subquery ``(conversation_id, score)``, one row per matching conversation (its best
-    score); None when ``q`` is empty after cleaning (no search at all)."""
+    score, higher is better); None when ``q`` is empty after cleaning (no search at all), no
+    rows when it has no letters or digits."""
     text = clean_query(q)
     if not text:
         return None
-    parts: list[sa.Select[tuple[int, float]] | sa.TextualSelect] = [_name_hits(text)]
-    text_hits = _text_hits(dialect, query_terms(text))
-    if text_hits is not None:
-        parts.append(text_hits)
-    # each part in its own subquery: SQLite allows no LIMIT inside a compound SELECT
-    both = sa.union_all(*[sa.select(*part.subquery().c) for part in parts])
-    every = both.subquery("search_every_hit")
-    return (
-        sa.select(every.c.conversation_id, sa.func.max(every.c.score).label("score"))
-        .group_by(every.c.conversation_id)
-        .subquery("search_hit")
-    )
+    terms = query_terms(text)
+    params: dict[str, object] = {}
+    if not terms:
+        sql = _NO_HITS
+    elif dialect == "sqlite":
+        sql, params = _SQLITE_HITS, {"search_match": fts5_query(terms), "search_hits": MAX_HITS}
+    else:
+        sql, params = _POSTGRES_HITS, {"search_tsquery": tsquery_text(terms), "search_hits": MAX_HITS}
+    statement = sa.text(sql.format(name_score=f"{NAME_SCORE:.1f}")).bindparams(**params)
+    return statement.columns(conversation_id=sa.Integer, score=sa.Float).subquery("search_hit")

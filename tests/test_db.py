@@ -34,8 +34,8 @@ async def test_migrations_match_models(engine) -> None:
 def _is_search_object(change: tuple) -> bool:  # type: ignore[type-arg]
     """Full-text search objects (SQLite FTS5 tables, PostgreSQL GIN index) come from 0004, not the models."""
     kind, obj = change[0], change[1]
-    return (kind == "remove_table" and obj.name.startswith("message_fts")) or (
-        kind == "remove_index" and obj.name == "ix_message_search_text"
+    return (kind == "remove_table" and obj.name.startswith(("message_fts", "contact_fts"))) or (
+        kind == "remove_index" and obj.name in ("ix_message_search_text", "ix_contact_search_text")
     )
 
 

@@ -1,18 +1,19 @@
-"""Search in every language: an index over ``message.search_text``, the folded, tokenised text.
+"""Search in every language: indexes over ``message.search_text`` and ``contact.search_text``.
 
-``search_text`` is ``shopbase.search_text.index_text(text)``: case- and accent-folded words,
-simplified Chinese, CJK runs as overlapping bigrams. The application writes it on every
-insert (``inbox.models``); this migration fills it for the existing messages in batches.
+``search_text`` is ``shopbase.search_text.index_text`` of the message text (of the contact's
+display name and username): case- and accent-folded words, simplified Chinese, CJK runs as
+overlapping bigrams. The application writes it on every insert (``inbox.models``); this
+migration fills it for the existing rows in batches.
 
-SQLite: the FTS5 external-content table ``message_fts`` is rebuilt over ``search_text`` with
-the ``ascii`` tokenizer (it only splits at the spaces Python put there) and kept in step by
-insert/update/delete triggers, as before. PostgreSQL: a GIN index on
-``to_tsvector('simple', search_text)`` replaces the one on ``text`` (queries must use that
-exact expression, with the literal 'simple', to use it).
+SQLite: FTS5 external-content tables ``message_fts`` (rebuilt, now over ``search_text``) and
+``contact_fts``, with the ``ascii`` tokenizer (it only splits at the spaces Python put
+there), kept in step by insert/update/delete triggers. PostgreSQL: GIN indexes on
+``to_tsvector('simple', search_text)`` (the one on ``message.text`` goes); queries must use
+that exact expression, with the literal 'simple', to use them.
 
 Changing ``index_text`` later needs a migration that runs :func:`fill_search_text` again.
-A batch ("move and copy") ALTER of ``message`` drops its triggers; recreate them with
-:func:`create_sqlite_search`.
+A batch ("move and copy") ALTER of ``message`` or ``contact`` drops their triggers; recreate
+them with :func:`create_sqlite_search`.
 
 Revision ID: 0004
 Revises: 0003
@@ -32,24 +33,36 @@ depends_on: Union[str, Sequence[str], None] = None
 
 BATCH = 2000
 
-SQLITE_DROP = [
-    "DROP TRIGGER IF EXISTS message_fts_au",
-    "DROP TRIGGER IF EXISTS message_fts_ad",
-    "DROP TRIGGER IF EXISTS message_fts_ai",
-    "DROP TABLE IF EXISTS message_fts",
-]
-SQLITE_UP = [
-    "CREATE VIRTUAL TABLE IF NOT EXISTS message_fts USING fts5("
-    "search_text, content='message', content_rowid='id', tokenize='ascii')",
-    "CREATE TRIGGER IF NOT EXISTS message_fts_ai AFTER INSERT ON message BEGIN "
-    "INSERT INTO message_fts(rowid, search_text) VALUES (new.id, new.search_text); END",
-    "CREATE TRIGGER IF NOT EXISTS message_fts_ad AFTER DELETE ON message BEGIN "
-    "INSERT INTO message_fts(message_fts, rowid, search_text) VALUES ('delete', old.id, old.search_text); END",
-    "CREATE TRIGGER IF NOT EXISTS message_fts_au AFTER UPDATE OF search_text ON message BEGIN "
-    "INSERT INTO message_fts(message_fts, rowid, search_text) VALUES ('delete', old.id, old.search_text); "
-    "INSERT INTO message_fts(rowid, search_text) VALUES (new.id, new.search_text); END",
-    "INSERT INTO message_fts(message_fts) VALUES ('rebuild')",
-]
+SEARCHED = {"message": ("text",), "contact": ("display_name", "username")}
+
+
+def _sqlite_drop(table: str) -> list[str]:
+    return [
+        f"DROP TRIGGER IF EXISTS {table}_fts_au",
+        f"DROP TRIGGER IF EXISTS {table}_fts_ad",
+        f"DROP TRIGGER IF EXISTS {table}_fts_ai",
+        f"DROP TABLE IF EXISTS {table}_fts",
+    ]
+
+
+def _sqlite_up(table: str) -> list[str]:
+    fts = f"{table}_fts"
+    return [
+        f"CREATE VIRTUAL TABLE IF NOT EXISTS {fts} USING fts5("
+        f"search_text, content='{table}', content_rowid='id', tokenize='ascii')",
+        f"CREATE TRIGGER IF NOT EXISTS {fts}_ai AFTER INSERT ON {table} BEGIN "
+        f"INSERT INTO {fts}(rowid, search_text) VALUES (new.id, new.search_text); END",
+        f"CREATE TRIGGER IF NOT EXISTS {fts}_ad AFTER DELETE ON {table} BEGIN "
+        f"INSERT INTO {fts}({fts}, rowid, search_text) VALUES ('delete', old.id, old.search_text); END",
+        f"CREATE TRIGGER IF NOT EXISTS {fts}_au AFTER UPDATE OF search_text ON {table} BEGIN "
+        f"INSERT INTO {fts}({fts}, rowid, search_text) VALUES ('delete', old.id, old.search_text); "
+        f"INSERT INTO {fts}(rowid, search_text) VALUES (new.id, new.search_text); END",
+        f"INSERT INTO {fts}({fts}) VALUES ('rebuild')",
+    ]
+
+
+SQLITE_DROP = _sqlite_drop("message") + _sqlite_drop("contact")
+SQLITE_UP = _sqlite_up("message") + _sqlite_up("contact")
 # what 0002 built, for the downgrade
 SQLITE_0002 = [
     "CREATE VIRTUAL TABLE IF NOT EXISTS message_fts USING fts5("
@@ -63,29 +76,34 @@ SQLITE_0002 = [
     "INSERT INTO message_fts(rowid, text) VALUES (new.id, new.text); END",
     "INSERT INTO message_fts(message_fts) VALUES ('rebuild')",
 ]
-POSTGRES_INDEX = "ix_message_search_text"
 POSTGRES_UP = [
     "DROP INDEX IF EXISTS ix_message_text_fts",
-    f"CREATE INDEX IF NOT EXISTS {POSTGRES_INDEX} ON message USING gin (to_tsvector('simple', search_text))",
+    "CREATE INDEX IF NOT EXISTS ix_message_search_text ON message USING gin (to_tsvector('simple', search_text))",
+    "CREATE INDEX IF NOT EXISTS ix_contact_search_text ON contact USING gin (to_tsvector('simple', search_text))",
 ]
 POSTGRES_DOWN = [
-    f"DROP INDEX IF EXISTS {POSTGRES_INDEX}",
-    "CREATE INDEX IF NOT EXISTS ix_message_text_fts ON message USING gin (to_tsvector('simple', text))",
+    "DROP INDEX IF EXISTS ix_contact_search_text",
+    "DROP INDEX IF EXISTS ix_message_search_text",
 ]
+POSTGRES_0002 = "CREATE INDEX IF NOT EXISTS ix_message_text_fts ON message USING gin (to_tsvector('simple', text))"
 
 
-def fill_search_text(connection: sa.Connection, batch: int = BATCH) -> int:
-    """Write ``search_text`` for every message, ``batch`` rows at a time, in id order; returns
-    how many rows were written."""
-    select = sa.text("SELECT id, text FROM message WHERE id > :last ORDER BY id LIMIT :n")
-    update = sa.text("UPDATE message SET search_text = :search_text WHERE id = :id")
+def fill_search_text(connection: sa.Connection, table: str = "message", batch: int = BATCH) -> int:
+    """Write ``search_text`` for every row of ``table`` (``message`` or ``contact``), ``batch`` rows
+    at a time, in id order; returns how many rows were written."""
+    fields = SEARCHED[table]
+    select = sa.text(f"SELECT id, {', '.join(fields)} FROM {table} WHERE id > :last ORDER BY id LIMIT :n")
+    update = sa.text(f"UPDATE {table} SET search_text = :search_text WHERE id = :id")
     last, done = 0, 0
     while True:
         rows = connection.execute(select, {"last": last, "n": batch}).all()
         if not rows:
             return done
-        connection.execute(update, [{"id": row.id, "search_text": index_text(row.text)} for row in rows])
-        last, done = rows[-1].id, done + len(rows)
+        values = [
+            {"id": row[0], "search_text": index_text(" ".join(str(v or "") for v in row[1:]))} for row in rows
+        ]
+        connection.execute(update, values)
+        last, done = rows[-1][0], done + len(rows)
 
 
 def create_sqlite_search() -> None:
@@ -99,9 +117,10 @@ def upgrade() -> None:
     if dialect == "sqlite":
         for statement in SQLITE_DROP:
             op.execute(statement)
-    # a plain ADD COLUMN (no table copy), on both databases
-    op.execute("ALTER TABLE message ADD COLUMN search_text TEXT")
-    fill_search_text(bind)
+    for table in SEARCHED:
+        # a plain ADD COLUMN (no table copy), on both databases
+        op.execute(f"ALTER TABLE {table} ADD COLUMN search_text TEXT")
+        fill_search_text(bind, table)
     if dialect == "sqlite":
         create_sqlite_search()
     elif dialect == "postgresql":
@@ -111,14 +130,12 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     dialect = op.get_bind().dialect.name
-    if dialect == "sqlite":
-        for statement in SQLITE_DROP:
-            op.execute(statement)
-    elif dialect == "postgresql":
-        op.execute(f"DROP INDEX IF EXISTS {POSTGRES_INDEX}")
-    op.execute("ALTER TABLE message DROP COLUMN search_text")
+    for statement in SQLITE_DROP if dialect == "sqlite" else POSTGRES_DOWN if dialect == "postgresql" else []:
+        op.execute(statement)
+    for table in SEARCHED:
+        op.execute(f"ALTER TABLE {table} DROP COLUMN search_text")
     if dialect == "sqlite":
         for statement in SQLITE_0002:
             op.execute(statement)
     elif dialect == "postgresql":
-        op.execute(POSTGRES_DOWN[1])
+        op.execute(POSTGRES_0002)

@@ -22,6 +22,7 @@ contact's name or username matches (folded the same way) come first.
 from __future__ import annotations
 
 import sqlalchemy as sa
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shopbase.search_text import Term, query_terms
 from shopbase.text import clean_line
@@ -34,6 +35,7 @@ __all__ = [
     "fts5_query",
     "tsquery_text",
     "conversation_hits",
+    "search_scores",
 ]
 
 MAX_QUERY_CHARS = 200
@@ -99,7 +101,7 @@ _SQLITE_HITS = (
     "FROM (SELECT rowid, rank AS bm25 FROM message_fts WHERE message_fts MATCH :search_match "
     "ORDER BY rowid DESC LIMIT :search_hits) AS hit "
     "JOIN message ON message.id = hit.rowid"
-    ") AS search_every_hit GROUP BY conversation_id"
+    ") AS search_every_hit GROUP BY conversation_id ORDER BY score DESC LIMIT :search_conversations"
 )
 # the literal 'simple' makes PostgreSQL use the expression indexes ix_*_search_text
 _POSTGRES_HITS = (
@@ -115,7 +117,7 @@ _POSTGRES_HITS = (
     "FROM (SELECT conversation_id, search_text FROM message "
     "WHERE to_tsvector('simple', search_text) @@ to_tsquery('simple', :search_tsquery) "
     "ORDER BY id DESC LIMIT :search_hits) AS hit"
-    ") AS search_every_hit GROUP BY conversation_id"
+    ") AS search_every_hit GROUP BY conversation_id ORDER BY score DESC LIMIT :search_conversations"
 )
 _NO_HITS = "SELECT 0 AS conversation_id, 0.0 AS score WHERE 1 = 0"
 
@@ -132,8 +134,20 @@ def conversation_hits(dialect: str, q: str | None) -> sa.Subquery | None:
     if not terms:
         sql = _NO_HITS
     elif dialect == "sqlite":
-        sql, params = _SQLITE_HITS, {"search_match": fts5_query(terms), "search_hits": MAX_HITS}
+        sql, params = _SQLITE_HITS, {"search_match": fts5_query(terms)}
     else:
-        sql, params = _POSTGRES_HITS, {"search_tsquery": tsquery_text(terms), "search_hits": MAX_HITS}
+        sql, params = _POSTGRES_HITS, {"search_tsquery": tsquery_text(terms)}
+    if terms:
+        params.update(search_hits=MAX_HITS, search_conversations=2 * MAX_HITS)
     statement = sa.text(sql.format(name_score=f"{NAME_SCORE:.1f}")).bindparams(**params)
     return statement.columns(conversation_id=sa.Integer, score=sa.Float).subquery("search_hit")
+
+
+async def search_scores(session: AsyncSession, q: str | None) -> dict[int, float] | None:
+    """Run the search once: conversation id -> score (higher is better) of every matching
+    conversation (at most ``2 * MAX_HITS``); None when ``q`` is empty (no search)."""
+    hits = conversation_hits(str(session.get_bind().dialect.name), q)
+    if hits is None:
+        return None
+    rows = (await session.exec(sa.select(hits.c.conversation_id, hits.c.score))).all()  # type: ignore[call-overload]
+    return {int(cid): float(score) for cid, score in rows}

@@ -9,6 +9,7 @@ page. Filters are the one declared set, :class:`inbox.queries.filters.Conversati
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -103,40 +104,54 @@ def _cursor_of(view: str, conversation: Conversation, score: float | None = None
     return f"{rank}|{conversation.last_message_at.isoformat()}|{conversation.id}"
 
 
-def _after(ts: datetime, last_id: int) -> ColumnElement[bool]:
-    return sa.or_(
-        col(Conversation.last_message_at) < ts,
-        sa.and_(col(Conversation.last_message_at) == ts, col(Conversation.id) < last_id),
-    )
+def _parse_cursor(before: str, *, search: bool) -> tuple[float, datetime, int]:
+    """(rank or score, last activity, id) of a cursor; InvalidQuery if it is not one of this list's."""
+    parts = str(before).split("|")
+    try:
+        if search != (parts[0] == "s") or len(parts) != (4 if search else 3):
+            raise ValueError
+        key, ts, last_id = float(parts[-3]), datetime.fromisoformat(parts[-2]), int(parts[-1])
+    except ValueError:
+        raise InvalidQuery("before is not a valid cursor") from None
+    if ts.tzinfo is None or key != key:  # naive time, NaN
+        raise InvalidQuery("before is not a valid cursor")
+    return key, ts, last_id
 
 
-def _before_condition(view: str, before: str | datetime, score: Any = None) -> ColumnElement[bool]:
-    """Rows after the cursor ``before``; ``score`` is the search score column when searching."""
+def _before_condition(view: str, before: str | datetime) -> ColumnElement[bool]:
     if isinstance(before, datetime):
         if before.tzinfo is None:
             raise InvalidQuery("before must be timezone-aware")
         return col(Conversation.last_message_at) < before
-    parts = str(before).split("|")
-    try:
-        if score is not None:
-            if len(parts) != 4 or parts[0] != "s":
-                raise ValueError
-            after_score, ts, last_id = float(parts[1]), datetime.fromisoformat(parts[2]), int(parts[3])
-            if after_score != after_score:  # NaN
-                raise ValueError
-        else:
-            rank_s, ts_s, id_s = parts
-            rank, ts, last_id = int(rank_s), datetime.fromisoformat(ts_s), int(id_s)
-    except ValueError:
-        raise InvalidQuery("before is not a valid cursor") from None
-    if ts.tzinfo is None:
-        raise InvalidQuery("before is not a valid cursor")
-    after = _after(ts, last_id)
-    if score is not None:
-        return sa.or_(score < after_score, sa.and_(score == after_score, after))
+    rank, ts, last_id = _parse_cursor(before, search=False)
+    after = sa.or_(
+        col(Conversation.last_message_at) < ts,
+        sa.and_(col(Conversation.last_message_at) == ts, col(Conversation.id) < last_id),
+    )
     if view != "unassigned":
         return after
     return sa.or_(_RANK < rank, sa.and_(_RANK == rank, after))
+
+
+async def _search_page(
+    session: AsyncSession,
+    conds: list[ColumnElement[bool]],
+    scores: Mapping[int, float],
+    limit: int,
+    before: str | datetime | None,
+) -> list[int]:
+    """Ids of one page of search results, best score first, then last activity: the matching
+    conversations (at most a few thousand, see inbox.search) are ordered here."""
+    rows = (await session.exec(select(col(Conversation.id), Conversation.last_message_at).where(*conds))).all()
+    keys = sorted(((scores.get(cid, 0.0), ts, cid) for cid, ts in rows if cid is not None), reverse=True)
+    if isinstance(before, datetime):
+        if before.tzinfo is None:
+            raise InvalidQuery("before must be timezone-aware")
+        keys = [k for k in keys if k[1] < before]
+    elif before is not None:
+        after = _parse_cursor(before, search=True)
+        keys = [k for k in keys if k < after]
+    return [cid for _, _, cid in keys[:limit]]
 
 
 async def list_conversations(
@@ -161,32 +176,34 @@ async def list_conversations(
     except (TypeError, ValueError):
         raise InvalidQuery("limit must be a number") from None
     flt = filters if filters is not None else ConversationFilters.parse(**raw_filters)
-    hits = flt.search_hits(dialect)
-    score = hits.c.score if hits is not None else None
-    conds = [access_condition(agent), *flt.conditions(dialect, search=False)]
-    conds.append(_view_condition(view, agent))
-    if before is not None:
-        conds.append(_before_condition(view, before, score))
-    order: list[Any] = [col(Conversation.last_message_at).desc(), col(Conversation.id).desc()]
-    if score is not None:
-        order.insert(0, score.desc())
-    elif view == "unassigned":
-        order.insert(0, _RANK.desc())
+    flt = await flt.resolve(session)
+    conds = [*flt.conditions(dialect), flt.secondary(dialect, _view_condition(view, agent))]
+    conds.append(flt.secondary(dialect, access_condition(agent)))
     stmt = (
         select(Conversation, Contact.display_name, Contact.username, Agent.name)
-        .add_columns(score if score is not None else sa.null())
         .join(Contact, col(Contact.id) == Conversation.contact_id)
         .outerjoin(Agent, col(Agent.id) == Conversation.assignee_id)
     )
-    if hits is not None:
-        stmt = stmt.join(hits, hits.c.conversation_id == col(Conversation.id))
-    stmt = stmt.where(*conds).order_by(*order).limit(limit)
-    # sqlmodel's exec() has no overload for a select with a fifth (added) column
-    rows = (await session.exec(stmt)).all()  # type: ignore[call-overload]
+    page: list[int] | None = None
+    if flt.scores is not None:
+        page = await _search_page(session, conds, flt.scores, limit, before)
+        stmt = stmt.where(col(Conversation.id).in_(page))
+    else:
+        if before is not None:
+            conds.append(_before_condition(view, before))
+        order: list[Any] = [col(Conversation.last_message_at).desc(), col(Conversation.id).desc()]
+        if view == "unassigned":
+            order.insert(0, _RANK.desc())
+        stmt = stmt.where(*conds).order_by(*order).limit(limit)
+    rows = list((await session.exec(stmt)).all()) if page != [] else []
+    if page is not None:
+        position = {cid: i for i, cid in enumerate(page)}
+        rows.sort(key=lambda row: position[saved_id(row[0])])
     last = await _last_messages(session, [saved_id(conv) for conv, *_ in rows])
     out: list[ConversationRow] = []
-    for conv, display_name, username, assignee_name, row_score in rows:
+    for conv, display_name, username, assignee_name in rows:
         preview, unread = last.get(saved_id(conv), ("", False))
+        score = None if flt.scores is None else flt.scores.get(saved_id(conv), 0.0)
         out.append(
             ConversationRow(
                 id=saved_id(conv),
@@ -206,7 +223,7 @@ async def list_conversations(
                 last_message_at=conv.last_message_at,
                 created_at=conv.created_at,
                 snoozed_until=conv.snoozed_until,
-                cursor=_cursor_of(view, conv, None if score is None else float(row_score)),
+                cursor=_cursor_of(view, conv, score),
             )
         )
     return out
@@ -247,9 +264,10 @@ async def count_conversations(
     dialect = dialect_name(session)
     flt = filters if filters is not None else ConversationFilters.parse(**raw_filters)
     _view_condition(view, agent)  # validate early
-    conditions = [access_condition(agent), *flt.conditions(dialect)]
-    # the contact is joined only when a condition reads it (a search by name): counting 100,000
-    # conversations then needs no lookup per row, only the conversation indexes
+    flt = await flt.resolve(session)
+    conditions = [flt.secondary(dialect, access_condition(agent)), *flt.conditions(dialect)]
+    # the contact is joined only when a condition reads it: counting 100,000 conversations then
+    # needs no lookup per row, only the conversation indexes (a search is a list of ids)
     contact_table = Contact.__table__  # type: ignore[attr-defined]
     needs_contact = any(contact_table in find_tables(c) for c in conditions)
     join: Any = (sa.join(Conversation, Contact, col(Contact.id) == Conversation.contact_id)
@@ -270,8 +288,8 @@ async def count_conversations(
     status_stmt = (
         select(col(Conversation.status), sa.func.count())
         .select_from(join)
-        .where(access_condition(agent), *flt.without_status().conditions(dialect))
-        .where(_view_condition(view, agent))
+        .where(flt.secondary(dialect, access_condition(agent)), *flt.without_status().conditions(dialect))
+        .where(flt.secondary(dialect, _view_condition(view, agent)))
         .group_by(col(Conversation.status))
     )
     counts.update({s.value: 0 for s in ConversationStatus})

@@ -5,7 +5,8 @@ priority, label and search text. The web's list parameters, the list and the cou
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -13,7 +14,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.elements import ColumnElement
 
 from inbox.models import Channel, Conversation, ConversationStatus, Priority
-from inbox.search import conversation_hits
+from inbox.search import conversation_hits, search_scores
 from shopbase.refusal import Refused
 
 __all__ = ["InvalidQuery", "ConversationFilters", "FILTER_NAMES"]
@@ -46,6 +47,8 @@ class ConversationFilters:
     priority: Priority | None = None
     label: str | None = None
     q: str | None = None
+    #: the search already run (:meth:`resolve`): conversation id -> score; None if not run
+    scores: Mapping[int, float] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def parse(
@@ -71,14 +74,22 @@ class ConversationFilters:
     def without_status(self) -> ConversationFilters:
         return replace(self, status=None)
 
+    async def resolve(self, session: Any) -> ConversationFilters:
+        """These filters with the search run once (:attr:`scores`), so that a list and its
+        counts do not search again; unchanged without search text or when already run."""
+        if not self.q or self.scores is not None:
+            return self
+        scores = await search_scores(session, self.q)
+        return self if scores is None else replace(self, scores=scores)
+
     def search_hits(self, dialect: str) -> sa.Subquery | None:
-        """``(conversation_id, score)`` of the conversations the search text matches, best
-        first by ``score``; None without search text (see :mod:`inbox.search`)."""
+        """``(conversation_id, score)`` of the conversations the search text matches (higher
+        score is better); None without search text (see :mod:`inbox.search`)."""
         return conversation_hits(dialect, self.q) if self.q else None
 
-    def conditions(self, dialect: str, *, search: bool = True) -> list[ColumnElement[bool]]:
-        """The SQL conditions over ``Conversation``; with ``search=False`` the search text is left
-        out (a caller that joins :meth:`search_hits` itself, to order by score)."""
+    def conditions(self, dialect: str) -> list[ColumnElement[bool]]:
+        """The SQL conditions over ``Conversation``. After :meth:`resolve`, the search is the list
+        of matching ids, and on SQLite the other conditions are marked as :meth:`secondary`."""
         conds: list[ColumnElement[bool]] = []
         if self.status is not None:
             conds.append(Conversation.status == self.status)  # type: ignore[arg-type]
@@ -90,10 +101,20 @@ class ConversationFilters:
             conds.append(Conversation.last_intent == self.intent)  # type: ignore[arg-type]
         if self.label:
             conds.append(_label_condition(dialect, self.label))
-        hits = self.search_hits(dialect) if search else None
-        if hits is not None:
+        conds = [self.secondary(dialect, c) for c in conds]
+        if self.scores is not None:
+            conds.append(Conversation.id.in_(list(self.scores)) if self.scores else sa.false())  # type: ignore[union-attr]
+        elif (hits := self.search_hits(dialect)) is not None:
             conds.append(Conversation.id.in_(sa.select(hits.c.conversation_id)))  # type: ignore[union-attr]
         return conds
+
+    def secondary(self, dialect: str, cond: ColumnElement[bool]) -> ColumnElement[bool]:
+        """``cond`` as a condition that should not drive the query when the search ids do:
+        SQLite has no statistics by default and would rather scan the status index than look
+        up a few hundred ids; ``likely()`` tells it the condition is no filter worth an index."""
+        if self.scores is None or dialect != "sqlite":
+            return cond
+        return sa.func.likely(cond)
 
 
 def _label_condition(dialect: str, label: str) -> ColumnElement[bool]:

@@ -147,7 +147,7 @@ def _conversation_id(request: web.Request) -> int | None:
 
 
 async def _list_context(db: AsyncSession, agent: Agent, params: ListParams) -> dict[str, Any]:
-    filters = params.filters()
+    filters = await params.filters().resolve(db)  # the search runs once for the list and its counts
     rows = await list_conversations(
         db, agent, view=params.view, filters=filters, limit=PAGE_SIZE, before=params.before or None  # type: ignore[arg-type]
     )

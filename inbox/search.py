@@ -1,8 +1,9 @@
 """Inbox search: the conversations whose messages (or contact name) match a query, ranked.
 
 The index (migration 0004) holds ``message.search_text``, the folded and tokenised text of
-:func:`shopbase.search_text.index_text`: FTS5 ``message_fts`` on SQLite, a GIN index on
-``to_tsvector('simple', search_text)`` on PostgreSQL. The query goes through the same folding
+:func:`shopbase.search_text.index_text`: FTS5 ``message_fts`` on SQLite, a GIN index on the
+generated column ``search_vector = to_tsvector('simple', search_text)`` on PostgreSQL (the
+same for ``contact``). The query goes through the same folding
 (:func:`shopbase.search_text.query_terms`), so accents, case, traditional/simplified Chinese
 and CJK word boundaries do not matter, on both databases alike.
 
@@ -103,19 +104,18 @@ _SQLITE_HITS = (
     "JOIN message ON message.id = hit.rowid"
     ") AS search_every_hit GROUP BY conversation_id ORDER BY score DESC LIMIT :search_conversations"
 )
-# the literal 'simple' makes PostgreSQL use the expression indexes ix_*_search_text
+# search_vector is a generated column, to_tsvector('simple', search_text), with a GIN index
 _POSTGRES_HITS = (
     "SELECT conversation_id, max(score) AS score FROM ("
     "SELECT conversation.id AS conversation_id, {name_score} AS score "
-    "FROM (SELECT id FROM contact WHERE to_tsvector('simple', search_text) @@ to_tsquery('simple', :search_tsquery) "
+    "FROM (SELECT id FROM contact WHERE search_vector @@ to_tsquery('simple', :search_tsquery) "
     "ORDER BY id DESC LIMIT :search_hits) AS named "
     "JOIN conversation ON conversation.contact_id = named.id "
     "UNION ALL "
-    "SELECT hit.conversation_id, "
-    "CAST(ts_rank(to_tsvector('simple', hit.search_text), to_tsquery('simple', :search_tsquery)) "
-    "AS DOUBLE PRECISION) AS score "
-    "FROM (SELECT conversation_id, search_text FROM message "
-    "WHERE to_tsvector('simple', search_text) @@ to_tsquery('simple', :search_tsquery) "
+    "SELECT conversation_id, "
+    "CAST(ts_rank(search_vector, to_tsquery('simple', :search_tsquery)) AS DOUBLE PRECISION) AS score "
+    "FROM (SELECT conversation_id, search_vector FROM message "
+    "WHERE search_vector @@ to_tsquery('simple', :search_tsquery) "
     "ORDER BY id DESC LIMIT :search_hits) AS hit"
     ") AS search_every_hit GROUP BY conversation_id ORDER BY score DESC LIMIT :search_conversations"
 )

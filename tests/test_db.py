@@ -32,10 +32,13 @@ async def test_migrations_match_models(engine) -> None:
 
 
 def _is_search_object(change: tuple) -> bool:  # type: ignore[type-arg]
-    """Full-text search objects (SQLite FTS5 tables, PostgreSQL GIN index) come from 0004, not the models."""
-    kind, obj = change[0], change[1]
-    return (kind == "remove_table" and obj.name.startswith(("message_fts", "contact_fts"))) or (
-        kind == "remove_index" and obj.name in ("ix_message_search_text", "ix_contact_search_text")
+    """Full-text search objects (SQLite FTS5 tables, PostgreSQL tsvector column and GIN index) come from
+    0004, not the models."""
+    kind, obj = change[0], change[-1]  # remove_column: (kind, schema, table, column)
+    return (
+        (kind == "remove_table" and obj.name.startswith(("message_fts", "contact_fts")))
+        or (kind == "remove_index" and obj.name in ("ix_message_search_vector", "ix_contact_search_vector"))
+        or (kind == "remove_column" and obj.name == "search_vector")  # PostgreSQL's generated tsvector
     )
 
 

@@ -376,7 +376,7 @@ async def test_the_index_is_used(sessions: Any, engine: Any) -> None:
         else:
             await conn.execute(sa.text("SET enable_seqscan = off"))  # a tiny table would be scanned anyway
             plan = " ".join(str(r) for r in (await conn.execute(sa.text(f"EXPLAIN {compiled}"))).all())
-            assert "ix_message_search_text" in plan and "ix_contact_search_text" in plan, plan
+            assert "ix_message_search_vector" in plan and "ix_contact_search_vector" in plan, plan
 
 
 # --------------------------------------------------------------------------- migration 0004

@@ -3,11 +3,15 @@ stems, accents, ranking, hostile input (also over HTTP), the index's use and mig
 
 from __future__ import annotations
 
+import random
 import re
+import sqlite3
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlmodel import col
 
 from inbox.actions.message_record import message_record
@@ -112,7 +116,57 @@ def test_query_terms_prefix_stems_and_phrases() -> None:
     assert fts5_query("\"'-") is None and tsquery_text("*") is None
 
 
+_SCRIPTS = st.sampled_from(
+    [
+        "abcdefghijklmnopqrstuvwxyz ABC 0123456789",
+        "áàảãạăắặâấđêếệíóôốơớưứýñüç ÁĐ",
+        "абвгдеёжзийклмнопрстуфхцчшщъыьэюя ЁЙ",
+        "我的订单在哪里退货包裹訂單哪裡請問寄出",
+        "がぎカタカナー한국어주문",
+        " ,.!?\"'*-():^{}[]|&<>~%_\\\n\t\x00\u200b\ud800🙂",
+    ]
+)
+
+
+@st.composite
+def _texts(draw: st.DrawFn) -> str:
+    alphabet = draw(st.lists(_SCRIPTS, min_size=1, max_size=3))
+    return draw(st.text(alphabet="".join(alphabet), max_size=60))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=_texts(), other=_texts())
+def test_any_text_finds_itself_and_no_query_is_syntax(text: str, other: str) -> None:
+    """The FTS5 index as built by migration 0004: a message is found by its own text, and no
+    query, however odd, is an FTS5 syntax error."""
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE VIRTUAL TABLE t USING fts5(search_text, tokenize='ascii')")
+    db.execute("INSERT INTO t(rowid, search_text) VALUES (1, ?)", (index_text(text),))
+    assert all(re.fullmatch(r"[^\W_]+", token) for token in index_text(text).split())
+    for query in (text, other, text + " " + other):
+        match = fts5_query(query)
+        if match is not None:
+            found = db.execute("SELECT rowid FROM t WHERE t MATCH ?", (match,)).fetchall()
+            if query == text:
+                assert found == [(1,)], (text, match)
+    db.close()
+
+
 # --------------------------------------------------------------------------- both databases
+
+
+async def test_random_texts_find_themselves(sessions: Any) -> None:
+    """On both databases, a message is found by its own text, whatever the mix of scripts (the
+    PostgreSQL parser must split the stored tokens exactly where Python put the spaces)."""
+    rng = random.Random(12)
+    pool = "abcxyz019 áđêốưñü абвёйя 订单在哪里訂單裡 がカナー한국 _-.@/:+'*\"\t"
+    texts = {f"r{i}": "".join(rng.choice(pool) for _ in range(rng.randint(1, 40))) for i in range(40)}
+    texts.update(mixed="abc123def x1.5 user@host.example a/b/c abcабв 12订单34 ab_cd e-mail")
+    ids = await seed(sessions, texts)
+    me = await admin(sessions)
+    for name, text in texts.items():
+        if query_terms(text):
+            assert ids[name] in await found(sessions, me, text), (name, text, index_text(text))
 
 
 async def test_chinese_words_inside_sentences(sessions: Any) -> None:

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from inbox.models import Channel, Conversation, ConversationStatus, Priority
 from inbox.search import conversation_hits, search_scores
@@ -74,7 +75,7 @@ class ConversationFilters:
     def without_status(self) -> ConversationFilters:
         return replace(self, status=None)
 
-    async def resolve(self, session: Any) -> ConversationFilters:
+    async def resolve(self, session: AsyncSession) -> ConversationFilters:
         """These filters with the search run once (:attr:`scores`), so that a list and its
         counts do not search again; unchanged without search text or when already run."""
         if not self.q or self.scores is not None:

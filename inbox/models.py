@@ -39,6 +39,7 @@ __all__ = [
     "CannedResponse",
     "Label",
     "VerificationAttempt",
+    "search_text_of",
     "ExternalThread",
     "PRIORITY_RANK",
 ]
@@ -144,7 +145,7 @@ class Contact(SQLModel, table=True):
     search_text: str | None = Field(
         default=None,
         sa_type=sa.Text,
-        sa_column_kwargs={"default": lambda ctx: _search_text_of(Contact, ctx.get_current_parameters())},
+        sa_column_kwargs={"default": lambda ctx: search_text_of(Contact, ctx.get_current_parameters())},
     )
 
 
@@ -222,11 +223,11 @@ class Message(SQLModel, table=True):
     search_text: str | None = Field(
         default=None,
         sa_type=sa.Text,
-        sa_column_kwargs={"default": lambda ctx: _search_text_of(Message, ctx.get_current_parameters())},
+        sa_column_kwargs={"default": lambda ctx: search_text_of(Message, ctx.get_current_parameters())},
     )
 
 
-def _search_text_of(model: type[SQLModel], values: Any) -> str:
+def search_text_of(model: type[SQLModel], values: Any) -> str:
     """The ``search_text`` of a row of ``model`` (Message: its text; Contact: its names)."""
     get = values.get if isinstance(values, dict) else lambda name: getattr(values, name, None)
     return index_text(" ".join(str(get(name) or "") for name in _SEARCHED_FIELDS[model]))
@@ -239,12 +240,12 @@ def _keep_search_text(model: type[SQLModel]) -> None:
     """Derive ``model.search_text`` whenever the ORM inserts a row or changes a searched field."""
 
     def on_insert(_mapper: Any, _connection: Any, row: Any) -> None:
-        row.search_text = _search_text_of(model, row)
+        row.search_text = search_text_of(model, row)
 
     def on_update(_mapper: Any, _connection: Any, row: Any) -> None:
         state = sa.inspect(row)
         if any(state.attrs[name].history.has_changes() for name in _SEARCHED_FIELDS[model]):
-            row.search_text = _search_text_of(model, row)
+            row.search_text = search_text_of(model, row)
 
     sa.event.listen(model, "before_insert", on_insert)
     sa.event.listen(model, "before_update", on_update)

@@ -238,6 +238,15 @@ async def test_contact_names_are_folded_too(sessions: Any) -> None:
         await s.commit()
     assert await found(sessions, me, "петр") == []
     assert await found(sessions, me, "ольга") == [ids["ru"]]
+    # a known customer writing again under a new name (the recorder's Core fast path)
+    await message_record(
+        sessions,
+        InboundMessage(channel=Channel.telegram, dedupe_key="k-vi-2", contact_external_id="c-vi",
+                       text="again", display_name="Trần Thị Bích"),
+    )
+    assert await found(sessions, me, "tran thi bich") == [ids["vi"]]
+    assert await found(sessions, me, "nguyen") == []
+    assert await found(sessions, me, "again") == [ids["vi"]]  # the fast path's Core insert is indexed too
 
 
 async def test_counts_follow_the_search(sessions: Any) -> None:

@@ -42,7 +42,17 @@ from inbox.actions.base import (
 )
 from inbox.events import Event, EventType, collect
 from inbox.messages import Attachment, InboundMessage, InvalidMessage, check_text
-from inbox.models import Author, Channel, Contact, Conversation, ConversationStatus, Direction, Message, Owner
+from inbox.models import (
+    Author,
+    Channel,
+    Contact,
+    Conversation,
+    ConversationStatus,
+    Direction,
+    Message,
+    Owner,
+    search_text_of,
+)
 from inbox.queries.conversations import active_conversation
 from shopbase.clock import utcnow
 from shopbase.rows import saved_id
@@ -315,6 +325,8 @@ async def _record_into_open_conversation(session: AsyncSession, c: _Inbound, now
         changes["language"] = c.language
     if undeliverable_at is not None:
         changes["undeliverable_at"] = None  # they wrote to us: reachable again
+    if "display_name" in changes or "username" in changes:  # a Core UPDATE: the search index is ours to keep
+        changes["search_text"] = search_text_of(Contact, {"display_name": display_name, "username": username} | changes)
     if changes:
         await session.exec(sa.update(_CONTACT).where(_CONTACT.c.id == contact_id).values(last_seen_at=now, **changes))
     else:

@@ -139,7 +139,7 @@ def conversation_hits(dialect: str, q: str | None) -> sa.Subquery | None:
         sql, params = _POSTGRES_HITS, {"search_tsquery": tsquery_text(terms)}
     if terms:
         params.update(search_hits=MAX_HITS, search_conversations=2 * MAX_HITS)
-    statement = sa.text(sql.format(name_score=f"{NAME_SCORE:.1f}")).bindparams(**params)
+    statement = sa.text(sql.format(name_score=repr(NAME_SCORE))).bindparams(**params)
     return statement.columns(conversation_id=sa.Integer, score=sa.Float).subquery("search_hit")
 
 

@@ -5,7 +5,7 @@ Existing canned bodies become the body of the shop's default language (``SHOPDES
 "en" when unset or not one of the six); the downgrade keeps the default language's body (or any one).
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 """
 
 import json
@@ -17,7 +17,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0005"
-down_revision: Union[str, None] = "0003"
+down_revision: Union[str, None] = "0004"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

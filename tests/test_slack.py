@@ -1022,14 +1022,17 @@ async def test_whole_story_through_the_composition_root(aiohttp_client: Any, fak
                                                         settings: Any, sessions: Any) -> None:
     """shopdesk.app.build_app with Telegram and Slack: a customer asks for a person on Telegram, the
     alert appears in Slack, an agent answers in the thread, and the customer gets the answer."""
-    from shopdesk.app import build_app
+    from shopdesk.app import RUNTIME, build_app
     from tests.fakes.telegram import make_message_update
 
     s = slack_settings(settings, fake).model_copy(update={
         "telegram_token": SecretStr(telegram.token), "telegram_webhook_secret": SecretStr("tg-secret"),
         "telegram_api_url": telegram.ptb_base_url, "telegram_per_chat_per_second": 100.0,
     })
-    client = await aiohttp_client(build_app(s, migrate_on_start=False))
+    app = build_app(s, migrate_on_start=False)
+    client = await aiohttp_client(app)
+    # the server takes requests at once; the bot answers once its models are loaded (slow on a busy machine)
+    await asyncio.wait_for(app[RUNTIME].bot_ready.wait(), 180)
     await add_agent(sessions, "ana@shop.test", "Ana")
     resp = await client.post("/webhooks/telegram", json=make_message_update(1, 555, "I want to talk to a human agent"),
                              headers={"X-Telegram-Bot-Api-Secret-Token": "tg-secret"})

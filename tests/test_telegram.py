@@ -740,10 +740,13 @@ async def test_composition_root_serves_the_webhook_and_the_admin_page(aiohttp_cl
     import re
 
     from inbox.actions.agent_create import agent_create
-    from shopdesk.app import build_app
+    from shopdesk.app import RUNTIME, build_app
 
     s = tg_settings(settings, fake, public_url="http://127.0.0.1:8080")
-    client = await aiohttp_client(build_app(s, migrate_on_start=False))
+    app = build_app(s, migrate_on_start=False)
+    client = await aiohttp_client(app)
+    # the server takes requests at once; the bot answers once its models are loaded (slow on a busy machine)
+    await asyncio.wait_for(app[RUNTIME].bot_ready.wait(), 180)
     async with sessions() as db:
         await agent_create(db, "boss@shop.test", "correct horse battery", name="Boss", admin=True)
         await db.commit()

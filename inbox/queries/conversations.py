@@ -269,7 +269,7 @@ async def count_conversations(
     # the contact is joined only when a condition reads it: counting 100,000 conversations then
     # needs no lookup per row, only the conversation indexes (a search is a list of ids)
     contact_table = Contact.__table__  # type: ignore[attr-defined]
-    needs_contact = any(contact_table in find_tables(c) for c in conditions)
+    needs_contact = any(contact_table in find_tables(c, check_columns=True) for c in conditions)
     join: Any = (sa.join(Conversation, Contact, col(Contact.id) == Conversation.contact_id)
                  if needs_contact else Conversation.__table__)  # type: ignore[attr-defined]
 

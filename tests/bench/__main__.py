@@ -1,0 +1,279 @@
+"""``python -m tests.bench [--quick]``: see ``tests/bench/__init__.py`` and the README's Benchmark section."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from tests.bench import report
+from tests.bench.databases import Databases
+from tests.bench.fake_api import FakeBotApi
+from tests.bench.load import Router, TelegramTarget, WidgetTarget, closed_loop, open_loop
+from tests.bench.servers import WEBHOOK_SECRET, ServerProcess, start_bare, start_shopdesk
+from tests.fakes.telegram import DEFAULT_TOKEN
+from tests.pg_cluster import free_port
+
+
+@dataclass(frozen=True)
+class Profile:
+    quick: bool
+    databases: tuple[str, ...]
+    customers: int  # widget sockets / Telegram chats per server
+    clients: int  # closed-loop concurrency
+    warmup: float
+    closed: float
+    soak: float  # an extra closed-loop run for memory growth (0: none)
+    rates: tuple[int, ...]
+    open_seconds: float
+    drain: float
+    settle: float
+    bound: float  # the longest a closed-loop customer waits for one answer
+    grace: float  # after the closed-loop window, how long the messages in flight are awaited
+    seed_conversations: int
+    seed_messages: int
+    page_requests: int
+    nlu_rounds: int
+    run_timeout: float
+
+
+QUICK = Profile(quick=True, databases=("sqlite",), customers=300, clients=60, warmup=1.0, closed=5.0, soak=0.0,
+                rates=(50, 200, 500), open_seconds=1.5, drain=2.0, settle=4.0, bound=10.0, grace=2.0,
+                seed_conversations=10_000, seed_messages=100_000, page_requests=20, nlu_rounds=1, run_timeout=90.0)
+FULL = Profile(quick=False, databases=("sqlite", "postgresql"), customers=600, clients=200, warmup=3.0, closed=15.0,
+               soak=45.0, rates=(50, 200, 500), open_seconds=5.0, drain=10.0, settle=25.0, bound=30.0, grace=10.0,
+               seed_conversations=100_000, seed_messages=1_000_000, page_requests=60, nlu_rounds=3, run_timeout=420.0)
+
+DB_LABEL = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
+
+
+class FakeApiServer:
+    """The slim Bot API in this process; replies go to whichever Router is current."""
+
+    def __init__(self) -> None:
+        self.router: Router | None = None
+        self.api = FakeBotApi(self._on_reply)
+        self.port = free_port()
+        self._runner: web.AppRunner | None = None
+
+    def _on_reply(self, chat_id: int, at: float) -> None:
+        if self.router is not None:
+            self.router.arrived(chat_id, at)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}/bot"
+
+    async def start(self) -> None:
+        self._runner = web.AppRunner(self.api.app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
+async def chat_run(label: str, path: str, start: Callable[[], Awaitable[ServerProcess]], profile: Profile,
+                   fake: FakeApiServer) -> dict[str, Any]:
+    """Warm-up, closed loop (and soak), then the open-loop rates, on a server of its own."""
+    run: dict[str, Any] = {"server": label, "path": path, "phases": []}
+    server: ServerProcess | None = None
+    target: WidgetTarget | TelegramTarget | None = None
+    try:
+        server = await start()
+        run["ready_s"] = round(server.started_in, 2)
+        server.rss("ready")
+        router = Router()
+        fake.router = router
+        if path == "widget":
+            target = WidgetTarget(server.url, router)
+        else:
+            target = TelegramTarget(server.url, router, WEBHOOK_SECRET, customers=profile.customers)
+        await target.open(profile.customers, timeout=60)
+        await closed_loop(target, router, clients=min(20, profile.clients), duration=profile.warmup,
+                          bound=profile.bound, grace=profile.grace, phase="warm-up")
+        await router.settle(profile.settle)
+        warm_rss = server.rss("after warm-up")
+        closed = await closed_loop(target, router, clients=profile.clients, duration=profile.closed,
+                                   bound=profile.bound, grace=profile.grace, phase=f"closed x{profile.clients}")
+        run["phases"].append(closed.summary())
+        answered = closed.answered
+        last_rss = server.rss("after closed loop")
+        if profile.soak and await router.settle(profile.settle):
+            soak = await closed_loop(target, router, clients=profile.clients, duration=profile.soak,
+                                     bound=profile.bound, grace=profile.grace, phase="soak")
+            run["phases"].append(soak.summary())
+            answered += soak.answered
+            last_rss = server.rss("after soak")
+        if warm_rss is not None and last_rss is not None and answered >= 1000:  # fewer: still warming up
+            run["growth_kb_per_1k_messages"] = round((last_rss - warm_rss) * 1024 / (answered / 1000), 1)
+        saturated = False
+        for rate in profile.rates:
+            name = f"open {rate}/s"
+            if saturated or not await router.settle(profile.settle):
+                reason = (f"{router.outstanding} replies of the previous load still missing after "
+                          f"{profile.settle:g}s more" if not saturated else "server still saturated")
+                run["phases"].append({"phase": name, "offered_per_s": rate, "skipped": reason})
+                saturated = True
+                continue
+            stats = await open_loop(target, router, rate=rate, duration=profile.open_seconds, drain=profile.drain,
+                                    customers=profile.customers, phase=name)
+            run["phases"].append(stats.summary())
+        server.rss("end")
+        run["extra_replies"] = router.extra
+        if target.refused:
+            run["refusals"] = target.refused
+    except Exception as exc:
+        run["error"] = f"{type(exc).__name__}: {exc}"[:400]
+    finally:
+        fake.router = None
+        if target is not None:
+            await target.close()
+        if server is not None:
+            server.stop()
+            run["memory"] = server.memory
+    return run
+
+
+async def inbox_run(kind: str, dbs: Databases, profile: Profile, workdir: Path, fake: FakeApiServer) -> dict[str, Any]:
+    from tests.bench.pages import create_admin, time_pages
+    from tests.bench.seed import seed_postgresql, seed_sqlite
+
+    row: dict[str, Any] = {"database": DB_LABEL[kind], "conversations": profile.seed_conversations,
+                           "messages": profile.seed_messages}
+    server: ServerProcess | None = None
+    try:
+        url = await dbs.url(kind, f"inbox_{kind}")
+        started = time.perf_counter()
+        if kind == "sqlite":
+            row["seed"] = await asyncio.to_thread(seed_sqlite, url.split("///", 1)[1], profile.seed_conversations,
+                                                  profile.seed_messages)
+        else:
+            assert dbs.pg is not None
+            row["seed"] = await seed_postgresql(dbs.pg.host, dbs.pg.port, dbs.pg.user, f"inbox_{kind}",
+                                                profile.seed_conversations, profile.seed_messages)
+        row["seed_s"] = round(time.perf_counter() - started, 1)
+        await create_admin(url)
+        server = await start_shopdesk(f"inbox {kind}", url, workdir, fake.base, token=DEFAULT_TOKEN)
+        server.rss("ready")
+        row.update(await time_pages(server.url, requests=profile.page_requests))
+        row["rss_mb"] = server.rss("after pages")
+    except Exception as exc:
+        row["error"] = f"{type(exc).__name__}: {exc}"[:400]
+    finally:
+        if server is not None:
+            server.stop()
+            row["memory"] = server.memory
+    return row
+
+
+async def bounded(coro: Awaitable[dict[str, Any]], seconds: float, fallback: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return await asyncio.wait_for(coro, seconds)
+    except TimeoutError:
+        return {**fallback, "error": f"did not finish within {seconds:.0f}s"}
+
+
+async def main_async(profile: Profile, args: argparse.Namespace) -> dict[str, Any]:
+    from tests.bench.nlu import time_understanding
+
+    began = time.perf_counter()
+    results: dict[str, Any] = {
+        "meta": {"quick": profile.quick, "started": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+                 "cpus": os.cpu_count(), "python": platform.python_version(), "profile": profile.__dict__},
+        "chat": [], "inbox": [], "notes": [],
+    }
+    databases = tuple(d for d in (args.databases.split(",") if args.databases else profile.databases) if d)
+    paths = tuple(p for p in args.paths.split(",") if p)
+    if "understanding" not in args.skip:
+        try:
+            results["understanding"] = await asyncio.to_thread(time_understanding, profile.nlu_rounds)
+        except Exception as exc:
+            results["understanding"] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
+    workdir = Path(tempfile.mkdtemp(prefix="shopdesk-bench-"))
+    dbs = Databases(workdir)
+    fake = FakeApiServer()
+    await fake.start()
+    try:
+        if "chat" not in args.skip:
+            for path in paths:
+                results["chat"].append(await bounded(
+                    chat_run("bare aiohttp", path, lambda: start_bare(workdir, f"{fake.base}{DEFAULT_TOKEN}"),
+                             profile, fake),
+                    profile.run_timeout, {"server": "bare aiohttp", "path": path}))
+            for kind in databases:
+                if kind == "postgresql" and not await dbs.start_pg():
+                    results["notes"].append(f"PostgreSQL skipped: {dbs.pg_error}")
+                    continue
+                for path in paths:
+                    label = f"shopdesk {DB_LABEL[kind]}"
+
+                    async def start(kind: str = kind, path: str = path) -> ServerProcess:
+                        url = await dbs.url(kind, f"chat_{path}_{kind}")
+                        return await start_shopdesk(f"{path} {kind}", url, workdir, fake.base, token=DEFAULT_TOKEN)
+
+                    results["chat"].append(await bounded(chat_run(label, path, start, profile, fake),
+                                                         profile.run_timeout, {"server": label, "path": path}))
+        if "inbox" not in args.skip:
+            for kind in databases:
+                if kind == "postgresql" and not await dbs.start_pg():
+                    if not any("PostgreSQL skipped" in n for n in results["notes"]):
+                        results["notes"].append(f"PostgreSQL skipped: {dbs.pg_error}")
+                    continue
+                results["inbox"].append(await bounded(inbox_run(kind, dbs, profile, workdir, fake),
+                                                      profile.run_timeout + 600, {"database": DB_LABEL[kind]}))
+    finally:
+        await fake.stop()
+        dbs.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+    bare = {r["path"]: _closed_rate(r) for r in results["chat"] if r["server"] == "bare aiohttp"}
+    ratios = {}
+    for r in results["chat"]:
+        if r["server"] != "bare aiohttp":
+            rate, base = _closed_rate(r), bare.get(r["path"])
+            ratios[f"{r['path']} {r['server'].split()[-1]}"] = round(rate / base, 4) if rate and base else None
+    results["ratios"] = ratios
+    results["meta"]["seconds"] = round(time.perf_counter() - began, 1)
+    return results
+
+
+def _closed_rate(run: dict[str, Any]) -> float | None:
+    for phase in run.get("phases", []):
+        if phase.get("phase", "").startswith("closed") and not phase.get("skipped"):
+            return float(phase["answered_per_s"])
+    return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m tests.bench", description="Shopdesk's benchmark (make bench).")
+    parser.add_argument("--quick", action="store_true", help="a first look in under two minutes (also QUICK=1)")
+    parser.add_argument("--databases", default="", help="comma-separated: sqlite,postgresql (default: per profile)")
+    parser.add_argument("--paths", default="widget,telegram", help="comma-separated: widget,telegram")
+    parser.add_argument("--skip", default="", help="comma-separated sections to leave out: chat,inbox,understanding")
+    parser.add_argument("--json", default="bench-results.json", help="where to write the results")
+    args = parser.parse_args()
+    quick = args.quick or os.environ.get("QUICK", "") not in ("", "0")
+    profile = QUICK if quick else FULL
+    results = asyncio.run(main_async(profile, args))
+    out = Path(args.json)
+    results["meta"]["json_path"] = str(out)
+    report.write_json(results, out)
+    report.print_report(results)
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

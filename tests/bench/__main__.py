@@ -50,8 +50,8 @@ class Profile:
 
 
 QUICK = Profile(quick=True, databases=("sqlite",), customers=300, clients=60, warmup=1.0, closed=5.0, soak=0.0,
-                rates=(50, 200, 500), open_seconds=1.5, drain=2.0, settle=4.0, bound=10.0, grace=2.0,
-                seed_conversations=10_000, seed_messages=100_000, page_requests=20, nlu_rounds=1, run_timeout=90.0)
+                rates=(50, 200, 500), open_seconds=1.5, drain=2.0, settle=3.0, bound=10.0, grace=2.0,
+                seed_conversations=10_000, seed_messages=100_000, page_requests=15, nlu_rounds=1, run_timeout=90.0)
 FULL = Profile(quick=False, databases=("sqlite", "postgresql"), customers=600, clients=200, warmup=3.0, closed=15.0,
                soak=45.0, rates=(50, 200, 500), open_seconds=5.0, drain=10.0, settle=25.0, bound=30.0, grace=10.0,
                seed_conversations=100_000, seed_messages=1_000_000, page_requests=60, nlu_rounds=3, run_timeout=420.0)
@@ -238,7 +238,10 @@ async def main_async(profile: Profile, args: argparse.Namespace) -> dict[str, An
     finally:
         await fake.stop()
         dbs.close()
-        shutil.rmtree(workdir, ignore_errors=True)
+        if args.keep:
+            results["notes"].append(f"server logs and SQLite files kept in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
     bare = {r["path"]: _closed_rate(r) for r in results["chat"] if r["server"] == "bare aiohttp"}
     ratios = {}
     for r in results["chat"]:
@@ -264,6 +267,7 @@ def main() -> None:
     parser.add_argument("--paths", default="widget,telegram", help="comma-separated: widget,telegram")
     parser.add_argument("--skip", default="", help="comma-separated sections to leave out: chat,inbox,understanding")
     parser.add_argument("--json", default="bench-results.json", help="where to write the results")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (server logs, SQLite files)")
     args = parser.parse_args()
     quick = args.quick or os.environ.get("QUICK", "") not in ("", "0")
     profile = QUICK if quick else FULL

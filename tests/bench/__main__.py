@@ -35,7 +35,7 @@ class Profile:
     clients: int  # closed-loop concurrency
     warmup: float
     closed: float
-    soak: float  # an extra closed-loop run for memory growth (0: none)
+    soak: float  # an extra closed-loop run on the first Shopdesk server, for memory growth (0: none)
     rates: tuple[int, ...]
     open_seconds: float
     drain: float
@@ -53,7 +53,7 @@ QUICK = Profile(quick=True, databases=("sqlite",), customers=300, clients=60, wa
                 rates=(50, 200, 500), open_seconds=1.5, drain=2.0, settle=3.0, bound=10.0, grace=2.0,
                 seed_conversations=10_000, seed_messages=100_000, page_requests=15, nlu_rounds=1, run_timeout=90.0)
 FULL = Profile(quick=False, databases=("sqlite", "postgresql"), customers=600, clients=200, warmup=3.0, closed=15.0,
-               soak=45.0, rates=(50, 200, 500), open_seconds=5.0, drain=10.0, settle=25.0, bound=30.0, grace=10.0,
+               soak=45.0, rates=(50, 200, 500), open_seconds=5.0, drain=10.0, settle=15.0, bound=30.0, grace=10.0,
                seed_conversations=100_000, seed_messages=1_000_000, page_requests=60, nlu_rounds=3, run_timeout=420.0)
 
 DB_LABEL = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
@@ -87,7 +87,7 @@ class FakeApiServer:
 
 
 async def chat_run(label: str, path: str, start: Callable[[], Awaitable[ServerProcess]], profile: Profile,
-                   fake: FakeApiServer) -> dict[str, Any]:
+                   fake: FakeApiServer, *, soak: bool = False) -> dict[str, Any]:
     """Warm-up, closed loop (and soak), then the open-loop rates, on a server of its own."""
     run: dict[str, Any] = {"server": label, "path": path, "phases": []}
     server: ServerProcess | None = None
@@ -112,7 +112,7 @@ async def chat_run(label: str, path: str, start: Callable[[], Awaitable[ServerPr
         run["phases"].append(closed.summary())
         answered = closed.answered
         last_rss = server.rss("after closed loop")
-        if profile.soak and await router.settle(profile.settle):
+        if soak and profile.soak and await router.settle(profile.settle):
             soak = await closed_loop(target, router, clients=profile.clients, duration=profile.soak,
                                      bound=profile.bound, grace=profile.grace, phase="soak")
             run["phases"].append(soak.summary())
@@ -225,7 +225,8 @@ async def main_async(profile: Profile, args: argparse.Namespace) -> dict[str, An
                         url = await dbs.url(kind, f"chat_{path}_{kind}")
                         return await start_shopdesk(f"{path} {kind}", url, workdir, fake.base, token=DEFAULT_TOKEN)
 
-                    results["chat"].append(await bounded(chat_run(label, path, start, profile, fake),
+                    first = not any(r["server"].startswith("shopdesk") for r in results["chat"])
+                    results["chat"].append(await bounded(chat_run(label, path, start, profile, fake, soak=first),
                                                          profile.run_timeout, {"server": label, "path": path}))
         if "inbox" not in args.skip:
             for kind in databases:

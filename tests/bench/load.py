@@ -65,6 +65,8 @@ class Stats:
     note: str = ""
     window_end: float | None = None  # closed loop: answers after this are not counted in msg/s
     in_window: int = 0
+    cpu_started: float = field(default_factory=time.process_time)
+    cpu_ended: float = 0.0
 
     @property
     def waiting(self) -> int:
@@ -72,6 +74,7 @@ class Stats:
 
     def close(self) -> None:
         self.ended = now()
+        self.cpu_ended = time.process_time()
         self.closed = True
 
     def summary(self) -> dict[str, Any]:
@@ -92,6 +95,8 @@ class Stats:
             "p50_ms": None if p50 is None else round(p50 * 1000, 1),
             "p99_ms": None if p99 is None else round(p99 * 1000, 1),
             "mean_ms": round(statistics.fmean(self.latencies) * 1000, 1) if self.latencies else None,
+            # the load generator's own CPU use: near 100 %, the figures are bounded by it, not the server
+            "client_cpu_pct": round(100 * (self.cpu_ended - self.cpu_started) / elapsed) if self.closed else None,
             "note": self.note,
         }
 

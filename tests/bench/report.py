@@ -19,7 +19,7 @@ def _f(value: Any, digits: int = 1) -> str:
 
 def _chat_rows(results: dict[str, Any]) -> list[str]:
     head = (f"{'path':<9}{'server':<22}{'phase':<14}{'sent':>7}{'answered':>9}{'msg/s':>9}{'p50 ms':>9}"
-            f"{'p99 ms':>9}{'lost':>6}{'err':>5}  note")
+            f"{'p99 ms':>9}{'lost':>6}{'err':>5}{'cpu%':>5}  note")
     lines = [head, "-" * len(head)]
     for run in results.get("chat", []):
         label = run["server"]
@@ -33,7 +33,7 @@ def _chat_rows(results: dict[str, Any]) -> list[str]:
             lines.append(
                 f"{run['path']:<9}{label:<22}{phase['phase']:<14}{phase['sent']:>7}{phase['answered']:>9}"
                 f"{_f(phase['answered_per_s']):>9}{_f(phase['p50_ms']):>9}{_f(phase['p99_ms']):>9}"
-                f"{phase['lost']:>6}{phase['errors']:>5}  {phase.get('note', '')}"
+                f"{phase['lost']:>6}{phase['errors']:>5}{_f(phase.get('client_cpu_pct')):>5}  {phase.get('note', '')}"
             )
     return lines
 
@@ -44,7 +44,8 @@ def print_report(results: dict[str, Any]) -> None:
     print(f"Shopdesk benchmark ({'QUICK' if meta['quick'] else 'full'}), {meta['started']}, {meta['cpus']} CPUs, "
           f"Python {meta['python']}; load client and server in separate processes, loopback only")
     print("Latency: from the message leaving the client (open loop: its scheduled time) to the bot's reply "
-          "arriving (widget frame / sendMessage at the fake Bot API). lost = no reply within the bound.")
+          "arriving (widget frame / sendMessage at the fake Bot API). lost = no reply within the bound;")
+    print("cpu% = the load generator's own CPU use (near 100: the figure is bounded by the client, not the server).")
     print()
     for line in _chat_rows(results):
         print(line)

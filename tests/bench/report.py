@@ -65,7 +65,7 @@ def print_report(results: dict[str, Any]) -> None:
     if inbox:
         print()
         head = (f"{'inbox':<12}{'conversations':>14}{'messages':>10}{'seed s':>8}{'list p50':>10}{'list p95':>10}"
-                f"{'search p50':>12}{'search p95':>12}{'RSS MB':>8}")
+                f"{'search p50':>12}{'search p95':>12}{'RSS MB':>8}{'ready s':>9}")
         print(head)
         print("-" * len(head))
         for row in inbox:
@@ -75,17 +75,18 @@ def print_report(results: dict[str, Any]) -> None:
             lst, srch = row["list"], row["search"]
             print(f"{row['database']:<12}{row['conversations']:>14}{row['messages']:>10}{_f(row['seed_s']):>8}"
                   f"{_f(lst['p50_ms']):>10}{_f(lst['p95_ms']):>10}{_f(srch['p50_ms']):>12}{_f(srch['p95_ms']):>12}"
-                  f"{_f(row.get('rss_mb')):>8}")
-        print("(ms; GET /inbox list pages and /inbox?q= searches as a signed-in admin, one at a time)")
+                  f"{_f(row.get('rss_mb')):>8}{_f(row.get('ready_s')):>9}")
+        print("(ms; GET /inbox list pages and /inbox?q= searches as a signed-in admin, one at a time; "
+              "ready s: this server's start-up, alone on the machine)")
     servers = [r for r in results.get("chat", []) if r.get("memory")]
     if servers:
         print()
-        print("Server resident memory (MB) and start-up:")
+        print("Server resident memory (MB) and start-up (the chat servers of a group start at the same time):")
         for run in servers:
             mem = ", ".join(f"{k} {_f(v)}" for k, v in run["memory"].items())
             extra = f"; ready in {run['ready_s']:.1f}s" if run.get("ready_s") is not None else ""
             growth = run.get("growth_kb_per_1k_messages")
-            extra += f"; growth {growth:.1f} KB per 1,000 answered" if growth is not None else ""
+            extra += f"; growth over the soak {growth:.1f} KB per 1,000 answered" if growth is not None else ""
             print(f"  {run['path']:<9}{run['server']:<22}{mem}{extra}")
     notes = list(results.get("notes", []))
     for run in results.get("chat", []):

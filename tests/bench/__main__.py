@@ -22,7 +22,7 @@ from aiohttp import web
 from tests.bench import report
 from tests.bench.databases import Databases
 from tests.bench.fake_api import FakeBotApi
-from tests.bench.load import Router, TelegramTarget, WidgetTarget, closed_loop, open_loop
+from tests.bench.load import Router, TelegramTarget, WidgetTarget, closed_loop, first_answer, open_loop
 from tests.bench.servers import WEBHOOK_SECRET, ServerProcess, start_bare, start_shopdesk
 from tests.fakes.telegram import DEFAULT_TOKEN
 from tests.pg_cluster import free_port
@@ -50,9 +50,9 @@ class Profile:
     run_timeout: float
 
 
-QUICK = Profile(quick=True, databases=("sqlite",), customers=300, clients=60, warmup=1.0, closed=5.0, soak=0.0,
-                rates=(50, 200, 500), open_seconds=1.5, drain=2.0, settle=3.0, bound=10.0, grace=2.0,
-                seed_conversations=10_000, seed_messages=100_000, page_requests=15, nlu_rounds=1, run_timeout=90.0)
+QUICK = Profile(quick=True, databases=("sqlite",), customers=300, clients=60, warmup=1.0, closed=4.0, soak=0.0,
+                rates=(50, 200, 500), open_seconds=1.5, drain=1.5, settle=2.0, bound=10.0, grace=2.0,
+                seed_conversations=10_000, seed_messages=100_000, page_requests=10, nlu_rounds=1, run_timeout=90.0)
 FULL = Profile(quick=False, databases=("sqlite", "postgresql"), customers=600, clients=200, warmup=3.0, closed=15.0,
                soak=45.0, rates=(50, 200, 500), open_seconds=5.0, drain=10.0, settle=15.0, bound=30.0, grace=10.0,
                seed_conversations=100_000, seed_messages=1_000_000, page_requests=60, nlu_rounds=3, run_timeout=420.0)
@@ -87,67 +87,116 @@ class FakeApiServer:
             await self._runner.cleanup()
 
 
-async def chat_run(label: str, path: str, start: Callable[[], Awaitable[ServerProcess]], profile: Profile,
-                   fake: FakeApiServer, *, soak: bool = False) -> dict[str, Any]:
-    """Warm-up, closed loop (and soak), then the open-loop rates, on a server of its own."""
-    run: dict[str, Any] = {"server": label, "path": path, "phases": []}
+@dataclass
+class Prepared:
+    """A server under test with its customers connected, ready to be measured."""
+
+    run: dict[str, Any]
     server: ServerProcess | None = None
     target: WidgetTarget | TelegramTarget | None = None
+
+    async def close(self) -> None:
+        if self.target is not None:
+            await self.target.close()
+            self.target = None
+        if self.server is not None:
+            self.server.stop()
+            self.run["memory"] = self.server.memory
+            self.server = None
+
+
+async def prepare(label: str, path: str, start: Callable[[], Awaitable[ServerProcess]], profile: Profile,
+                  router: Router) -> Prepared:
+    """Start the server, connect the customers, wait for a first answer (the models are loaded
+    then). Every step is bounded; a failure is recorded in ``run["error"]``."""
+    prep = Prepared({"server": label, "path": path, "phases": []})
     try:
-        server = await start()
-        run["ready_s"] = round(server.started_in, 2)
+        prep.server = server = await start()
+        prep.run["ready_s"] = round(server.started_in, 2)
         server.rss("ready")
-        router = Router()
-        fake.router = router
         if path == "widget":
-            target = WidgetTarget(server.url, router)
+            prep.target = WidgetTarget(server.url, router)
         else:
-            target = TelegramTarget(server.url, router, WEBHOOK_SECRET, customers=profile.customers)
-        await target.open(profile.customers, timeout=60)
-        await closed_loop(target, router, clients=min(20, profile.clients), duration=profile.warmup,
-                          bound=profile.bound, grace=profile.grace, phase="warm-up")
-        await router.settle(profile.settle)
-        server.rss("after warm-up")
-        closed = await closed_loop(target, router, clients=profile.clients, duration=profile.closed,
-                                   bound=profile.bound, grace=profile.grace, phase=f"closed x{profile.clients}")
-        run["phases"].append(closed.summary())
-        closed_rss = server.rss("after closed loop")
-        if soak and profile.soak and await router.settle(profile.settle):
-            # the long run: memory growth per message once everything is warm (the first
-            # closed loop still fills caches and pools, so growth is counted from its end)
-            long_run = await closed_loop(target, router, clients=profile.clients, duration=profile.soak,
-                                         bound=profile.bound, grace=profile.grace, phase="soak")
-            run["phases"].append(long_run.summary())
-            soak_rss = server.rss("after soak")
-            if closed_rss is not None and soak_rss is not None and long_run.answered:
-                run["growth_kb_per_1k_messages"] = round(
-                    (soak_rss - closed_rss) * 1024 / (long_run.answered / 1000), 1)
-        saturated = False
-        for rate in profile.rates:
-            name = f"open {rate}/s"
-            if saturated or not await router.settle(profile.settle):
-                reason = (f"{router.outstanding} replies of the previous load still missing after "
-                          f"{profile.settle:g}s more" if not saturated else "server still saturated")
-                run["phases"].append({"phase": name, "offered_per_s": rate, "skipped": reason})
-                saturated = True
-                continue
-            stats = await open_loop(target, router, rate=rate, duration=profile.open_seconds, drain=profile.drain,
-                                    customers=profile.customers, phase=name)
-            run["phases"].append(stats.summary())
-        server.rss("end")
-        run["extra_replies"] = router.extra
-        if target.refused:
-            run["refusals"] = target.refused
+            prep.target = TelegramTarget(server.url, router, WEBHOOK_SECRET, customers=profile.customers)
+        await prep.target.open(profile.customers, timeout=60)
+        first = await first_answer(prep.target, router, bound=90)
+        if first is None:
+            raise RuntimeError("no answer to a first message within 90s")
+        prep.run["first_answer_s"] = round(first, 2)
     except Exception as exc:
-        run["error"] = f"{type(exc).__name__}: {exc}"[:400]
+        prep.run["error"] = f"{type(exc).__name__}: {exc}"[:400]
+    except BaseException:
+        await prep.close()
+        raise
+    return prep
+
+
+async def measure(prep: Prepared, profile: Profile, router: Router, *, soak: bool) -> None:
+    """Warm-up, closed loop (and soak), then the open-loop rates."""
+    run, server, target = prep.run, prep.server, prep.target
+    assert server is not None and target is not None
+    await router.settle(profile.settle)
+    await closed_loop(target, router, clients=min(20, profile.clients), duration=profile.warmup,
+                      bound=profile.bound, grace=profile.grace, phase="warm-up")
+    await router.settle(profile.settle)
+    server.rss("after warm-up")
+    closed = await closed_loop(target, router, clients=profile.clients, duration=profile.closed,
+                               bound=profile.bound, grace=profile.grace, phase=f"closed x{profile.clients}")
+    run["phases"].append(closed.summary())
+    closed_rss = server.rss("after closed loop")
+    if soak and profile.soak and await router.settle(profile.settle):
+        # the long run: memory growth per message once everything is warm (the first closed
+        # loop still fills caches and pools, so growth is counted from its end)
+        long_run = await closed_loop(target, router, clients=profile.clients, duration=profile.soak,
+                                     bound=profile.bound, grace=profile.grace, phase="soak")
+        run["phases"].append(long_run.summary())
+        soak_rss = server.rss("after soak")
+        if closed_rss is not None and soak_rss is not None and long_run.answered:
+            run["growth_kb_per_1k_messages"] = round((soak_rss - closed_rss) * 1024 / (long_run.answered / 1000), 1)
+    saturated = False
+    for rate in profile.rates:
+        name = f"open {rate}/s"
+        if saturated or not await router.settle(profile.settle):
+            reason = (f"{router.outstanding} replies of the previous load still missing after "
+                      f"{profile.settle:g}s more" if not saturated else "server still saturated")
+            run["phases"].append({"phase": name, "offered_per_s": rate, "skipped": reason})
+            saturated = True
+            continue
+        stats = await open_loop(target, router, rate=rate, duration=profile.open_seconds, drain=profile.drain,
+                                customers=profile.customers, phase=name)
+        run["phases"].append(stats.summary())
+    server.rss("end")
+    if target.refused:
+        run["refusals"] = target.refused
+
+
+async def run_group(results: dict[str, Any], label: str, starts: dict[str, Callable[[], Awaitable[ServerProcess]]],
+                    profile: Profile, fake: FakeApiServer, *, soak_first: bool) -> None:
+    """One server per path, started and warmed up together (start-up is mostly loading models,
+    which must not overlap a measurement), then measured one after the other, each alone."""
+    router = Router()
+    fake.router = router
+    preps: list[Prepared] = []
+    try:
+        preps = list(await asyncio.gather(*(prepare(label, path, start, profile, router)
+                                            for path, start in starts.items())))
+        for i, prep in enumerate(preps):
+            if "error" not in prep.run:
+                try:
+                    await asyncio.wait_for(measure(prep, profile, router, soak=soak_first and i == 0),
+                                           profile.run_timeout)
+                except TimeoutError:
+                    prep.run["error"] = f"did not finish within {profile.run_timeout:.0f}s"
+                except Exception as exc:
+                    prep.run["error"] = f"{type(exc).__name__}: {exc}"[:400]
+                await prep.close()  # the next server is measured alone
+            results["chat"].append(prep.run)
     finally:
+        for prep in preps:
+            await prep.close()
         fake.router = None
-        if target is not None:
-            await target.close()
-        if server is not None:
-            server.stop()
-            run["memory"] = server.memory
-    return run
+        if router.extra:
+            results["notes"].append(f"{label}: {router.extra} replies nobody was waiting for")
 
 
 async def inbox_run(kind: str, dbs: Databases, profile: Profile, workdir: Path, fake: FakeApiServer) -> dict[str, Any]:
@@ -181,27 +230,6 @@ async def inbox_run(kind: str, dbs: Databases, profile: Profile, workdir: Path, 
             server.stop()
             row["memory"] = server.memory
     return row
-
-
-async def run_group(results: dict[str, Any], label: str, starts: dict[str, Callable[[], Awaitable[ServerProcess]]],
-                    profile: Profile, fake: FakeApiServer, *, soak_first: bool) -> None:
-    """Start one server per path at once, then measure them one after the other."""
-    tasks = {path: asyncio.create_task(start()) for path, start in starts.items()}
-    try:
-        for i, (path, task) in enumerate(tasks.items()):
-            async def ready(task: asyncio.Task[ServerProcess] = task) -> ServerProcess:
-                return await task
-
-            results["chat"].append(await bounded(
-                chat_run(label, path, ready, profile, fake, soak=soak_first and i == 0),
-                profile.run_timeout, {"server": label, "path": path}))
-    finally:
-        for task in tasks.values():
-            if not task.done():
-                task.cancel()
-            elif not task.cancelled() and task.exception() is None:
-                task.result().stop()
-        await asyncio.gather(*tasks.values(), return_exceptions=True)
 
 
 async def bounded(coro: Awaitable[dict[str, Any]], seconds: float, fallback: dict[str, Any]) -> dict[str, Any]:

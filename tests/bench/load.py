@@ -34,7 +34,7 @@ import aiohttp
 from tests.bench.texts import CUSTOMER_TURNS, LANGUAGES
 from tests.fakes.telegram import make_message_update
 
-__all__ = ["Router", "Stats", "TelegramTarget", "WidgetTarget", "closed_loop", "open_loop", "percentile"]
+__all__ = ["Router", "Stats", "TelegramTarget", "WidgetTarget", "closed_loop", "first_answer", "open_loop", "percentile"]
 
 now = time.perf_counter
 
@@ -338,6 +338,22 @@ async def closed_loop(target: Target, router: Router, *, clients: int, duration:
     if stats.waiting:
         stats.note = f"{stats.waiting} still in flight {grace:g}s after the window"
     return stats
+
+
+async def first_answer(target: Target, router: Router, *, bound: float) -> float | None:
+    """Seconds until one message is answered (the server may say it is up before its models are
+    loaded: this is when it can really answer), or None after ``bound`` s."""
+    stats = Stats("first answer")
+    fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    started = now()
+    entry = router.expect(target.keys[0], started, stats, fut)
+    if not await target.send(target.keys[0], entry):
+        return None
+    try:
+        await asyncio.wait_for(fut, bound)
+    except TimeoutError:
+        return None
+    return now() - started
 
 
 async def open_loop(target: Target, router: Router, *, rate: float, duration: float, drain: float,

@@ -85,13 +85,13 @@ def print_report(results: dict[str, Any]) -> None:
         for run in servers:
             mem = ", ".join(f"{k} {_f(v)}" for k, v in run["memory"].items())
             extra = f"; ready in {run['ready_s']:.1f}s" if run.get("ready_s") is not None else ""
+            if run.get("first_answer_s") is not None:
+                extra += f", first answer {run['first_answer_s']:.1f}s later"
             growth = run.get("growth_kb_per_1k_messages")
             extra += f"; growth over the soak {growth:.1f} KB per 1,000 answered" if growth is not None else ""
             print(f"  {run['path']:<9}{run['server']:<22}{mem}{extra}")
     notes = list(results.get("notes", []))
     for run in results.get("chat", []):
-        if run.get("extra_replies"):
-            notes.append(f"{run['path']} {run['server']}: {run['extra_replies']} replies nobody was waiting for")
         if run.get("refusals"):
             notes.append(f"{run['path']} {run['server']}: refused messages, e.g. {run['refusals'][:2]}")
     if notes:

@@ -261,8 +261,7 @@ async def main_async(profile: Profile, args: argparse.Namespace) -> dict[str, An
     await fake.start()
     try:
         if "chat" not in args.skip:
-            # The servers of one group start together (model loading is most of a start and uses
-            # one core each); each then serves its own measurements while the others are idle.
+            # a group: one server per path, prepared together, measured one at a time (run_group)
             bare_starts = {path: lambda: start_bare(workdir, f"{fake.base}{DEFAULT_TOKEN}") for path in paths}
             await run_group(results, "bare aiohttp", bare_starts, profile, fake, soak_first=False)
             for kind in databases:

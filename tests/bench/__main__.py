@@ -54,7 +54,7 @@ QUICK = Profile(quick=True, databases=("sqlite",), customers=300, clients=60, wa
                 rates=(50, 200, 500), open_seconds=1.5, drain=1.5, settle=2.0, bound=10.0, grace=2.0,
                 seed_conversations=10_000, seed_messages=100_000, page_requests=10, nlu_rounds=1, run_timeout=90.0)
 FULL = Profile(quick=False, databases=("sqlite", "postgresql"), customers=600, clients=200, warmup=3.0, closed=15.0,
-               soak=45.0, rates=(50, 200, 500), open_seconds=5.0, drain=10.0, settle=15.0, bound=30.0, grace=10.0,
+               soak=40.0, rates=(50, 200, 500), open_seconds=5.0, drain=10.0, settle=10.0, bound=30.0, grace=10.0,
                seed_conversations=100_000, seed_messages=1_000_000, page_requests=60, nlu_rounds=3, run_timeout=420.0)
 
 DB_LABEL = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
@@ -92,6 +92,7 @@ class Prepared:
     """A server under test with its customers connected, ready to be measured."""
 
     run: dict[str, Any]
+    router: Router
     server: ServerProcess | None = None
     target: WidgetTarget | TelegramTarget | None = None
 
@@ -106,10 +107,15 @@ class Prepared:
 
 
 async def prepare(label: str, path: str, start: Callable[[], Awaitable[ServerProcess]], profile: Profile,
-                  router: Router) -> Prepared:
+                  fake: FakeApiServer) -> Prepared:
     """Start the server, connect the customers, wait for a first answer (the models are loaded
-    then). Every step is bounded; a failure is recorded in ``run["error"]``."""
-    prep = Prepared({"server": label, "path": path, "phases": []})
+    then). Every step is bounded; a failure is recorded in ``run["error"]``. Each server has its
+    own Router (a stopped server's unanswered messages must not hold up the next one); the fake
+    Bot API reports to the Telegram one."""
+    router = Router()
+    if path == "telegram":
+        fake.router = router
+    prep = Prepared({"server": label, "path": path, "phases": []}, router)
     try:
         prep.server = server = await start()
         prep.run["ready_s"] = round(server.started_in, 2)
@@ -131,9 +137,9 @@ async def prepare(label: str, path: str, start: Callable[[], Awaitable[ServerPro
     return prep
 
 
-async def measure(prep: Prepared, profile: Profile, router: Router, *, soak: bool) -> None:
+async def measure(prep: Prepared, profile: Profile, *, soak: bool) -> None:
     """Warm-up, closed loop (and soak), then the open-loop rates."""
-    run, server, target = prep.run, prep.server, prep.target
+    run, server, target, router = prep.run, prep.server, prep.target, prep.router
     assert server is not None and target is not None
     await router.settle(profile.settle)
     await closed_loop(target, router, clients=min(20, profile.clients), duration=profile.warmup,
@@ -174,16 +180,14 @@ async def run_group(results: dict[str, Any], label: str, starts: dict[str, Calla
                     profile: Profile, fake: FakeApiServer, *, soak_first: bool) -> None:
     """One server per path, started and warmed up together (start-up is mostly loading models,
     which must not overlap a measurement), then measured one after the other, each alone."""
-    router = Router()
-    fake.router = router
     preps: list[Prepared] = []
     try:
-        preps = list(await asyncio.gather(*(prepare(label, path, start, profile, router)
+        preps = list(await asyncio.gather(*(prepare(label, path, start, profile, fake)
                                             for path, start in starts.items())))
         for i, prep in enumerate(preps):
             if "error" not in prep.run:
                 try:
-                    await asyncio.wait_for(measure(prep, profile, router, soak=soak_first and i == 0),
+                    await asyncio.wait_for(measure(prep, profile, soak=soak_first and i == 0),
                                            profile.run_timeout)
                 except TimeoutError:
                     prep.run["error"] = f"did not finish within {profile.run_timeout:.0f}s"
@@ -195,8 +199,10 @@ async def run_group(results: dict[str, Any], label: str, starts: dict[str, Calla
         for prep in preps:
             await prep.close()
         fake.router = None
-        if router.extra:
-            results["notes"].append(f"{label}: {router.extra} replies nobody was waiting for")
+        for prep in preps:
+            if prep.router.extra:
+                results["notes"].append(f"{prep.run['path']} {label}: {prep.router.extra} replies nobody was "
+                                        "waiting for")
 
 
 async def inbox_run(kind: str, dbs: Databases, profile: Profile, workdir: Path, fake: FakeApiServer) -> dict[str, Any]:

@@ -4,6 +4,7 @@ databases cloned from a migrated template on a throwaway PostgreSQL cluster
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from pathlib import Path
 
@@ -43,6 +44,7 @@ class Databases:
         self.pg: PgServer | None = None
         self.pg_error: str | None = None
         self._pg_template = False
+        self._lock = asyncio.Lock()  # servers are prepared concurrently; templates are made once
 
     async def _sqlite(self, name: str) -> str:
         if self._sqlite_template is None:
@@ -82,7 +84,8 @@ class Databases:
         return self.pg.url(name)
 
     async def url(self, kind: str, name: str) -> str:
-        return await (self._sqlite(name) if kind == "sqlite" else self._postgresql(name))
+        async with self._lock:  # one template, and PostgreSQL copies a template for one CREATE at a time
+            return await (self._sqlite(name) if kind == "sqlite" else self._postgresql(name))
 
     def close(self) -> None:
         if self.pg is not None:

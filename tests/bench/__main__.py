@@ -46,16 +46,17 @@ class Profile:
     seed_conversations: int
     seed_messages: int
     page_requests: int
+    page_timeout: float
     nlu_rounds: int
     run_timeout: float
 
 
 QUICK = Profile(quick=True, databases=("sqlite",), customers=300, clients=60, warmup=1.0, closed=4.0, soak=0.0,
                 rates=(50, 200, 500), open_seconds=1.5, drain=1.5, settle=2.0, bound=10.0, grace=2.0,
-                seed_conversations=10_000, seed_messages=100_000, page_requests=10, nlu_rounds=1, run_timeout=90.0)
+                seed_conversations=10_000, seed_messages=100_000, page_requests=10, page_timeout=10.0, nlu_rounds=1, run_timeout=90.0)
 FULL = Profile(quick=False, databases=("sqlite", "postgresql"), customers=600, clients=200, warmup=3.0, closed=15.0,
                soak=40.0, rates=(50, 200, 500), open_seconds=5.0, drain=10.0, settle=10.0, bound=30.0, grace=10.0,
-               seed_conversations=100_000, seed_messages=1_000_000, page_requests=60, nlu_rounds=3, run_timeout=420.0)
+               seed_conversations=100_000, seed_messages=1_000_000, page_requests=60, page_timeout=30.0, nlu_rounds=3, run_timeout=420.0)
 
 DB_LABEL = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
 
@@ -227,7 +228,8 @@ async def inbox_run(kind: str, dbs: Databases, profile: Profile, workdir: Path, 
         server = await start_shopdesk(f"inbox {kind}", url, workdir, fake.base, token=DEFAULT_TOKEN)
         row["ready_s"] = round(server.started_in, 2)  # this one starts alone
         server.rss("ready")
-        row.update(await time_pages(server.url, requests=profile.page_requests))
+        row["page_timeout_s"] = profile.page_timeout
+        row.update(await time_pages(server.url, requests=profile.page_requests, timeout=profile.page_timeout))
         row["rss_mb"] = server.rss("after pages")
     except Exception as exc:
         row["error"] = f"{type(exc).__name__}: {exc}"[:400]

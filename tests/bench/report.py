@@ -76,6 +76,12 @@ def print_report(results: dict[str, Any]) -> None:
             print(f"{row['database']:<12}{row['conversations']:>14}{row['messages']:>10}{_f(row['seed_s']):>8}"
                   f"{_f(lst['p50_ms']):>10}{_f(lst['p95_ms']):>10}{_f(srch['p50_ms']):>12}{_f(srch['p95_ms']):>12}"
                   f"{_f(row.get('rss_mb')):>8}{_f(row.get('ready_s')):>9}")
+        for row in inbox:
+            for kind in ("list", "search"):
+                part = row.get(kind) or {}
+                if part.get("timeouts"):
+                    print(f"{row['database']} {kind}: {part['timeouts']} request(s) over {row.get('page_timeout_s')}s, "
+                          f"e.g. {part['timed_out'][:2]} (stopped after two)")
         print("(ms; GET /inbox list pages and /inbox?q= searches as a signed-in admin, one at a time; "
               "ready s: this server's start-up, alone on the machine)")
     servers = [r for r in results.get("chat", []) if r.get("memory")]

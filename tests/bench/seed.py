@@ -7,7 +7,8 @@ processors of the models' own column types (enums by value, JSON, UTC timestamps
 gets typed values for ``COPY``. Columns this generator does not know (a later migration's) are
 left to their defaults; one that is NOT NULL without a default stops the seed with its name.
 
-Search indexes are whatever the migrations made. SQLite: when every trigger on ``message`` only
+Search indexes are whatever the migrations made; a ``search_text`` column is filled the way the
+application fills it (``inbox.models.search_text_of``). SQLite: when every trigger on ``message`` only
 feeds FTS5 tables whose content is ``message`` itself, the triggers are dropped for the bulk
 insert, recreated from their own SQL and those tables rebuilt (much faster than a trigger per
 row); any other trigger stays and fires per row. PostgreSQL: rows go in under the indexes.
@@ -99,10 +100,34 @@ def _rows(conversations: int, messages: int, rng: random.Random) -> Iterator[tup
             }
 
 
+def _search_text() -> Any:
+    """The application's own ``search_text`` of a row (``inbox.models.search_text_of``), memoised
+    (the seed repeats its texts), or None when the models have no such column."""
+    try:
+        from inbox.models import Contact, Message, search_text_of
+    except ImportError:
+        return None
+    models = {"contact": Contact, "message": Message}
+    memo: dict[tuple[str, Any, Any], str] = {}
+
+    def compute(table: str, row: dict[str, Any]) -> str | None:
+        if table not in models:
+            return None
+        key = (table, row.get("text"), (row.get("display_name"), row.get("username")))
+        if key not in memo:
+            memo[key] = search_text_of(models[table], row)
+        return memo[key]
+
+    return compute
+
+
 def _batches(conversations: int, messages: int, seed_value: int) -> Iterator[dict[str, list[dict[str, Any]]]]:
     batch: dict[str, list[dict[str, Any]]] = {"contact": [], "conversation": [], "message": []}
     size = 0
+    search_text = _search_text()
     for table, row in _rows(conversations, messages, random.Random(seed_value)):
+        if search_text is not None and table != "conversation":
+            row["search_text"] = search_text(table, row)
         batch[table].append(row)
         size += 1
         if size >= CHUNK and table == "message":

@@ -55,8 +55,10 @@ i18n-update: i18n-extract
 i18n-compile: install-test
 	$(BIN)/pybabel compile -d $(LOCALES) --statistics
 
+# the benchmark (tests/bench): prints a table, writes bench-results.json; QUICK=1 for a first look
+# in under two minutes; BENCH_ARGS for its options (python -m tests.bench --help)
 bench: install-test
-	$(BIN)/python -m tests.bench
+	$(BIN)/python -m tests.bench $(if $(filter-out 0,$(QUICK)),--quick) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .shopdesk shopdesk.db shopdesk.db-*

@@ -28,6 +28,8 @@ class BotSettings(Protocol):
     telegram_api_url: str
     telegram_per_chat_per_second: float
     telegram_overall_per_second: float
+    telegram_connection_pool_size: int
+    telegram_keepalive_seconds: float
 
     slack_bot_token: SecretStr | None
     slack_signing_secret: SecretStr | None

@@ -58,8 +58,13 @@ class Settings(BaseSettings):
     telegram_token: SecretStr | None = None
     telegram_webhook_secret: SecretStr | None = None
     telegram_api_url: str = "https://api.telegram.org/bot"
-    telegram_per_chat_per_second: float = Field(default=1.0, gt=0)
-    telegram_overall_per_second: float = Field(default=30.0, gt=0)
+    # Telegram's flood limits (1 message/s to one chat, about 30/s in all); 0 turns a limit off
+    # (a self-hosted Bot API server, the benchmark)
+    telegram_per_chat_per_second: float = Field(default=1.0, ge=0)
+    telegram_overall_per_second: float = Field(default=30.0, ge=0)
+    # python-telegram-bot's HTTP client: connections to the Bot API kept open and reused
+    telegram_connection_pool_size: int = Field(default=32, ge=1, le=1024)
+    telegram_keepalive_seconds: float = Field(default=30.0, ge=0, le=3600)
 
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None

@@ -13,15 +13,13 @@ import asyncio
 import itertools
 import os
 import shutil
-import socket
-import subprocess
-import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.pg_cluster import PgServer, pg_bindir, start_cluster, stop_cluster
 
 os.environ.setdefault("PTB_TIMEDELTA", "1")
 # the suite never reads a developer's shopdesk.toml
@@ -33,72 +31,18 @@ IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 # --------------------------------------------------------------------------- PostgreSQL
 
 
-def _pg_bindir() -> Path | None:
-    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: p.parent.name, reverse=True)
-    for c in candidates:
-        if (c / "initdb").exists() and (c / "pg_ctl").exists():
-            return c
-    found = shutil.which("pg_ctl")
-    return Path(found).parent if found and shutil.which("initdb") else None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class PgServer:
-    host: str
-    port: int
-    user: str
-
-    def url(self, database: str) -> str:
-        return f"postgresql+asyncpg://{self.user}@{self.host}:{self.port}/{database}"
-
-
-def _as_pg_user(cmd: list[str]) -> list[str]:
-    if os.geteuid() == 0:  # initdb refuses to run as root
-        return ["runuser", "-u", "postgres", "--", *cmd]
-    return cmd
-
-
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PgServer]:
-    bindir = _pg_bindir()
+    bindir = pg_bindir()
     if bindir is None:
         if IN_CI:
             pytest.fail("PostgreSQL binaries (initdb, pg_ctl) are missing; CI must run the PostgreSQL suite")
         pytest.skip("PostgreSQL binaries (initdb, pg_ctl) not found; install postgresql to run these")
-    base = Path(tempfile.mkdtemp(prefix="shopdesk-pg-"))
-    datadir = base / "data"
-    if os.geteuid() == 0:
-        shutil.chown(base, "postgres", "postgres")
-        os.chmod(base, 0o700)
-    user = "postgres" if os.geteuid() == 0 else os.environ.get("USER", "postgres")
-    subprocess.run(
-        _as_pg_user([str(bindir / "initdb"), "-D", str(datadir), "-U", user, "-A", "trust", "-E", "UTF8", "--no-sync"]),
-        check=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    port = _free_port()
-    opts = f"-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories={base} -c fsync=off -c full_page_writes=off -c synchronous_commit=off -c max_connections=200"
-    subprocess.run(
-        _as_pg_user([str(bindir / "pg_ctl"), "-D", str(datadir), "-o", opts, "-l", str(base / "log"), "-w", "start"]),
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
+    server = start_cluster(bindir)
     try:
-        yield PgServer("127.0.0.1", port, user)
+        yield server
     finally:
-        subprocess.run(
-            _as_pg_user([str(bindir / "pg_ctl"), "-D", str(datadir), "-m", "immediate", "stop"]),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        shutil.rmtree(base, ignore_errors=True)
+        stop_cluster(server)
 
 
 async def _pg_admin(server: PgServer, *statements: str) -> None:

@@ -584,6 +584,62 @@ async def test_sender_waits_for_its_slot(aiohttp_client: Any, fake: FakeTelegram
     assert waits == [2.0, 4.0]  # 0.5 messages per second to one chat
 
 
+def test_default_limits_are_telegrams(lite_settings: Any) -> None:
+    """Out of the box: 1 message per second to one chat, 30 per second in all (a frozen clock,
+    so these are the slots the pacer books, not measured times)."""
+    pacer = SendPacer.from_settings(lite_settings, clock=lambda: 50.0)
+    assert [pacer.reserve("same") for _ in range(3)] == pytest.approx([0.0, 1.0, 2.0])
+    pacer = SendPacer.from_settings(lite_settings, clock=lambda: 50.0)
+    waits = [pacer.reserve(f"chat-{i}") for i in range(90)]
+    assert sum(1 for w in waits if w < 1.0 - 1e-9) == 30  # 30 different chats share the first second
+    assert waits[-1] == pytest.approx(89 / 30)
+
+
+def test_a_zero_rate_switches_that_limit_off(lite_settings: Any) -> None:
+    off = SendPacer.from_settings(lite_settings.model_copy(update={"telegram_per_chat_per_second": 0.0,
+                                                                    "telegram_overall_per_second": 0.0}),
+                                  clock=lambda: 50.0)
+    assert not off.enabled
+    assert {off.reserve("same") for _ in range(100)} == {0.0}
+    # per chat off, overall kept: one chat is only held to the overall rate
+    overall_only = SendPacer.from_settings(lite_settings.model_copy(update={"telegram_per_chat_per_second": 0.0}),
+                                           clock=lambda: 50.0)
+    assert [overall_only.reserve("same") for _ in range(3)] == pytest.approx([0.0, 1 / 30, 2 / 30])
+
+
+def test_limit_and_connection_settings(monkeypatch: pytest.MonkeyPatch, lite_settings: Any) -> None:
+    from bot.connectors.telegram.setup import http_limits
+    from shopdesk.settings import SettingsError, load_settings
+
+    with pytest.raises(SettingsError, match="SHOPDESK_TELEGRAM_PER_CHAT_PER_SECOND"):
+        load_settings(telegram_per_chat_per_second=-1)
+    monkeypatch.setenv("SHOPDESK_TELEGRAM_OVERALL_PER_SECOND", "0")
+    monkeypatch.setenv("SHOPDESK_TELEGRAM_CONNECTION_POOL_SIZE", "4")
+    monkeypatch.setenv("SHOPDESK_TELEGRAM_KEEPALIVE_SECONDS", "0")
+    s = load_settings()
+    assert s.telegram_overall_per_second == 0 and s.telegram_per_chat_per_second == 1.0
+    limits = http_limits(s)
+    assert (limits.max_connections, limits.max_keepalive_connections) == (4, 0)
+    with pytest.raises(SettingsError, match="SHOPDESK_TELEGRAM_CONNECTION_POOL_SIZE"):
+        load_settings(telegram_connection_pool_size=0)
+    default = http_limits(lite_settings)
+    assert (default.max_connections, default.max_keepalive_connections, default.keepalive_expiry) == (32, 32, 30.0)
+    bot = tgc.make_bot(lite_settings.model_copy(update={"telegram_token": SecretStr("1:abc")}))
+    assert bot.request._client_kwargs["limits"] == default  # PTB's own client gets them
+
+
+async def test_limits_off_send_without_waiting(aiohttp_client: Any, fake: FakeTelegram, settings: Any,
+                                               sessions: Any) -> None:
+    off = tg_settings(settings, fake, telegram_per_chat_per_second=0.0, telegram_overall_per_second=0.0)
+    env = await make_env(aiohttp_client, fake, off, sessions)
+    assert not env.connector.sender.pacer.enabled
+    conversation_id = await _conversation(env)
+    for i in range(5):
+        await _reply(sessions, conversation_id, OutboundPayload(f"reply {i}"))
+    await env.dispatcher.run_once()
+    assert [m["text"] for m in fake.sent_messages(CHAT)] == [f"reply {i}" for i in range(5)]
+
+
 # --------------------------------------------------------------------------- polling, CLI, admin page
 
 

@@ -109,7 +109,7 @@ class TelegramConnector:
         self._secret: bytes | None = secret.get_secret_value().encode() if secret is not None else None
         self.sender = TelegramSender(
             self.bot,
-            pacer or SendPacer(settings.telegram_per_chat_per_second, settings.telegram_overall_per_second),
+            pacer or SendPacer.from_settings(settings),
             public_url=settings.public_url,
             token=self.token,
         )

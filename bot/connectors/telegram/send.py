@@ -1,8 +1,9 @@
 """Outbound: :class:`TelegramSender`, the outbox's :class:`~inbox.channels.Sender` for Telegram.
 
 Quick replies become an inline keyboard whose ``callback_data`` is the reply's value (or
-``"h:"`` + a hash when the value is over Telegram's 64 bytes). Sends are paced
-(``SHOPDESK_TELEGRAM_PER_CHAT_PER_SECOND``, ``..._OVERALL_PER_SECOND``) and errors are mapped
+``"h:"`` + a hash when the value is over Telegram's 64 bytes). Sends are paced to Telegram's
+flood limits (``SHOPDESK_TELEGRAM_PER_CHAT_PER_SECOND``, default 1, and
+``SHOPDESK_TELEGRAM_OVERALL_PER_SECOND``, default 30; 0 turns either off) and errors are mapped
 for the outbox: 429 → :class:`~inbox.channels.RetryLater` with ``retry_after``; 403 (blocked,
 user deactivated) → :class:`~inbox.channels.PermanentFailure` with ``blocked=True``; other
 400s and chat migrations → permanent failures; network trouble → retry later. Retrying is
@@ -30,6 +31,7 @@ from telegram.error import (
     TimedOut,
 )
 
+from bot.config import BotSettings
 from bot.connectors.telegram.setup import redact
 from bot.connectors.telegram.translate import callback_data_for
 from inbox.channels import PermanentFailure, RetryLater
@@ -45,26 +47,41 @@ class SendPacer:
     """Spaces sends: at most ``per_chat`` per second to one chat and ``overall`` per second in all.
 
     Each call reserves the earliest slot free for both and sleeps until it; reservations are
-    made without awaiting, so concurrent senders never share a slot. ``clock`` and ``sleep``
-    are injectable for tests.
+    made without awaiting, so concurrent senders never share a slot. A rate of 0 (or less)
+    switches that limit off; with both off nothing ever waits and nothing is remembered.
+    ``clock`` and ``sleep`` are injectable for tests.
     """
 
     def __init__(self, per_chat: float, overall: float, *, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, max_chats: int = 10_000) -> None:
-        self.chat_interval = 1.0 / per_chat
-        self.overall_interval = 1.0 / overall
+        self.chat_interval = 1.0 / per_chat if per_chat > 0 else 0.0
+        self.overall_interval = 1.0 / overall if overall > 0 else 0.0
         self._clock = clock
         self._sleep = sleep
         self._max_chats = max_chats
         self._next_overall = 0.0
         self._next_chat: dict[Any, float] = {}
 
+    @classmethod
+    def from_settings(cls, settings: BotSettings, *, clock: Callable[[], float] = time.monotonic,
+                      sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> SendPacer:
+        """``SHOPDESK_TELEGRAM_PER_CHAT_PER_SECOND`` and ``SHOPDESK_TELEGRAM_OVERALL_PER_SECOND``."""
+        return cls(settings.telegram_per_chat_per_second, settings.telegram_overall_per_second,
+                   clock=clock, sleep=sleep)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.chat_interval or self.overall_interval)
+
     def reserve(self, chat: Any) -> float:
         """Book the next slot for ``chat``; return how long to wait for it (seconds)."""
+        if not self.enabled:
+            return 0.0
         now = self._clock()
         slot = max(now, self._next_overall, self._next_chat.get(chat, 0.0))
         self._next_overall = slot + self.overall_interval
-        self._next_chat[chat] = slot + self.chat_interval
+        if self.chat_interval:
+            self._next_chat[chat] = slot + self.chat_interval
         if len(self._next_chat) > self._max_chats:
             self._next_chat = {k: v for k, v in self._next_chat.items() if v > now}
         return slot - now

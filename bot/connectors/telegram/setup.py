@@ -1,7 +1,9 @@
 """Building the Telegram client from the settings, and the webhook's set-up and status.
 
 ``make_bot`` is the one place a PTB ``Bot`` is made (``SHOPDESK_TELEGRAM_API_URL`` lets
-tests point it at a fake). ``set_webhook`` / ``webhook_status`` back ``shopdesk telegram
+tests point it at a fake). Its HTTP client keeps up to ``SHOPDESK_TELEGRAM_CONNECTION_POOL_SIZE``
+connections to the Bot API open for ``SHOPDESK_TELEGRAM_KEEPALIVE_SECONDS`` after their last
+use (:func:`http_limits`), so a burst of replies does not pay a TCP and TLS handshake each. ``set_webhook`` / ``webhook_status`` back ``shopdesk telegram
 set-webhook`` / ``status`` and the admin page.
 
 The bot token is part of every Bot API URL: :func:`quiet_client_logs` lowers httpx's request
@@ -20,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 from telegram import Bot
 from telegram.error import BadRequest, InvalidToken, NetworkError, TelegramError
 from telegram.request import HTTPXRequest
@@ -33,6 +36,7 @@ __all__ = [
     "WebhookStatus",
     "bot_key",
     "fetch_status",
+    "http_limits",
     "make_bot",
     "quiet_client_logs",
     "redact",
@@ -74,6 +78,16 @@ def quiet_client_logs() -> None:
     os.environ.setdefault("PTB_TIMEDELTA", "1")
 
 
+def http_limits(settings: BotSettings) -> httpx.Limits:
+    """The connection pool of the sending client: ``SHOPDESK_TELEGRAM_CONNECTION_POOL_SIZE``
+    connections at most, all of them kept alive for ``SHOPDESK_TELEGRAM_KEEPALIVE_SECONDS``
+    (0: a new connection for every request)."""
+    size = settings.telegram_connection_pool_size
+    keepalive = settings.telegram_keepalive_seconds
+    return httpx.Limits(max_connections=size, max_keepalive_connections=size if keepalive > 0 else 0,
+                        keepalive_expiry=keepalive)
+
+
 def make_bot(settings: BotSettings) -> Bot:
     """A PTB ``Bot`` for the configured token and Bot API URL (``SHOPDESK_TELEGRAM_API_URL``)."""
     if settings.telegram_token is None:
@@ -88,7 +102,12 @@ def make_bot(settings: BotSettings) -> Bot:
         token,
         base_url=base_url,
         base_file_url=file_url,
-        request=HTTPXRequest(connection_pool_size=32, read_timeout=15.0, connect_timeout=10.0),
+        request=HTTPXRequest(
+            connection_pool_size=settings.telegram_connection_pool_size,
+            read_timeout=15.0,
+            connect_timeout=10.0,
+            httpx_kwargs={"limits": http_limits(settings)},
+        ),
         get_updates_request=HTTPXRequest(connection_pool_size=1, read_timeout=40.0, connect_timeout=10.0),
     )
 

@@ -1,0 +1,61 @@
+"""A slim loopback Bot API for the benchmark: it answers what python-telegram-bot asks at start
+(``getMe``) and every ``sendMessage``, and reports each reply's chat and arrival time.
+
+``tests/fakes/telegram.py`` emulates much more (and keeps every call for assertions); here a
+reply costs one form parse and one small JSON answer, so the fake stays cheap next to the load
+generator in the same process.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from collections.abc import Callable
+
+from aiohttp import web
+
+from tests.fakes.telegram import BOT_FIRST_NAME, BOT_ID, BOT_USERNAME, DEFAULT_TOKEN
+
+__all__ = ["FakeBotApi"]
+
+_ME = {"id": BOT_ID, "is_bot": True, "first_name": BOT_FIRST_NAME, "username": BOT_USERNAME,
+       "can_join_groups": False, "can_read_all_group_messages": False, "supports_inline_queries": False}
+_FROM = {"id": BOT_ID, "is_bot": True, "first_name": BOT_FIRST_NAME, "username": BOT_USERNAME}
+
+
+class FakeBotApi:
+    """``POST /bot<token>/<method>``; ``on_reply(chat_id, perf_counter_time)`` for every sendMessage."""
+
+    def __init__(self, on_reply: Callable[[int, float], None], token: str = DEFAULT_TOKEN) -> None:
+        self.token = token
+        self.on_reply = on_reply
+        self.other_calls = 0
+        self._ids = itertools.count(1)
+        self.app = web.Application()
+        self.app.router.add_route("*", "/bot{token}/{method}", self._handle)
+
+    async def _params(self, request: web.Request) -> dict[str, str]:
+        if request.content_type == "application/json":
+            body = await request.json()
+            return {k: v if isinstance(v, str) else json.dumps(v) for k, v in body.items()}
+        form = await request.post()
+        return {k: v for k, v in form.items() if isinstance(v, str)}
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        if request.match_info["token"] != self.token:
+            return web.json_response({"ok": False, "error_code": 401, "description": "Unauthorized"}, status=401)
+        method = request.match_info["method"].lower()
+        if method == "getme":
+            return web.json_response({"ok": True, "result": _ME})
+        params = await self._params(request)
+        if method == "sendmessage":
+            arrived = time.perf_counter()
+            chat_id = int(params.get("chat_id", "0"))
+            self.on_reply(chat_id, arrived)
+            message = {"message_id": next(self._ids), "from": _FROM, "date": int(time.time()),
+                       "chat": {"id": chat_id, "type": "private", "first_name": "Ana"},
+                       "text": params.get("text", "")}
+            return web.json_response({"ok": True, "result": message})
+        self.other_calls += 1
+        return web.json_response({"ok": True, "result": True})

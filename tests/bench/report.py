@@ -1,0 +1,112 @@
+"""The printed table and ``bench-results.json``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+__all__ = ["print_report", "write_json"]
+
+
+def _f(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _chat_rows(results: dict[str, Any]) -> list[str]:
+    head = (f"{'path':<9}{'server':<22}{'phase':<14}{'sent':>7}{'answered':>9}{'msg/s':>9}{'p50 ms':>9}"
+            f"{'p99 ms':>9}{'lost':>6}{'err':>5}{'cpu%':>5}  note")
+    lines = [head, "-" * len(head)]
+    for run in results.get("chat", []):
+        label = run["server"]
+        if run.get("error"):
+            lines.append(f"{run['path']:<9}{label:<22}{'-':<14}  FAILED: {run['error']}")
+            continue
+        for phase in run.get("phases", []):
+            if phase.get("skipped"):
+                lines.append(f"{run['path']:<9}{label:<22}{phase['phase']:<14}  skipped: {phase['skipped']}")
+                continue
+            lines.append(
+                f"{run['path']:<9}{label:<22}{phase['phase']:<14}{phase['sent']:>7}{phase['answered']:>9}"
+                f"{_f(phase['answered_per_s']):>9}{_f(phase['p50_ms']):>9}{_f(phase['p99_ms']):>9}"
+                f"{phase['lost']:>6}{phase['errors']:>5}{_f(phase.get('client_cpu_pct')):>5}  {phase.get('note', '')}"
+            )
+    return lines
+
+
+def print_report(results: dict[str, Any]) -> None:
+    meta = results["meta"]
+    print()
+    print(f"Shopdesk benchmark ({'QUICK' if meta['quick'] else 'full'}), {meta['started']}, {meta['cpus']} CPUs, "
+          f"Python {meta['python']}; load client and server in separate processes, loopback only")
+    print("Latency: from the message leaving the client (open loop: its scheduled time) to the bot's reply "
+          "arriving (widget frame / sendMessage at the fake Bot API). lost = no reply within the bound;")
+    print("cpu% = the load generator's own CPU use (near 100: the figure is bounded by the client, not the server).")
+    print()
+    for line in _chat_rows(results):
+        print(line)
+    ratios = results.get("ratios", {})
+    if ratios:
+        print()
+        print("shopdesk / bare aiohttp, closed-loop answered msg/s: "
+              + ", ".join(f"{k} {v:.3f}" if v is not None else f"{k} -" for k, v in ratios.items()))
+    nlu = results.get("understanding", {})
+    print()
+    if nlu.get("error"):
+        print(f"Understanding: FAILED: {nlu['error']}")
+    elif nlu:
+        parts = [f"{k[:-3]} {v:.3f}" for k, v in nlu.items() if k.endswith("_ms")]
+        print(f"Understanding, median ms per message ({nlu['messages']} messages): " + ", ".join(parts))
+    inbox = results.get("inbox", [])
+    if inbox:
+        print()
+        head = (f"{'inbox':<12}{'conversations':>14}{'messages':>10}{'seed s':>8}{'list p50':>10}{'list p95':>10}"
+                f"{'search p50':>12}{'search p95':>12}{'RSS MB':>8}{'ready s':>9}")
+        print(head)
+        print("-" * len(head))
+        for row in inbox:
+            if row.get("error"):
+                print(f"{row['database']:<12}  FAILED: {row['error']}")
+                continue
+            lst, srch = row["list"], row["search"]
+            print(f"{row['database']:<12}{row['conversations']:>14}{row['messages']:>10}{_f(row['seed_s']):>8}"
+                  f"{_f(lst['p50_ms']):>10}{_f(lst['p95_ms']):>10}{_f(srch['p50_ms']):>12}{_f(srch['p95_ms']):>12}"
+                  f"{_f(row.get('rss_mb')):>8}{_f(row.get('ready_s')):>9}")
+        for row in inbox:
+            for kind in ("list", "search"):
+                part = row.get(kind) or {}
+                if part.get("timeouts"):
+                    print(f"{row['database']} {kind}: {part['timeouts']} request(s) over {row.get('page_timeout_s')}s, "
+                          f"e.g. {part['timed_out'][:2]} (stopped after two)")
+        print("(ms; GET /inbox list pages and /inbox?q= searches as a signed-in admin, one at a time; "
+              "ready s: this server's start-up, alone on the machine)")
+    servers = [r for r in results.get("chat", []) if r.get("memory")]
+    if servers:
+        print()
+        print("Server resident memory (MB) and start-up (the chat servers of a group start at the same time):")
+        for run in servers:
+            mem = ", ".join(f"{k} {_f(v)}" for k, v in run["memory"].items())
+            extra = f"; ready in {run['ready_s']:.1f}s" if run.get("ready_s") is not None else ""
+            if run.get("first_answer_s") is not None:
+                extra += f", first answer {run['first_answer_s']:.1f}s later"
+            growth = run.get("growth_kb_per_1k_messages")
+            extra += f"; growth over the soak {growth:.1f} KB per 1,000 answered" if growth is not None else ""
+            print(f"  {run['path']:<9}{run['server']:<22}{mem}{extra}")
+    notes = list(results.get("notes", []))
+    for run in results.get("chat", []):
+        if run.get("refusals"):
+            notes.append(f"{run['path']} {run['server']}: refused messages, e.g. {run['refusals'][:2]}")
+    if notes:
+        print()
+        for note in notes:
+            print(f"note: {note}")
+    print()
+    print(f"finished in {results['meta'].get('seconds', 0):.0f}s; results in {results['meta'].get('json_path', '')}")
+
+
+def write_json(results: dict[str, Any], path: Path) -> None:
+    path.write_text(json.dumps(results, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")

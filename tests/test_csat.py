@@ -1,0 +1,184 @@
+"""CSAT (issue 13 item 3) on SQLite and PostgreSQL: a rating question after a conversation is
+resolved by a person or by the bot, on Telegram and on the widget; typed or pressed answers;
+the comment; the answer never reopens the conversation, anything else does; no survey for an
+abusive customer, one rated in the last 7 days, or twice for one conversation."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from bot_chat import Chat
+from sqlmodel import col
+
+from inbox.actions.agent_create import agent_create
+from inbox.actions.conversation_assign import conversation_assign
+from inbox.actions.conversation_status import conversation_status
+from inbox.models import Channel, Conversation, ConversationStatus, CsatSurvey, OutboxMessage
+from inbox.proactive import set_update_kind
+from inbox.queries.csat import conversation_rating, customer_ratings
+from inbox.replies import render_reply, reply_label
+from shopbase.clock import utcnow
+from tests.db_helpers import count, rows
+
+
+async def _agent(sessions: Any) -> Any:
+    async with sessions() as session:
+        agent = await agent_create(session, f"a{utcnow().timestamp()}@shop.test", "correct horse battery", name="Mia")
+        await session.commit()
+        return agent
+
+
+async def _resolve(sessions: Any, chat: Chat, agent: Any) -> list[dict[str, Any]]:
+    """An agent takes the conversation and resolves it; returns what went to the customer."""
+    before = await count(sessions, OutboxMessage, col(OutboxMessage.conversation_id) == chat.conversation_id)
+    async with sessions() as session:
+        conversation = await session.get(Conversation, chat.conversation_id)
+        await conversation_assign(session, conversation, await session.get(type(agent), agent.id), by=agent)
+        await conversation_status(session, conversation, ConversationStatus.resolved, by=agent)
+        await session.commit()
+    sent = await rows(sessions, OutboxMessage, col(OutboxMessage.conversation_id) == chat.conversation_id)
+    return [r.payload for r in sent[before:]]
+
+
+async def _conversation(sessions: Any, chat: Chat) -> Conversation:
+    async with sessions() as session:
+        return await session.get(Conversation, chat.conversation_id)
+
+
+async def _survey(sessions: Any, chat: Chat) -> CsatSurvey | None:
+    found = await rows(sessions, CsatSurvey, col(CsatSurvey.conversation_id) == chat.conversation_id)
+    return found[0] if found else None
+
+
+@pytest.mark.parametrize("channel", [Channel.telegram, Channel.webchat])
+async def test_agent_resolves_then_rating_and_comment_keep_it_resolved(sessions, settings, channel) -> None:  # type: ignore[no-untyped-def]
+    agent = await _agent(sessions)
+    chat = Chat(sessions, settings, user=f"c-{channel.value}", channel=channel, lang="en")
+    await chat.send("I want to talk to a person")
+    first_id = chat.conversation_id
+    [question] = await _resolve(sessions, chat, agent)
+    assert question["text"] == render_reply("csat_ask", "en")
+    assert [q["value"] for q in question["quick_replies"]] == [f"csat:{n}" for n in range(1, 6)]
+
+    replies = await chat.send("★★★★")
+    assert chat.conversation_id == first_id
+    assert replies[0].text == render_reply("csat_ask_comment", "en")
+    assert replies[0].quick_replies == [(reply_label("csat_skip", "en"), "csat:skip")]
+    conversation = await _conversation(sessions, chat)
+    assert conversation.status == ConversationStatus.resolved
+    survey = await _survey(sessions, chat)
+    assert (survey.rating, survey.agent_id, survey.resolved_by) == (4, agent.id, "agent")
+
+    replies = await chat.send("Mia was quick and friendly")
+    assert [r.text for r in replies] == [render_reply("csat_thanks", "en")]
+    survey = await _survey(sessions, chat)
+    assert survey.comment == "Mia was quick and friendly"
+    assert (await _conversation(sessions, chat)).status == ConversationStatus.resolved
+
+    async with sessions() as session:
+        shown = await conversation_rating(session, first_id)
+        assert shown is not None and shown.rating == 4
+        history = await customer_ratings(session, conversation.contact_id)
+        assert [s.rating for s in history] == [4]
+
+
+async def test_bot_goodbye_resolves_and_asks_typed_word_and_skip(sessions, settings) -> None:  # type: ignore[no-untyped-def]
+    chat = Chat(sessions, settings, user="w-bye", channel=Channel.webchat, lang="en")
+    await chat.send("hello")
+    replies = await chat.send("bye")
+    assert [r.text for r in replies] == [render_reply("goodbye", "en", shop=settings.shop_name),
+                                         render_reply("csat_ask", "en")]
+    assert (await _conversation(sessions, chat)).status == ConversationStatus.resolved
+    await chat.send("great")
+    assert (await _survey(sessions, chat)).rating == 5
+    assert (await _survey(sessions, chat)).resolved_by == "bot"
+    replies = await chat.press("csat:skip")
+    assert [r.text for r in replies] == [render_reply("csat_thanks", "en")]
+    survey = await _survey(sessions, chat)
+    assert survey.comment is None and survey.rating == 5
+    assert (await _conversation(sessions, chat)).status == ConversationStatus.resolved
+
+
+@pytest.mark.parametrize("lang, hello, bye, answer, rating", [
+    ("ru", "привет", "до свидания", "отлично", 5),
+    ("es", "hola", "adiós", "3", 3),
+    ("zh-Hans", "你好", "再见", "不满意", 2),
+])
+async def test_survey_in_the_customers_language(sessions, settings, lang, hello, bye, answer, rating) -> None:  # type: ignore[no-untyped-def]
+    chat = Chat(sessions, settings, user=f"l-{lang}", channel=Channel.telegram, lang=lang)
+    await chat.send(hello)
+    replies = await chat.send(bye)
+    assert replies[-1].text == render_reply("csat_ask", lang)
+    assert replies[-1].quick_replies[4] == (reply_label("csat_5", lang), "csat:5")
+    await chat.send(answer)
+    assert (await _survey(sessions, chat)).rating == rating
+
+
+async def test_a_button_press_rates(sessions, settings) -> None:  # type: ignore[no-untyped-def]
+    chat = Chat(sessions, settings, user="tg-press", channel=Channel.telegram, lang="en")
+    await chat.send("hi")
+    await chat.send("goodbye")
+    await chat.press("csat:2")
+    assert (await _survey(sessions, chat)).rating == 2
+
+
+async def test_a_new_request_instead_of_a_rating_reopens_the_conversation(sessions, settings) -> None:  # type: ignore[no-untyped-def]
+    agent = await _agent(sessions)
+    chat = Chat(sessions, settings, user="tg-new", channel=Channel.telegram, lang="en")
+    await chat.send("I need a human")
+    first_id = chat.conversation_id
+    await _resolve(sessions, chat, agent)
+    await chat.send("where is my order?")
+    assert chat.conversation_id == first_id
+    conversation = await _conversation(sessions, chat)
+    assert conversation.status == ConversationStatus.open
+    assert render_reply("verify_ask_order", "en") in chat.text  # handled as a normal request
+    assert (await _survey(sessions, chat)).rating is None
+    await chat.send("5")  # the survey is over: "5" is no rating any more
+    assert (await _survey(sessions, chat)).rating is None
+
+
+async def test_no_survey_for_an_abusive_customer(sessions, settings) -> None:  # type: ignore[no-untyped-def]
+    agent = await _agent(sessions)
+    chat = Chat(sessions, settings, user="tg-abuse", channel=Channel.telegram, lang="en")
+    await chat.send("where the hell is my order, you useless scammers")
+    assert await _resolve(sessions, chat, agent) == []
+    assert await _survey(sessions, chat) is None
+
+
+async def test_one_survey_per_conversation_and_none_after_a_recent_rating(sessions, settings) -> None:  # type: ignore[no-untyped-def]
+    agent = await _agent(sessions)
+    chat = Chat(sessions, settings, user="tg-twice", channel=Channel.telegram, lang="en")
+    await chat.send("I need a human")
+    await _resolve(sessions, chat, agent)
+    await chat.send("I want to cancel my order")  # not an answer: reopened
+    assert (await _conversation(sessions, chat)).status == ConversationStatus.open
+    assert await _resolve(sessions, chat, agent) == []  # asked once for this conversation already
+
+    other = Chat(sessions, settings, user="tg-rated", channel=Channel.telegram, lang="en")
+    await other.send("I need a human")
+    await _resolve(sessions, other, agent)
+    await other.send("5")
+    async with sessions() as session:  # a new conversation of the same customer, days later
+        conversation = await session.get(Conversation, other.conversation_id)
+        conversation.resolved_at = utcnow() - timedelta(days=30)
+        conversation.bot_state = {}
+        session.add(conversation)
+        await session.commit()
+    await other.send("I need a human again")
+    assert other.conversation_id != conversation.id
+    assert await _resolve(sessions, other, agent) == []  # rated 5 minutes ago
+
+
+async def test_the_merchant_can_switch_surveys_off(sessions, settings) -> None:  # type: ignore[no-untyped-def]
+    async with sessions() as session:
+        await set_update_kind(session, "csat", False)
+        await session.commit()
+    chat = Chat(sessions, settings, user="tg-off", channel=Channel.telegram, lang="en")
+    await chat.send("hi")
+    replies = await chat.send("bye")
+    assert [r.text for r in replies] == [render_reply("goodbye", "en", shop=settings.shop_name)]
+    assert (await _conversation(sessions, chat)).status == ConversationStatus.resolved
+    assert await _survey(sessions, chat) is None

@@ -104,7 +104,7 @@ async def test_one_message_per_shipment_and_status_in_the_customers_language(ses
     assert await shop.scan(S.OUT_FOR_DELIVERY)
     assert await shop.job.run_once() == {"sent": 1}
     [payload] = await shop.sent()
-    assert "#2001" in payload["text"] and URL in payload["text"] and "en reparto" in payload["text"]
+    assert "#2001" in payload["text"] and f"\nSíguelo aquí: {URL}\n" in payload["text"] and "en reparto" in payload["text"]
     assert payload["quick_replies"] == [{"label": reply_label("update_button_track", "es"), "value": "intent:track_order"}]
 
     # the same scan again, the same status from another scan, and another pass: nothing new

@@ -182,3 +182,27 @@ async def test_the_merchant_can_switch_surveys_off(sessions, settings) -> None: 
     assert [r.text for r in replies] == [render_reply("goodbye", "en", shop=settings.shop_name)]
     assert (await _conversation(sessions, chat)).status == ConversationStatus.resolved
     assert await _survey(sessions, chat) is None
+
+
+# --------------------------------------------------------------------------- the inbox shows it
+
+
+async def test_rating_shows_in_the_conversation_and_the_customer_sidebar(aiohttp_client, sessions, settings) -> None:  # type: ignore[no-untyped-def]
+    from tests.web_helpers import add_agent, build_web_app, login
+
+    agent = await add_agent(sessions)
+    chat = Chat(sessions, settings, user="w-shown", channel=Channel.webchat, lang="en")
+    await chat.send("I need a human")
+    await _resolve(sessions, chat, agent)
+    client = await aiohttp_client(build_web_app(sessions).app)
+    await login(client)
+    head = await (await client.get(f"/inbox/c/{chat.conversation_id}/fragments/head")).text()
+    assert "Rating asked" in head
+    await chat.send("4")
+    await chat.send("<script>alert(1)</script> slow reply")
+    head = await (await client.get(f"/inbox/c/{chat.conversation_id}/fragments/head")).text()
+    assert "Rated 4/5" in head and "<script>alert(1)" not in head
+    side = await (await client.get(f"/inbox/c/{chat.conversation_id}/fragments/sidebar")).text()
+    assert "<strong>4/5</strong>" in side and "&lt;script&gt;alert(1)&lt;/script&gt; slow reply" in side
+    assert "Human agent" in side or "human" in side.lower()  # the intent it was about
+    assert "Not allowed by the visitor" in side  # widget updates need the visitor's permission

@@ -350,3 +350,16 @@ async def test_a_blocked_bot_or_a_stopped_contact_gets_nothing(sessions) -> None
     await shop.scan(S.OUT_FOR_DELIVERY)
     assert await shop.job.run_once() == {"no_channel": 1}
     assert await shop.sent() == []
+
+
+async def test_cli_shows_and_switches_kinds(db_url, tmp_path, sessions) -> None:  # type: ignore[no-untyped-def]
+    from inbox.proactive import update_settings
+    from tests.test_cli import Cli, ok, one_line_error
+
+    cli = Cli(tmp_path, {"SHOPDESK_DATABASE_URL": db_url})
+    assert "delivered\ton" in ok(cli("updates", "show")).splitlines()
+    assert "delivered\toff" in ok(cli("updates", "set", "delivered", "off")).splitlines()
+    async with sessions() as session:
+        assert (await update_settings(session))["delivered"] is False
+    one_line_error(cli("updates", "set", "bogus", "off"), 2, "unknown kind")
+    one_line_error(cli("updates", "set", "late", "maybe"), 2, "'on' or 'off'")

@@ -18,7 +18,7 @@ from ordersvc_builders import make_customer, make_order, make_shipment
 from sqlmodel import col, select
 
 from inbox.actions.shipment_notify import shipment_notify
-from inbox.models import Channel, Contact, Conversation, ConversationStatus, OutboxMessage
+from inbox.models import Channel, Contact, Conversation, ConversationStatus, OutboxMessage, Owner
 from inbox.proactive import ProactiveJob, customer_timezone, quiet_until, set_update_kind
 from inbox.replies import render_reply, reply_label
 from ordersvc.models import Shipment, ShipmentUpdate
@@ -75,8 +75,8 @@ async def make_shop(sessions: Any, *, channel: Channel | None = Channel.telegram
     async with sessions() as session:
         customer = await make_customer(session)
         address = {"address1": "Hauptstr. 1", "city": "Berlin", "zip": "10115", "country_code": country}
-        order, _ = await make_order(session, customer=customer, name="#2001", shipping_address=address)
-        shipment = await make_shipment(session, order, shipped_at=NOON - timedelta(days=2))
+        order, lines = await make_order(session, customer=customer, name="#2001", shipping_address=address)
+        shipment = await make_shipment(session, order, lines=[(lines[0], 1)], shipped_at=NOON - timedelta(days=2))
         shipment.tracking_url = URL
         shipment.eta = eta
         shop = Shop(sessions, clock, ProactiveJob(sessions, functools.partial(shipment_notify, shop_timezone=shop_timezone),
@@ -305,7 +305,7 @@ async def test_where_is_my_order_after_an_update_reads_the_same_status(sessions,
     await shop.job.run_once()
     await chat.send("where is my order?")
     assert reply_label("status_out_for_delivery", "en") in chat.text
-    assert "#2001" in chat.text
+    assert "#2001" in chat.text and (await chat.conversation()).owner == Owner.bot  # nothing late, no hand-over
 
 
 # --------------------------------------------------------------------------- bad input
@@ -363,3 +363,18 @@ async def test_cli_shows_and_switches_kinds(db_url, tmp_path, sessions) -> None:
         assert (await update_settings(session))["delivered"] is False
     one_line_error(cli("updates", "set", "bogus", "off"), 2, "unknown kind")
     one_line_error(cli("updates", "set", "late", "maybe"), 2, "'on' or 'off'")
+
+
+async def test_a_verified_widget_visitor_allows_updates_with_the_wismo_button(sessions, settings) -> None:  # type: ignore[no-untyped-def]
+    chat = Chat(sessions, settings, user="visitor-btn", channel=Channel.webchat, lang="es")
+    await chat.send("hola")
+    shop = await make_shop(sessions, channel=None)
+    await _link(sessions, chat, shop)
+    await chat.send("¿dónde está mi pedido?")
+    assert (reply_label("updates_allow", "es"), "updates:on") in chat.choices, chat.text
+    replies = await chat.press("updates:on")
+    assert [r.text for r in replies] == [render_reply("updates_started", "es")]
+    await chat.send("¿dónde está mi pedido?")
+    assert all(value != "updates:on" for _, value in chat.choices)  # asked once is enough
+    await shop.scan(S.OUT_FOR_DELIVERY)
+    assert await shop.job.run_once() == {"sent": 1}

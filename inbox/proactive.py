@@ -114,7 +114,9 @@ Notify = Callable[[AsyncSession, Any, datetime], Awaitable[str]]
 
 
 class ProactiveJob:
-    """The periodic job: note late parcels, then deliver due updates, one transaction each.
+    """The periodic job: note late parcels, then deliver due updates, ``chunk`` per transaction
+    (a failing chunk is retried one update per transaction, and a failing update is closed as
+    ``failed``).
 
     Small on purpose (``alerts`` has its own job for merchant rules). ``wake()`` after a
     Shopify webhook makes it run at once; otherwise it runs every ``interval`` seconds.
@@ -122,12 +124,14 @@ class ProactiveJob:
     """
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], notify: Notify, *,
-                 interval: float = 30.0, clock: Callable[[], datetime] = utcnow, batch: int = 100) -> None:
+                 interval: float = 30.0, clock: Callable[[], datetime] = utcnow, batch: int = 1000,
+                 chunk: int = 50) -> None:
         self.sessions = sessions
         self.notify = notify
         self.interval = interval
         self.clock = clock
         self.batch = batch
+        self.chunk = chunk
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -152,31 +156,45 @@ class ProactiveJob:
             await note_late_shipments(session, now)
             await session.commit()
         while True:
-            failed: int | None = None
             async with self.sessions() as session:
-                rows = await due_updates(session, now, limit=1)
-                if not rows:
-                    await session.commit()
-                    break
-                row_id = rows[0].id
+                due = await due_updates(session, now, limit=self.chunk)
+                ids = [row.id for row in due]
                 try:
-                    outcome = await self.notify(session, rows[0], now)
+                    done = [await self.notify(session, row, now) for row in due]
                     await session.commit()
                 except Exception:
-                    log.exception("proactive update %s failed; it is closed as failed", row_id)
                     await session.rollback()
-                    failed, outcome = row_id, "failed"
-            if failed is not None:  # never retried forever: one row must not block the others
-                async with self.sessions() as session:
-                    row = await session.get(ShipmentUpdate, failed)
-                    if row is not None and row.processed_at is None:
-                        finish_update(session, row, "failed", now)
-                    await session.commit()
-            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+                    done = None
+            if not ids:
+                break
+            if done is None:  # one bad row must not hold up the others: go one by one
+                done = [await self._one(row_id, now) for row_id in ids if row_id is not None]
+            for outcome in done:
+                outcomes[outcome] = outcomes.get(outcome, 0) + 1
             if sum(outcomes.values()) >= self.batch:
                 self._wake.set()  # more to do: go on right away, but let others run first
                 break
         return outcomes
+
+    async def _one(self, row_id: int, now: datetime) -> str:
+        """One update in its own transaction; a failure closes it as ``failed`` (never retried forever)."""
+        async with self.sessions() as session:
+            row = await session.get(ShipmentUpdate, row_id, with_for_update=True)
+            if row is None or row.processed_at is not None:
+                return "gone"
+            try:
+                outcome = await self.notify(session, row, now)
+                await session.commit()
+                return outcome
+            except Exception:
+                log.exception("proactive update %s failed; it is closed as failed", row_id)
+                await session.rollback()
+        async with self.sessions() as session:
+            row = await session.get(ShipmentUpdate, row_id)
+            if row is not None and row.processed_at is None:
+                finish_update(session, row, "failed", now)
+            await session.commit()
+        return "failed"
 
     async def _run(self) -> None:
         while True:

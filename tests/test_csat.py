@@ -206,3 +206,43 @@ async def test_rating_shows_in_the_conversation_and_the_customer_sidebar(aiohttp
     assert "<strong>4/5</strong>" in side and "&lt;script&gt;alert(1)&lt;/script&gt; slow reply" in side
     assert "Human agent" in side or "human" in side.lower()  # the intent it was about
     assert "Not allowed by the visitor" in side  # widget updates need the visitor's permission
+
+
+# --------------------------------------------------------------------------- on Telegram's wire
+
+
+async def test_telegram_rating_button_through_the_connector(aiohttp_client, aiohttp_server, settings, sessions) -> None:  # type: ignore[no-untyped-def]
+    from bot.pipeline import Pipeline
+    from inbox.events import EventBus
+    from tests.fakes.telegram import FakeTelegram, make_callback_update, make_message_update
+    from tests.test_telegram import tg_settings
+    from tests.test_telegram import make_env as make_tg_env
+
+    fake = FakeTelegram()
+    server = await aiohttp_server(fake.app)
+    fake.base_url = str(server.make_url("")).rstrip("/")
+    s = tg_settings(settings, fake)
+    env = await make_tg_env(aiohttp_client, fake, s, sessions,
+                            processor=Pipeline(sessions=sessions, bus=EventBus(), settings=s).process)
+    chat_id = 777
+    await env.post(make_message_update(900, chat_id, "hello", language_code="en"))
+    await env.settle()
+    await env.post(make_message_update(901, chat_id, "bye", language_code="en"))
+    await env.settle()
+    question = fake.sent_messages(chat_id)[-1]
+    assert question["text"] == render_reply("csat_ask", "en")
+    keyboard = [b["callback_data"] for row in question["reply_markup"]["inline_keyboard"] for b in row]
+    assert keyboard == [f"csat:{n}" for n in range(1, 6)]
+    press = make_callback_update(902, chat_id, "csat:5", message_id=question["message_id"],
+                                 reply_markup=question["reply_markup"])
+    assert (await env.post(press)).status == 200
+    await env.settle()
+    assert fake.sent_messages(chat_id)[-1]["text"] == render_reply("csat_ask_comment", "en")
+    [survey] = await rows(sessions, CsatSurvey)
+    assert (survey.rating, survey.resolved_by) == (5, "bot")
+    [conversation] = await rows(sessions, Conversation)
+    assert conversation.status == ConversationStatus.resolved
+    await env.post(press)  # Telegram retries the same update: nothing happens twice
+    await env.settle()
+    assert fake.sent_messages(chat_id)[-1]["text"] == render_reply("csat_ask_comment", "en")
+    assert len([m for m in fake.sent_messages(chat_id) if m["text"] == render_reply("csat_ask_comment", "en")]) == 1

@@ -61,7 +61,7 @@ async def conversation_status(
                                       now=now)
         if question is not None:
             message_send(session, conversation, question, author=Author.bot)
-            conversation.bot_state = csat_state(conversation.language)
+            conversation.bot_state = csat_state(conversation.language, conversation.bot_state)
 
 
 async def conversation_wake_snoozed(session: AsyncSession, now: datetime | None = None) -> list[int]:

@@ -38,9 +38,13 @@ def csat_choices(lang: str | None) -> list[tuple[str, str]]:
     return [(reply_label(f"csat_{n}", lang), f"csat:{n}") for n in range(1, 6)]
 
 
-def csat_state(lang: str | None) -> dict[str, Any]:
-    """The dialog state that waits for the rating (read by ``bot.handlers.csat``)."""
-    return {"flow": "csat", "step": "rating", "slots": {"choices": [list(c) for c in csat_choices(lang)]}}
+def csat_state(lang: str | None, current: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The dialog state that waits for the rating (read by ``bot.handlers.csat``), keeping what
+    the dialog remembers beyond the open flow (the orders verified in this conversation)."""
+    state = dict(current or {})
+    state.update(flow="csat", step="rating", slots={"choices": [list(c) for c in csat_choices(lang)]},
+                 pending_intent=None, suspended=None, queued=[])
+    return state
 
 
 async def abusive(session: AsyncSession, conversation_id: int) -> bool:

@@ -95,6 +95,8 @@ def _updates_button(turn: Turn) -> list[tuple[str, str]] | None:
         return None
     if contact.updates_allowed_at is not None or contact.updates_stopped_at is not None:
         return None
+    if turn.state.suspended or turn.state.queued:
+        return None  # another question follows (going back to a flow, the next request): keep it simple
     return [(turn.label("updates_allow"), "updates:on")]
 
 

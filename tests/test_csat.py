@@ -36,7 +36,7 @@ async def _resolve(sessions: Any, chat: Chat, agent: Any) -> list[dict[str, Any]
     async with sessions() as session:
         conversation = await session.get(Conversation, chat.conversation_id)
         await conversation_assign(session, conversation, await session.get(type(agent), agent.id), by=agent)
-        await conversation_status(session, conversation, ConversationStatus.resolved, by=agent)
+        await conversation_status(session, conversation, ConversationStatus.resolved, by=agent, survey=True)
         await session.commit()
     sent = await rows(sessions, OutboxMessage, col(OutboxMessage.conversation_id) == chat.conversation_id)
     return [r.payload for r in sent[before:]]
@@ -190,12 +190,17 @@ async def test_the_merchant_can_switch_surveys_off(sessions, settings) -> None: 
 async def test_rating_shows_in_the_conversation_and_the_customer_sidebar(aiohttp_client, sessions, settings) -> None:  # type: ignore[no-untyped-def]
     from tests.web_helpers import add_agent, build_web_app, login
 
-    agent = await add_agent(sessions)
+    await add_agent(sessions)
     chat = Chat(sessions, settings, user="w-shown", channel=Channel.webchat, lang="en")
     await chat.send("I need a human")
-    await _resolve(sessions, chat, agent)
     client = await aiohttp_client(build_web_app(sessions).app)
-    await login(client)
+    token = await login(client)
+    resolved = await client.post(f"/inbox/c/{chat.conversation_id}/status",
+                                 data={"csrf_token": token, "status": "resolved"}, allow_redirects=False)
+    assert resolved.status == 303  # an agent resolves in the inbox: the customer is asked
+    [question] = [r for r in await rows(sessions, OutboxMessage,
+                                        col(OutboxMessage.conversation_id) == chat.conversation_id)
+                  if r.payload["text"] == render_reply("csat_ask", "en")]
     head = await (await client.get(f"/inbox/c/{chat.conversation_id}/fragments/head")).text()
     assert "Rating asked" in head
     await chat.send("4")

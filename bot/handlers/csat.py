@@ -56,7 +56,7 @@ async def _reopen(turn: Turn) -> None:
     if turn.conversation.status == ConversationStatus.resolved:
         try:
             await conversation_status(turn.session, turn.conversation, ConversationStatus.open, by=None,
-                                      actor="customer", survey=False)
+                                      actor="customer")
         except Refused:  # another conversation of theirs is active: the message stays here
             pass
 
@@ -99,8 +99,7 @@ async def end_conversation(turn: Turn) -> None:
     if (conversation.status == ConversationStatus.resolved or conversation.owner != Owner.bot
             or turn.escalation is not None or turn.state.flow or turn.state.suspended or turn.state.queued):
         return
-    await conversation_status(turn.session, conversation, ConversationStatus.resolved, by=None, actor="bot",
-                              survey=False)
+    await conversation_status(turn.session, conversation, ConversationStatus.resolved, by=None, actor="bot")
     question = await csat_request(turn.session, conversation, resolved_by="bot", lang=turn.lang, now=turn.now)
     if question is None:
         return

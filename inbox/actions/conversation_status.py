@@ -28,10 +28,11 @@ async def conversation_status(
     by: Agent | None,
     snoozed_until: datetime | None = None,
     actor: str | None = None,
-    survey: bool = True,
+    survey: bool = False,
 ) -> None:
-    """Change the status. Resolving hands the conversation back to the bot and (``survey``)
-    asks the customer for a rating (``csat_request``: once per conversation); snoozing needs a
+    """Change the status. Resolving hands the conversation back to the bot and, with ``survey``
+    (a person resolved it: the inbox, Slack), asks the customer for a rating (``csat_request``:
+    once per conversation); snoozing needs a
     future ``snoozed_until``; un-resolving is refused if the customer has another active one."""
     new = parse_status(status)
     now = utcnow()

@@ -461,7 +461,7 @@ async def _status(db: AsyncSession, conversation: Conversation, agent: Agent, fo
     until = None
     if status == ConversationStatus.snoozed.value:
         until = _parse_local(str(form.get("snoozed_until") or ""), str(form.get("tz_offset") or "0"))
-    await conversation_status(db, conversation, status, by=agent, snoozed_until=until)
+    await conversation_status(db, conversation, status, by=agent, snoozed_until=until, survey=True)
 
 
 async def _priority(db: AsyncSession, conversation: Conversation, agent: Agent, form: Any) -> None:

@@ -36,9 +36,9 @@ def upgrade() -> None:
     op.create_index("ix_shipment_update_due", "shipment_update", ["processed_at", "due_at"], unique=False)
     op.create_index(op.f("ix_shipment_update_order_id"), "shipment_update", ["order_id"], unique=False)
 
-    with op.batch_alter_table("contact", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("updates_allowed_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
-        batch_op.add_column(sa.Column("updates_stopped_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
+    # plain ADD COLUMN (no batch "move and copy" on SQLite, which would drop contact's search triggers)
+    op.add_column("contact", sa.Column("updates_allowed_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
+    op.add_column("contact", sa.Column("updates_stopped_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
 
     op.create_table(
         "csat_survey",

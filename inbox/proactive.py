@@ -36,8 +36,8 @@ from babel.core import get_global
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from ordersvc.service import get_setting, put_setting
 from ordersvc.models import ShipmentUpdate
+from ordersvc.service import get_setting, put_setting
 from ordersvc.shipment_updates import UPDATE_KINDS, due_updates, finish_update, note_late_shipments
 from shopbase.clock import utcnow
 from shopbase.formatting import zone

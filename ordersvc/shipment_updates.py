@@ -88,7 +88,7 @@ async def _insert_once(session: AsyncSession, values: dict[str, Any]) -> bool:
     dialect = session.get_bind().dialect.name
     builder = postgresql.insert if dialect == "postgresql" else sqlite.insert
     stmt = builder(ShipmentUpdate).values(**values).on_conflict_do_nothing(index_elements=["shipment_id", "status"])
-    result = await session.exec(stmt.returning(ShipmentUpdate.__table__.c.id))  # type: ignore[call-overload]
+    result = await session.exec(stmt.returning(col(ShipmentUpdate.id)))
     return result.first() is not None
 
 

@@ -220,8 +220,8 @@ async def test_telegram_rating_button_through_the_connector(aiohttp_client, aioh
     from bot.pipeline import Pipeline
     from inbox.events import EventBus
     from tests.fakes.telegram import FakeTelegram, make_callback_update, make_message_update
-    from tests.test_telegram import tg_settings
     from tests.test_telegram import make_env as make_tg_env
+    from tests.test_telegram import tg_settings
 
     fake = FakeTelegram()
     server = await aiohttp_server(fake.app)

@@ -106,4 +106,5 @@ async def csat_request(
     ))
     write_audit(session, conversation.id, "csat.asked", actor="system", detail={"resolved_by": resolved_by}, now=now)
     text = render_reply("csat_ask", lang)
-    return OutboundPayload(text=text, quick_replies=tuple(QuickReply(label=l, value=v) for l, v in csat_choices(lang)))
+    return OutboundPayload(text=text, quick_replies=tuple(QuickReply(label=label, value=value)
+                                                                 for label, value in csat_choices(lang)))

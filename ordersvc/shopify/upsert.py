@@ -259,7 +259,8 @@ async def _apply_fulfillment(
 
     status = data.shipment_status
     previous = ShipmentStatus(shipment.status) if shipment is not None else None
-    if previous is not None and previous != status and previous.is_final and not status.is_final:
+    if shipment is not None and previous is not None and previous != status and previous.is_final \
+            and not status.is_final:
         # a delivered parcel does not start moving again: keep the status (never news)
         log.info("shipment %s: ignored a move back from %s to %s", shipment.id, previous.value, status.value)
         status = previous

@@ -70,8 +70,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("csat_survey")
-    with op.batch_alter_table("contact", schema=None) as batch_op:
-        batch_op.drop_column("updates_stopped_at")
-        batch_op.drop_column("updates_allowed_at")
+    # plain DROP COLUMN (SQLite >= 3.35): a batch copy of contact would fail on the foreign keys to it
+    op.drop_column("contact", "updates_stopped_at")
+    op.drop_column("contact", "updates_allowed_at")
     op.drop_index("ix_shipment_update_due", table_name="shipment_update")
     op.drop_table("shipment_update")

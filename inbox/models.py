@@ -40,6 +40,7 @@ __all__ = [
     "Label",
     "VerificationAttempt",
     "search_text_of",
+    "CsatSurvey",
     "ExternalThread",
     "PRIORITY_RANK",
 ]
@@ -139,6 +140,9 @@ class Contact(SQLModel, table=True):
     customer_id: int | None = Field(default=None, foreign_key="customer.id", index=True)
     verified_at: datetime | None = None
     undeliverable_at: datetime | None = None
+    # proactive shipment updates: a widget visitor must allow them; anyone can say "stop"
+    updates_allowed_at: datetime | None = None
+    updates_stopped_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
     last_seen_at: datetime = Field(default_factory=utcnow)
     # display_name and username as the search index sees them; kept like Message.search_text
@@ -327,6 +331,28 @@ class VerificationAttempt(SQLModel, table=True):
     order_ref: str = Field(max_length=64)
     success: bool = False
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class CsatSurvey(SQLModel, table=True):
+    """One satisfaction survey per conversation (asked after it was resolved) and its answer:
+    a rating 1–5 and an optional comment, kept with the agent and the intent it was about."""
+
+    __tablename__ = "csat_survey"
+    __table_args__ = (sa.Index("ix_csat_contact_rated", "contact_id", "rated_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int = Field(foreign_key="conversation.id", unique=True)
+    contact_id: int = Field(foreign_key="contact.id")
+    customer_id: int | None = Field(default=None, foreign_key="customer.id", index=True)
+    agent_id: int | None = Field(default=None, foreign_key="agent.id", index=True)
+    intent: str | None = Field(default=None, max_length=32, index=True)
+    resolved_by: str = Field(default="agent", max_length=16)
+    language: str | None = Field(default=None, max_length=16)
+    rating: int | None = None
+    comment: str | None = Field(default=None, max_length=2000)
+    asked_at: datetime = Field(default_factory=utcnow)
+    rated_at: datetime | None = None
+    commented_at: datetime | None = None
 
 
 class ExternalThread(SQLModel, table=True):

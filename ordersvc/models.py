@@ -38,6 +38,7 @@ __all__ = [
     "Shipment",
     "ShipmentLine",
     "TrackingEvent",
+    "ShipmentUpdate",
     "ReturnAuthorization",
     "ReturnLine",
     "Refund",
@@ -242,6 +243,31 @@ class TrackingEvent(SQLModel, table=True):
     status: ShipmentStatus = Field(sa_type=enum_column(ShipmentStatus))
     message: str = Field(default="", max_length=500)
     location: str | None = Field(default=None, max_length=255)
+
+
+class ShipmentUpdate(SQLModel, table=True):
+    """A shipment reached a status worth telling the customer about (``ordersvc.shipment_updates``).
+
+    Written in the transaction that changed the shipment (a durable outbox: nothing is lost on
+    a crash), at most once per shipment and status (the unique constraint); ``status`` is a
+    ``ShipmentStatus`` value or ``"late"``. A consumer (the inbox's proactive job) claims rows
+    whose ``due_at`` has come and sets ``processed_at`` and ``outcome`` once it is done.
+    """
+
+    __tablename__ = "shipment_update"
+    __table_args__ = (
+        sa.UniqueConstraint("shipment_id", "status", name="uq_shipment_update_status"),
+        sa.Index("ix_shipment_update_due", "processed_at", "due_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    shipment_id: int = Field(foreign_key="shipment.id", ondelete="CASCADE")
+    order_id: int = Field(foreign_key="shop_order.id", index=True, ondelete="CASCADE")
+    status: str = Field(max_length=32)
+    created_at: datetime = Field(default_factory=utcnow)
+    due_at: datetime = Field(default_factory=utcnow)
+    processed_at: datetime | None = None
+    outcome: str | None = Field(default=None, max_length=32)
 
 
 class ReturnAuthorization(SQLModel, table=True):

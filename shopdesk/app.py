@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -40,6 +41,7 @@ class Runtime:
     dispatcher: Any = None
     worker: Any = None
     pipeline: Any = None
+    proactive: Any = None
     connectors: list[Any] = field(default_factory=list)
     background: list[asyncio.Task[Any]] = field(default_factory=list)
     #: set once the language models are loaded: the bot starts answering (messages that came
@@ -143,9 +145,11 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
     import ordersvc.webhooks
     from bot.connectors import build_connectors
     from bot.pipeline import Pipeline
+    from inbox.actions.shipment_notify import shipment_notify
     from inbox.channels import SenderRegistry
     from inbox.events import EventBus
     from inbox.outbox import OutboxDispatcher
+    from inbox.proactive import ProactiveJob
     from inbox.replies import configure_overrides
     from inbox.worker import InboundWorker
 
@@ -166,13 +170,21 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
     runtime.worker = InboundWorker(sessions, runtime.pipeline.process, ready=runtime.bot_ready)
     runtime.dispatcher = OutboxDispatcher(sessions, senders, bus)
 
+    runtime.proactive = ProactiveJob(sessions, functools.partial(
+        shipment_notify, shop_timezone=settings.shop_timezone, default_language=settings.default_language))
+
+    async def on_order_change(event: str, order_id: int) -> None:
+        if event == "shipment.updated":
+            runtime.proactive.wake()  # the customer's update was written with the change: send it now
+        await runtime.pipeline.on_order_change(event, order_id)
+
     async def on_inbound(result: Any) -> None:
         if not result.duplicate:
             runtime.worker.submit(result.message_id)
 
     bot.files.setup(app, sessions, settings.secret_key_bytes(), settings.shop_name, settings.shop_timezone)
     ordersvc.api.setup(app, sessions)
-    ordersvc.webhooks.setup(app, sessions, lambda: _shopify_secrets(settings), on_change=runtime.pipeline.on_order_change)
+    ordersvc.webhooks.setup(app, sessions, lambda: _shopify_secrets(settings), on_change=on_order_change)
     inbox.web.setup(
         app,
         sessions=sessions,
@@ -206,6 +218,7 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
         # while the server already takes webhooks and chats: messages are recorded and wait in
         # the worker until the bot can read them; the loop never blocks.
         runtime.background.append(asyncio.create_task(_start_bot(runtime), name="bot-start"))
+        runtime.proactive.start()
         runtime.background.append(asyncio.create_task(runtime.pipeline.run_periodic(), name="periodic"))
         try:
             yield
@@ -213,6 +226,7 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
             for task in runtime.background:
                 task.cancel()
             await asyncio.gather(*runtime.background, return_exceptions=True)
+            await runtime.proactive.stop()
             await runtime.worker.stop()
             await runtime.dispatcher.stop()
             for connector in reversed(runtime.connectors):

@@ -40,6 +40,9 @@ CONTEXTS = {
     "shipping_info": {"policy": DEFAULT_SHIPPING_POLICY},
     "refunds_list": {"items": MOVEMENTS},
     "tracking_update": {"order": ORDER, "shipments": [SHIPMENT]},
+    **{f"update_{kind}": {"order": ORDER, "tracking_url": SHIPMENT["tracking_url"],
+                          "shipment": SimpleNamespace(carrier="UPS", eta=NOW, delivered_at=NOW)}
+       for kind in ("out_for_delivery", "delivered", "failed_attempt", "exception", "late")},
 }
 
 

@@ -39,7 +39,7 @@ from inbox.replies import SUPPORTED_LANGUAGES
 
 __all__ = [
     "offer", "pick", "match", "is_cancel", "is_yes", "is_no", "yes_no", "wants_all", "amount", "fold",
-    "vocabulary", "has_correction", "MAX_MISSES",
+    "vocabulary", "has_correction", "MAX_MISSES", "updates_request", "stars",
 ]
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -108,6 +108,8 @@ class Vocabulary:
     negations: frozenset[str] = frozenset()
     corrections: tuple[str, ...] = ()
     choices: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    updates_stop: tuple[str, ...] = ()
+    updates_start: tuple[str, ...] = ()
 
 
 def _words(items: Any) -> tuple[str, ...]:
@@ -139,6 +141,8 @@ def vocabulary(lang: str) -> Vocabulary:
         negations=frozenset(_words(data.get("negations"))),
         corrections=_words(data.get("corrections")),
         choices={str(k): _words(v) for k, v in (data.get("choices") or {}).items()},
+        updates_stop=_words(data.get("updates_stop")),
+        updates_start=_words(data.get("updates_start")),
     )
 
 
@@ -193,6 +197,38 @@ def is_yes(text: str, lang: str | None = None) -> bool:
 
 def is_no(text: str, lang: str | None = None) -> bool:
     return yes_no(text, lang) == "no"
+
+
+def updates_request(text: str, lang: str | None = None) -> str | None:
+    """``"stop"`` or ``"start"`` when the whole message asks to turn delivery updates off or
+    on ("STOP", "unsubscribe", "стоп", "dừng", "退订"; "start", "подписаться", "开始"), else None."""
+    folded = fold(text)
+    if not folded or len(folded) > 60:
+        return None
+    for voc in _languages(lang):
+        bare = _without_fillers(folded, voc)
+        for answer, phrases in (("stop", voc.updates_stop), ("start", voc.updates_start)):
+            if folded in phrases or bare in phrases:
+                return answer
+    return None
+
+
+_STAR_CHARS = "★⭐✩☆*"
+_RATING = re.compile(r"^\s*([1-5])\s*(?:(?:/|out of|of|из|trên|de)\s*5)?(?:\s+\w+)?\s*[.!]*\s*$", re.IGNORECASE)
+
+
+def stars(text: str) -> int | None:
+    """A 1–5 rating written as a number ("5", "4/5", "4 stars", "5 звёзд") or as stars
+    ("★★★★", "⭐⭐⭐"); None for anything else."""
+    raw = unicodedata.normalize("NFKC", text or "").strip()
+    if not raw or len(raw) > 40:
+        return None
+    compact = raw.replace(" ", "").replace("\ufe0f", "")
+    if compact and all(ch in _STAR_CHARS for ch in compact) and set(compact) - {"☆", "✩", "*"}:
+        count = sum(1 for ch in compact if ch in "★⭐")
+        return count if 1 <= count <= 5 else None
+    found = _RATING.match(raw)
+    return int(found.group(1)) if found else None
 
 
 def is_cancel(text: str, lang: str | None = None) -> bool:

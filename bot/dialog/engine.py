@@ -15,7 +15,7 @@ from bot.dialog.choices import amount, is_cancel, offer, pick, wants_all, yes_no
 from bot.dialog.requests import split_requests
 from bot.dialog.turn import Turn
 from bot.dialog.verify import continue_verification
-from bot.handlers import handoff, info, orders, refunds, returns, smalltalk, wismo
+from bot.handlers import csat, handoff, info, orders, refunds, returns, smalltalk, updates, wismo
 from bot.nlu.intents import CLARIFY_BELOW, CONFIDENT
 from inbox.models import Priority
 
@@ -64,6 +64,14 @@ SECOND_REQUESTS = frozenset(INTENT_HANDLERS) - {"unknown", "greeting", "thanks",
 
 async def respond(turn: Turn) -> None:
     """Decide this turn's replies and effects (collected on ``turn``)."""
+    if turn.state.flow == "csat" and await csat.continue_csat(turn):
+        return  # an answer to the satisfaction survey (anything else reopened the conversation)
+
+    updates_answer = updates.wanted(turn)
+    if updates_answer is not None:
+        await updates.set_updates(turn, updates_answer)
+        return
+
     if not _readable(turn.text) and turn.postback is None:
         turn.say("empty_message")
         return

@@ -38,8 +38,13 @@ async def thanks(turn: Turn) -> None:
 
 
 async def goodbye(turn: Turn) -> None:
+    """The customer is done: say goodbye; with nothing left open the bot resolves the
+    conversation and asks for a rating (``bot.handlers.csat``)."""
+    from bot.handlers.csat import end_conversation
+
     turn.state.clear()
     turn.say("goodbye")
+    await end_conversation(turn)
 
 
 async def unknown(turn: Turn) -> None:

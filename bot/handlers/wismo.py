@@ -7,7 +7,7 @@ from typing import Any
 
 from bot.dialog.turn import Turn
 from bot.dialog.verify import require_order
-from inbox.models import Priority
+from inbox.models import Channel, Priority
 from ordersvc.service import (
     OrderBundle,
     ShipmentBundle,
@@ -74,6 +74,7 @@ async def track_order(turn: Turn) -> None:
         shipments=views,
         pending_items=[f"{ln.quantity} × {ln.title}" for ln in pending_lines],
         ship_by=ship_by,
+        choices=_updates_button(turn),
     )
     problems = [v for v in views if v["late"] or ShipmentStatus(v["status"]) in PROBLEM]
     overdue_items = ship_by is not None and _overdue(ship_by, turn.now)
@@ -84,6 +85,19 @@ async def track_order(turn: Turn) -> None:
                    shipments=[{"tracking_number": v["tracking_number"], "status": v["status"], "carrier": v["carrier"]} for v in problems])
         note = f"{len(problems)} problem shipment(s)" + ("; items not shipped by the expected date" if overdue_items else "")
         turn.escalate(kind, priority=Priority.high, note=note)
+
+
+def _updates_button(turn: Turn) -> list[tuple[str, str]] | None:
+    """A widget visitor may ask for delivery updates here (Telegram needs no permission); the
+    button's postback is handled by ``bot.handlers.updates``."""
+    contact = turn.contact
+    if contact.channel != Channel.webchat or contact.customer_id is None:
+        return None
+    if contact.updates_allowed_at is not None or contact.updates_stopped_at is not None:
+        return None
+    if turn.state.suspended or turn.state.queued:
+        return None  # another question follows (going back to a flow, the next request): keep it simple
+    return [(turn.label("updates_allow"), "updates:on")]
 
 
 #: a day's grace after the expected ship date before an unshipped order counts as late

@@ -10,8 +10,10 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from inbox.actions.base import conversation_event, make_active, parse_status, touch, write_audit
+from inbox.actions.csat_request import csat_request, csat_state
+from inbox.actions.message_send import message_send
 from inbox.events import EventType, collect
-from inbox.models import Agent, Conversation, ConversationStatus, Owner
+from inbox.models import Agent, Author, Conversation, ConversationStatus, Owner
 from shopbase.clock import utcnow
 from shopbase.refusal import Refused
 
@@ -26,8 +28,11 @@ async def conversation_status(
     by: Agent | None,
     snoozed_until: datetime | None = None,
     actor: str | None = None,
+    survey: bool = False,
 ) -> None:
-    """Change the status. Resolving hands the conversation back to the bot; snoozing needs a
+    """Change the status. Resolving hands the conversation back to the bot and, with ``survey``
+    (a person resolved it: the inbox, Slack), asks the customer for a rating (``csat_request``:
+    once per conversation); snoozing needs a
     future ``snoozed_until``; un-resolving is refused if the customer has another active one."""
     new = parse_status(status)
     now = utcnow()
@@ -52,6 +57,12 @@ async def conversation_status(
     write_audit(session, conversation.id, "conversation.status", agent=by, actor=actor, detail=detail, now=now)
     collect(session, conversation_event(EventType.conversation_updated, conversation, change="status",
                                         previous_status=previous.value))
+    if survey and new == ConversationStatus.resolved and previous != ConversationStatus.resolved:
+        question = await csat_request(session, conversation, resolved_by="agent" if by is not None else (actor or "system"),
+                                      now=now)
+        if question is not None:
+            message_send(session, conversation, question, author=Author.bot)
+            conversation.bot_state = csat_state(conversation.language, conversation.bot_state)
 
 
 async def conversation_wake_snoozed(session: AsyncSession, now: datetime | None = None) -> list[int]:

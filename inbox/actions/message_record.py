@@ -13,7 +13,10 @@ jittered backoff.
 Conversation lifecycle on a customer message: the active conversation gets it (a snoozed or
 pending one wakes up: status open); with none active, the latest resolved conversation is
 reopened if it was resolved within ``reopen_days`` (status open, owner bot, assignee kept so
-that a new escalation returns to the same agent), otherwise a new conversation starts.
+that a new escalation returns to the same agent), otherwise a new conversation starts. A
+reply to a satisfaction survey (the resolved conversation's dialog waits in flow ``csat``, for
+at most ``SURVEY_ANSWER_WINDOW``) goes to that conversation and leaves it resolved: the bot
+reopens it only if the reply is not an answer (``bot.handlers.csat``).
 """
 
 from __future__ import annotations
@@ -349,6 +352,17 @@ async def _record_into_open_conversation(session: AsyncSession, c: _Inbound, now
                         new_conversation=False)
 
 
+#: how long after resolving a reply may still be an answer to the satisfaction survey
+SURVEY_ANSWER_WINDOW = timedelta(days=3)
+
+
+def _awaits_survey(conversation: Conversation, now: datetime) -> bool:
+    state = conversation.bot_state if isinstance(conversation.bot_state, dict) else {}
+    resolved_at = conversation.resolved_at or conversation.updated_at
+    return (conversation.status == ConversationStatus.resolved and state.get("flow") == "csat"
+            and now - resolved_at <= SURVEY_ANSWER_WINDOW)
+
+
 async def _conversation_for(
     session: AsyncSession, contact: Contact, now: datetime, reopen_days: int
 ) -> tuple[Conversation, bool, bool]:
@@ -371,6 +385,8 @@ async def _conversation_for(
             .limit(1)
         )
     ).first()
+    if latest is not None and _awaits_survey(latest, now):
+        return latest, False, False  # maybe a rating: the bot decides (bot.handlers.csat), no reopening yet
     if latest is not None and reopen_days > 0:
         resolved_at = latest.resolved_at or latest.updated_at
         if now - resolved_at <= timedelta(days=reopen_days):

@@ -45,6 +45,7 @@ from inbox.models import (
 )
 from inbox.queries.access import check_access
 from inbox.queries.conversations import VIEWS, count_conversations, get_conversation, list_conversations
+from inbox.queries.csat import conversation_rating, customer_ratings
 from inbox.queries.customers import load_sidebar
 from inbox.queries.filters import ConversationFilters, InvalidQuery
 from inbox.queries.messages import transcript
@@ -227,6 +228,7 @@ async def _conversation_context(
         ctx["label_colors"] = {lb.name: lb.color for lb in labels}
         ctx["viewers"] = [v for v in state.agents.viewers(conversation.id or 0) if v["id"] != agent.id]
         ctx["snooze_default"] = (datetime.now(UTC) + timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
+        ctx["rating"] = await conversation_rating(db, saved_id(conversation))
     if "composer" in parts:
         canned = (await db.exec(select(CannedResponse).order_by(col(CannedResponse.shortcut)))).all()
         ctx["canned"] = canned
@@ -238,6 +240,7 @@ async def _conversation_context(
         ctx["translate_enabled"] = bool(state.config.translate_url)
     if "sidebar" in parts:
         ctx["sidebar"] = await load_sidebar(db, conversation)
+        ctx["ratings"] = await customer_ratings(db, conversation.contact_id)
         ctx.update(resolutions=RESOLUTIONS, methods=METHODS, reasons=REASONS)
     return ctx
 
@@ -458,7 +461,7 @@ async def _status(db: AsyncSession, conversation: Conversation, agent: Agent, fo
     until = None
     if status == ConversationStatus.snoozed.value:
         until = _parse_local(str(form.get("snoozed_until") or ""), str(form.get("tz_offset") or "0"))
-    await conversation_status(db, conversation, status, by=agent, snoozed_until=until)
+    await conversation_status(db, conversation, status, by=agent, snoozed_until=until, survey=True)
 
 
 async def _priority(db: AsyncSession, conversation: Conversation, agent: Agent, form: Any) -> None:

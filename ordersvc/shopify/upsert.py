@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import logging
 import re
 from collections import defaultdict
 from collections.abc import Sequence
@@ -28,6 +29,7 @@ from ordersvc.models import (
     SourceChannel,
 )
 from ordersvc.service import order_lines
+from ordersvc.shipment_updates import note_status
 from ordersvc.shopify.payloads import (
     CustomerIn,
     FulfillmentIn,
@@ -41,6 +43,8 @@ from ordersvc.shopify.payloads import (
 from ordersvc.tracking import Carrier, ShipmentStatus, detect_carrier, tracking_url
 from shopbase.clock import utcnow
 from shopbase.text import postal_code_for_storage, storable
+
+log = logging.getLogger(__name__)
 
 FINAL_SALE_TAG = "final-sale"
 _COMPANY_PREFIXES = (("usps", Carrier.USPS), ("ups", Carrier.UPS), ("fedex", Carrier.FEDEX), ("dhl", Carrier.DHL))
@@ -254,6 +258,12 @@ async def _apply_fulfillment(
     carrier = data.tracking_company or (_CARRIER_NAMES.get(carrier_code) if carrier_code else None)
 
     status = data.shipment_status
+    previous = ShipmentStatus(shipment.status) if shipment is not None else None
+    if shipment is not None and previous is not None and previous != status and previous.is_final \
+            and not status.is_final:
+        # a delivered parcel does not start moving again: keep the status (never news)
+        log.info("shipment %s: ignored a move back from %s to %s", shipment.id, previous.value, status.value)
+        status = previous
     delivered_at: datetime | None = None
     if status is ShipmentStatus.DELIVERED:
         delivered_at = (shipment.delivered_at if shipment else None) or data.updated_at or utcnow()
@@ -278,6 +288,7 @@ async def _apply_fulfillment(
     if data.updated_at is not None:
         shipment.source_updated_at = data.updated_at
     await session.flush()
+    await note_status(session, shipment, previous, status)  # the customer's update, same transaction
 
     assert shipment.id is not None
     stmt_lines = select(ShipmentLine).where(ShipmentLine.shipment_id == shipment.id)

@@ -317,7 +317,8 @@ class SlackConnector:
                         who = holder.name if holder is not None and holder.name else "another agent"
                         notice, outcome = f"{who} has this conversation already.", "taken"
                 elif conversation.status != ConversationStatus.resolved:
-                    await conversation_status(session, conversation, ConversationStatus.resolved, by=agent)
+                    await conversation_status(session, conversation, ConversationStatus.resolved, by=agent,
+                                              survey=True)
                 await session.commit()
         except DuplicateDelivery:
             return "duplicate"

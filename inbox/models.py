@@ -290,6 +290,7 @@ class OutboxMessage(SQLModel, table=True):
 
 class AuditEvent(SQLModel, table=True):
     __tablename__ = "audit_event"
+    __table_args__ = (sa.Index("ix_audit_event_action_created", "action", "created_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
     conversation_id: int | None = Field(default=None, foreign_key="conversation.id", index=True)

@@ -40,6 +40,7 @@ class Runtime:
     dispatcher: Any = None
     worker: Any = None
     pipeline: Any = None
+    alerts: Any = None
     connectors: list[Any] = field(default_factory=list)
     background: list[asyncio.Task[Any]] = field(default_factory=list)
     #: set once the language models are loaded: the bot starts answering (messages that came
@@ -143,6 +144,7 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
     import ordersvc.webhooks
     from bot.connectors import build_connectors
     from bot.pipeline import Pipeline
+    from inbox.alerts.runner import AlertRunner
     from inbox.channels import SenderRegistry
     from inbox.events import EventBus
     from inbox.outbox import OutboxDispatcher
@@ -165,6 +167,7 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
     runtime.pipeline = Pipeline(sessions=sessions, bus=bus, settings=settings)
     runtime.worker = InboundWorker(sessions, runtime.pipeline.process, ready=runtime.bot_ready)
     runtime.dispatcher = OutboxDispatcher(sessions, senders, bus)
+    runtime.alerts = AlertRunner(sessions, timezone=settings.shop_timezone)
 
     async def on_inbound(result: Any) -> None:
         if not result.duplicate:
@@ -207,12 +210,14 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
         # the worker until the bot can read them; the loop never blocks.
         runtime.background.append(asyncio.create_task(_start_bot(runtime), name="bot-start"))
         runtime.background.append(asyncio.create_task(runtime.pipeline.run_periodic(), name="periodic"))
+        runtime.alerts.start()
         try:
             yield
         finally:
             for task in runtime.background:
                 task.cancel()
             await asyncio.gather(*runtime.background, return_exceptions=True)
+            await runtime.alerts.stop()
             await runtime.worker.stop()
             await runtime.dispatcher.stop()
             for connector in reversed(runtime.connectors):

@@ -1,4 +1,4 @@
-"""Alert rules: merchant settings per rule, fired alerts (once per rule, subject and window) that are
+"""Alert rules: an index for finding escalations by time, merchant settings per rule, fired alerts (once per rule, subject and window) that are
 also the agents' notifications, each agent's read mark; Shopify inventory items and the
 ``updated_at`` of the last stock update applied to a level.
 
@@ -67,6 +67,8 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("inventory_item", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_inventory_item_sku"), ["sku"], unique=False)
+    with op.batch_alter_table("audit_event", schema=None) as batch_op:
+        batch_op.create_index("ix_audit_event_action_created", ["action", "created_at"], unique=False)
     with op.batch_alter_table("inventory_level", schema=None) as batch_op:
         batch_op.add_column(sa.Column("source_updated_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
 
@@ -74,6 +76,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("inventory_level", schema=None) as batch_op:
         batch_op.drop_column("source_updated_at")
+    with op.batch_alter_table("audit_event", schema=None) as batch_op:
+        batch_op.drop_index("ix_audit_event_action_created")
     with op.batch_alter_table("inventory_item", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_inventory_item_sku"))
     op.drop_table("inventory_item")

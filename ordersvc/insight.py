@@ -35,7 +35,8 @@ __all__ = [
 ]
 
 _KEY = sa.func.coalesce(col(ProductVariant.product_key), col(OrderLine.sku), col(OrderLine.title))
-_TITLE = sa.func.coalesce(sa.func.max(col(ProductVariant.product_title)), sa.func.max(col(OrderLine.title)))
+_TITLE = sa.func.coalesce(sa.func.max(sa.func.nullif(col(ProductVariant.product_title), "")),
+                          sa.func.max(col(OrderLine.title)))
 
 
 def _lines() -> Any:
@@ -196,7 +197,8 @@ async def find_products(session: AsyncSession, query: str, *, limit: int = 5) ->
     rows = (await session.exec(exact)).all()
     if not rows:
         pattern = "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        title = sa.func.lower(sa.func.coalesce(col(ProductVariant.product_title), col(OrderLine.title)))
+        title = sa.func.lower(sa.func.coalesce(sa.func.nullif(col(ProductVariant.product_title), ""),
+                                               col(OrderLine.title)))
         fuzzy = (_lines().add_columns(_KEY, _TITLE).where(title.like(pattern, escape="\\"))
                  .group_by(_KEY).order_by(_KEY).limit(limit))
         rows = (await session.exec(fuzzy)).all()

@@ -86,12 +86,12 @@ async def _unfired(session: AsyncSession, found: list[Finding]) -> list[Finding]
         return []
     rules = {f.rule for f in found}
     subjects = {f.subject for f in found}
-    fired = set(
-        (await session.exec(
+    fired = {
+        tuple(row) for row in (await session.exec(
             sa.select(col(FiredAlert.rule), col(FiredAlert.subject), col(FiredAlert.window))
             .where(col(FiredAlert.rule).in_(sorted(rules)), col(FiredAlert.subject).in_(sorted(subjects)))
         )).all()
-    )
+    }
     return [f for f in found if (f.rule, f.subject, f.window) not in fired]
 
 

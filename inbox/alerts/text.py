@@ -86,7 +86,8 @@ def describe(kind: str, detail: dict[str, Any], *, locale: str = "en", tz: str =
                      f"90-day rate {format_percent(d.get('rate_90'), locale)}"]
         return AlertText(title, lines, returns_link(key), "Open product's returns")
     if kind == "low_stock":
-        return AlertText(f"Low stock: {d.get('sku')} at {d.get('warehouse')}",
+        where = f" at {d.get('warehouse')}" if d.get("warehouse") else ""
+        return AlertText(f"Low stock: {d.get('sku') or '?'}{where}",
                          [f"Available {_n(d.get('available'), locale)} (on hand {_n(d.get('on_hand'), locale)}, "
                           f"reserved {_n(d.get('reserved'), locale)}), safety stock {_n(d.get('safety_stock'), locale)}"],
                          NOTIFICATIONS_PATH, "Open notifications")

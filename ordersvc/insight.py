@@ -78,22 +78,48 @@ async def reason_counts(session: AsyncSession, since: datetime, until: datetime,
     return sorted(found, key=lambda r: (-r.units, r.product_key, r.reason))
 
 
+def _by_product(inner: Any, names: list[str]) -> Any:
+    """Second level of the aggregate: per-SKU sums (``inner``: sku, title, one column per name)
+    grouped by product. Joining the catalogue after the first GROUP BY keeps the lookup to one per
+    SKU instead of one per order line (what makes this fast on SQLite)."""
+    key = sa.func.coalesce(col(ProductVariant.product_key), inner.c.sku, inner.c.title)
+    title = sa.func.coalesce(sa.func.max(sa.func.nullif(col(ProductVariant.product_title), "")),
+                             sa.func.max(inner.c.title))
+    return (
+        sa.select(key.label("key"), title.label("title"), *[sa.func.sum(inner.c[name]) for name in names])
+        .select_from(inner)
+        .outerjoin(ProductVariant, col(ProductVariant.sku) == inner.c.sku)
+        .group_by(key)
+    )
+
+
+async def _sums(session: AsyncSession, inner: Any, windows: dict[str, datetime],
+                product_key: str | None) -> dict[str, tuple[str, dict[str, int]]]:
+    stmt = _by_product(inner, list(windows))
+    found = {str(row[0]): (str(row[1] or row[0]), {name: int(row[2 + i] or 0) for i, name in enumerate(windows)})
+             for row in (await session.exec(stmt)).all()}
+    if product_key is not None:
+        return {key: value for key, value in found.items() if key == product_key}
+    return found
+
+
 async def _sold(session: AsyncSession, windows: dict[str, datetime], until: datetime,
                 product_key: str | None = None) -> dict[str, tuple[str, dict[str, int]]]:
     earliest = min(windows.values())
     sums = [sa.func.sum(sa.case((col(Order.placed_at) >= start, col(OrderLine.quantity)), else_=0)).label(name)
             for name, start in windows.items()]
-    stmt = (
-        _lines()
-        .add_columns(_KEY.label("key"), _TITLE.label("title"), *sums)
-        .join(Order, col(Order.id) == col(OrderLine.order_id))
+    # ``sku || ''`` (NULL stays NULL): grouping by the bare column made SQLite walk order_line in
+    # SKU-index order and fetch every order at random, about three times slower over 100k orders
+    sku = col(OrderLine.sku).concat("")
+    inner = (
+        sa.select(sku.label("sku"), col(OrderLine.title).label("title"), *sums)
+        .select_from(Order)
+        .join(OrderLine, col(Order.id) == col(OrderLine.order_id))
         .where(col(Order.placed_at) >= earliest, col(Order.placed_at) < until, col(Order.cancelled_at).is_(None))
-        .group_by(_KEY)
+        .group_by(sku, col(OrderLine.title))
+        .subquery()
     )
-    if product_key is not None:
-        stmt = stmt.where(_KEY == product_key)
-    return {str(row[0]): (str(row[1] or row[0]), {name: int(row[2 + i] or 0) for i, name in enumerate(windows)})
-            for row in (await session.exec(stmt)).all()}
+    return await _sums(session, inner, windows, product_key)
 
 
 async def _returned(session: AsyncSession, windows: dict[str, datetime], until: datetime,
@@ -102,18 +128,16 @@ async def _returned(session: AsyncSession, windows: dict[str, datetime], until: 
     requested = col(ReturnAuthorization.requested_at)
     sums = [sa.func.sum(sa.case((requested >= start, col(ReturnLine.quantity)), else_=0)).label(name)
             for name, start in windows.items()]
-    stmt = (
-        _lines()
-        .add_columns(_KEY.label("key"), _TITLE.label("title"), *sums)
-        .join(ReturnLine, col(ReturnLine.order_line_id) == col(OrderLine.id))
+    inner = (
+        sa.select(col(OrderLine.sku).label("sku"), col(OrderLine.title).label("title"), *sums)
+        .select_from(ReturnLine)
+        .join(OrderLine, col(ReturnLine.order_line_id) == col(OrderLine.id))
         .join(ReturnAuthorization, col(ReturnAuthorization.id) == col(ReturnLine.rma_id))
         .where(requested >= earliest, requested < until, col(ReturnAuthorization.status) != RmaStatus.cancelled)
-        .group_by(_KEY)
+        .group_by(col(OrderLine.sku), col(OrderLine.title))
+        .subquery()
     )
-    if product_key is not None:
-        stmt = stmt.where(_KEY == product_key)
-    return {str(row[0]): (str(row[1] or row[0]), {name: int(row[2 + i] or 0) for i, name in enumerate(windows)})
-            for row in (await session.exec(stmt)).all()}
+    return await _sums(session, inner, windows, product_key)
 
 
 @dataclass(frozen=True)

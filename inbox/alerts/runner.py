@@ -58,10 +58,10 @@ class AlertRunner:
 
     async def _run(self) -> None:
         while True:
+            await asyncio.sleep(self.interval)  # the first run one interval after start, then every interval
             try:
                 await self.run_once()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("alert evaluation failed; trying again at the next tick")
-            await asyncio.sleep(self.interval)

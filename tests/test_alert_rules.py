@@ -3,6 +3,7 @@ fires when its condition holds, once per (rule, subject, window), and not when s
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from itertools import count
 from typing import Any
@@ -244,3 +245,22 @@ async def test_rules_switch_off_and_bad_settings_change_nothing(sessions) -> Non
     await AlertRunner(sessions).run_once(NOW)
     async with sessions() as s:  # low stock is off: only the (default-on) digest fired
         assert [a.rule for a in (await s.exec(select(FiredAlert))).all()] == ["daily_digest"]
+
+
+async def test_runner_runs_in_the_background_until_stopped(sessions) -> None:
+    async with sessions() as s:
+        main = await make_warehouse(s, "MAIN")
+        await make_level(s, main, "MUG", on_hand=0)
+        await s.commit()
+    runner = AlertRunner(sessions, interval=0.05, clock=lambda: NOW)
+    runner.start()
+    try:
+        for _ in range(200):
+            async with sessions() as s:
+                rules = {a.rule for a in (await s.exec(select(FiredAlert))).all()}
+            if "low_stock" in rules:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await runner.stop()
+    assert "low_stock" in rules

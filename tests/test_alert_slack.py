@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (the fixtures imported from test_slack are used as parameters of the same name)
 """Alert rules and returns insight in Slack, against the loopback Slack fake with the real
 slack_sdk client: Block Kit alerts with a link back, ``/returns``, a vanished channel."""
 

@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (the hook fixture imported from test_shopify_webhooks is used as a parameter)
 """Shopify stock webhooks (``inventory_items/update``, ``products/update``, ``inventory_levels/update``)
 against the real endpoint on SQLite and PostgreSQL: HMAC, dedupe by webhook id, stale updates."""
 

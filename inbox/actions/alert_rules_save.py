@@ -28,10 +28,10 @@ async def alert_rules_save(session: AsyncSession, changes: Mapping[str, tuple[bo
         if rule not in RULES:
             raise Refused("invalid", f"unknown alert rule {rule!r}", status=400)
         try:
-            params = check_params(rule, dict(raw))
+            valid = check_params(rule, dict(raw))
         except ValueError as exc:
             raise Refused("invalid", f"{rule.replace('_', ' ')}: {exc}", status=400) from None
-        checked[rule] = (bool(enabled), params.model_dump(mode="json"))
+        checked[rule] = (bool(enabled), valid.model_dump(mode="json"))
     now = utcnow()
     for rule, (enabled, params) in checked.items():
         row = await session.get(AlertRule, rule) or AlertRule(rule=rule)

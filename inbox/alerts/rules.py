@@ -87,7 +87,7 @@ async def _unfired(session: AsyncSession, found: list[Finding]) -> list[Finding]
     rules = {f.rule for f in found}
     subjects = {f.subject for f in found}
     fired = {
-        tuple(row) for row in (await session.exec(
+        tuple(row) for row in (await session.exec(  # type: ignore[call-overload]  # a Core select
             sa.select(col(FiredAlert.rule), col(FiredAlert.subject), col(FiredAlert.window))
             .where(col(FiredAlert.rule).in_(sorted(rules)), col(FiredAlert.subject).in_(sorted(subjects)))
         )).all()
@@ -105,7 +105,7 @@ def _ratio(value: Decimal | None) -> str | None:
 
 async def _escalations(session: AsyncSession, now: datetime, limit: int) -> list[Finding]:
     rows = (
-        await session.exec(
+        await session.exec(  # type: ignore[call-overload]  # a Core select
             sa.select(col(AuditEvent.id), col(AuditEvent.conversation_id), col(AuditEvent.created_at),
                       col(AuditEvent.detail))
             .where(col(AuditEvent.action) == ESCALATED, col(AuditEvent.conversation_id).is_not(None),
@@ -135,7 +135,7 @@ async def _sla(session: AsyncSession, now: datetime, minutes: int, limit: int) -
     esc = _last_escalation()
     since = sa.func.coalesce(esc.c.at, col(Conversation.created_at))
     rows = (
-        await session.exec(
+        await session.exec(  # type: ignore[call-overload]  # a Core select
             sa.select(col(Conversation.id), since, col(Contact.display_name))
             .join(Contact, col(Contact.id) == col(Conversation.contact_id))
             .outerjoin(esc, esc.c.cid == col(Conversation.id))
@@ -168,7 +168,7 @@ async def _shipments(session: AsyncSession, now: datetime, lookback_days: int, l
     problem = sorted(PROBLEM_STATUSES, key=lambda s: s.value)
     started = sa.func.coalesce(col(Shipment.shipped_at), col(Shipment.created_at))
     rows = (
-        await session.exec(
+        await session.exec(  # type: ignore[call-overload]  # a Core select
             sa.select(col(Shipment.id), col(Shipment.status), col(Shipment.carrier), col(Shipment.tracking_number),
                       col(Shipment.eta), col(Order.id), col(Order.name),
                       _latest_conversation_of(col(Order.customer_id)))
@@ -183,10 +183,10 @@ async def _shipments(session: AsyncSession, now: datetime, lookback_days: int, l
     ).all()
     found: list[Finding] = []
     for sid, status, carrier, number, eta, order_id, order_name, cid in rows:
-        problem = status in PROBLEM_STATUSES
+        is_problem = status in PROBLEM_STATUSES
         found.append(Finding(
-            "shipment", f"shipment-{sid}", "exception" if problem else "late",
-            "shipment_exception" if problem else "late_shipment", cid,
+            "shipment", f"shipment-{sid}", "exception" if is_problem else "late",
+            "shipment_exception" if is_problem else "late_shipment", cid,
             {"order_id": order_id, "order_name": order_name, "eta": _iso(eta),
              "shipments": [{"carrier": carrier, "tracking_number": number, "status": getattr(status, "value", status)}]},
         ))
@@ -222,7 +222,7 @@ async def _low_stock(session: AsyncSession, now: datetime, tz: ZoneInfo, limit: 
     available = col(InventoryLevel.on_hand) - col(InventoryLevel.reserved)
     day = now.astimezone(tz).date().isoformat()
     rows = (
-        await session.exec(
+        await session.exec(  # type: ignore[call-overload]  # a Core select
             sa.select(col(InventoryLevel.sku), col(Warehouse.id), col(Warehouse.code), col(Warehouse.name),
                       col(InventoryLevel.on_hand), col(InventoryLevel.reserved), col(InventoryLevel.safety_stock))
             .join(Warehouse, col(Warehouse.id) == col(InventoryLevel.warehouse_id))

@@ -46,7 +46,7 @@ _PARAM_LABELS = {
 
 def _rules_view(config: Any) -> list[dict[str, Any]]:
     view = []
-    for rule, model in RULES.items():
+    for rule in RULES:
         params = config.params(rule).model_dump(mode="json")
         view.append({"rule": rule, "title": RULE_TITLES[rule], "enabled": config.on(rule),
                      "params": [{"name": name, "label": _PARAM_LABELS.get(name, name), "value": value}
@@ -121,9 +121,9 @@ async def notifications_page(request: web.Request) -> web.Response:
         kind = str((row.detail or {}).get("kind") or _kind(row))
         said = describe(kind, dict(row.detail or {}), locale=reader["locale"], tz=reader["timezone"],
                         conversation_id=row.conversation_id)
-        items.append({"id": row.id, "rule": row.rule, "at": row.created_at, "text": said, "unread": row.id > mark})
+        items.append({"id": row.id, "rule": row.rule, "at": row.created_at, "text": said, "unread": (row.id or 0) > mark})
     return await _page(request, "inbox/notifications.html",
-                       {"items": items, "unread": unread, "newest": rows[0].id if rows else 0,
+                       {"items": items, "unread": unread, "newest": (rows[0].id or 0) if rows else 0,
                         "section": "notifications"})
 
 

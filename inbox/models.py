@@ -42,6 +42,9 @@ __all__ = [
     "search_text_of",
     "CsatSurvey",
     "ExternalThread",
+    "AlertRule",
+    "FiredAlert",
+    "NotificationRead",
     "PRIORITY_RANK",
 ]
 
@@ -291,6 +294,7 @@ class OutboxMessage(SQLModel, table=True):
 
 class AuditEvent(SQLModel, table=True):
     __tablename__ = "audit_event"
+    __table_args__ = (sa.Index("ix_audit_event_action_created", "action", "created_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
     conversation_id: int | None = Field(default=None, foreign_key="conversation.id", index=True)
@@ -368,3 +372,39 @@ class ExternalThread(SQLModel, table=True):
     thread_ref: str = Field(max_length=64)
     purpose: str = Field(default="escalation", max_length=32)
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class AlertRule(SQLModel, table=True):
+    """A merchant's setting for one alert rule (rules without a row run with their defaults)."""
+
+    __tablename__ = "alert_rule"
+
+    rule: str = Field(primary_key=True, max_length=32)
+    enabled: bool = True
+    params: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class FiredAlert(SQLModel, table=True):
+    """One alert that fired: at most once per (rule, subject, window); also the agents' notifications."""
+
+    __tablename__ = "fired_alert"
+    __table_args__ = (sa.UniqueConstraint("rule", "subject", "window", name="uq_fired_alert_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    rule: str = Field(max_length=32)
+    subject: str = Field(max_length=128)
+    window: str = Field(max_length=64)
+    conversation_id: int | None = Field(default=None, foreign_key="conversation.id", index=True)
+    detail: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class NotificationRead(SQLModel, table=True):
+    """How far an agent has read the notifications (the newest ``FiredAlert.id`` they saw)."""
+
+    __tablename__ = "notification_read"
+
+    agent_id: int = Field(foreign_key="agent.id", primary_key=True)
+    last_read_id: int = 0
+    updated_at: datetime = Field(default_factory=utcnow)

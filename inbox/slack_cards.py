@@ -7,6 +7,7 @@ itself. Order details go to the shop's own people only (agents linked in Slack).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -15,6 +16,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from inbox.models import Agent, Author, Contact, Conversation, ConversationStatus, ExternalThread, Message
+from ordersvc.insight import find_products, product_returns, return_comments
 from ordersvc.models import Customer, Order, ReturnAuthorization
 from ordersvc.returns import load_rma_lines
 from ordersvc.serialize import order_document
@@ -24,6 +26,7 @@ __all__ = [
     "ConversationCard",
     "MirroredMessage",
     "OrderLookup",
+    "ProductReturnsCard",
     "ReturnCard",
     "agent_by_id",
     "conversation_card",
@@ -33,6 +36,7 @@ __all__ = [
     "order_card",
     "order_lookup",
     "return_card",
+    "returns_lookup",
     "thread_at",
     "unlinked_agent_by_email",
     "unlinked_agents",
@@ -164,6 +168,37 @@ async def _latest_conversation(session: AsyncSession, customer_id: int | None) -
         )
     ).first()
     return int(row) if row is not None else None
+
+
+@dataclass(frozen=True)
+class ProductReturnsCard:
+    """``/returns``: one product over the last ``days`` days (``comments`` are customers' words)."""
+
+    product_key: str
+    title: str
+    days: int
+    sold: int
+    returned: int
+    rate: Decimal | None
+    reasons: list[tuple[str, int]]
+    comments: list[str]
+
+
+async def returns_lookup(session: AsyncSession, query: str, now: datetime, *,
+                         days: int = 30) -> tuple[ProductReturnsCard | None, list[tuple[str, str]]]:
+    """The product ``query`` names (SKU, product key or part of its title) and, when it names
+    several, the candidates ``(key, title)`` instead of a card."""
+    matches = await find_products(session, query)
+    if len(matches) != 1:
+        return None, matches
+    key, title = matches[0]
+    since = now - timedelta(days=days)
+    found = await product_returns(session, since, now, product_key=key, top_reasons=5)
+    comments = [c.text for c in await return_comments(session, key, since, now, limit=5)]
+    if not found:
+        return ProductReturnsCard(key, title, days, 0, 0, None, [], comments), []
+    p = found[0]
+    return ProductReturnsCard(key, p.title, days, p.sold, p.returned, p.rate, p.reasons, comments), []
 
 
 # -- threads ----------------------------------------------------------------------------------

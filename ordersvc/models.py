@@ -46,6 +46,7 @@ __all__ = [
     "ProductVariant",
     "Warehouse",
     "InventoryLevel",
+    "InventoryItem",
     "ApiToken",
     "ShopSetting",
 ]
@@ -377,6 +378,8 @@ class InventoryLevel(SQLModel, table=True):
     on_hand: int = 0
     reserved: int = 0
     safety_stock: int = 0
+    #: Shopify's ``updated_at`` of the last ``inventory_levels/update`` applied (older ones change nothing)
+    source_updated_at: datetime | None = None
     updated_at: datetime = Field(default_factory=utcnow)
 
     @property
@@ -386,6 +389,19 @@ class InventoryLevel(SQLModel, table=True):
     @property
     def is_low(self) -> bool:
         return self.available <= self.safety_stock
+
+
+class InventoryItem(SQLModel, table=True):
+    """Shopify's inventory item (one per variant): how its stock webhooks find our SKU."""
+
+    __tablename__ = "inventory_item"
+
+    id: int | None = Field(default=None, primary_key=True)
+    external_id: str = Field(max_length=64, unique=True)
+    sku: str | None = Field(default=None, max_length=64, index=True)
+    tracked: bool = True
+    source_updated_at: datetime | None = None
+    updated_at: datetime = Field(default_factory=utcnow)
 
 
 class ApiToken(SQLModel, table=True):

@@ -44,6 +44,7 @@ from ordersvc.shopify import (
     upsert_shopify_fulfillment,
     upsert_shopify_order,
 )
+from ordersvc.shopify.stock import StockResult, apply_inventory_item, apply_inventory_level, apply_product
 from shopbase.dedupe import DuplicateDelivery, claim_delivery
 from shopbase.refusal import Refused
 
@@ -104,6 +105,22 @@ async def _on_refund(session: AsyncSession, payload: dict[str, Any]) -> _Effect:
     return _effect(await apply_shopify_refund(session, payload))
 
 
+def _stock(result: StockResult) -> _Effect:
+    return _Effect(detail=result.detail)
+
+
+async def _on_inventory_level(session: AsyncSession, payload: dict[str, Any]) -> _Effect:
+    return _stock(await apply_inventory_level(session, payload))
+
+
+async def _on_inventory_item(session: AsyncSession, payload: dict[str, Any]) -> _Effect:
+    return _stock(await apply_inventory_item(session, payload))
+
+
+async def _on_product(session: AsyncSession, payload: dict[str, Any]) -> _Effect:
+    return _stock(await apply_product(session, payload))
+
+
 async def _on_data_request(session: AsyncSession, payload: dict[str, Any]) -> _Effect:
     # We have no mail sender: the request is acknowledged and logged by its id; the
     # merchant answers it with ``customer_data_report`` (the same function) by hand.
@@ -132,6 +149,9 @@ TOPICS: dict[str, Handler] = {
     "fulfillments/create": _on_fulfillment,
     "fulfillments/update": _on_fulfillment,
     "refunds/create": _on_refund,
+    "inventory_levels/update": _on_inventory_level,
+    "inventory_items/update": _on_inventory_item,
+    "products/update": _on_product,
     "customers/data_request": _on_data_request,
     "customers/redact": _on_customer_redact,
     "shop/redact": _on_shop_redact,

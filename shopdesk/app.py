@@ -42,6 +42,7 @@ class Runtime:
     worker: Any = None
     pipeline: Any = None
     proactive: Any = None
+    alerts: Any = None
     connectors: list[Any] = field(default_factory=list)
     background: list[asyncio.Task[Any]] = field(default_factory=list)
     #: set once the language models are loaded: the bot starts answering (messages that came
@@ -146,6 +147,7 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
     from bot.connectors import build_connectors
     from bot.pipeline import Pipeline
     from inbox.actions.shipment_notify import shipment_notify
+    from inbox.alerts.runner import AlertRunner
     from inbox.channels import SenderRegistry
     from inbox.events import EventBus
     from inbox.outbox import OutboxDispatcher
@@ -169,6 +171,7 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
     runtime.pipeline = Pipeline(sessions=sessions, bus=bus, settings=settings)
     runtime.worker = InboundWorker(sessions, runtime.pipeline.process, ready=runtime.bot_ready)
     runtime.dispatcher = OutboxDispatcher(sessions, senders, bus)
+    runtime.alerts = AlertRunner(sessions, timezone=settings.shop_timezone)
 
     runtime.proactive = ProactiveJob(sessions, functools.partial(
         shipment_notify, shop_timezone=settings.shop_timezone, default_language=settings.default_language))
@@ -220,6 +223,7 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
         runtime.background.append(asyncio.create_task(_start_bot(runtime), name="bot-start"))
         runtime.proactive.start()
         runtime.background.append(asyncio.create_task(runtime.pipeline.run_periodic(), name="periodic"))
+        runtime.alerts.start()
         try:
             yield
         finally:
@@ -227,6 +231,7 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
                 task.cancel()
             await asyncio.gather(*runtime.background, return_exceptions=True)
             await runtime.proactive.stop()
+            await runtime.alerts.stop()
             await runtime.worker.stop()
             await runtime.dispatcher.stop()
             for connector in reversed(runtime.connectors):

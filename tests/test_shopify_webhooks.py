@@ -276,12 +276,12 @@ async def test_older_updates_never_roll_back(hook: Hook) -> None:
 
 
 async def test_unknown_topic_is_ignored_but_recorded(hook: Hook) -> None:
-    status, body = await hook.post("products/update", {"id": 1, "title": "Tee"}, webhook_id="p-1")
+    status, body = await hook.post("collections/update", {"id": 1, "title": "Tees"}, webhook_id="p-1")
     assert (status, body) == (200, {"status": "ignored"})
     async with hook.sessions() as s:
         delivery = (await s.exec(select(WebhookDelivery))).one()
-    assert delivery.topic == "products/update"
-    assert await hook.post("products/update", {"id": 1}, webhook_id="p-1") == (200, {"status": "duplicate"})
+    assert delivery.topic == "collections/update"
+    assert await hook.post("collections/update", {"id": 1}, webhook_id="p-1") == (200, {"status": "duplicate"})
 
 
 async def test_body_over_one_mib_is_413(hook: Hook) -> None:

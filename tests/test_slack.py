@@ -265,9 +265,9 @@ async def test_shipment_and_other_alerts(env: Env) -> None:
         await env.alert(None, data)
     await env.idle()
     posted = env.alerts()
-    assert [m["text"] for m in posted] == ["Late shipment: #2002", "Shipment problem: #2002", "Low stock"]
+    assert [m["text"] for m in posted] == ["Late shipment: #2002", "Shipment problem: #2002", "Low stock: TEE-M"]
     assert "1Z999" in texts(posted[0]) and "in transit" in texts(posted[0])
-    assert "sku: TEE-M" in texts(posted[2])
+    assert "Available 2" in texts(posted[2])
 
 
 async def test_alert_about_an_escalated_conversation_goes_into_its_thread(env: Env) -> None:
@@ -389,7 +389,7 @@ async def test_alert_still_rate_limited_after_the_clients_retries_is_kept(
     fake.fail_next("chat.postMessage", 429, retry_after=0, times=4)  # the client waits out two of them
     await env.alert(None, {"kind": "low_stock", "sku": "TEE-M", "available": 2})
     await env.idle()
-    assert [m["text"] for m in env.alerts()] == ["Low stock"]
+    assert [m["text"] for m in env.alerts()] == ["Low stock: TEE-M"]
     assert [c.status for c in fake.calls_for("chat.postMessage")] == [429, 429, 429, 429, 200]
     assert any("ratelimited (HTTP 429)" in line for line in slack_lines(caplog))
     assert_quiet_logs(caplog, fake)
@@ -410,7 +410,7 @@ async def test_permanent_slack_error_drops_the_alert_with_one_line(
 
     await env.alert(None, {"kind": "low_stock", "sku": "TEE-L", "available": 1})
     await env.idle()  # the next alert goes out as usual
-    assert [m["text"] for m in env.alerts()] == ["Low stock"]
+    assert [m["text"] for m in env.alerts()] == ["Low stock: TEE-L"]
     assert len(fake.calls_for("chat.postMessage")) == 2
     assert_quiet_logs(caplog, fake)
 
@@ -433,7 +433,7 @@ async def test_alert_is_given_up_with_one_error_when_slack_stays_down(
     fake.clear_faults()
     await env.alert(None, {"kind": "low_stock", "sku": "TEE-L", "available": 1})
     await env.idle()
-    assert [m["text"] for m in env.alerts()] == ["Low stock"]
+    assert [m["text"] for m in env.alerts()] == ["Low stock: TEE-L"]
     assert_quiet_logs(caplog, fake)
 
 

@@ -16,7 +16,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from shopbase.formatting import format_date, format_money
+from shopbase.formatting import format_date, format_money, format_number, format_percent
 
 __all__ = [
     "ACTION_CLAIM",
@@ -32,6 +32,8 @@ __all__ = [
     "return_approval_alert",
     "return_decided",
     "simple_alert",
+    "rule_alert",
+    "returns_reply",
     "mirrored_message",
     "order_lookup_reply",
 ]
@@ -308,6 +310,49 @@ def simple_alert(title: str, lines: Sequence[str], *, inbox_url: str | None = No
     if inbox_url:
         blocks.append({"type": "actions", "elements": [_button("Open in inbox", ACTION_OPEN, "open", url=inbox_url)]})
     return escape(title), blocks
+
+
+def rule_alert(title: str, lines: Sequence[str], *, url: str, button: str, footer: str | None = None) -> tuple[str, Blocks]:
+    """An alert rule's message: what happened, a few lines, and one button back into Shopdesk."""
+    blocks: Blocks = [_header(title)]
+    if lines:
+        blocks.append(_section("\n".join(escape(x) for x in list(lines)[:_MAX_LINES * 2])))
+    if footer:
+        blocks.append(_context(escape(footer)))
+    blocks.append({"type": "actions", "elements": [_button(button, ACTION_OPEN, "open", style="primary", url=url)]})
+    return escape(title), blocks
+
+
+def returns_reply(query: str, card: Any, candidates: Sequence[tuple[str, str]], *, url: str | None,
+                  locale: str = "en") -> tuple[str, Blocks]:
+    """The private answer to ``/returns <SKU or product>``: rate, top reasons, customers' words."""
+    if card is None:
+        if not candidates:
+            text = f"No product found for `{escape(_cut(query, 100))}`."
+            return text, [_section(text)]
+        rows = [f"• {escape(title)} (`{escape(key)}`)" for key, title in list(candidates)[:_MAX_LINES]]
+        text = f"Several products match `{escape(_cut(query, 100))}`; try one of their keys:"
+        return text, [_section(text + "\n" + "\n".join(rows))]
+    rate = format_percent(card.rate, locale) if card.rate is not None else "—"
+    blocks: Blocks = [
+        _header(f"Returns: {card.title}"),
+        _fields([
+            ("Product", escape(card.product_key)),
+            ("Last days", escape(format_number(card.days, locale))),
+            ("Sold", escape(format_number(card.sold, locale))),
+            ("Returned", escape(format_number(card.returned, locale))),
+            ("Return rate", escape(rate)),
+        ]),
+    ]
+    if card.reasons:
+        blocks.append(_section("*Top reasons*\n" + "\n".join(
+            f"• {escape(_words(reason))}: {escape(format_number(units, locale))}" for reason, units in card.reasons)))
+    if card.comments:
+        blocks.append(_section("*In customers' words*\n" + "\n".join(
+            f"> {escape(_cut(' '.join(str(c).split()), 300))}" for c in card.comments)))
+    if url:
+        blocks.append({"type": "actions", "elements": [_button("Open product's returns", ACTION_OPEN, "open", url=url)]})
+    return escape(f"Returns of {card.title}: {rate}"), blocks
 
 
 # --------------------------------------------------------------------------- threads and commands

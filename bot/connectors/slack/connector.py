@@ -11,7 +11,8 @@ Slack is where the shop's people are, not a customer channel. The connector
   into an internal note when it starts with ``note:``;
 * handles the alerts' buttons: Claim / Resolve (inbox actions), Approve / Reject of a return
   (the ``return_decide`` action);
-* answers ``/order <number or email>`` privately (ephemeral) with the order card;
+* answers ``/order <number or email>`` privately (ephemeral) with the order card, and
+  ``/returns <SKU or product>`` with the product's return rate, top reasons and customers' words;
 * feeds alerts into the durable outbox and delivers them with :class:`SlackAlertSender`
   (see ``send``).
 
@@ -61,19 +62,23 @@ from inbox.actions.delivery_record import DuplicateDelivery, delivery_record
 from inbox.actions.message_note import message_note
 from inbox.actions.message_send import agent_reply
 from inbox.actions.return_decide import return_decide
+from inbox.alerts.text import returns_link
 from inbox.events import Event, EventBus
 from inbox.messages import InvalidMessage
 from inbox.models import Agent, Channel, ConversationStatus
 from inbox.outbox import NoticeRequest, feed_notices, pending_count
 from inbox.queries.conversations import get_conversation
+from shopbase.clock import utcnow
 from shopbase.refusal import Refused
 
-__all__ = ["MAX_BODY_BYTES", "ORDER_COMMAND", "SlackConnector"]
+__all__ = ["MAX_BODY_BYTES", "ORDER_COMMAND", "RETURNS_COMMAND", "SlackConnector"]
 
 log = logging.getLogger("shopdesk.slack")
 
 MAX_BODY_BYTES = 1024 * 1024
 ORDER_COMMAND = "/order"
+RETURNS_COMMAND = "/returns"
+RETURNS_DAYS = 30
 DELIVERY_SOURCE = "slack"
 
 
@@ -230,6 +235,12 @@ class SlackConnector:
             text, reply_blocks = await self.order_reply(str(command.get("user_id") or ""), str(command.get("text") or ""))
             await ack(text=text, blocks=reply_blocks, response_type="ephemeral")
 
+        @bolt.command(RETURNS_COMMAND)
+        async def on_returns(ack: Any, command: dict[str, Any]) -> None:
+            text, reply_blocks = await self.returns_reply(str(command.get("user_id") or ""),
+                                                          str(command.get("text") or ""))
+            await ack(text=text, blocks=reply_blocks, response_type="ephemeral")
+
     async def _ephemeral(self, channel: str, user: str, text: str, thread_ts: str | None = None) -> None:
         try:
             await self.client.chat_postEphemeral(channel=channel, user=user, text=text, thread_ts=thread_ts)
@@ -379,3 +390,18 @@ class SlackConnector:
         inbox_url = f"{self.public_url}/inbox/c/{found.conversation_id}" if found.conversation_id else None
         return blocks.order_lookup_reply(query, found.order, others=found.others, inbox_url=inbox_url,
                                          locale=self.settings.default_language, tz=self.settings.shop_timezone)
+
+    # -- /returns ------------------------------------------------------------------------------------
+
+    async def returns_reply(self, slack_user_id: str, query: str) -> tuple[str, list[dict[str, Any]] | None]:
+        """The ephemeral answer to ``/returns <SKU or product>`` (agents only): the last 30 days."""
+        agent = await self.agent_for(slack_user_id)
+        if agent is None:
+            return "Only Shopdesk agents can look up returns. " + LINK_HINT, None
+        query = order_query(query)
+        if not query:
+            return "Usage: `/returns TEE-M` or `/returns linen tee`", None
+        async with self.sessions() as session:
+            card, candidates = await slack_cards.returns_lookup(session, query, utcnow(), days=RETURNS_DAYS)
+        url = f"{self.public_url}{returns_link(card.product_key)}" if card is not None else None
+        return blocks.returns_reply(query, card, candidates, url=url, locale=self.settings.default_language)

@@ -47,6 +47,7 @@ from bot.connectors.slack.setup import TRANSPORT_ERRORS, api_error, slack_error
 from bot.dialog.turn import DialogState
 from inbox import slack_cards
 from inbox.actions.thread_record import thread_record
+from inbox.alerts.text import describe
 from inbox.channels import Notice, PermanentFailure, RetryLater
 from inbox.events import Event, EventType
 from inbox.models import Author, Channel
@@ -60,7 +61,8 @@ log = logging.getLogger("shopdesk.slack")
 THREAD_KIND = "slack"
 ESCALATION = "escalation"
 _SHIPMENT_KINDS = {"late_shipment", "shipment_exception"}
-_ALERT_TITLES = {"return_spike": "Returns are spiking", "low_stock": "Low stock"}
+#: alert-rule kinds rendered by ``inbox.alerts.text.describe`` (shipments have their own card above)
+_RULE_KINDS = frozenset({"sla_breach", "return_spike", "low_stock", "daily_digest"})
 #: Slack error codes that say "try again later" rather than "this request is wrong"
 _TRANSIENT_CODES = frozenset({"ratelimited", "fatal_error", "internal_error", "service_unavailable",
                               "request_timeout"})
@@ -324,8 +326,12 @@ class SlackAlertSender:
                     resolution=card.resolution, method=card.method, amount=card.amount, currency=card.currency,
                     items=card.items, reason_notes=card.reason_notes, inbox_url=inbox_url, locale=self.locale)
                 purpose, thread = f"return:{card.rma_id}", None  # its own message, so its buttons can be bound to it
+            elif kind in _RULE_KINDS:
+                said = describe(kind, data, locale=self.locale, tz=self.timezone, conversation_id=event.conversation_id)
+                text, alert_blocks = blocks.rule_alert(said.title, said.lines, url=f"{self.public_url}{said.link}",
+                                                       button=said.button)
             else:
-                title = _ALERT_TITLES.get(kind, f"Alert: {kind or 'unknown'}")
+                title = f"Alert: {kind or 'unknown'}"
                 lines = [f"{k.replace('_', ' ')}: {v}" for k, v in data.items()
                          if k != "kind" and isinstance(v, (str, int, float)) and not isinstance(v, bool)]
                 text, alert_blocks = blocks.simple_alert(title, lines, inbox_url=inbox_url)

@@ -4,7 +4,7 @@ With 100,000 conversations the "all" list sorted the whole table for each page (
 reading ``(last_message_at, id)`` in order makes it one short index scan.
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 """
 
 from typing import Sequence, Union
@@ -12,7 +12,7 @@ from typing import Sequence, Union
 from alembic import op
 
 revision: str = "0008"
-down_revision: Union[str, None] = "0006"  # re-chained after 0006 (proactive); 0007 (alerts) goes between at merge
+down_revision: Union[str, None] = "0007"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

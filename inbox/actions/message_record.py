@@ -200,31 +200,27 @@ async def message_record(
 
 async def _record(session: AsyncSession, c: _Inbound, *, reopen_days: int, now: datetime,
                   duplicates_first: bool) -> RecordResult:
-    if not duplicates_first:
-        # a repeated delivery is rare: try the common case straight away; a duplicate fails on
-        # the unique (channel, dedupe_key) index, and the next attempt reads the first delivery
-        fast = await _record_into_open_conversation(session, c, now)
-        if fast is not None:
-            return fast
-    dup = (
-        await session.exec(
-            select(Message, Contact)
-            .join(Conversation, col(Conversation.id) == Message.conversation_id)
-            .join(Contact, col(Contact.id) == Conversation.contact_id)
-            .where(col(Message.channel) == c.channel, col(Message.dedupe_key) == c.dedupe_key)
-        )
-    ).first()
-    if dup is not None:
-        stored, sender = dup
-        if sender.external_id != c.external_id:
-            raise InvalidMessage("this delivery id was already used by another sender")
-        return RecordResult(saved_id(stored), stored.conversation_id, saved_id(sender), duplicate=True,
-                            new_conversation=False)
-
     if duplicates_first:
-        fast = await _record_into_open_conversation(session, c, now)
-        if fast is not None:
-            return fast
+        # a retry: a redelivery is rare, so the first attempt does not look for one; the unique
+        # (channel, dedupe_key) index refuses it, and this retry reads the first delivery
+        dup = (
+            await session.exec(
+                select(Message, Contact)
+                .join(Conversation, col(Conversation.id) == Message.conversation_id)
+                .join(Contact, col(Contact.id) == Conversation.contact_id)
+                .where(col(Message.channel) == c.channel, col(Message.dedupe_key) == c.dedupe_key)
+            )
+        ).first()
+        if dup is not None:
+            stored, sender = dup
+            if sender.external_id != c.external_id:
+                raise InvalidMessage("this delivery id was already used by another sender")
+            return RecordResult(saved_id(stored), stored.conversation_id, saved_id(sender), duplicate=True,
+                                new_conversation=False)
+
+    fast = await _record_into_open_conversation(session, c, now)
+    if fast is not None:
+        return fast
 
     contact = (
         await session.exec(select(Contact).where(Contact.channel == c.channel, Contact.external_id == c.external_id))
@@ -242,15 +238,10 @@ async def _record(session: AsyncSession, c: _Inbound, *, reopen_days: int, now: 
         session.add(contact)
         await session.flush()
     else:
-        named_by_customer = contact.channel in NAMELESS_CHANNELS and contact.customer_id is not None
-        if c.display_name and c.display_name != contact.display_name and not named_by_customer:
-            contact.display_name = c.display_name
-        if c.username and c.username != contact.username:
-            contact.username = c.username
-        if c.language and c.language != contact.language:
-            contact.language = c.language
+        for name, value in _contact_changes(c, contact.display_name, contact.username, contact.language,
+                                            contact.customer_id, contact.undeliverable_at).items():
+            setattr(contact, name, value)
         contact.last_seen_at = now
-        contact.undeliverable_at = None  # they wrote to us: reachable again
         session.add(contact)
 
     conversation, new_conversation, reopened = await _conversation_for(session, contact, now, reopen_days)
@@ -283,6 +274,24 @@ async def _record(session: AsyncSession, c: _Inbound, *, reopen_days: int, now: 
 _CONTACT = Contact.__table__  # type: ignore[attr-defined]
 _CONVERSATION = Conversation.__table__  # type: ignore[attr-defined]
 _MESSAGE = Message.__table__  # type: ignore[attr-defined]
+
+
+def _contact_changes(c: _Inbound, display_name: str | None, username: str | None, language: str | None,
+                     customer_id: int | None, undeliverable_at: datetime | None) -> dict[str, Any]:
+    """What a customer's new message changes on their stored contact (besides ``last_seen_at``):
+    the platform's name, username and language (a verified web chat customer keeps the name
+    they gave), and an undeliverable contact is reachable again."""
+    changes: dict[str, Any] = {}
+    named_by_customer = c.channel in NAMELESS_CHANNELS and customer_id is not None
+    if c.display_name and c.display_name != display_name and not named_by_customer:
+        changes["display_name"] = c.display_name
+    if c.username and c.username != username:
+        changes["username"] = c.username
+    if c.language and c.language != language:
+        changes["language"] = c.language
+    if undeliverable_at is not None:
+        changes["undeliverable_at"] = None  # they wrote to us: reachable again
+    return changes
 
 
 #: statements of the common case, built once (building a statement costs more than running it)
@@ -318,16 +327,7 @@ async def _record_into_open_conversation(session: AsyncSession, c: _Inbound, now
     contact_id, display_name, username, language, customer_id, undeliverable_at, conversation_id, status = row
     if ConversationStatus(status) != ConversationStatus.open:
         return None
-    changes: dict[str, Any] = {}
-    named_by_customer = c.channel in NAMELESS_CHANNELS and customer_id is not None
-    if c.display_name and c.display_name != display_name and not named_by_customer:
-        changes["display_name"] = c.display_name
-    if c.username and c.username != username:
-        changes["username"] = c.username
-    if c.language and c.language != language:
-        changes["language"] = c.language
-    if undeliverable_at is not None:
-        changes["undeliverable_at"] = None  # they wrote to us: reachable again
+    changes = _contact_changes(c, display_name, username, language, customer_id, undeliverable_at)
     if "display_name" in changes or "username" in changes:  # a Core UPDATE: the search index is ours to keep
         changes["search_text"] = search_text_of(Contact, {"display_name": display_name, "username": username} | changes)
     if changes:

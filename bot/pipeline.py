@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -68,6 +69,8 @@ class Pipeline:
             secret_key=settings.secret_key_bytes() if settings.secret_key is not None else b"",
         )
         self.periodic_interval = 60.0
+        #: several processes on one PostgreSQL: only the elected one runs run_periodic's work
+        self.should_run_periodic: Callable[[], bool] = lambda: True
 
     async def process(self, message_id: int) -> None:
         try:
@@ -147,8 +150,12 @@ class Pipeline:
         await self.bus.publish(Event("order.changed", None, {"event": event, "order_id": order_id}))
 
     async def run_periodic(self) -> None:
-        """Housekeeping every minute: wake snoozed conversations."""
+        """Housekeeping every minute: wake snoozed conversations (in the one process that runs
+        the periodic jobs, ``should_run_periodic``)."""
         while True:
+            if not self.should_run_periodic():
+                await asyncio.sleep(self.periodic_interval)
+                continue
             try:
                 async with self.sessions() as session:
                     await conversation_wake_snoozed(session, datetime.now(UTC))

@@ -13,12 +13,12 @@ Publication is asynchronous: the ``after_commit`` hook only queues the events; a
 the running loop publishes them in commit order. A subscriber's exception is logged and never
 reaches the publisher or the other subscribers.
 
-``EventBus.transport`` is the seam for fan-out across processes: by default it is ``None``
-and :meth:`EventBus.publish` delivers to this process's subscribers. A PostgreSQL
-LISTEN/NOTIFY transport would implement :class:`EventTransport` — ``send`` does
-``NOTIFY shopdesk_events, <Event.to_json()>`` and a listener connection calls
-:meth:`EventBus.deliver` with :meth:`Event.from_json` in every process (including the
-sender). Event data is therefore JSON-safe and kept small (previews, ids; never full texts).
+``EventBus.transport`` is the seam for fan-out across processes: :meth:`EventBus.publish`
+delivers to this process's subscribers, then, when a transport is set, hands the event to it
+for the other processes. On PostgreSQL the server sets ``shopdesk.cluster.PgNotifyFanout``,
+which sends batches with ``NOTIFY shopdesk_events`` and calls :meth:`EventBus.deliver` with
+:meth:`Event.from_json` in every *other* process. Event data is therefore JSON-safe and kept
+small (previews, ids; never full texts).
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ AnySession = Session | SAAsyncSession
 
 
 class EventTransport(Protocol):
-    """Carries published events to every process's :meth:`EventBus.deliver`."""
+    """Carries published events to the other processes' :meth:`EventBus.deliver`."""
 
     async def send(self, event: Event) -> None: ...
 
@@ -198,9 +198,9 @@ class EventBus:
         return unsubscribe
 
     async def publish(self, event: Event) -> None:
-        """Send ``event`` through the transport, or deliver it here when there is none."""
+        """Deliver ``event`` here, then send it to the other processes through the transport."""
+        await self.deliver(event)
         if self.transport is None:
-            await self.deliver(event)
             return
         try:
             await self.transport.send(event)

@@ -43,6 +43,10 @@ class Runtime:
     pipeline: Any = None
     proactive: Any = None
     alerts: Any = None
+    #: PostgreSQL only: the event fan-out to the other processes, and which process runs the
+    #: periodic jobs (shopdesk.cluster); on SQLite ``leadership`` always leads
+    fanout: Any = None
+    leadership: Any = None
     connectors: list[Any] = field(default_factory=list)
     background: list[asyncio.Task[Any]] = field(default_factory=list)
     #: set once the language models are loaded: the bot starts answering (messages that came
@@ -154,6 +158,7 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
     from inbox.proactive import ProactiveJob
     from inbox.replies import configure_overrides
     from inbox.worker import InboundWorker
+    from shopdesk.cluster import Leadership, PgNotifyFanout, asyncpg_dsn, is_postgres
 
     settings.ensure_secret_key()
     engine = engine or create_engine(settings.database_url)
@@ -171,7 +176,11 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
     runtime.pipeline = Pipeline(sessions=sessions, bus=bus, settings=settings)
     runtime.worker = InboundWorker(sessions, runtime.pipeline.process, ready=runtime.bot_ready)
     runtime.dispatcher = OutboxDispatcher(sessions, senders, bus)
-    runtime.alerts = AlertRunner(sessions, timezone=settings.shop_timezone)
+    dsn = asyncpg_dsn(settings.database_url) if is_postgres(settings.database_url) else None
+    runtime.leadership = Leadership(dsn)
+    runtime.fanout = PgNotifyFanout(dsn, bus) if dsn else None
+    runtime.alerts = AlertRunner(sessions, timezone=settings.shop_timezone, should_run=runtime.leadership)
+    runtime.pipeline.should_run_periodic = runtime.leadership
 
     runtime.proactive = ProactiveJob(sessions, functools.partial(
         shipment_notify, shop_timezone=settings.shop_timezone, default_language=settings.default_language))
@@ -213,6 +222,9 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         if migrate_on_start:
             await migrate(engine)
+        if runtime.fanout is not None:
+            await runtime.fanout.start()
+        await runtime.leadership.start()
         for connector in runtime.connectors:
             await connector.start()
         runtime.dispatcher.start()
@@ -236,6 +248,9 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
             await runtime.dispatcher.stop()
             for connector in reversed(runtime.connectors):
                 await connector.stop()
+            await runtime.leadership.stop()
+            if runtime.fanout is not None:
+                await runtime.fanout.stop()
             await engine.dispose()
 
     app.cleanup_ctx.append(lifecycle)

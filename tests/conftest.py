@@ -100,12 +100,25 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         shutil.copyfile(template, path)
         yield f"sqlite+aiosqlite:///{path}"
         return
+    async for url in _private_pg_database(request):
+        yield url
+
+
+async def _private_pg_database(request: pytest.FixtureRequest) -> AsyncIterator[str]:
     server: PgServer = request.getfixturevalue("pg_server")
     template_db: str = request.getfixturevalue("pg_template")
     name = f"t_{os.getpid()}_{next(_db_counter)}_{int(time.time() * 1000) % 100000}"
     await _pg_admin(server, f'CREATE DATABASE "{name}" TEMPLATE {template_db}')
     yield server.url(name)
     await _pg_admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def pg_url(request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    """A migrated, empty PostgreSQL database private to this test (for PostgreSQL-only features:
+    several processes on one database)."""
+    async for url in _private_pg_database(request):
+        yield url
 
 
 @pytest.fixture

@@ -133,31 +133,34 @@ async def test_order_is_kept_across_commits(sessions, bus, seen):
     assert [e.data["name"] for e in seen] == ["0", "1", "2", "3", "4"]
 
 
-async def test_transport_seam_carries_events_to_deliver(sessions):
+async def test_transport_seam_carries_events_to_the_other_process(sessions):
     class LoopbackTransport:
-        """Stands in for LISTEN/NOTIFY: serialize, then deliver on the 'other side'."""
+        """Stands in for LISTEN/NOTIFY: serialize, then deliver to the other process's bus."""
 
-        def __init__(self) -> None:
+        def __init__(self, other: EventBus) -> None:
             self.wire: list[dict[str, Any]] = []
-            self.bus: EventBus | None = None
+            self.other = other
 
         async def send(self, event: Event) -> None:
             self.wire.append(event.to_json())
-            assert self.bus is not None
-            await self.bus.deliver(Event.from_json(self.wire[-1]))
+            await self.other.deliver(Event.from_json(self.wire[-1]))
 
-    transport = LoopbackTransport()
+    other = EventBus()
+    transport = LoopbackTransport(other)
     bus = EventBus(transport=transport)
-    transport.bus = bus
     bus.bind(sessions)
-    seen: list[Event] = []
-    bus.subscribe(seen.append)
+    here: list[Event] = []
+    there: list[Event] = []
+    bus.subscribe(here.append)
+    other.subscribe(there.append)
     async with sessions() as s:
         collect(s, Event("message.created", 7, {"message_id": 1}))
         await s.commit()
     await bus.wait_idle()
     assert transport.wire == [{"type": "message.created", "conversation_id": 7, "data": {"message_id": 1}}]
-    assert seen == [Event("message.created", 7, {"message_id": 1})]
+    # delivered once in this process (before it was sent) and once in the other
+    assert here == [Event("message.created", 7, {"message_id": 1})]
+    assert there == here
 
 
 async def test_bus_collect_binds_an_unbound_session(engine):

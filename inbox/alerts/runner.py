@@ -27,8 +27,11 @@ log = logging.getLogger(__name__)
 
 class AlertRunner:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], *, timezone: str = "UTC",
-                 interval: float = 60.0, clock: Callable[[], datetime] = utcnow) -> None:
+                 interval: float = 60.0, clock: Callable[[], datetime] = utcnow,
+                 should_run: Callable[[], bool] = lambda: True) -> None:
         self.sessions = sessions
+        #: several processes on one PostgreSQL: only the elected one evaluates (shopdesk.cluster)
+        self.should_run = should_run
         self.timezone = timezone
         self.interval = interval
         self.clock = clock
@@ -59,6 +62,8 @@ class AlertRunner:
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self.interval)  # the first run one interval after start, then every interval
+            if not self.should_run():
+                continue
             try:
                 await self.run_once()
             except asyncio.CancelledError:

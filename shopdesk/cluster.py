@@ -1,0 +1,314 @@
+"""Several ``shopdesk serve`` processes on one PostgreSQL: event fan-out and one job runner.
+
+Two pieces, both only for PostgreSQL (SQLite is the one-process embedded default and needs
+neither):
+
+* :class:`PgNotifyFanout` is the :class:`inbox.events.EventTransport` that carries every
+  committed event to the other processes. The bus delivers an event to its own process's
+  subscribers first (no round trip for the common case), then hands it here: events are
+  batched into ``NOTIFY shopdesk_events, '{"o": <origin>, "e": [<event>, ...]}'`` on a
+  connection of their own, and a listening connection in every process delivers the events of
+  the *other* origins to that process's bus, in the order they were sent. The payload holds
+  what :meth:`Event.to_json` holds: ids and short previews, never a whole message
+  (PostgreSQL caps a payload at 8,000 bytes; a batch is split well below that, and a single
+  event too large for it is dropped with a warning, since the live view re-reads the database).
+  Like the in-process bus, this is best effort: an event sent while a listener was reconnecting
+  is missed by that process; what agents see is always re-read from the database, and the
+  outbox dispatcher polls as well as listening.
+
+* :class:`Leadership` elects the one process that runs the periodic jobs (snooze wake-ups,
+  alert rules, SLA timers): the holder of a session-level PostgreSQL advisory lock on a
+  connection of its own. When that process dies its connection closes, the lock is released,
+  and another process takes it within ``retry`` seconds. Jobs that claim their rows with
+  ``FOR UPDATE SKIP LOCKED`` (the outbox, proactive shipment updates) run in every process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+from collections import deque
+from typing import Any
+
+from sqlalchemy.engine import make_url
+
+from inbox.events import Event, EventBus
+
+__all__ = ["CHANNEL", "LEADER_LOCK_KEY", "Leadership", "PgNotifyFanout", "asyncpg_dsn", "is_postgres"]
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "shopdesk_events"
+#: the advisory lock of the periodic jobs' runner ("shopdesk" as a number; any constant would do)
+LEADER_LOCK_KEY = 0x73686F7064657368 & 0x7FFFFFFFFFFFFFFF
+#: stay well below PostgreSQL's 8,000-byte NOTIFY payload limit
+MAX_PAYLOAD = 7000
+
+
+def is_postgres(database_url: str) -> bool:
+    return make_url(database_url).get_backend_name() == "postgresql"
+
+
+def asyncpg_dsn(database_url: str) -> str:
+    """The SQLAlchemy URL (``postgresql+asyncpg://…``) as a DSN asyncpg connects with."""
+    url = make_url(database_url).set(drivername="postgresql")
+    return url.render_as_string(hide_password=False)
+
+
+async def _connect(dsn: str) -> Any:
+    import asyncpg
+
+    return await asyncpg.connect(dsn)
+
+
+class PgNotifyFanout:
+    """Fan-out of committed events to the other processes over LISTEN/NOTIFY."""
+
+    def __init__(self, dsn: str, bus: EventBus, *, reconnect_delay: float = 1.0) -> None:
+        self.dsn = dsn
+        self.bus = bus
+        self.origin = uuid.uuid4().hex[:12]
+        self.reconnect_delay = reconnect_delay
+        self._pending: deque[dict[str, Any]] = deque()
+        self._flusher: asyncio.Task[None] | None = None
+        self._sender: Any = None
+        self._listener: Any = None
+        self._listen_task: asyncio.Task[None] | None = None
+        self._inbox: asyncio.Queue[list[dict[str, Any]]] = asyncio.Queue()
+        self._deliverer: asyncio.Task[None] | None = None
+        self._listening = asyncio.Event()
+        self._lost = asyncio.Event()
+        self._closing = False
+        self.sent = 0
+        self.received = 0
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Listen (waits for the first connection, so events sent after this are seen) and
+        become the bus's transport."""
+        self._closing = False
+        self._deliverer = asyncio.create_task(self._deliver_loop(), name="event-fanout-deliver")
+        self._listen_task = asyncio.create_task(self._listen_loop(), name="event-fanout-listen")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._listening.wait(), timeout=10)
+        self.bus.transport = self
+
+    async def stop(self) -> None:
+        self._closing = True
+        if self.bus.transport is self:
+            self.bus.transport = None
+        if self._flusher is not None:
+            await asyncio.gather(self._flusher, return_exceptions=True)
+        for task in (self._listen_task, self._deliverer):
+            if task is not None:
+                task.cancel()
+        await asyncio.gather(*(t for t in (self._listen_task, self._deliverer) if t is not None),
+                             return_exceptions=True)
+        for conn in (self._sender, self._listener):
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    await conn.close(timeout=2)
+        self._sender = self._listener = None
+
+    # -- sending --------------------------------------------------------------------------
+
+    async def send(self, event: Event) -> None:
+        """Queue ``event`` for the other processes; a task sends what has gathered in one NOTIFY."""
+        if self._closing:
+            return
+        self._pending.append(event.to_json())
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush(), name="event-fanout-send")
+
+    def _batches(self) -> list[str]:
+        payloads: list[str] = []
+        batch: list[str] = []
+        size = 0
+        head = len(json.dumps({"o": self.origin, "e": []}))
+        while self._pending:
+            raw = json.dumps(self._pending.popleft(), separators=(",", ":"), default=str)
+            if len(raw.encode()) + head > MAX_PAYLOAD:
+                log.warning("an event of %d bytes is too large to fan out; other processes miss it", len(raw))
+                continue
+            if batch and size + len(raw.encode()) + head > MAX_PAYLOAD:
+                payloads.append(self._payload(batch))
+                batch, size = [], 0
+            batch.append(raw)
+            size += len(raw.encode()) + 1
+        if batch:
+            payloads.append(self._payload(batch))
+        return payloads
+
+    def _payload(self, batch: list[str]) -> str:
+        return '{"o":' + json.dumps(self.origin) + ',"e":[' + ",".join(batch) + "]}"
+
+    async def _flush(self) -> None:
+        await asyncio.sleep(0)  # let the bus's pump queue every event of this commit first
+        while self._pending:
+            payloads = self._batches()
+            for payload in payloads:
+                for attempt in (1, 2):
+                    try:
+                        if self._sender is None or self._sender.is_closed():
+                            self._sender = await _connect(self.dsn)
+                        await self._sender.execute("SELECT pg_notify($1, $2)", CHANNEL, payload)
+                        self.sent += 1
+                        break
+                    except Exception as exc:
+                        self._sender = None
+                        if attempt == 2:
+                            log.warning("event fan-out: NOTIFY failed (%s); other processes miss one batch",
+                                        type(exc).__name__)
+
+    # -- receiving ------------------------------------------------------------------------
+
+    def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        try:
+            raw = json.loads(payload)
+            if raw.get("o") == self.origin:
+                return  # our own events were delivered here before they were sent
+            events = raw.get("e")
+            if isinstance(events, list):
+                self.received += 1
+                self._inbox.put_nowait(events)
+        except (ValueError, AttributeError):
+            log.warning("event fan-out: an unreadable notification was ignored")
+
+    async def _deliver_loop(self) -> None:
+        while True:
+            events = await self._inbox.get()
+            for raw in events:
+                try:
+                    event = Event.from_json(raw)
+                except (KeyError, TypeError, ValueError):
+                    log.warning("event fan-out: an unreadable event was ignored")
+                    continue
+                await self.bus.deliver(event)
+
+    def _on_lost(self, _conn: Any) -> None:
+        self._lost.set()
+
+    async def _listen_loop(self) -> None:
+        while not self._closing:
+            try:
+                conn = await _connect(self.dsn)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("event fan-out: cannot listen (%s); retrying in %.0fs", type(exc).__name__,
+                            self.reconnect_delay)
+                await asyncio.sleep(self.reconnect_delay)
+                continue
+            self._listener = conn
+            self._lost.clear()
+            try:
+                conn.add_termination_listener(self._on_lost)
+                await conn.add_listener(CHANNEL, self._on_notify)
+                self._listening.set()
+                while not self._closing:
+                    # a connection can die silently (a restarted server, a dropped route): ping it
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._lost.wait(), timeout=15)
+                    if self._lost.is_set() or conn.is_closed():
+                        break
+                    await conn.execute("SELECT 1")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("event fan-out: listening connection lost (%s); reconnecting", type(exc).__name__)
+            finally:
+                self._listener = None
+                with contextlib.suppress(Exception):
+                    await conn.close(timeout=2)
+            if not self._closing:
+                await asyncio.sleep(self.reconnect_delay)
+
+
+class Leadership:
+    """Which process runs the periodic jobs: the holder of a PostgreSQL advisory lock.
+
+    Without a DSN (SQLite: one process) this process always leads. ``is_leader`` is read by
+    the jobs before each run; a process that loses its connection stops leading at once.
+    """
+
+    def __init__(self, dsn: str | None, *, key: int = LEADER_LOCK_KEY, retry: float = 5.0) -> None:
+        self.dsn = dsn
+        self.key = key
+        self.retry = retry
+        self._leading = dsn is None
+        self._conn: Any = None
+        self._task: asyncio.Task[None] | None = None
+        self._lost = asyncio.Event()
+        self.changed = asyncio.Event()
+
+    @property
+    def is_leader(self) -> bool:
+        return self._leading
+
+    def __call__(self) -> bool:
+        return self._leading
+
+    async def start(self) -> None:
+        if self.dsn is None:
+            return
+        await self._try_once()
+        self._task = asyncio.create_task(self._run(), name="job-leadership")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        await self._release()
+
+    def _set(self, leading: bool) -> None:
+        if leading != self._leading:
+            self._leading = leading
+            log.info("periodic jobs: this process %s", "now runs them" if leading else "no longer runs them")
+            self.changed.set()
+
+    async def _release(self) -> None:
+        conn, self._conn = self._conn, None
+        if self.dsn is not None:
+            self._set(False)
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close(timeout=2)  # closing the session releases its advisory lock
+
+    async def _try_once(self) -> None:
+        try:
+            if self._conn is None or self._conn.is_closed():
+                self._conn = await _connect(self.dsn or "")
+                self._lost.clear()
+                self._conn.add_termination_listener(lambda _c: self._lost.set())
+            got = await self._conn.fetchval("SELECT pg_try_advisory_lock($1)", self.key)
+            self._set(bool(got))
+            if not got:  # do not hold an idle connection while another process leads
+                await self._release()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("periodic jobs: cannot reach the database to elect a runner (%s)", type(exc).__name__)
+            await self._release()
+
+    async def _run(self) -> None:
+        while True:
+            if self._leading and self._conn is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._lost.wait(), timeout=self.retry)
+                try:
+                    if self._lost.is_set() or self._conn.is_closed():
+                        raise ConnectionError("connection closed")
+                    await self._conn.execute("SELECT 1")
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    log.warning("periodic jobs: lost the runner's connection (%s)", type(exc).__name__)
+                    await self._release()
+            else:
+                await asyncio.sleep(self.retry)
+                await self._try_once()

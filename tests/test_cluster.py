@@ -1,0 +1,225 @@
+"""Several processes on one PostgreSQL (shopdesk.cluster): events fan out over LISTEN/NOTIFY,
+and exactly one process runs the periodic jobs, handing over when it dies.
+
+Each "process" here is its own bus, engine and connections in this test process: what they
+share is only the PostgreSQL server, exactly as between two ``shopdesk serve`` processes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from inbox.events import Event, EventBus, collect
+from shopdesk.cluster import Leadership, PgNotifyFanout, asyncpg_dsn, is_postgres
+from shopdesk.db import create_engine, session_maker
+
+
+async def _until(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
+    async def loop() -> None:
+        while not predicate():
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(loop(), timeout)
+
+
+async def _terminate_others(dsn: str, application_name_like: str = "%") -> int:
+    """pg_terminate_backend every other connection to this database (a dropped route, a
+    restarted pooler): returns how many were cut."""
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        return int(await conn.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid() AND application_name LIKE $1",
+            application_name_like))
+    finally:
+        await conn.close()
+
+
+def test_urls() -> None:
+    assert is_postgres("postgresql+asyncpg://u@h:5/db")
+    assert not is_postgres("sqlite+aiosqlite:///x.db")
+    assert asyncpg_dsn("postgresql+asyncpg://u:p%40ss@h:5/db") == "postgresql://u:p%40ss@h:5/db"
+
+
+async def test_events_reach_the_other_process_once_in_order(pg_url: str) -> None:
+    dsn = asyncpg_dsn(pg_url)
+    engine = create_engine(pg_url)
+    bus_a, bus_b = EventBus(), EventBus()
+    fan_a, fan_b = PgNotifyFanout(dsn, bus_a), PgNotifyFanout(dsn, bus_b)
+    await fan_a.start()
+    await fan_b.start()
+    try:
+        sessions = session_maker(engine)
+        bus_a.bind(sessions)
+        seen_a: list[Event] = []
+        seen_b: list[Event] = []
+        bus_a.subscribe(seen_a.append)
+        bus_b.subscribe(seen_b.append)
+
+        # one commit with many events (more than fit in one NOTIFY), then a second commit
+        async with sessions() as s:
+            for i in range(300):
+                collect(s, Event("message.created", i, {"message_id": i, "preview": "x" * 40}))
+            await s.commit()
+        async with sessions() as s:
+            collect(s, Event("conversation.updated", 1000, {"status": "resolved"}))
+            await s.commit()
+        await bus_a.wait_idle()
+
+        await _until(lambda: len(seen_b) == 301)
+        assert [e.conversation_id for e in seen_b] == [*range(300), 1000]
+        assert seen_b == seen_a  # the same events, in the same order
+        assert fan_a.sent >= 2  # 301 events of ~100 bytes need several notifications
+        await asyncio.sleep(0.3)
+        assert len(seen_a) == 301  # this process saw its own events once, not again from NOTIFY
+        assert len(seen_b) == 301
+
+        # a rolled-back write announces nothing, anywhere
+        async with sessions() as s:
+            collect(s, Event("message.created", 5000, {}))
+            await s.rollback()
+        await bus_a.wait_idle()
+        await asyncio.sleep(0.3)
+        assert all(e.conversation_id != 5000 for e in seen_a + seen_b)
+    finally:
+        await fan_a.stop()
+        await fan_b.stop()
+        await engine.dispose()
+
+
+async def test_a_listener_cut_off_reconnects_and_hears_later_events(pg_url: str) -> None:
+    dsn = asyncpg_dsn(pg_url)
+    bus_a, bus_b = EventBus(), EventBus()
+    fan_a = PgNotifyFanout(dsn, bus_a, reconnect_delay=0.05)
+    fan_b = PgNotifyFanout(dsn, bus_b, reconnect_delay=0.05)
+    await fan_a.start()
+    await fan_b.start()
+    try:
+        seen_b: list[Event] = []
+        bus_b.subscribe(seen_b.append)
+        assert await _terminate_others(dsn) >= 2  # both listeners (and any sender) cut
+
+        async def publish_until_heard() -> None:
+            n = 0
+            while not seen_b:
+                n += 1
+                await bus_a.publish(Event("presence", n, {}))
+                await asyncio.sleep(0.1)
+
+        await asyncio.wait_for(publish_until_heard(), 20)
+        assert seen_b[0].type == "presence"
+    finally:
+        await fan_a.stop()
+        await fan_b.stop()
+
+
+async def test_a_malformed_notification_is_ignored(pg_url: str) -> None:
+    import asyncpg
+
+    dsn = asyncpg_dsn(pg_url)
+    bus = EventBus()
+    fan = PgNotifyFanout(dsn, bus)
+    await fan.start()
+    seen: list[Event] = []
+    bus.subscribe(seen.append)
+    conn = await asyncpg.connect(dsn)
+    try:
+        for payload in ("not json", '{"o": "x", "e": "nope"}', '{"o": "x", "e": [{"no": "type"}]}',
+                        '{"o": "x", "e": [{"type": "presence", "conversation_id": 3, "data": {}}]}'):
+            await conn.execute("SELECT pg_notify('shopdesk_events', $1)", payload)
+        await _until(lambda: len(seen) == 1)
+        assert seen[0] == Event("presence", 3, {})
+    finally:
+        await conn.close()
+        await fan.stop()
+
+
+async def test_one_process_runs_the_periodic_jobs_and_another_takes_over(pg_url: str) -> None:
+    dsn = asyncpg_dsn(pg_url)
+    first, second = Leadership(dsn, retry=0.1), Leadership(dsn, retry=0.1)
+    await first.start()
+    await second.start()
+    try:
+        assert first.is_leader and not second.is_leader
+        await asyncio.sleep(0.4)  # several retries: still one leader
+        assert first.is_leader and not second.is_leader
+
+        await first.stop()  # a clean shutdown hands over
+        await _until(lambda: second.is_leader)
+        assert not first.is_leader
+
+        # the leader's connection dies (the process was killed, or the network cut):
+        # it stops leading, and a waiting process takes over
+        third = Leadership(dsn, retry=0.1)
+        await third.start()
+        try:
+            assert not third.is_leader
+            import asyncpg
+
+            admin = await asyncpg.connect(dsn)
+            try:
+                pids = await admin.fetch("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted")
+                assert len(pids) == 1
+                await admin.execute("SELECT pg_terminate_backend($1)", pids[0]["pid"])
+            finally:
+                await admin.close()
+            await _until(lambda: not second.is_leader)
+            await _until(lambda: second.is_leader != third.is_leader and (second.is_leader or third.is_leader))
+        finally:
+            await third.stop()
+    finally:
+        await first.stop()
+        await second.stop()
+
+
+async def test_sqlite_has_one_process_that_always_leads() -> None:
+    only = Leadership(None)
+    await only.start()
+    assert only.is_leader and only()
+    await only.stop()
+    assert only.is_leader
+
+
+@pytest.fixture
+def pg_settings(pg_url: str, tmp_path: Path) -> Callable[[str], Any]:
+    from shopdesk.settings import load_settings
+
+    def make(name: str) -> Any:
+        return load_settings(database_url=pg_url, secret_key="test-secret-key-0123456789abcdef0123456789",
+                             data_dir=tmp_path / name, shopify_webhook_secret="shpss_test_secret")
+
+    return make
+
+
+async def test_two_servers_on_one_database_share_events_and_elect_one_job_runner(
+    aiohttp_client: Any, pg_settings: Callable[[str], Any]
+) -> None:
+    """Two whole servers: a widget message written through one is announced in the other
+    (where an agent's live view would refresh), and only one of them runs the periodic jobs."""
+    from shopdesk.app import RUNTIME, build_app
+
+    app_a, app_b = build_app(pg_settings("a")), build_app(pg_settings("b"))
+    client_a = await aiohttp_client(app_a)
+    await aiohttp_client(app_b)
+    run_a, run_b = app_a[RUNTIME], app_b[RUNTIME]
+    assert sorted([run_a.leadership.is_leader, run_b.leadership.is_leader]) == [False, True]
+    assert run_a.alerts.should_run() != run_b.alerts.should_run()
+    assert run_a.pipeline.should_run_periodic() != run_b.pipeline.should_run_periodic()
+
+    heard: list[Event] = []
+    run_b.bus.subscribe(heard.append)
+    ws = await client_a.ws_connect("/widget/ws")
+    try:
+        await ws.send_json({"type": "hello", "lang": "en"})
+        await ws.send_json({"type": "message", "text": "hello from the other server", "client_id": "c1"})
+        await _until(lambda: any(e.type == "message.created" for e in heard))
+        created = next(e for e in heard if e.type == "message.created")
+        assert created.conversation_id is not None
+    finally:
+        await ws.close()

@@ -214,12 +214,75 @@ async def test_two_servers_on_one_database_share_events_and_elect_one_job_runner
 
     heard: list[Event] = []
     run_b.bus.subscribe(heard.append)
+    # only the other server delivers replies: the customer's socket is here, the sender there
+    await run_a.dispatcher.stop()
+    await asyncio.wait_for(run_a.bot_ready.wait(), 180)
     ws = await client_a.ws_connect("/widget/ws")
     try:
         await ws.send_json({"type": "hello", "lang": "en"})
-        await ws.send_json({"type": "message", "text": "hello from the other server", "client_id": "c1"})
+        await ws.send_json({"type": "message", "text": "hi", "client_id": "c1"})
         await _until(lambda: any(e.type == "message.created" for e in heard))
         created = next(e for e in heard if e.type == "message.created")
         assert created.conversation_id is not None
+
+        async def bot_reply() -> dict[str, Any]:
+            while True:
+                frame = await ws.receive_json()
+                if frame.get("type") == "message" and frame.get("author") == "bot":
+                    return dict(frame)
+
+        reply = await asyncio.wait_for(bot_reply(), 60)
+        assert reply["text"] and reply["quick_replies"]  # the greeting's menu, sent by the other server
+        assert any(e.type == "webchat.frame" for e in heard)
     finally:
         await ws.close()
+
+
+async def test_a_long_reply_crosses_processes_without_its_text_and_is_read_back(sessions: Any) -> None:
+    """A frame whose text is too long for a NOTIFY payload travels as ids; the receiving
+    process's hub reads the text from the stored message before pushing it."""
+    from inbox.actions.message_record import message_record
+    from inbox.messages import InboundMessage
+    from inbox.models import Channel, Contact
+    from inbox.web.webchat.send import WEBCHAT_FRAME, VisitorHub, WebchatSender
+
+    long_text = ("Ваш заказ уже в пути. " * 60).strip()
+    result = await message_record(sessions, InboundMessage(
+        channel=Channel.webchat, dedupe_key="v-long:1", contact_external_id="visitorLongText0123456", text=long_text))
+
+    class Socket:
+        def __init__(self) -> None:
+            self.frames: list[str] = []
+
+        async def send_str(self, data: str) -> None:
+            self.frames.append(data)
+
+    wire: list[Event] = []
+
+    class Wire:  # the other process's bus, as the fan-out would deliver to it
+        async def send(self, event: Event) -> None:
+            wire.append(Event.from_json(event.to_json()))
+
+    here_hub, there_hub = VisitorHub(sessions), VisitorHub(sessions)
+    sock = Socket()
+    there_hub.add("visitorLongText0123456", sock)  # type: ignore[arg-type]
+    bus = EventBus(transport=Wire())
+    bus.subscribe(here_hub.on_event)
+    sender = WebchatSender(sessions, here_hub, bus)
+
+    from inbox.messages import OutboundPayload
+
+    async with sessions() as db:
+        from sqlmodel import select
+
+        contact = (await db.exec(select(Contact).where(Contact.external_id == "visitorLongText0123456"))).one()
+    payload = OutboundPayload(text=long_text, message_id=result.message_id, author="customer")
+    await sender.send(contact, payload)
+    assert len(wire) == 1 and wire[0].type == WEBCHAT_FRAME
+    assert "text" not in wire[0].data["frame"]  # not carried
+    await there_hub.on_event(wire[0])
+    import json
+
+    assert len(sock.frames) == 1
+    pushed = json.loads(sock.frames[0])
+    assert pushed["text"] == long_text and pushed["id"] == result.message_id

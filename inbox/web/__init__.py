@@ -62,7 +62,7 @@ def setup(
         jinja=create_environment(),
         throttle=auth.LoginThrottle(config.login_throttle),
         agents=live.AgentHub(sessions),
-        visitors=webchat.VisitorHub(),
+        visitors=webchat.VisitorHub(sessions),
         visitor_key=derive_key(config.secret_key, "webchat visitor token"),
         on_inbound=on_inbound,
     )
@@ -93,10 +93,11 @@ def setup(
     app.router.add_static("/static/web/", webchat.STATIC_DIR, name="static_web", append_version=False)
     app.router.add_static("/static/htmx/", webchat.htmx_dir(), name="static_htmx")
 
-    senders.register(webchat.WebchatSender(sessions, state.visitors))
+    senders.register(webchat.WebchatSender(sessions, state.visitors, bus))
 
     async def on_startup(_app: web.Application) -> None:
         state.unsubscribe.append(bus.subscribe(state.agents.on_event))
+        state.unsubscribe.append(bus.subscribe(state.visitors.on_event))
 
     async def on_shutdown(_app: web.Application) -> None:
         for unsubscribe in state.unsubscribe:

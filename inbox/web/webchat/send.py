@@ -14,13 +14,20 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from inbox.channels import PermanentFailure
+from inbox.events import Event, EventBus
 from inbox.messages import OutboundPayload
 from inbox.models import Agent, Author, Channel, Contact, Conversation, Message, OutboxMessage, OutboxStatus
 from inbox.web.webchat.translate import VISITOR_RE, message_frame
 
-__all__ = ["HISTORY_LIMIT", "VisitorHub", "WebchatSender", "load_history"]
+__all__ = ["HISTORY_LIMIT", "WEBCHAT_FRAME", "VisitorHub", "WebchatSender", "load_history"]
 
 HISTORY_LIMIT = 100
+#: the event that carries a reply to the widget sockets of every process (several servers on
+#: one PostgreSQL: the visitor's socket may be open on another process than the one sending)
+WEBCHAT_FRAME = "webchat.frame"
+#: longer texts are not carried in the event (PostgreSQL's NOTIFY payload is small): the
+#: receiving process reads them from the stored message
+_EVENT_TEXT_CHARS = 600
 _SEND_TIMEOUT = 5.0
 _SHOWN_AUTHORS = (Author.customer, Author.bot, Author.agent)
 
@@ -28,8 +35,29 @@ _SHOWN_AUTHORS = (Author.customer, Author.bot, Author.agent)
 class VisitorHub:
     """The open widget sockets, by visitor id."""
 
-    def __init__(self) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession] | None = None) -> None:
         self._sockets: dict[str, set[web.WebSocketResponse]] = {}
+        self._sessions = sessions
+
+    async def on_event(self, event: Event) -> None:
+        """EventBus subscriber: push a ``webchat.frame`` to this process's sockets of the visitor."""
+        if event.type != WEBCHAT_FRAME:
+            return
+        visitor = event.data.get("visitor")
+        frame = event.data.get("frame")
+        if not isinstance(visitor, str) or not isinstance(frame, dict) or visitor not in self._sockets:
+            return
+        frame = dict(frame)
+        if not isinstance(frame.get("text"), str):
+            text = None
+            if isinstance(frame.get("id"), int) and self._sessions is not None:
+                async with self._sessions() as db:
+                    message = await db.get(Message, frame["id"])
+                text = message.text if message is not None and not message.is_internal else None
+            if text is None:
+                return
+            frame["text"] = text
+        await self.push(visitor, frame)
 
     def add(self, visitor: str, ws: web.WebSocketResponse) -> None:
         self._sockets.setdefault(visitor, set()).add(ws)
@@ -105,9 +133,10 @@ class WebchatSender:
 
     channel = Channel.webchat
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], hub: VisitorHub) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], hub: VisitorHub, bus: EventBus | None = None) -> None:
         self._sessions = sessions
         self._hub = hub
+        self._bus = bus
 
     async def _in_flight(self, contact: Contact, payload: OutboundPayload) -> dict[str, Any] | None:
         """The frame of the message being sent: the outbox keeps one row in flight per conversation,
@@ -145,5 +174,11 @@ class WebchatSender:
         }
         frame["text"] = payload.text
         frame["quick_replies"] = [{"label": q.label, "value": q.value} for q in payload.quick_replies]
-        await self._hub.push(contact.external_id, frame)
+        if self._bus is None:
+            await self._hub.push(contact.external_id, frame)
+        else:  # the hub of this process (a subscriber) and of every other one
+            carried = frame
+            if len(payload.text) > _EVENT_TEXT_CHARS and isinstance(frame["id"], int):
+                carried = {k: v for k, v in frame.items() if k != "text"}
+            await self._bus.publish(Event(WEBCHAT_FRAME, None, {"visitor": contact.external_id, "frame": carried}))
         return f"webchat:{frame['id']}"

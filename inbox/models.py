@@ -408,3 +408,17 @@ class NotificationRead(SQLModel, table=True):
     agent_id: int = Field(foreign_key="agent.id", primary_key=True)
     last_read_id: int = 0
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class LoginFailure(SQLModel, table=True):
+    """A failed sign-in, counted by the login throttle per key (an email, a client address):
+    in the database so that every server process sees the same counts. ``key`` is an HMAC of
+    the key under the server's secret, never the email or address itself; rows older than the
+    throttle's window are deleted as new ones come."""
+
+    __tablename__ = "login_failure"
+    __table_args__ = (sa.Index("ix_login_failure_key_at", "key", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=64)
+    at: datetime = Field(default_factory=utcnow, index=True)

@@ -15,7 +15,7 @@ from inbox.models import Agent, Message, OutboxMessage
 from inbox.web.auth import LoginThrottle
 from inbox.web.security import CONTENT_SECURITY_POLICY
 from inbox.web.state import ThrottleConfig
-from tests.db_helpers import count
+from tests.db_helpers import count, rows
 from tests.web_helpers import (  # noqa: F401  (fast_hashing is an autouse fixture)
     PASSWORD,
     add_agent,
@@ -164,14 +164,47 @@ async def test_login_is_throttled_per_address(client: Any, sessions: Any) -> Non
     assert resp.status == 429
 
 
-def test_throttle_window_expires() -> None:
-    throttle = LoginThrottle(ThrottleConfig(max_failures=2, window_seconds=60))
-    throttle.record_failure(["k"], now=0)
-    throttle.record_failure(["k"], now=10)
-    assert throttle.retry_after(["k"], now=20) == pytest.approx(40)
-    assert throttle.retry_after(["k"], now=61) == 0
-    throttle.reset("k")
-    assert throttle.retry_after(["k"], now=20) == 0
+async def test_throttle_window_expires(sessions: Any) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from inbox.models import LoginFailure
+
+    t0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    at = lambda seconds: t0 + timedelta(seconds=seconds)  # noqa: E731
+    throttle = LoginThrottle(ThrottleConfig(max_failures=2, window_seconds=60), sessions, b"k" * 32)
+    await throttle.record_failure(["email:bo@shop.test"], now=at(0))
+    assert await throttle.retry_after(["email:bo@shop.test"], now=at(5)) == 0  # one failure of two allowed
+    await throttle.record_failure(["email:bo@shop.test"], now=at(10))
+    assert await throttle.retry_after(["email:bo@shop.test"], now=at(20)) == pytest.approx(40)
+    assert await throttle.retry_after(["email:other@shop.test"], now=at(20)) == 0
+    assert await throttle.retry_after(["email:bo@shop.test"], now=at(61)) == 0
+    # the table holds neither the email nor the address, only a keyed hash of them
+    stored = await rows(sessions, LoginFailure)
+    assert stored and all("bo@" not in r.key and len(r.key) == 64 for r in stored)
+    # a failure much later drops the ones out of the window
+    await throttle.record_failure(["email:bo@shop.test"], now=at(600))
+    assert len(await rows(sessions, LoginFailure)) == 1
+    await throttle.reset("email:bo@shop.test")
+    assert await throttle.retry_after(["email:bo@shop.test"], now=at(600)) == 0
+    assert await rows(sessions, LoginFailure) == []
+
+
+async def test_the_throttle_is_shared_by_every_server_process(db_url: str, tmp_path: Any) -> None:
+    """Two processes on one database (here: two throttles with their own engines) count the
+    same failures: five spread over both lock the sixth out on either."""
+    from shopdesk.db import create_engine, session_maker
+
+    engines = [create_engine(db_url), create_engine(db_url)]
+    try:
+        one, two = (LoginThrottle(ThrottleConfig(max_failures=5, window_seconds=900), session_maker(e), b"s" * 32)
+                    for e in engines)
+        for i in range(5):
+            await (one if i % 2 else two).record_failure(["ip:203.0.113.9"])
+        assert await one.retry_after(["ip:203.0.113.9"]) > 0
+        assert await two.retry_after(["ip:203.0.113.9"]) > 0
+    finally:
+        for e in engines:
+            await e.dispose()
 
 
 async def test_open_redirect_after_login_is_refused(client: Any, sessions: Any) -> None:

@@ -60,7 +60,7 @@ def setup(
         bus=bus,
         config=config,
         jinja=create_environment(),
-        throttle=auth.LoginThrottle(config.login_throttle),
+        throttle=auth.LoginThrottle(config.login_throttle, sessions, derive_key(config.secret_key, "login throttle")),
         agents=live.AgentHub(sessions),
         visitors=webchat.VisitorHub(sessions),
         visitor_key=derive_key(config.secret_key, "webchat visitor token"),

@@ -14,11 +14,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
 import secrets
-import time
-from collections import deque
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -26,14 +26,19 @@ from aiohttp import web
 from aiohttp_session import get_session, new_session
 from aiohttp_session import setup as setup_session_middleware
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from inbox.actions.agent_login import agent_login
 from inbox.actions.agent_update import agent_update
+from inbox.actions.login_failures import login_failure_record, login_failures_clear
 from inbox.auth import normalize_email
 from inbox.models import Agent
+from inbox.queries.login import recent_failures
 from inbox.web.i18n import N_, translations_for
 from inbox.web.rendering import error_response, render, wants_json
 from inbox.web.state import AGENT, STATE, ThrottleConfig, WebConfig, derive_key
+from shopbase.clock import utcnow
 
 __all__ = [
     "SESSION_COOKIE",
@@ -65,51 +70,48 @@ _BAD_FORM_MESSAGE = N_("The form data could not be read (it must be UTF-8 form f
 
 
 class LoginThrottle:
-    """Counts sign-in failures per key (email, address) in a sliding window, in memory.
+    """Counts sign-in failures per key (email, client address) in a sliding window.
 
-    One process serves the inbox, so memory is enough; a restart forgets the counts.
+    The counts are rows of ``login_failure`` so that every server process on one database
+    sees the same ones (and a restart forgets nothing). Keys are stored as an HMAC under the
+    server's secret: the table never holds an email or an address.
     """
 
-    def __init__(self, config: ThrottleConfig, *, max_keys: int = 50_000) -> None:
+    def __init__(self, config: ThrottleConfig, sessions: async_sessionmaker[AsyncSession], secret: bytes) -> None:
         self._config = config
-        self._max_keys = max_keys
-        self._failures: dict[str, deque[float]] = {}
+        self._sessions = sessions
+        self._secret = secret
 
-    def _recent(self, key: str, now: float) -> deque[float]:
-        times = self._failures.get(key)
-        if times is None:
-            return deque()
-        cutoff = now - self._config.window_seconds
-        while times and times[0] <= cutoff:
-            times.popleft()
-        if not times:
-            del self._failures[key]
-        return times
+    def _hash(self, key: str) -> str:
+        return hmac.new(self._secret, key.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
 
-    def retry_after(self, keys: list[str], now: float | None = None) -> float:
+    @property
+    def _window(self) -> timedelta:
+        return timedelta(seconds=self._config.window_seconds)
+
+    async def retry_after(self, keys: list[str], now: datetime | None = None) -> float:
         """Seconds until a new try is allowed (0 when allowed now)."""
-        now = time.monotonic() if now is None else now
+        now = now or utcnow()
+        hashed = [self._hash(k) for k in keys]
+        async with self._sessions() as db:
+            recent = await recent_failures(db, hashed, now - self._window)
         wait = 0.0
-        for key in keys:
-            times = self._recent(key, now)
-            if len(times) >= self._config.max_failures:
-                oldest = times[len(times) - self._config.max_failures]
-                wait = max(wait, oldest + self._config.window_seconds - now)
+        limit = self._config.max_failures
+        for times in recent.values():
+            if len(times) >= limit:
+                oldest_counted = times[limit - 1]  # newest first: the limit-th newest failure
+                wait = max(wait, (oldest_counted + self._window - now).total_seconds())
         return wait
 
-    def record_failure(self, keys: list[str], now: float | None = None) -> None:
-        now = time.monotonic() if now is None else now
-        if len(self._failures) >= self._max_keys:
-            for key in list(self._failures):
-                self._recent(key, now)
-        for key in keys:
-            times = self._failures.setdefault(key, deque())
-            times.append(now)
-            while len(times) > self._config.max_failures * 2:
-                times.popleft()
+    async def record_failure(self, keys: list[str], now: datetime | None = None) -> None:
+        async with self._sessions() as db:
+            await login_failure_record(db, [self._hash(k) for k in keys], now=now or utcnow(), window=self._window)
+            await db.commit()
 
-    def reset(self, key: str) -> None:
-        self._failures.pop(key, None)
+    async def reset(self, key: str) -> None:
+        async with self._sessions() as db:
+            await login_failures_clear(db, self._hash(key))
+            await db.commit()
 
 
 def setup_sessions(app: web.Application, config: WebConfig) -> None:
@@ -239,7 +241,7 @@ async def login(request: web.Request) -> web.Response:
     email_key = "email:" + normalize_email(email)[:320]
     keys = [email_key, "ip:" + _client_address(request)]
 
-    wait = state.throttle.retry_after(keys)
+    wait = await state.throttle.retry_after(keys)
     if wait > 0:
         minutes = max(1, int(wait // 60) + (1 if wait % 60 else 0))
         log.warning("sign-in throttled")
@@ -266,7 +268,7 @@ async def login(request: web.Request) -> web.Response:
         if agent is not None:
             await db.commit()
     if agent is None:
-        state.throttle.record_failure(keys)
+        await state.throttle.record_failure(keys)
         log.info("sign-in failed")
         return render(
             request,
@@ -279,7 +281,7 @@ async def login(request: web.Request) -> web.Response:
             },
             status=401,
         )
-    state.throttle.reset(email_key)
+    await state.throttle.reset(email_key)
     session = await new_session(request)
     session["agent_id"] = agent.id
     session["sv"] = agent.session_version

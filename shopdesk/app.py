@@ -161,7 +161,7 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
     from shopdesk.cluster import Leadership, PgNotifyFanout, asyncpg_dsn, is_postgres
 
     settings.ensure_secret_key()
-    engine = engine or create_engine(settings.database_url)
+    engine = engine or create_engine(settings.database_url, **settings.engine_options())
     sessions = session_maker(engine)
     bus = EventBus()
     senders = SenderRegistry()

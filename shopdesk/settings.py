@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SHOPDESK_", extra="ignore", toml_file="shopdesk.toml")
 
     database_url: str = "sqlite+aiosqlite:///./shopdesk.db"
+    # PostgreSQL only: connections each server process keeps (pool) and may add under load
+    # (overflow); every process also holds 3 of its own (event fan-out, job leadership)
+    db_pool_size: int = Field(default=10, ge=1, le=500)
+    db_max_overflow: int = Field(default=20, ge=0, le=500)
     secret_key: SecretStr | None = None
     data_dir: Path = Path(".shopdesk")
     public_url: str = "http://127.0.0.1:8080"
@@ -155,6 +159,12 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    def engine_options(self) -> dict[str, Any]:
+        """``create_engine`` options from the settings (SQLite keeps its one inline connection)."""
+        if self.is_sqlite:
+            return {}
+        return {"pool_size": self.db_pool_size, "max_overflow": self.db_max_overflow}
 
     @property
     def telegram_enabled(self) -> bool:

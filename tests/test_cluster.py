@@ -190,9 +190,9 @@ async def test_sqlite_has_one_process_that_always_leads() -> None:
 def pg_settings(pg_url: str, tmp_path: Path) -> Callable[[str], Any]:
     from shopdesk.settings import load_settings
 
-    def make(name: str) -> Any:
+    def make(name: str, **extra: Any) -> Any:
         return load_settings(database_url=pg_url, secret_key="test-secret-key-0123456789abcdef0123456789",
-                             data_dir=tmp_path / name, shopify_webhook_secret="shpss_test_secret")
+                             data_dir=tmp_path / name, shopify_webhook_secret="shpss_test_secret", **extra)
 
     return make
 
@@ -204,10 +204,11 @@ async def test_two_servers_on_one_database_share_events_and_elect_one_job_runner
     (where an agent's live view would refresh), and only one of them runs the periodic jobs."""
     from shopdesk.app import RUNTIME, build_app
 
-    app_a, app_b = build_app(pg_settings("a")), build_app(pg_settings("b"))
+    app_a, app_b = build_app(pg_settings("a")), build_app(pg_settings("b", db_pool_size=4, db_max_overflow=2))
     client_a = await aiohttp_client(app_a)
     await aiohttp_client(app_b)
     run_a, run_b = app_a[RUNTIME], app_b[RUNTIME]
+    assert (run_a.engine.pool.size(), run_b.engine.pool.size()) == (10, 4)  # SHOPDESK_DB_POOL_SIZE
     assert sorted([run_a.leadership.is_leader, run_b.leadership.is_leader]) == [False, True]
     assert run_a.alerts.should_run() != run_b.alerts.should_run()
     assert run_a.pipeline.should_run_periodic() != run_b.pipeline.should_run_periodic()

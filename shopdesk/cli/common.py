@@ -124,7 +124,7 @@ async def open_db(settings: Settings, migrate: bool = True) -> Any:
     from shopdesk.db import create_engine
     from shopdesk.db import migrate as do_migrate
 
-    engine = create_engine(settings.database_url)
+    engine = create_engine(settings.database_url, **settings.engine_options())
     try:
         if migrate:
             await do_migrate(engine)

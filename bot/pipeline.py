@@ -41,6 +41,7 @@ from inbox.events import Event, EventBus
 from inbox.messages import OutboundPayload
 from inbox.models import Author, Contact, Conversation, Message, Owner, Priority
 from inbox.replies import render_reply
+from shopbase.dberrors import is_database_unavailable
 from shopbase.rows import saved_id
 
 __all__ = ["Pipeline"]
@@ -75,7 +76,11 @@ class Pipeline:
     async def process(self, message_id: int) -> None:
         try:
             await self._process(message_id)
-        except Exception:
+        except Exception as exc:
+            if is_database_unavailable(exc):
+                # not the message's fault: nothing was committed, the worker tries it again
+                # once the database is back (no apology, no hand-over for a restart)
+                raise
             log.exception("bot turn failed", extra={"message_id": message_id})
             await self._fail_safe(message_id)
 

@@ -11,6 +11,10 @@ committed, and ``sweep``, which finds every unprocessed inbound message) and cal
 * **failures** are logged with the message id only (no text, no emails) and the message is
   left unprocessed; the periodic sweep (every ``sweep_interval`` seconds) offers it again,
   up to ``max_failures`` times per process lifetime;
+* **the database unavailable** (a lost connection, a restart: ``shopbase.dberrors``) is not
+  the message's failure and is not counted: the worker sweeps again after ``retry_delay``
+  seconds, doubling up to ``sweep_interval`` while the database stays away, so the service
+  resumes by itself seconds after the database is back;
 * ``start()`` sweeps once (a crash or restart loses nothing); ``stop()`` lets the messages
   in flight finish, and queued ones simply stay unprocessed for the next start.
 
@@ -32,6 +36,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from inbox.models import Message
 from inbox.queries.messages import unprocessed_message_ids
+from shopbase.dberrors import is_database_unavailable
 
 __all__ = ["InboundWorker"]
 
@@ -53,6 +58,7 @@ class InboundWorker:
         sweep_interval: float | None = 300.0,
         max_failures: int = 5,
         ready: asyncio.Event | None = None,
+        retry_delay: float = 1.0,
     ) -> None:
         self.sessions = sessions
         self.processor = processor
@@ -72,6 +78,9 @@ class InboundWorker:
         self._sweeper: asyncio.Task[None] | None = None
         self._routing = 0
         self._stopping = False
+        self.retry_delay = retry_delay
+        self._next_retry = retry_delay
+        self._retry_task: asyncio.Task[None] | None = None
 
     # -- public ----------------------------------------------------------------------------
 
@@ -106,11 +115,11 @@ class InboundWorker:
         """Stop taking work; wait (up to ``timeout``) for the messages being processed."""
         self._stopping = True
         self._incoming_ready.set()
-        background = [t for t in (self._sweeper, self._router) if t is not None]
+        background = [t for t in (self._sweeper, self._router, self._retry_task) if t is not None]
         for task in background:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
-        self._sweeper = self._router = None
+        self._sweeper = self._router = self._retry_task = None
         runners = list(self._runners.values())
         if runners:
             done, pending = await asyncio.wait(runners, timeout=timeout)
@@ -191,9 +200,15 @@ class InboundWorker:
                     async with self._semaphore:
                         if self._stopping:
                             break
-                        await self._process(message_id)
+                        done = await self._process(message_id)
                 finally:
                     self._known.discard(message_id)
+                if not done:
+                    # the database is away: the conversation's later messages must not overtake
+                    # this one; the retry sweep queues them all again, in order
+                    for later in self._queues.pop(conversation_id, []):
+                        self._known.discard(later)
+                    break
         finally:
             # no await between the emptiness check above and here: nothing can slip in
             if self._runners.get(conversation_id) is asyncio.current_task():
@@ -201,18 +216,47 @@ class InboundWorker:
             if not self._queues.get(conversation_id):
                 self._queues.pop(conversation_id, None)
 
-    async def _process(self, message_id: int) -> None:
+    async def _process(self, message_id: int) -> bool:
+        """Run the processor; False when the database was unavailable (to be retried)."""
         try:
             await self.processor(message_id)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            if is_database_unavailable(exc):
+                log.warning("inbound message %s waits for the database (%s); trying again shortly",
+                            message_id, type(exc).__name__)
+                self._retry_soon()
+                return False
             failures = self._failures[message_id] = self._failures.get(message_id, 0) + 1
             log.error("processing inbound message %s failed (%s, failure %d); left for the next sweep",
                       message_id, type(exc).__name__, failures)
             log.debug("traceback for inbound message %s", message_id, exc_info=True)
         else:
             self._failures.pop(message_id, None)
+            self._next_retry = self.retry_delay  # the database answers again
+        return True
+
+    def _retry_soon(self) -> None:
+        """Sweep again after the current back-off (one pending retry at a time)."""
+        if self._stopping or (self._retry_task is not None and not self._retry_task.done()):
+            return
+        delay = self._next_retry
+        limit = self.sweep_interval or 300.0
+        self._next_retry = min(delay * 2, limit)
+
+        async def later() -> None:
+            await asyncio.sleep(delay)
+            try:
+                await self.sweep()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("inbound sweep failed (%s); trying again later", type(exc).__name__)
+                self._retry_task = None
+                self._retry_soon()
+
+        self._retry_task = asyncio.get_running_loop().create_task(later(), name="inbound-retry")
 
     async def _sweep_periodically(self) -> None:
         assert self.sweep_interval

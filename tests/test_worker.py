@@ -142,3 +142,68 @@ async def test_periodic_sweep_picks_up_missed_messages(sessions):
         await asyncio.sleep(0.02)
     await worker.stop()
     assert processor.finished == [mid]
+
+
+async def test_a_database_outage_is_retried_soon_in_order_and_not_counted(sessions, caplog):
+    """While the database is away the worker neither gives up nor lets a conversation's later
+    message overtake the one that failed: it sweeps again after a short back-off, and once
+    the database answers every message is processed, oldest first."""
+    from sqlalchemy.exc import OperationalError
+
+    class Outage(Recorder):
+        down = True
+
+        async def __call__(self, message_id: int) -> None:
+            if self.down:
+                self.order.append(-message_id)
+                raise OperationalError("SELECT 1", {}, ConnectionRefusedError("connection refused"))
+            await super().__call__(message_id)
+
+    first = (await record(sessions, "a", "a1")).message_id
+    second = (await record(sessions, "a", "a2")).message_id
+    other = (await record(sessions, "b", "b1")).message_id
+    processor = Outage(sessions, delay=0)
+    worker = InboundWorker(sessions, processor, sweep_interval=None, retry_delay=0.05, max_failures=1)
+    caplog.set_level(logging.INFO, logger="inbox.worker")
+    await worker.start()
+    for _ in range(200):  # several retries while the database is down (more than max_failures)
+        if sum(1 for m in processor.order if m == -first) >= 3:
+            break
+        await asyncio.sleep(0.02)
+    assert sum(1 for m in processor.order if m == -first) >= 3
+    assert -second not in processor.order  # never tried before the first one of its conversation
+    processor.down = False
+    for _ in range(500):
+        if len(processor.finished) == 3:
+            break
+        await asyncio.sleep(0.02)
+    assert processor.finished.index(first) < processor.finished.index(second)
+    assert sorted(processor.finished) == sorted([first, second, other])
+    assert "waits for the database" in caplog.text and "failed (" not in caplog.text
+    await worker.stop()
+
+
+async def test_the_bot_does_not_apologise_for_a_database_outage(sessions, settings, monkeypatch):
+    """A lost connection during a turn is not a bot failure: no apology, no hand-over; the
+    error reaches the worker, which retries."""
+    import pytest
+    from sqlalchemy.exc import OperationalError
+
+    from bot.pipeline import Pipeline
+    from inbox.events import EventBus
+    from inbox.models import Conversation, OutboxMessage, Owner
+
+    mid = (await record(sessions, "a", "a1", "hi")).message_id
+    pipeline = Pipeline(sessions=sessions, bus=EventBus(), settings=settings)
+
+    async def lost(_message_id: int) -> None:
+        raise OperationalError("SELECT 1", {}, ConnectionResetError("server closed the connection"))
+
+    monkeypatch.setattr(pipeline, "_process", lost)
+    with pytest.raises(OperationalError):
+        await pipeline.process(mid)
+    async with sessions() as s:
+        assert (await s.exec(select(OutboxMessage))).all() == []
+        conversation = (await s.exec(select(Conversation))).one()
+        assert conversation.owner != Owner.agent
+        assert (await s.get(Message, mid)).processed is False

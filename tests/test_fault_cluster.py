@@ -325,3 +325,83 @@ def _pg_ctl(cluster: Any, *args: str) -> None:
     if os.geteuid() == 0:
         cmd = ["runuser", "-u", "postgres", "--", *cmd]
     subprocess.run(cmd, check=True, capture_output=True, timeout=60)
+
+
+async def test_every_delivery_three_times_at_once_to_two_servers(pg_url: str, fake_api: FakeTelegram,
+                                                                  tmp_path: Path) -> None:
+    """Telegram updates and Shopify webhooks, each delivered three times concurrently and split
+    over both servers: every one stored once, every message answered once."""
+    import base64
+    import copy
+    import hashlib
+    import hmac
+    import json
+
+    data = tmp_path / "data"
+    shopify_secret = "shpss_fault_secret"
+    servers = [Server(f"server-{i}", {**_env(pg_url, fake_api.ptb_base_url, data),
+                                      "SHOPDESK_SHOPIFY_WEBHOOK_SECRET": shopify_secret},
+                      tmp_path / f"server-{i}.log") for i in range(2)]
+    updates = _burst(chats=50, per_chat=2)
+    template = json.loads((ROOT / "tests" / "fixtures" / "shopify" / "webhook_order_create.json").read_text())
+    orders = []
+    for i in range(20):
+        order = copy.deepcopy(template)
+        order["id"] = 7_000_000 + i
+        order["name"] = f"#F{i}"
+        order["order_number"] = 90_000 + i
+        orders.append(order)
+
+    async def post_update(http: ClientSession, server: Server, update: dict[str, Any]) -> int:
+        async with http.post(f"{server.url}/webhooks/telegram", json=update,
+                             headers={"X-Telegram-Bot-Api-Secret-Token": SECRET}) as resp:
+            return resp.status
+
+    async def post_order(http: ClientSession, server: Server, order: dict[str, Any]) -> int:
+        body = json.dumps(order).encode()
+        signature = base64.b64encode(hmac.new(shopify_secret.encode(), body, hashlib.sha256).digest()).decode()
+        headers = {"X-Shopify-Hmac-Sha256": signature, "X-Shopify-Topic": "orders/create",
+                   "X-Shopify-Webhook-Id": f"wh-{order['id']}", "Content-Type": "application/json"}
+        async with http.post(f"{server.url}/webhooks/shopify", data=body, headers=headers) as resp:
+            return resp.status
+
+    async with ClientSession(timeout=ClientTimeout(total=60)) as http:
+        try:
+            servers[0].start()
+            await servers[0].ready(http)
+            servers[1].start()
+            await servers[1].ready(http)
+            calls = []
+            for update in updates:
+                calls += [post_update(http, servers[n % 2], update) for n in range(3)]
+            for order in orders:
+                calls += [post_order(http, servers[n % 2], order) for n in range(3)]
+            statuses = await asyncio.gather(*calls)
+            assert set(statuses) == {200}, Counter(statuses)
+            found = await _settled(pg_url, fake_api, {u["update_id"] for u in updates})
+        finally:
+            for server in servers:
+                server.stop()
+
+    from shopdesk.db import create_engine
+
+    engine = create_engine(pg_url)
+    try:
+        async with engine.connect() as conn:
+            stored_orders = (await conn.execute(sa.text(
+                "SELECT external_id, count(*) FROM shop_order WHERE external_id LIKE '70000%' GROUP BY external_id"
+            ))).all()
+            deliveries = (await conn.execute(sa.text(
+                "SELECT count(*) FROM webhook_delivery WHERE delivery_id LIKE 'wh-%'"))).scalar_one()
+            # one bot turn per message: the bot's replies are grouped by the message they answer
+            turns = (await conn.execute(sa.text(
+                "SELECT count(*) FROM message WHERE channel = 'telegram' AND direction = 'in' AND processed"
+            ))).scalar_one()
+    finally:
+        await engine.dispose()
+    assert len(stored_orders) == len(orders) and all(n == 1 for _, n in stored_orders)
+    assert deliveries == len(orders)
+    assert found["stored_twice"] == [] and len(found["stored"]) == len(updates) == turns
+    assert found["sent_calls"] == found["outbox"].get("sent", 0)  # no reply sent twice
+    replies_per_chat = Counter(m["chat"]["id"] for m in fake_api.sent_messages())
+    assert len(replies_per_chat) == 50  # every chat was answered

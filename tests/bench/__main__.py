@@ -23,7 +23,14 @@ from tests.bench import report
 from tests.bench.databases import Databases
 from tests.bench.fake_api import FakeBotApi
 from tests.bench.load import Router, TelegramTarget, WidgetTarget, closed_loop, first_answer, open_loop
-from tests.bench.servers import WEBHOOK_SECRET, ServerProcess, start_bare, start_shopdesk
+from tests.bench.servers import (
+    WEBHOOK_SECRET,
+    ServerGroup,
+    ServerProcess,
+    start_bare,
+    start_shopdesk,
+    start_shopdesk_group,
+)
 from tests.fakes.telegram import DEFAULT_TOKEN
 from tests.pg_cluster import free_port
 
@@ -94,7 +101,7 @@ class Prepared:
 
     run: dict[str, Any]
     router: Router
-    server: ServerProcess | None = None
+    server: ServerProcess | ServerGroup | None = None
     target: WidgetTarget | TelegramTarget | None = None
 
     async def close(self) -> None:
@@ -107,7 +114,7 @@ class Prepared:
             self.server = None
 
 
-async def prepare(label: str, path: str, start: Callable[[], Awaitable[ServerProcess]], profile: Profile,
+async def prepare(label: str, path: str, start: Callable[[], Awaitable[ServerProcess | ServerGroup]], profile: Profile,
                   fake: FakeApiServer) -> Prepared:
     """Start the server, connect the customers, wait for a first answer (the models are loaded
     then). Every step is bounded; a failure is recorded in ``run["error"]``. Each server has its
@@ -122,9 +129,9 @@ async def prepare(label: str, path: str, start: Callable[[], Awaitable[ServerPro
         prep.run["ready_s"] = round(server.started_in, 2)
         server.rss("ready")
         if path == "widget":
-            prep.target = WidgetTarget(server.url, router)
+            prep.target = WidgetTarget(server.urls, router)
         else:
-            prep.target = TelegramTarget(server.url, router, WEBHOOK_SECRET, customers=profile.customers)
+            prep.target = TelegramTarget(server.urls, router, WEBHOOK_SECRET, customers=profile.customers)
         await prep.target.open(profile.customers, timeout=60)
         first = await first_answer(prep.target, router, bound=90)
         if first is None:
@@ -177,7 +184,8 @@ async def measure(prep: Prepared, profile: Profile, *, soak: bool) -> None:
         run["refusals"] = target.refused
 
 
-async def run_group(results: dict[str, Any], label: str, starts: dict[str, Callable[[], Awaitable[ServerProcess]]],
+async def run_group(results: dict[str, Any], label: str,
+                    starts: dict[str, Callable[[], Awaitable[ServerProcess | ServerGroup]]],
                     profile: Profile, fake: FakeApiServer, *, soak_first: bool) -> None:
     """One server per path, started and warmed up together (start-up is mostly loading models,
     which must not overlap a measurement), then measured one after the other, each alone."""
@@ -287,6 +295,18 @@ async def main_async(profile: Profile, args: argparse.Namespace) -> dict[str, An
                 first = not any(r["server"].startswith("shopdesk") for r in results["chat"])
                 await run_group(results, f"shopdesk {DB_LABEL[kind]}", {p: shopdesk_start(p) for p in paths}, profile,
                                 fake, soak_first=first)
+                if kind == "postgresql" and args.processes > 1:
+                    # several processes on one database, customers spread over them (SQLite serves one)
+                    def group_start(path: str, n: int = args.processes) -> Callable[[], Awaitable[ServerGroup]]:
+                        async def start() -> ServerGroup:
+                            url = await dbs.url("postgresql", f"chat_{path}_pg_x{n}")
+                            return await start_shopdesk_group(f"{path} postgresql x{n}", url, workdir, fake.base,
+                                                              token=DEFAULT_TOKEN, processes=n)
+
+                        return start
+
+                    await run_group(results, f"shopdesk {DB_LABEL[kind]} x{args.processes}",
+                                    {p: group_start(p) for p in paths}, profile, fake, soak_first=False)
         if "inbox" not in args.skip:
             for kind in databases:
                 if kind == "postgresql" and not await dbs.start_pg():
@@ -309,6 +329,16 @@ async def main_async(profile: Profile, args: argparse.Namespace) -> dict[str, An
             rate, base = _closed_rate(r), bare.get(r["path"])
             ratios[f"{r['path']} {r['server'].split()[-1]}"] = round(rate / base, 4) if rate and base else None
     results["ratios"] = ratios
+    scaling = {}
+    for r in results["chat"]:
+        server = r["server"]
+        if server.startswith("shopdesk PostgreSQL x"):
+            single = next((_closed_rate(o) for o in results["chat"]
+                           if o["server"] == "shopdesk PostgreSQL" and o["path"] == r["path"]), None)
+            rate = _closed_rate(r)
+            scaling[f"{r['path']} {server.split()[-1]}"] = round(rate / single, 2) if rate and single else None
+    if scaling:
+        results["scaling"] = scaling  # N processes over one, closed loop (issue 16: ≥ 1.6 for two)
     results["meta"]["seconds"] = round(time.perf_counter() - began, 1)
     return results
 
@@ -330,6 +360,8 @@ def main() -> None:
     parser.add_argument("--skip", default="", help="comma-separated sections to leave out: chat,inbox,understanding")
     parser.add_argument("--json", default="bench-results.json", help="where to write the results")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (server logs, SQLite files)")
+    parser.add_argument("--processes", type=int, default=2,
+                        help="also measure N server processes on one PostgreSQL (1: only one process)")
     args = parser.parse_args()
     quick = args.quick or os.environ.get("QUICK", "") not in ("", "0")
     profile = QUICK if quick else FULL

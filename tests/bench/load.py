@@ -188,8 +188,10 @@ class WidgetTarget:
 
     path = "widget"
 
-    def __init__(self, base_url: str, router: Router) -> None:
-        self.url = base_url + "/widget/ws"
+    def __init__(self, base_url: str | list[str], router: Router) -> None:
+        bases = [base_url] if isinstance(base_url, str) else base_url
+        self.urls = [b + "/widget/ws" for b in bases]  # customers spread over several processes
+        self.url = self.urls[0]
         self.router = router
         self.keys: list[int] = []
         self._sockets: dict[int, aiohttp.ClientWebSocketResponse] = {}
@@ -206,7 +208,7 @@ class WidgetTarget:
         async def one(index: int) -> None:
             async with gate:
                 assert self._http is not None
-                ws = await self._http.ws_connect(self.url, heartbeat=None, autoping=True)
+                ws = await self._http.ws_connect(self.urls[index % len(self.urls)], heartbeat=None, autoping=True)
                 lang, _ = _text(index, 0)
                 await ws.send_str(json.dumps({"type": "hello", "lang": lang}))
                 while True:
@@ -264,9 +266,11 @@ class TelegramTarget:
 
     path = "telegram"
 
-    def __init__(self, base_url: str, router: Router, secret: str, *, customers: int, connections: int = 100,
-                 first_chat: int = 10_000_000) -> None:
-        self.url = base_url + "/webhooks/telegram"
+    def __init__(self, base_url: str | list[str], router: Router, secret: str, *, customers: int,
+                 connections: int = 100, first_chat: int = 10_000_000) -> None:
+        bases = [base_url] if isinstance(base_url, str) else base_url
+        self.urls = [b + "/webhooks/telegram" for b in bases]  # chats spread over several processes
+        self.url = self.urls[0]
         self.router = router
         self.headers = {"X-Telegram-Bot-Api-Secret-Token": secret}
         self.keys = [first_chat + i for i in range(customers)]
@@ -286,7 +290,7 @@ class TelegramTarget:
         lang, text = _text(key - self.first_chat, turn)
         update = make_message_update(next(self._update_ids), key, text, language_code=lang.lower())
         try:
-            async with self._http.post(self.url, json=update, headers=self.headers) as resp:
+            async with self._http.post(self.urls[key % len(self.urls)], json=update, headers=self.headers) as resp:
                 await resp.read()
                 ok = resp.status == 200
                 if not ok and len(self.refused) < 5:

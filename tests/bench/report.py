@@ -18,20 +18,20 @@ def _f(value: Any, digits: int = 1) -> str:
 
 
 def _chat_rows(results: dict[str, Any]) -> list[str]:
-    head = (f"{'path':<9}{'server':<22}{'phase':<14}{'sent':>7}{'answered':>9}{'msg/s':>9}{'p50 ms':>9}"
+    head = (f"{'path':<9}{'server':<25}{'phase':<14}{'sent':>7}{'answered':>9}{'msg/s':>9}{'p50 ms':>9}"
             f"{'p99 ms':>9}{'lost':>6}{'err':>5}{'cpu%':>5}  note")
     lines = [head, "-" * len(head)]
     for run in results.get("chat", []):
         label = run["server"]
         if run.get("error"):
-            lines.append(f"{run['path']:<9}{label:<22}{'-':<14}  FAILED: {run['error']}")
+            lines.append(f"{run['path']:<9}{label:<25}{'-':<14}  FAILED: {run['error']}")
             continue
         for phase in run.get("phases", []):
             if phase.get("skipped"):
-                lines.append(f"{run['path']:<9}{label:<22}{phase['phase']:<14}  skipped: {phase['skipped']}")
+                lines.append(f"{run['path']:<9}{label:<25}{phase['phase']:<14}  skipped: {phase['skipped']}")
                 continue
             lines.append(
-                f"{run['path']:<9}{label:<22}{phase['phase']:<14}{phase['sent']:>7}{phase['answered']:>9}"
+                f"{run['path']:<9}{label:<25}{phase['phase']:<14}{phase['sent']:>7}{phase['answered']:>9}"
                 f"{_f(phase['answered_per_s']):>9}{_f(phase['p50_ms']):>9}{_f(phase['p99_ms']):>9}"
                 f"{phase['lost']:>6}{phase['errors']:>5}{_f(phase.get('client_cpu_pct')):>5}  {phase.get('note', '')}"
             )
@@ -54,6 +54,10 @@ def print_report(results: dict[str, Any]) -> None:
         print()
         print("shopdesk / bare aiohttp, closed-loop answered msg/s: "
               + ", ".join(f"{k} {v:.3f}" if v is not None else f"{k} -" for k, v in ratios.items()))
+    scaling = results.get("scaling", {})
+    if scaling:
+        print("several processes on one PostgreSQL / one process, closed-loop answered msg/s: "
+              + ", ".join(f"{k} {v:.2f}" if v is not None else f"{k} -" for k, v in scaling.items()))
     nlu = results.get("understanding", {})
     print()
     if nlu.get("error"):
@@ -95,7 +99,7 @@ def print_report(results: dict[str, Any]) -> None:
                 extra += f", first answer {run['first_answer_s']:.1f}s later"
             growth = run.get("growth_kb_per_1k_messages")
             extra += f"; growth over the soak {growth:.1f} KB per 1,000 answered" if growth is not None else ""
-            print(f"  {run['path']:<9}{run['server']:<22}{mem}{extra}")
+            print(f"  {run['path']:<9}{run['server']:<25}{mem}{extra}")
     notes = list(results.get("notes", []))
     for run in results.get("chat", []):
         if run.get("refusals"):

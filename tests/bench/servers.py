@@ -61,6 +61,10 @@ class ServerProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def urls(self) -> list[str]:
+        return [self.url]
+
     def rss(self, label: str) -> float | None:
         value = rss_mb(self.proc.pid)
         self.memory[label] = None if value is None else round(value, 1)
@@ -155,3 +159,55 @@ async def start_bare(workdir: Path, api_url: str, timeout: float = 30.0) -> Serv
         server.stop()
         raise
     return server
+
+
+@dataclass
+class ServerGroup:
+    """Several ``shopdesk serve`` processes on one PostgreSQL database, measured as one server:
+    the customers are spread over them (as a load balancer would), memory is their sum."""
+
+    name: str
+    servers: list[ServerProcess]
+    memory: dict[str, float | None] = field(default_factory=dict)
+
+    @property
+    def started_in(self) -> float:
+        return max(s.started_in for s in self.servers)
+
+    @property
+    def url(self) -> str:
+        return self.servers[0].url
+
+    @property
+    def urls(self) -> list[str]:
+        return [s.url for s in self.servers]
+
+    def rss(self, label: str) -> float | None:
+        values = [rss_mb(s.proc.pid) for s in self.servers]
+        total = None if any(v is None for v in values) else sum(v for v in values if v is not None)
+        self.memory[label] = None if total is None else round(total, 1)
+        return total
+
+    def log_tail(self, lines: int = 12) -> str:
+        return "\n".join(s.log_tail(lines) for s in self.servers)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        for server in self.servers:
+            server.stop(timeout)
+
+
+async def start_shopdesk_group(name: str, database_url: str, workdir: Path, api_url: str, *, token: str,
+                               processes: int, timeout: float = 90.0) -> ServerGroup:
+    """``processes`` servers on one database: the first one migrates it, then the others start."""
+    servers: list[ServerProcess] = []
+    try:
+        servers.append(await start_shopdesk(f"{name} #1", database_url, workdir, api_url, token=token,
+                                            timeout=timeout))
+        servers += await asyncio.gather(*(start_shopdesk(f"{name} #{i + 1}", database_url, workdir, api_url,
+                                                         token=token, timeout=timeout)
+                                          for i in range(1, processes)))
+    except BaseException:
+        for server in servers:
+            server.stop()
+        raise
+    return ServerGroup(name, servers)

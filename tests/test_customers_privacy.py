@@ -97,7 +97,7 @@ async def world(sessions: Any, tmp_path: Path) -> dict[str, Any]:
                            chat=TG_ID, username="zuzakow", rma="RMA-ZK-4411", agent=agent)
     bruno = await _person(sessions, email=OTHER_EMAIL, first="Bruno", last="Ostrander", phone="+1 202 555 0188",
                           street=OTHER_STREET, chat="tg-bruno-1", username="bruno_o", rma="RMA-BO-5522", agent=agent)
-    files = tmp_path / "files"
+    files = tmp_path / "data" / "files"  # SHOPDESK_DATA_DIR/files for the CLI test
     for person, text in ((zuzana, f"{NAME[0]} {NAME[1]} {STREET}"), (bruno, f"Bruno Ostrander {OTHER_STREET}")):
         (files / "labels").mkdir(parents=True, exist_ok=True)
         (files / "invoices").mkdir(parents=True, exist_ok=True)
@@ -205,3 +205,51 @@ async def test_everyone_erase_for_shop_redact(engine: Any, sessions: Any, world:
         assert (await s.exec(select(sa.func.count()).select_from(Order))).one() == 2
         assert (await s.exec(select(sa.func.count()).select_from(Conversation))).one() == 4
         assert (await s.exec(select(Order).where(col(Order.email).is_not(None)))).all() == []
+
+
+# --------------------------------------------------------------------------- Shopify and the CLI
+
+async def test_shopify_redact_webhooks_erase_after_the_signature(
+        engine: Any, sessions: Any, world: dict[str, Any], aiohttp_client: Any) -> None:
+    from aiohttp import web
+
+    from inbox.privacy import shopify_privacy_handlers
+    from ordersvc.webhooks import setup
+    from tests.test_shopify_webhooks import SECRET, Hook
+
+    app = web.Application()
+    setup(app, sessions, lambda: [SECRET], privacy=shopify_privacy_handlers(world["files"]))
+    hook = Hook(client=await aiohttp_client(app), sessions=sessions, secrets=[SECRET])
+    payload = {"shop_id": 954889, "shop_domain": "shopdesk-test.myshopify.com",
+               "customer": {"id": 1234, "email": EMAIL, "phone": PHONE}, "orders_to_redact": []}
+    assert (await hook.post("customers/redact", payload, signature="bm90LXZhbGlk"))[0] == 401
+    assert await find_in_database(engine, NEEDLES) != []
+    assert await hook.post("customers/redact", payload, webhook_id="gdpr-1") == (200, {"status": "ok"})
+    assert await find_in_database(engine, NEEDLES) == []
+    assert find_in_files(world["files"], NEEDLES) == []
+    assert await hook.post("customers/redact", payload, webhook_id="gdpr-1") == (200, {"status": "duplicate"})
+    assert (await hook.post("customers/redact", {"shop_id": 1, "customer": {}}))[0] == 422
+
+    others = [OTHER_EMAIL, OTHER_STREET, "Ostrander"]
+    assert await find_in_database(engine, others) != []
+    shop = {"shop_id": 954889, "shop_domain": "shopdesk-test.myshopify.com"}
+    assert await hook.post("shop/redact", shop, webhook_id="gdpr-2") == (200, {"status": "ok"})
+    assert await find_in_database(engine, others) == []
+    assert find_in_files(world["files"], others) == []
+
+
+async def test_cli_exports_and_erases(db_url: str, engine: Any, world: dict[str, Any], tmp_path: Path) -> None:
+    from tests.test_cli import Cli, ok, one_line_error
+
+    cli = Cli(tmp_path, {"SHOPDESK_DATABASE_URL": db_url})
+    assert cli.data_dir / "files" == world["files"]
+    report = json.loads(ok(cli("customers", "export", EMAIL)))
+    assert report["order_store"]["customers"][0]["last_name"] == "Kowalczyk"
+    assert "labels/RMA-ZK-4411.pdf" in report["files"]
+    one_line_error(cli("customers", "erase", "not-an-email", "--yes"), 2, "email")
+    assert "aborted" in cli("customers", "erase", EMAIL, stdin="n\n").stderr
+    assert await find_in_database(engine, NEEDLES) != []
+    out = ok(cli("customers", "erase", EMAIL, "--yes"))
+    assert "customers=1" in out and "files=3" in out
+    assert await find_in_database(engine, NEEDLES) == []
+    assert find_in_files(world["files"], NEEDLES) == []

@@ -11,7 +11,8 @@ from inbox.actions.base import write_audit
 from inbox.models import Agent, Contact, CustomerIdentity, CustomerProfile
 from shopbase.clock import utcnow
 
-__all__ = ["profile_of_contact", "profile_of_customer", "customer_link_verified", "ensure_profile"]
+__all__ = ["profile_of_contact", "profile_of_customer", "customer_link_verified", "ensure_profile",
+           "ensure_customer_profile"]
 
 
 async def profile_of_contact(session: AsyncSession, contact_id: int) -> CustomerProfile | None:
@@ -94,4 +95,22 @@ async def customer_link_verified(session: AsyncSession, contact: Contact, custom
     profile.updated_at = now
     session.add(profile)
     await session.flush()
+    return profile
+
+
+async def ensure_customer_profile(
+    session: AsyncSession, customer_id: int, display_name: str, *, agent: Agent | None = None
+) -> CustomerProfile:
+    """The profile holding the order-store customer; a new one with only that identity if none."""
+    profile = await profile_of_customer(session, customer_id)
+    if profile is not None:
+        return profile
+    now = utcnow()
+    profile = CustomerProfile(display_name=display_name, created_at=now, updated_at=now)
+    session.add(profile)
+    await session.flush()
+    session.add(CustomerIdentity(profile_id=profile.id, customer_id=customer_id, via="agent", created_at=now))  # type: ignore[arg-type]
+    await session.flush()
+    write_audit(session, None, "customer.created", agent=agent,
+                detail={"profile_id": profile.id, "customer_id": customer_id}, now=now)
     return profile

@@ -55,8 +55,9 @@ async def customer_merge(
         raise Refused("customer_erased", "An erased customer cannot be merged.", status=409)
     chain = await _chain(session, target)
     if source_id in chain:
-        raise Refused("merge_cycle", f"Customer #{target_id} was merged into customer #{source_id}; "
-                      "merging back would make a cycle. Un-merge it instead.", status=409)
+        cycle = (f"Customer #{target_id} was merged into customer #{source_id}; merging back would make a "
+                 f"cycle. Un-merge it instead.")
+        raise Refused("merge_cycle", cycle, status=409)
     if source.merged_into_id is not None:
         raise Refused("already_merged", f"Customer #{source_id} is already merged into customer "
                       f"#{source.merged_into_id}.", status=409)

@@ -55,8 +55,8 @@ async def customer_merge(
         raise Refused("customer_erased", "An erased customer cannot be merged.", status=409)
     chain = await _chain(session, target)
     if source_id in chain:
-        cycle = (f"Customer #{target_id} was merged into customer #{source_id}; merging back would make a "
-                 f"cycle. Un-merge it instead.")
+        cycle = (f"Customer #{target_id} was merged into customer #{source_id}; merging #{source_id} into "
+                 f"#{target_id} would make a cycle. Un-merge instead.")
         raise Refused("merge_cycle", cycle, status=409)
     if source.merged_into_id is not None:
         raise Refused("already_merged", f"Customer #{source_id} is already merged into customer "
@@ -72,7 +72,12 @@ async def customer_merge(
     for row in (*identities, *notes):
         row.profile_id = target_id
         session.add(row)
-    tags_added = [tag for tag in source.tags if tag not in target.tags]
+    known = {tag.casefold() for tag in target.tags}
+    tags_added = []
+    for tag in source.tags:
+        if tag.casefold() not in known:
+            known.add(tag.casefold())
+            tags_added.append(tag)
     target.tags = [*target.tags, *tags_added]
     target.updated_at = now
     source.merged_into_id = target_id

@@ -267,3 +267,26 @@ async def test_web_profile_routes(sessions: Any, aiohttp_client: Any) -> None:
     assert resp.status == 303
     assert "2 open" not in await (await client.get("/inbox")).text()
     assert a_contact
+
+
+async def test_migration_0013_gives_verified_contacts_their_profiles(sessions: Any, engine: Any) -> None:
+    from tests.test_search import _alembic
+
+    a, _ = await _contact(sessions, "Maria", "tg-a", channel="telegram")
+    b, _ = await _contact(sessions, "Maria on the web", "visitor-b")
+    c, _ = await _contact(sessions, "Not verified", "visitor-c")
+    async with sessions() as s:
+        customer = await make_customer(s, email="m@example.com", first_name="Maria", last_name="Garcia")
+        for contact_id in (a, b):
+            await contact_link(s, await s.get(Contact, contact_id), customer.id)
+        await s.commit()
+    await _alembic(engine, "downgrade", "0013-1")  # whatever 0013 follows after the merge
+    await _alembic(engine, "upgrade", "head")
+    async with sessions() as s:
+        profiles = (await s.exec(select(CustomerProfile))).all()
+        assert [p.display_name for p in profiles] == ["Maria Garcia"]
+        assert await profile_id_of_contact(s, a) == await profile_id_of_contact(s, b) == profiles[0].id
+        assert await profile_id_of_contact(s, c) is None
+        held = (await s.exec(select(CustomerIdentity.customer_id).where(
+            col(CustomerIdentity.customer_id).is_not(None)))).all()
+        assert held == [customer.id]

@@ -1,11 +1,13 @@
 """Customer profiles (issue 14, CRM): one customer across channels (identities: contacts and
 order-store customers), agents' notes about the customer, merges that can be undone.
+Contacts verified before this revision get their profiles here (one per verified customer).
 
 Revision ID: 0013
 Revises: 0008
 """
 
-from typing import Sequence, Union
+from datetime import UTC, datetime
+from typing import Any, Sequence, Union
 
 import sqlalchemy as sa
 import sqlmodel
@@ -85,6 +87,42 @@ def upgrade() -> None:
     with op.batch_alter_table("customer_merge", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_customer_merge_source_id"), ["source_id"], unique=False)
         batch_op.create_index("ix_customer_merge_target", ["target_id", "created_at"], unique=False)
+    backfill(op.get_bind())
+
+
+def backfill(connection: Any) -> int:
+    """One profile per order-store customer that verified contacts point at, holding the
+    customer and those contacts (what ``contact_link`` now does for every new verification)."""
+    now = datetime.now(UTC)
+    profile = sa.table(
+        "customer_profile", sa.column("id", sa.Integer()), sa.column("display_name", sa.String()),
+        sa.column("tags", _JSON), sa.column("created_at", sqlmodel.sql.sqltypes.UTCDateTime()),
+        sa.column("updated_at", sqlmodel.sql.sqltypes.UTCDateTime()),
+    )
+    identity = sa.table(
+        "customer_identity", sa.column("profile_id", sa.Integer()), sa.column("contact_id", sa.Integer()),
+        sa.column("customer_id", sa.Integer()), sa.column("via", sa.String()),
+        sa.column("created_at", sqlmodel.sql.sqltypes.UTCDateTime()),
+    )
+    rows = connection.execute(sa.text(
+        "SELECT c.customer_id, c.id, cu.first_name, cu.last_name FROM contact c "
+        "JOIN customer cu ON cu.id = c.customer_id "
+        "WHERE c.verified_at IS NOT NULL ORDER BY c.customer_id, c.id"
+    )).all()
+    groups: dict[int, list[Any]] = {}
+    for row in rows:
+        groups.setdefault(row[0], []).append(row)
+    for customer_id, members in groups.items():
+        name = " ".join(p for p in (members[0][2], members[0][3]) if p)
+        profile_id = connection.execute(profile.insert().values(
+            display_name=name[:255], tags=[], created_at=now, updated_at=now).returning(profile.c.id)).scalar_one()
+        connection.execute(identity.insert(), [
+            {"profile_id": profile_id, "contact_id": None, "customer_id": customer_id, "via": "verified",
+             "created_at": now},
+            *({"profile_id": profile_id, "contact_id": m[1], "customer_id": None, "via": "verified",
+               "created_at": now} for m in members),
+        ])
+    return len(groups)
 
 
 def downgrade() -> None:

@@ -290,3 +290,47 @@ async def test_migration_0013_gives_verified_contacts_their_profiles(sessions: A
         held = (await s.exec(select(CustomerIdentity.customer_id).where(
             col(CustomerIdentity.customer_id).is_not(None)))).all()
         assert held == [customer.id]
+
+
+async def test_an_agent_sees_only_profiles_with_a_conversation_they_may_see(
+        sessions: Any, aiohttp_client: Any) -> None:
+    from inbox.models import Team
+
+    web_app = build_web_app(sessions)
+    client = await aiohttp_client(web_app.app)
+    admin = await add_agent(sessions, "root@shop.test", admin=True)
+    async with sessions() as s:
+        team = Team(name="Returns desk")
+        s.add(team)
+        await s.commit()
+    await add_agent(sessions, "ben@shop.test", name="Ben")
+    contact, conv = await _contact(sessions, "Hidden Person", "visitor-h")
+    profile = await _profile(sessions, contact, admin)
+    async with sessions() as s:
+        conversation = await s.get(Conversation, conv)
+        conversation.team_id = team.id
+        s.add(conversation)
+        await s.commit()
+    async with sessions() as s:
+        merge_source = await _profile(sessions, (await _contact(sessions, "Visible", "visitor-v"))[0], admin)
+        await customer_merge(s, merge_source, profile, agent=await s.get(Agent, admin.id))
+        await s.commit()
+        merge_id = (await s.exec(select(CustomerMerge.id))).one()
+    token = await login(client, "ben@shop.test")
+    # the merged-in contact's conversation is visible to Ben: so is the profile
+    assert (await client.get(f"/inbox/customers/{profile}")).status == 200
+    async with sessions() as s:
+        for row in (await s.exec(select(Conversation))).all():
+            row.team_id = team.id
+            s.add(row)
+        await s.commit()
+    for url in (f"/inbox/customers/{profile}", f"/inbox/customers/{merge_source}"):
+        resp = await client.get(url)
+        assert resp.status == 404 and "Hidden Person" not in await resp.text()
+    resp = await client.post(f"/inbox/customers/{profile}/notes", data={"csrf_token": token, "body": "x"})
+    assert resp.status == 404
+    resp = await client.post(f"/inbox/customers/merges/{merge_id}/unmerge", data={"csrf_token": token})
+    assert resp.status == 404
+    async with sessions() as s:
+        assert (await s.exec(select(CustomerNote))).all() == []
+        assert (await s.get(CustomerMerge, merge_id)).undone_at is None

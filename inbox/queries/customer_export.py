@@ -1,6 +1,6 @@
 """Everything Shopdesk holds about a person, as one JSON-ready dict (GDPR access request;
 ``shopdesk customers export EMAIL``). It reads the same set of records that
-:mod:`inbox.actions.customer_erase` erases (:func:`inbox.actions.customer_erase.find_person`)."""
+:mod:`inbox.actions.customer_erase` erases (:func:`inbox.queries.person.find_person`)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from typing import Any
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from inbox.actions.customer_erase import customer_files, find_person
 from inbox.models import (
     AuditEvent,
     Contact,
@@ -22,6 +21,7 @@ from inbox.models import (
     CustomerProfile,
     Message,
 )
+from inbox.queries.person import customer_files, find_person
 from ordersvc.privacy import order_store_report
 from shopbase.clock import utcnow
 

@@ -42,6 +42,7 @@ __all__ = [
     "load_contact_profile",
     "profile_summary",
     "open_groups",
+    "profile_visible",
 ]
 
 TIMELINE_LIMIT = 200
@@ -211,6 +212,9 @@ async def _timeline(
     rows = list((await session.exec(stmt)).all())
     total = (await session.exec(select(sa.func.count()).select_from(Conversation).where(
         col(Conversation.contact_id).in_(ids)))).one()
+    visible = len(rows) if len(rows) < TIMELINE_LIMIT else (await session.exec(
+        select(sa.func.count()).select_from(Conversation).where(
+            col(Conversation.contact_id).in_(ids), access_condition(agent)))).one()
     timeline = [
         TimelineEntry(conversation_id=c.id or 0, channel=getattr(c.channel, "value", c.channel),
                       status=getattr(c.status, "value", c.status), created_at=c.created_at,
@@ -218,7 +222,7 @@ async def _timeline(
                       contact_name=names.get(c.contact_id, ""))
         for c in rows
     ]
-    return timeline, max(0, int(total) - len(rows)) if len(rows) < TIMELINE_LIMIT else 0
+    return timeline, max(0, int(total) - int(visible))
 
 
 async def _notes(session: AsyncSession, profile_id: int) -> list[NoteEntry]:
@@ -330,3 +334,25 @@ async def open_groups(session: AsyncSession, contact_ids: list[int]) -> dict[int
         col(Conversation.contact_id).in_(everyone), col(Conversation.status) != ConversationStatus.resolved))).all())
     counts = {pid: sum(1 for c in group if c in active) for pid, group in members.items()}
     return {cid: (pid, counts[pid]) for cid, pid in links.items() if cid is not None and counts.get(pid, 0) > 1}
+
+
+async def profile_visible(session: AsyncSession, agent: Agent, profile_id: int) -> bool:
+    """May ``agent`` open the profile? Admins: any. Other agents: a profile (or the one it was
+    merged into) with at least one conversation they may see (the inbox's one access rule)."""
+    if not agent.is_active:
+        return False
+    if agent.is_admin:
+        return True
+    seen: set[int] = set()
+    current = await session.get(CustomerProfile, profile_id)
+    while current is not None and current.merged_into_id is not None and current.merged_into_id not in seen:
+        seen.add(current.merged_into_id)
+        current = await session.get(CustomerProfile, current.merged_into_id)
+    if current is None or current.id is None:
+        return False
+    contact_ids = await profile_contact_ids(session, current.id)
+    if not contact_ids:
+        return False
+    stmt = select(Conversation.id).where(col(Conversation.contact_id).in_(contact_ids),
+                                         access_condition(agent)).limit(1)
+    return (await session.exec(stmt)).first() is not None

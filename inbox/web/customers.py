@@ -24,9 +24,9 @@ from inbox.actions.customer_merge import customer_merge
 from inbox.actions.customer_note import customer_note
 from inbox.actions.customer_tags import customer_tags
 from inbox.actions.customer_unmerge import customer_unmerge
-from inbox.models import Agent, Contact
+from inbox.models import Agent, Contact, CustomerMerge
 from inbox.queries.conversations import get_conversation
-from inbox.queries.profiles import load_contact_profile, load_profile, profile_id_of_contact
+from inbox.queries.profiles import load_contact_profile, load_profile, profile_id_of_contact, profile_visible
 from inbox.web.admin import _flash, _id, _page
 from inbox.web.i18n import N_, translations_for
 from inbox.web.rendering import error_response
@@ -56,7 +56,7 @@ async def profile_page(request: web.Request) -> web.StreamResponse:
     agent = _agent(request)
     profile_id = _id(request)
     async with request.app[STATE].sessions() as db:
-        view = await load_profile(db, agent, profile_id)
+        view = await load_profile(db, agent, profile_id) if await profile_visible(db, agent, profile_id) else None
     if view is None:
         return error_response(request, 404, _NOT_FOUND)
     return await _page(request, "inbox/customer.html",
@@ -133,6 +133,8 @@ async def _run(request: web.Request, profile_id: int | None, cid: int | None, op
                 assert contact is not None
                 profile_id = (await ensure_profile(db, contact, agent=agent)).id
                 assert profile_id is not None
+            elif not await profile_visible(db, agent, profile_id):
+                return error_response(request, 404, _NOT_FOUND)
             flash = await _apply(db, agent, profile_id, op, form)
         except Refused as exc:
             await db.rollback()
@@ -161,6 +163,9 @@ async def unmerge(request: web.Request) -> web.StreamResponse:
     agent = _agent(request)
     merge_id = _id(request)
     async with request.app[STATE].sessions() as db:
+        found = await db.get(CustomerMerge, merge_id)
+        if found is None or not await profile_visible(db, agent, found.target_id):
+            return error_response(request, 404, N_("That merge does not exist."))
         try:
             merge = await customer_unmerge(db, merge_id, agent=agent)
         except Refused as exc:

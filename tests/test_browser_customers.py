@@ -61,6 +61,11 @@ async def test_merge_notes_timeline_and_unmerge(browser: Any, server: LiveServer
     await page.goto(server.at(f"/inbox/c/{ids['tg']}"))
     side = page.locator("#side-customer-profile")
     await side.get_by_text("$1,254.50").wait_for(timeout=TIMEOUT)
+    await side.locator("textarea").fill("Ships to her office on weekdays")
+    await side.get_by_role("button", name="Add note").click()
+    await page.wait_for_url(f"**/inbox/c/{ids['tg']}*")
+    await page.locator("#side-customer-profile .customer-note-side").get_by_text(
+        "Ships to her office on weekdays").wait_for(timeout=TIMEOUT)
     await page.locator("#open-profile").click()
     await page.wait_for_url("**/inbox/customers/*")
     profile_url = page.url
@@ -72,6 +77,8 @@ async def test_merge_notes_timeline_and_unmerge(browser: Any, server: LiveServer
     await page.locator("#note-form textarea").fill("Prefers <b>Telegram</b>; VIP since 2023")
     await page.get_by_role("button", name="Add note").click()
     await page.locator(".customer-note .note-body").get_by_text("Prefers <b>Telegram</b>; VIP since 2023").wait_for()
+    assert await page.locator(".customer-note").count() == 2  # the sidebar's note is here too
+    assert await page.locator(".customer-note b").count() == 0
 
     # merge the widget conversation's contact into this customer: the timeline has both
     await page.locator("#merge-form input[name=other]").fill(f"#{ids['web']}")

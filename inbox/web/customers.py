@@ -8,7 +8,8 @@
   the contact alone when nobody has verified or merged it yet (the same page, nothing stored).
 * ``POST /inbox/customers/<id>/{notes,tags,merge}`` and ``/inbox/customers/merges/<id>/unmerge``;
   the same operations at ``/inbox/c/<conversation id>/customer/<op>`` first create the profile
-  (through the actions). Every POST carries the CSRF token; a refusal answers 400/404/409 with
+  (through the actions); with ``back=conversation`` they return to the conversation (the sidebar's
+  note form). Every POST carries the CSRF token; a refusal answers 400/404/409 with
   the action's message and changes nothing.
 """
 
@@ -141,6 +142,8 @@ async def _run(request: web.Request, profile_id: int | None, cid: int | None, op
             status = exc.status if 400 <= exc.status < 500 else 400
             return error_response(request, status, _message(request, exc))
         await db.commit()
+    if cid is not None and form.get("back") == "conversation":
+        raise web.HTTPSeeOther(f"/inbox/c/{cid}#side-customer-profile")
     await _flash(request, translations_for(request).gettext(flash))
     raise web.HTTPSeeOther(f"/inbox/customers/{profile_id}")
 

@@ -3,10 +3,13 @@ for strings: what the erasure tests use to prove that nothing of a person is lef
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+
+from shopbase.search_text import index_text
 
 
 def _table_names(sync_conn: Any) -> list[str]:
@@ -16,7 +19,7 @@ def _table_names(sync_conn: Any) -> list[str]:
 async def find_in_database(engine: Any, needles: list[str]) -> list[tuple[str, str, str]]:
     """(table, column, needle) for every column of every table holding a needle (case-insensitive);
     SQLite's FTS5 shadow tables (blobs) included, PostgreSQL tsvectors cast to text."""
-    wanted = [n.lower() for n in needles]
+    wanted = _forms(needles)
     found: set[tuple[str, str, str]] = set()
     async with engine.connect() as conn:
         tables = await conn.run_sync(_table_names)
@@ -47,8 +50,18 @@ async def find_in_database(engine: Any, needles: list[str]) -> list[tuple[str, s
     return sorted(found)
 
 
+def _forms(needles: list[str]) -> list[str]:
+    """Each needle lowercased, as JSON escapes it (SQLite's JSON text) and as the search index
+    folds it (no accents, one space between words)."""
+    forms: set[str] = set()
+    for needle in needles:
+        lowered = needle.lower()
+        forms.update({lowered, json.dumps(lowered)[1:-1], index_text(needle)})
+    return sorted(f for f in forms if f)
+
+
 def find_in_files(directory: Path, needles: list[str]) -> list[tuple[str, str]]:
-    wanted = [n.lower() for n in needles]
+    wanted = _forms(needles)
     found = []
     for path in sorted(directory.rglob("*")):
         if path.is_file():

@@ -32,11 +32,11 @@ from tests.ordersvc_builders import make_customer, make_order
 from tests.privacy_scan import find_in_database, find_in_files
 
 EMAIL = "Zuzana.Kowalczyk@Mailbox.test"
-NAME = ("Zuzana", "Kowalczyk")
+NAME = ("Zuzana", "Kowalczyk-Łęcka")
 PHONE = "+44 7700 900123"
 STREET = "77 Quillfeather Lane"
 TG_ID = "tg-zuzana-777"
-NEEDLES = [EMAIL, "zuzana.kowalczyk", "Kowalczyk", PHONE, "900123", "Quillfeather", TG_ID, "zuzakow"]
+NEEDLES = [EMAIL, "zuzana.kowalczyk", "Kowalczyk", "Łęcka", PHONE, "900123", "Quillfeather", TG_ID, "zuzakow"]
 
 OTHER_EMAIL = "bruno.ostrander@example.net"
 OTHER_STREET = "5 Wexcombe Road"
@@ -123,7 +123,7 @@ async def test_export_holds_everything_about_the_customer(sessions: Any, world: 
     assert sorted(report["files"]) == sorted([
         f"customers/{world['zuzana']['customer']}/dispute.txt", f"invoices/{world['zuzana']['order']}.pdf",
         "labels/RMA-ZK-4411.pdf"])
-    assert report["profiles"][0]["tags"] == ["vip", "Kowalczyk"]
+    assert report["profiles"][0]["tags"] == ["vip", "Kowalczyk-Łęcka"]
 
 
 async def test_erase_leaves_no_trace_anywhere_and_keeps_other_customers(
@@ -244,7 +244,7 @@ async def test_cli_exports_and_erases(db_url: str, engine: Any, world: dict[str,
     cli = Cli(tmp_path, {"SHOPDESK_DATABASE_URL": db_url})
     assert cli.data_dir / "files" == world["files"]
     report = json.loads(ok(cli("customers", "export", EMAIL)))
-    assert report["order_store"]["customers"][0]["last_name"] == "Kowalczyk"
+    assert report["order_store"]["customers"][0]["last_name"] == "Kowalczyk-Łęcka"
     assert "labels/RMA-ZK-4411.pdf" in report["files"]
     one_line_error(cli("customers", "erase", "not-an-email", "--yes"), 2, "email")
     assert "aborted" in cli("customers", "erase", EMAIL, stdin="n\n").stderr

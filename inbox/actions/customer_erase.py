@@ -24,6 +24,7 @@ The audit row of the erasure holds counts only. A refusal writes nothing.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Iterable
@@ -100,8 +101,11 @@ def scrub(value: Any, needles: Iterable[str]) -> Any:
 
 
 def _mentions(column: Any, needles: Iterable[str]) -> sa.ColumnElement[bool]:
+    """The column (text, or JSON as its text) contains a needle, also as JSON escapes it
+    (SQLite stores JSON with non-ASCII characters as ``\\uXXXX``)."""
     text = sa.func.lower(sa.cast(column, sa.Text))
-    return sa.or_(*(text.contains(n.lower(), autoescape=True) for n in needles))
+    forms = {form for n in needles for form in (n.lower(), json.dumps(n.lower())[1:-1])}
+    return sa.or_(*(text.contains(form, autoescape=True) for form in sorted(forms)))
 
 
 def _remove_after_commit(session: AsyncSession, paths: list[Path]) -> None:

@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -157,35 +158,38 @@ async def order_store_report(session: AsyncSession, match: OrderStoreMatch) -> d
     }
 
 
-async def erase_order_records(session: AsyncSession, match: OrderStoreMatch) -> dict[str, int]:
-    """Blank the personal fields of ``match``'s customers and orders (see the module docstring)."""
+async def erase_order_records(
+    session: AsyncSession, match: OrderStoreMatch, *, everyone: bool = False
+) -> dict[str, int]:
+    """Blank the personal fields of ``match``'s customers and orders (see the module docstring);
+    ``everyone``: of every customer and order (set-based, whatever their number)."""
     now = utcnow()
-    for customer in match.customers:
-        customer.email = None
-        customer.phone = None
-        customer.first_name = ""
-        customer.last_name = ""
-        customer.locale = None
-        customer.redacted_at = customer.redacted_at or now
-        customer.updated_at = now
-        session.add(customer)
-    for order in match.orders:
-        order.email = None
-        order.phone = None
-        order.shipping_address = None
-        order.billing_address = None
-        order.shipping_postal_code = None
-        order.note = None
-        order.updated_at = now
-        session.add(order)
-    order_ids = match.order_ids
-    if order_ids:
+    customer_fields = {"email": None, "phone": None, "first_name": "", "last_name": "", "locale": None,
+                       "updated_at": now}
+    order_fields = {"email": None, "phone": None, "shipping_address": None, "billing_address": None,
+                    "shipping_postal_code": None, "note": None, "updated_at": now}
+
+    def among(column: Any, ids: list[int]) -> sa.ColumnElement[bool]:
+        return sa.true() if everyone else col(column).in_(ids)
+
+    customer_ids, order_ids = match.customer_ids, match.order_ids
+    redacted = {c.id: c.redacted_at or now for c in match.customers}
+    plain = {"synchronize_session": False}  # the loaded rows are brought up to date below
+    if customer_ids or everyone:
+        await session.exec(sa.update(Customer).execution_options(**plain).where(among(Customer.id, customer_ids)).values(
+            **customer_fields, redacted_at=sa.func.coalesce(col(Customer.redacted_at), now)))
+    if order_ids or everyone:
+        await session.exec(sa.update(Order).execution_options(**plain).where(among(Order.id, order_ids)).values(**order_fields))
         await session.exec(sa.update(ReturnAuthorization).where(
-            col(ReturnAuthorization.order_id).in_(order_ids)).values(note=None, updated_at=now))
-        rma_ids = sa.select(col(ReturnAuthorization.id)).where(col(ReturnAuthorization.order_id).in_(order_ids))
-        await session.exec(sa.update(ReturnLine).where(
-            col(ReturnLine.rma_id).in_(rma_ids)).values(reason_note=None))
-        await session.exec(sa.update(Refund).where(
-            col(Refund.order_id).in_(order_ids)).values(note=None))
-    await session.flush()
+            among(ReturnAuthorization.order_id, order_ids)).values(note=None, updated_at=now))
+        rmas = sa.select(col(ReturnAuthorization.id)).where(among(ReturnAuthorization.order_id, order_ids))
+        await session.exec(sa.update(ReturnLine).where(col(ReturnLine.rma_id).in_(rmas)).values(reason_note=None))
+        await session.exec(sa.update(Refund).where(among(Refund.order_id, order_ids)).values(note=None))
+    # the session's copies say what the database now holds (without another read or write)
+    for customer in match.customers:
+        for key, value in {**customer_fields, "redacted_at": redacted[customer.id]}.items():
+            set_committed_value(customer, key, value)
+    for order in match.orders:
+        for key, value in order_fields.items():
+            set_committed_value(order, key, value)
     return {"customers": len(match.customers), "orders": len(match.orders)}

@@ -210,7 +210,10 @@ async def test_everyone_erase_for_shop_redact(engine: Any, sessions: Any, world:
 # --------------------------------------------------------------------------- Shopify and the CLI
 
 async def test_shopify_redact_webhooks_erase_after_the_signature(
-        engine: Any, sessions: Any, world: dict[str, Any], aiohttp_client: Any) -> None:
+        engine: Any, sessions: Any, world: dict[str, Any], aiohttp_client: Any, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    caplog.set_level(logging.DEBUG)
     from aiohttp import web
 
     from inbox.privacy import shopify_privacy_handlers
@@ -236,6 +239,10 @@ async def test_shopify_redact_webhooks_erase_after_the_signature(
     assert await hook.post("shop/redact", shop, webhook_id="gdpr-2") == (200, {"status": "ok"})
     assert await find_in_database(engine, others) == []
     assert find_in_files(world["files"], others) == []
+    logged = "\n".join(r.getMessage() for r in caplog.records).lower()
+    assert "erased" in logged
+    for needle in (EMAIL.lower(), "kowalczyk", OTHER_EMAIL, "ostrander", "quillfeather"):
+        assert needle not in logged
 
 
 async def test_cli_exports_and_erases(db_url: str, engine: Any, world: dict[str, Any], tmp_path: Path) -> None:

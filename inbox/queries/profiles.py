@@ -8,6 +8,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import cast
 
 import sqlalchemy as sa
 from sqlmodel import col, select
@@ -312,28 +313,34 @@ async def profile_summary(session: AsyncSession, agent: Agent, contact: Contact)
     )
 
 
+def _open_groups_statement() -> sa.Select[tuple[int, int, int]]:
+    identity = cast(sa.Table, CustomerIdentity.__table__)  # type: ignore[attr-defined]
+    me, mate = identity.alias("me"), identity.alias("mate")
+    opened = sa.func.count(col(Conversation.id))
+    return (
+        sa.select(me.c.contact_id, me.c.profile_id, opened)
+        .join(mate, sa.and_(mate.c.profile_id == me.c.profile_id, mate.c.contact_id.is_not(None)))
+        .join(Conversation, sa.and_(col(Conversation.contact_id) == mate.c.contact_id,
+                                    col(Conversation.status) != ConversationStatus.resolved))
+        .where(me.c.contact_id.in_(sa.bindparam("contact_ids", expanding=True)))
+        .group_by(me.c.contact_id, me.c.profile_id)
+        .having(opened > 1)
+    )
+
+
+_OPEN_GROUPS = _open_groups_statement()  # built once: building it costs more than running it
+
+
 async def open_groups(session: AsyncSession, contact_ids: list[int]) -> dict[int, tuple[int, int]]:
     """For the conversation list: contact id -> (profile id, open conversations of that profile),
-    only for contacts whose profile has more than one open conversation. Three indexed queries
-    over the page's contacts (identity by contact, identities by profile, the partial unique
-    index of active conversations by contact)."""
+    only for contacts whose profile has more than one open conversation. One statement over the
+    page's contacts, each step index-backed: the identity by contact (unique), the profile's other
+    identities (``ix_customer_identity_profile_id``), their active conversation (the partial
+    unique index ``uq_conversation_active_contact``)."""
     if not contact_ids:
         return {}
-    links = dict((await session.exec(select(CustomerIdentity.contact_id, CustomerIdentity.profile_id).where(
-        col(CustomerIdentity.contact_id).in_(contact_ids)))).all())
-    if not links:
-        return {}
-    members: dict[int, list[int]] = defaultdict(list)
-    for contact_id, profile_id in (await session.exec(select(CustomerIdentity.contact_id, CustomerIdentity.profile_id)
-                                                      .where(col(CustomerIdentity.profile_id).in_(set(links.values())),
-                                                             col(CustomerIdentity.contact_id).is_not(None)))).all():
-        if contact_id is not None:
-            members[profile_id].append(contact_id)
-    everyone = [c for group in members.values() for c in group]
-    active = set((await session.exec(select(Conversation.contact_id).where(
-        col(Conversation.contact_id).in_(everyone), col(Conversation.status) != ConversationStatus.resolved))).all())
-    counts = {pid: sum(1 for c in group if c in active) for pid, group in members.items()}
-    return {cid: (pid, counts[pid]) for cid, pid in links.items() if cid is not None and counts.get(pid, 0) > 1}
+    rows = (await session.exec(_OPEN_GROUPS, params={"contact_ids": list(contact_ids)})).all()  # type: ignore[call-overload]
+    return {int(cid): (int(pid), int(n)) for cid, pid, n in rows}
 
 
 async def profile_visible(session: AsyncSession, agent: Agent, profile_id: int) -> bool:

@@ -46,6 +46,10 @@ __all__ = [
     "FiredAlert",
     "NotificationRead",
     "PRIORITY_RANK",
+    "CustomerProfile",
+    "CustomerIdentity",
+    "CustomerNote",
+    "CustomerMerge",
 ]
 
 
@@ -422,3 +426,71 @@ class LoginFailure(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     key: str = Field(max_length=64)
     at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class CustomerProfile(SQLModel, table=True):
+    """One customer across channels (issue 14, CRM): the contacts (Telegram, widget …) and the
+    order-store customers (email identities) linked to it by ``CustomerIdentity`` rows.
+
+    A profile is created when a contact is verified (``contact_link``) or when an agent first
+    merges, notes or tags a contact. A profile merged into another one keeps its row with
+    ``merged_into_id`` set (so the merge can be undone) and owns nothing until then.
+    """
+
+    __tablename__ = "customer_profile"
+
+    id: int | None = Field(default=None, primary_key=True)
+    display_name: str = Field(default="", max_length=255)
+    tags: list[str] = Field(default_factory=list, sa_type=JSONType)
+    merged_into_id: int | None = Field(default=None, foreign_key="customer_profile.id", index=True)
+    erased_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class CustomerIdentity(SQLModel, table=True):
+    """One identity of a profile: a contact (a chat on one channel) or an order-store customer
+    (an email address the customer proved). Each identity belongs to at most one profile."""
+
+    __tablename__ = "customer_identity"
+    __table_args__ = (
+        sa.CheckConstraint("(contact_id IS NULL) != (customer_id IS NULL)", name="ck_customer_identity_one"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    profile_id: int = Field(foreign_key="customer_profile.id", index=True)
+    contact_id: int | None = Field(default=None, foreign_key="contact.id", unique=True)
+    customer_id: int | None = Field(default=None, foreign_key="customer.id", unique=True)
+    #: how it got here: "verified" (order verification), "agent" (added by hand), "merge"
+    via: str = Field(default="verified", max_length=16)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class CustomerNote(SQLModel, table=True):
+    """An agent's note about a customer (not about one conversation)."""
+
+    __tablename__ = "customer_note"
+    __table_args__ = (sa.Index("ix_customer_note_profile_created", "profile_id", "created_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    profile_id: int = Field(foreign_key="customer_profile.id")
+    agent_id: int | None = Field(default=None, foreign_key="agent.id")
+    body: str = Field(default="", sa_type=sa.Text)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class CustomerMerge(SQLModel, table=True):
+    """An agent merged ``source`` into ``target``: what moved (so un-merge can move it back)."""
+
+    __tablename__ = "customer_merge"
+    __table_args__ = (sa.Index("ix_customer_merge_target", "target_id", "created_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source_id: int = Field(foreign_key="customer_profile.id", index=True)
+    target_id: int = Field(foreign_key="customer_profile.id")
+    agent_id: int | None = Field(default=None, foreign_key="agent.id")
+    #: {"identities": [ids], "notes": [ids], "tags_added": [..]}
+    moved: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
+    created_at: datetime = Field(default_factory=utcnow)
+    undone_at: datetime | None = None
+    undone_by_id: int | None = Field(default=None, foreign_key="agent.id")

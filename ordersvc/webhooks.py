@@ -25,7 +25,7 @@ import base64
 import hashlib
 import hmac
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +53,7 @@ __all__ = [
     "ORDER_EVENTS",
     "TOPICS",
     "OnChange",
+    "PrivacyHandler",
     "ShopifyWebhooks",
     "SHOPIFY_WEBHOOKS",
     "check_signature",
@@ -80,6 +81,11 @@ class _Effect:
 
 
 Handler = Callable[[AsyncSession, dict[str, Any]], Awaitable[_Effect]]
+#: a replacement for a privacy topic's effect (``customers/redact``, ``shop/redact``) given by the
+#: app, which erases more than the order store; runs in the delivery's transaction, returns the
+#: log detail (counts only)
+PrivacyHandler = Callable[[AsyncSession, dict[str, Any]], Awaitable[str]]
+PRIVACY_TOPICS = frozenset({"customers/redact", "shop/redact"})
 
 
 def _effect(result: UpsertResult) -> _Effect:
@@ -177,6 +183,17 @@ class ShopifyWebhooks:
     sessionmaker: async_sessionmaker[AsyncSession]
     secrets_provider: Callable[[], list[str]]
     on_change: OnChange | None = None
+    privacy: Mapping[str, PrivacyHandler] = field(default_factory=dict)
+
+    def handler_for(self, topic: str) -> Handler | None:
+        replacement = self.privacy.get(topic)
+        if replacement is None:
+            return TOPICS.get(topic)
+
+        async def run(session: AsyncSession, payload: dict[str, Any]) -> _Effect:
+            return _Effect(detail=await replacement(session, payload))
+
+        return run
 
     async def deliver(
         self, webhook_id: str, topic: str, handler: Handler | None, payload: Any
@@ -248,7 +265,7 @@ async def handle_shopify_webhook(request: web.Request) -> web.Response:
     except (ValueError, RecursionError):
         return _error(400, "the body is not valid JSON")
 
-    handler = TOPICS.get(topic)
+    handler = hooks.handler_for(topic)
     if handler is not None and not isinstance(payload, dict):
         return _error(422, f"{topic} payload must be a JSON object")
     try:
@@ -273,6 +290,7 @@ def setup(
     sessionmaker: async_sessionmaker[AsyncSession],
     secrets_provider: Callable[[], list[str]],
     on_change: OnChange | None = None,
+    privacy: Mapping[str, PrivacyHandler] | None = None,
 ) -> None:
     """Register ``POST /webhooks/shopify`` on ``app``.
 
@@ -280,6 +298,11 @@ def setup(
     returns the accepted secrets, e.g. ``[current, previous]``; an empty list answers 503.
     ``on_change(event, order_id)`` runs after each commit for the events in
     :data:`ORDER_EVENTS`; keep it quick (queue work), since Shopify waits for the answer.
+    ``privacy`` replaces the effect of ``customers/redact`` / ``shop/redact`` (the app erases
+    the inbox's records too: ``inbox.privacy``).
     """
-    app[SHOPIFY_WEBHOOKS] = ShopifyWebhooks(sessionmaker, secrets_provider, on_change)
+    unknown = set(privacy or {}) - PRIVACY_TOPICS
+    if unknown:
+        raise ValueError(f"not privacy topics: {sorted(unknown)}")
+    app[SHOPIFY_WEBHOOKS] = ShopifyWebhooks(sessionmaker, secrets_provider, on_change, dict(privacy or {}))
     app.router.add_post(ROUTE, handle_shopify_webhook)

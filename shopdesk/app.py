@@ -155,6 +155,7 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
     from inbox.channels import SenderRegistry
     from inbox.events import EventBus
     from inbox.outbox import OutboxDispatcher
+    from inbox.privacy import shopify_privacy_handlers
     from inbox.proactive import ProactiveJob
     from inbox.replies import configure_overrides
     from inbox.worker import InboundWorker
@@ -196,7 +197,8 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
 
     bot.files.setup(app, sessions, settings.secret_key_bytes(), settings.shop_name, settings.shop_timezone)
     ordersvc.api.setup(app, sessions)
-    ordersvc.webhooks.setup(app, sessions, lambda: _shopify_secrets(settings), on_change=on_order_change)
+    ordersvc.webhooks.setup(app, sessions, lambda: _shopify_secrets(settings), on_change=on_order_change,
+                            privacy=shopify_privacy_handlers(settings.files_dir))
     inbox.web.setup(
         app,
         sessions=sessions,

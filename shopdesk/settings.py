@@ -174,6 +174,11 @@ class Settings(BaseSettings):
     def slack_enabled(self) -> bool:
         return self.slack_bot_token is not None and self.slack_signing_secret is not None
 
+    @property
+    def files_dir(self) -> Path:
+        """Where stored files live (labels, invoices, per-customer files): ``<data dir>/files``."""
+        return self.data_dir / "files"
+
     def secret_key_bytes(self) -> bytes:
         assert self.secret_key is not None, "ensure_secret_key() runs at start-up"
         return self.secret_key.get_secret_value().encode()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from inbox.actions.base import NAMELESS_CHANNELS, touch, write_audit
+from inbox.actions.customer_link import customer_link_verified
 from inbox.events import Event, EventType, collect
 from inbox.models import Contact
 from inbox.queries.conversations import active_conversation
@@ -28,6 +29,7 @@ async def contact_link(session: AsyncSession, contact: Contact, customer_id: int
         if customer is not None and (customer.first_name or customer.last_name):
             contact.display_name = clean_line(customer.display_name, 255)
     session.add(contact)
+    await customer_link_verified(session, contact, customer_id)
     active = await active_conversation(session, contact.id)
     if active is not None:
         touch(session, active, now)

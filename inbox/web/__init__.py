@@ -50,7 +50,7 @@ def setup(
     senders: SenderRegistry,
     on_inbound: Callable[[Any], Awaitable[None]] | None = None,
 ) -> WebState:
-    from inbox.web import account, admin, alerts, auth, live, translate, views, webchat
+    from inbox.web import account, admin, alerts, auth, customers, live, translate, views, webchat
     from inbox.web.rendering import create_environment
     from inbox.web.security import add_security_headers
 
@@ -88,6 +88,7 @@ def setup(
             *account.routes(),
             *translate.routes(),
             *alerts.routes(),
+            *customers.routes(),
         ]
     )
     app.router.add_static("/static/web/", webchat.STATIC_DIR, name="static_web", append_version=False)

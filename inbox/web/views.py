@@ -50,6 +50,7 @@ from inbox.queries.customers import load_sidebar
 from inbox.queries.filters import ConversationFilters, InvalidQuery
 from inbox.queries.messages import transcript
 from inbox.queries.orders import METHODS, REASONS, RESOLUTIONS
+from inbox.queries.profiles import open_groups, profile_summary
 from inbox.web.auth import csrf_token
 from inbox.web.canned import CannedChoice, CannedError, canned_context, pick_body, render_canned
 from inbox.web.i18n import LANGUAGE_NAMES, N_, translations_for
@@ -175,6 +176,7 @@ async def _list_context(db: AsyncSession, agent: Agent, params: ListParams) -> d
         "channels": _CHANNELS,
         "views": VIEWS,
         "next_cursor": rows[-1].cursor if len(rows) == PAGE_SIZE else None,
+        "open_groups": await open_groups(db, [row.contact_id for row in rows]),
     }
 
 
@@ -241,6 +243,7 @@ async def _conversation_context(
     if "sidebar" in parts:
         ctx["sidebar"] = await load_sidebar(db, conversation)
         ctx["ratings"] = await customer_ratings(db, conversation.contact_id)
+        ctx["customer_profile"] = await profile_summary(db, agent, ctx["sidebar"].contact)
         ctx.update(resolutions=RESOLUTIONS, methods=METHODS, reasons=REASONS)
     return ctx
 

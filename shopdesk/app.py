@@ -201,6 +201,7 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
             shop_timezone=settings.shop_timezone,
             default_language=settings.default_language,
             secure_cookies=settings.public_url.startswith("https://"),
+            trusted_proxies=settings.trusted_proxies,
             translate_url=settings.translate_url,
             translate_api_key=settings.translate_api_key.get_secret_value() if settings.translate_api_key else None,
         ),

@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     log_level: str = "INFO"
+    #: reverse proxies (addresses or networks, comma-separated) whose X-Forwarded-For / Forwarded
+    #: and scheme headers count; from every other peer they are ignored (default: none)
+    trusted_proxies: str = ""
 
     shop_name: str = "Demo Shop"
     shop_timezone: str = "UTC"
@@ -90,6 +93,19 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
         return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_trusted_proxies(cls, value: str) -> str:
+        import ipaddress
+
+        items = [item.strip() for item in value.replace(";", ",").split(",") if item.strip()]
+        for item in items:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network") from None
+        return ", ".join(items)
 
     @field_validator("default_language")
     @classmethod

@@ -170,7 +170,8 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
 
     runtime.pipeline = Pipeline(sessions=sessions, bus=bus, settings=settings)
     runtime.worker = InboundWorker(sessions, runtime.pipeline.process, ready=runtime.bot_ready)
-    runtime.dispatcher = OutboxDispatcher(sessions, senders, bus)
+    # the backstop outlasts the senders' own timeouts (Telegram's read timeout, pacing waits)
+    runtime.dispatcher = OutboxDispatcher(sessions, senders, bus, send_timeout=settings.telegram_read_timeout + 60)
     runtime.alerts = AlertRunner(sessions, timezone=settings.shop_timezone)
 
     runtime.proactive = ProactiveJob(sessions, functools.partial(

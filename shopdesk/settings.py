@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     # python-telegram-bot's HTTP client: connections to the Bot API kept open and reused
     telegram_connection_pool_size: int = Field(default=32, ge=1, le=1024)
     telegram_keepalive_seconds: float = Field(default=30.0, ge=0, le=3600)
+    # how long a send waits for the Bot API's answer; after it the outcome is unknown and the
+    # message is not sent again (no duplicate check on Telegram), so keep it well above its worst case
+    telegram_read_timeout: float = Field(default=60.0, ge=1, le=600)
 
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None

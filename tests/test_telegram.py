@@ -150,11 +150,11 @@ async def fake(aiohttp_server: Any) -> FakeTelegram:
 async def make_env(aiohttp_client: Any, fake: FakeTelegram, settings: Any, sessions: Any, *,
                    processor: Callable[[int], Awaitable[None]] | None = None,
                    pacer: SendPacer | None = None, clock: Callable[[], datetime] | None = None,
-                   polling: bool = False, agent: Agent | None = None) -> Env:
+                   polling: bool = False, agent: Agent | None = None, **dispatcher_options: Any) -> Env:
     bus = EventBus()
     senders = SenderRegistry()
     worker = InboundWorker(sessions, processor or echo_processor(sessions), sweep_interval=None)
-    dispatcher = OutboxDispatcher(sessions, senders, bus, **({"clock": clock} if clock else {}))
+    dispatcher = OutboxDispatcher(sessions, senders, bus, **({"clock": clock} if clock else {}), **dispatcher_options)
     env_ref: dict[str, Env] = {}
 
     async def on_inbound(result: Any) -> None:

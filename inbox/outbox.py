@@ -625,11 +625,18 @@ class OutboxDispatcher:
 
     async def _renew(self, ids: list[int]) -> None:
         lease_end = self.clock() + timedelta(seconds=self.lease_seconds)
+        # a row locked right now is having its result written: it needs no renewal, and the
+        # heartbeat never waits for (or deadlocks with) that transaction (SKIP LOCKED; SQLite ignores it)
+        ours = (
+            sa.select(col(OutboxMessage.id))
+            .where(col(OutboxMessage.id).in_(ids), col(OutboxMessage.status) == OutboxStatus.pending,
+                   col(OutboxMessage.claimed_until).is_not(None))
+            .with_for_update(skip_locked=True)
+        )
         async with self.sessions() as session:
             await session.exec(
                 sa.update(OutboxMessage)
-                .where(col(OutboxMessage.id).in_(ids), col(OutboxMessage.status) == OutboxStatus.pending,
-                       col(OutboxMessage.claimed_until).is_not(None))
+                .where(col(OutboxMessage.id).in_(ours.scalar_subquery()))
                 .values(claimed_until=lease_end)
                 .execution_options(synchronize_session=False)
             )
@@ -712,9 +719,14 @@ class OutboxDispatcher:
                 .values(**values)
                 .execution_options(synchronize_session=False)
             )
-            if rate_limited and hold in (HOLD_RECIPIENT, HOLD_CHANNEL):
-                await self._hold(session, row, hold, until)
             await session.commit()
+        if rate_limited and hold in (HOLD_RECIPIENT, HOLD_CHANNEL):
+            try:  # its own transaction: it touches other dispatchers' rows (never wait for their locks)
+                async with self.sessions() as session:
+                    await self._hold(session, row, hold, until)
+                    await session.commit()
+            except Exception as exc:  # the sender's own memory of the wait still holds them back
+                log.warning("holding the %s's other outbox rows failed (%s)", hold, type(exc).__name__)
         if rate_limited:
             log.info("outbox %s (message %s, conversation %s) waits %.2fs: %s%s", row.id, row.message_id,
                      row.conversation_id, delay, reason[:200], f" (holding the {hold})" if hold else "")
@@ -725,8 +737,10 @@ class OutboxDispatcher:
     @staticmethod
     async def _hold(session: AsyncSession, row: _Claimed, hold: str, until: datetime) -> None:
         """The platform's wait applies to the recipient's (or the whole channel's) other pending rows
-        too: it is written into their ``next_attempt_at``, so it survives a restart."""
-        query = sa.update(OutboxMessage).where(
+        too: it is written into their ``next_attempt_at``, so it survives a restart. Rows another
+        transaction is writing right now (``SKIP LOCKED`` on PostgreSQL) are left alone: they are
+        being sent or rescheduled, and two holds never wait for each other's locks."""
+        query = sa.select(col(OutboxMessage.id)).where(
             col(OutboxMessage.status) == OutboxStatus.pending,
             col(OutboxMessage.channel) == row.channel,
             col(OutboxMessage.id) != row.id,
@@ -739,7 +753,13 @@ class OutboxDispatcher:
         else:
             query = query.where(col(OutboxMessage.contact_id).is_(None) if row.is_notice
                                 else col(OutboxMessage.contact_id).is_not(None))
-        await session.exec(query.values(next_attempt_at=until).execution_options(synchronize_session=False))
+        held = query.with_for_update(skip_locked=True)  # ignored by SQLite (one writer)
+        await session.exec(
+            sa.update(OutboxMessage)
+            .where(col(OutboxMessage.id).in_(held.scalar_subquery()))
+            .values(next_attempt_at=until)
+            .execution_options(synchronize_session=False)
+        )
 
     async def _unknown(self, row: _Claimed, reason: str) -> None:
         """The send may or may not have reached the customer: never send it again (at most once)."""

@@ -529,9 +529,15 @@ class OutboxDispatcher:
     # -- one row ----------------------------------------------------------------------------
 
     async def _deliver(self, row: _Claimed) -> None:
-        if row.is_notice:
-            await self._deliver_notice(row)
-            return
+        # from the claim until its result is written the row is ours: the heartbeat renews its
+        # lease also while it waits for a free send slot
+        with self._sending(row.id):
+            if row.is_notice:
+                await self._deliver_notice(row)
+            else:
+                await self._deliver_message(row)
+
+    async def _deliver_message(self, row: _Claimed) -> None:
         async with self._semaphore:
             sender = self.senders.get(row.channel)
             contact = row.contact
@@ -546,8 +552,7 @@ class OutboxDispatcher:
                 return
             payload = dataclasses.replace(OutboundPayload.from_json(row.payload), message_id=row.message_id)
             try:
-                with self._sending(row.id):
-                    platform_id = await asyncio.wait_for(sender.send(contact, payload), timeout=self.send_timeout)
+                platform_id = await asyncio.wait_for(sender.send(contact, payload), timeout=self.send_timeout)
             except RetryLater as exc:
                 await self._retry(row, exc.seconds, exc.reason or "retry later", rate_limited=exc.rate_limited,
                                   hold=exc.hold)
@@ -578,8 +583,7 @@ class OutboxDispatcher:
                             attempts=row.attempts, created_at=row.created_at or self.clock(),
                             progress=dict(row.payload.get("progress") or {}))
             try:
-                with self._sending(row.id):
-                    platform_id = await asyncio.wait_for(sender.send_notice(notice), timeout=self.send_timeout)
+                platform_id = await asyncio.wait_for(sender.send_notice(notice), timeout=self.send_timeout)
             except RetryLater as exc:
                 await self._retry(row, exc.seconds, exc.reason or "retry later", progress=notice.progress,
                                   rate_limited=exc.rate_limited, hold=exc.hold)
@@ -599,7 +603,8 @@ class OutboxDispatcher:
 
     @contextlib.contextmanager
     def _sending(self, row_id: int) -> Iterator[None]:
-        """While the block runs, the heartbeat keeps renewing ``row_id``'s lease."""
+        """While the block runs, the heartbeat keeps renewing ``row_id``'s lease (renewing it while
+        the result is being written is harmless: every result clears the lease or the pending state)."""
         self._in_flight[row_id] = self._in_flight.get(row_id, 0) + 1
         if self._heartbeat is None or self._heartbeat.done():
             self._heartbeat = asyncio.get_running_loop().create_task(self._beat(), name="outbox-lease-heartbeat")

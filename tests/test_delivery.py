@@ -337,3 +337,23 @@ def test_fake_answers_late_but_takes_effect_at_once() -> None:
     fake.answer_after("sendMessage", 0, times=0)
     assert "sendmessage" not in fake._slow
 
+
+
+async def test_rows_waiting_for_a_send_slot_keep_their_lease(sessions: Any) -> None:
+    """Claimed rows queued behind a slow send (one send slot) are not taken over when the lease is short."""
+    from tests.test_outbox import FakeSender, conversation_with
+
+    await conversation_with(sessions, "c1", "slow")
+    await conversation_with(sessions, "c2", "queued")
+    sender = FakeSender()
+    sender.script["slow"] = [lambda: asyncio.sleep(1.2)]
+    registry = SenderRegistry()
+    registry.register(sender)
+    bus = EventBus()
+    one = OutboxDispatcher(sessions, registry, bus, lease_seconds=0.6, concurrency=1)
+    two = OutboxDispatcher(sessions, registry, bus, lease_seconds=0.6)
+    first = asyncio.create_task(one.run_once())
+    await asyncio.sleep(0.9)  # "queued" has waited longer than a lease for the one slot
+    assert await two.run_once() == 0
+    assert await first == 2
+    assert sorted(sender.texts) == ["queued", "slow"]

@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
-from aiohttp_session import get_session, new_session
+from aiohttp_session import Session, get_session, new_session
 from aiohttp_session import setup as setup_session_middleware
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
@@ -121,7 +121,7 @@ class _CookieStorage(EncryptedCookieStorage):
         super().__init__(*args, secure=always_secure, **kwargs)
         self._always_secure = always_secure
 
-    async def save_session(self, request: web.Request, response: web.StreamResponse, session: Any) -> None:
+    async def save_session(self, request: web.Request, response: web.StreamResponse, session: Session) -> None:
         # no await happens between setting the flag and writing the cookie (save_cookie is sync)
         self._cookie_params["secure"] = bool(self._always_secure or request.secure)
         await super().save_session(request, response, session)

@@ -147,3 +147,18 @@ async def test_session_cookie_is_secure_when_the_trusted_proxy_says_https(aiohtt
     plain = await aiohttp_client(build_web_app(sessions).app)
     page = await plain.get("/login", headers={"X-Forwarded-For": "198.51.100.7", "X-Forwarded-Proto": "https"})
     assert "secure" not in page.headers.get("Set-Cookie", "").lower()
+
+
+async def test_websockets_work_through_the_middleware(aiohttp_client: Any) -> None:
+    async def socket(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.send_str(str(request.remote))
+        await ws.close()
+        return ws
+
+    app = web.Application(middlewares=[trusted_proxies_middleware(TrustedProxies(parse_trusted(LOOPBACK_PROXY)))])
+    app.router.add_get("/ws", socket)
+    client = await aiohttp_client(app)
+    async with client.ws_connect("/ws", headers={"X-Forwarded-For": "198.51.100.7"}) as ws:
+        assert await ws.receive_str() == "198.51.100.7"

@@ -184,6 +184,19 @@ def test_pacer_bulk_flood_holds_every_chat() -> None:
     assert pacer.hold(4, 1) == HOLD_RECIPIENT  # long after: one chat again
 
 
+def test_pacer_halves_the_overall_rate_after_a_bulk_flood_wait() -> None:
+    clock = [0.0]
+    pacer = SendPacer(0, 10, clock=lambda: clock[0], flood_cooldown=60)
+    assert [pacer.reserve(c) for c in (1, 2)] == [0.0, pytest.approx(0.1)]
+    clock[0] = 10.0
+    pacer.hold(1, 5)
+    pacer.hold(2, 5)  # a bulk flood wait until 15 s
+    clock[0] = 15.0
+    assert [pacer.reserve(c) for c in (3, 4, 5)] == [0.0, pytest.approx(0.2), pytest.approx(0.4)]  # 5/s
+    clock[0] = 80.0
+    assert [pacer.reserve(c) for c in (6, 7)] == [0.0, pytest.approx(0.1)]  # 10/s again
+
+
 # --------------------------------------------------------------------------- 5xx
 
 

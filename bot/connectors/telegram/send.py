@@ -65,12 +65,13 @@ class SendPacer:
     ``clock`` and ``sleep`` are injectable for tests.
 
     It also remembers Telegram's 429 waits (:meth:`hold`, :meth:`held`): a chat's own, and the
-    whole bot's when 429s hit ``flood_chats`` different chats within ``flood_window`` seconds.
+    whole bot's when 429s hit ``flood_chats`` different chats within ``flood_window`` seconds;
+    after such a bulk flood wait the overall rate is halved for ``flood_cooldown`` seconds.
     """
 
     def __init__(self, per_chat: float, overall: float, *, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, max_chats: int = 10_000,
-                 flood_window: float = 2.0, flood_chats: int = 2) -> None:
+                 flood_window: float = 2.0, flood_chats: int = 2, flood_cooldown: float = 60.0) -> None:
         self.chat_interval = 1.0 / per_chat if per_chat > 0 else 0.0
         self.overall_interval = 1.0 / overall if overall > 0 else 0.0
         self._clock = clock
@@ -81,6 +82,9 @@ class SendPacer:
         self.flood_window = flood_window
         self.flood_chats = flood_chats
         self._held_all = 0.0
+        self._slow_until = 0.0
+        #: after a bulk flood wait ends, the overall rate stays halved this long (seconds)
+        self.flood_cooldown = flood_cooldown
         self._held_chat: dict[Any, float] = {}
         self._recent_429: list[tuple[float, Any]] = []
 
@@ -101,7 +105,8 @@ class SendPacer:
             return 0.0
         now = self._clock()
         slot = max(now, self._next_overall, self._next_chat.get(chat, 0.0))
-        self._next_overall = slot + self.overall_interval
+        # after a bulk flood wait the whole bot sends at half its rate for a while
+        self._next_overall = slot + self.overall_interval * (2 if slot < self._slow_until else 1)
         if self.chat_interval:
             self._next_chat[chat] = slot + self.chat_interval
         if len(self._next_chat) > self._max_chats:
@@ -126,6 +131,7 @@ class SendPacer:
         self._recent_429.append((now, chat))
         if len({c for _, c in self._recent_429}) >= self.flood_chats:
             self._held_all = max(self._held_all, until)
+            self._slow_until = max(self._slow_until, until + self.flood_cooldown)
             return HOLD_CHANNEL
         return HOLD_RECIPIENT
 

@@ -30,6 +30,7 @@ class BotSettings(Protocol):
     telegram_overall_per_second: float
     telegram_connection_pool_size: int
     telegram_keepalive_seconds: float
+    telegram_read_timeout: float
 
     slack_bot_token: SecretStr | None
     slack_signing_secret: SecretStr | None

@@ -6,6 +6,13 @@ errors (``seconds`` is the platform's ``retry_after`` or the connector's own gue
 :class:`PermanentFailure` when the message can never be delivered (``blocked=True`` when the
 customer blocked the bot or deleted the chat: the contact becomes undeliverable).
 
+Rate limits are not failures: ``RetryLater(seconds, rate_limited=True)`` (a 429 with its
+``retry_after``) delays the row without consuming one of its attempts, and ``hold`` asks the
+dispatcher to hold back the recipient's other pending rows (``"recipient"``) or every pending
+row of the channel (``"channel"``, a bulk flood wait) for as long. A send whose outcome is not
+known (the request went out, the answer never came) raises :class:`OutcomeUnknown`: the
+dispatcher does not send it again (no duplicate where the platform offers no duplicate check).
+
 A channel without a registered sender (e.g. Slack disabled) is simply not dispatched: its
 outbox rows stay pending until a sender for it is registered.
 
@@ -28,15 +35,37 @@ if TYPE_CHECKING:
     from inbox.messages import OutboundPayload
     from inbox.models import Contact
 
-__all__ = ["Notice", "NoticeSender", "Sender", "SenderRegistry", "RetryLater", "PermanentFailure"]
+__all__ = ["HOLD_CHANNEL", "HOLD_RECIPIENT", "Notice", "NoticeSender", "OutcomeUnknown", "PermanentFailure",
+           "RetryLater", "Sender", "SenderRegistry"]
+
+#: ``RetryLater.hold``: the recipient's other pending rows wait too / every pending row of the channel waits
+HOLD_RECIPIENT = "recipient"
+HOLD_CHANNEL = "channel"
 
 
 class RetryLater(Exception):
-    """Try again in ``seconds`` (not before); counts as one attempt."""
+    """Try again in ``seconds`` (not before; None: the dispatcher's exponential backoff).
 
-    def __init__(self, seconds: float, reason: str = "") -> None:
-        super().__init__(reason or f"retry in {seconds:g}s")
-        self.seconds = max(0.0, float(seconds))
+    Counts as one attempt, unless ``rate_limited``: the platform asked us to wait (429), which
+    delays the row and never uses up its attempts. ``hold`` (``HOLD_RECIPIENT`` /
+    ``HOLD_CHANNEL``) makes the same wait apply to the recipient's or the channel's other rows.
+    """
+
+    def __init__(self, seconds: float | None, reason: str = "", *, rate_limited: bool = False,
+                 hold: str | None = None) -> None:
+        super().__init__(reason or (f"retry in {seconds:g}s" if seconds is not None else "retry later"))
+        self.seconds = max(0.0, float(seconds)) if seconds is not None else None
+        self.reason = reason
+        self.rate_limited = rate_limited
+        self.hold = hold
+
+
+class OutcomeUnknown(Exception):
+    """The request reached (or may have reached) the platform but its answer never came (a read
+    timeout): the message may or may not have been delivered. Not retried."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
         self.reason = reason
 
 

@@ -98,6 +98,8 @@ class OutboxStatus(str, enum.Enum):
     pending = "pending"
     sent = "sent"
     undeliverable = "undeliverable"
+    #: the send's outcome is not known (the platform did not answer in time): never sent again
+    unknown = "unknown"
 
 
 class Role(str, enum.Enum):

@@ -6,16 +6,32 @@ Rows are written by ``inbox.actions.message_send`` in the transaction that produ
 
 * **Order.** Only the oldest pending row of a conversation is ever claimed; a later row waits
   while an earlier one is pending (in flight, waiting for ``retry_after``, or backing off).
-* **Claims with a lease.** A row is claimed by setting ``claimed_until`` (PostgreSQL selects
-  candidates ``FOR UPDATE SKIP LOCKED``; on both databases the claim is a conditional UPDATE,
-  so two dispatchers never claim the same row). The send happens outside any transaction;
-  the result is committed afterwards. The send is bounded by ``send_timeout`` < lease.
+* **Claims with a short lease, renewed while sending.** A row is claimed by setting
+  ``claimed_until`` (PostgreSQL selects candidates ``FOR UPDATE SKIP LOCKED``; on both
+  databases the claim is a conditional UPDATE, so two dispatchers never claim the same row).
+  The lease is short (``lease_seconds``, 15 s) and a heartbeat renews it for every row whose
+  send is still in flight (every ``lease_seconds / 3``), so a slow platform never lets another
+  dispatcher take a row that is being sent, and after a crash the rows that were in flight
+  are free again within one lease. The send happens outside any transaction; the result is
+  committed afterwards. ``send_timeout`` is only a backstop: the sender's own HTTP timeouts
+  are shorter.
 * **Crash window: at-least-once.** If the process dies after the platform accepted a
   message but before "sent" is committed, that one row is sent again after the lease
   expires (Telegram has no idempotency key, so the customer may see that message twice).
   Nothing is lost, and a row marked sent is never sent again.
+* **Unknown outcomes: at-most-once.** A send that went out but got no answer in time
+  (:class:`~inbox.channels.OutcomeUnknown`, e.g. a read timeout, or the ``send_timeout``
+  backstop) is NOT sent again: Telegram offers no duplicate check, so a missed message is
+  preferred to a double one. The row becomes ``unknown`` (attempt counted, reason in
+  ``last_error``), the message's ``delivery_status`` "unknown", an audit row
+  ``message.delivery_unknown`` is written and agents see "Not confirmed" on the message.
+* **Rate limits delay, they never consume an attempt.** ``RetryLater(seconds,
+  rate_limited=True)`` (a 429 and its ``retry_after``) moves the row to exactly ``seconds``
+  later without counting an attempt; with ``hold`` the recipient's other pending rows
+  (``"recipient"``) or all the channel's pending rows (``"channel"``, a bulk flood wait) are
+  moved as well, in the database, so the wait survives a restart.
 * **Retries.** :class:`~inbox.channels.RetryLater` schedules the next attempt exactly
-  ``seconds`` later (never earlier). Any other exception (and a send timeout) backs off
+  ``seconds`` later (never earlier; ``None``: backoff). Any other exception backs off
   exponentially with jitter. After ``max_attempts`` attempts the row is undeliverable.
 * **Permanent failures.** :class:`~inbox.channels.PermanentFailure` makes the row
   undeliverable at once; ``blocked=True`` also sets ``Contact.undeliverable_at``. The
@@ -38,11 +54,12 @@ class names only: exception messages of HTTP clients may contain URLs with bot t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -55,7 +72,17 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from inbox.actions.base import write_audit
-from inbox.channels import Notice, NoticeSender, PermanentFailure, RetryLater, Sender, SenderRegistry
+from inbox.channels import (
+    HOLD_CHANNEL,
+    HOLD_RECIPIENT,
+    Notice,
+    NoticeSender,
+    OutcomeUnknown,
+    PermanentFailure,
+    RetryLater,
+    Sender,
+    SenderRegistry,
+)
 from inbox.events import Event, EventBus, EventType, collect, pending_events
 from inbox.messages import OutboundPayload
 from inbox.models import Channel, Contact, ExternalThread, Message, OutboxMessage, OutboxStatus
@@ -260,8 +287,9 @@ class OutboxDispatcher:
         senders: SenderRegistry,
         bus: EventBus,
         *,
-        lease_seconds: float = 60.0,
-        send_timeout: float = 30.0,
+        lease_seconds: float = 15.0,
+        send_timeout: float = 120.0,
+        heartbeat_seconds: float | None = None,
         max_attempts: int = 8,
         base_backoff: float = 2.0,
         max_backoff: float = 600.0,
@@ -270,13 +298,15 @@ class OutboxDispatcher:
         poll_interval: float = 5.0,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
-        if send_timeout >= lease_seconds:
-            raise ValueError("send_timeout must be shorter than lease_seconds")
+        heartbeat = heartbeat_seconds if heartbeat_seconds is not None else lease_seconds / 3
+        if not 0 < heartbeat < lease_seconds:
+            raise ValueError("heartbeat_seconds must be shorter than lease_seconds")
         self.sessions = sessions
         self.senders = senders
         self.bus = bus
         self.lease_seconds = lease_seconds
         self.send_timeout = send_timeout
+        self.heartbeat_seconds = heartbeat
         self.max_attempts = max_attempts
         self.base_backoff = base_backoff
         self.max_backoff = max_backoff
@@ -291,6 +321,8 @@ class OutboxDispatcher:
         self._sent_pending: list[tuple[_Claimed, Any, asyncio.Future[None]]] = []
         self._sent_flusher: asyncio.Task[None] | None = None
         self._built: dict[str, Any] | None = None
+        self._in_flight: dict[int, int] = {}  # outbox id -> sends in flight (the heartbeat renews their lease)
+        self._heartbeat: asyncio.Task[None] | None = None
         bus.bind(sessions)
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -310,6 +342,7 @@ class OutboxDispatcher:
             self._unsubscribe = None
         task, self._task = self._task, None
         if task is None:
+            await self._stop_heartbeat()
             return
         try:
             await asyncio.wait_for(asyncio.shield(task), timeout)
@@ -323,6 +356,14 @@ class OutboxDispatcher:
             raise
         except Exception:
             log.exception("outbox dispatcher ended with an error")
+        finally:
+            await self._stop_heartbeat()
+
+    async def _stop_heartbeat(self) -> None:
+        beat, self._heartbeat = self._heartbeat, None
+        if beat is not None and not beat.done():
+            beat.cancel()
+            await asyncio.gather(beat, return_exceptions=True)
 
     def wake(self) -> None:
         self._wake.set()
@@ -488,9 +529,15 @@ class OutboxDispatcher:
     # -- one row ----------------------------------------------------------------------------
 
     async def _deliver(self, row: _Claimed) -> None:
-        if row.is_notice:
-            await self._deliver_notice(row)
-            return
+        # from the claim until its result is written the row is ours: the heartbeat renews its
+        # lease also while it waits for a free send slot
+        with self._sending(row.id):
+            if row.is_notice:
+                await self._deliver_notice(row)
+            else:
+                await self._deliver_message(row)
+
+    async def _deliver_message(self, row: _Claimed) -> None:
         async with self._semaphore:
             sender = self.senders.get(row.channel)
             contact = row.contact
@@ -507,11 +554,14 @@ class OutboxDispatcher:
             try:
                 platform_id = await asyncio.wait_for(sender.send(contact, payload), timeout=self.send_timeout)
             except RetryLater as exc:
-                await self._retry(row, exc.seconds, exc.reason or "retry later")
+                await self._retry(row, exc.seconds, exc.reason or "retry later", rate_limited=exc.rate_limited,
+                                  hold=exc.hold)
             except PermanentFailure as exc:
                 await self._give_up(row, exc.reason or "permanent failure", blocked=exc.blocked)
-            except TimeoutError:
-                await self._retry(row, None, "send timed out")
+            except OutcomeUnknown as exc:
+                await self._unknown(row, exc.reason or "no answer from the platform")
+            except TimeoutError:  # the backstop: the request may have gone out
+                await self._unknown(row, f"no answer within {self.send_timeout:g}s")
             except Exception as exc:
                 log.warning("send failed (%s) for outbox %s, message %s, conversation %s",
                             type(exc).__name__, row.id, row.message_id, row.conversation_id)
@@ -535,16 +585,67 @@ class OutboxDispatcher:
             try:
                 platform_id = await asyncio.wait_for(sender.send_notice(notice), timeout=self.send_timeout)
             except RetryLater as exc:
-                await self._retry(row, exc.seconds, exc.reason or "retry later", progress=notice.progress)
+                await self._retry(row, exc.seconds, exc.reason or "retry later", progress=notice.progress,
+                                  rate_limited=exc.rate_limited, hold=exc.hold)
             except PermanentFailure as exc:
                 await self._give_up(row, exc.reason or "permanent failure", blocked=False)
-            except TimeoutError:
+            except (TimeoutError, OutcomeUnknown):
+                # notices are for the shop's own people: a repeated alert beats a lost one, and the
+                # sender's progress keeps the steps that are known to have reached the platform
                 await self._retry(row, None, "send timed out", progress=notice.progress)
             except Exception as exc:
                 log.warning("notice %s failed (%s), conversation %s", row.id, type(exc).__name__, row.conversation_id)
                 await self._retry(row, None, type(exc).__name__, progress=notice.progress)
             else:
                 await self._mark_sent(row, platform_id)
+
+    # -- leases of rows being sent --------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _sending(self, row_id: int) -> Iterator[None]:
+        """While the block runs, the heartbeat keeps renewing ``row_id``'s lease (renewing it while
+        the result is being written is harmless: every result clears the lease or the pending state)."""
+        self._in_flight[row_id] = self._in_flight.get(row_id, 0) + 1
+        if self._heartbeat is None or self._heartbeat.done():
+            self._heartbeat = asyncio.get_running_loop().create_task(self._beat(), name="outbox-lease-heartbeat")
+        try:
+            yield
+        finally:
+            left = self._in_flight.get(row_id, 1) - 1
+            if left <= 0:
+                self._in_flight.pop(row_id, None)
+            else:
+                self._in_flight[row_id] = left
+
+    async def _beat(self) -> None:
+        while self._in_flight:
+            await asyncio.sleep(self.heartbeat_seconds)
+            ids = list(self._in_flight)
+            if not ids:
+                return
+            try:
+                await self._renew(ids)
+            except Exception as exc:  # the next beat tries again; the lease is three beats long
+                log.warning("renewing the leases of %d outbox row(s) failed (%s)", len(ids), type(exc).__name__)
+
+    async def _renew(self, ids: list[int]) -> None:
+        lease_end = self.clock() + timedelta(seconds=self.lease_seconds)
+        # a row locked right now is having its result written: it needs no renewal, and the
+        # heartbeat never waits for (or deadlocks with) that transaction (SKIP LOCKED; SQLite ignores it)
+        ours = (
+            sa.select(col(OutboxMessage.id))
+            .where(col(OutboxMessage.id).in_(ids), col(OutboxMessage.status) == OutboxStatus.pending,
+                   col(OutboxMessage.claimed_until).is_not(None))
+            .with_for_update(skip_locked=True)
+        )
+        async with self.sessions() as session:
+            await session.exec(
+                sa.update(OutboxMessage)
+                .where(col(OutboxMessage.id).in_(ours.scalar_subquery()))
+                .values(claimed_until=lease_end)
+                .execution_options(synchronize_session=False)
+            )
+            await session.commit()
 
     async def _release(self, row: _Claimed) -> None:
         async with self.sessions() as session:
@@ -602,15 +703,17 @@ class OutboxDispatcher:
         log.debug("sent outbox %s (message %s, conversation %s)", row.id, row.message_id, row.conversation_id)
 
     async def _retry(self, row: _Claimed, seconds: float | None, reason: str,
-                     progress: dict[str, Any] | None = None) -> None:
-        attempts = row.attempts + 1
-        if attempts >= self.max_attempts and not row.is_notice:  # a notice's sender decides when to stop
+                     progress: dict[str, Any] | None = None, *, rate_limited: bool = False,
+                     hold: str | None = None) -> None:
+        attempts = row.attempts if rate_limited else row.attempts + 1  # a rate limit delays, never uses up
+        if not rate_limited and attempts >= self.max_attempts and not row.is_notice:  # notices: the sender decides
             await self._give_up(row, f"gave up after {attempts} attempts: {reason}", blocked=False)
             return
         delay = seconds if seconds is not None else backoff_seconds(attempts, base=self.base_backoff,
                                                                    cap=self.max_backoff)
         now = self.clock()
-        values: dict[str, Any] = {"attempts": attempts, "next_attempt_at": now + timedelta(seconds=delay),
+        until = now + timedelta(seconds=delay)
+        values: dict[str, Any] = {"attempts": attempts, "next_attempt_at": until,
                                   "claimed_until": None, "last_error": reason[:500]}
         if row.is_notice and progress:
             values["payload"] = {**row.payload, "progress": progress}  # finished steps are not repeated
@@ -622,8 +725,77 @@ class OutboxDispatcher:
                 .execution_options(synchronize_session=False)
             )
             await session.commit()
-        log.info("outbox %s (message %s, conversation %s) retries in %.2fs after attempt %d",
-                 row.id, row.message_id, row.conversation_id, delay, attempts)
+        if rate_limited and hold in (HOLD_RECIPIENT, HOLD_CHANNEL):
+            try:  # its own transaction: it touches other dispatchers' rows (never wait for their locks)
+                async with self.sessions() as session:
+                    await self._hold(session, row, hold, until)
+                    await session.commit()
+            except Exception as exc:  # the sender's own memory of the wait still holds them back
+                log.warning("holding the %s's other outbox rows failed (%s)", hold, type(exc).__name__)
+        if rate_limited:
+            log.info("outbox %s (message %s, conversation %s) waits %.2fs: %s%s", row.id, row.message_id,
+                     row.conversation_id, delay, reason[:200], f" (holding the {hold})" if hold else "")
+        else:
+            log.info("outbox %s (message %s, conversation %s) retries in %.2fs after attempt %d",
+                     row.id, row.message_id, row.conversation_id, delay, attempts)
+
+    @staticmethod
+    async def _hold(session: AsyncSession, row: _Claimed, hold: str, until: datetime) -> None:
+        """The platform's wait applies to the recipient's (or the whole channel's) other pending rows
+        too: it is written into their ``next_attempt_at``, so it survives a restart. Rows another
+        transaction is writing right now (``SKIP LOCKED`` on PostgreSQL) are left alone: they are
+        being sent or rescheduled, and two holds never wait for each other's locks."""
+        query = sa.select(col(OutboxMessage.id)).where(
+            col(OutboxMessage.status) == OutboxStatus.pending,
+            col(OutboxMessage.channel) == row.channel,
+            col(OutboxMessage.id) != row.id,
+            col(OutboxMessage.next_attempt_at) < until,
+        )
+        if hold == HOLD_RECIPIENT:
+            if row.contact_id is None:
+                return
+            query = query.where(col(OutboxMessage.contact_id) == row.contact_id)
+        else:
+            query = query.where(col(OutboxMessage.contact_id).is_(None) if row.is_notice
+                                else col(OutboxMessage.contact_id).is_not(None))
+        held = query.with_for_update(skip_locked=True)  # ignored by SQLite (one writer)
+        await session.exec(
+            sa.update(OutboxMessage)
+            .where(col(OutboxMessage.id).in_(held.scalar_subquery()))
+            .values(next_attempt_at=until)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def _unknown(self, row: _Claimed, reason: str) -> None:
+        """The send may or may not have reached the customer: never send it again (at most once)."""
+        now = self.clock()
+        reason = f"outcome unknown: {reason}"[:500]
+        async with self.sessions() as session:
+            result = await session.exec(
+                sa.update(OutboxMessage)
+                .where(col(OutboxMessage.id) == row.id, col(OutboxMessage.status) == OutboxStatus.pending)
+                .values(status=OutboxStatus.unknown, attempts=row.attempts + 1, claimed_until=None,
+                        last_error=reason)
+                .execution_options(synchronize_session=False)
+            )
+            if result.rowcount != 1:
+                await session.rollback()
+                return
+            if row.message_id is not None:
+                await session.exec(
+                    sa.update(Message)
+                    .where(col(Message.id) == row.message_id)
+                    .values(delivery_status=OutboxStatus.unknown.value)
+                    .execution_options(synchronize_session=False)
+                )
+            write_audit(session, row.conversation_id, "message.delivery_unknown", actor="system",
+                        detail={"message_id": row.message_id, "outbox_id": row.id, "reason": reason}, now=now)
+            collect(session, Event(EventType.message_delivery.value, row.conversation_id,
+                                   {"message_id": row.message_id, "outbox_id": row.id,
+                                    "status": OutboxStatus.unknown.value, "reason": reason}))
+            await session.commit()
+        log.warning("outbox %s (message %s, conversation %s): %s; not sent again (no duplicate check on %s)",
+                    row.id, row.message_id, row.conversation_id, reason, row.channel.value)
 
     async def _give_up(self, row: _Claimed, reason: str, *, blocked: bool) -> None:
         now = self.clock()

@@ -176,7 +176,8 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
 
     runtime.pipeline = Pipeline(sessions=sessions, bus=bus, settings=settings)
     runtime.worker = InboundWorker(sessions, runtime.pipeline.process, ready=runtime.bot_ready)
-    runtime.dispatcher = OutboxDispatcher(sessions, senders, bus)
+    # the backstop outlasts the senders' own timeouts (Telegram's read timeout, pacing waits)
+    runtime.dispatcher = OutboxDispatcher(sessions, senders, bus, send_timeout=settings.telegram_read_timeout + 60)
     dsn = asyncpg_dsn(settings.database_url) if is_postgres(settings.database_url) else None
     runtime.leadership = Leadership(dsn)
     runtime.fanout = PgNotifyFanout(dsn, bus) if dsn else None
@@ -212,6 +213,7 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
             shop_timezone=settings.shop_timezone,
             default_language=settings.default_language,
             secure_cookies=settings.public_url.startswith("https://"),
+            trusted_proxies=settings.trusted_proxies,
             translate_url=settings.translate_url,
             translate_api_key=settings.translate_api_key.get_secret_value() if settings.translate_api_key else None,
         ),

@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     log_level: str = "INFO"
+    #: reverse proxies (addresses or networks, comma-separated) whose X-Forwarded-For / Forwarded
+    #: and scheme headers count; from every other peer they are ignored (default: none)
+    trusted_proxies: str = ""
 
     shop_name: str = "Demo Shop"
     shop_timezone: str = "UTC"
@@ -69,6 +72,9 @@ class Settings(BaseSettings):
     # python-telegram-bot's HTTP client: connections to the Bot API kept open and reused
     telegram_connection_pool_size: int = Field(default=32, ge=1, le=1024)
     telegram_keepalive_seconds: float = Field(default=30.0, ge=0, le=3600)
+    # how long a send waits for the Bot API's answer; after it the outcome is unknown and the
+    # message is not sent again (no duplicate check on Telegram), so keep it well above its worst case
+    telegram_read_timeout: float = Field(default=60.0, ge=1, le=600)
 
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
@@ -94,6 +100,19 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
         return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_trusted_proxies(cls, value: str) -> str:
+        import ipaddress
+
+        items = [item.strip() for item in value.replace(";", ",").split(",") if item.strip()]
+        for item in items:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network") from None
+        return ", ".join(items)
 
     @field_validator("default_language")
     @classmethod

@@ -372,6 +372,7 @@ async def test_escalation_alert_is_posted_once_refused_connections_stop(
     assert fake.calls == []
 
     env.connector.client.base_url = fake.api_url  # Slack is reachable again
+    env.connector.sender.client.base_url = fake.api_url  # (the outbox's client: no inline 429 waits)
     await env.idle()
     [alert] = env.alerts()
     assert f"conversation #{conversation_id}" in texts(alert)

@@ -150,11 +150,11 @@ async def fake(aiohttp_server: Any) -> FakeTelegram:
 async def make_env(aiohttp_client: Any, fake: FakeTelegram, settings: Any, sessions: Any, *,
                    processor: Callable[[int], Awaitable[None]] | None = None,
                    pacer: SendPacer | None = None, clock: Callable[[], datetime] | None = None,
-                   polling: bool = False, agent: Agent | None = None) -> Env:
+                   polling: bool = False, agent: Agent | None = None, **dispatcher_options: Any) -> Env:
     bus = EventBus()
     senders = SenderRegistry()
     worker = InboundWorker(sessions, processor or echo_processor(sessions), sweep_interval=None)
-    dispatcher = OutboxDispatcher(sessions, senders, bus, **({"clock": clock} if clock else {}))
+    dispatcher = OutboxDispatcher(sessions, senders, bus, **({"clock": clock} if clock else {}), **dispatcher_options)
     env_ref: dict[str, Env] = {}
 
     async def on_inbound(result: Any) -> None:
@@ -488,7 +488,9 @@ async def _conversation(env: Env, chat: int = CHAT, update_id: int = 100) -> int
 async def test_429_waits_retry_after_through_the_outbox(aiohttp_client: Any, fake: FakeTelegram, settings: Any,
                                                         sessions: Any) -> None:
     now = [datetime.now(UTC)]
-    env = await make_env(aiohttp_client, fake, tg_settings(settings, fake), sessions, clock=lambda: now[0])
+    pacer = SendPacer(1000.0, 1000.0, clock=lambda: now[0].timestamp())  # the chat's hold on the same clock
+    env = await make_env(aiohttp_client, fake, tg_settings(settings, fake), sessions, clock=lambda: now[0],
+                         pacer=pacer)
     conversation_id = await _conversation(env)
     await _reply(sessions, conversation_id, OutboundPayload("your parcel is on its way"))
     now[0] = datetime.now(UTC) + timedelta(seconds=1)  # the row is due
@@ -496,7 +498,7 @@ async def test_429_waits_retry_after_through_the_outbox(aiohttp_client: Any, fak
 
     assert await env.dispatcher.run_once() == 1
     [row] = await rows(sessions, OutboxMessage)
-    assert row.status == OutboxStatus.pending and row.attempts == 1
+    assert row.status == OutboxStatus.pending and row.attempts == 0  # a 429 delays, it uses up no attempt
     assert row.next_attempt_at == now[0] + timedelta(seconds=7)
     assert "429" in (row.last_error or "")
     assert fake.sent_messages(CHAT) == []

@@ -50,7 +50,7 @@ def setup(
     senders: SenderRegistry,
     on_inbound: Callable[[Any], Awaitable[None]] | None = None,
 ) -> WebState:
-    from inbox.web import account, admin, alerts, auth, customers, live, translate, views, webchat
+    from inbox.web import account, admin, alerts, auth, customers, live, proxies, translate, views, webchat
     from inbox.web.rendering import create_environment
     from inbox.web.security import add_security_headers
 
@@ -68,6 +68,9 @@ def setup(
     )
     app[STATE] = state
 
+    if config.trusted_proxies:  # first: everything after it sees the real client address and scheme
+        app.middlewares.insert(0, proxies.trusted_proxies_middleware(
+            proxies.TrustedProxies(proxies.parse_trusted(config.trusted_proxies))))
     auth.setup_sessions(app, config)
     app.middlewares.append(auth.csrf_middleware)
     app.middlewares.append(auth.agent_middleware)

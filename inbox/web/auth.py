@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
-from aiohttp_session import get_session, new_session
+from aiohttp_session import Session, get_session, new_session
 from aiohttp_session import setup as setup_session_middleware
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -36,6 +36,7 @@ from inbox.auth import normalize_email
 from inbox.models import Agent
 from inbox.queries.login import recent_failures
 from inbox.web.i18n import N_, translations_for
+from inbox.web.proxies import client_address
 from inbox.web.rendering import error_response, render, wants_json
 from inbox.web.state import AGENT, STATE, ThrottleConfig, WebConfig, derive_key
 from shopbase.clock import utcnow
@@ -114,13 +115,27 @@ class LoginThrottle:
             await db.commit()
 
 
+class _CookieStorage(EncryptedCookieStorage):
+    """Marks the cookie ``Secure`` when the public URL is https or the request came over https
+    (directly, or as a trusted proxy says: ``inbox.web.proxies``)."""
+
+    def __init__(self, *args: Any, always_secure: bool, **kwargs: Any) -> None:
+        super().__init__(*args, secure=always_secure, **kwargs)
+        self._always_secure = always_secure
+
+    async def save_session(self, request: web.Request, response: web.StreamResponse, session: Session) -> None:
+        # no await happens between setting the flag and writing the cookie (save_cookie is sync)
+        self._cookie_params["secure"] = bool(self._always_secure or request.secure)
+        await super().save_session(request, response, session)
+
+
 def setup_sessions(app: web.Application, config: WebConfig) -> None:
-    storage = EncryptedCookieStorage(
+    storage = _CookieStorage(
         derive_key(config.secret_key, "inbox session cookie"),
         cookie_name=SESSION_COOKIE,
         max_age=config.session_max_age,
         httponly=True,
-        secure=config.secure_cookies,
+        always_secure=config.secure_cookies,
         samesite="Lax",
     )
     setup_session_middleware(app, storage)
@@ -228,8 +243,9 @@ async def login_page(request: web.Request) -> web.Response:
 
 
 def _client_address(request: web.Request) -> str:
-    # X-Forwarded-For is client-controlled; a reverse proxy should be configured to set remote.
-    return request.remote or "unknown"
+    # the real client behind a trusted proxy (inbox.web.proxies); a client's own
+    # X-Forwarded-For never counts
+    return client_address(request)
 
 
 async def login(request: web.Request) -> web.Response:
@@ -244,7 +260,7 @@ async def login(request: web.Request) -> web.Response:
     wait = await state.throttle.retry_after(keys)
     if wait > 0:
         minutes = max(1, int(wait // 60) + (1 if wait % 60 else 0))
-        log.warning("sign-in throttled")
+        log.warning("sign-in throttled", extra={"client": _client_address(request)})
         response = render(
             request,
             "inbox/login.html",
@@ -269,7 +285,7 @@ async def login(request: web.Request) -> web.Response:
             await db.commit()
     if agent is None:
         await state.throttle.record_failure(keys)
-        log.info("sign-in failed")
+        log.info("sign-in failed", extra={"client": _client_address(request)})
         return render(
             request,
             "inbox/login.html",
@@ -286,7 +302,7 @@ async def login(request: web.Request) -> web.Response:
     session["agent_id"] = agent.id
     session["sv"] = agent.session_version
     session["csrf"] = secrets.token_urlsafe(32)
-    log.info("agent signed in", extra={"agent_id": agent.id})
+    log.info("agent signed in", extra={"agent_id": agent.id, "client": _client_address(request)})
     raise web.HTTPSeeOther(target)
 
 

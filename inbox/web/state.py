@@ -43,6 +43,9 @@ class WebConfig:
     shop_timezone: str = "UTC"
     default_language: str = "en"
     secure_cookies: bool = False
+    #: ``SHOPDESK_TRUSTED_PROXIES``: peers whose X-Forwarded-For / Forwarded / scheme headers count
+    #: (``inbox.web.proxies``); empty: none
+    trusted_proxies: str = ""
     login_throttle: ThrottleConfig = field(default_factory=ThrottleConfig)
     #: how long an agent's sign-in lasts
     session_max_age: int = 12 * 3600

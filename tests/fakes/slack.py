@@ -26,7 +26,7 @@ import itertools
 import json
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
@@ -72,6 +72,7 @@ class Call:
     http_verb: str = "POST"
     status: int = 200
     response: dict[str, Any] | None = None
+    at: float = field(default_factory=time.monotonic)  # when the request arrived
 
     @property
     def ok(self) -> bool:

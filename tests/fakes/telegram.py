@@ -24,8 +24,14 @@ Wire behaviour emulated (see the Bot API docs and PTB's ``_baserequest.py``):
   PTB sends ``last_update_id + 1``). Smaller ids are confirmed and dropped. The wait is
   ``min(timeout, long_poll_cap)`` seconds. While a webhook is set, getUpdates is ``409 Conflict``.
 
-Not emulated: parse_mode rendering (``text`` is stored as sent, tags included), per-chat flood
-limits (use ``fail_next``), chats the bot has never seen (every chat id is accepted).
+Faults and slowness (for the delivery tests): ``fail_next`` (the next N calls, optionally only
+to one ``chat_id``), ``fail_for`` (every call for a while, e.g. a 429 storm with ``retry_after``
+or 500s), ``answer_after`` (the call takes effect at once, as on the real server, but the answer
+comes ``seconds`` later: a slow or hanging Bot API). Every call records when it arrived
+(``Call.at``, ``time.monotonic()``).
+
+Not emulated: parse_mode rendering (``text`` is stored as sent, tags included), Telegram's own
+flood limits (use the faults above), chats the bot has never seen (every chat id is accepted).
 """
 
 from __future__ import annotations
@@ -119,6 +125,11 @@ class Call:
     token: str
     status: int = 200
     result: Any = None  # the ``result`` returned on success, or the error body on failure
+    at: float = field(default_factory=time.monotonic)  # when the request arrived
+
+    @property
+    def chat_id(self) -> Any:
+        return _norm_chat_id(self.params.get("chat_id"))
 
     @property
     def ok(self) -> bool:
@@ -132,6 +143,14 @@ class _Fault:
     retry_after: int | None
     migrate_to_chat_id: int | None
     times: int
+    until: float | None = None  # time-based (``fail_for``): every call until then
+    chat_id: Any = None  # only calls to this chat
+
+
+@dataclass
+class _Slow:
+    seconds: float
+    times: int | None  # None: every call
 
 
 def _decode_value(key: str, value: Any) -> Any:
@@ -193,6 +212,7 @@ class FakeTelegram:
         self.last_error_date: int | None = None
         self.last_error_message: str | None = None
         self._faults: dict[str, list[_Fault]] = {}
+        self._slow: dict[str, _Slow] = {}
         self._updates: list[dict[str, Any]] = []
         self._next_update_id = 1
         self._next_message_id = 1
@@ -210,8 +230,11 @@ class FakeTelegram:
         times: int = 1,
         *,
         migrate_to_chat_id: int | None = None,
+        chat_id: Any = None,
+        _until: float | None = None,
     ) -> None:
-        """Make the next ``times`` calls of ``method`` ("*" = any method) fail.
+        """Make the next ``times`` calls of ``method`` ("*" = any method) fail (only those to
+        ``chat_id`` when given).
 
         ``status`` is both the HTTP status and ``error_code``. ``retry_after`` adds
         ``parameters.retry_after`` (PTB raises RetryAfter), ``migrate_to_chat_id`` adds
@@ -226,8 +249,23 @@ class FakeTelegram:
             else:
                 description = _DEFAULT_DESCRIPTIONS.get(status, f"Error {status}")
         self._faults.setdefault(method.lower(), []).append(
-            _Fault(status, description, retry_after, migrate_to_chat_id, times)
+            _Fault(status, description, retry_after, migrate_to_chat_id, times, _until,
+                   None if chat_id is None else _norm_chat_id(chat_id))
         )
+
+    def fail_for(self, method: str, status: int, seconds: float, description: str | None = None,
+                 retry_after: int | None = None, *, chat_id: Any = None) -> None:
+        """Every call of ``method`` fails for the next ``seconds`` (e.g. a 429 storm, a 500 outage)."""
+        self.fail_next(method, status, description, retry_after, times=1, chat_id=chat_id,
+                       _until=time.monotonic() + seconds)
+
+    def answer_after(self, method: str, seconds: float, times: int | None = None) -> None:
+        """The next ``times`` calls of ``method`` (None: all) take effect at once but are answered
+        ``seconds`` later; ``answer_after(method, 0, times=0)`` ends it."""
+        if times == 0:
+            self._slow.pop(method.lower(), None)
+        else:
+            self._slow[method.lower()] = _Slow(seconds, times)
 
     def block_chat(self, chat_id: Any) -> None:
         """Every send/edit to this chat now fails with 403 "bot was blocked by the user"."""
@@ -346,7 +384,7 @@ class FakeTelegram:
             return self._error(call, 401, "Unauthorized")
 
         m = method.lower()
-        fault = self._take_fault(m)
+        fault = self._take_fault(m, params)
         if fault is not None:
             parameters: dict[str, Any] = {}
             if fault.retry_after is not None:
@@ -368,16 +406,30 @@ class FakeTelegram:
             result = await handler(params)
         except _ApiError as exc:
             return self._error(call, exc.status, exc.description)
+        slow = self._slow.get(m)
+        if slow is not None:  # done already (the message exists); only the answer is late
+            if slow.times is not None:
+                slow.times -= 1
+                if slow.times <= 0:
+                    self._slow.pop(m, None)
+            await asyncio.sleep(slow.seconds)
         return self._ok(call, result)
 
-    def _take_fault(self, method: str) -> _Fault | None:
+    def _take_fault(self, method: str, params: dict[str, Any] | None = None) -> _Fault | None:
+        chat = _norm_chat_id((params or {}).get("chat_id"))
+        now = time.monotonic()
         for key in (method, "*"):
             queue = self._faults.get(key)
-            if queue:
-                fault = queue[0]
-                fault.times -= 1
-                if fault.times <= 0:
-                    queue.pop(0)
+            if not queue:
+                continue
+            queue[:] = [f for f in queue if f.until is None or f.until > now]  # storms that are over
+            for fault in queue:
+                if fault.chat_id is not None and fault.chat_id != chat:
+                    continue
+                if fault.until is None:
+                    fault.times -= 1
+                    if fault.times <= 0:
+                        queue.remove(fault)
                 return fault
         return None
 

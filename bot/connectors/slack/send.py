@@ -18,9 +18,13 @@ keep their order, while a Slack outage never holds up a customer's replies.
 * a customer's later message → copied into the escalation's thread; claims, assignments and
   status changes → the alert's state line refreshed.
 
-The Web API client waits out ``Retry-After`` on 429 (twice) and retries connection and server
-errors. When Slack stays unavailable beyond that (no connection, a timeout, HTTP 5xx, still
-rate limited), the notice is retried with exponential backoff (``retry_base`` seconds,
+A 429 is not an outage: the sender's client does not sleep through ``Retry-After`` itself (the
+outbox does, without holding a send slot): the notice waits exactly ``Retry-After`` (at least
+``retry_base`` when Slack gives none), that wait never counts towards giving up, and every other
+Slack notice waits for it too (Slack's limits are per method and workspace), also after a
+restart (the outbox writes the wait into the pending rows). The client still retries
+connection and server errors. When Slack stays unavailable beyond that (no connection, a
+timeout, HTTP 5xx), the notice is retried with exponential backoff (``retry_base`` seconds,
 doubling, at most ``retry_cap``); a notice still undelivered ``retry_give_up`` seconds after
 it was written is given up with one error line. Slack's permanent refusals
 (``channel_not_found``, ``invalid_auth``, ``not_in_channel``, ...) drop the notice at once, with
@@ -37,6 +41,7 @@ import time
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -48,7 +53,7 @@ from bot.dialog.turn import DialogState
 from inbox import slack_cards
 from inbox.actions.thread_record import thread_record
 from inbox.alerts.text import describe
-from inbox.channels import Notice, PermanentFailure, RetryLater
+from inbox.channels import HOLD_CHANNEL, Notice, PermanentFailure, RetryLater
 from inbox.events import Event, EventType
 from inbox.models import Author, Channel
 from inbox.outbox import NoticeRequest
@@ -127,6 +132,22 @@ def _retry_after(exc: BaseException) -> float:
     return 0.0
 
 
+def _rate_limited(exc: BaseException) -> bool:
+    if not isinstance(exc, SlackApiError):
+        return False
+    code, status = api_error(exc)
+    return status == 429 or code == "ratelimited"
+
+
+def _outbox_client(client: AsyncWebClient) -> AsyncWebClient:
+    """``client`` without its rate-limit retry handler: the outbox waits out a 429, not the send."""
+    handlers = [h for h in client.retry_handlers if not isinstance(h, AsyncRateLimitErrorRetryHandler)]
+    if len(handlers) == len(client.retry_handlers):
+        return client
+    return AsyncWebClient(token=client.token, base_url=client.base_url, timeout=client.timeout,
+                          headers=dict(client.headers), retry_handlers=handlers, logger=client.logger)
+
+
 def _describe(event: Event) -> str:
     return f"{event.type} (conversation {event.conversation_id})"
 
@@ -139,7 +160,7 @@ class SlackAlertSender:
     def __init__(self, *, client: AsyncWebClient, sessions: async_sessionmaker[AsyncSession], alert_channel: str | None, public_url: str,
                  retry_base: float = 2.0, retry_cap: float = 300.0, retry_give_up: float = 3600.0,
                  locale: str = "en", timezone: str = "UTC") -> None:
-        self.client = client
+        self.client = _outbox_client(client)
         #: amounts and dates in the alerts: the shop's default language and time zone
         self.locale = locale
         self.timezone = timezone
@@ -153,6 +174,7 @@ class SlackAlertSender:
         self._delay = 0.0  # the last backoff wait; 0 while Slack takes our posts
         self._failing_since: float | None = None  # monotonic time of the first failure of an outage
         self._last_reason: str | None = None  # why the last attempt failed, during an outage
+        self._held_until = 0.0  # monotonic time until which Slack asked us to wait (429)
 
     # -- the outbox's entry ---------------------------------------------------------------------
 
@@ -163,6 +185,9 @@ class SlackAlertSender:
             raise PermanentFailure("not a Slack notice") from None
         age = max(0.0, (utcnow() - notice.created_at).total_seconds())
         attempt = notice.attempts + 1
+        held = self._held_until - time.monotonic()
+        if held > 0:  # Slack asked us to wait: this notice came due before the wait is over
+            raise RetryLater(held, "slack rate limit (429): waiting out Retry-After", rate_limited=True)
         if self._failing_since is not None and age > self.retry_give_up:
             log.error("slack: gave up on %s after %d attempt(s): %s", _describe(event), notice.attempts,
                       self._last_reason or "the Slack Web API is still unavailable")
@@ -174,6 +199,12 @@ class SlackAlertSender:
         except PermanentFailure:
             raise
         except Exception as exc:  # sorted below; one log line, never a traceback
+            if _rate_limited(exc):  # not an outage: wait as Slack asks, never counted towards giving up
+                wait = _retry_after(exc) or self.retry_base
+                self._held_until = max(self._held_until, time.monotonic() + wait)
+                log.warning("slack: %s; %s waits %.3g s as Slack asks", slack_error(exc), _describe(event), wait)
+                raise RetryLater(wait, f"slack rate limit: {slack_error(exc)}", rate_limited=True,
+                                 hold=HOLD_CHANNEL) from None
             reason = _transient_reason(exc)
             if reason is None:
                 if isinstance(exc, SlackApiError):

@@ -4,10 +4,22 @@ Quick replies become an inline keyboard whose ``callback_data`` is the reply's v
 ``"h:"`` + a hash when the value is over Telegram's 64 bytes). Sends are paced to Telegram's
 flood limits (``SHOPDESK_TELEGRAM_PER_CHAT_PER_SECOND``, default 1, and
 ``SHOPDESK_TELEGRAM_OVERALL_PER_SECOND``, default 30; 0 turns either off) and errors are mapped
-for the outbox: 429 → :class:`~inbox.channels.RetryLater` with ``retry_after``; 403 (blocked,
-user deactivated) → :class:`~inbox.channels.PermanentFailure` with ``blocked=True``; other
-400s and chat migrations → permanent failures; network trouble → retry later. Retrying is
-the outbox's job, never PTB's.
+for the outbox:
+
+* 429 → :class:`~inbox.channels.RetryLater` with ``retry_after``, ``rate_limited`` (it never
+  uses up an attempt). The chat is held for that long (:meth:`SendPacer.hold`): its next
+  message waits too, also in another conversation, and the hold is written into its pending
+  outbox rows. When 429s hit sends to two or more chats within ``flood_window`` seconds it is
+  a bulk flood wait: the whole bot holds for ``retry_after`` (every pending Telegram row).
+* a read or write timeout (the request went out, no answer came) →
+  :class:`~inbox.channels.OutcomeUnknown`: not retried, since the Bot API has no duplicate
+  check. The read timeout is ``SHOPDESK_TELEGRAM_READ_TIMEOUT`` (default 60 s), far above the
+  Bot API's usual answer time. A connect or pool timeout (nothing was sent) is retried.
+* 403 (blocked, user deactivated) → :class:`~inbox.channels.PermanentFailure` with
+  ``blocked=True``; other 400s and chat migrations → permanent failures; 5xx and connection
+  trouble → retry with the outbox's exponential backoff.
+
+Retrying is the outbox's job, never PTB's.
 """
 
 from __future__ import annotations
@@ -19,6 +31,7 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import (
     BadRequest,
@@ -34,7 +47,7 @@ from telegram.error import (
 from bot.config import BotSettings
 from bot.connectors.telegram.setup import redact
 from bot.connectors.telegram.translate import callback_data_for
-from inbox.channels import PermanentFailure, RetryLater
+from inbox.channels import HOLD_CHANNEL, HOLD_RECIPIENT, OutcomeUnknown, PermanentFailure, RetryLater
 from inbox.messages import OutboundPayload, QuickReply
 from inbox.models import Channel, Contact
 
@@ -50,10 +63,15 @@ class SendPacer:
     made without awaiting, so concurrent senders never share a slot. A rate of 0 (or less)
     switches that limit off; with both off nothing ever waits and nothing is remembered.
     ``clock`` and ``sleep`` are injectable for tests.
+
+    It also remembers Telegram's 429 waits (:meth:`hold`, :meth:`held`): a chat's own, and the
+    whole bot's when 429s hit ``flood_chats`` different chats within ``flood_window`` seconds;
+    after such a bulk flood wait the overall rate is halved for ``flood_cooldown`` seconds.
     """
 
     def __init__(self, per_chat: float, overall: float, *, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, max_chats: int = 10_000) -> None:
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, max_chats: int = 10_000,
+                 flood_window: float = 2.0, flood_chats: int = 2, flood_cooldown: float = 60.0) -> None:
         self.chat_interval = 1.0 / per_chat if per_chat > 0 else 0.0
         self.overall_interval = 1.0 / overall if overall > 0 else 0.0
         self._clock = clock
@@ -61,6 +79,14 @@ class SendPacer:
         self._max_chats = max_chats
         self._next_overall = 0.0
         self._next_chat: dict[Any, float] = {}
+        self.flood_window = flood_window
+        self.flood_chats = flood_chats
+        self._held_all = 0.0
+        self._slow_until = 0.0
+        #: after a bulk flood wait ends, the overall rate stays halved this long (seconds)
+        self.flood_cooldown = flood_cooldown
+        self._held_chat: dict[Any, float] = {}
+        self._recent_429: list[tuple[float, Any]] = []
 
     @classmethod
     def from_settings(cls, settings: BotSettings, *, clock: Callable[[], float] = time.monotonic,
@@ -79,7 +105,8 @@ class SendPacer:
             return 0.0
         now = self._clock()
         slot = max(now, self._next_overall, self._next_chat.get(chat, 0.0))
-        self._next_overall = slot + self.overall_interval
+        # after a bulk flood wait the whole bot sends at half its rate for a while
+        self._next_overall = slot + self.overall_interval * (2 if slot < self._slow_until else 1)
         if self.chat_interval:
             self._next_chat[chat] = slot + self.chat_interval
         if len(self._next_chat) > self._max_chats:
@@ -91,6 +118,26 @@ class SendPacer:
         if delay > 0:
             await self._sleep(delay)
         return delay
+
+    def hold(self, chat: Any, seconds: float) -> str:
+        """Telegram answered a send to ``chat`` with 429 ``retry_after=seconds``. Returns
+        ``HOLD_CHANNEL`` when it is a bulk flood wait (the whole bot waits), else ``HOLD_RECIPIENT``."""
+        now = self._clock()
+        until = now + max(0.0, seconds)
+        self._held_chat[chat] = max(self._held_chat.get(chat, 0.0), until)
+        if len(self._held_chat) > self._max_chats:
+            self._held_chat = {k: v for k, v in self._held_chat.items() if v > now}
+        self._recent_429 = [(t, c) for t, c in self._recent_429 if t > now - self.flood_window][-100:]
+        self._recent_429.append((now, chat))
+        if len({c for _, c in self._recent_429}) >= self.flood_chats:
+            self._held_all = max(self._held_all, until)
+            self._slow_until = max(self._slow_until, until + self.flood_cooldown)
+            return HOLD_CHANNEL
+        return HOLD_RECIPIENT
+
+    def held(self, chat: Any) -> float:
+        """Seconds ``chat`` must still wait because of a 429 (its own or the whole bot's)."""
+        return max(0.0, max(self._held_all, self._held_chat.get(chat, 0.0)) - self._clock())
 
 
 def retry_seconds(value: Any, default: float = 5.0) -> float:
@@ -159,11 +206,18 @@ class TelegramSender:
         if not text:
             raise PermanentFailure("nothing to send: no text and no attachment")
         markup = keyboard(payload.quick_replies)
+        waiting = self.pacer.held(chat_id)
+        if waiting > 0:  # Telegram asked us to wait (the rows were moved already; this one came due early)
+            raise RetryLater(waiting, "telegram flood limit (429): waiting out retry_after", rate_limited=True)
         await self.pacer.wait(chat_id)
         try:
             sent = await self.bot.send_message(chat_id=chat_id, text=text, reply_markup=markup)
         except RetryAfter as exc:
-            raise RetryLater(retry_seconds(exc.retry_after), "telegram flood limit (429)") from None
+            seconds = retry_seconds(exc.retry_after)
+            scope = self.pacer.hold(chat_id, seconds)
+            raise RetryLater(seconds, f"telegram flood limit (429, retry after {seconds:g} s)"
+                             + (": the whole bot waits" if scope == HOLD_CHANNEL else ""),
+                             rate_limited=True, hold=scope) from None
         except Forbidden as exc:
             raise PermanentFailure(f"telegram: {redact(exc.message, self._token)}", blocked=True) from None
         except ChatMigrated:
@@ -172,8 +226,12 @@ class TelegramSender:
             raise RetryLater(300, "telegram rejected the bot token (check SHOPDESK_TELEGRAM_TOKEN)") from None
         except BadRequest as exc:
             raise PermanentFailure(f"telegram: {redact(exc.message, self._token)}") from None
-        except (TimedOut, NetworkError) as exc:
-            raise RetryLater(5, f"telegram unreachable: {redact(exc.message, self._token)}") from None
+        except TimedOut as exc:
+            if isinstance(exc.__cause__, (httpx.ConnectTimeout, httpx.PoolTimeout)):  # nothing was sent
+                raise RetryLater(None, "telegram unreachable: connect timeout") from None
+            raise OutcomeUnknown("telegram did not answer in time (the message may have been sent)") from None
+        except NetworkError as exc:
+            raise RetryLater(None, f"telegram unreachable: {redact(exc.message, self._token)}") from None
         except TelegramError as exc:
             raise RetryLater(30, f"telegram error: {redact(exc.message, self._token)}") from None
         return str(sent.message_id)

@@ -104,7 +104,9 @@ def make_bot(settings: BotSettings) -> Bot:
         base_file_url=file_url,
         request=HTTPXRequest(
             connection_pool_size=settings.telegram_connection_pool_size,
-            read_timeout=15.0,
+            # a send whose answer does not come within this is "outcome unknown", never repeated:
+            # keep it far above the Bot API's worst answer time
+            read_timeout=settings.telegram_read_timeout,
             connect_timeout=10.0,
             httpx_kwargs={"limits": http_limits(settings)},
         ),

@@ -29,7 +29,10 @@ def N_(message: str) -> str:  # marks a msgid for extraction; translated where s
 class Column:
     key: str
     title: str  # an English msgid
-    kind: str = "int"  # text | label (a stored value, |humanize) | date | int | rate | seconds | number
+    #: text | msgid (our own English words, translated) | label (a stored value, |humanize) | agent
+    #: (a name, or "Bot") | date | int | rate | seconds | number
+    kind: str = "int"
+    dynamic: bool = False  # the title is a stored value (a channel) or a digit, not a msgid
 
 
 @dataclass
@@ -72,7 +75,7 @@ async def build_report(session: AsyncSession, query: ReportQuery, now: datetime)
     for d, c, n in by_day:
         per_day.setdefault(d, {})[c] = n
     conv_day = Table("conversations_by_day", N_("Conversations per day by channel"),
-                     [Column("day", N_("Day"), "date"), *[Column(c, c, "label") for c in channels],
+                     [Column("day", N_("Day"), "date"), *[Column(c, c, "int", dynamic=True) for c in channels],
                       Column("total", N_("Total"))],
                      [[d, *[per_day[d].get(c, 0) for c in channels], sum(per_day[d].values())] for d in days])
     intents_now = await metrics.conversations_by_intent(session, query, period)
@@ -103,7 +106,7 @@ async def build_report(session: AsyncSession, query: ReportQuery, now: datetime)
                       for d in days])
     # --- response times
     times = Table("response_times", N_("Response times"),
-                  [Column("measure", N_("Measure"), "text"), Column("count", N_("Conversations")),
+                  [Column("measure", N_("Measure"), "msgid"), Column("count", N_("Conversations")),
                    Column("p50", N_("Median"), "seconds"), Column("p90", N_("90th percentile"), "seconds"),
                    Column("mean", N_("Average"), "seconds"), Column("previous_p50", N_("Previous median"), "seconds"),
                    Column("previous_p90", N_("Previous 90th percentile"), "seconds")])
@@ -113,8 +116,8 @@ async def build_report(session: AsyncSession, query: ReportQuery, now: datetime)
     # --- CSAT
     csat_cols = [Column("ratings", N_("Ratings")), Column("mean", N_("Average rating"), "number"),
                  Column("satisfied", N_("Satisfied (4–5)"), "rate"),
-                 *[Column(f"r{k}", str(k)) for k in range(1, 6)]]
-    csat_agent = Table("csat_by_agent", N_("Satisfaction by agent"), [Column("agent", N_("Agent"), "text"), *csat_cols])
+                 *[Column(f"r{k}", str(k), dynamic=True) for k in range(1, 6)]]
+    csat_agent = Table("csat_by_agent", N_("Satisfaction by agent"), [Column("agent", N_("Agent"), "agent"), *csat_cols])
     for r in await metrics.csat_by_agent(session, query, period):
         csat_agent.rows.append([r.name or ("Bot" if r.key == "bot" else f"#{r.key}"), r.count, r.mean, r.satisfied, *r.counts])
     csat_intent = Table("csat_by_intent", N_("Satisfaction by intent"), [Column("intent", N_("Intent"), "label"), *csat_cols])
@@ -159,7 +162,7 @@ async def build_report(session: AsyncSession, query: ReportQuery, now: datetime)
         return sum(k * sum(r.counts[k - 1] for r in rows) for k in range(1, 6)) / count if count else None
 
     kpis = Table("kpis", N_("Key numbers"),
-                 [Column("kpi", N_("Measure"), "text"), Column("value", N_("This period"), "number"),
+                 [Column("kpi", N_("Measure"), "msgid"), Column("value", N_("This period"), "number"),
                   Column("previous", N_("Previous period"), "number"), Column("change", N_("Change"), "number"),
                   Column("unit", N_("Unit"), "text")])
     for name, unit, cur_v, before_v in (

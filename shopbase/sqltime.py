@@ -6,9 +6,9 @@
 * :func:`local_day` — the shop-local calendar day of a timestamp as a day number (days since
   1970-01-01), exact across daylight-saving changes: the caller passes the UTC offsets in force
   over the period (:func:`offset_schedule`), at most a few per year, as a ``CASE``;
-* :func:`percentiles` — nearest-rank percentiles (p50, p90 …) of a column with ``row_number()``
-  and ``count(*)`` windows (SQLite has no ``percentile_cont``): for n values the p-th percentile
-  is the value at rank ``ceil(p·n/100)`` in ascending order.
+* :func:`percentiles` — nearest-rank percentiles (p50, p90 …) of a column with the
+  ``cume_dist()`` window function (SQLite has no ``percentile_cont``): for n values the p-th
+  percentile is the value at rank ``ceil(p·n/100)`` in ascending order.
 """
 
 from __future__ import annotations
@@ -122,20 +122,24 @@ def day_of(number: int) -> date:
 
 
 def percentiles(values: Any, value: str, ranks: Sequence[int], group: Sequence[str] = ()) -> Any:
-    """``SELECT <group…>, count, p<rank>…`` over the rows of the subquery ``values`` whose column
-    ``value`` is not NULL: nearest-rank percentiles (the value at rank ceil(rank·n/100)) and the
-    average, per ``group`` columns (none: one row)."""
+    """``SELECT <group…>, count, mean, p<rank>…`` over the rows of the subquery ``values`` whose
+    column ``value`` is not NULL: nearest-rank percentiles (the value at rank ceil(rank·n/100)) and
+    the average, per ``group`` columns (none: one row).
+
+    The nearest-rank p-th percentile is the smallest value whose ``cume_dist()`` (the share of
+    rows at or below it, ties included) reaches p/100: one window, one sort. Both databases
+    compute ``cume_dist`` as k/n in double precision, correctly rounded like the literal p/100,
+    so an exact rank (k/n = p/100) compares equal."""
     column = values.c[value]
     keys = [values.c[name] for name in group]
     ranked = (
         sa.select(*keys, column.label("v"),
-                  sa.func.row_number().over(partition_by=keys or None, order_by=column).label("rn"),
-                  sa.func.count().over(partition_by=keys or None).label("n"))
+                  sa.func.cume_dist().over(partition_by=keys or None, order_by=column).label("cd"))
         .where(column.is_not(None))
         .subquery()
     )
     outer_keys = [ranked.c[name] for name in group]
-    picks = [sa.func.min(sa.case((ranked.c.rn * 100 >= ranked.c.n * rank, ranked.c.v))).label(f"p{rank}")
+    picks = [sa.func.min(sa.case((ranked.c.cd >= sa.literal(rank / 100, sa.Float()), ranked.c.v))).label(f"p{rank}")
              for rank in ranks]
     stmt = sa.select(*outer_keys, sa.func.count().label("count"), sa.func.avg(ranked.c.v).label("mean"), *picks)
     if outer_keys:

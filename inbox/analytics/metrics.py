@@ -32,6 +32,10 @@ __all__ = [
     "WISMO_INTENT",
     "Durations",
     "IntentAutomation",
+    "Cube",
+    "conversation_cube",
+    "conversation_cubes",
+    "response_durations",
     "CsatRow",
     "response_seconds",
     "conversations_by_day",
@@ -82,20 +86,6 @@ async def _rows(session: AsyncSession, stmt: Any) -> list[Any]:
     return list((await session.exec(stmt)).all())
 
 
-async def conversations_by_day(session: AsyncSession, query: ReportQuery) -> list[tuple[date, str, int]]:
-    """(local day, channel, conversations opened) for the days with any, in day order."""
-    day = _day(col(Conversation.created_at), query.period)
-    stmt = (sa.select(day, col(Conversation.channel), sa.func.count()).where(*_opened(query, query.period))
-            .group_by(day, col(Conversation.channel)).order_by(day, col(Conversation.channel)))
-    return [(day_of(d), getattr(c, "value", str(c)), int(n)) for d, c, n in await _rows(session, stmt)]
-
-
-async def conversations_by_intent(session: AsyncSession, query: ReportQuery, period: Period) -> dict[str, int]:
-    intent = _intent()
-    stmt = sa.select(intent, sa.func.count()).where(*_opened(query, period)).group_by(intent)
-    return {str(i): int(n) for i, n in await _rows(session, stmt)}
-
-
 @dataclass(frozen=True)
 class IntentAutomation:
     intent: str
@@ -107,21 +97,96 @@ class IntentAutomation:
         return self.automated / self.conversations if self.conversations else None
 
 
+@dataclass(frozen=True)
+class Cube:
+    """Conversations opened, and those automated, per (local day, channel, intent): one GROUP BY
+    over the period (one index range scan), from which the per-day, per-channel and per-intent
+    tables are added up. ``day`` is None when the cube was asked without days."""
+
+    rows: list[tuple[date | None, str, str, int, int]]
+
+    def by_day_channel(self) -> list[tuple[date, str, int]]:
+        found: dict[tuple[date, str], int] = {}
+        for day, channel, _, n, _ in self.rows:
+            if day is not None:
+                found[(day, channel)] = found.get((day, channel), 0) + n
+        return sorted((d, c, n) for (d, c), n in found.items())
+
+    def by_intent(self) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for _, _, intent, n, _ in self.rows:
+            found[intent] = found.get(intent, 0) + n
+        return found
+
+    def automation_by_intent(self) -> list[IntentAutomation]:
+        found: dict[str, tuple[int, int]] = {}
+        for _, _, intent, n, a in self.rows:
+            total, automated = found.get(intent, (0, 0))
+            found[intent] = (total + n, automated + a)
+        return sorted((IntentAutomation(i, n, a) for i, (n, a) in found.items()),
+                      key=lambda r: (-r.conversations, r.intent))
+
+    def automation_by_day(self) -> list[tuple[date, int, int]]:
+        found: dict[date, tuple[int, int]] = {}
+        for day, _, _, n, a in self.rows:
+            if day is not None:
+                total, automated = found.get(day, (0, 0))
+                found[day] = (total + n, automated + a)
+        return [(d, n, a) for d, (n, a) in sorted(found.items())]
+
+    def intent_by_day(self, intent: str) -> dict[date, int]:
+        found: dict[date, int] = {}
+        for day, _, i, n, _ in self.rows:
+            if day is not None and i == intent:
+                found[day] = found.get(day, 0) + n
+        return found
+
+
+async def conversation_cube(session: AsyncSession, query: ReportQuery, period: Period, *,
+                            daily: bool = True) -> Cube:
+    """The :class:`Cube` of ``period`` (per day only when ``daily``)."""
+    intent, channel = _intent(), col(Conversation.channel)
+    keys: list[Any] = [_day(col(Conversation.created_at), period)] if daily else []
+    keys += [channel, intent]
+    stmt = (sa.select(*keys, sa.func.count(), sa.func.count().filter(_automated()))
+            .where(*_opened(query, period)).group_by(*keys))
+    rows = []
+    for row in await _rows(session, stmt):
+        values = list(row)
+        day = day_of(values.pop(0)) if daily else None
+        c, i, n, a = values
+        rows.append((day, getattr(c, "value", str(c)), str(i), int(n), int(a or 0)))
+    return Cube(rows)
+
+
+async def conversation_cubes(session: AsyncSession, query: ReportQuery) -> tuple[Cube, Cube]:
+    """The daily cubes of the period and of the one before, read in ONE statement (one index range
+    scan over both periods; the page's main cost)."""
+    period, previous = query.period, query.period.previous()
+    both = Period(previous.first, period.last, period.tz)
+    cube = await conversation_cube(session, query, both)
+    current = Cube([r for r in cube.rows if r[0] is not None and r[0] >= period.first])
+    before = Cube([r for r in cube.rows if r[0] is not None and r[0] < period.first])
+    return current, before
+
+
+async def conversations_by_day(session: AsyncSession, query: ReportQuery) -> list[tuple[date, str, int]]:
+    """(local day, channel, conversations opened) for the days with any, in day order."""
+    return (await conversation_cube(session, query, query.period)).by_day_channel()
+
+
+async def conversations_by_intent(session: AsyncSession, query: ReportQuery, period: Period) -> dict[str, int]:
+    return (await conversation_cube(session, query, period, daily=False)).by_intent()
+
+
 async def automation_by_intent(session: AsyncSession, query: ReportQuery, period: Period) -> list[IntentAutomation]:
     """Per intent: conversations opened and those the bot resolved alone, most conversations first."""
-    intent = _intent()
-    stmt = (sa.select(intent, sa.func.count(), sa.func.count().filter(_automated()))
-            .where(*_opened(query, period)).group_by(intent))
-    found = [IntentAutomation(str(i), int(n), int(a or 0)) for i, n, a in await _rows(session, stmt)]
-    return sorted(found, key=lambda r: (-r.conversations, r.intent))
+    return (await conversation_cube(session, query, period, daily=False)).automation_by_intent()
 
 
 async def automation_by_day(session: AsyncSession, query: ReportQuery) -> list[tuple[date, int, int]]:
     """(local day, conversations opened, automated) per day with any."""
-    day = _day(col(Conversation.created_at), query.period)
-    stmt = (sa.select(day, sa.func.count(), sa.func.count().filter(_automated()))
-            .where(*_opened(query, query.period)).group_by(day).order_by(day))
-    return [(day_of(d), int(n), int(a or 0)) for d, n, a in await _rows(session, stmt)]
+    return (await conversation_cube(session, query, query.period)).automation_by_day()
 
 
 @dataclass(frozen=True)
@@ -138,6 +203,30 @@ async def _durations(session: AsyncSession, query: ReportQuery, period: Period, 
     row = (await session.exec(percentiles(base, "took", RANKS))).one()  # type: ignore[call-overload]
     return Durations(int(row.count), None if row.mean is None else float(row.mean),
                      None if row.p50 is None else int(row.p50), None if row.p90 is None else int(row.p90))
+
+
+async def response_durations(session: AsyncSession, query: ReportQuery) -> dict[tuple[str, str], Durations]:
+    """First response and resolution times of the period ("current") and the one before
+    ("previous") in ONE statement: {(measure, which): Durations}, measure "first_response" or
+    "resolution"."""
+    period, previous = query.period, query.period.previous()
+    both = Period(previous.first, period.last, period.tz)
+    which = sa.case((col(Conversation.created_at) >= period.since, "current"), else_="previous")
+    parts = [
+        sa.select(sa.literal(name).label("measure"), which.label("which"),
+                  response_seconds(col(Conversation.created_at), end).label("took"))
+        .where(*_opened(query, both), end.is_not(None))
+        for name, end in (("first_response", col(Conversation.first_response_at)),
+                          ("resolution", col(Conversation.resolved_at)))
+    ]
+    base = sa.union_all(*parts).subquery()
+    found = {(m, w): Durations(0, None, None, None) for m in ("first_response", "resolution")
+             for w in ("current", "previous")}
+    for row in await _rows(session, percentiles(base, "took", RANKS, group=("measure", "which"))):
+        found[(str(row.measure), str(row.which))] = Durations(
+            int(row.count), None if row.mean is None else float(row.mean),
+            None if row.p50 is None else int(row.p50), None if row.p90 is None else int(row.p90))
+    return found
 
 
 async def first_response(session: AsyncSession, query: ReportQuery, period: Period) -> Durations:
@@ -201,10 +290,7 @@ async def csat_by_intent(session: AsyncSession, query: ReportQuery, period: Peri
 
 async def wismo_by_day(session: AsyncSession, query: ReportQuery) -> dict[date, int]:
     """"Where is my order?" conversations opened per local day."""
-    day = _day(col(Conversation.created_at), query.period)
-    stmt = (sa.select(day, sa.func.count())
-            .where(*_opened(query, query.period), col(Conversation.last_intent) == WISMO_INTENT).group_by(day))
-    return {day_of(d): int(n) for d, n in await _rows(session, stmt)}
+    return (await conversation_cube(session, query, query.period)).intent_by_day(WISMO_INTENT)
 
 
 def schedule_of(period: Period) -> list[tuple[datetime, int]]:

@@ -69,7 +69,8 @@ async def build_report(session: AsyncSession, query: ReportQuery, now: datetime)
     period, previous = query.period, query.period.previous()
     days = period.day_list()
     # --- conversations
-    by_day = await metrics.conversations_by_day(session, query)
+    cube, cube_before = await metrics.conversation_cubes(session, query)
+    by_day = cube.by_day_channel()
     channels = sorted({c for _, c, _ in by_day})
     per_day: dict[Any, dict[str, int]] = {d: {} for d in days}
     for d, c, n in by_day:
@@ -78,8 +79,7 @@ async def build_report(session: AsyncSession, query: ReportQuery, now: datetime)
                      [Column("day", N_("Day"), "date"), *[Column(c, c, "int", dynamic=True) for c in channels],
                       Column("total", N_("Total"))],
                      [[d, *[per_day[d].get(c, 0) for c in channels], sum(per_day[d].values())] for d in days])
-    intents_now = await metrics.conversations_by_intent(session, query, period)
-    intents_before = await metrics.conversations_by_intent(session, query, previous)
+    intents_now, intents_before = cube.by_intent(), cube_before.by_intent()
     conv_intent = Table("conversations_by_intent", N_("Conversations by intent"),
                         [Column("intent", N_("Intent"), "label"), Column("conversations", N_("Conversations")),
                          Column("previous", N_("Previous period")), Column("change", N_("Change"))],
@@ -88,8 +88,8 @@ async def build_report(session: AsyncSession, query: ReportQuery, now: datetime)
                          for i in sorted(set(intents_now) | set(intents_before),
                                          key=lambda k: (-intents_now.get(k, 0), k))])
     # --- automation
-    auto_now = await metrics.automation_by_intent(session, query, period)
-    auto_before = {r.intent: r for r in await metrics.automation_by_intent(session, query, previous)}
+    auto_now = cube.automation_by_intent()
+    auto_before = {r.intent: r for r in cube_before.automation_by_intent()}
     auto_intent = Table("automation_by_intent", N_("Bot automation rate by intent"),
                         [Column("intent", N_("Intent"), "label"), Column("conversations", N_("Conversations")),
                          Column("automated", N_("Resolved by the bot alone")), Column("rate", N_("Automation rate"), "rate"),
@@ -98,7 +98,7 @@ async def build_report(session: AsyncSession, query: ReportQuery, now: datetime)
         before = auto_before.get(r.intent)
         before_rate = before.rate if before else None
         auto_intent.rows.append([r.intent, r.conversations, r.automated, r.rate, before_rate, _delta(r.rate, before_rate)])
-    daily = {d: (n, a) for d, n, a in await metrics.automation_by_day(session, query)}
+    daily = {d: (n, a) for d, n, a in cube.automation_by_day()}
     auto_day = Table("automation_by_day", N_("Bot automation rate per day"),
                      [Column("day", N_("Day"), "date"), Column("conversations", N_("Conversations")),
                       Column("automated", N_("Resolved by the bot alone")), Column("rate", N_("Automation rate"), "rate")],
@@ -110,8 +110,11 @@ async def build_report(session: AsyncSession, query: ReportQuery, now: datetime)
                    Column("p50", N_("Median"), "seconds"), Column("p90", N_("90th percentile"), "seconds"),
                    Column("mean", N_("Average"), "seconds"), Column("previous_p50", N_("Previous median"), "seconds"),
                    Column("previous_p90", N_("Previous 90th percentile"), "seconds")])
-    for name, fn in ((N_("First response"), metrics.first_response), (N_("Resolution"), metrics.resolution)):
-        cur, before_d = await fn(session, query, period), await fn(session, query, previous)
+    found = await metrics.response_durations(session, query)
+    durations = {}
+    for name, measure in ((N_("First response"), "first_response"), (N_("Resolution"), "resolution")):
+        cur, before_d = found[(measure, "current")], found[(measure, "previous")]
+        durations[name] = (cur, before_d)
         times.rows.append([name, cur.count, cur.p50, cur.p90, cur.mean, before_d.p50, before_d.p90])
     # --- CSAT
     csat_cols = [Column("ratings", N_("Ratings")), Column("mean", N_("Average rating"), "number"),
@@ -121,10 +124,11 @@ async def build_report(session: AsyncSession, query: ReportQuery, now: datetime)
     for r in await metrics.csat_by_agent(session, query, period):
         csat_agent.rows.append([r.name or ("Bot" if r.key == "bot" else f"#{r.key}"), r.count, r.mean, r.satisfied, *r.counts])
     csat_intent = Table("csat_by_intent", N_("Satisfaction by intent"), [Column("intent", N_("Intent"), "label"), *csat_cols])
-    for r in await metrics.csat_by_intent(session, query, period):
+    csat_now_by_intent = await metrics.csat_by_intent(session, query, period)
+    for r in csat_now_by_intent:
         csat_intent.rows.append([r.key, r.count, r.mean, r.satisfied, *r.counts])
     # --- WISMO against late shipments
-    wismo = await metrics.wismo_by_day(session, query)
+    wismo = cube.intent_by_day(metrics.WISMO_INTENT)
     late = await shipping_insight.late_shipments_by_day(session, period.since, period.until, now,
                                                         metrics.schedule_of(period))
     from shopbase.sqltime import day_of
@@ -152,9 +156,8 @@ async def build_report(session: AsyncSession, query: ReportQuery, now: datetime)
     total_now, total_before = sum(intents_now.values()), sum(intents_before.values())
     automated_now = sum(r.automated for r in auto_now)
     automated_before = sum(r.automated for r in auto_before.values())
-    first_now = await metrics.first_response(session, query, period)
-    first_before = await metrics.first_response(session, query, previous)
-    csat_all = await metrics.csat_by_intent(session, query, period)
+    first_now, first_before = durations["First response"]
+    csat_all = csat_now_by_intent
     csat_prev = await metrics.csat_by_intent(session, query, previous)
 
     def csat_mean(rows: list[metrics.CsatRow]) -> float | None:

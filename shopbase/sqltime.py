@@ -6,9 +6,9 @@
 * :func:`local_day` — the shop-local calendar day of a timestamp as a day number (days since
   1970-01-01), exact across daylight-saving changes: the caller passes the UTC offsets in force
   over the period (:func:`offset_schedule`), at most a few per year, as a ``CASE``;
-* :func:`percentiles` — nearest-rank percentiles (p50, p90 …) of a column with the
-  ``cume_dist()`` window function (SQLite has no ``percentile_cont``): for n values the p-th
-  percentile is the value at rank ``ceil(p·n/100)`` in ascending order.
+* :func:`percentiles` — nearest-rank percentiles (p50, p90 …) of a column from a running
+  ``sum(count)`` window over its distinct values (SQLite has no ``percentile_cont``): for n
+  values the p-th percentile is the value at rank ``ceil(p·n/100)`` in ascending order.
 """
 
 from __future__ import annotations
@@ -123,25 +123,30 @@ def day_of(number: int) -> date:
 
 def percentiles(values: Any, value: str, ranks: Sequence[int], group: Sequence[str] = ()) -> Any:
     """``SELECT <group…>, count, mean, p<rank>…`` over the rows of the subquery ``values`` whose
-    column ``value`` is not NULL: nearest-rank percentiles (the value at rank ceil(rank·n/100)) and
-    the average, per ``group`` columns (none: one row).
+    column ``value`` (an integer) is not NULL: nearest-rank percentiles (the value at rank
+    ceil(rank·n/100)) and the average, per ``group`` columns (none: one row).
 
-    The nearest-rank p-th percentile is the smallest value whose ``cume_dist()`` (the share of
-    rows at or below it, ties included) reaches p/100: one window, one sort. Both databases
-    compute ``cume_dist`` as k/n in double precision, correctly rounded like the literal p/100,
-    so an exact rank (k/n = p/100) compares equal."""
+    Rows are first counted per distinct value (GROUP BY), then a running ``sum(count)`` window
+    over those few rows gives each value's cumulative rank: the p-th percentile is the smallest
+    value whose cumulative count ``cum`` satisfies ``cum·100 ≥ n·p`` (integer arithmetic, exact).
+    Grouping first keeps the window small; SQLite's window over every row was the slow part."""
     column = values.c[value]
     keys = [values.c[name] for name in group]
+    counted = (sa.select(*keys, column.label("v"), sa.func.count().label("c"))
+               .where(column.is_not(None)).group_by(*keys, column).subquery())
+    inner_keys = [counted.c[name] for name in group]
     ranked = (
-        sa.select(*keys, column.label("v"),
-                  sa.func.cume_dist().over(partition_by=keys or None, order_by=column).label("cd"))
-        .where(column.is_not(None))
+        sa.select(*inner_keys, counted.c.v, counted.c.c,
+                  sa.func.sum(counted.c.c).over(partition_by=inner_keys or None, order_by=counted.c.v).label("cum"),
+                  sa.func.sum(counted.c.c).over(partition_by=inner_keys or None).label("n"))
         .subquery()
     )
     outer_keys = [ranked.c[name] for name in group]
-    picks = [sa.func.min(sa.case((ranked.c.cd >= sa.literal(rank / 100, sa.Float()), ranked.c.v))).label(f"p{rank}")
+    picks = [sa.func.min(sa.case((ranked.c.cum * 100 >= ranked.c.n * rank, ranked.c.v))).label(f"p{rank}")
              for rank in ranks]
-    stmt = sa.select(*outer_keys, sa.func.count().label("count"), sa.func.avg(ranked.c.v).label("mean"), *picks)
+    total = sa.func.sum(ranked.c.c)
+    mean = sa.cast(sa.func.sum(ranked.c.v * ranked.c.c), sa.Float) / sa.func.nullif(total, 0)
+    stmt = sa.select(*outer_keys, sa.func.coalesce(total, 0).label("count"), mean.label("mean"), *picks)
     if outer_keys:
         stmt = stmt.group_by(*outer_keys).order_by(*outer_keys)
     return stmt

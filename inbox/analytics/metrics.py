@@ -145,11 +145,15 @@ class Cube:
 async def conversation_cube(session: AsyncSession, query: ReportQuery, period: Period, *,
                             daily: bool = True) -> Cube:
     """The :class:`Cube` of ``period`` (per day only when ``daily``)."""
-    intent, channel = _intent(), col(Conversation.channel)
-    keys: list[Any] = [_day(col(Conversation.created_at), period)] if daily else []
-    keys += [channel, intent]
-    stmt = (sa.select(*keys, sa.func.count(), sa.func.count().filter(_automated()))
-            .where(*_opened(query, period)).group_by(*keys))
+    # the day is computed once per row in a subquery and grouped by its column (grouping by the
+    # expression made SQLite evaluate it twice: the SELECT's and the GROUP BY's binds differ)
+    inner = sa.select(
+        *([_day(col(Conversation.created_at), period).label("day")] if daily else []),
+        col(Conversation.channel).label("channel"), _intent().label("intent"),
+        sa.case((_automated(), 1), else_=0).label("automated"),
+    ).where(*_opened(query, period)).subquery()
+    keys: list[Any] = ([inner.c.day] if daily else []) + [inner.c.channel, inner.c.intent]
+    stmt = sa.select(*keys, sa.func.count(), sa.func.sum(inner.c.automated)).group_by(*keys)
     rows = []
     for row in await _rows(session, stmt):
         values = list(row)
@@ -207,25 +211,21 @@ async def _durations(session: AsyncSession, query: ReportQuery, period: Period, 
 
 async def response_durations(session: AsyncSession, query: ReportQuery) -> dict[tuple[str, str], Durations]:
     """First response and resolution times of the period ("current") and the one before
-    ("previous") in ONE statement: {(measure, which): Durations}, measure "first_response" or
-    "resolution"."""
+    ("previous"), one statement per measure over both periods: {(measure, which): Durations},
+    measure "first_response" or "resolution"."""
     period, previous = query.period, query.period.previous()
     both = Period(previous.first, period.last, period.tz)
     which = sa.case((col(Conversation.created_at) >= period.since, "current"), else_="previous")
-    parts = [
-        sa.select(sa.literal(name).label("measure"), which.label("which"),
-                  response_seconds(col(Conversation.created_at), end).label("took"))
-        .where(*_opened(query, both), end.is_not(None))
-        for name, end in (("first_response", col(Conversation.first_response_at)),
-                          ("resolution", col(Conversation.resolved_at)))
-    ]
-    base = sa.union_all(*parts).subquery()
     found = {(m, w): Durations(0, None, None, None) for m in ("first_response", "resolution")
              for w in ("current", "previous")}
-    for row in await _rows(session, percentiles(base, "took", RANKS, group=("measure", "which"))):
-        found[(str(row.measure), str(row.which))] = Durations(
-            int(row.count), None if row.mean is None else float(row.mean),
-            None if row.p50 is None else int(row.p50), None if row.p90 is None else int(row.p90))
+    for measure, end in (("first_response", col(Conversation.first_response_at)),
+                         ("resolution", col(Conversation.resolved_at))):
+        base = (sa.select(which.label("which"), response_seconds(col(Conversation.created_at), end).label("took"))
+                .where(*_opened(query, both), end.is_not(None)).subquery())
+        for row in await _rows(session, percentiles(base, "took", RANKS, group=("which",))):
+            found[(measure, str(row.which))] = Durations(
+                int(row.count), None if row.mean is None else float(row.mean),
+                None if row.p50 is None else int(row.p50), None if row.p90 is None else int(row.p90))
     return found
 
 

@@ -86,7 +86,7 @@ async def processing(session: AsyncSession, since: datetime, until: datetime, no
         .where(col(Order.placed_at) >= since, col(Order.placed_at) < until, col(Order.cancelled_at).is_(None))
         .subquery()
     )
-    row = (await session.exec(percentiles(base, "took", (50, 90)))).one()  # type: ignore[call-overload]
+    row = (await session.exec(percentiles(base, "took", (50, 90)))).one()
     now_s = now.timestamp()
     counts = sa.select(
         sa.func.count().filter(sa.or_(base.c.shipped.is_not(None), base.c.deadline <= now_s)),

@@ -250,7 +250,8 @@ def format_month_day(value: date | None, locale: LocaleLike) -> str:
     return _dates.format_skeleton("MMMd", value, locale=locale_for(locale))
 
 
-_UNITS = (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1))
+_Unit = Literal["day", "hour", "minute", "second"]
+_UNITS: tuple[tuple[_Unit, int], ...] = (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1))
 
 
 def format_duration(seconds: float | int | None, locale: LocaleLike) -> str:
@@ -281,7 +282,7 @@ def format_duration(seconds: float | int | None, locale: LocaleLike) -> str:
         return format_list(words, locale=loc)
 
 
-_SIZES = dict(_UNITS)
+_SIZES: dict[str, int] = dict(_UNITS)
 
 
 def _now_word(loc: Locale) -> str | None:

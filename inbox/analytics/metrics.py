@@ -204,7 +204,7 @@ class Durations:
 async def _durations(session: AsyncSession, query: ReportQuery, period: Period, end: Any) -> Durations:
     base = (sa.select(response_seconds(col(Conversation.created_at), end).label("took"))
             .where(*_opened(query, period), end.is_not(None)).subquery())
-    row = (await session.exec(percentiles(base, "took", RANKS))).one()  # type: ignore[call-overload]
+    row = (await session.exec(percentiles(base, "took", RANKS))).one()
     return Durations(int(row.count), None if row.mean is None else float(row.mean),
                      None if row.p50 is None else int(row.p50), None if row.p90 is None else int(row.p90))
 

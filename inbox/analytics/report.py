@@ -121,12 +121,12 @@ async def build_report(session: AsyncSession, query: ReportQuery, now: datetime)
                  Column("satisfied", N_("Satisfied (4–5)"), "rate"),
                  *[Column(f"r{k}", str(k), dynamic=True) for k in range(1, 6)]]
     csat_agent = Table("csat_by_agent", N_("Satisfaction by agent"), [Column("agent", N_("Agent"), "agent"), *csat_cols])
-    for r in await metrics.csat_by_agent(session, query, period):
-        csat_agent.rows.append([r.name or ("Bot" if r.key == "bot" else f"#{r.key}"), r.count, r.mean, r.satisfied, *r.counts])
+    for row_c in await metrics.csat_by_agent(session, query, period):
+        csat_agent.rows.append([row_c.name or ("Bot" if row_c.key == "bot" else f"#{row_c.key}"), row_c.count, row_c.mean, row_c.satisfied, *row_c.counts])
     csat_intent = Table("csat_by_intent", N_("Satisfaction by intent"), [Column("intent", N_("Intent"), "label"), *csat_cols])
     csat_now_by_intent = await metrics.csat_by_intent(session, query, period)
-    for r in csat_now_by_intent:
-        csat_intent.rows.append([r.key, r.count, r.mean, r.satisfied, *r.counts])
+    for row_c in csat_now_by_intent:
+        csat_intent.rows.append([row_c.key, row_c.count, row_c.mean, row_c.satisfied, *row_c.counts])
     # --- WISMO against late shipments
     wismo = cube.intent_by_day(metrics.WISMO_INTENT)
     late = await shipping_insight.late_shipments_by_day(session, period.since, period.until, now,

@@ -89,7 +89,7 @@ def stacked_bars(labels: Sequence[str], series: Sequence[tuple[str, Sequence[flo
     slot = plot_w / max(1, len(labels))
     width = max(1.0, slot * 0.7)
     for i, label in enumerate(labels):
-        base = TOP + plot_h
+        base = float(TOP + plot_h)
         for s, (name, values) in enumerate(series):
             if values[i] <= 0:
                 continue
@@ -120,7 +120,7 @@ def line_chart(labels: Sequence[str], series: Sequence[tuple[str, Sequence[float
                 segments.append([])
                 continue
             y = TOP + plot_h - plot_h * min(v, top) / top
-            segments[-1].append(f"{x:.1f},{y:.1f}")
+            segments[-1].append(f"{round(x, 1)},{round(y, 1)}")  # SVG coordinates: a machine format
             line.dots.append((round(x, 1), round(y, 1), tip(label, name, v)))
         line.points = " M ".join(" L ".join(seg) for seg in segments if seg)
         chart.lines.append(line)

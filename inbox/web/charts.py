@@ -74,7 +74,8 @@ def _xlabels(labels: Sequence[str], centers: Sequence[float]) -> list[tuple[floa
     if not labels:
         return []
     every = max(1, -(-len(labels) // 8))  # at most 8 labels
-    return [(x, HEIGHT - BOTTOM + 18, "middle", label)
+    right = WIDTH - RIGHT - 30  # a label centred nearer the edge would be cut off: end it there
+    return [(x, HEIGHT - BOTTOM + 18, "end" if x > right else "middle", label)
             for i, (x, label) in enumerate(zip(centers, labels)) if i % every == 0 or i == len(labels) - 1]
 
 

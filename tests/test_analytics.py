@@ -193,3 +193,13 @@ async def test_local_days_across_a_daylight_saving_change(sessions: Any) -> None
         q = parse_query({"from": "2026-11-01", "to": "2026-11-02"}, now=NOW, timezone="America/New_York")
         assert await metrics.conversations_by_day(s, q) == [(date(2026, 11, 1), "webchat", 2),
                                                             (date(2026, 11, 2), "webchat", 1)]
+
+
+def test_the_bench_pages_ask_for_valid_periods() -> None:
+    from urllib.parse import parse_qsl, urlsplit
+
+    from tests.bench.pages import analytics_pages
+
+    for url in analytics_pages(NOW.date()):
+        query = parse_query(dict(parse_qsl(urlsplit(url).query)), now=NOW, timezone="UTC")
+        assert query.period.last == NOW.date() and query.period.days in (30, 90, 180)

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from analytics_data import FIRST, LAST, seed
+from sqlmodel import col, select
 
 from inbox.models import Agent
 from tests.web_helpers import (  # noqa: F401  (fast_hashing is an autouse fixture)
@@ -25,7 +26,7 @@ PERIOD = f"from={FIRST}&to={LAST}"
 async def client(aiohttp_client: Any, sessions: Any) -> Any:
     async with sessions() as session:
         await seed(session)
-        agent = (await session.exec(__import__("sqlmodel").select(Agent).where(Agent.email == "a@shop.test"))).one()
+        agent = (await session.exec(select(Agent).where(col(Agent.email) == "a@shop.test"))).one()
         agent.name = "<b>Alice</b>"  # an agent's name is shown escaped
         await session.commit()
     await add_agent(sessions)
@@ -97,3 +98,15 @@ async def test_unknown_table_and_signed_out(client: Any) -> None:
     await login(client)
     bad = await client.get(f"/inbox/analytics/export.csv?table=agents&{PERIOD}", headers={"Accept": "application/json"})
     assert bad.status == 400 and "Unknown table" in (await bad.json())["error"]
+
+
+async def test_an_empty_shop_renders_every_chart_empty(aiohttp_client: Any, sessions: Any) -> None:
+    await add_agent(sessions)
+    client = await aiohttp_client(build_web_app(sessions).app)
+    await login(client)
+    resp = await client.get("/inbox/analytics")
+    page = await resp.text()
+    assert resp.status == 200
+    assert page.count("No data in this period.") >= 7
+    csv = await client.get("/inbox/analytics/export.csv?table=return_rates")
+    assert (await csv.text()) == "product,sku,sold,returned,rate,top_reason\r\n"

@@ -64,8 +64,11 @@ async def test_page_renders_filters_and_downloads_csv(browser: Any, server: Live
     page = await context.new_page()
     seen = await watch(page)
     await sign_in(page, server, "ana@shop.test", PASSWORD)
-    await page.get_by_role("link", name="Analytics").click()
+    await page.get_by_role("link", name="Analytics").click()  # a boosted (htmx) navigation
     await page.wait_for_url("**/inbox/analytics")
+    await page.locator("svg.chart").first.wait_for()
+    boosted = await page.evaluate(_COLOURS)
+    assert _contrast(boosted["bar"], boosted["box"]) >= 3 and boosted["bar"] != "rgb(0, 0, 0)", boosted
     await page.get_by_label("From", exact=True).fill(FIRST)
     await page.get_by_label("To", exact=True).fill(LAST)
     await page.get_by_role("button", name="Apply").click()

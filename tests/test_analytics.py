@@ -146,6 +146,7 @@ def test_csv_cells_never_run_as_formulas() -> None:
 @pytest.mark.parametrize(("params", "code"), [
     ({"from": "2026-11-10", "to": "2026-11-01"}, "range_reversed"),
     ({"from": "2026-11-01", "to": "2026-11-21"}, "range_future"),
+    ({"from": "2026-12-01"}, "range_future"),
     ({"from": "2016-11-01", "to": "2026-11-01"}, "range_too_long"),
     ({"from": "2026-13-01", "to": "2026-11-01"}, "bad_date"),
     ({"from": "yesterday"}, "bad_date"),

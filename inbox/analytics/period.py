@@ -84,10 +84,10 @@ def parse_query(params: Mapping[str, str], *, now: datetime, timezone: str | tzi
     last = _date(params["to"], "to") if params.get("to", "").strip() else today
     first = (_date(params["from"], "from") if params.get("from", "").strip()
              else last - timedelta(days=DEFAULT_DAYS - 1))
+    if last > today or first > today:
+        raise Refused("range_future", "The period ends in the future.", status=400)
     if first > last:
         raise Refused("range_reversed", "The start date is after the end date.", status=400)
-    if last > today:
-        raise Refused("range_future", "The period ends in the future.", status=400)
     if (last - first).days + 1 > MAX_DAYS:
         raise Refused("range_too_long", "The period is longer than 366 days. Choose a shorter one.", status=400)
     if first.year < 2000:

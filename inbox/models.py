@@ -176,6 +176,9 @@ class Conversation(SQLModel, table=True):
         sa.Index("ix_conversation_status_last", "status", "last_message_at"),
         # the inbox's "all" list (newest activity first, no status filter) reads it in order
         sa.Index("ix_conversation_last_activity", "last_message_at", "id"),
+        # analytics (migration 0014): the conversations opened in a period, without visiting the table
+        sa.Index("ix_conversation_created_analytics", "created_at", "channel", "last_intent", "first_response_at",
+                 "resolved_at", "assignee_id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -348,7 +351,10 @@ class CsatSurvey(SQLModel, table=True):
     a rating 1–5 and an optional comment, kept with the agent and the intent it was about."""
 
     __tablename__ = "csat_survey"
-    __table_args__ = (sa.Index("ix_csat_contact_rated", "contact_id", "rated_at"),)
+    __table_args__ = (
+        sa.Index("ix_csat_contact_rated", "contact_id", "rated_at"),
+        sa.Index("ix_csat_survey_rated_at", "rated_at"),  # analytics: ratings given in a period (0014)
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     conversation_id: int = Field(foreign_key="conversation.id", unique=True)

@@ -205,7 +205,10 @@ class OrderLine(SQLModel, table=True):
 
 class Shipment(SQLModel, table=True):
     __tablename__ = "shipment"
-    __table_args__ = (sa.UniqueConstraint("order_id", "external_id", name="uq_shipment_order_external"),)
+    __table_args__ = (
+        sa.UniqueConstraint("order_id", "external_id", name="uq_shipment_order_external"),
+        sa.Index("ix_shipment_eta", "eta"),  # analytics: shipments due in a period (migration 0014)
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     order_id: int = Field(foreign_key="shop_order.id", index=True, ondelete="CASCADE")

@@ -55,6 +55,8 @@ __all__ = [
     "format_datetime",
     "format_relative",
     "format_age",
+    "format_month_day",
+    "format_duration",
     "install_filters",
 ]
 
@@ -241,6 +243,48 @@ def format_datetime(value: datetime | None, locale: LocaleLike, tz: str | tzinfo
     return pattern.replace("{1}", _dates.format_date(local.date(), format=format, locale=loc)).replace("{0}", clock)
 
 
+def format_month_day(value: date | None, locale: LocaleLike) -> str:
+    """A short day without the year for chart axes ("Nov 1", "1 нояб.", "11月1日")."""
+    if value is None:
+        return ""
+    return _dates.format_skeleton("MMMd", value, locale=locale_for(locale))
+
+
+_Unit = Literal["day", "hour", "minute", "second"]
+_UNITS: tuple[tuple[_Unit, int], ...] = (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1))
+
+
+def format_duration(seconds: float | int | None, locale: LocaleLike) -> str:
+    """A length of time in at most two units, the smaller one rounded ("2 min, 5 sec", "1 hr, 30 min",
+    "3 days, 4 hr"); "" for None."""
+    if seconds is None:
+        return ""
+    from babel.lists import format_list
+
+    loc = locale_for(locale)
+    total = max(0, int(round(float(seconds))))
+    n = next(i for i, (_, size) in enumerate(_UNITS) if total >= size or size == 1)
+    small = _UNITS[n + 1][1] if n + 1 < len(_UNITS) else 1
+    total = int(round(total / small)) * small
+    if n > 0 and total >= _UNITS[n - 1][1]:  # rounded up into the larger unit (86399 s is 1 day)
+        n -= 1
+        small = _UNITS[n + 1][1]
+        total = int(round(total / small)) * small
+    unit, size = _UNITS[n]
+    parts = [(total // size, unit)]
+    if n + 1 < len(_UNITS) and total % size:
+        parts.append(((total % size) // small, _UNITS[n + 1][0]))
+    words = [_dates.format_timedelta(timedelta(seconds=value * _SIZES[u]), granularity=u, threshold=10**9,
+                                     format="short", locale=loc) for value, u in parts]
+    try:
+        return format_list(words, style="unit-short", locale=loc)
+    except (KeyError, ValueError):  # a locale without that list pattern
+        return format_list(words, locale=loc)
+
+
+_SIZES: dict[str, int] = dict(_UNITS)
+
+
 def _now_word(loc: Locale) -> str | None:
     try:
         # CLDR's word for "this second" ("now", "ahora", "现在"); Babel has no public accessor
@@ -336,8 +380,16 @@ def _filters() -> dict[str, Callable[..., str]]:
     def ago(context: Any, value: datetime | None, tz: str | None = None, locale: LocaleLike = None) -> str:
         return format_age(value, _reader(context, locale), _tz(context, tz))
 
+    @pass_context
+    def monthday(context: Any, value: date | None, locale: LocaleLike = None) -> str:
+        return format_month_day(value, _reader(context, locale))
+
+    @pass_context
+    def duration(context: Any, value: float | int | None, locale: LocaleLike = None) -> str:
+        return format_duration(value, _reader(context, locale))
+
     return {"money": money, "number": number, "percent": percent, "day": day, "clock": clock, "moment": moment,
-            "when": when, "since": since, "ago": ago}
+            "when": when, "since": since, "ago": ago, "monthday": monthday, "duration": duration}
 
 
 def install_filters(env: Any) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import typer
 
-from shopdesk.cli import chat, config, customers, db, demo, nlu, orders, serve, telegram, tokens, updates, users
+from shopdesk.cli import chat, config, customers, db, demo, nlu, orders, report, serve, telegram, tokens, updates, users
 from shopdesk.cli.common import DEBUG_ENV, error_line, printable
 from shopdesk.settings import SettingsError
 
@@ -32,6 +32,7 @@ app.command("config")(config.config_cmd)
 app.command("serve")(serve.serve_cmd)
 app.command("demo")(demo.demo_cmd)
 app.command("chat")(chat.chat_cmd)
+app.command("report")(report.report_cmd)
 
 
 def _usage_error_line(exc: typer.TyperException) -> str:

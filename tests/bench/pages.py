@@ -1,5 +1,6 @@
 """The inbox pages over HTTP, as an agent sees them: sign in through the real login form, then
-time ``GET /inbox`` (the list) and ``GET /inbox?q=...`` (search) one request at a time."""
+time ``GET /inbox`` (the list), ``GET /inbox?q=...`` (search) and ``GET /inbox/analytics`` over
+the last 30, 90 and 180 days (the whole seed) one request at a time."""
 
 from __future__ import annotations
 
@@ -21,6 +22,16 @@ _CSRF = re.compile(r'<meta name="csrf-token" content="([^"]+)"|name="csrf_token"
 LIST_PAGES = ("/inbox", "/inbox?status=any", "/inbox?status=pending")
 # one search word or phrase in each language, and an order number
 SEARCHES = ("return", "envío", "доставка", "giao hàng", "退货", "退貨", "1042", "policy")
+
+
+def analytics_pages(today: Any = None) -> tuple[str, ...]:
+    """The analytics page over the last 30, 90 and 180 days (the seed spans 180), all channels and one."""
+    from datetime import UTC, datetime, timedelta
+
+    day = today or datetime.now(UTC).date()
+    spans = ((29, ""), (89, ""), (179, ""), (89, "&channel=telegram"))
+    return tuple(f"/inbox/analytics?from={(day - timedelta(days=n)).isoformat()}&to={day.isoformat()}{extra}"
+                 for n, extra in spans)
 
 
 async def create_admin(database_url: str) -> None:
@@ -51,7 +62,7 @@ async def _timed_get(http: aiohttp.ClientSession, url: str, timeout: float) -> t
 
 
 async def time_pages(base_url: str, *, requests: int, timeout: float = 30.0) -> dict[str, Any]:
-    """p50/p95 of ``requests`` list pages and ``requests`` searches (after a warm-up of each). A
+    """p50/p95 of ``requests`` list pages, searches and analytics pages (after a warm-up of each). A
     request slower than ``timeout`` s is counted as such; after two of them that kind stops."""
     jar = aiohttp.CookieJar(unsafe=True)  # cookies on 127.0.0.1
     async with aiohttp.ClientSession(base_url, cookie_jar=jar, timeout=aiohttp.ClientTimeout(total=60)) as http:
@@ -62,7 +73,9 @@ async def time_pages(base_url: str, *, requests: int, timeout: float = 30.0) -> 
             if resp.status != 303:
                 raise RuntimeError(f"login answered {resp.status}")
         result: dict[str, Any] = {}
-        for kind, urls in (("list", LIST_PAGES), ("search", tuple(f"/inbox?status=any&q={q}" for q in SEARCHES))):
+        kinds = (("list", LIST_PAGES), ("search", tuple(f"/inbox?status=any&q={q}" for q in SEARCHES)),
+                 ("analytics", analytics_pages()))
+        for kind, urls in kinds:
             times: list[float] = []
             statuses: set[int] = set()
             sizes: list[int] = []

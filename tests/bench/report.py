@@ -81,12 +81,18 @@ def print_report(results: dict[str, Any]) -> None:
                   f"{_f(lst['p50_ms']):>10}{_f(lst['p95_ms']):>10}{_f(srch['p50_ms']):>12}{_f(srch['p95_ms']):>12}"
                   f"{_f(row.get('rss_mb')):>8}{_f(row.get('ready_s')):>9}")
         for row in inbox:
-            for kind in ("list", "search"):
+            part = row.get("analytics") or {}
+            if part.get("requests"):
+                print(f"{row['database']:<12}analytics page p50 {_f(part['p50_ms'])} ms, p95 {_f(part['p95_ms'])} ms, "
+                      f"max {_f(part['max_ms'])} ms, {part['requests']} requests, statuses {part['statuses']}")
+        for row in inbox:
+            for kind in ("list", "search", "analytics"):
                 part = row.get(kind) or {}
                 if part.get("timeouts"):
                     print(f"{row['database']} {kind}: {part['timeouts']} request(s) over {row.get('page_timeout_s')}s, "
                           f"e.g. {part['timed_out'][:2]} (stopped after two)")
-        print("(ms; GET /inbox list pages and /inbox?q= searches as a signed-in admin, one at a time; "
+        print("(ms; GET /inbox list pages, /inbox?q= searches and /inbox/analytics over 30-180 days as a signed-in "
+              "admin, one at a time; "
               "ready s: this server's start-up, alone on the machine)")
     servers = [r for r in results.get("chat", []) if r.get("memory")]
     if servers:

@@ -6,7 +6,7 @@ never visits the table (covering on SQLite, index-only on PostgreSQL). Satisfact
 given in a period (``rated_at``), and the late-shipment chart shipments due in it (``eta``).
 
 Revision ID: 0014
-Revises: 0008
+Revises: 0013
 """
 
 from typing import Sequence, Union
@@ -14,7 +14,7 @@ from typing import Sequence, Union
 from alembic import op
 
 revision: str = "0014"
-down_revision: Union[str, None] = "0008"
+down_revision: Union[str, None] = "0013"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

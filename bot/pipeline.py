@@ -18,6 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,7 +45,7 @@ from inbox.models import Author, Contact, Conversation, Message, Owner, Priority
 from inbox.replies import render_reply
 from shopbase.rows import saved_id
 
-__all__ = ["Pipeline"]
+__all__ = ["Pipeline", "TurnStats"]
 
 log = logging.getLogger("shopdesk.bot")
 
@@ -57,6 +60,20 @@ _TURN_ROWS = (
 )
 
 
+@dataclass(frozen=True)
+class TurnStats:
+    """What one bot turn did, for ``Pipeline.on_turn`` (the composition root's metrics)."""
+
+    intent: str
+    #: seconds spent in NLU (None: no text to read, e.g. a button press)
+    understanding_seconds: float | None
+    #: seconds from the understood message to the committed turn (dialog, handler, writes)
+    handler_seconds: float
+    #: "answered" (the bot handled it alone), "escalated" (handed to a person) or "failed"
+    outcome: str
+    escalation_reason: str | None = None
+
+
 class Pipeline:
     def __init__(self, *, sessions: async_sessionmaker[AsyncSession], bus: EventBus, settings: BotSettings) -> None:
         self.sessions = sessions
@@ -68,6 +85,8 @@ class Pipeline:
             secret_key=settings.secret_key_bytes() if settings.secret_key is not None else b"",
         )
         self.periodic_interval = 60.0
+        #: called after each committed turn (never raises into the pipeline); None: nobody listens
+        self.on_turn: Callable[[TurnStats], None] | None = None
 
     async def process(self, message_id: int) -> None:
         try:
@@ -90,7 +109,9 @@ class Pipeline:
 
             text = message.text or ""
             postback = _postback(message)
+            started = time.perf_counter()
             nlu = analyze(text, hint_lang=conversation.language or contact.language) if text.strip() else None
+            understood = time.perf_counter()
             turn = Turn(
                 session=session,
                 conversation=conversation,
@@ -109,6 +130,21 @@ class Pipeline:
             )
             await respond(turn)
             await self._commit_turn(session, turn, message)
+            escalation = turn.escalation
+            self._observe(TurnStats(
+                intent=turn.intent, understanding_seconds=(understood - started) if nlu is not None else None,
+                handler_seconds=time.perf_counter() - understood,
+                outcome="escalated" if escalation is not None else "answered",
+                escalation_reason=escalation.reason if escalation is not None else None,
+            ))
+
+    def _observe(self, stats: TurnStats) -> None:
+        if self.on_turn is None:
+            return
+        try:
+            self.on_turn(stats)
+        except Exception:  # metrics never break a turn
+            log.exception("on_turn observer failed")
 
     async def _commit_turn(self, session: AsyncSession, turn: Turn, message: Message) -> None:
         conversation = turn.conversation
@@ -138,6 +174,8 @@ class Pipeline:
                                          summary="reason: bot_error; the bot failed on the last message", reason="bot_error")
                 await message_mark_processed(session, message_id)
                 await session.commit()
+            self._observe(TurnStats(intent=message.intent or "unknown", understanding_seconds=None,
+                                    handler_seconds=0.0, outcome="failed", escalation_reason="bot_error"))
         except Exception:
             log.exception("fail-safe for a bot turn failed; the message stays unprocessed for the next sweep",
                           extra={"message_id": message_id})

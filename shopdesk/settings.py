@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     log_level: str = "INFO"
+    #: one JSON line per HTTP request on the "shopdesk.access" logger (path without query, status, time)
+    access_log: bool = False
+    #: bearer token for GET /metrics; unset: /metrics answers direct loopback requests only
+    metrics_token: SecretStr | None = None
 
     shop_name: str = "Demo Shop"
     shop_timezone: str = "UTC"

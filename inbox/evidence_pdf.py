@@ -8,12 +8,13 @@ formatting with the invoices and labels (``ordersvc.documents``); headings come 
 
 The file is bounded whatever the conversation: at most :data:`MAX_MESSAGES` messages (the
 first and the last ones, with "N more messages omitted, see the JSON file" between them), each
-cut at :data:`MAX_MESSAGE_CHARS`, and at most :data:`MAX_EVENTS` tracking events per shipment.
+cut at :data:`MAX_MESSAGE_CHARS` (about 2 s of rendering at the caps, one render at a time), and at most :data:`MAX_EVENTS` tracking events per shipment.
 The JSON file of the bundle has everything.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from datetime import datetime
 from io import BytesIO
@@ -44,9 +45,12 @@ from shopbase.text import clean_for_pdf
 
 __all__ = ["render_evidence_pdf", "MAX_MESSAGES", "MAX_MESSAGE_CHARS", "MAX_EVENTS"]
 
-MAX_MESSAGES = 400
-MAX_MESSAGE_CHARS = 1500
+MAX_MESSAGES = 300
+MAX_MESSAGE_CHARS = 1000
 MAX_EVENTS = 60
+#: rendering is CPU work in a worker thread (~2 s at the caps): one at a time per process, so a burst
+#: of downloads queues in the thread pool instead of taking every core
+_RENDERING = threading.BoundedSemaphore(1)
 
 
 def _code(value: Any) -> str:
@@ -63,11 +67,21 @@ def _bounded(messages: Sequence[TranscriptLine]) -> tuple[list[TranscriptLine], 
     return list(messages[:head]), len(messages) - MAX_MESSAGES, list(messages[-tail:])
 
 
-def render_evidence_pdf(evidence: Evidence, *, shop_name: str, language: str | None, timezone: str) -> bytes:
+def render_evidence_pdf(evidence: Evidence, *, shop_name: str, language: str | None, timezone: str,
+                        contact_details: bool = True) -> bytes:
+    """The PDF bytes (call it in a worker thread: ``asyncio.to_thread``); ``contact_details=False``
+    leaves out the customer's email (the copy posted to Slack)."""
+    with _RENDERING:
+        return _render(evidence, shop_name=shop_name, language=language, timezone=timezone,
+                       contact_details=contact_details)
+
+
+def _render(evidence: Evidence, *, shop_name: str, language: str | None, timezone: str,
+            contact_details: bool) -> bytes:
     loc: Locale = resolve_locale(language)
     h = document_texts(loc)
     f = fonts()
-    width = A4[0] - 36 * mm
+    width = A4[0] - 36 * mm - 12  # the frame's own padding (6 pt each side)
 
     body = ParagraphStyle("ev-body", fontName=f.regular, fontSize=9, leading=12)
     small = ParagraphStyle("ev-small", parent=body, fontSize=8, leading=10)
@@ -105,7 +119,7 @@ def render_evidence_pdf(evidence: Evidence, *, shop_name: str, language: str | N
     if not evidence.orders:
         story.append(paragraph(h["evidence_no_orders"], body))
     for bundle in evidence.orders:
-        story.extend(_order_section(bundle, h, loc, timezone, when, grid, body, small, muted, bold, h2, h3))
+        story.extend(_order_section(bundle, h, loc, when, grid, body, small, muted, bold, h2, h3, contact_details))
     if evidence.orders_omitted:
         story.append(paragraph(h["evidence_omitted_orders"].format(count=number(evidence.orders_omitted, loc)), bold))
 
@@ -157,16 +171,16 @@ def render_evidence_pdf(evidence: Evidence, *, shop_name: str, language: str | N
     return buffer.getvalue()
 
 
-def _order_section(b: OrderBundle, h: dict[str, str], loc: Locale, timezone: str, when: Any, grid: Any,
+def _order_section(b: OrderBundle, h: dict[str, str], loc: Locale, when: Any, grid: Any,
                    body: ParagraphStyle, small: ParagraphStyle, muted: ParagraphStyle, bold: ParagraphStyle,
-                   h2: ParagraphStyle, h3: ParagraphStyle) -> list[Any]:
+                   h2: ParagraphStyle, h3: ParagraphStyle, contact_details: bool) -> list[Any]:
     o = b.order
     cur = o.currency
     out: list[Any] = [paragraph(h["evidence_order"].format(order=clean_for_pdf(o.name, 64)), h2)]
     facts = [h["evidence_placed"].format(date=when(o.placed_at))]
     if b.customer is not None:
         customer = clean_for_pdf(b.customer.display_name, 120)
-        email = clean_for_pdf(b.customer.email or o.email or "", 120)
+        email = clean_for_pdf(b.customer.email or o.email or "", 120) if contact_details else ""
         facts.append(h["evidence_customer"].format(name=customer + (f" <{email}>" if email else "")))
     if o.cancelled_at is not None:
         facts.append(h["evidence_cancelled"].format(date=when(o.cancelled_at)))

@@ -12,6 +12,8 @@ Internal notes are left out: the bundle is what the customer and the shop said t
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -27,7 +29,8 @@ from ordersvc.models import Order
 from ordersvc.service import OrderBundle, ShipmentBundle, order_bundles
 from ordersvc.tracking import ShipmentStatus
 
-__all__ = ["Evidence", "TranscriptLine", "MAX_ORDERS", "load_evidence", "evidence_json", "proof_of_delivery"]
+__all__ = ["Evidence", "TranscriptLine", "MAX_ORDERS", "load_evidence", "load_evidence_by_ids", "evidence_json",
+           "evidence_json_bytes", "file_stem", "proof_of_delivery"]
 
 #: a conversation-wide bundle holds the customer's most recent orders, at most this many
 MAX_ORDERS = 10
@@ -114,6 +117,35 @@ async def load_evidence(session: AsyncSession, conversation: Conversation, order
                     order_id=order.id if order is not None else None)
 
 
+async def load_evidence_by_ids(session: AsyncSession, conversation_id: int, order_id: int | None,
+                               *, now: datetime) -> Evidence | None:
+    """The bundle again, for a job after the agent's request (the Slack upload); None when the
+    conversation is gone or the order no longer belongs to its verified customer."""
+    conversation = await session.get(Conversation, conversation_id)
+    if conversation is None:
+        return None
+    order = None
+    if order_id is not None:
+        contact = await session.get(Contact, conversation.contact_id)
+        order = await session.get(Order, order_id)
+        if contact is None or order is None or order.customer_id is None \
+                or order.customer_id != verified_customer_id(contact):
+            return None
+    return await load_evidence(session, conversation, order, now=now)
+
+
+def file_stem(evidence: Evidence) -> str:
+    """``evidence-<order>-c<conversation>``: only letters, digits and dashes."""
+    order = evidence.orders[0].order.name if evidence.order_id is not None and evidence.orders else ""
+    order = re.sub(r"[^A-Za-z0-9]+", "", order)[:32]
+    return f"evidence-{order + '-' if order else ''}c{evidence.conversation.id}"
+
+
+def evidence_json_bytes(evidence: Evidence, *, shop_name: str, contact_details: bool = True) -> bytes:
+    data = evidence_json(evidence, shop_name=shop_name, contact_details=contact_details)
+    return json.dumps(data, ensure_ascii=False, indent=1).encode()
+
+
 def proof_of_delivery(shipment: ShipmentBundle) -> dict[str, Any] | None:
     """The carrier's delivery scan (time, place, words) and the shipment's delivered time, if delivered."""
     delivered = [e for e in shipment.events if _value(e.status) == ShipmentStatus.DELIVERED.value]
@@ -140,7 +172,7 @@ def _money(value: Decimal | None) -> str | None:
     return str(value) if value is not None else None
 
 
-def _order_json(b: OrderBundle) -> dict[str, Any]:
+def _order_json(b: OrderBundle, contact_details: bool) -> dict[str, Any]:
     o = b.order
     return {
         "id": o.id,
@@ -151,10 +183,10 @@ def _order_json(b: OrderBundle) -> dict[str, Any]:
         "cancelled_at": _iso(o.cancelled_at),
         "cancel_reason": o.cancel_reason,
         "customer": None if b.customer is None else {
-            "id": b.customer.id, "name": b.customer.display_name, "email": b.customer.email,
-            "phone": b.customer.phone,
+            "id": b.customer.id, "name": b.customer.display_name,
+            **({"email": b.customer.email, "phone": b.customer.phone} if contact_details else {}),
         },
-        "email": o.email,
+        **({"email": o.email} if contact_details else {}),
         "shipping_address": o.shipping_address,
         "billing_address": o.billing_address,
         "lines": [{"id": ln.id, "sku": ln.sku, "title": ln.title, "variant": ln.variant_title,
@@ -219,8 +251,9 @@ def _order_json(b: OrderBundle) -> dict[str, Any]:
     }
 
 
-def evidence_json(evidence: Evidence, *, shop_name: str) -> dict[str, Any]:
-    """Everything in the bundle, every message included (the PDF is bounded; this is not)."""
+def evidence_json(evidence: Evidence, *, shop_name: str, contact_details: bool = True) -> dict[str, Any]:
+    """Everything in the bundle, every message included (the PDF is bounded; this is not).
+    ``contact_details=False`` (the copy posted to Slack) leaves out the customer's email and phone."""
     c = evidence.conversation
     return {
         "format": "shopdesk.dispute_evidence",
@@ -234,7 +267,7 @@ def evidence_json(evidence: Evidence, *, shop_name: str) -> dict[str, Any]:
             "contact": {"id": evidence.contact.id, "name": evidence.contact.display_name,
                         "username": evidence.contact.username, "channel": _value(evidence.contact.channel)},
         },
-        "orders": [_order_json(b) for b in evidence.orders],
+        "orders": [_order_json(b, contact_details) for b in evidence.orders],
         "orders_omitted": evidence.orders_omitted,
         "transcript": {
             "count": len(evidence.messages),

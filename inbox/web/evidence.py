@@ -15,8 +15,6 @@ rendered in a worker thread after the transaction is committed.
 from __future__ import annotations
 
 import asyncio
-import json
-import re
 from typing import Any
 
 from aiohttp import web
@@ -26,13 +24,13 @@ from inbox.actions.evidence_bundle import evidence_bundle
 from inbox.evidence_pdf import render_evidence_pdf
 from inbox.models import Agent, Conversation
 from inbox.queries.conversations import get_conversation
-from inbox.queries.evidence import Evidence, evidence_json
+from inbox.queries.evidence import Evidence, evidence_json_bytes, file_stem
 from inbox.web.i18n import N_
 from inbox.web.rendering import error_response
 from inbox.web.state import AGENT, STATE
 from shopbase.refusal import Refused
 
-__all__ = ["routes", "file_stem"]
+__all__ = ["routes"]
 
 _NOT_FOUND = N_("There is no such conversation, or you do not have access to it.")
 _BAD_ORDER = N_("That order does not belong to this customer.")
@@ -44,13 +42,6 @@ def _small_int(raw: str) -> int | None:
         return None
     value = int(raw)
     return value if value <= _MAX_ID else None
-
-
-def file_stem(evidence: Evidence) -> str:
-    """``evidence-<order>-c<conversation>``: only letters, digits and dashes."""
-    order = evidence.orders[0].order.name if evidence.order_id is not None and evidence.orders else ""
-    order = re.sub(r"[^A-Za-z0-9]+", "", order)[:32]
-    return f"evidence-{order + '-' if order else ''}c{evidence.conversation.id}"
 
 
 async def _bundle(request: web.Request, order_raw: str, *, share: str | None = None,
@@ -96,16 +87,12 @@ async def evidence_pdf(request: web.Request) -> web.StreamResponse:
     return web.Response(body=body, content_type="application/pdf", headers=_headers(file_stem(found) + ".pdf"))
 
 
-def _json_bytes(evidence: Evidence, shop_name: str) -> bytes:
-    return json.dumps(evidence_json(evidence, shop_name=shop_name), ensure_ascii=False, indent=1).encode()
-
-
 async def evidence_json_file(request: web.Request) -> web.StreamResponse:
     """GET /inbox/c/<id>/evidence.json"""
     found = await _bundle(request, str(request.query.get("order", "")), output="json")
     if isinstance(found, web.Response):
         return found
-    body = await asyncio.to_thread(_json_bytes, found, request.app[STATE].config.shop_name)
+    body = await asyncio.to_thread(evidence_json_bytes, found, shop_name=request.app[STATE].config.shop_name)
     return web.Response(body=body, content_type="application/json", headers=_headers(file_stem(found) + ".json"))
 
 

@@ -391,7 +391,8 @@ async def test_a_served_app_writes_no_secret(aiohttp_client: Any, aiohttp_server
     server = await aiohttp_server(telegram.app)
     telegram.base_url = str(server.make_url("")).rstrip("/")
     s = app_settings(settings, await start_fake_slack(aiohttp_server), telegram_api_url=telegram.ptb_base_url,
-                     telegram_per_chat_per_second=1000.0, telegram_overall_per_second=1000.0)
+                     telegram_per_chat_per_second=1000.0, telegram_overall_per_second=1000.0,
+                     access_log=True)  # the access log's lines are held to the same rule
     client, app = await start_app(aiohttp_client, s)
     flows = Flows(client=client, app=app, sessions=sessions)
     await run_flows(flows)
@@ -410,6 +411,8 @@ async def test_a_served_app_writes_no_secret(aiohttp_client: Any, aiohttp_server
     text = served_logs.getvalue()
     lines = [json.loads(line) for line in text.splitlines()]
     assert any(line["logger"].startswith("ordersvc") for line in lines), "nothing was logged"
+    access = [line for line in lines if line["logger"] == "shopdesk.access"]
+    assert {"/login", "/webhooks/shopify", "/webhooks/telegram"} <= {line["path"] for line in access}
     found = leaks(text, flows.secrets())
     assert not found, [line for line in text.splitlines() if leaks(line, flows.secrets())][:10]
 

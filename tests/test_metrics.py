@@ -199,3 +199,32 @@ def test_labels_are_bounded() -> None:
     text = body.decode()
     assert 'intent="' + "x" * 32 + '"' in text and "x" * 33 not in text
     assert json.dumps(text)  # plain text
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_openmetrics_when_the_scraper_asks_for_it(aiohttp_client: Any, settings: Any) -> None:
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
+
+    client, _app = await start(aiohttp_client, settings)
+    resp = await client.get("/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"})
+    assert resp.status == 200
+    assert resp.headers["Content-Type"].startswith("application/openmetrics-text")
+    text = await resp.text()
+    assert text.rstrip().endswith("# EOF")
+    names = {family.name for family in openmetrics_families(text)}
+    assert {"shopdesk_messages_inbound", "shopdesk_outbox_backlog", "shopdesk_bot_handler_seconds"} <= names
+
+
+def test_a_failed_turn_counts_as_failed_with_its_escalation() -> None:
+    from bot.pipeline import TurnStats
+
+    metrics = Metrics()
+    metrics.on_turn(TurnStats(intent="wismo", understanding_seconds=None, handler_seconds=0.0, outcome="failed",
+                              escalation_reason="bot_error"))
+    metrics.on_turn(TurnStats(intent="wismo", understanding_seconds=0.002, handler_seconds=0.03, outcome="answered"))
+    found = samples(metrics.exposition("")[0].decode())
+    assert value(found, "shopdesk_bot_turns_total", intent="wismo", outcome="failed") == 1
+    assert value(found, "shopdesk_bot_turns_total", intent="wismo", outcome="answered") == 1
+    assert value(found, "shopdesk_escalations_total", intent="wismo", reason="bot_error") == 1
+    assert value(found, "shopdesk_bot_handler_seconds_count", intent="wismo") == 1  # a failure has no handler time
+    assert value(found, "shopdesk_bot_understanding_seconds_count") == 1

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,7 +46,7 @@ from inbox.replies import render_reply
 from shopbase.dberrors import is_database_unavailable
 from shopbase.rows import saved_id
 
-__all__ = ["Pipeline"]
+__all__ = ["Pipeline", "TurnStats"]
 
 log = logging.getLogger("shopdesk.bot")
 
@@ -57,6 +59,20 @@ _TURN_ROWS = (
     .where(col(Message.id) == sa.bindparam("b_id"))
     .with_for_update(of=Conversation)
 )
+
+
+@dataclass(frozen=True)
+class TurnStats:
+    """What one bot turn did, for ``Pipeline.on_turn`` (the composition root's metrics)."""
+
+    intent: str
+    #: seconds spent in NLU (None: no text to read, e.g. a button press)
+    understanding_seconds: float | None
+    #: seconds from the understood message to the committed turn (dialog, handler, writes)
+    handler_seconds: float
+    #: "answered" (the bot handled it alone), "escalated" (handed to a person) or "failed"
+    outcome: str
+    escalation_reason: str | None = None
 
 
 class Pipeline:
@@ -72,6 +88,8 @@ class Pipeline:
         self.periodic_interval = 60.0
         #: several processes on one PostgreSQL: only the elected one runs run_periodic's work
         self.should_run_periodic: Callable[[], bool] = lambda: True
+        #: called after each committed turn (never raises into the pipeline); None: nobody listens
+        self.on_turn: Callable[[TurnStats], None] | None = None
 
     async def process(self, message_id: int) -> None:
         try:
@@ -98,7 +116,9 @@ class Pipeline:
 
             text = message.text or ""
             postback = _postback(message)
+            started = time.perf_counter()
             nlu = analyze(text, hint_lang=conversation.language or contact.language) if text.strip() else None
+            understood = time.perf_counter()
             turn = Turn(
                 session=session,
                 conversation=conversation,
@@ -117,6 +137,21 @@ class Pipeline:
             )
             await respond(turn)
             await self._commit_turn(session, turn, message)
+            escalation = turn.escalation
+            self._observe(TurnStats(
+                intent=turn.intent, understanding_seconds=(understood - started) if nlu is not None else None,
+                handler_seconds=time.perf_counter() - understood,
+                outcome="escalated" if escalation is not None else "answered",
+                escalation_reason=escalation.reason if escalation is not None else None,
+            ))
+
+    def _observe(self, stats: TurnStats) -> None:
+        if self.on_turn is None:
+            return
+        try:
+            self.on_turn(stats)
+        except Exception:  # metrics never break a turn
+            log.exception("on_turn observer failed")
 
     async def _commit_turn(self, session: AsyncSession, turn: Turn, message: Message) -> None:
         conversation = turn.conversation
@@ -146,6 +181,8 @@ class Pipeline:
                                          summary="reason: bot_error; the bot failed on the last message", reason="bot_error")
                 await message_mark_processed(session, message_id)
                 await session.commit()
+            self._observe(TurnStats(intent=message.intent or "unknown", understanding_seconds=None,
+                                    handler_seconds=0.0, outcome="failed", escalation_reason="bot_error"))
         except Exception:
             log.exception("fail-safe for a bot turn failed; the message stays unprocessed for the next sweep",
                           extra={"message_id": message_id})

@@ -65,6 +65,8 @@ class EventType(enum.StrEnum):
     contact_updated = "contact.updated"
     presence = "presence"
     alert = "alert"
+    #: an agent asked for the dispute evidence bundle in the conversation's Slack thread
+    evidence_shared = "evidence.shared"
 
 
 @dataclass(frozen=True)

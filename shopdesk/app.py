@@ -160,21 +160,30 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
     from inbox.replies import configure_overrides
     from inbox.worker import InboundWorker
     from shopdesk.cluster import Leadership, PgNotifyFanout, asyncpg_dsn, is_postgres
+    from shopdesk.logs import access_log_middleware, request_middleware
+    from shopdesk.metrics import CountingSenders, Metrics, setup_metrics
 
     settings.ensure_secret_key()
     engine = engine or create_engine(settings.database_url, **settings.engine_options())
     sessions = session_maker(engine)
     bus = EventBus()
-    senders = SenderRegistry()
+    metrics = Metrics()
+    senders: SenderRegistry = CountingSenders(metrics)
     runtime = Runtime(settings=settings, engine=engine, sessions=sessions, bus=bus, senders=senders)
     override_dir = settings.data_dir / "replies"
     configure_overrides(override_dir if override_dir.is_dir() else None)
 
-    app = web.Application(client_max_size=1024**2, middlewares=[json_errors])
+    # outermost first: the access log and the metrics see the final answer, 500s included
+    access = [access_log_middleware] if settings.access_log else []
+    app = web.Application(client_max_size=1024**2,
+                          middlewares=[request_middleware, *access, metrics.middleware, json_errors])
     app[RUNTIME] = runtime
     app.router.add_get("/healthz", healthz)
+    token = settings.metrics_token.get_secret_value() if settings.metrics_token is not None else None
+    setup_metrics(app, metrics, sessions, token or None)
 
     runtime.pipeline = Pipeline(sessions=sessions, bus=bus, settings=settings)
+    runtime.pipeline.on_turn = metrics.on_turn
     runtime.worker = InboundWorker(sessions, runtime.pipeline.process, ready=runtime.bot_ready)
     # the backstop outlasts the senders' own timeouts (Telegram's read timeout, pacing waits)
     runtime.dispatcher = OutboxDispatcher(sessions, senders, bus, send_timeout=settings.telegram_read_timeout + 60)
@@ -218,10 +227,12 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
             translate_api_key=settings.translate_api_key.get_secret_value() if settings.translate_api_key else None,
         ),
         senders=senders,
-        on_inbound=on_inbound,
+        on_inbound=metrics.count_inbound("webchat", on_inbound),
     )
+    # only the Telegram connector records customer messages (Slack carries agents' replies)
     runtime.connectors = build_connectors(app, settings=settings, sessions=sessions, bus=bus, senders=senders,
-                                          on_inbound=on_inbound, telegram_polling=telegram_polling)
+                                          on_inbound=metrics.count_inbound("telegram", on_inbound),
+                                          telegram_polling=telegram_polling)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         if migrate_on_start:

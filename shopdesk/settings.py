@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     #: reverse proxies (addresses or networks, comma-separated) whose X-Forwarded-For / Forwarded
     #: and scheme headers count; from every other peer they are ignored (default: none)
     trusted_proxies: str = ""
+    #: one JSON line per HTTP request on the "shopdesk.access" logger (path without query, status, time)
+    access_log: bool = False
+    #: bearer token for GET /metrics; unset: /metrics answers direct loopback requests only
+    metrics_token: SecretStr | None = None
 
     shop_name: str = "Demo Shop"
     shop_timezone: str = "UTC"

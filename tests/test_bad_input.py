@@ -623,7 +623,8 @@ def _strangers(route: Route, body: bytes) -> Iterator[tuple[str, dict[str, str]]
 
 
 #: routes anyone may call (the widget socket authenticates inside; /files with its link token)
-_PUBLIC = re.compile(r"^(/|/healthz|/login|/shop|/widget\.js|/widget/ws|/static/.*|/api/v1/openapi\.json)$")
+#: /metrics answers loopback without a token (the test client is loopback); tests/test_metrics.py checks the rest
+_PUBLIC = re.compile(r"^(/|/healthz|/metrics|/login|/shop|/widget\.js|/widget/ws|/static/.*|/api/v1/openapi\.json)$")
 
 
 async def test_strangers_are_refused_everywhere(desk: Desk) -> None:

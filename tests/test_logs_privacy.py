@@ -391,7 +391,8 @@ async def test_a_served_app_writes_no_secret(aiohttp_client: Any, aiohttp_server
     server = await aiohttp_server(telegram.app)
     telegram.base_url = str(server.make_url("")).rstrip("/")
     s = app_settings(settings, await start_fake_slack(aiohttp_server), telegram_api_url=telegram.ptb_base_url,
-                     telegram_per_chat_per_second=1000.0, telegram_overall_per_second=1000.0)
+                     telegram_per_chat_per_second=1000.0, telegram_overall_per_second=1000.0,
+                     access_log=True)  # the access log's lines are held to the same rule
     client, app = await start_app(aiohttp_client, s)
     flows = Flows(client=client, app=app, sessions=sessions)
     await run_flows(flows)
@@ -410,6 +411,8 @@ async def test_a_served_app_writes_no_secret(aiohttp_client: Any, aiohttp_server
     text = served_logs.getvalue()
     lines = [json.loads(line) for line in text.splitlines()]
     assert any(line["logger"].startswith("ordersvc") for line in lines), "nothing was logged"
+    access = [line for line in lines if line["logger"] == "shopdesk.access"]
+    assert {"/login", "/webhooks/shopify", "/webhooks/telegram"} <= {line["path"] for line in access}
     found = leaks(text, flows.secrets())
     assert not found, [line for line in text.splitlines() if leaks(line, flows.secrets())][:10]
 
@@ -455,3 +458,85 @@ async def test_serve_installs_the_redacting_logs(sqlite_url: str, tmp_path: Any)
         root.setLevel(level)
         for name, old in levels.items():
             logging.getLogger(name).setLevel(old)
+
+
+# --------------------------------------------------------------------------- extra fields and the access log
+
+
+def _format(**extra: Any) -> dict[str, Any]:
+    record = logging.LogRecord("shopdesk.test", logging.INFO, __file__, 1, "turn for %s", ("conversation 7",), None)
+    for name, value in extra.items():
+        setattr(record, name, value)
+    RedactingFilter().filter(record)
+    return json.loads(JsonFormatter().format(record))
+
+
+def test_json_lines_keep_extra_fields_but_never_customer_text_emails_or_tokens() -> None:
+    line = _format(conversation_id=7, agent_id=3, path="/inbox/c/7", rma_number="RMA-1001-1", attempts=2,
+                   ok=True, ids=[1, 2], detail={"order_id": 5, "email": CUSTOMER_EMAIL},
+                   reason=f"mail bounced for {CUSTOMER_EMAIL}", text="my card number is 4111",
+                   customer_email=CUSTOMER_EMAIL, preview="hello", api_token=FORGED_API_TOKEN,
+                   header=f"Bearer {FORGED_API_TOKEN}", obj=object())
+    assert line["message"] == "turn for conversation 7"
+    assert line["conversation_id"] == 7 and line["agent_id"] == 3 and line["path"] == "/inbox/c/7"
+    assert line["rma_number"] == "RMA-1001-1" and line["attempts"] == 2 and line["ok"] is True
+    assert line["ids"] == [1, 2] and line["detail"] == {"order_id": 5}
+    assert line["reason"] == "mail bounced for <email>"
+    assert line["header"].startswith("Bearer <")
+    for dropped in ("text", "customer_email", "preview", "api_token"):
+        assert dropped not in line, dropped
+    raw = json.dumps(line)
+    for secret in (CUSTOMER_EMAIL, FORGED_API_TOKEN, "4111"):
+        assert secret not in raw
+    assert len(_format(reason="x" * 10_000)["reason"]) <= 300
+
+
+async def test_lines_inside_a_request_carry_its_id_path_and_agent(aiohttp_client: Any, settings: Any,
+                                                                  sessions: Any, served_logs: io.StringIO) -> None:
+    """With the access log on: one line per request, agent id once signed in, no query string, no email."""
+    from shopdesk.app import build_app
+
+    app = build_app(app_settings(settings, access_log=True), migrate_on_start=False)
+
+    async def noisy(request: web.Request) -> web.Response:
+        logging.getLogger("shopdesk.test").warning("about to answer", extra={"conversation_id": 42})
+        return web.json_response({"ok": True})
+
+    app.router.add_get("/test-noisy/{anything}", noisy)
+    server = TestServer(app)
+    await server.start_server(access_log=None)
+    client = await aiohttp_client(server)
+    await add_agent(sessions, ADMIN_EMAIL, name="Boss", admin=True)
+    await sign_in(client, ADMIN_EMAIL)
+    assert (await client.get(f"/inbox?q={quote(CUSTOMER_EMAIL)}&status=any")).status == 200
+    assert (await client.get(f"/test-noisy/{quote(CUSTOMER_EMAIL)}?token=sekrit-query-token")).status == 200
+    assert (await client.get(f"/files/invoices/1.pdf?t=1.{FORGED_API_TOKEN}")).status == 404
+
+    text = served_logs.getvalue()
+    lines = [json.loads(line) for line in text.splitlines()]
+    for secret in (CUSTOMER_EMAIL, "sekrit-query-token", FORGED_API_TOKEN, quote(CUSTOMER_EMAIL)):
+        assert secret not in text, secret
+    access = [line for line in lines if line["logger"] == "shopdesk.access"]
+    inbox = [line for line in access if line["path"] == "/inbox"]
+    assert inbox and inbox[-1]["status"] == 200 and inbox[-1]["method"] == "GET"
+    assert isinstance(inbox[-1]["agent_id"], int) and inbox[-1]["route"] == "/inbox"
+    assert inbox[-1]["duration_ms"] >= 0 and len(inbox[-1]["request_id"]) == 16
+    noisy_lines = [line for line in lines if line["logger"] == "shopdesk.test"]
+    assert len(noisy_lines) == 1
+    inner = noisy_lines[0]
+    assert inner["conversation_id"] == 42 and inner["path"] == "/test-noisy/<email>"
+    noisy_access = [line for line in access if line["path"] == "/test-noisy/<email>"]
+    assert noisy_access and noisy_access[0]["request_id"] == inner["request_id"]
+    assert noisy_access[0]["route"] == "/test-noisy/{anything}"
+    assert any(line["path"] == "/files/invoices/1.pdf" and line["status"] == 404 for line in access)
+
+
+async def test_no_access_log_unless_asked(aiohttp_client: Any, settings: Any, served_logs: io.StringIO) -> None:
+    from shopdesk.app import build_app
+
+    app = build_app(settings, migrate_on_start=False)
+    server = TestServer(app)
+    await server.start_server(access_log=None)
+    client = await aiohttp_client(server)
+    assert (await client.get("/healthz")).status == 200
+    assert '"shopdesk.access"' not in served_logs.getvalue()

@@ -23,6 +23,7 @@ Routes (one table)::
     GET  /inbox/analytics (+ /export.csv?table=…)  KPIs, charts and CSV (every agent; read-only)
     GET  /inbox/account  POST /inbox/account/language   the agent's profile: UI language
     POST /inbox/c/<id>/messages/<mid>/translate       "Translate" (only with a translation server)
+    GET  /inbox/c/<id>/evidence.{pdf,json}[?order=]  POST /inbox/c/<id>/evidence/slack   dispute evidence bundle
     GET  /shop  GET /widget.js  GET /widget/ws   storefront, widget script, widget socket
     GET  /static/web/*  GET /static/htmx/*   our CSS/JS, htmx from the js_lib_htmx wheel
 """
@@ -51,7 +52,7 @@ def setup(
     senders: SenderRegistry,
     on_inbound: Callable[[Any], Awaitable[None]] | None = None,
 ) -> WebState:
-    from inbox.web import account, admin, alerts, analytics, auth, customers, live, proxies, translate, views, webchat
+    from inbox.web import account, admin, alerts, analytics, auth, customers, evidence, live, proxies, translate, views, webchat
     from inbox.web.rendering import create_environment
     from inbox.web.security import add_security_headers
 
@@ -94,6 +95,7 @@ def setup(
             *alerts.routes(),
             *customers.routes(),
             *analytics.routes(),
+            *evidence.routes(),
         ]
     )
     app.router.add_static("/static/web/", webchat.STATIC_DIR, name="static_web", append_version=False)

@@ -59,7 +59,7 @@ BOT_ID = "BBOT"
 # Methods Slack serves without a bearer token.
 NO_AUTH_METHODS = frozenset({"api.test", "oauth.v2.access", "oauth.access", "oauth.v2.exchange"})
 # Parameters that hold JSON when a caller posts them as a form field.
-_JSON_PARAMS = frozenset({"blocks", "attachments", "view", "metadata", "unfurls", "user_auth_blocks"})
+_JSON_PARAMS = frozenset({"blocks", "attachments", "view", "metadata", "unfurls", "user_auth_blocks", "files"})
 
 
 @dataclass
@@ -136,6 +136,9 @@ class FakeSlack:
         self._ts_sec = ts_start
         self._ts_seq = 0
         self._view_ids = itertools.count(1)
+        self._file_ids = itertools.count(1)
+        #: files_upload_v2: file id -> {"filename", "length", "data", "title", "channel", "thread_ts", "comment"}
+        self.files: dict[str, dict[str, Any]] = {}
         # Set this to the server's root URL (no trailing slash) once it is served, e.g.
         # ``fake.base_url = str(server.make_url("")).rstrip("/")``; enables api_url/response_url().
         self.base_url: str | None = None
@@ -230,7 +233,20 @@ class FakeSlack:
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._handle)
         app.router.add_post("/response_url/{id}", self._handle_response_url)
+        app.router.add_post("/upload/{file_id}", self._handle_upload)
         return app
+
+    async def _handle_upload(self, request: web.Request) -> web.Response:
+        """Step 2 of files_upload_v2: the bytes, POSTed to the URL files.getUploadURLExternal gave."""
+        upload = self.files.get(request.match_info["file_id"])
+        if upload is None:
+            return web.Response(status=404, text="unknown upload")
+        upload["data"] = await request.read()
+        return web.Response(text=f"OK - {len(upload['data'])}")
+
+    def shared_files(self, channel: str | None = None) -> list[dict[str, Any]]:
+        """Files completed with files.completeUploadExternal (oldest first)."""
+        return [f for f in self.files.values() if f.get("channel") and (channel is None or f["channel"] == channel)]
 
     @staticmethod
     async def _read_params(request: web.Request) -> dict[str, Any]:
@@ -427,6 +443,30 @@ class FakeSlack:
     async def _m_conversations_info(self, params: dict[str, Any]) -> dict[str, Any]:
         channel = self._need(params, "channel", "channel_not_found")
         return {"channel": self._channel(channel)}
+
+    async def _m_files_getUploadURLExternal(self, params: dict[str, Any]) -> dict[str, Any]:
+        filename = self._need(params, "filename", "invalid_arguments")
+        length = int(self._need(params, "length", "invalid_arguments"))
+        file_id = f"F{next(self._file_ids):010d}"
+        self.files[file_id] = {"id": file_id, "filename": filename, "length": length, "data": None}
+        return {"upload_url": f"{self._root()}/upload/{file_id}", "file_id": file_id}
+
+    async def _m_files_completeUploadExternal(self, params: dict[str, Any]) -> dict[str, Any]:
+        files = params.get("files")
+        if not isinstance(files, list) or not files:
+            raise _SlackError("invalid_arguments")
+        channel = params.get("channel_id") or params.get("channels")
+        if channel:
+            self._channel(str(channel).split(",")[0])
+        done = []
+        for item in files:
+            upload = self.files.get(str(item.get("id")))
+            if upload is None or upload["data"] is None or len(upload["data"]) != upload["length"]:
+                raise _SlackError("file_upload_size_mismatch" if upload else "file_not_found")
+            upload.update(title=item.get("title") or upload["filename"], channel=str(channel or "") or None,
+                          thread_ts=params.get("thread_ts"), comment=params.get("initial_comment"))
+            done.append({"id": upload["id"], "name": upload["filename"], "title": upload["title"]})
+        return {"files": done}
 
     async def _m_views_open(self, params: dict[str, Any]) -> dict[str, Any]:
         self._need(params, "trigger_id", "invalid_trigger_id")

@@ -112,7 +112,7 @@ class SlackConnector:
         self.sender = SlackAlertSender(client=self.client, sessions=sessions, alert_channel=self.alert_channel,
                                        public_url=self.public_url, retry_base=retry_base, retry_cap=retry_cap,
                                        retry_give_up=retry_give_up, locale=settings.default_language,
-                                       timezone=settings.shop_timezone)
+                                       timezone=settings.shop_timezone, shop_name=settings.shop_name)
         # alerts are written into the outbox by the transaction that raised them
         feed_notices(sessions, Channel.slack, self.select_notice)
         if self.alert_channel is None:

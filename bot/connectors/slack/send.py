@@ -17,6 +17,9 @@ keep their order, while a Slack outage never holds up a customer's replies.
   when it has one.
 * a customer's later message → copied into the escalation's thread; claims, assignments and
   status changes → the alert's state line refreshed.
+* ``evidence.shared`` (an agent's "Attach to Slack thread") → the dispute evidence bundle, PDF
+  and JSON, uploaded into the conversation's thread with ``files_upload_v2`` (once: the upload
+  is a recorded step).
 
 A 429 is not an outage: the sender's client does not sleep through ``Retry-After`` itself (the
 outbox does, without holding a send slot): the notice waits exactly ``Retry-After`` (at least
@@ -55,8 +58,10 @@ from inbox.actions.thread_record import thread_record
 from inbox.alerts.text import describe
 from inbox.channels import HOLD_CHANNEL, Notice, PermanentFailure, RetryLater
 from inbox.events import Event, EventType
+from inbox.evidence_pdf import render_evidence_pdf
 from inbox.models import Author, Channel
 from inbox.outbox import NoticeRequest
+from inbox.queries.evidence import evidence_json_bytes, file_stem, load_evidence_by_ids
 from shopbase.clock import utcnow
 
 __all__ = ["ESCALATION", "THREAD_KIND", "SlackAlertSender", "notice_for", "order_of"]
@@ -88,6 +93,8 @@ def notice_for(event: Event) -> NoticeRequest | None:
         if data.get("author") == Author.customer.value and not data.get("is_internal"):
             return NoticeRequest(payload, follow_up=True)
         return None
+    if kind == EventType.evidence_shared.value:
+        return NoticeRequest(payload, follow_up=True)  # only into an existing thread
     if kind == EventType.conversation_assigned.value or (
             kind == EventType.conversation_updated.value and data.get("change") in _FOLLOW_UP_CHANGES):
         return NoticeRequest(payload, follow_up=True)
@@ -159,8 +166,9 @@ class SlackAlertSender:
 
     def __init__(self, *, client: AsyncWebClient, sessions: async_sessionmaker[AsyncSession], alert_channel: str | None, public_url: str,
                  retry_base: float = 2.0, retry_cap: float = 300.0, retry_give_up: float = 3600.0,
-                 locale: str = "en", timezone: str = "UTC") -> None:
+                 locale: str = "en", timezone: str = "UTC", shop_name: str = "") -> None:
         self.client = _outbox_client(client)
+        self.shop_name = shop_name
         #: amounts and dates in the alerts: the shop's default language and time zone
         self.locale = locale
         self.timezone = timezone
@@ -249,8 +257,44 @@ class SlackAlertSender:
             return await self.post_alert(event, done)
         if kind == EventType.message_created.value:
             return await self.mirror_message(event)
+        if kind == EventType.evidence_shared.value:
+            return await self.upload_evidence(event, done)
         await self.refresh_escalation(event.conversation_id)
         return None
+
+    # -- the dispute evidence bundle -----------------------------------------------------------
+
+    async def upload_evidence(self, event: Event, done: dict[str, Any]) -> str | None:
+        """Upload the bundle (PDF + JSON) into the conversation's thread; nothing to do without one."""
+        if done.get("evidence"):
+            return str(done["evidence"])
+        conversation_id = event.conversation_id
+        raw_order = (event.data or {}).get("order_id")
+        order_id = raw_order if isinstance(raw_order, int) else None
+        if conversation_id is None:
+            raise PermanentFailure("evidence: no conversation")
+        async with self.sessions() as session:
+            thread = await slack_cards.escalation_thread(session, THREAD_KIND, conversation_id)
+            evidence = await load_evidence_by_ids(session, conversation_id, order_id, now=utcnow())
+        if thread is None or evidence is None:
+            log.warning("slack: evidence for conversation %s not uploaded: no thread, or the order is no longer "
+                        "the customer's", conversation_id)
+            raise PermanentFailure("evidence: nothing to upload")
+        # like every Slack post: no customer email or phone (the inbox's download has them)
+        pdf = await asyncio.to_thread(render_evidence_pdf, evidence, shop_name=self.shop_name,
+                                      language=self.locale, timezone=self.timezone, contact_details=False)
+        data = await asyncio.to_thread(evidence_json_bytes, evidence, shop_name=self.shop_name, contact_details=False)
+        stem = file_stem(evidence)
+        await self.client.files_upload_v2(
+            channel=thread.channel_ref, thread_ts=thread.thread_ref,
+            initial_comment=f"Dispute evidence for conversation #{conversation_id}"
+                            + (f", order {evidence.orders[0].order.name}" if order_id is not None and evidence.orders
+                               else "") + f": {len(evidence.messages)} messages.",
+            file_uploads=[{"file": pdf, "filename": f"{stem}.pdf", "title": f"{stem}.pdf"},
+                          {"file": data, "filename": f"{stem}.json", "title": f"{stem}.json"}],
+        )
+        done["evidence"] = f"{thread.channel_ref}:{thread.thread_ref}"
+        return str(done["evidence"])
 
     # -- escalations ----------------------------------------------------------------------------
 

@@ -4,7 +4,7 @@
 index holds only the (few) undeliverable contacts, so the count never reads the contact table.
 
 Revision ID: 0015
-Revises: 0008
+Revises: 0014
 """
 
 from typing import Sequence, Union
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0015"
-down_revision: Union[str, None] = "0008"
+down_revision: Union[str, None] = "0014"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

@@ -1,7 +1,7 @@
 """The login throttle's failures in the database, shared by every server process.
 
 Revision ID: 0017
-Revises: 0014
+Revises: 0015
 """
 
 from typing import Sequence, Union
@@ -11,7 +11,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "0017"
-down_revision: Union[str, None] = "0014"
+down_revision: Union[str, None] = "0015"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

@@ -52,7 +52,20 @@ def setup(
     senders: SenderRegistry,
     on_inbound: Callable[[Any], Awaitable[None]] | None = None,
 ) -> WebState:
-    from inbox.web import account, admin, alerts, analytics, auth, customers, evidence, live, proxies, translate, views, webchat
+    from inbox.web import (
+        account,
+        admin,
+        alerts,
+        analytics,
+        auth,
+        customers,
+        evidence,
+        live,
+        proxies,
+        translate,
+        views,
+        webchat,
+    )
     from inbox.web.rendering import create_environment
     from inbox.web.security import add_security_headers
 

@@ -45,6 +45,7 @@ __all__ = [
     "AlertRule",
     "FiredAlert",
     "NotificationRead",
+    "Macro",
     "PRIORITY_RANK",
 ]
 
@@ -119,6 +120,8 @@ class Agent(SQLModel, table=True):
     team_id: int | None = Field(default=None, foreign_key="team.id")
     slack_user_id: str | None = Field(default=None, max_length=32, index=True)
     is_active: bool = True
+    #: may accept a return the policy refuses (final sale, not returnable, window closed), with a reason
+    can_override_returns: bool = False
     session_version: int = 1
     created_at: datetime = Field(default_factory=utcnow)
     last_login_at: datetime | None = None
@@ -170,6 +173,8 @@ class Conversation(SQLModel, table=True):
         sa.Index("ix_conversation_status_last", "status", "last_message_at"),
         # the inbox's "all" list (newest activity first, no status filter) reads it in order
         sa.Index("ix_conversation_last_activity", "last_message_at", "id"),
+        # the SLA job finds running clocks that are due (inbox.sla)
+        sa.Index("ix_conversation_sla_due", "sla_due_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -187,7 +192,15 @@ class Conversation(SQLModel, table=True):
     bot_state: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
     snoozed_until: datetime | None = None
     first_response_at: datetime | None = None
+    #: the running SLA clock (inbox.sla): when the answer is due (UTC), which target ("first" /
+    #: "next"), when it breached; while waiting on the customer the clock is paused with the
+    #: business seconds that were left. Written only by the actions through ``inbox.sla``.
     sla_due_at: datetime | None = None
+    sla_kind: str | None = Field(default=None, max_length=8)
+    sla_breached_at: datetime | None = None
+    sla_paused_seconds: int | None = None
+    #: the bot's structured hand-off context (reason, intent, order, what it said), for the summary
+    handoff: dict[str, Any] | None = Field(default=None, sa_type=JSONType)
     resolved_at: datetime | None = None
     last_message_at: datetime = Field(default_factory=utcnow)
     created_at: datetime = Field(default_factory=utcnow)
@@ -407,4 +420,25 @@ class NotificationRead(SQLModel, table=True):
 
     agent_id: int = Field(foreign_key="agent.id", primary_key=True)
     last_read_id: int = 0
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Macro(SQLModel, table=True):
+    """An admin-defined bundle of conversation actions applied in one click (``macro_apply``):
+    send a canned reply, set status / priority, add labels, assign, snooze."""
+
+    __tablename__ = "macro"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=120, unique=True)
+    #: a single key pressed with Alt in the conversation (optional)
+    shortcut: str | None = Field(default=None, max_length=1)
+    canned_id: int | None = Field(default=None, foreign_key="canned_response.id")
+    status: str | None = Field(default=None, max_length=16)
+    priority: str | None = Field(default=None, max_length=16)
+    add_labels: list[str] = Field(default_factory=list, sa_type=JSONType)
+    #: "me" (whoever applies it), "none" (unassign), an agent id as text, or None (leave as is)
+    assign: str | None = Field(default=None, max_length=16)
+    snooze_hours: int | None = None
+    created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)

@@ -43,6 +43,7 @@ class Runtime:
     pipeline: Any = None
     proactive: Any = None
     alerts: Any = None
+    sla: Any = None
     connectors: list[Any] = field(default_factory=list)
     background: list[asyncio.Task[Any]] = field(default_factory=list)
     #: set once the language models are loaded: the bot starts answering (messages that came
@@ -146,6 +147,7 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
     import ordersvc.webhooks
     from bot.connectors import build_connectors
     from bot.pipeline import Pipeline
+    from inbox import sla
     from inbox.actions.shipment_notify import shipment_notify
     from inbox.alerts.runner import AlertRunner
     from inbox.channels import SenderRegistry
@@ -172,6 +174,8 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
     runtime.worker = InboundWorker(sessions, runtime.pipeline.process, ready=runtime.bot_ready)
     runtime.dispatcher = OutboxDispatcher(sessions, senders, bus)
     runtime.alerts = AlertRunner(sessions, timezone=settings.shop_timezone)
+    sla.set_default_timezone(settings.shop_timezone)
+    runtime.sla = sla.SlaJob(sessions)
 
     runtime.proactive = ProactiveJob(sessions, functools.partial(
         shipment_notify, shop_timezone=settings.shop_timezone, default_language=settings.default_language))
@@ -224,6 +228,7 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
         runtime.proactive.start()
         runtime.background.append(asyncio.create_task(runtime.pipeline.run_periodic(), name="periodic"))
         runtime.alerts.start()
+        runtime.sla.start()
         try:
             yield
         finally:
@@ -232,6 +237,7 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
             await asyncio.gather(*runtime.background, return_exceptions=True)
             await runtime.proactive.stop()
             await runtime.alerts.stop()
+            await runtime.sla.stop()
             await runtime.worker.stop()
             await runtime.dispatcher.stop()
             for connector in reversed(runtime.connectors):

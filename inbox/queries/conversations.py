@@ -76,6 +76,10 @@ class ConversationRow:
     snoozed_until: datetime | None
     #: pass as ``before`` to list the rows after this one (in the same view)
     cursor: str
+    #: the SLA clock (inbox.sla): due time, when it breached, business seconds left while paused
+    sla_due_at: datetime | None = None
+    sla_breached_at: datetime | None = None
+    sla_paused_seconds: int | None = None
 
 
 def dialect_name(session: AsyncSession) -> str:
@@ -224,6 +228,9 @@ async def list_conversations(
                 created_at=conv.created_at,
                 snoozed_until=conv.snoozed_until,
                 cursor=_cursor_of(view, conv, score),
+                sla_due_at=conv.sla_due_at,
+                sla_breached_at=conv.sla_breached_at,
+                sla_paused_seconds=conv.sla_paused_seconds,
             )
         )
     return out

@@ -21,6 +21,7 @@ Routes (one table)::
     GET  /inbox/admin/{agents,canned,labels,alerts,returns} admin pages (404 for non-admins) + their POSTs
     GET  /inbox/notifications (+ /count, POST /read) fired alerts for agents
     GET  /inbox/account  POST /inbox/account/language   the agent's profile: UI language
+    GET  /inbox/admin/sla  POST /inbox/admin/sla         the SLA policy (inbox.web.sla)
     POST /inbox/c/<id>/messages/<mid>/translate       "Translate" (only with a translation server)
     GET  /shop  GET /widget.js  GET /widget/ws   storefront, widget script, widget socket
     GET  /static/web/*  GET /static/htmx/*   our CSS/JS, htmx from the js_lib_htmx wheel
@@ -51,6 +52,7 @@ def setup(
     on_inbound: Callable[[Any], Awaitable[None]] | None = None,
 ) -> WebState:
     from inbox.web import account, admin, alerts, auth, live, translate, views, webchat
+    from inbox.web import sla as sla_web
     from inbox.web.rendering import create_environment
     from inbox.web.security import add_security_headers
 
@@ -88,6 +90,7 @@ def setup(
             *account.routes(),
             *translate.routes(),
             *alerts.routes(),
+            *sla_web.routes(),
         ]
     )
     app.router.add_static("/static/web/", webchat.STATIC_DIR, name="static_web", append_version=False)

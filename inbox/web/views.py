@@ -54,6 +54,7 @@ from inbox.web.auth import csrf_token
 from inbox.web.canned import CannedChoice, CannedError, canned_context, pick_body, render_canned
 from inbox.web.i18n import LANGUAGE_NAMES, N_, translations_for
 from inbox.web.rendering import error_response, page_context, render, render_fragment
+from inbox.web.sla import sla_context
 from inbox.web.state import AGENT, STATE
 from ordersvc.models import ItemCondition, Resolution
 from shopbase.refusal import Refused
@@ -175,6 +176,7 @@ async def _list_context(db: AsyncSession, agent: Agent, params: ListParams) -> d
         "channels": _CHANNELS,
         "views": VIEWS,
         "next_cursor": rows[-1].cursor if len(rows) == PAGE_SIZE else None,
+        **await sla_context(db),
     }
 
 
@@ -229,6 +231,7 @@ async def _conversation_context(
         ctx["viewers"] = [v for v in state.agents.viewers(conversation.id or 0) if v["id"] != agent.id]
         ctx["snooze_default"] = (datetime.now(UTC) + timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
         ctx["rating"] = await conversation_rating(db, saved_id(conversation))
+        ctx.update(await sla_context(db))
     if "composer" in parts:
         canned = (await db.exec(select(CannedResponse).order_by(col(CannedResponse.shortcut)))).all()
         ctx["canned"] = canned

@@ -1,0 +1,42 @@
+/* SLA countdowns: every element with data-sla-due shows the time left (or overdue) and turns
+   amber with data-sla-warn seconds left and red once due. The server paints the first state;
+   this keeps it current between live updates, and again after every htmx swap. */
+(function () {
+  "use strict";
+  var lang = document.documentElement.lang || "en";
+  var rtf = null;
+  try { rtf = new Intl.RelativeTimeFormat(lang, { numeric: "auto", style: "short" }); } catch (e) { rtf = null; }
+
+  function relative(seconds) {
+    var abs = Math.abs(seconds), value, unit;
+    if (abs < 3600) { value = Math.round(seconds / 60); unit = "minute"; }
+    else if (abs < 86400 * 2) { value = Math.round(seconds / 3600); unit = "hour"; }
+    else { value = Math.round(seconds / 86400); unit = "day"; }
+    return rtf ? rtf.format(value, unit) : String(value) + " " + unit;
+  }
+
+  function tick() {
+    var now = Date.now();
+    var nodes = document.querySelectorAll("[data-sla-due]");
+    for (var i = 0; i < nodes.length; i++) {
+      var el = nodes[i];
+      var due = Date.parse(el.getAttribute("data-sla-due"));
+      if (isNaN(due)) continue;
+      var warn = parseInt(el.getAttribute("data-sla-warn") || "1800", 10);
+      var left = (due - now) / 1000;
+      var state = left <= 0 ? "breached" : (left <= warn ? "warn" : "ok");
+      el.classList.remove("sla-ok", "sla-warn", "sla-breached");
+      el.classList.add("sla-" + state);
+      el.setAttribute("data-sla-state", state);
+      var label = el.querySelector(".sla-label");
+      if (label) label.textContent = el.getAttribute(state === "breached" ? "data-label-late" : "data-label-due") || "";
+      var time = el.querySelector(".sla-left");
+      if (time) time.textContent = relative(left);
+    }
+  }
+
+  document.addEventListener("DOMContentLoaded", tick);
+  document.addEventListener("htmx:afterSettle", tick);
+  window.setInterval(tick, 15000);
+  window.shopdeskSlaTick = tick;
+})();

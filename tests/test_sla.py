@@ -276,3 +276,40 @@ async def test_the_policy_is_checked_whole_and_only_admins_save_it(sessions: Any
         assert (await load_policy(s)).timezone == "Europe/Madrid"
         audit = (await s.exec(select(AuditEvent).where(AuditEvent.action == "sla_policy.saved"))).one()
         assert audit.agent_id == boss.id and "timezone" in audit.detail["changed"]
+
+
+async def test_the_unassigned_queue_orders_by_priority_then_due_time_and_pages_through(sessions: Any) -> None:
+    from inbox.models import Contact, Owner
+    from inbox.queries.conversations import list_conversations
+
+    async with sessions() as s:
+        me = Agent(email="me@shop.test", name="Me", password_hash="x", role=Role.admin)
+        s.add(me)
+        wanted = [  # (name, priority, due in minutes or None, last activity minutes ago)
+            ("urgent-none", Priority.urgent, None, 1),
+            ("high-soon", Priority.high, 5, 50),
+            ("high-later", Priority.high, 40, 2),
+            ("high-none-new", Priority.high, None, 3),
+            ("high-none-old", Priority.high, None, 30),
+            ("normal-late", Priority.normal, -10, 60),
+        ]
+        for name, priority, due, ago in wanted:
+            contact = Contact(channel=Channel.telegram, external_id=name, display_name=name)
+            s.add(contact)
+            await s.flush()
+            s.add(Conversation(contact_id=contact.id, channel=Channel.telegram, owner=Owner.agent, priority=priority,
+                               sla_due_at=None if due is None else T0 + timedelta(minutes=due),
+                               last_message_at=T0 - timedelta(minutes=ago)))
+        await s.commit()
+        rows = await list_conversations(s, me, view="unassigned")
+        names = [r.contact_name for r in rows]
+        assert names == [w[0] for w in wanted]
+        paged: list[str] = []
+        before = None
+        while True:
+            page = await list_conversations(s, me, view="unassigned", limit=1, before=before)
+            if not page:
+                break
+            paged.append(page[0].contact_name)
+            before = page[0].cursor
+        assert paged == names

@@ -52,7 +52,8 @@ from inbox.queries.messages import transcript
 from inbox.queries.orders import METHODS, REASONS, RESOLUTIONS
 from inbox.web.auth import csrf_token
 from inbox.web.canned import CannedChoice, CannedError, canned_context, pick_body, render_canned
-from inbox.web.i18n import LANGUAGE_NAMES, N_, translations_for
+from inbox.web.handoff import handoff_details, handoff_sentence
+from inbox.web.i18n import LANGUAGE_NAMES, N_, request_language, translations_for
 from inbox.web.rendering import error_response, page_context, render, render_fragment
 from inbox.web.sla import sla_context
 from inbox.web.state import AGENT, STATE
@@ -232,6 +233,9 @@ async def _conversation_context(
         ctx["snooze_default"] = (datetime.now(UTC) + timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
         ctx["rating"] = await conversation_rating(db, saved_id(conversation))
         ctx.update(await sla_context(db))
+        tr = translations_for(request)
+        ctx["handoff_sentence"] = handoff_sentence(conversation.handoff, tr)
+        ctx["handoff_details"] = handoff_details(conversation.handoff, tr, request_language(request))
     if "composer" in parts:
         canned = (await db.exec(select(CannedResponse).order_by(col(CannedResponse.shortcut)))).all()
         ctx["canned"] = canned

@@ -22,6 +22,7 @@ Routes (one table)::
     GET  /inbox/notifications (+ /count, POST /read) fired alerts for agents
     GET  /inbox/account  POST /inbox/account/language   the agent's profile: UI language
     GET  /inbox/admin/sla  POST /inbox/admin/sla         the SLA policy (inbox.web.sla)
+    GET  /inbox/admin/macros (+ POSTs)  POST /inbox/c/<id>/macro/<macro_id>   macros (inbox.web.macros)
     POST /inbox/c/<id>/messages/<mid>/translate       "Translate" (only with a translation server)
     GET  /shop  GET /widget.js  GET /widget/ws   storefront, widget script, widget socket
     GET  /static/web/*  GET /static/htmx/*   our CSS/JS, htmx from the js_lib_htmx wheel
@@ -52,6 +53,7 @@ def setup(
     on_inbound: Callable[[Any], Awaitable[None]] | None = None,
 ) -> WebState:
     from inbox.web import account, admin, alerts, auth, live, translate, views, webchat
+    from inbox.web import macros as macros_web
     from inbox.web import sla as sla_web
     from inbox.web.rendering import create_environment
     from inbox.web.security import add_security_headers
@@ -91,6 +93,7 @@ def setup(
             *translate.routes(),
             *alerts.routes(),
             *sla_web.routes(),
+            *macros_web.routes(),
         ]
     )
     app.router.add_static("/static/web/", webchat.STATIC_DIR, name="static_web", append_version=False)

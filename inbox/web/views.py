@@ -54,6 +54,7 @@ from inbox.web.auth import csrf_token
 from inbox.web.canned import CannedChoice, CannedError, canned_context, pick_body, render_canned
 from inbox.web.handoff import handoff_details, handoff_sentence
 from inbox.web.i18n import LANGUAGE_NAMES, N_, request_language, translations_for
+from inbox.web.macros import macros_for_head
 from inbox.web.rendering import error_response, page_context, render, render_fragment
 from inbox.web.sla import sla_context
 from inbox.web.state import AGENT, STATE
@@ -236,6 +237,7 @@ async def _conversation_context(
         tr = translations_for(request)
         ctx["handoff_sentence"] = handoff_sentence(conversation.handoff, tr)
         ctx["handoff_details"] = handoff_details(conversation.handoff, tr, request_language(request))
+        ctx["macros"] = await macros_for_head(db)
     if "composer" in parts:
         canned = (await db.exec(select(CannedResponse).order_by(col(CannedResponse.shortcut)))).all()
         ctx["canned"] = canned

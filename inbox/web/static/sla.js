@@ -40,3 +40,35 @@
   window.setInterval(tick, 15000);
   window.shopdeskSlaTick = tick;
 })();
+
+/* Macros: "m" opens the conversation's macro menu; the next key applies the macro with that
+   shortcut (data-macro-key). Keys typed into fields are left alone. */
+(function () {
+  "use strict";
+  var armed = 0;
+  function typing(t) {
+    return t && (t.tagName === "INPUT" || t.tagName === "TEXTAREA" || t.tagName === "SELECT" || t.isContentEditable);
+  }
+  document.addEventListener("keydown", function (e) {
+    if (e.ctrlKey || e.metaKey || e.altKey || typing(e.target)) return;
+    var menu = document.getElementById("macros-menu");
+    if (!menu) return;
+    if (armed && Date.now() - armed < 3000) {
+      armed = 0;
+      var button = menu.querySelector('[data-macro-key="' + (e.key || "").toLowerCase().replace(/["\\]/g, "") + '"]');
+      menu.open = false;
+      if (button && button.form) {
+        e.preventDefault();
+        e.stopImmediatePropagation();
+        if (button.form.requestSubmit) button.form.requestSubmit(button); else button.form.submit();
+      }
+      return;
+    }
+    if (e.key === "m") {
+      armed = Date.now();
+      menu.open = true;
+      e.preventDefault();
+      e.stopImmediatePropagation();
+    }
+  }, true);
+})();

@@ -50,6 +50,7 @@ from inbox.queries.customers import load_sidebar
 from inbox.queries.filters import ConversationFilters, InvalidQuery
 from inbox.queries.messages import transcript
 from inbox.queries.orders import METHODS, REASONS, RESOLUTIONS
+from inbox.queries.sidebar_facts import sidebar_facts
 from inbox.web.auth import csrf_token
 from inbox.web.canned import CannedChoice, CannedError, canned_context, pick_body, render_canned
 from inbox.web.handoff import handoff_details, handoff_sentence
@@ -249,6 +250,8 @@ async def _conversation_context(
         ctx["translate_enabled"] = bool(state.config.translate_url)
     if "sidebar" in parts:
         ctx["sidebar"] = await load_sidebar(db, conversation)
+        ctx["facts"] = await sidebar_facts(db, ctx["sidebar"].orders, datetime.now(UTC))
+        ctx["can_override"] = agent.is_admin or agent.can_override_returns
         ctx["ratings"] = await customer_ratings(db, conversation.contact_id)
         ctx.update(resolutions=RESOLUTIONS, methods=METHODS, reasons=REASONS)
     return ctx
@@ -589,7 +592,9 @@ async def order_action(request: web.Request) -> web.StreamResponse:
             return "Order cancelled."
         if kind == "return":
             resolution, method, items = _return_form(form)
-            await return_open(db, conversation, order_id, items, resolution, method, agent=agent)
+            override = str(form.get("override_reason") or "") if form.get("override") == "on" else None
+            await return_open(db, conversation, order_id, items, resolution, method, agent=agent,
+                              override_reason=override)
             return "Return created."
         if kind == "resend-tracking":
             await tracking_resend(db, conversation, agent, order_id)

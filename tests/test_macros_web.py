@@ -162,6 +162,8 @@ HANDOFF = {"reason": "late_shipment", "intent": "track_order", "confidence": 0.4
     ("en", "Asked where order #1003 is; the parcel has had no scan for 7 days; the bot apologised and promised a person"),
     ("es", "Preguntó dónde está el pedido #1003; el paquete lleva 7 días sin escaneos; el bot se disculpó y prometió una persona"),
     ("ru", "Спросил, где заказ #1003; посылка не сканировалась 7 дней; бот извинился и пообещал человека"),
+    ("vi", "Hỏi đơn hàng #1003 đang ở đâu; bưu kiện đã 7 ngày không được quét; bot đã xin lỗi và hứa sẽ có người hỗ trợ"),
+    ("zh-Hans", "询问订单 #1003 在哪里; 包裹已 7 天没有扫描记录; 机器人已道歉并承诺转人工"),
 ])
 async def test_the_handoff_sentence_is_in_the_agents_language(client: Any, sessions: Any, language: str,
                                                                sentence: str) -> None:

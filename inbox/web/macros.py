@@ -138,17 +138,17 @@ async def _save(request: web.Request, macro_id: int | None) -> web.StreamRespons
         except Refused as exc:
             await db.rollback()
             ctx = await _context(db)
-            ctx["error"] = _t(request, "The macro was not saved: %(problem)s",
+            ctx["error"] = _t(request, N_("The macro was not saved: %(problem)s"),
                               problem=translations_for(request).gettext(exc.message))
             return await _page(request, "inbox/admin/macros.html", ctx,
                                status=exc.status if 400 <= exc.status < 500 else 400)
         warnings = await _canned_warnings(db, macro.canned_id)
         await db.commit()
     if warnings:
-        await _flash(request, _t(request, "Macro saved, but its canned response uses variables that do not exist and "
-                                          "will be empty: %(names)s", names=", ".join(warnings)), "error")
+        await _flash(request, _t(request, N_("Macro saved, but its canned response uses variables that do not exist and "
+                                             "will be empty: %(names)s"), names=", ".join(warnings)), "error")
     else:
-        await _flash(request, _t(request, "Macro saved."))
+        await _flash(request, _t(request, N_("Macro saved.")))
     raise web.HTTPSeeOther("/inbox/admin/macros")
 
 
@@ -171,7 +171,7 @@ async def delete_macro(request: web.Request) -> web.StreamResponse:
             await db.rollback()
             return error_response(request, exc.status, translations_for(request).gettext(exc.message))
         await db.commit()
-    await _flash(request, _t(request, "Macro deleted."))
+    await _flash(request, _t(request, N_("Macro deleted.")))
     raise web.HTTPSeeOther("/inbox/admin/macros")
 
 

@@ -19,7 +19,7 @@ from inbox.actions.sla_policy_save import sla_policy_save
 from inbox.models import Channel, Priority
 from inbox.sla import WEEKDAYS, SlaPolicy, load_policy
 from inbox.web.admin import _flash, _page, _t, admin_only
-from inbox.web.i18n import N_
+from inbox.web.i18n import N_, translations_for
 from inbox.web.state import AGENT, STATE
 from shopbase.clock import utcnow
 from shopbase.refusal import Refused
@@ -105,10 +105,11 @@ async def save_sla(request: web.Request) -> web.StreamResponse:
             await db.rollback()
             policy = await load_policy(db)
             ctx = _view(policy, request.app[STATE].config.shop_timezone)
-            ctx["error"] = _t(request, "The SLA policy was not saved: %(problem)s", problem=exc.message)
+            ctx["error"] = _t(request, N_("The SLA policy was not saved: %(problem)s"),
+                              problem=translations_for(request).gettext(exc.message))
             return await _page(request, "inbox/admin/sla.html", ctx, status=exc.status if 400 <= exc.status < 500 else 400)
         await db.commit()
-    await _flash(request, _t(request, "SLA policy saved."))
+    await _flash(request, _t(request, N_("SLA policy saved.")))
     raise web.HTTPSeeOther("/inbox/admin/sla")
 
 

@@ -69,7 +69,8 @@ def handoff_sentence(context: dict[str, Any] | None, translations: _gettext_modu
     elif order:
         parts.append(_("Wrote about order %(order)s") % {"order": order})
 
-    facts = context.get("facts") if isinstance(context.get("facts"), dict) else {}
+    raw_facts = context.get("facts")
+    facts: dict[str, Any] = raw_facts if isinstance(raw_facts, dict) else {}
     days = facts.get("days_since_scan")
     if isinstance(days, int) and not isinstance(days, bool) and days >= 1:
         parts.append(translations.ngettext("the parcel has had no scan for %(num)d day",
@@ -115,7 +116,8 @@ def handoff_details(context: dict[str, Any] | None, translations: _gettext_modul
         rows.append((_("Intent"), intent))
     if context.get("order"):
         rows.append((_("Order"), str(context["order"])))
-    facts = context.get("facts") if isinstance(context.get("facts"), dict) else {}
+    raw_facts = context.get("facts")
+    facts: dict[str, Any] = raw_facts if isinstance(raw_facts, dict) else {}
     for key, value in sorted(facts.items()):
         rows.append((_("Fact"), f"{str(key).replace('_', ' ')}: {value}"))
     said = context.get("said")

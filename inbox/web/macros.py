@@ -57,18 +57,18 @@ def unknown_variables(body: str) -> list[str]:
             found.append(name)
 
     attributes = set()
-    for node in tree.find_all(nodes.Getattr):
-        if isinstance(node.node, nodes.Name) and node.node.ctx == "load":
-            attributes.add(id(node.node))
-            base = node.node.name
+    for access in tree.find_all(nodes.Getattr):
+        if isinstance(access.node, nodes.Name) and access.node.ctx == "load":
+            attributes.add(id(access.node))
+            base = access.node.name
             if base in local:
                 continue
-            if base not in KNOWN_VARIABLES or node.attr not in KNOWN_VARIABLES[base]:
-                note(f"{base}.{node.attr}")
-    for node in tree.find_all(nodes.Name):
-        if node.ctx == "load" and id(node) not in attributes and node.name not in local \
-                and node.name not in KNOWN_VARIABLES:
-            note(node.name)
+            if base not in KNOWN_VARIABLES or access.attr not in KNOWN_VARIABLES[base]:
+                note(f"{base}.{access.attr}")
+    for name in tree.find_all(nodes.Name):
+        if name.ctx == "load" and id(name) not in attributes and name.name not in local \
+                and name.name not in KNOWN_VARIABLES:
+            note(name.name)
     return found
 
 

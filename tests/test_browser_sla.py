@@ -5,6 +5,7 @@ reason from the order sidebar."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -113,6 +114,8 @@ async def test_sla_countdowns_are_green_amber_red_and_turn_amber_as_time_passes(
     head = page.locator("#conv-sla .sla")
     await expect(head).to_have_class("sla sla-breached")
     assert await head.get_attribute("data-sla-due")
+    if os.environ.get("SHOPDESK_SCREENSHOTS"):
+        await page.screenshot(path=os.path.join(os.environ["SHOPDESK_SCREENSHOTS"], "sla-inbox.png"))
     seen.assert_clean()
 
 

@@ -7,12 +7,23 @@
   var rtf = null;
   try { rtf = new Intl.RelativeTimeFormat(lang, { numeric: "auto", style: "short" }); } catch (e) { rtf = null; }
 
-  function relative(seconds) {
-    var abs = Math.abs(seconds), value, unit;
-    if (abs < 3600) { value = Math.round(seconds / 60); unit = "minute"; }
-    else if (abs < 86400 * 2) { value = Math.round(seconds / 3600); unit = "hour"; }
-    else { value = Math.round(seconds / 86400); unit = "day"; }
-    return rtf ? rtf.format(value, unit) : String(value) + " " + unit;
+  function parts(seconds) {
+    var abs = Math.abs(seconds);
+    if (abs < 3600) return [Math.round(seconds / 60), "minute"];
+    if (abs < 86400 * 2) return [Math.round(seconds / 3600), "hour"];
+    return [Math.round(seconds / 86400), "day"];
+  }
+
+  function relative(seconds) {  /* "in 25 min." while time is left */
+    var p = parts(seconds);
+    return rtf ? rtf.format(p[0], p[1]) : String(p[0]) + " " + p[1];
+  }
+
+  function overdue(seconds) {  /* "25 min" past the due time (the label already says "Overdue") */
+    var p = parts(-seconds);
+    try {
+      return new Intl.NumberFormat(lang, { style: "unit", unit: p[1], unitDisplay: "short" }).format(p[0]);
+    } catch (e) { return String(p[0]) + " " + p[1]; }
   }
 
   function tick() {
@@ -31,7 +42,7 @@
       var label = el.querySelector(".sla-label");
       if (label) label.textContent = el.getAttribute(state === "breached" ? "data-label-late" : "data-label-due") || "";
       var time = el.querySelector(".sla-left");
-      if (time) time.textContent = relative(left);
+      if (time) time.textContent = left <= 0 ? overdue(left) : relative(left);
     }
   }
 

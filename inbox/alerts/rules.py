@@ -122,15 +122,6 @@ async def _escalations(session: AsyncSession, now: datetime, limit: int) -> list
             for aid, cid, at, detail in rows]
 
 
-def _last_escalation() -> Any:
-    return (
-        sa.select(col(AuditEvent.conversation_id).label("cid"), sa.func.max(col(AuditEvent.created_at)).label("at"))
-        .where(col(AuditEvent.action) == ESCALATED)
-        .group_by(col(AuditEvent.conversation_id))
-        .subquery()
-    )
-
-
 SLA_LOOKBACK = timedelta(days=7)
 
 

@@ -176,3 +176,22 @@ async def test_the_handoff_sentence_is_in_the_agents_language(client: Any, sessi
     assert found is not None and found.group(1) == sentence
     assert "<details>" in page and "#1003" in page and "47" in page  # the structured details, one click away
     assert "intent: track_order (47%)" in page  # the raw summary stays inside the details
+
+
+async def test_admins_allow_and_stop_return_overrides_for_an_agent(client: Any, sessions: Any) -> None:
+    ana = await add_agent(sessions)
+    await add_agent(sessions, "boss@shop.test", name="Boss", admin=True)
+    token = await login(client, "boss@shop.test")
+    page = await (await client.get("/inbox/admin/agents")).text()
+    assert 'value="allow_overrides"' in page
+    resp = await post(client, f"/inbox/admin/agents/{ana.id}", token, action="allow_overrides")
+    assert resp.status == 303
+    assert "Ana may now override return refusals." in await (await client.get("/inbox/admin/agents")).text()
+    async with sessions() as db:
+        assert (await db.get(Agent, ana.id)).can_override_returns is True
+    assert (await post(client, f"/inbox/admin/agents/{ana.id}", token, action="deny_overrides")).status == 303
+    async with sessions() as db:
+        assert (await db.get(Agent, ana.id)).can_override_returns is False
+        audits = (await db.exec(select(AuditEvent).where(AuditEvent.action.in_(["agent.allow_overrides",
+                                                                               "agent.deny_overrides"])))).all()
+    assert len(audits) == 2

@@ -313,3 +313,23 @@ async def test_the_unassigned_queue_orders_by_priority_then_due_time_and_pages_t
             paged.append(page[0].contact_name)
             before = page[0].cursor
         assert paged == names
+
+
+async def test_a_breach_never_lands_on_a_clock_that_changed_meanwhile(sessions: Any, clock: Clock) -> None:
+    import sqlalchemy as sa
+
+    from inbox.actions.conversation_sla_breach import conversation_sla_breach
+
+    await policy(sessions, targets={"normal": {"first": 15, "next": 30}})
+    cid = await customer_writes(sessions, clock, contact="c6")
+    await escalate(sessions, cid)
+    async with sessions() as s:
+        stale = await s.get(Conversation, cid)
+        assert stale is not None and stale.sla_due_at is not None
+        # an agent's answer committed after the job read the row: the clock is gone
+        await s.exec(sa.update(Conversation).where(Conversation.id == cid).values(sla_due_at=None, sla_kind=None)
+                     .execution_options(synchronize_session=False))
+        assert await conversation_sla_breach(s, stale, now=clock.now + timedelta(hours=1)) is None
+        await s.commit()
+    conv = await load(sessions, cid)
+    assert conv.sla_breached_at is None and conv.sla_due_at is None

@@ -195,3 +195,27 @@ async def test_admins_allow_and_stop_return_overrides_for_an_agent(client: Any, 
         audits = (await db.exec(select(AuditEvent).where(AuditEvent.action.in_(["agent.allow_overrides",
                                                                                "agent.deny_overrides"])))).all()
     assert len(audits) == 2
+
+
+def test_handoff_sentences_for_other_hand_overs() -> None:
+    from inbox.web.handoff import handoff_details, handoff_sentence
+    from inbox.web.i18n import translations
+
+    en = translations("en")
+    assert handoff_sentence(None, en) == "" and handoff_sentence({}, en) == ""
+    assert handoff_sentence({"reason": "negative", "intent": "complaint", "said": ["handoff"]}, en) == (
+        "Complained; the customer is upset; the bot apologised and promised a person")
+    assert handoff_sentence({"reason": "low_confidence", "intent": "unknown", "said": ["handoff_unsure"]}, en) == (
+        "The bot was not sure what they meant; the bot told them a person will reply")
+    assert handoff_sentence({"reason": "bot_error", "said": ["bot_error"]}, en) == (
+        "The bot failed on their last message; the bot apologised and promised a person")
+    assert handoff_sentence({"reason": "late_shipment", "intent": "cancel_order", "order": "#1005",
+                             "facts": {"not_shipped": True, "days_since_scan": "7<script>"}}, en) == (
+        "Wants to cancel order #1005; it has not shipped by the expected date")
+    # one day is singular; Russian picks its own plural form
+    ru = translations("ru")
+    assert "1 день" in handoff_sentence({"intent": "track_order", "facts": {"days_since_scan": 1}}, ru)
+    assert "3 дня" in handoff_sentence({"intent": "track_order", "facts": {"days_since_scan": 3}}, ru)
+    rows = dict(handoff_details({"reason": "negative", "intent": "complaint", "confidence": 0.91,
+                                 "said": ["handoff"], "note": "step: returns/reason"}, en, "en"))
+    assert rows["Intent"] == "complaint (91%)" and rows["Note"] == "step: returns/reason"

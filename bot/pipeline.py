@@ -159,7 +159,8 @@ class Pipeline:
                        language=turn.lang, intent=turn.intent)
         if turn.escalation is not None:
             await conversation_escalate(session, conversation, priority=turn.escalation.priority,
-                                 summary=turn.escalation.summary, reason=turn.escalation.reason)
+                                 summary=turn.escalation.summary, reason=turn.escalation.reason,
+                                 context=turn.escalation.context)
         for alert in turn.alerts:
             self.bus.collect(session, Event("alert", conversation.id, alert))
         await session.commit()  # message_answer marked the message processed: one UPDATE with its intent
@@ -178,7 +179,8 @@ class Pipeline:
                     message_send(session, conversation, OutboundPayload(text=render_reply("bot_error", lang)),
                                        author=Author.bot)
                     await conversation_escalate(session, conversation, priority=Priority.high,
-                                         summary="reason: bot_error; the bot failed on the last message", reason="bot_error")
+                                         summary="reason: bot_error; the bot failed on the last message", reason="bot_error",
+                                         context={"reason": "bot_error", "said": ["bot_error"]})
                 await message_mark_processed(session, message_id)
                 await session.commit()
             self._observe(TurnStats(intent=message.intent or "unknown", understanding_seconds=None,

@@ -45,6 +45,7 @@ __all__ = [
     "AlertRule",
     "FiredAlert",
     "NotificationRead",
+    "Macro",
     "PRIORITY_RANK",
     "CustomerProfile",
     "CustomerIdentity",
@@ -125,6 +126,8 @@ class Agent(SQLModel, table=True):
     team_id: int | None = Field(default=None, foreign_key="team.id")
     slack_user_id: str | None = Field(default=None, max_length=32, index=True)
     is_active: bool = True
+    #: may accept a return the policy refuses (final sale, not returnable, window closed), with a reason
+    can_override_returns: bool = False
     session_version: int = 1
     created_at: datetime = Field(default_factory=utcnow)
     last_login_at: datetime | None = None
@@ -184,6 +187,8 @@ class Conversation(SQLModel, table=True):
         # analytics (migration 0014): the conversations opened in a period, without visiting the table
         sa.Index("ix_conversation_created_analytics", "created_at", "channel", "last_intent", "first_response_at",
                  "resolved_at", "assignee_id"),
+        # the SLA job finds running clocks that are due (inbox.sla)
+        sa.Index("ix_conversation_sla_due", "sla_due_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -201,7 +206,15 @@ class Conversation(SQLModel, table=True):
     bot_state: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
     snoozed_until: datetime | None = None
     first_response_at: datetime | None = None
+    #: the running SLA clock (inbox.sla): when the answer is due (UTC), which target ("first" /
+    #: "next"), when it breached; while waiting on the customer the clock is paused with the
+    #: business seconds that were left. Written only by the actions through ``inbox.sla``.
     sla_due_at: datetime | None = None
+    sla_kind: str | None = Field(default=None, max_length=8)
+    sla_breached_at: datetime | None = None
+    sla_paused_seconds: int | None = None
+    #: the bot's structured hand-off context (reason, intent, order, what it said), for the summary
+    handoff: dict[str, Any] | None = Field(default=None, sa_type=JSONType)
     resolved_at: datetime | None = None
     last_message_at: datetime = Field(default_factory=utcnow)
     created_at: datetime = Field(default_factory=utcnow)
@@ -507,3 +520,22 @@ class CustomerMerge(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     undone_at: datetime | None = None
     undone_by_id: int | None = Field(default=None, foreign_key="agent.id")
+class Macro(SQLModel, table=True):
+    """An admin-defined bundle of conversation actions applied in one click (``macro_apply``):
+    send a canned reply, set status / priority, add labels, assign, snooze."""
+
+    __tablename__ = "macro"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=120, unique=True)
+    #: a single key pressed with Alt in the conversation (optional)
+    shortcut: str | None = Field(default=None, max_length=1)
+    canned_id: int | None = Field(default=None, foreign_key="canned_response.id")
+    status: str | None = Field(default=None, max_length=16)
+    priority: str | None = Field(default=None, max_length=16)
+    add_labels: list[str] = Field(default_factory=list, sa_type=JSONType)
+    #: "me" (whoever applies it), "none" (unassign), an agent id as text, or None (leave as is)
+    assign: str | None = Field(default=None, max_length=16)
+    snooze_hours: int | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)

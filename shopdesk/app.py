@@ -47,6 +47,7 @@ class Runtime:
     #: periodic jobs (shopdesk.cluster); on SQLite ``leadership`` always leads
     fanout: Any = None
     leadership: Any = None
+    sla: Any = None
     connectors: list[Any] = field(default_factory=list)
     background: list[asyncio.Task[Any]] = field(default_factory=list)
     #: set once the language models are loaded: the bot starts answering (messages that came
@@ -150,6 +151,7 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
     import ordersvc.webhooks
     from bot.connectors import build_connectors
     from bot.pipeline import Pipeline
+    from inbox import sla
     from inbox.actions.shipment_notify import shipment_notify
     from inbox.alerts.runner import AlertRunner
     from inbox.channels import SenderRegistry
@@ -192,6 +194,8 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
     runtime.fanout = PgNotifyFanout(dsn, bus) if dsn else None
     runtime.alerts = AlertRunner(sessions, timezone=settings.shop_timezone, should_run=runtime.leadership)
     runtime.pipeline.should_run_periodic = runtime.leadership
+    sla.set_default_timezone(settings.shop_timezone)
+    runtime.sla = sla.SlaJob(sessions, should_run=runtime.leadership)
 
     runtime.proactive = ProactiveJob(sessions, functools.partial(
         shipment_notify, shop_timezone=settings.shop_timezone, default_language=settings.default_language))
@@ -251,6 +255,7 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
         runtime.proactive.start()
         runtime.background.append(asyncio.create_task(runtime.pipeline.run_periodic(), name="periodic"))
         runtime.alerts.start()
+        runtime.sla.start()
         try:
             yield
         finally:
@@ -259,6 +264,7 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
             await asyncio.gather(*runtime.background, return_exceptions=True)
             await runtime.proactive.stop()
             await runtime.alerts.stop()
+            await runtime.sla.stop()
             await runtime.worker.stop()
             await runtime.dispatcher.stop()
             for connector in reversed(runtime.connectors):

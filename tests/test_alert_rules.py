@@ -80,20 +80,25 @@ async def returned(s: Any, line: Any, reason: ReturnReason, at: datetime, quanti
     await s.flush()
 
 
-async def test_escalation_fires_once_and_sla_after_the_threshold(sessions) -> None:
+async def test_escalation_fires_once_and_sla_after_the_breach(sessions) -> None:
     async with sessions() as s:
         waiting = await conversation(s, created=NOW - timedelta(hours=5), escalated=NOW - timedelta(minutes=30))
+        waiting.sla_kind, waiting.sla_due_at = "first", NOW + timedelta(minutes=30)
         answered = await conversation(s, created=NOW - timedelta(hours=5), escalated=NOW - timedelta(hours=3),
                                       first_response=NOW - timedelta(hours=2))
         await conversation(s, created=NOW - timedelta(hours=5), owner=Owner.bot)  # the bot has it: no SLA
         await s.commit()
     early = await findings(sessions, NOW, "escalation", "sla_breach")
     assert [(f.rule, f.conversation_id) for f in early] == [("escalation", answered.id), ("escalation", waiting.id)]
-    # waiting counts from the (last) escalation, not from when the bot started talking
+    # the SLA job marks the clock breached once it is due; the rule announces that breach
     later = NOW + timedelta(minutes=31)
+    assert await findings(sessions, later, "sla_breach") == []
+    from inbox.sla import SlaJob
+
+    assert await SlaJob(sessions).run_once(later) == [waiting.id]
+    assert await SlaJob(sessions).run_once(later) == []  # once per clock
     late = [f for f in await findings(sessions, later, "sla_breach") if f.rule == "sla_breach"]
-    assert [(f.conversation_id, f.detail["threshold_minutes"]) for f in late] == [(waiting.id, 60)]
-    assert await findings(sessions, later, "sla_breach", sla_breach={"first_response_minutes": 120}) == []
+    assert [(f.conversation_id, f.detail["kind"]) for f in late] == [(waiting.id, "first")]
 
     runner = AlertRunner(sessions)
     first = await runner.run_once(later)
@@ -231,8 +236,8 @@ async def test_rules_switch_off_and_bad_settings_change_nothing(sessions) -> Non
         await s.commit()
         with pytest.raises(Refused) as refused:
             await alert_rules_save(s, {"low_stock": (False, {}),
-                                       "sla_breach": (True, {"first_response_minutes": "0"})}, by=admin)
-        assert "first_response_minutes" in refused.value.message
+                                       "shipment": (True, {"lookback_days": "0"})}, by=admin)
+        assert "lookback_days" in refused.value.message
         with pytest.raises(Refused):
             await alert_rules_save(s, {"low_stock": (False, {})}, by=agent)  # admins only
         await s.rollback()

@@ -33,7 +33,7 @@ async def post(client: Any, url: str, token: str, **data: Any) -> Any:
 
 
 def form(**overrides: str) -> dict[str, str]:
-    data = {"escalation.enabled": "on", "sla_breach.enabled": "on", "sla_breach.first_response_minutes": "45",
+    data = {"escalation.enabled": "on", "sla_breach.enabled": "on",
             "shipment.enabled": "on", "shipment.lookback_days": "30", "return_spike.enabled": "on",
             "return_spike.reason_count": "3", "return_spike.reason_days": "7", "return_spike.rate_factor": "2",
             "return_spike.min_returns": "3", "daily_digest.enabled": "on", "daily_digest.at": "08:30"}
@@ -50,7 +50,7 @@ async def test_rules_page_is_for_admins_and_saves_with_csrf(client: Any, session
     await client.post("/logout", data={"csrf_token": token})
     token = await login(client, "boss@shop.test")
     page = await (await client.get("/inbox/admin/alerts")).text()
-    assert "Low stock (per SKU and location)" in page and 'name="sla_breach.first_response_minutes" value="60"' in page
+    assert "Low stock (per SKU and location)" in page and 'name="shipment.lookback_days" value="30"' in page
     # without the CSRF token nothing happens
     resp = await client.post("/inbox/admin/alerts", data=form(), allow_redirects=False)
     assert resp.status == 403
@@ -59,10 +59,10 @@ async def test_rules_page_is_for_admins_and_saves_with_csrf(client: Any, session
     async with sessions() as db:
         saved = {r.rule: (r.enabled, r.params) for r in (await db.exec(select(AlertRule))).all()}
     assert saved["low_stock"] == (False, {})
-    assert saved["sla_breach"] == (True, {"first_response_minutes": 45})
+    assert saved["sla_breach"] == (True, {})
     assert saved["daily_digest"] == (True, {"at": "08:30"})
     page = await (await client.get("/inbox/admin/alerts")).text()
-    assert "Alert rules saved." in page and 'value="45"' in page
+    assert "Alert rules saved." in page and 'value="08:30"' in page
     # a bad value: 400 naming the field, nothing changed
     resp = await post(client, "/inbox/admin/alerts", token, **form(**{"daily_digest.at": "25:99"}))
     text = await resp.text()
@@ -106,7 +106,9 @@ async def test_notifications_unread_count_and_visibility(client: Any, sessions: 
         db.add(contact)
         await db.flush()
         hidden = Conversation(contact_id=contact.id, channel=Channel.telegram, team_id=team.id, owner="agent",
-                              created_at=datetime.now(UTC) - timedelta(hours=3))
+                              created_at=datetime.now(UTC) - timedelta(hours=3), sla_kind="first",
+                              sla_due_at=datetime.now(UTC) - timedelta(hours=1),
+                              sla_breached_at=datetime.now(UTC) - timedelta(hours=1))
         db.add(hidden)
         main = await make_warehouse(db, "MAIN")
         await make_level(db, main, "MUG", on_hand=0)

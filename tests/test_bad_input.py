@@ -342,6 +342,7 @@ def good_values(desk: Desk, route: Route) -> dict[str, str]:
         "cid": str(desk.conversation_id),
         "part": "head",
         "canned_id": str(desk.canned_id),
+        "macro_id": "999999",
         "order_id": "1",
         "mid": "1",
         "action": "cancel",

@@ -139,6 +139,11 @@ async def test_a_parcel_without_a_scan_for_five_days_counts_as_late(sessions, se
     assert [(a["kind"], a["order_name"], a["shipments"][0]["tracking_number"]) for a in await _alerts(chat)] == [
         ("late_shipment", "#1001", UPS_NUMBER)
     ]
+    # the hand-off context the inbox words for agents, and the SLA clock the hand-off started
+    handoff = conversation.handoff or {}
+    assert (handoff["reason"], handoff["intent"], handoff["order"]) == ("late_shipment", "track_order", "#1001")
+    assert handoff["facts"]["days_since_scan"] == 6 and "wismo_sorry_late" in handoff["said"]
+    assert conversation.sla_kind == "first" and conversation.sla_due_at is not None
 
 
 async def test_a_parcel_scanned_recently_is_not_late(sessions, settings) -> None:  # type: ignore[no-untyped-def]

@@ -98,6 +98,8 @@ class Escalation:
     reason: str
     priority: Priority
     summary: str
+    #: the same facts, structured, for the agents' hand-off sentence (``inbox.handoff``)
+    context: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -134,8 +136,11 @@ class Turn:
         self.replies.append(OutboundPayload(text=text, quick_replies=quick, attachments=attachments))
         self.said.append(template)
 
-    def escalate(self, reason: str, *, priority: Priority = Priority.normal, note: str = "") -> None:
-        """Hand the conversation to the agents' queue, with a short summary of what happened."""
+    def escalate(self, reason: str, *, priority: Priority = Priority.normal, note: str = "",
+                 facts: dict[str, Any] | None = None) -> None:
+        """Hand the conversation to the agents' queue, with a short summary of what happened and
+        the same as structured context (``facts``: what the handler found, e.g. days since the
+        parcel's last scan), from which the inbox writes the agent a sentence in their language."""
         parts = [f"reason: {reason}", f"intent: {self.intent} ({format_percent(self.confidence, 'en')})"]
         if self.order_ref:
             parts.append(f"order: {self.order_ref}")
@@ -143,8 +148,14 @@ class Turn:
             parts.append("bot said: " + ", ".join(self.said[-5:]))
         if note:
             parts.append(note)
+        context: dict[str, Any] = {
+            "reason": reason, "intent": self.intent, "confidence": round(float(self.confidence), 4),
+            "order": self.order_ref, "said": list(self.said[-8:]), "note": note[:300] or None,
+            "facts": dict(facts or {}), "hostile": bool(self.hostile),
+        }
         if self.escalation is None or _rank(priority) > _rank(self.escalation.priority):
-            self.escalation = Escalation(reason=reason, priority=priority, summary="; ".join(parts)[:2000])
+            self.escalation = Escalation(reason=reason, priority=priority, summary="; ".join(parts)[:2000],
+                                         context=context)
         self.state.reset()
 
     def alert(self, kind: str, **data: Any) -> None:

@@ -61,7 +61,8 @@ async def track_order(turn: Turn) -> None:
             turn.say("wismo_unfulfilled_late", order=order, ship_by=ship_by)
             turn.say("wismo_sorry_late", order=order, problem=False)
             turn.alert("late_shipment", order_id=order.id, order_name=order.name, shipments=[], not_shipped=True)
-            turn.escalate("late_shipment", priority=Priority.high, note="not shipped by the expected date")
+            turn.escalate("late_shipment", priority=Priority.high, note="not shipped by the expected date",
+                          facts={"not_shipped": True})
             return
         turn.say("wismo_unfulfilled", order=order, ship_by=ship_by)
         return
@@ -84,7 +85,11 @@ async def track_order(turn: Turn) -> None:
         turn.alert(kind, order_id=order.id, order_name=order.name,
                    shipments=[{"tracking_number": v["tracking_number"], "status": v["status"], "carrier": v["carrier"]} for v in problems])
         note = f"{len(problems)} problem shipment(s)" + ("; items not shipped by the expected date" if overdue_items else "")
-        turn.escalate(kind, priority=Priority.high, note=note)
+        scans = [v["last_scan"]["at"] for v in problems if v.get("last_scan") and v["last_scan"].get("at")]
+        facts: dict[str, Any] = {"problem": kind == "shipment_exception", "not_shipped": overdue_items}
+        if scans:
+            facts["days_since_scan"] = max(0, (turn.now - min(scans)).days)
+        turn.escalate(kind, priority=Priority.high, note=note, facts=facts)
 
 
 def _updates_button(turn: Turn) -> list[tuple[str, str]] | None:

@@ -15,7 +15,8 @@ from shopbase.refusal import Refused
 
 __all__ = ["AGENT_CHANGES", "agent_update"]
 
-AGENT_CHANGES = ("deactivate", "activate", "make_admin", "make_agent", "slack", "password", "sign_out")
+AGENT_CHANGES = ("deactivate", "activate", "make_admin", "make_agent", "slack", "password", "sign_out",
+                 "allow_overrides", "deny_overrides")
 _SLACK_ID = re.compile(r"^[UW][A-Z0-9]{2,30}$")
 
 
@@ -54,6 +55,8 @@ async def agent_update(
         await set_password(session, agent, password)
     elif change == "sign_out":
         agent.session_version += 1
+    elif change in ("allow_overrides", "deny_overrides"):  # may accept returns the policy refuses
+        agent.can_override_returns = change == "allow_overrides"
     else:
         raise Refused("unknown_change", "unknown action", status=400)
     session.add(agent)

@@ -7,6 +7,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from inbox.actions.base import conversation_event, touch, write_audit
 from inbox.events import EventType, collect
 from inbox.models import Agent, Conversation, Owner
+from inbox.sla import sla_clear
 from shopbase.clock import utcnow
 from shopbase.refusal import Refused
 
@@ -29,6 +30,7 @@ async def conversation_handback(
     previous = conversation.assignee_id
     conversation.owner = Owner.bot
     conversation.assignee_id = None
+    sla_clear(conversation)
     touch(session, conversation, now)
     write_audit(session, conversation.id, "conversation.handed_back", agent=by, actor=actor,
                 detail={"previous_assignee_id": previous}, now=now)

@@ -14,6 +14,7 @@ from inbox.actions.csat_request import csat_request, csat_state
 from inbox.actions.message_send import message_send
 from inbox.events import EventType, collect
 from inbox.models import Agent, Author, Conversation, ConversationStatus, Owner
+from inbox.sla import sla_on_status
 from shopbase.clock import utcnow
 from shopbase.refusal import Refused
 
@@ -50,6 +51,7 @@ async def conversation_status(
     else:
         await make_active(session, conversation)
     conversation.status = new
+    await sla_on_status(session, conversation, previous, now)
     touch(session, conversation, now)
     detail: dict[str, Any] = {"from": previous.value, "to": new.value}
     if snoozed_until is not None and new == ConversationStatus.snoozed:
@@ -81,6 +83,7 @@ async def conversation_wake_snoozed(session: AsyncSession, now: datetime | None 
     for conversation in due:
         conversation.status = ConversationStatus.open
         conversation.snoozed_until = None
+        await sla_on_status(session, conversation, ConversationStatus.snoozed, now)
         touch(session, conversation, now)
         write_audit(session, conversation.id, "conversation.woken", actor="system", detail={"from": "snoozed"},
                     now=now)

@@ -57,6 +57,7 @@ from inbox.models import (
     search_text_of,
 )
 from inbox.queries.conversations import active_conversation
+from inbox.sla import sla_on_customer_message
 from shopbase.clock import utcnow
 from shopbase.rows import saved_id
 from shopbase.text import clean_line
@@ -261,6 +262,7 @@ async def _record(session: AsyncSession, c: _Inbound, *, reopen_days: int, now: 
     )
     session.add(message)
     conversation.last_message_at = now
+    await sla_on_customer_message(session, conversation, now)
     touch(session, conversation, now)
     await session.flush()
 
@@ -297,7 +299,8 @@ def _contact_changes(c: _Inbound, display_name: str | None, username: str | None
 #: statements of the common case, built once (building a statement costs more than running it)
 _OPEN_CONVERSATION_OF = (
     sa.select(_CONTACT.c.id, _CONTACT.c.display_name, _CONTACT.c.username, _CONTACT.c.language,
-              _CONTACT.c.customer_id, _CONTACT.c.undeliverable_at, _CONVERSATION.c.id, _CONVERSATION.c.status)
+              _CONTACT.c.customer_id, _CONTACT.c.undeliverable_at, _CONVERSATION.c.id, _CONVERSATION.c.status,
+              _CONVERSATION.c.owner, _CONVERSATION.c.sla_due_at)
     .select_from(_CONTACT.join(_CONVERSATION, sa.and_(
         _CONVERSATION.c.contact_id == _CONTACT.c.id,
         _CONVERSATION.c.status != ConversationStatus.resolved)))
@@ -316,17 +319,21 @@ async def _record_into_open_conversation(session: AsyncSession, c: _Inbound, now
     """The common case, a known customer writing into their open conversation, in four Core
     statements (read contact and conversation, update the contact, insert the message, touch
     the conversation) instead of the ORM's loads and flushes. Anything else (a new customer, a
-    snoozed, pending or resolved conversation) returns None for the general path below."""
+    snoozed, pending or resolved conversation, one whose SLA clock must start) returns None for the
+    general path below."""
     row = (
-        await session.exec(  # type: ignore[call-overload]  # a Core select of eight columns
+        await session.exec(  # type: ignore[call-overload]  # a Core select of ten columns
             _OPEN_CONVERSATION_OF, params={"b_channel": c.channel, "b_external_id": c.external_id}
         )
     ).first()
     if row is None:
         return None
-    contact_id, display_name, username, language, customer_id, undeliverable_at, conversation_id, status = row
+    contact_id, display_name, username, language, customer_id, undeliverable_at, conversation_id, status, owner, \
+        sla_due_at = row
     if ConversationStatus(status) != ConversationStatus.open:
         return None
+    if Owner(owner) == Owner.agent and sla_due_at is None:
+        return None  # people owe an answer and no SLA clock runs: the general path starts one
     changes = _contact_changes(c, display_name, username, language, customer_id, undeliverable_at)
     if "display_name" in changes or "username" in changes:  # a Core UPDATE: the search index is ours to keep
         changes["search_text"] = search_text_of(Contact, {"display_name": display_name, "username": username} | changes)

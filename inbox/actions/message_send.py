@@ -12,6 +12,7 @@ from inbox.actions.base import PREVIEW_CHARS, conversation_event, touch, write_a
 from inbox.events import Event, EventType, collect
 from inbox.messages import InvalidMessage, OutboundPayload, check_text
 from inbox.models import Agent, Author, Conversation, Direction, Message, OutboxMessage, Owner
+from inbox.sla import sla_on_agent_reply
 from shopbase.clock import utcnow
 from shopbase.text import clean_text
 
@@ -102,6 +103,7 @@ async def agent_reply(
         conversation.assignee_id = agent.id
     if conversation.first_response_at is None:
         conversation.first_response_at = now
+    sla_on_agent_reply(conversation)
     touch(session, conversation, now)
     await session.flush()
     write_audit(session, conversation.id, "message.agent_reply", agent=agent,

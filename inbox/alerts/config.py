@@ -35,8 +35,7 @@ class EscalationParams(_Params):
 
 
 class SlaParams(_Params):
-    #: a conversation waiting for a person longer than this without a first answer breaches
-    first_response_minutes: int = Field(60, ge=1, le=7 * 24 * 60)
+    """The targets live in the SLA policy (``inbox.sla``, /inbox/admin/sla)."""
 
 
 class ShipmentParams(_Params):
@@ -89,7 +88,7 @@ RULES: dict[str, type[_Params]] = {
 
 RULE_TITLES: dict[str, str] = {
     "escalation": "Escalation created",
-    "sla_breach": "First response overdue",
+    "sla_breach": "SLA breached (first or next response overdue)",
     "shipment": "Shipment late or in exception",
     "return_spike": "Return-reason spike for a product",
     "low_stock": "Low stock (per SKU and location)",

@@ -9,8 +9,8 @@ per (rule, subject, window) and announces it. Every rule reads with SQL aggregat
 Windows (what "once per condition per window" means for each rule):
 
 * ``escalation``: each escalation (its audit row) once.
-* ``sla_breach``: a conversation waiting for a person (open, owned by agents) with no first answer
-  ``first_response_minutes`` after it was (last) escalated, or created: once per conversation.
+* ``sla_breach``: a conversation's SLA clock ran out (``inbox.sla``: the SLA job marked it
+  breached within the last week): once per clock (its kind and due time).
 * ``shipment``: a shipment late against its estimate or stalled (``ordersvc.service``'s one
   lateness rule), or in a problem status: once as *late* and once as *exception*.
 * ``return_spike``: a product with ≥ ``reason_count`` units returned for one reason in the last
@@ -122,34 +122,27 @@ async def _escalations(session: AsyncSession, now: datetime, limit: int) -> list
             for aid, cid, at, detail in rows]
 
 
-def _last_escalation() -> Any:
-    return (
-        sa.select(col(AuditEvent.conversation_id).label("cid"), sa.func.max(col(AuditEvent.created_at)).label("at"))
-        .where(col(AuditEvent.action) == ESCALATED)
-        .group_by(col(AuditEvent.conversation_id))
-        .subquery()
-    )
+SLA_LOOKBACK = timedelta(days=7)
 
 
-async def _sla(session: AsyncSession, now: datetime, minutes: int, limit: int) -> list[Finding]:
-    esc = _last_escalation()
-    since = sa.func.coalesce(esc.c.at, col(Conversation.created_at))
+async def _sla(session: AsyncSession, now: datetime, limit: int) -> list[Finding]:
     rows = (
         await session.exec(  # type: ignore[call-overload]  # a Core select
-            sa.select(col(Conversation.id), since, col(Contact.display_name))
+            sa.select(col(Conversation.id), col(Conversation.sla_kind), col(Conversation.sla_due_at),
+                      col(Conversation.sla_breached_at), col(Contact.display_name))
             .join(Contact, col(Contact.id) == col(Conversation.contact_id))
-            .outerjoin(esc, esc.c.cid == col(Conversation.id))
-            .where(col(Conversation.status) == ConversationStatus.open, col(Conversation.owner) == Owner.agent,
-                   col(Conversation.first_response_at).is_(None), since <= now - timedelta(minutes=minutes),
-                   _not_fired("sla_breach", _text(col(Conversation.id)), sa.literal("first_response")))
-            .order_by(since, col(Conversation.id))
-            .limit(limit)
+            .where(col(Conversation.sla_breached_at).is_not(None), col(Conversation.sla_due_at).is_not(None),
+                   col(Conversation.sla_breached_at) <= now,
+                   col(Conversation.sla_breached_at) > now - SLA_LOOKBACK)
+            .order_by(col(Conversation.sla_breached_at), col(Conversation.id))
+            .limit(limit * 4)
         )
     ).all()
-    return [Finding("sla_breach", str(cid), "first_response", "sla_breach", cid,
-                    {"conversation_id": cid, "waiting_since": _iso(at), "threshold_minutes": minutes,
-                     "customer": name or ""})
-            for cid, at, name in rows]
+    found = [Finding("sla_breach", str(cid), f"{kind or 'first'}-{_iso(due)}", "sla_breach", cid,
+                     {"conversation_id": cid, "kind": kind or "first", "due_at": _iso(due),
+                      "breached_at": _iso(breached), "customer": name or ""})
+             for cid, kind, due, breached, name in rows]
+    return (await _unfired(session, found))[:limit]
 
 
 def _latest_conversation_of(customer_id: Any) -> Any:
@@ -285,7 +278,7 @@ async def evaluate(session: AsyncSession, now: datetime, config: AlertConfig, *,
     if config.on("escalation"):
         found += await _escalations(session, now, max_per_rule)
     if config.on("sla_breach"):
-        found += await _sla(session, now, config.params("sla_breach").first_response_minutes, max_per_rule)
+        found += await _sla(session, now, max_per_rule)
     if config.on("shipment"):
         found += await _shipments(session, now, config.params("shipment").lookback_days, max_per_rule)
     if config.on("return_spike"):

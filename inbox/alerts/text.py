@@ -57,13 +57,12 @@ def describe(kind: str, detail: dict[str, Any], *, locale: str = "en", tz: str =
                           f"Priority: {d.get('priority') or 'normal'}", f"At: {_when(d.get('at'), locale, tz)}"],
                          conversation or NOTIFICATIONS_PATH, "Open conversation")
     if kind == "sla_breach":
-        minutes = _n(d.get("threshold_minutes"), locale)
         who = str(d.get("customer") or "").strip()
-        lines = [f"No first answer within {minutes} minutes",
-                 f"Waiting since: {_when(d.get('waiting_since'), locale, tz)}"]
+        what = "Next response" if d.get("kind") == "next" else "First response"
+        lines = [f"{what} was due: {_when(d.get('due_at'), locale, tz)}"]
         if who:
             lines.insert(0, f"Customer: {who}")
-        return AlertText(f"First response overdue: conversation #{conversation_id}", lines,
+        return AlertText(f"{what} overdue (SLA): conversation #{conversation_id}", lines,
                          conversation or NOTIFICATIONS_PATH, "Open conversation")
     if kind in ("late_shipment", "shipment_exception"):
         title = ("Shipment problem" if kind == "shipment_exception" else "Late shipment") + f": {d.get('order_name') or '?'}"

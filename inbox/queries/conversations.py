@@ -76,6 +76,10 @@ class ConversationRow:
     snoozed_until: datetime | None
     #: pass as ``before`` to list the rows after this one (in the same view)
     cursor: str
+    #: the SLA clock (inbox.sla): due time, when it breached, business seconds left while paused
+    sla_due_at: datetime | None = None
+    sla_breached_at: datetime | None = None
+    sla_paused_seconds: int | None = None
 
 
 def dialect_name(session: AsyncSession) -> str:
@@ -100,8 +104,30 @@ _RANK = sa.case({p.value: rank for p, rank in PRIORITY_RANK.items()}, value=Conv
 def _cursor_of(view: str, conversation: Conversation, score: float | None = None) -> str:
     if score is not None:  # a search: ordered by score, then activity
         return f"s|{score!r}|{conversation.last_message_at.isoformat()}|{conversation.id}"
-    rank = PRIORITY_RANK.get(Priority(conversation.priority), 1) if view == "unassigned" else 0
-    return f"{rank}|{conversation.last_message_at.isoformat()}|{conversation.id}"
+    if view == "unassigned":  # priority, then the SLA due time (none last), then activity
+        rank = PRIORITY_RANK.get(Priority(conversation.priority), 1)
+        due = conversation.sla_due_at.isoformat() if conversation.sla_due_at is not None else _NO_DUE
+        return f"{rank}|{due}|{conversation.last_message_at.isoformat()}|{conversation.id}"
+    return f"0|{conversation.last_message_at.isoformat()}|{conversation.id}"
+
+
+_NO_DUE = "-"
+
+
+def _split_due(before: str) -> tuple[str, datetime | None]:
+    """An unassigned-view cursor without its due-time part, and that due time (None: no clock)."""
+    parts = str(before).split("|")
+    if len(parts) != 4 or parts[0] == "s":
+        raise InvalidQuery("before is not a valid cursor")
+    if parts[1] == _NO_DUE:
+        return "|".join((parts[0], parts[2], parts[3])), None
+    try:
+        due = datetime.fromisoformat(parts[1])
+    except ValueError:
+        raise InvalidQuery("before is not a valid cursor") from None
+    if due.tzinfo is None:
+        raise InvalidQuery("before is not a valid cursor")
+    return "|".join((parts[0], parts[2], parts[3])), due
 
 
 def _parse_cursor(before: str, *, search: bool) -> tuple[float, datetime, int]:
@@ -123,6 +149,9 @@ def _before_condition(view: str, before: str | datetime) -> ColumnElement[bool]:
         if before.tzinfo is None:
             raise InvalidQuery("before must be timezone-aware")
         return col(Conversation.last_message_at) < before
+    due: datetime | None = None
+    if view == "unassigned":
+        before, due = _split_due(before)
     rank, ts, last_id = _parse_cursor(before, search=False)
     after = sa.or_(
         col(Conversation.last_message_at) < ts,
@@ -130,7 +159,12 @@ def _before_condition(view: str, before: str | datetime) -> ColumnElement[bool]:
     )
     if view != "unassigned":
         return after
-    return sa.or_(_RANK < rank, sa.and_(_RANK == rank, after))
+    sla_due = col(Conversation.sla_due_at)
+    if due is None:  # rows without a clock come last within their priority
+        later = sa.and_(sla_due.is_(None), after)
+    else:
+        later = sa.or_(sla_due > due, sla_due.is_(None), sa.and_(sla_due == due, after))
+    return sa.or_(_RANK < rank, sa.and_(_RANK == rank, later))
 
 
 async def _search_page(
@@ -166,7 +200,8 @@ async def list_conversations(
 ) -> list[ConversationRow]:
     """One page of conversations the agent may see, newest activity first.
 
-    The unassigned queue is ordered by priority (urgent first), then last activity. With search
+    The unassigned queue is ordered by priority (urgent first), then the SLA due time (soonest
+    first, conversations without a clock last), then last activity. With search
     text, every view is ordered by relevance (:mod:`inbox.search`), then last activity. Raises
     :class:`InvalidQuery` for an unknown view/status/channel/priority or a bad cursor.
     """
@@ -192,8 +227,8 @@ async def list_conversations(
         if before is not None:
             conds.append(_before_condition(view, before))
         order: list[Any] = [col(Conversation.last_message_at).desc(), col(Conversation.id).desc()]
-        if view == "unassigned":
-            order.insert(0, _RANK.desc())
+        if view == "unassigned":  # priority, then the SLA due time (none last), then activity
+            order[:0] = [_RANK.desc(), col(Conversation.sla_due_at).is_(None), col(Conversation.sla_due_at)]
         stmt = stmt.where(*conds).order_by(*order).limit(limit)
     rows = list((await session.exec(stmt)).all()) if page != [] else []
     if page is not None:
@@ -224,6 +259,9 @@ async def list_conversations(
                 created_at=conv.created_at,
                 snoozed_until=conv.snoozed_until,
                 cursor=_cursor_of(view, conv, score),
+                sla_due_at=conv.sla_due_at,
+                sla_breached_at=conv.sla_breached_at,
+                sla_paused_seconds=conv.sla_paused_seconds,
             )
         )
     return out

@@ -22,6 +22,8 @@ Routes (one table)::
     GET  /inbox/notifications (+ /count, POST /read) fired alerts for agents
     GET  /inbox/analytics (+ /export.csv?table=…)  KPIs, charts and CSV (every agent; read-only)
     GET  /inbox/account  POST /inbox/account/language   the agent's profile: UI language
+    GET  /inbox/admin/sla  POST /inbox/admin/sla         the SLA policy (inbox.web.sla)
+    GET  /inbox/admin/macros (+ POSTs)  POST /inbox/c/<id>/macro/<macro_id>   macros (inbox.web.macros)
     POST /inbox/c/<id>/messages/<mid>/translate       "Translate" (only with a translation server)
     GET  /inbox/c/<id>/evidence.{pdf,json}[?order=]  POST /inbox/c/<id>/evidence/slack   dispute evidence bundle
     GET  /shop  GET /widget.js  GET /widget/ws   storefront, widget script, widget socket
@@ -66,6 +68,8 @@ def setup(
         views,
         webchat,
     )
+    from inbox.web import macros as macros_web
+    from inbox.web import sla as sla_web
     from inbox.web.rendering import create_environment
     from inbox.web.security import add_security_headers
 
@@ -109,6 +113,8 @@ def setup(
             *customers.routes(),
             *analytics.routes(),
             *evidence.routes(),
+            *sla_web.routes(),
+            *macros_web.routes(),
         ]
     )
     app.router.add_static("/static/web/", webchat.STATIC_DIR, name="static_web", append_version=False)

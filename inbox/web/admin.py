@@ -159,6 +159,8 @@ _AGENT_DONE = {
     "slack": N_("Slack user id of %(name)s saved."),
     "password": N_("Password of %(name)s changed; their sessions are signed out."),
     "sign_out": N_("%(name)s is signed out everywhere."),
+    "allow_overrides": N_("%(name)s may now override return refusals."),
+    "deny_overrides": N_("%(name)s may no longer override return refusals."),
 }
 
 

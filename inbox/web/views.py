@@ -51,10 +51,14 @@ from inbox.queries.filters import ConversationFilters, InvalidQuery
 from inbox.queries.messages import transcript
 from inbox.queries.orders import METHODS, REASONS, RESOLUTIONS
 from inbox.queries.profiles import open_groups, profile_summary
+from inbox.queries.sidebar_facts import sidebar_facts
 from inbox.web.auth import csrf_token
 from inbox.web.canned import CannedChoice, CannedError, canned_context, pick_body, render_canned
-from inbox.web.i18n import LANGUAGE_NAMES, N_, translations_for
+from inbox.web.handoff import handoff_details, handoff_sentence
+from inbox.web.i18n import LANGUAGE_NAMES, N_, request_language, translations_for
+from inbox.web.macros import macros_for_head
 from inbox.web.rendering import error_response, page_context, render, render_fragment
+from inbox.web.sla import sla_context
 from inbox.web.state import AGENT, STATE
 from ordersvc.models import ItemCondition, Resolution
 from shopbase.refusal import Refused
@@ -177,6 +181,7 @@ async def _list_context(db: AsyncSession, agent: Agent, params: ListParams) -> d
         "views": VIEWS,
         "next_cursor": rows[-1].cursor if len(rows) == PAGE_SIZE else None,
         "open_groups": await open_groups(db, [row.contact_id for row in rows]),
+        **await sla_context(db),
     }
 
 
@@ -231,6 +236,11 @@ async def _conversation_context(
         ctx["viewers"] = [v for v in state.agents.viewers(conversation.id or 0) if v["id"] != agent.id]
         ctx["snooze_default"] = (datetime.now(UTC) + timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
         ctx["rating"] = await conversation_rating(db, saved_id(conversation))
+        ctx.update(await sla_context(db))
+        tr = translations_for(request)
+        ctx["handoff_sentence"] = handoff_sentence(conversation.handoff, tr)
+        ctx["handoff_details"] = handoff_details(conversation.handoff, tr, request_language(request))
+        ctx["macros"] = await macros_for_head(db)
     if "composer" in parts:
         canned = (await db.exec(select(CannedResponse).order_by(col(CannedResponse.shortcut)))).all()
         ctx["canned"] = canned
@@ -242,6 +252,8 @@ async def _conversation_context(
         ctx["translate_enabled"] = bool(state.config.translate_url)
     if "sidebar" in parts:
         ctx["sidebar"] = await load_sidebar(db, conversation)
+        ctx["facts"] = await sidebar_facts(db, ctx["sidebar"].orders, datetime.now(UTC))
+        ctx["can_override"] = agent.is_admin or agent.can_override_returns
         ctx["ratings"] = await customer_ratings(db, conversation.contact_id)
         ctx["customer_profile"] = await profile_summary(db, agent, ctx["sidebar"].contact)
         ctx.update(resolutions=RESOLUTIONS, methods=METHODS, reasons=REASONS)
@@ -583,7 +595,9 @@ async def order_action(request: web.Request) -> web.StreamResponse:
             return "Order cancelled."
         if kind == "return":
             resolution, method, items = _return_form(form)
-            await return_open(db, conversation, order_id, items, resolution, method, agent=agent)
+            override = str(form.get("override_reason") or "") if form.get("override") == "on" else None
+            await return_open(db, conversation, order_id, items, resolution, method, agent=agent,
+                              override_reason=override)
             return "Return created."
         if kind == "resend-tracking":
             await tracking_resend(db, conversation, agent, order_id)

@@ -39,7 +39,13 @@ package re-exports their public names.
 
 from __future__ import annotations
 
-from ordersvc.returns.eligibility import LineEligibility, exchange_options, line_eligibility, order_eligibility
+from ordersvc.returns.eligibility import (
+    OVERRIDABLE,
+    LineEligibility,
+    exchange_options,
+    line_eligibility,
+    order_eligibility,
+)
 from ordersvc.returns.labels import issue_tracking_number
 from ordersvc.returns.lifecycle import ALLOWED_TRANSITIONS, check_transition, load_rma_lines, transition
 from ordersvc.returns.policy import (
@@ -54,7 +60,15 @@ from ordersvc.returns.policy import (
     save_policy,
 )
 from ordersvc.returns.refunds import MoneyMovement, refunds_and_credits
-from ordersvc.returns.rma import NewRma, ReturnItem, RmaProblem, compute_amounts, create_rma
+from ordersvc.returns.rma import (
+    AmountExplanation,
+    NewRma,
+    ReturnItem,
+    RmaProblem,
+    compute_amounts,
+    create_rma,
+    explain_amounts,
+)
 
 __all__ = [
     "POLICY_SETTING_KEY",
@@ -71,6 +85,9 @@ __all__ = [
     "order_eligibility",
     "exchange_options",
     "compute_amounts",
+    "explain_amounts",
+    "AmountExplanation",
+    "OVERRIDABLE",
     "ReturnItem",
     "RmaProblem",
     "NewRma",

@@ -62,6 +62,9 @@ class LineEligibility:
 
 _INACTIVE = {RmaStatus.rejected, RmaStatus.cancelled}
 
+#: policy refusals a person with permission may override (with a reason, audited by the inbox)
+OVERRIDABLE = frozenset({"final_sale", "not_returnable", "window_expired"})
+
 
 def _delivered_on(
     shipment: Shipment, policy: ReturnPolicy, now: datetime
@@ -90,8 +93,12 @@ def line_eligibility(
     now: datetime,
     *,
     shipment_lines: Sequence[ShipmentLine] = (),
+    waive: frozenset[str] = frozenset(),
 ) -> list[LineEligibility]:
-    """Eligibility of every line of ``order``; pure, no database access."""
+    """Eligibility of every line of ``order``; pure, no database access. ``waive`` lists policy
+    refusals a person overrides (a subset of :data:`OVERRIDABLE`); the facts (cancelled, not
+    delivered, already returned) are never waived."""
+    waive = waive & OVERRIDABLE
     returned: dict[int, int] = defaultdict(int)
     for rma, rma_lines in existing_returns:
         if rma.status in _INACTIVE:
@@ -132,13 +139,13 @@ def line_eligibility(
         reason: str | None = None
         if order.is_cancelled:
             reason = "order_cancelled"
-        elif line.final_sale and policy.final_sale_excluded:
+        elif line.final_sale and policy.final_sale_excluded and "final_sale" not in waive:
             reason = "final_sale"
-        elif not line.returnable or (rule is not None and not rule.returnable):
+        elif (not line.returnable or (rule is not None and not rule.returnable)) and "not_returnable" not in waive:
             reason = "not_returnable"
         elif delivered_at is None or delivered_qty <= 0:
             reason = "not_delivered"
-        elif deadline is not None and now > deadline:
+        elif deadline is not None and now > deadline and "window_expired" not in waive:
             reason = "window_expired"
         elif delivered_qty - already <= 0:
             reason = "already_returned"

@@ -145,6 +145,47 @@ def compute_amounts(
     return base, Decimal("0")
 
 
+@dataclass(frozen=True)
+class AmountExplanation:
+    """How a return's refund or store credit is made up (the rules of :func:`compute_amounts`):
+    the items' price after their discount, minus the restocking fee and the return shipping fee
+    (both waived when the shop is at fault), plus the store-credit bonus. Tax and the order's
+    original shipping are never part of it."""
+
+    items: Decimal
+    restocking_fee: Decimal
+    return_shipping_fee: Decimal
+    bonus: Decimal
+    total: Decimal
+    shop_fault: bool
+    currency: str
+
+
+def explain_amounts(
+    items: Sequence[tuple[ReturnReason | str, int, OrderLine]],
+    resolution: Resolution,
+    method: ReturnMethod,
+    policy: ReturnPolicy,
+    currency: str,
+) -> AmountExplanation:
+    """The parts of the amount :func:`compute_amounts` gives for ``(reason, quantity, line)`` items."""
+    shop_fault = any(ReturnReason(reason) in policy.shop_fault_reasons for reason, _, _ in items)
+    value = sum((_item_value(line, quantity) for _, quantity, line in items), Decimal("0"))
+    zero = Decimal("0")
+    if resolution == Resolution.exchange:
+        return AmountExplanation(_round(value, currency), zero, zero, zero, zero, shop_fault, currency)
+    restocking = zero if shop_fault else value * policy.restocking_fee_percent / 100
+    shipping = policy.return_shipping_fee if (not shop_fault and method == ReturnMethod.mail) else zero
+    base = _round(max(value - restocking - shipping, zero), currency)
+    bonus = zero
+    total = base
+    if resolution == Resolution.store_credit:
+        total = _round(base * (1 + policy.resolutions.store_credit_bonus_percent / 100), currency)
+        bonus = total - base
+    return AmountExplanation(_round(value, currency), _round(restocking, currency), _round(shipping, currency),
+                             bonus, total, shop_fault, currency)
+
+
 async def _next_rma_number(session: AsyncSession, order: Order) -> str:
     digits = re.sub(r"\D", "", order.name)[-24:] or str(order.id)
     prefix = f"R{digits}-"
@@ -182,12 +223,14 @@ async def create_rma(
     created_by: str = "bot",
     now: datetime | None = None,
     policy: ReturnPolicy | None = None,
+    waive: frozenset[str] = frozenset(),
 ) -> NewRma:
     """Validate a return request against the policy and record it (the caller commits).
 
     Raises :class:`~shopbase.refusal.Refused` when the request breaks the policy; nothing
     is written then, ``code`` is the first problem and ``details["problems"]`` lists every
-    problem found (:class:`RmaProblem`). On success
+    problem found (:class:`RmaProblem`). ``waive``: policy refusals a person overrides
+    (``eligibility.OVERRIDABLE``; the caller checks the permission and audits). On success
     the RMA is ``requested``; with automatic approval it is ``approved``, and a mailed
     return then gets its label (``label_issued``). An exchange reserves the replacement.
     """
@@ -227,6 +270,7 @@ async def create_rma(
             policy,
             now,
             shipment_lines=facts.shipment_lines,
+            waive=waive,
         )
     }
 

@@ -3,7 +3,7 @@ order-store customers), agents' notes about the customer, merges that can be und
 Contacts verified before this revision get their profiles here (one per verified customer).
 
 Revision ID: 0013
-Revises: 0008
+Revises: 0012
 """
 
 from datetime import UTC, datetime
@@ -15,7 +15,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0013"
-down_revision: Union[str, None] = "0008"
+down_revision: Union[str, None] = "0012"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

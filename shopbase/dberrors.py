@@ -8,6 +8,8 @@ data (the bot does not apologise and hand a conversation over because PostgreSQL
 
 from __future__ import annotations
 
+import errno
+
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
@@ -21,6 +23,9 @@ _TRANSIENT_CODES = frozenset({
     "57P01", "57P02", "57P03",  # admin shutdown, crash shutdown, cannot connect now
     "55P03",  # lock not available
 })
+#: socket errors that mean the server could not be reached (not a missing file, not a full disk)
+_NETWORK_ERRNOS = frozenset({errno.ECONNREFUSED, errno.ECONNRESET, errno.ECONNABORTED, errno.EHOSTUNREACH,
+                             errno.ENETUNREACH, errno.ENETDOWN, errno.ETIMEDOUT, errno.EPIPE})
 _TRANSIENT_TEXT = ("database is locked", "database table is locked", "connection was closed",
                    "connection is closed", "cannot connect", "connection refused", "server closed the connection",
                    "terminating connection")
@@ -50,7 +55,9 @@ def is_database_unavailable(exc: BaseException) -> bool:
             text = str(orig or err).lower()
             if any(t in text for t in _TRANSIENT_TEXT):
                 return True
-        elif isinstance(err, OSError):
+        elif isinstance(err, OSError) and (
+                err.errno in _NETWORK_ERRNOS
+                or (err.errno is None and "connect" in str(err).lower())):  # asyncio: "Multiple exceptions: …"
             return True
         elif type(err).__module__.startswith("asyncpg") and any(
                 t in str(err).lower() for t in _TRANSIENT_TEXT):

@@ -207,3 +207,29 @@ async def test_the_bot_does_not_apologise_for_a_database_outage(sessions, settin
         conversation = (await s.exec(select(Conversation))).one()
         assert conversation.owner != Owner.agent
         assert (await s.get(Message, mid)).processed is False
+
+
+def test_what_counts_as_the_database_being_away() -> None:
+    """Connection trouble is transient; a broken message (a missing file, a bug) is not, so the
+    bot's fail-safe still apologises and hands over for it."""
+    import errno
+
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    from shopbase.dberrors import is_database_unavailable
+
+    assert is_database_unavailable(ConnectionRefusedError(errno.ECONNREFUSED, "refused"))
+    assert is_database_unavailable(OSError("Multiple exceptions: [Errno 111] Connect call failed"))
+    assert is_database_unavailable(OperationalError("x", {}, Exception("database is locked")))
+    assert is_database_unavailable(OperationalError("x", {}, Exception("terminating connection due to administrator command")))
+    try:
+        try:
+            raise ConnectionResetError(errno.ECONNRESET, "reset")
+        except ConnectionResetError as inner:
+            raise RuntimeError("wrapped") from inner
+    except RuntimeError as outer:
+        assert is_database_unavailable(outer)  # found through the cause
+    assert not is_database_unavailable(FileNotFoundError(errno.ENOENT, "label.pdf"))
+    assert not is_database_unavailable(OSError(errno.ENOSPC, "disk full"))
+    assert not is_database_unavailable(ValueError("bad input"))
+    assert not is_database_unavailable(IntegrityError("x", {}, Exception("duplicate key value violates unique")))

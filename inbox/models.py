@@ -46,6 +46,8 @@ __all__ = [
     "FiredAlert",
     "NotificationRead",
     "PRIORITY_RANK",
+    "SavedView",
+    "AgentPreference",
 ]
 
 
@@ -170,6 +172,9 @@ class Conversation(SQLModel, table=True):
         sa.Index("ix_conversation_status_last", "status", "last_message_at"),
         # the inbox's "all" list (newest activity first, no status filter) reads it in order
         sa.Index("ix_conversation_last_activity", "last_message_at", "id"),
+        # the triage views' counts (inbox.queries.triage): every view is "status = …" plus owner,
+        # assignee and the access rule's team, all read from this index without the table
+        sa.Index("ix_conversation_triage", "status", "owner", "assignee_id", "team_id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -407,4 +412,29 @@ class NotificationRead(SQLModel, table=True):
 
     agent_id: int = Field(foreign_key="agent.id", primary_key=True)
     last_read_id: int = 0
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class SavedView(SQLModel, table=True):
+    """An agent's saved filter set for the inbox list (the list's query string, checked by
+    ``inbox.web.views.ListParams``); written only by ``inbox.actions.saved_view_save``."""
+
+    __tablename__ = "saved_view"
+    __table_args__ = (sa.UniqueConstraint("agent_id", "name", name="uq_saved_view_agent_name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    agent_id: int = Field(foreign_key="agent.id", index=True)
+    name: str = Field(max_length=60)
+    query: str = Field(default="", max_length=1000)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class AgentPreference(SQLModel, table=True):
+    """An agent's notification switches (sound, desktop notifications); no row: both off."""
+
+    __tablename__ = "agent_preference"
+
+    agent_id: int = Field(foreign_key="agent.id", primary_key=True)
+    notify_sound: bool = False
+    notify_desktop: bool = False
     updated_at: datetime = Field(default_factory=utcnow)

@@ -34,6 +34,7 @@ from inbox.models import (
 )
 from inbox.queries.access import access_condition, check_access
 from inbox.queries.filters import ConversationFilters, InvalidQuery
+from inbox.queries.triage import TRIAGE_ORDERED, TRIAGE_VIEWS, state_token, triage_before, triage_condition, triage_cursor, triage_order
 from shopbase.rows import saved_id
 
 __all__ = [
@@ -76,6 +77,8 @@ class ConversationRow:
     snoozed_until: datetime | None
     #: pass as ``before`` to list the rows after this one (in the same view)
     cursor: str
+    #: what agents change on it, digested (inbox.queries.triage.state_token): a bulk action's check
+    token: str = ""
 
 
 def dialect_name(session: AsyncSession) -> str:
@@ -91,7 +94,9 @@ def _view_condition(view: str, agent: Agent) -> ColumnElement[bool]:
         return sa.and_(col(Conversation.owner) == Owner.agent, col(Conversation.assignee_id).is_(None))
     if view == "all":
         return sa.true()
-    raise InvalidQuery(f"unknown view {view!r}; use one of: {', '.join(VIEWS)}")
+    if view in TRIAGE_VIEWS:  # the triage views (inbox.queries.triage)
+        return triage_condition(view, agent)
+    raise InvalidQuery(f"unknown view {view!r}; use one of: {', '.join((*VIEWS, *TRIAGE_VIEWS))}")
 
 
 _RANK = sa.case({p.value: rank for p, rank in PRIORITY_RANK.items()}, value=Conversation.priority, else_=1)
@@ -166,7 +171,8 @@ async def list_conversations(
 ) -> list[ConversationRow]:
     """One page of conversations the agent may see, newest activity first.
 
-    The unassigned queue is ordered by priority (urgent first), then last activity. With search
+    The work queues (``inbox.queries.triage.TRIAGE_ORDERED``: "unassigned", "mine", "human", …)
+    are in :func:`inbox.queries.triage.triage_order` (priority, SLA due time, waiting time). With search
     text, every view is ordered by relevance (:mod:`inbox.search`), then last activity. Raises
     :class:`InvalidQuery` for an unknown view/status/channel/priority or a bad cursor.
     """
@@ -190,10 +196,10 @@ async def list_conversations(
         stmt = stmt.where(col(Conversation.id).in_(page))
     else:
         if before is not None:
-            conds.append(_before_condition(view, before))
+            conds.append(triage_before(before) if view in TRIAGE_ORDERED else _before_condition(view, before))
         order: list[Any] = [col(Conversation.last_message_at).desc(), col(Conversation.id).desc()]
-        if view == "unassigned":
-            order.insert(0, _RANK.desc())
+        if view in TRIAGE_ORDERED:  # the work queues: priority, SLA due time, waiting time
+            order = triage_order()
         stmt = stmt.where(*conds).order_by(*order).limit(limit)
     rows = list((await session.exec(stmt)).all()) if page != [] else []
     if page is not None:
@@ -223,7 +229,8 @@ async def list_conversations(
                 last_message_at=conv.last_message_at,
                 created_at=conv.created_at,
                 snoozed_until=conv.snoozed_until,
-                cursor=_cursor_of(view, conv, score),
+                cursor=triage_cursor(conv) if view in TRIAGE_ORDERED and score is None else _cursor_of(view, conv, score),
+                token=state_token(conv),
             )
         )
     return out

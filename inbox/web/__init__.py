@@ -23,6 +23,8 @@ Routes (one table)::
     GET  /inbox/account  POST /inbox/account/language   the agent's profile: UI language
     POST /inbox/c/<id>/messages/<mid>/translate       "Translate" (only with a translation server)
     GET  /shop  GET /widget.js  GET /widget/ws   storefront, widget script, widget socket
+    GET  /inbox/triage/state  POST /inbox/bulk  POST /inbox/views (+ /<id>/delete)  POST /inbox/triage/prefs
+                                             live tab counts, bulk actions, saved views, notification switches
     GET  /static/web/*  GET /static/htmx/*   our CSS/JS, htmx from the js_lib_htmx wheel
 """
 
@@ -50,7 +52,7 @@ def setup(
     senders: SenderRegistry,
     on_inbound: Callable[[Any], Awaitable[None]] | None = None,
 ) -> WebState:
-    from inbox.web import account, admin, alerts, auth, live, translate, views, webchat
+    from inbox.web import account, admin, alerts, auth, live, translate, triage, views, webchat
     from inbox.web.rendering import create_environment
     from inbox.web.security import add_security_headers
 
@@ -88,6 +90,7 @@ def setup(
             *account.routes(),
             *translate.routes(),
             *alerts.routes(),
+            *triage.routes(),
         ]
     )
     app.router.add_static("/static/web/", webchat.STATIC_DIR, name="static_web", append_version=False)

@@ -50,6 +50,7 @@ from inbox.queries.customers import load_sidebar
 from inbox.queries.filters import ConversationFilters, InvalidQuery
 from inbox.queries.messages import transcript
 from inbox.queries.orders import METHODS, REASONS, RESOLUTIONS
+from inbox.queries.triage import FIXED_STATUS_VIEWS, TRIAGE_VIEWS, triage_list_context
 from inbox.web.auth import csrf_token
 from inbox.web.canned import CannedChoice, CannedError, canned_context, pick_body, render_canned
 from inbox.web.i18n import LANGUAGE_NAMES, N_, translations_for
@@ -92,8 +93,8 @@ class ListParams:
     def parse(cls, query: Any) -> ListParams:
         values = {k: str(query.get(k, "") or "").strip()[:200] for k in _LIST_KEYS if k in query}
         params = replace(cls(), **values)
-        if params.view not in VIEWS:
-            raise InvalidQuery(f"unknown view {params.view!r}; use one of: {', '.join(VIEWS)}")
+        if params.view not in VIEWS and params.view not in TRIAGE_VIEWS:
+            raise InvalidQuery(f"unknown view {params.view!r}; use one of: {', '.join((*TRIAGE_VIEWS, 'all'))}")
         if not params.status:
             params = replace(params, status="any")
         params.filters()  # InvalidQuery for an unknown status, channel or priority
@@ -108,7 +109,8 @@ class ListParams:
 
     def filters(self) -> ConversationFilters:
         return ConversationFilters.parse(
-            status=None if self.status == "any" else self.status,
+            # a triage view that fixes the status (inbox.queries.triage) ignores the status filter
+            status=None if self.status == "any" or self.view in FIXED_STATUS_VIEWS else self.status,
             channel=self.channel,
             intent=self.intent,
             priority=self.priority,
@@ -175,6 +177,8 @@ async def _list_context(db: AsyncSession, agent: Agent, params: ListParams) -> d
         "channels": _CHANNELS,
         "views": VIEWS,
         "next_cursor": rows[-1].cursor if len(rows) == PAGE_SIZE else None,
+        # the triage tabs, the agent's saved views, the bulk bar (inbox.web.triage)
+        **await triage_list_context(db, agent),
     }
 
 

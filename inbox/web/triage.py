@@ -87,7 +87,9 @@ async def bulk(request: web.Request) -> web.StreamResponse:
         try:
             selection = _selection(form)
             operation = str(form.get("op") or "")
-            value = str(form.get("value") or "")[:64]
+            # the bar's one field for the operation: status, priority or label (or a plain "value")
+            field = {"status": "status", "priority": "priority", "label": "label", "unlabel": "label"}.get(operation)
+            value = str((form.get(field) if field else None) or form.get("value") or "")[:64]
             assignee: Agent | None = None
             until = None
             if operation == "assign" and str(form.get("agent_id") or ""):

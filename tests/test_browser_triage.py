@@ -235,9 +235,13 @@ async def test_phone_width_screens_and_screenshot(browser: Any, server: LiveServ
     await _seed(server.sessions, handed_over=6, bot=2)
     page, seen = await _page(browser, server, viewport={"width": 390, "height": 844}, is_mobile=True,
                              has_touch=True, device_scale_factor=2)
-    no_overflow = "() => document.documentElement.scrollWidth <= document.documentElement.clientWidth"
+    # nothing wider than the screen: no visible element reaches past its right edge (none listed)
+    no_overflow = (
+        "() => [document.documentElement.scrollWidth - document.documentElement.clientWidth,"
+        " ...[...document.querySelectorAll('body *')].filter(el => { const r = el.getBoundingClientRect();"
+        " return r.width > 0 && r.right > window.innerWidth + 1 && el.checkVisibility(); }).map(el => el.tagName + '.' + el.className)]")
     await expect(page.locator(".conv-item").first).to_be_visible()
-    assert await page.evaluate(no_overflow)
+    assert await page.evaluate(no_overflow) == [0]
     assert await page.locator(".pane-conv").is_hidden()
     box = await page.locator(".pane-list").bounding_box()
     assert box is not None and box["width"] >= 380 and box["x"] >= 0
@@ -250,12 +254,12 @@ async def test_phone_width_screens_and_screenshot(browser: Any, server: LiveServ
     await expect(page.locator("#transcript")).to_be_visible(timeout=TIMEOUT)
     await expect(page.locator(".pane-list")).to_be_hidden()
     await expect(page.locator(".pane-side")).to_be_hidden()
-    assert await page.evaluate(no_overflow)
+    assert await page.evaluate(no_overflow) == [0]
     await page.screenshot(path=str(tmp_path / "inbox-phone-conversation.png"))
     await page.locator("#mobile-customer").click()
     await expect(page.locator(".pane-side")).to_be_visible()
     await expect(page.locator("#transcript")).to_be_hidden()
-    assert await page.evaluate(no_overflow)
+    assert await page.evaluate(no_overflow) == [0]
     await page.screenshot(path=str(tmp_path / "inbox-phone-customer.png"))
     await page.locator(".pane-side .mobile-nav a").click()
     await expect(page.locator("#transcript")).to_be_visible()

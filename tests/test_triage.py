@@ -20,8 +20,9 @@ from inbox.actions.conversation_handback import conversation_handback
 from inbox.actions.conversation_priority import conversation_priority
 from inbox.actions.conversation_status import conversation_status
 from inbox.models import Agent, AgentPreference, AuditEvent, Conversation, SavedView, Team
+from inbox.queries.access import access_condition
 from inbox.queries.conversations import list_conversations
-from inbox.queries.triage import TRIAGE_VIEWS, in_view, state_token, triage_counts
+from inbox.queries.triage import TRIAGE_VIEWS, in_view, state_token, triage_condition, triage_counts
 from shopbase.refusal import Refused
 from tests.web_helpers import (  # noqa: F401  (fast_hashing is an autouse fixture)
     WebApp,
@@ -218,9 +219,6 @@ async def test_counts_read_the_triage_index(sessions: Any, engine: Any) -> None:
     ana = await add_agent(sessions, "ana@shop.test")
     async with sessions() as db:
         dialect = db.get_bind().dialect.name
-        from inbox.queries.triage import triage_condition
-        from inbox.queries.access import access_condition
-
         for view in TRIAGE_VIEWS:
             stmt = (sa.select(sa.func.count()).select_from(Conversation.__table__)  # type: ignore[attr-defined]
                     .where(triage_condition(view, ana, counting=True), access_condition(ana)))
@@ -228,12 +226,10 @@ async def test_counts_read_the_triage_index(sessions: Any, engine: Any) -> None:
             if dialect == "sqlite":
                 rows = (await db.exec(sa.text(f"EXPLAIN QUERY PLAN {sql}"))).all()  # type: ignore[call-overload]
                 plan = " | ".join(str(r[-1]) for r in rows)
-                print(view, plan)
                 assert "INDEX" in plan and all(not str(r[-1]).startswith("SCAN") for r in rows), (view, plan)
             else:
                 await db.exec(sa.text("SET LOCAL enable_seqscan = off"))  # type: ignore[call-overload]
                 plan = " ".join(str(r[0]) for r in (await db.exec(sa.text(f"EXPLAIN {sql}"))).all())  # type: ignore[call-overload]
-                print(view, plan)
                 assert "ix_conversation" in plan and "Seq Scan" not in plan, (view, plan)
 
 

@@ -34,7 +34,15 @@ from inbox.models import (
 )
 from inbox.queries.access import access_condition, check_access
 from inbox.queries.filters import ConversationFilters, InvalidQuery
-from inbox.queries.triage import TRIAGE_ORDERED, TRIAGE_VIEWS, state_token, triage_before, triage_condition, triage_cursor, triage_order
+from inbox.queries.triage import (
+    TRIAGE_ORDERED,
+    TRIAGE_VIEWS,
+    state_token,
+    triage_before,
+    triage_condition,
+    triage_cursor,
+    triage_order,
+)
 from shopbase.rows import saved_id
 
 __all__ = [

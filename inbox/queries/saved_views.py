@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from inbox.models import Agent, AgentPreference, SavedView
 
-__all__ = ["saved_views_of", "preferences_of"]
+__all__ = ["Preferences", "saved_views_of", "preferences_of"]
+
+
+@dataclass(frozen=True)
+class Preferences:
+    """An agent's notification switches."""
+
+    sound: bool = False
+    desktop: bool = False
 
 
 async def saved_views_of(session: AsyncSession, agent: Agent) -> list[SavedView]:
@@ -18,7 +28,7 @@ async def saved_views_of(session: AsyncSession, agent: Agent) -> list[SavedView]
     return list((await session.exec(stmt)).all())
 
 
-async def preferences_of(session: AsyncSession, agent: Agent) -> AgentPreference:
-    """The agent's notification switches (a fresh, unsaved row with everything off if none)."""
+async def preferences_of(session: AsyncSession, agent: Agent) -> Preferences:
+    """The agent's notification switches (everything off without a stored row)."""
     found = await session.get(AgentPreference, agent.id) if agent.id is not None else None
-    return found or AgentPreference(agent_id=agent.id or 0)
+    return Preferences() if found is None else Preferences(sound=found.notify_sound, desktop=found.notify_desktop)

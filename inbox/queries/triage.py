@@ -169,7 +169,7 @@ def triage_before(before: str | datetime) -> ColumnElement[bool]:
     if due.tzinfo is None or last.tzinfo is None:
         raise InvalidQuery("before is not a valid cursor")
     # (-rank, due, last, id) ascending, written out (row values compare differently across databases)
-    key: list[tuple[ColumnElement[Any], Any]] = [
+    key: list[tuple[Any, Any]] = [
         (-_RANK, -rank), (_due(), due), (col(Conversation.last_message_at), last), (col(Conversation.id), last_id)
     ]
     cond: ColumnElement[bool] = key[-1][0] > key[-1][1]

@@ -58,7 +58,7 @@ async def state(request: web.Request) -> web.Response:
         counts = await triage_counts(db, agent)
         prefs = await preferences_of(db, agent)
     return web.json_response(
-        {"counts": counts, "prefs": {"sound": prefs.notify_sound, "desktop": prefs.notify_desktop}},
+        {"counts": counts, "prefs": {"sound": prefs.sound, "desktop": prefs.desktop}},
         headers={"Cache-Control": "no-store"},
     )
 

@@ -172,9 +172,11 @@ class Conversation(SQLModel, table=True):
         sa.Index("ix_conversation_status_last", "status", "last_message_at"),
         # the inbox's "all" list (newest activity first, no status filter) reads it in order
         sa.Index("ix_conversation_last_activity", "last_message_at", "id"),
-        # the triage views' counts (inbox.queries.triage): every view is "status = …" plus owner,
-        # assignee and the access rule's team, all read from this index without the table
-        sa.Index("ix_conversation_triage", "status", "owner", "assignee_id", "team_id"),
+        # the triage views (inbox.queries.triage): every view is "status = …" plus owner, assignee
+        # and the access rule's team; with the order's columns, counts and a page's ids are read
+        # from this index alone
+        sa.Index("ix_conversation_triage", "status", "owner", "assignee_id", "team_id", "priority", "sla_due_at",
+                 "last_message_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -208,7 +208,11 @@ async def list_conversations(
         order: list[Any] = [col(Conversation.last_message_at).desc(), col(Conversation.id).desc()]
         if view in TRIAGE_ORDERED:  # the work queues: priority, SLA due time, waiting time
             order = triage_order()
-        stmt = stmt.where(*conds).order_by(*order).limit(limit)
+            # the page's ids first, sorted inside the covering ix_conversation_triage; then 50 rows
+            page_ids = sa.select(col(Conversation.id)).where(*conds).order_by(*order).limit(limit)
+            stmt = stmt.where(col(Conversation.id).in_(page_ids)).order_by(*order)
+        else:
+            stmt = stmt.where(*conds).order_by(*order).limit(limit)
     rows = list((await session.exec(stmt)).all()) if page != [] else []
     if page is not None:
         position = {cid: i for i, cid in enumerate(page)}

@@ -1,8 +1,9 @@
 """Triage (issue 14): agents' saved views, notification preferences, and the triage index.
 
-``ix_conversation_triage (status, owner, assignee_id, team_id)`` lets every triage view's
-count ("Needs a human", "Bot is handling", "Mine", "Unassigned", "Waiting on customer",
-"Snoozed", "Resolved", under the access rule) read the index alone.
+``ix_conversation_triage (status, owner, assignee_id, team_id, priority, sla_due_at,
+last_message_at)`` lets every triage view's count ("Needs a human", "Bot is handling", "Mine",
+"Unassigned", "Waiting on customer", "Snoozed", "Resolved", under the access rule) and the ids
+of a page in the triage order (priority, SLA due time, waiting time) be read from the index alone.
 
 Revision ID: 0011
 Revises: 0008
@@ -43,7 +44,8 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["agent_id"], ["agent.id"]),
         sa.PrimaryKeyConstraint("agent_id"),
     )
-    op.create_index("ix_conversation_triage", "conversation", ["status", "owner", "assignee_id", "team_id"],
+    op.create_index("ix_conversation_triage", "conversation",
+                    ["status", "owner", "assignee_id", "team_id", "priority", "sla_due_at", "last_message_at"],
                     unique=False)
 
 

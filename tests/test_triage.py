@@ -416,19 +416,31 @@ async def test_notification_switches_are_stored_per_agent(sessions: Any, client:
 
 
 async def test_triage_pages_render_with_counts_and_tokens(sessions: Any, client: Any) -> None:
-    await add_agent(sessions, admin=True)
+    ana = await add_agent(sessions, admin=True)
     first = await _conversation(sessions, 1, priority="high")
     await _conversation(sessions, 2)
-    await login(client)
+    done = await _conversation(sessions, 3)
+    async with sessions() as db:
+        await conversation_status(db, await db.get(Conversation, done), "resolved", by=await db.get(Agent, ana.id))
+        await db.commit()
+    token = await login(client)
     for view in TRIAGE_VIEWS:
         resp = await client.get(f"/inbox?view={view}")
         assert resp.status == 200, view
     body = await (await client.get("/inbox?view=human")).text()
     assert 'data-count="human">1<' in body and 'data-count="bot">1<' in body
-    token = (await _tokens(sessions, [first]))[first]
-    assert f'value="{first}:{token}"' in body
+    assert 'data-count="all">2<' in body and 'data-count="resolved">1<' in body  # "All": open ones, as on /inbox
+    token_of = (await _tokens(sessions, [first]))[first]
+    assert f'value="{first}:{token_of}"' in body
     assert 'id="f-status"' not in body  # the view fixes the status
     assert 'id="f-status"' in await (await client.get("/inbox?view=mine")).text()
     assert (await client.get("/inbox?view=everything")).status == 400
     assert (await client.get("/inbox?view=human&before=garbage")).status == 400
-    csrf_from(body)
+    # without script the bar is a plain form: the change, then back to the same list
+    resp = await client.post("/inbox/bulk", data=[("csrf_token", token), ("list", "view=human"),
+                                                  ("c", f"{first}:{token_of}"), ("op", "priority"),
+                                                  ("priority", "urgent")], allow_redirects=False)
+    assert resp.status == 303 and resp.headers["Location"] == "/inbox?view=human"
+    async with sessions() as db:
+        assert (await db.get(Conversation, first)).priority == "urgent"
+    assert csrf_from(body)

@@ -154,7 +154,10 @@ async def _list_context(db: AsyncSession, agent: Agent, params: ListParams) -> d
     rows = await list_conversations(
         db, agent, view=params.view, filters=filters, limit=PAGE_SIZE, before=params.before or None  # type: ignore[arg-type]
     )
-    counts = await count_conversations(db, agent, view=params.view, filters=filters)  # type: ignore[arg-type]
+    if params.view in FIXED_STATUS_VIEWS:  # a triage queue: the "All" tab counts open ones, as on /inbox
+        counts = await count_conversations(db, agent, filters=replace(filters, status=ConversationStatus.open))
+    else:
+        counts = await count_conversations(db, agent, view=params.view, filters=filters)  # type: ignore[arg-type]
     labels = (await db.exec(select(Label).order_by(col(Label.name)))).all()
     intents = (
         await db.exec(

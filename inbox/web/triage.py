@@ -140,7 +140,7 @@ def _query_of(qs: str) -> dict[str, str]:
 async def delete_view(request: web.Request) -> web.StreamResponse:
     """POST /inbox/views/<id>/delete."""
     agent: Agent = request[AGENT]
-    view_id = _small_int(request.match_info.get("vid", ""))
+    view_id = _small_int(request.match_info.get("id", ""))
     async with request.app[STATE].sessions() as db:
         try:
             await saved_view_delete(db, agent, view_id or 0)
@@ -179,6 +179,6 @@ def routes() -> list[web.AbstractRouteDef]:
         web.get("/inbox/triage/state", state, name="triage_state"),
         web.post("/inbox/bulk", bulk, name="bulk"),
         web.post("/inbox/views", save_view, name="save_view"),
-        web.post(r"/inbox/views/{vid:\d+}/delete", delete_view, name="delete_view"),
+        web.post(r"/inbox/views/{id:\d+}/delete", delete_view, name="delete_view"),
         web.post("/inbox/triage/prefs", save_prefs, name="triage_prefs"),
     ]

@@ -111,7 +111,7 @@ async def test_views_live_counts_and_density(browser: Any, server: LiveServer, t
     seen.assert_clean()
 
 
-async def test_two_agents_same_counts_and_bulk_change_live(browser: Any, server: LiveServer) -> None:
+async def test_two_agents_same_counts_and_bulk_change_live(browser: Any, server: LiveServer, tmp_path: Path) -> None:
     from playwright.async_api import expect
 
     await _seed(server.sessions, handed_over=8, bot=2)
@@ -139,6 +139,8 @@ async def test_two_agents_same_counts_and_bulk_change_live(browser: Any, server:
         "els => els.map(e => e.getAttribute('data-id'))")
     assert chosen[3] == await rows.nth(3).get_attribute("data-id")
 
+    await ana.locator("#bulk-op").select_option("assign")
+    await ana.screenshot(path=str(tmp_path / "inbox-bulk.png"))
     await ana.locator("#bulk-op").select_option("resolve")
     await ana.locator("#bulk-apply").click()
     await expect(ana.locator(".toast")).to_contain_text("4 conversations updated", timeout=TIMEOUT)

@@ -51,7 +51,8 @@ async def test_measure_triage_views(db_url: str, sessions: Any, aiohttp_client: 
     client = await aiohttp_client(build_web_app(sessions).app)
     await login(client, "measure@shop.test")
     print(f"\n{make_url(db_url).get_backend_name()}: seeded {CONVERSATIONS:,} conversations in {seeded}")
-    urls = [*(f"/inbox?view={v}" for v in TRIAGE_VIEWS), "/inbox?view=all", "/inbox/triage/state"]
+    # "/inbox" (the default list, not triage code) is the yardstick on a shared, busy machine
+    urls = ["/inbox", *(f"/inbox?view={v}" for v in TRIAGE_VIEWS), "/inbox/triage/state"]
     for url in urls:
         times: list[float] = []
         for i in range(REQUESTS + 1):

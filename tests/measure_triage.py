@@ -19,8 +19,11 @@ import time
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.engine import make_url
+from sqlmodel import col, select
 
+from inbox.models import Conversation
 from inbox.queries.triage import TRIAGE_VIEWS
 from tests.web_helpers import add_agent, build_web_app, fast_hashing, login  # noqa: F401
 
@@ -63,6 +66,41 @@ async def test_measure_triage_views(db_url: str, sessions: Any, aiohttp_client: 
             if i:  # the first one warms caches
                 times.append(time.perf_counter() - started)
         print(f"  {url:28s} {_ms(times)}")
+    # the queries alone (no HTTP, no template): the counts, and one page of each queue
+    from inbox.models import Agent
+    from inbox.queries.conversations import list_conversations
+    from inbox.queries.triage import triage_counts
+
+    async with sessions() as db:
+        admin = (await db.exec(select(Agent).where(col(Agent.email) == "measure@shop.test"))).one()
+    jobs: list[tuple[str, Any]] = [("triage_counts", lambda db: triage_counts(db, admin))]
+    jobs += [(f"list {v}", lambda db, v=v: list_conversations(db, admin, view=v, limit=50)) for v in TRIAGE_VIEWS]
+    for label, job in jobs:
+        times = []
+        for i in range(REQUESTS + 1):
+            async with sessions() as db:
+                started = time.perf_counter()
+                await job(db)
+                if i:
+                    times.append(time.perf_counter() - started)
+        print(f"  {label:28s} {_ms(times)}")
+    if make_url(db_url).get_backend_name() == "postgresql":  # the server's own execution times
+        from inbox.queries.access import access_condition
+        from inbox.queries.triage import triage_condition, triage_order
+
+        async with sessions() as db:
+            for view in TRIAGE_VIEWS:
+                stmt = (sa.select(sa.func.count()).select_from(Conversation.__table__)  # type: ignore[attr-defined]
+                        .where(triage_condition(view, admin, counting=True), access_condition(admin)))
+                sql = str(stmt.compile(dialect=db.get_bind().dialect, compile_kwargs={"literal_binds": True}))
+                plan = [str(r[0]) for r in (await db.exec(sa.text(f"EXPLAIN ANALYZE {sql}"))).all()]  # type: ignore[call-overload]
+                print(f"  count {view:22s} {plan[-1].strip()}  ({plan[1].strip()[:60]})")
+            for view in ("human", "unassigned", "waiting"):  # a page's ids in the queue order
+                stmt = (sa.select(col(Conversation.id)).where(triage_condition(view, admin, counting=True))
+                        .order_by(*triage_order()).limit(50))
+                sql = str(stmt.compile(dialect=db.get_bind().dialect, compile_kwargs={"literal_binds": True}))
+                plan = [str(r[0]) for r in (await db.exec(sa.text(f"EXPLAIN ANALYZE {sql}"))).all()]  # type: ignore[call-overload]
+                print(f"  page {view:23s} {plan[-1].strip()}  ({' / '.join(p.strip()[:50] for p in plan[:4])})")
 
 
 pytestmark = pytest.mark.filterwarnings("ignore")

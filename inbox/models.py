@@ -51,6 +51,8 @@ __all__ = [
     "CustomerIdentity",
     "CustomerNote",
     "CustomerMerge",
+    "SavedView",
+    "AgentPreference",
 ]
 
 
@@ -189,6 +191,11 @@ class Conversation(SQLModel, table=True):
                  "resolved_at", "assignee_id"),
         # the SLA job finds running clocks that are due (inbox.sla)
         sa.Index("ix_conversation_sla_due", "sla_due_at"),
+        # the triage views (inbox.queries.triage): every view is "status = …" plus owner, assignee
+        # and the access rule's team; with the order's columns, counts and a page's ids are read
+        # from this index alone
+        sa.Index("ix_conversation_triage", "status", "owner", "assignee_id", "team_id", "priority", "sla_due_at",
+                 "last_message_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -520,6 +527,8 @@ class CustomerMerge(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     undone_at: datetime | None = None
     undone_by_id: int | None = Field(default=None, foreign_key="agent.id")
+
+
 class Macro(SQLModel, table=True):
     """An admin-defined bundle of conversation actions applied in one click (``macro_apply``):
     send a canned reply, set status / priority, add labels, assign, snooze."""
@@ -538,4 +547,26 @@ class Macro(SQLModel, table=True):
     assign: str | None = Field(default=None, max_length=16)
     snooze_hours: int | None = None
     created_at: datetime = Field(default_factory=utcnow)
+class SavedView(SQLModel, table=True):
+    """An agent's saved filter set for the inbox list (the list's query string, checked by
+    ``inbox.web.views.ListParams``); written only by ``inbox.actions.saved_view_save``."""
+
+    __tablename__ = "saved_view"
+    __table_args__ = (sa.UniqueConstraint("agent_id", "name", name="uq_saved_view_agent_name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    agent_id: int = Field(foreign_key="agent.id", index=True)
+    name: str = Field(max_length=60)
+    query: str = Field(default="", max_length=1000)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class AgentPreference(SQLModel, table=True):
+    """An agent's notification switches (sound, desktop notifications); no row: both off."""
+
+    __tablename__ = "agent_preference"
+
+    agent_id: int = Field(foreign_key="agent.id", primary_key=True)
+    notify_sound: bool = False
+    notify_desktop: bool = False
     updated_at: datetime = Field(default_factory=utcnow)

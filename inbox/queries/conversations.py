@@ -34,6 +34,15 @@ from inbox.models import (
 )
 from inbox.queries.access import access_condition, check_access
 from inbox.queries.filters import ConversationFilters, InvalidQuery
+from inbox.queries.triage import (
+    TRIAGE_ORDERED,
+    TRIAGE_VIEWS,
+    state_token,
+    triage_before,
+    triage_condition,
+    triage_cursor,
+    triage_order,
+)
 from shopbase.rows import saved_id
 
 __all__ = [
@@ -80,6 +89,8 @@ class ConversationRow:
     sla_due_at: datetime | None = None
     sla_breached_at: datetime | None = None
     sla_paused_seconds: int | None = None
+    #: what agents change on it, digested (inbox.queries.triage.state_token): a bulk action's check
+    token: str = ""
 
 
 def dialect_name(session: AsyncSession) -> str:
@@ -95,7 +106,9 @@ def _view_condition(view: str, agent: Agent) -> ColumnElement[bool]:
         return sa.and_(col(Conversation.owner) == Owner.agent, col(Conversation.assignee_id).is_(None))
     if view == "all":
         return sa.true()
-    raise InvalidQuery(f"unknown view {view!r}; use one of: {', '.join(VIEWS)}")
+    if view in TRIAGE_VIEWS:  # the triage views (inbox.queries.triage)
+        return triage_condition(view, agent)
+    raise InvalidQuery(f"unknown view {view!r}; use one of: {', '.join((*VIEWS, *TRIAGE_VIEWS))}")
 
 
 _RANK = sa.case({p.value: rank for p, rank in PRIORITY_RANK.items()}, value=Conversation.priority, else_=1)
@@ -200,8 +213,8 @@ async def list_conversations(
 ) -> list[ConversationRow]:
     """One page of conversations the agent may see, newest activity first.
 
-    The unassigned queue is ordered by priority (urgent first), then the SLA due time (soonest
-    first, conversations without a clock last), then last activity. With search
+    The work queues (``inbox.queries.triage.TRIAGE_ORDERED``: "unassigned", "mine", "human", …)
+    are in :func:`inbox.queries.triage.triage_order` (priority, SLA due time, waiting time). With search
     text, every view is ordered by relevance (:mod:`inbox.search`), then last activity. Raises
     :class:`InvalidQuery` for an unknown view/status/channel/priority or a bad cursor.
     """
@@ -225,11 +238,15 @@ async def list_conversations(
         stmt = stmt.where(col(Conversation.id).in_(page))
     else:
         if before is not None:
-            conds.append(_before_condition(view, before))
+            conds.append(triage_before(before) if view in TRIAGE_ORDERED else _before_condition(view, before))
         order: list[Any] = [col(Conversation.last_message_at).desc(), col(Conversation.id).desc()]
-        if view == "unassigned":  # priority, then the SLA due time (none last), then activity
-            order[:0] = [_RANK.desc(), col(Conversation.sla_due_at).is_(None), col(Conversation.sla_due_at)]
-        stmt = stmt.where(*conds).order_by(*order).limit(limit)
+        if view in TRIAGE_ORDERED:  # the work queues: priority, SLA due time, waiting time
+            order = triage_order()
+            # the page's ids first, sorted inside the covering ix_conversation_triage; then 50 rows
+            page_ids = sa.select(col(Conversation.id)).where(*conds).order_by(*order).limit(limit)
+            stmt = stmt.where(col(Conversation.id).in_(page_ids)).order_by(*order)
+        else:
+            stmt = stmt.where(*conds).order_by(*order).limit(limit)
     rows = list((await session.exec(stmt)).all()) if page != [] else []
     if page is not None:
         position = {cid: i for i, cid in enumerate(page)}
@@ -258,7 +275,8 @@ async def list_conversations(
                 last_message_at=conv.last_message_at,
                 created_at=conv.created_at,
                 snoozed_until=conv.snoozed_until,
-                cursor=_cursor_of(view, conv, score),
+                cursor=triage_cursor(conv) if view in TRIAGE_ORDERED and score is None else _cursor_of(view, conv, score),
+                token=state_token(conv),
                 sla_due_at=conv.sla_due_at,
                 sla_breached_at=conv.sla_breached_at,
                 sla_paused_seconds=conv.sla_paused_seconds,

@@ -27,6 +27,8 @@ Routes (one table)::
     POST /inbox/c/<id>/messages/<mid>/translate       "Translate" (only with a translation server)
     GET  /inbox/c/<id>/evidence.{pdf,json}[?order=]  POST /inbox/c/<id>/evidence/slack   dispute evidence bundle
     GET  /shop  GET /widget.js  GET /widget/ws   storefront, widget script, widget socket
+    GET  /inbox/triage/state  POST /inbox/bulk  POST /inbox/views (+ /<id>/delete)  POST /inbox/triage/prefs
+                                             live tab counts, bulk actions, saved views, notification switches
     GET  /static/web/*  GET /static/htmx/*   our CSS/JS, htmx from the js_lib_htmx wheel
 """
 
@@ -64,6 +66,7 @@ def setup(
         evidence,
         live,
         proxies,
+        triage,
         translate,
         views,
         webchat,
@@ -115,6 +118,7 @@ def setup(
             *evidence.routes(),
             *sla_web.routes(),
             *macros_web.routes(),
+            *triage.routes(),
         ]
     )
     app.router.add_static("/static/web/", webchat.STATIC_DIR, name="static_web", append_version=False)

@@ -58,6 +58,8 @@ LANGUAGE_NAMES: dict[str, str] = {
 }
 LOCALE_DIR = Path(__file__).resolve().parent.parent / "locale"
 JS_SOURCE = "inbox/web/static/inbox.js"
+#: every script whose _("…") strings the page's JSON catalog carries
+JS_SOURCES = (JS_SOURCE, "inbox/web/static/triage.js")
 DOMAIN = "messages"
 
 _REQUEST_KEY: web.RequestKey[_gettext_module.NullTranslations] = web.RequestKey("inbox_i18n")
@@ -101,14 +103,14 @@ def translations(language: str) -> _gettext_module.NullTranslations:
 
 @cache
 def js_catalog(language: str) -> dict[str, str]:
-    """msgid → translation of the strings used in ``inbox.js`` (empty for English)."""
+    """msgid → translation of the strings used in ``inbox.js`` and ``triage.js`` (empty for English)."""
     if language not in LANGUAGES or language == DEFAULT:
         return {}
     out: dict[str, str] = {}
     for message in _catalog(language):
         if not message.id or message.fuzzy or not isinstance(message.id, str) or not message.string:
             continue
-        if any(path.endswith(JS_SOURCE) for path, _line in message.locations):
+        if any(path.endswith(JS_SOURCES) for path, _line in message.locations):
             out[message.id] = str(message.string)
     return out
 

@@ -100,6 +100,9 @@ class AgentHub:
             frame["message_id"] = data["message_id"]
         if data.get("author") in _AUTHORS:
             frame["author"] = data["author"]
+        # ids only: lets a tab tell "a reply in a conversation assigned to me" (notifications)
+        if conversation.assignee_id is not None:
+            frame["assignee_id"] = conversation.assignee_id
         targets = [s for s in list(self._sockets) if check_access(s.agent, conversation)]
         await asyncio.gather(*(self._send(s, frame) for s in targets))
 

@@ -52,6 +52,7 @@ from inbox.queries.messages import transcript
 from inbox.queries.orders import METHODS, REASONS, RESOLUTIONS
 from inbox.queries.profiles import open_groups, profile_summary
 from inbox.queries.sidebar_facts import sidebar_facts
+from inbox.queries.triage import FIXED_STATUS_VIEWS, TRIAGE_VIEWS, triage_list_context
 from inbox.web.auth import csrf_token
 from inbox.web.canned import CannedChoice, CannedError, canned_context, pick_body, render_canned
 from inbox.web.handoff import handoff_details, handoff_sentence
@@ -97,8 +98,8 @@ class ListParams:
     def parse(cls, query: Any) -> ListParams:
         values = {k: str(query.get(k, "") or "").strip()[:200] for k in _LIST_KEYS if k in query}
         params = replace(cls(), **values)
-        if params.view not in VIEWS:
-            raise InvalidQuery(f"unknown view {params.view!r}; use one of: {', '.join(VIEWS)}")
+        if params.view not in VIEWS and params.view not in TRIAGE_VIEWS:
+            raise InvalidQuery(f"unknown view {params.view!r}; use one of: {', '.join((*TRIAGE_VIEWS, 'all'))}")
         if not params.status:
             params = replace(params, status="any")
         params.filters()  # InvalidQuery for an unknown status, channel or priority
@@ -113,7 +114,8 @@ class ListParams:
 
     def filters(self) -> ConversationFilters:
         return ConversationFilters.parse(
-            status=None if self.status == "any" else self.status,
+            # a triage view that fixes the status (inbox.queries.triage) ignores the status filter
+            status=None if self.status == "any" or self.view in FIXED_STATUS_VIEWS else self.status,
             channel=self.channel,
             intent=self.intent,
             priority=self.priority,
@@ -157,7 +159,10 @@ async def _list_context(db: AsyncSession, agent: Agent, params: ListParams) -> d
     rows = await list_conversations(
         db, agent, view=params.view, filters=filters, limit=PAGE_SIZE, before=params.before or None  # type: ignore[arg-type]
     )
-    counts = await count_conversations(db, agent, view=params.view, filters=filters)  # type: ignore[arg-type]
+    if params.view in FIXED_STATUS_VIEWS:  # a triage queue: the "All" tab counts open ones, as on /inbox
+        counts = await count_conversations(db, agent, filters=replace(filters, status=ConversationStatus.open))
+    else:
+        counts = await count_conversations(db, agent, view=params.view, filters=filters)  # type: ignore[arg-type]
     labels = (await db.exec(select(Label).order_by(col(Label.name)))).all()
     intents = (
         await db.exec(
@@ -182,6 +187,8 @@ async def _list_context(db: AsyncSession, agent: Agent, params: ListParams) -> d
         "next_cursor": rows[-1].cursor if len(rows) == PAGE_SIZE else None,
         "open_groups": await open_groups(db, [row.contact_id for row in rows]),
         **await sla_context(db),
+        # the triage tabs, the agent's saved views, the bulk bar (inbox.web.triage)
+        **await triage_list_context(db, agent),
     }
 
 

@@ -555,6 +555,8 @@
 
   function onLive(frame) {
     if (!frame || typeof frame.type !== "string") { return; }
+    // other scripts (triage.js: live counts, notifications) follow the same frames
+    document.dispatchEvent(new CustomEvent("shopdesk:live", { detail: frame }));
     var current = currentConversationId();
     if (frame.type === "presence") {
       if (frame.conversation_id === current) { renderPresence(frame.viewers); }

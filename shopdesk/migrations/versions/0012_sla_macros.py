@@ -4,7 +4,7 @@ running SLA clock (``sla_kind``, ``sla_breached_at``, ``sla_paused_seconds`` bes
 agent's ``can_override_returns`` permission, and the ``macro`` table.
 
 Revision ID: 0012
-Revises: 0008
+Revises: 0011
 """
 
 from typing import Sequence, Union
@@ -19,7 +19,7 @@ def _json() -> sa.types.TypeEngine:
     return sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql")
 
 revision: str = "0012"
-down_revision: Union[str, None] = "0008"
+down_revision: Union[str, None] = "0011"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

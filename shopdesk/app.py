@@ -115,9 +115,10 @@ async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
 def _load_models() -> None:
     from bot.dialog.choices import vocabulary
     from bot.dialog.requests import split_requests
-    from bot.nlu import SUPPORTED_LANGUAGES, analyze, get_classifier, get_tone
+    from bot.nlu import SUPPORTED_LANGUAGES, analyze, get_classifier, get_tone, train_out_of_process
 
     started = time.perf_counter()
+    train_out_of_process()  # a missing model cache is built in a child: the server never imports scikit-learn
     get_classifier()
     get_tone()
     # everything else the first message of each language would load lazily: lingua's models

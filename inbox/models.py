@@ -170,6 +170,8 @@ class Conversation(SQLModel, table=True):
         sa.Index("ix_conversation_status_last", "status", "last_message_at"),
         # the inbox's "all" list (newest activity first, no status filter) reads it in order
         sa.Index("ix_conversation_last_activity", "last_message_at", "id"),
+        # the inbox's tab and status counts read only this index (no row per conversation)
+        sa.Index("ix_conversation_status_counts", "status", "owner", "assignee_id", "team_id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

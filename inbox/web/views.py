@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -118,14 +118,16 @@ class ListParams:
 
     def qs(self, **changes: Any) -> str:
         """The query string for these params with ``changes`` (a change resets the page)."""
-        merged = replace(self, **({"before": ""} | changes))
-        defaults = ListParams()
-        pairs = [(k, v) for k, v in asdict(merged).items() if v != getattr(defaults, k)]
-        return urlencode(pairs)
+        merged = {f: getattr(self, f) for f in _LIST_FIELDS} | {"before": ""} | changes
+        return urlencode([(k, v) for k, v in merged.items() if v != _LIST_DEFAULTS[k]])
 
     @property
     def is_filtered(self) -> bool:
         return any((self.channel, self.intent, self.priority, self.label, self.q)) or self.status != "open"
+
+
+_LIST_FIELDS = tuple(f.name for f in fields(ListParams))
+_LIST_DEFAULTS = {f: getattr(ListParams(), f) for f in _LIST_FIELDS}
 
 
 # --------------------------------------------------------------------------- helpers

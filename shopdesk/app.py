@@ -140,7 +140,10 @@ async def _start_bot(runtime: Runtime) -> None:
 
 
 def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_on_start: bool = True,
-              telegram_polling: bool = False) -> web.Application:
+              telegram_polling: bool = False, sole_server: bool = False) -> web.Application:
+    """The whole server. ``sole_server``: no other server can run on this database (``serve``
+    holds the SQLite file's lock, :func:`claim_sqlite_server`), so outbox claims found at start
+    are a dead process's and are released."""
     import bot.files
     import inbox.web
     import ordersvc.api
@@ -218,6 +221,8 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
             await migrate(engine)
         for connector in runtime.connectors:
             await connector.start()
+        if sole_server:
+            await runtime.dispatcher.release_claims()
         runtime.dispatcher.start()
         await runtime.worker.start()
         # Load (or, on a fresh machine, train: a few seconds) the language models in a thread
@@ -290,7 +295,7 @@ async def serve(settings: Settings, *, host: str | None = None, port: int | None
 
     configure_logging(settings.log_level)
     guard = claim_sqlite_server(settings.database_url)
-    app = build_app(settings, telegram_polling=telegram_polling)
+    app = build_app(settings, telegram_polling=telegram_polling, sole_server=guard is not None)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     host = host or settings.host

@@ -6,7 +6,7 @@ import pytest
 
 from inbox.actions.message_note import message_note
 from inbox.models import Conversation, ConversationStatus
-from inbox.queries.conversations import VIEWS, count_conversations, list_conversations
+from inbox.queries.conversations import VIEWS, count_conversations, known_intents, list_conversations
 from tests.test_inbox_store import make_agent, seed_inbox
 
 
@@ -40,3 +40,15 @@ async def test_preview_is_the_last_message_that_is_not_internal(sessions):
         rows = {r.id: r for r in await list_conversations(s, me, view="all", status=None)}
     assert rows[seeded["bot"]].preview == "what are your opening hours" and rows[seeded["bot"]].unread
     assert rows[seeded["mine"]].preview == "x" * 140
+
+
+async def test_known_intents_are_the_distinct_values_in_order(sessions):
+    seeded = await seed_inbox(sessions)
+    async with sessions() as s:
+        for key, intent in (("urgent", "start_return"), ("mine", "greeting"), ("bot", "start_return"), ("done", None)):
+            conv = await s.get(Conversation, seeded[key])
+            conv.last_intent = intent
+        await s.commit()
+    async with sessions() as s:
+        assert await known_intents(s) == ["greeting", "start_return", "track_order"]
+        assert await known_intents(s, limit=2) == ["greeting", "start_return"]

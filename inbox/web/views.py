@@ -44,7 +44,13 @@ from inbox.models import (
     Priority,
 )
 from inbox.queries.access import check_access
-from inbox.queries.conversations import VIEWS, count_conversations, get_conversation, list_conversations
+from inbox.queries.conversations import (
+    VIEWS,
+    count_conversations,
+    get_conversation,
+    known_intents,
+    list_conversations,
+)
 from inbox.queries.csat import conversation_rating, customer_ratings
 from inbox.queries.customers import load_sidebar
 from inbox.queries.filters import ConversationFilters, InvalidQuery
@@ -156,15 +162,7 @@ async def _list_context(db: AsyncSession, agent: Agent, params: ListParams) -> d
     )
     counts = await count_conversations(db, agent, view=params.view, filters=filters)  # type: ignore[arg-type]
     labels = (await db.exec(select(Label).order_by(col(Label.name)))).all()
-    intents = (
-        await db.exec(
-            select(Conversation.last_intent)
-            .where(col(Conversation.last_intent).is_not(None))
-            .distinct()
-            .order_by(col(Conversation.last_intent))
-            .limit(60)
-        )
-    ).all()
+    intents = await known_intents(db)
     return {
         "rows": rows,
         "counts": counts,

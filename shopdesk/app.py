@@ -127,7 +127,22 @@ def _load_models() -> None:
     for lang in SUPPORTED_LANGUAGES:
         vocabulary(lang)
         split_requests("where is my order and can I return it", lang)
+    _return_free_memory()  # loading left freed buffers (the model files' bytes) in malloc's arenas
     log.info("language models ready in %.1fs", time.perf_counter() - started)
+
+
+def _return_free_memory() -> None:
+    """glibc keeps freed memory in its arenas (a large freed buffer raises its mmap threshold, so
+    the next ones stay in the heap); ``malloc_trim`` gives the free pages back to the system.
+    Nothing happens on another C library."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 async def _start_bot(runtime: Runtime) -> None:

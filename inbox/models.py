@@ -196,6 +196,8 @@ class Conversation(SQLModel, table=True):
         # from this index alone
         sa.Index("ix_conversation_triage", "status", "owner", "assignee_id", "team_id", "priority", "sla_due_at",
                  "last_message_at"),
+        # the inbox's tab and status counts read only this index (no row per conversation)
+        sa.Index("ix_conversation_status_counts", "status", "owner", "assignee_id", "team_id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

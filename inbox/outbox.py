@@ -334,6 +334,25 @@ class OutboxDispatcher:
         self._unsubscribe = self.bus.subscribe(self._on_event)
         self._task = asyncio.get_running_loop().create_task(self._run(), name="outbox-dispatcher")
 
+    async def release_claims(self) -> int:
+        """Forget the claims on pending rows, so that they are sent now rather than when their
+        lease runs out. Only for a process that knows no other dispatcher can run on this
+        database (``shopdesk serve`` holding a SQLite file's server lock): the claims are then a
+        dead process's, and the one row it had in flight is sent again at once (the at-least-once
+        of a crash, see the module notes). ``next_attempt_at`` (a ``retry_after``) is kept."""
+        async with self.sessions() as db:
+            result = await db.exec(
+                sa.update(OutboxMessage)
+                .where(col(OutboxMessage.status) == OutboxStatus.pending, col(OutboxMessage.claimed_until).is_not(None))
+                .values(claimed_until=None)
+                .execution_options(synchronize_session=False)
+            )
+            await db.commit()
+        released = int(result.rowcount or 0)
+        if released:
+            log.info("outbox: released %d claims of a server that stopped without finishing them", released)
+        return released
+
     async def stop(self, timeout: float = 10.0) -> None:
         self._stopping = True
         self._wake.set()

@@ -120,9 +120,10 @@ async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
 def _load_models() -> None:
     from bot.dialog.choices import vocabulary
     from bot.dialog.requests import split_requests
-    from bot.nlu import SUPPORTED_LANGUAGES, analyze, get_classifier, get_tone
+    from bot.nlu import SUPPORTED_LANGUAGES, analyze, get_classifier, get_tone, train_out_of_process
 
     started = time.perf_counter()
+    train_out_of_process()  # a missing model cache is built in a child: the server never imports scikit-learn
     get_classifier()
     get_tone()
     # everything else the first message of each language would load lazily: lingua's models
@@ -131,7 +132,22 @@ def _load_models() -> None:
     for lang in SUPPORTED_LANGUAGES:
         vocabulary(lang)
         split_requests("where is my order and can I return it", lang)
+    _return_free_memory()  # loading left freed buffers (the model files' bytes) in malloc's arenas
     log.info("language models ready in %.1fs", time.perf_counter() - started)
+
+
+def _return_free_memory() -> None:
+    """glibc keeps freed memory in its arenas (a large freed buffer raises its mmap threshold, so
+    the next ones stay in the heap); ``malloc_trim`` gives the free pages back to the system.
+    Nothing happens on another C library."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 async def _start_bot(runtime: Runtime) -> None:
@@ -144,7 +160,10 @@ async def _start_bot(runtime: Runtime) -> None:
 
 
 def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_on_start: bool = True,
-              telegram_polling: bool = False) -> web.Application:
+              telegram_polling: bool = False, sole_server: bool = False) -> web.Application:
+    """The whole server. ``sole_server``: no other server can run on this database (``serve``
+    holds the SQLite file's lock, :func:`claim_sqlite_server`), so outbox claims found at start
+    are a dead process's and are released."""
     import bot.files
     import inbox.web
     import ordersvc.api
@@ -222,6 +241,8 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
             public_url=settings.public_url,
             shop_name=settings.shop_name,
             max_message_chars=settings.max_message_chars,
+            widget_burst=settings.widget_burst,
+            widget_rate=settings.widget_per_second,
             reopen_days=settings.reopen_days,
             shop_timezone=settings.shop_timezone,
             default_language=settings.default_language,
@@ -246,6 +267,8 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
         await runtime.leadership.start()
         for connector in runtime.connectors:
             await connector.start()
+        if sole_server:
+            await runtime.dispatcher.release_claims()
         runtime.dispatcher.start()
         await runtime.worker.start()
         # Load (or, on a fresh machine, train: a few seconds) the language models in a thread
@@ -323,7 +346,7 @@ async def serve(settings: Settings, *, host: str | None = None, port: int | None
 
     configure_logging(settings.log_level)
     guard = claim_sqlite_server(settings.database_url)
-    app = build_app(settings, telegram_polling=telegram_polling)
+    app = build_app(settings, telegram_polling=telegram_polling, sole_server=guard is not None)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     host = host or settings.host

@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     translate_api_key: SecretStr | None = None
     reopen_days: int = Field(default=7, ge=0, le=365)
     max_message_chars: int = Field(default=4096, ge=1, le=65536)
+    # the chat widget's flood limit per socket: a burst of frames at once, then this many per
+    # second (0 turns the limit off: a load test, a trusted embedding)
+    widget_burst: int = Field(default=8, ge=1, le=100_000)
+    widget_per_second: float = Field(default=2.0, ge=0)
 
     shopify_webhook_secret: SecretStr | None = None
     shopify_webhook_secret_previous: SecretStr | None = None

@@ -623,7 +623,7 @@ async def test_filters_counts_and_search(sessions, engine):
             await list_conversations(s, me, status="closed")
         with QueryCounter(engine) as counter:
             counts = await count_conversations(s, me, status="open")
-    assert len(counter.statements) == 2
+    assert len(counter.statements) == 1
     assert counts == {"mine": 1, "unassigned": 2, "all": 4, "open": 4, "pending": 0, "snoozed": 0, "resolved": 1}
     async with sessions() as s:
         assert (await count_conversations(s, me, view="unassigned"))["open"] == 2

@@ -324,11 +324,11 @@ def test_cache_is_reused_rebuilt_on_change_and_corruption(en_data_dir: Path, tmp
     cache = tmp_path / "cache"
     first = IntentClassifier.load_or_train(cache_dir=cache, data_dir=en_data_dir)
     assert first.trained_now
-    files = sorted(cache.glob("*.joblib"))
+    files = sorted(cache.glob("*.npz"))
     assert len(files) == 1
     import sklearn
 
-    assert re.fullmatch(rf"intents-sklearn{re.escape(sklearn.__version__)}-[0-9a-f]{{64}}\.joblib", files[0].name)
+    assert re.fullmatch(rf"intents-sklearn{re.escape(sklearn.__version__)}-[0-9a-f]{{64}}\.npz", files[0].name)
     assert not list(cache.glob(".intents-*"))  # no temp files left behind
 
     again = IntentClassifier.load_or_train(cache_dir=cache, data_dir=en_data_dir)
@@ -340,10 +340,10 @@ def test_cache_is_reused_rebuilt_on_change_and_corruption(en_data_dir: Path, tmp
     path.write_text(path.read_text(encoding="utf-8") + "# a comment changes the bytes too\n", encoding="utf-8")
     changed = IntentClassifier.load_or_train(cache_dir=cache, data_dir=en_data_dir)
     assert changed.trained_now and changed.fingerprint != first.fingerprint
-    assert len(list(cache.glob("*.joblib"))) == 2
+    assert len(list(cache.glob("*.npz"))) == 2
 
     # A corrupt cache file is ignored and replaced.
-    current = cache / next(p.name for p in cache.glob("*.joblib") if changed.fingerprint in p.name)
+    current = cache / next(p.name for p in cache.glob("*.npz") if changed.fingerprint in p.name)
     current.write_bytes(b"not a pickle at all")
     repaired = IntentClassifier.load_or_train(cache_dir=cache, data_dir=en_data_dir)
     assert repaired.trained_now
@@ -740,22 +740,45 @@ def test_cli_evaluate(classifier, tmp_path: Path) -> None:
     assert result.exit_code != 0 and "error" in result.output.lower()
 
 
-def test_fast_probabilities_equal_scikit_learns(classifier: IntentClassifier) -> None:
-    """The hand-evaluated calibrated ensemble must be the same arithmetic as scikit-learn's."""
+def test_served_probabilities_equal_scikit_learns(classifier: IntentClassifier, tmp_path: Path) -> None:
+    """The numpy model read from the cache (no scikit-learn) gives scikit-learn's probabilities
+    and the same rankings, on the held-out sets and on odd texts."""
     import numpy as np
 
+    from bot.nlu.evaluate import read_labelled
     from bot.nlu.intents import normalize_text
 
-    texts = [normalize_text(t) for t in ("where is my order?", "quiero devolver", "我的订单在哪里", "asdkjh qwe",
-                                         "cancel my order 1001 please", "спасибо", "Đơn hàng của tôi đâu")]
-    assert classifier._linear_folds() is not None  # the fast path is really taken
-    assert classifier._features()._parts is not None
-    fast = classifier.predict_proba(texts)
-    reference = classifier._pipeline.predict_proba(texts)
+    assert classifier.pipeline is not None  # trained in this session: the reference is at hand
+    texts = [r.text for r in read_labelled(Path(__file__).with_name("nlu_heldout"))]
+    texts += ["where is my order?", "quiero devolver", "我的订单在哪里", "asdkjh qwe", "a  b\t\tc", "x" * 2000,
+              "cancel my order 1001 please", "спасибо", "Đơn hàng của tôi đâu", "\ue001 \ue003"]
+    classifier.save(tmp_path / "model.npz")
+    served = IntentClassifier.load(tmp_path / "model.npz", classifier.fingerprint)
+    assert served.pipeline is None and served.classes == classifier.classes
+    normalized = [normalize_text(t) for t in texts]
+    fast = served.predict_proba(normalized)
+    reference = classifier.pipeline.predict_proba(normalized)
     assert np.allclose(fast, reference, atol=1e-6)  # float32 features: rounding only
     assert (fast.argmax(axis=1) == reference.argmax(axis=1)).all()
-    features = classifier._features().transform(texts + [""])
-    assert np.allclose(features.toarray(), classifier._pipeline[0].transform(texts + [""]).toarray(), atol=1e-6)
+    assert [p.ranking for p in served.predict_many(texts)] == [p.ranking for p in classifier.predict_many(texts)]
+
+
+def test_serving_imports_no_scikit_learn(tmp_path: Path, en_data_dir: Path) -> None:
+    """A cached model is read and used without importing scikit-learn (it costs ~75 MB)."""
+    import subprocess
+    import sys
+
+    IntentClassifier.load_or_train(cache_dir=tmp_path, data_dir=en_data_dir)
+    code = (
+        "import sys\n"
+        "from bot.nlu.intents import IntentClassifier\n"
+        f"clf = IntentClassifier.load_or_train(cache_dir={str(tmp_path)!r}, data_dir={str(en_data_dir)!r})\n"
+        "assert not clf.trained_now\n"
+        "print(clf.predict('where is my order').intent)\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('sklearn', 'scipy', 'joblib'))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.split("\n")[:2] == ["track_order", "[]"], out.stdout + out.stderr
 
 
 # --- tone (strongly negative messages) ------------------------------------------------------
@@ -872,12 +895,17 @@ def test_tone_model_is_deterministic_and_ignores_empty_text(tone_model: Any) -> 
     assert not analyze("where is my order #1001?", "en").hostile
 
 
-def test_tone_fast_path_equals_scikit_learn(tone_model: Any) -> None:
+def test_tone_fast_path_equals_scikit_learn(tone_model: Any, tmp_path: Path) -> None:
     import numpy as np
+
+    from bot.nlu.tone import ToneClassifier
 
     texts = [r["text"] for r in csv.DictReader(TONE_HELDOUT_CSV.open(encoding="utf-8"))]
     texts += ["where is my order?!?! 🤬", "x", "1001"]
-    assert type(tone_model._pipeline[-1]).__name__ == "LogisticRegression"  # the direct path is taken
-    fast = np.asarray(tone_model._hostile_probability(texts))
-    reference = tone_model._pipeline.predict_proba(texts)[:, tone_model._hostile_column]
+    assert tone_model.pipeline is not None  # trained in this session
+    tone_model.save(tmp_path / "tone.npz")
+    served = ToneClassifier.load(tmp_path / "tone.npz", tone_model.fingerprint)
+    assert served.pipeline is None
+    fast = np.asarray(served._hostile_probability(texts))
+    reference = tone_model.pipeline.predict_proba(texts)[:, tone_model._hostile_column]
     assert np.allclose(fast, reference, atol=1e-6)

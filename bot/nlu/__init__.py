@@ -50,6 +50,7 @@ __all__ = [
     "set_tone",
     "normalize_language",
     "set_classifier",
+    "train_out_of_process",
 ]
 
 
@@ -97,6 +98,24 @@ def get_classifier() -> IntentClassifier:
 def set_classifier(classifier: IntentClassifier | None) -> None:
     """Replace the process-wide classifier; ``None`` makes the next use load it again."""
     _CLASSIFIER.set(classifier)
+
+
+def train_out_of_process(timeout: float = 600.0) -> bool:
+    """Train and cache the intent and tone models in a child process when their cache files are
+    missing, so that this process (the server) never imports scikit-learn: training needs it,
+    serving does not (:mod:`bot.nlu.linear`), and it would stay resident (~75 MB). True when the
+    caches are there afterwards; otherwise the next :func:`get_classifier` trains in-process."""
+    import subprocess
+    import sys
+
+    if IntentClassifier.cached() and ToneClassifier.cached():
+        return True
+    code = "from bot.nlu import intents, tone; intents.IntentClassifier.load_or_train(); tone.ToneClassifier.load_or_train()"
+    try:
+        subprocess.run([sys.executable, "-c", code], check=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return IntentClassifier.cached() and ToneClassifier.cached()
 
 
 def analyze(

@@ -10,8 +10,8 @@ intent model, trained the same way from our own examples:
 
 Features are words and word pairs (Chinese per character) plus angry emoji; the model is a
 logistic regression whose probability is the hostility score. Training is deterministic
-(a few seconds) and cached like the intent model, keyed by the data, this file and the
-scikit-learn version.
+(a few seconds) and cached like the intent model, exported to numpy arrays (``.npz``, served
+without scikit-learn), keyed by the data, this file and the scikit-learn version.
 """
 
 from __future__ import annotations
@@ -26,14 +26,12 @@ from .intents import (
     _TOKEN_PATTERN,
     DATA_DIR,
     MAX_CLASSIFY_CHARS,
-    FastFeatures,
     ProcessWide,
     _example_files,
     _fingerprint,
     _parse_examples,
     _sklearn_version,
     _split_cjk,
-    _write_atomic,
     default_cache_dir,
     normalize_text,
 )
@@ -46,7 +44,7 @@ TONE_DIR = DATA_DIR / "tone"
 #: hostility score from which a message counts as strongly negative (handed to a person)
 HOSTILE_AT = 0.5
 _LABELS = ("hostile", "calm")
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2
 
 
 def _parse_tone(path: Path, raw: bytes) -> list[tuple[str, str]]:
@@ -130,20 +128,62 @@ def _build_pipeline() -> Any:
     return Pipeline([("features", features), ("model", model)])
 
 
-class ToneClassifier:
-    """A fitted tone model: :meth:`hostility` of a text, 0..1."""
+_FUNCTIONS = {"words_view": _words_view, "fury": _fury}
 
-    def __init__(self, pipeline: Any, fingerprint: str | None = None) -> None:
-        self._pipeline = pipeline
+
+class ToneClassifier:
+    """A fitted tone model: :meth:`hostility` of a text, 0..1. The logistic regression is
+    evaluated with numpy (:mod:`bot.nlu.linear`); ``pipeline`` is the scikit-learn pipeline
+    only when it was trained in this process (a test compares both)."""
+
+    def __init__(self, features: Any, intercept: float, hostile_column: int, fingerprint: str | None = None,
+                 pipeline: Any = None) -> None:
+        self._linear = features
+        self._intercept = float(intercept)
+        self._hostile_column = hostile_column
         self.fingerprint = fingerprint
-        self._hostile_column = list(pipeline.classes_).index("hostile")
-        self._fast: FastFeatures | None = None
-        self._coef_t: Any = None
+        self.pipeline = pipeline
+
+    @classmethod
+    def from_pipeline(cls, pipeline: Any, fingerprint: str | None = None) -> ToneClassifier:
+        import numpy as np
+
+        from .linear import LinearText, export_features
+
+        model = pipeline[-1]
+        if type(model).__name__ != "LogisticRegression" or model.coef_.shape[0] != 1:
+            raise ValueError("not a binary logistic regression")
+        views = export_features(pipeline[0], _FUNCTIONS)
+        coef_t = np.ascontiguousarray(model.coef_.T, dtype=np.float64)
+        return cls(LinearText(views, coef_t, _FUNCTIONS), float(model.intercept_[0]),
+                   list(model.classes_).index("hostile"), fingerprint, pipeline)
+
+    def save(self, path: Path) -> None:
+        import numpy as np
+
+        from .linear import save
+
+        save(path, self._linear.views, {"format": _CACHE_FORMAT, "fingerprint": self.fingerprint,
+                                        "hostile_column": self._hostile_column},
+             coef_t=self._linear.weights_t, intercept=np.array([self._intercept]))
+
+    @classmethod
+    def load(cls, path: Path, fingerprint: str | None = None) -> ToneClassifier:
+        from .linear import LinearText, load
+
+        views, meta, arrays = load(path)
+        if meta.get("format") != _CACHE_FORMAT or (fingerprint is not None and meta.get("fingerprint") != fingerprint):
+            raise ValueError("stale or foreign cache payload")
+        coef_t, intercept = arrays["coef_t"], arrays["intercept"]
+        if coef_t.ndim != 2 or coef_t.shape[1] != 1 or intercept.shape != (1,) or meta["hostile_column"] not in (0, 1):
+            raise ValueError("cached model has unexpected shapes")
+        return cls(LinearText(views, coef_t, _FUNCTIONS), float(intercept[0]), int(meta["hostile_column"]),
+                   meta.get("fingerprint"))
 
     @classmethod
     def train(cls, pairs: Sequence[tuple[str, str]], fingerprint: str | None = None) -> ToneClassifier:
         """Fit on (text, label) pairs; deterministic (duplicates dropped, the rest sorted; a
-        text labelled both ways counts as hostile)."""
+        text labelled both ways counts as hostile). Needs scikit-learn (imported here only)."""
         labels: dict[str, str] = {}
         for text, label in pairs:
             key = " ".join(text.split())
@@ -156,28 +196,32 @@ class ToneClassifier:
         pipeline = _build_pipeline()
         pipeline.fit(texts, [labels[t] for t in texts])
         log.info("trained tone model on %d examples in %.1fs", len(texts), time.perf_counter() - started)
-        return cls(pipeline, fingerprint)
+        return cls.from_pipeline(pipeline, fingerprint)
 
-    @classmethod
-    def load_or_train(cls, cache_dir: Path | str | None = None, data_dir: Path | str | None = None) -> ToneClassifier:
+    @staticmethod
+    def _cache(cache_dir: Path | str | None, data_dir: Path | str | None) -> tuple[Path, str, Path, list[tuple[str, bytes]]]:
         data_dir = Path(data_dir) if data_dir is not None else DATA_DIR
         cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         files = _files(data_dir, data_dir / "tone")
         fingerprint = _fingerprint([("tone.py", Path(__file__).read_bytes()), *files])
-        path = cache_dir / f"tone-sklearn{_sklearn_version()}-{fingerprint}.joblib"
+        return cache_dir / f"tone-sklearn{_sklearn_version()}-{fingerprint}.npz", fingerprint, data_dir, files
+
+    @classmethod
+    def cached(cls, cache_dir: Path | str | None = None, data_dir: Path | str | None = None) -> bool:
+        """Whether :meth:`load_or_train` would find a cache file (and not train)."""
+        return cls._cache(cache_dir, data_dir)[0].is_file()
+
+    @classmethod
+    def load_or_train(cls, cache_dir: Path | str | None = None, data_dir: Path | str | None = None) -> ToneClassifier:
+        path, fingerprint, data_dir, files = cls._cache(cache_dir, data_dir)
         if path.is_file():
             try:
-                import joblib
-
-                payload = joblib.load(path)
-                if payload.get("format") == _CACHE_FORMAT and payload.get("fingerprint") == fingerprint:
-                    return cls(payload["pipeline"], fingerprint)
-                raise ValueError("stale or foreign cache payload")
+                return cls.load(path, fingerprint)
             except Exception as exc:  # corrupt, truncated, incompatible: retrain
                 log.warning("ignoring unreadable tone model cache %s: %s", path, exc)
         clf = cls.train(_examples(data_dir, files), fingerprint)
         try:
-            _write_atomic(path, {"format": _CACHE_FORMAT, "fingerprint": fingerprint, "pipeline": clf._pipeline})
+            clf.save(path)
         except OSError as exc:
             log.warning("could not write the tone model cache %s: %s", path, exc)
         return clf
@@ -194,19 +238,10 @@ class ToneClassifier:
         return scores
 
     def _hostile_probability(self, texts: list[str]) -> Any:
-        """P(hostile) per text: the logistic regression evaluated directly on the fast features
-        (scikit-learn's own path costs milliseconds per message in validation; a test checks
-        both agree)."""
+        """P(hostile) per text: the logistic regression on the exported features."""
         import numpy as np
 
-        model = self._pipeline[-1]
-        if type(model).__name__ != "LogisticRegression" or model.coef_.shape[0] != 1:
-            return self._pipeline.predict_proba(texts)[:, self._hostile_column]
-        if self._fast is None:
-            self._fast = FastFeatures(self._pipeline[0])
-        if getattr(self, "_coef_t", None) is None:
-            self._coef_t = np.ascontiguousarray(model.coef_.T, dtype=np.float64)
-        logit = self._fast.linear(texts, self._coef_t)[:, 0] + model.intercept_[0]
+        logit = self._linear.scores(texts)[:, 0] + self._intercept
         p_second = 1.0 / (1.0 + np.exp(-logit))  # binary LR: the probability of classes_[1]
         return p_second if self._hostile_column == 1 else 1.0 - p_second
 

@@ -66,8 +66,8 @@ def setup(
         evidence,
         live,
         proxies,
-        triage,
         translate,
+        triage,
         views,
         webchat,
     )

@@ -49,7 +49,7 @@ class WebConfig:
     login_throttle: ThrottleConfig = field(default_factory=ThrottleConfig)
     #: how long an agent's sign-in lasts
     session_max_age: int = 12 * 3600
-    #: widget frames: burst size and sustained frames per second per socket
+    #: widget frames: burst size and sustained frames per second per socket (rate 0: no limit)
     widget_burst: int = 8
     widget_rate: float = 2.0
     #: how long a visitor token stays valid (it is re-issued on every connect)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -44,7 +44,13 @@ from inbox.models import (
     Priority,
 )
 from inbox.queries.access import check_access
-from inbox.queries.conversations import VIEWS, count_conversations, get_conversation, list_conversations
+from inbox.queries.conversations import (
+    VIEWS,
+    count_conversations,
+    get_conversation,
+    known_intents,
+    list_conversations,
+)
 from inbox.queries.csat import conversation_rating, customer_ratings
 from inbox.queries.customers import load_sidebar
 from inbox.queries.filters import ConversationFilters, InvalidQuery
@@ -125,14 +131,16 @@ class ListParams:
 
     def qs(self, **changes: Any) -> str:
         """The query string for these params with ``changes`` (a change resets the page)."""
-        merged = replace(self, **({"before": ""} | changes))
-        defaults = ListParams()
-        pairs = [(k, v) for k, v in asdict(merged).items() if v != getattr(defaults, k)]
-        return urlencode(pairs)
+        merged = {f: getattr(self, f) for f in _LIST_FIELDS} | {"before": ""} | changes
+        return urlencode([(k, v) for k, v in merged.items() if v != _LIST_DEFAULTS[k]])
 
     @property
     def is_filtered(self) -> bool:
         return any((self.channel, self.intent, self.priority, self.label, self.q)) or self.status != "open"
+
+
+_LIST_FIELDS = tuple(f.name for f in fields(ListParams))
+_LIST_DEFAULTS = {f: getattr(ListParams(), f) for f in _LIST_FIELDS}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -164,15 +172,7 @@ async def _list_context(db: AsyncSession, agent: Agent, params: ListParams) -> d
     else:
         counts = await count_conversations(db, agent, view=params.view, filters=filters)  # type: ignore[arg-type]
     labels = (await db.exec(select(Label).order_by(col(Label.name)))).all()
-    intents = (
-        await db.exec(
-            select(Conversation.last_intent)
-            .where(col(Conversation.last_intent).is_not(None))
-            .distinct()
-            .order_by(col(Conversation.last_intent))
-            .limit(60)
-        )
-    ).all()
+    intents = await known_intents(db)
     return {
         "rows": rows,
         "counts": counts,

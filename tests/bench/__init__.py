@@ -11,6 +11,7 @@ One module per concern:
 * ``databases``: fresh migrated SQLite files and a throwaway PostgreSQL cluster;
 * ``seed`` and ``pages``: a large inbox (bulk inserts) and the inbox pages timed over HTTP;
 * ``nlu``: understanding time per message;
+* ``__main__``: the profiles, the sections and the long memory run (100,000 messages, RSS before/after);
 * ``report``: the table and the JSON file.
 
 Every load is loopback only and bounded in count and time; a target that fails (say, no

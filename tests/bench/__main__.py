@@ -56,14 +56,18 @@ class Profile:
     page_timeout: float
     nlu_rounds: int
     run_timeout: float
+    memory_messages: int = 0  # the long memory run: this many answered messages through one server (0: none)
+    memory_seconds: float = 0.0  # ... or until this much time has passed
 
 
 QUICK = Profile(quick=True, databases=("sqlite",), customers=300, clients=60, warmup=1.0, closed=4.0, soak=0.0,
                 rates=(50, 200, 500), open_seconds=1.5, drain=1.5, settle=2.0, bound=10.0, grace=2.0,
-                seed_conversations=10_000, seed_messages=100_000, page_requests=10, page_timeout=10.0, nlu_rounds=1, run_timeout=90.0)
+                seed_conversations=10_000, seed_messages=100_000, page_requests=10, page_timeout=10.0, nlu_rounds=1, run_timeout=90.0,
+                memory_messages=0, memory_seconds=300.0)
 FULL = Profile(quick=False, databases=("sqlite", "postgresql"), customers=600, clients=200, warmup=3.0, closed=15.0,
                soak=40.0, rates=(50, 200, 500), open_seconds=5.0, drain=10.0, settle=10.0, bound=30.0, grace=10.0,
-               seed_conversations=100_000, seed_messages=1_000_000, page_requests=60, page_timeout=30.0, nlu_rounds=3, run_timeout=420.0)
+               seed_conversations=100_000, seed_messages=1_000_000, page_requests=60, page_timeout=30.0, nlu_rounds=3, run_timeout=420.0,
+               memory_messages=100_000, memory_seconds=1800.0)
 
 DB_LABEL = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
 
@@ -248,6 +252,57 @@ async def inbox_run(kind: str, dbs: Databases, profile: Profile, workdir: Path, 
     return row
 
 
+async def memory_run(dbs: Databases, profile: Profile, workdir: Path, fake: FakeApiServer, messages: int) -> dict[str, Any]:
+    """``messages`` answered widget messages through one SQLite server (closed loop, in rounds of
+    at most 30 s, each followed by the server's RSS), bounded by ``profile.memory_seconds``:
+    resident memory before and after, and its growth per 1,000 answered messages."""
+    row: dict[str, Any] = {"server": "shopdesk SQLite", "path": "widget", "target_messages": messages, "rounds": []}
+    router = Router()
+    server: ServerProcess | None = None
+    target: WidgetTarget | None = None
+    try:
+        url = await dbs.url("sqlite", "memory_sqlite")
+        server = await start_shopdesk("memory sqlite", url, workdir, fake.base, token=DEFAULT_TOKEN)
+        target = WidgetTarget(server.url, router)
+        await target.open(profile.customers, timeout=60)
+        if await first_answer(target, router, bound=90) is None:
+            raise RuntimeError("no answer to a first message within 90s")
+        # warm: caches, pools and the first conversations of every customer exist before "before"
+        await closed_loop(target, router, clients=profile.clients, duration=max(profile.warmup, 5.0),
+                          bound=profile.bound, grace=profile.grace, phase="warm-up")
+        await router.settle(profile.settle)
+        row["rss_before_mb"] = before = server.rss("before")
+        answered, started = 0, time.perf_counter()
+        while answered < messages:
+            left = profile.memory_seconds - (time.perf_counter() - started)
+            if left <= 1:
+                row["note"] = f"stopped after {profile.memory_seconds:.0f}s"
+                break
+            stats = await closed_loop(target, router, clients=profile.clients, duration=min(30.0, left),
+                                      bound=profile.bound, grace=profile.grace, phase="memory")
+            answered += stats.answered
+            summary = stats.summary()
+            row["rounds"].append({"answered": answered, "per_s": summary["answered_per_s"], "lost": summary["lost"],
+                                  "rss_mb": server.rss(f"after {answered}")})
+            if not stats.answered:
+                row["note"] = "a round answered nothing"
+                break
+        row["seconds"] = round(time.perf_counter() - started, 1)
+        row["answered"] = answered
+        row["rss_after_mb"] = after = server.rss("after")
+        if before is not None and after is not None and answered:
+            row["growth_kb_per_1k_messages"] = round((after - before) * 1024 / (answered / 1000), 1)
+    except Exception as exc:
+        row["error"] = f"{type(exc).__name__}: {exc}"[:400]
+    finally:
+        if target is not None:
+            await target.close()
+        if server is not None:
+            server.stop()
+            row["memory"] = server.memory
+    return row
+
+
 async def bounded(coro: Awaitable[dict[str, Any]], seconds: float, fallback: dict[str, Any]) -> dict[str, Any]:
     try:
         return await asyncio.wait_for(coro, seconds)
@@ -315,6 +370,10 @@ async def main_async(profile: Profile, args: argparse.Namespace) -> dict[str, An
                     continue
                 results["inbox"].append(await bounded(inbox_run(kind, dbs, profile, workdir, fake),
                                                       profile.run_timeout + 600, {"database": DB_LABEL[kind]}))
+        memory_messages = profile.memory_messages if args.memory_messages is None else args.memory_messages
+        if "memory" not in args.skip and memory_messages > 0:
+            results["memory_run"] = await bounded(memory_run(dbs, profile, workdir, fake, memory_messages),
+                                                  profile.memory_seconds + 300, {"server": "shopdesk SQLite"})
     finally:
         await fake.stop()
         dbs.close()
@@ -357,7 +416,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a first look in under two minutes (also QUICK=1)")
     parser.add_argument("--databases", default="", help="comma-separated: sqlite,postgresql (default: per profile)")
     parser.add_argument("--paths", default="widget,telegram", help="comma-separated: widget,telegram")
-    parser.add_argument("--skip", default="", help="comma-separated sections to leave out: chat,inbox,understanding")
+    parser.add_argument("--skip", default="",
+                        help="comma-separated sections to leave out: chat,inbox,understanding,memory")
+    parser.add_argument("--memory-messages", type=int, default=None,
+                        help="answered messages of the memory run (RSS before and after, one SQLite server; "
+                             "default: 100000 in the full profile, none in QUICK; 0: none)")
     parser.add_argument("--json", default="bench-results.json", help="where to write the results")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (server logs, SQLite files)")
     parser.add_argument("--processes", type=int, default=2,

@@ -106,6 +106,21 @@ def print_report(results: dict[str, Any]) -> None:
             growth = run.get("growth_kb_per_1k_messages")
             extra += f"; growth over the soak {growth:.1f} KB per 1,000 answered" if growth is not None else ""
             print(f"  {run['path']:<9}{run['server']:<25}{mem}{extra}")
+    run = results.get("memory_run")
+    if run:
+        print()
+        if run.get("error"):
+            print(f"Memory run: FAILED: {run['error']}")
+        else:
+            growth = run.get("growth_kb_per_1k_messages")
+            print(f"Memory run ({run['path']}, {run['server']}): {run.get('answered', 0)} of {run['target_messages']} "
+                  f"messages answered in {_f(run.get('seconds'))}s; RSS {_f(run.get('rss_before_mb'))} MB before, "
+                  f"{_f(run.get('rss_after_mb'))} MB after"
+                  + (f", {growth:.1f} KB per 1,000 answered" if growth is not None else "")
+                  + (f" ({run['note']})" if run.get("note") else ""))
+            curve = run.get("rounds", [])
+            step = max(1, len(curve) // 8)
+            print("  answered → RSS MB: " + ", ".join(f"{r['answered']} → {_f(r['rss_mb'])}" for r in curve[::step]))
     notes = list(results.get("notes", []))
     for run in results.get("chat", []):
         if run.get("refusals"):

@@ -113,7 +113,8 @@ def _spawn(name: str, cmd: list[str], env: dict[str, str], port: int, workdir: P
 
 def shopdesk_env(database_url: str, data_dir: Path, api_url: str, *, token: str) -> dict[str, str]:
     """The settings of the server under test: its database, the fake Bot API, Telegram's flood
-    limits switched off (the benchmark measures the server, not Telegram's allowance)."""
+    limits and the widget's per-socket limit switched off (the benchmark measures the server,
+    not Telegram's allowance)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHOPDESK_")}
     env.update({
         "SHOPDESK_CONFIG": os.devnull,
@@ -125,6 +126,7 @@ def shopdesk_env(database_url: str, data_dir: Path, api_url: str, *, token: str)
         "SHOPDESK_TELEGRAM_API_URL": api_url,
         "SHOPDESK_TELEGRAM_PER_CHAT_PER_SECOND": "0",
         "SHOPDESK_TELEGRAM_OVERALL_PER_SECOND": "0",
+        "SHOPDESK_WIDGET_PER_SECOND": "0",
         "PTB_TIMEDELTA": "1",
     })
     return env

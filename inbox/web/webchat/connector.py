@@ -29,7 +29,7 @@ _HELLO_TIMEOUT = 30.0
 
 
 class TokenBucket:
-    """``burst`` frames at once, then ``rate`` per second."""
+    """``burst`` frames at once, then ``rate`` per second; a ``rate`` of 0 limits nothing."""
 
     def __init__(self, burst: int, rate: float) -> None:
         self.capacity = float(burst)
@@ -38,6 +38,8 @@ class TokenBucket:
         self.updated = time.monotonic()
 
     def take(self) -> bool:
+        if not self.rate:
+            return True
         now = time.monotonic()
         self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
         self.updated = now

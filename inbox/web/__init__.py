@@ -20,6 +20,7 @@ Routes (one table)::
     GET  /inbox/ws                           agents' WebSocket (session + Origin checked)
     GET  /inbox/admin/{agents,canned,labels,alerts,returns} admin pages (404 for non-admins) + their POSTs
     GET  /inbox/notifications (+ /count, POST /read) fired alerts for agents
+    GET  /inbox/admin/updates (+ POST)         proactive customer messages per kind (admins)
     GET  /inbox/account  POST /inbox/account/language   the agent's profile: UI language
     POST /inbox/c/<id>/messages/<mid>/translate       "Translate" (only with a translation server)
     GET  /shop  GET /widget.js  GET /widget/ws   storefront, widget script, widget socket
@@ -50,7 +51,7 @@ def setup(
     senders: SenderRegistry,
     on_inbound: Callable[[Any], Awaitable[None]] | None = None,
 ) -> WebState:
-    from inbox.web import account, admin, alerts, auth, live, translate, views, webchat
+    from inbox.web import account, admin, alerts, auth, live, translate, updates, views, webchat
     from inbox.web.rendering import create_environment
     from inbox.web.security import add_security_headers
 
@@ -88,6 +89,7 @@ def setup(
             *account.routes(),
             *translate.routes(),
             *alerts.routes(),
+            *updates.routes(),
         ]
     )
     app.router.add_static("/static/web/", webchat.STATIC_DIR, name="static_web", append_version=False)

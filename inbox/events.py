@@ -65,6 +65,7 @@ class EventType(enum.StrEnum):
     contact_updated = "contact.updated"
     presence = "presence"
     alert = "alert"
+    notifications_read = "notifications.read"
 
 
 @dataclass(frozen=True)

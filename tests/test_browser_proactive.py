@@ -73,3 +73,49 @@ async def test_agents_do_not_get_the_page(browser: Any, server: LiveServer) -> N
     page, _ = await _page(browser, server, "ben@shop.test")
     response = await page.goto(server.at("/inbox/admin/updates"))
     assert response is not None and response.status == 404
+
+
+async def test_notification_count_is_pushed_to_every_open_tab(browser: Any, server: LiveServer) -> None:
+    """An alert fires: every open tab's badge shows it without a reload or a poll; marking them read
+    in one tab clears the badge in the other."""
+    from datetime import UTC, datetime
+
+    from playwright.async_api import expect
+    from sqlmodel import select
+
+    from inbox.alerts.runner import AlertRunner
+    from inbox.models import FiredAlert
+    from tests.ordersvc_builders import make_level, make_warehouse
+
+    await add_agent(server.sessions, "ana@shop.test", name="Ana Lopez", admin=True)
+    ctx = await browser.new_context(viewport={"width": 1280, "height": 900})
+    first = await ctx.new_page()
+    seen = await watch(first)
+    await sign_in(first, server, "ana@shop.test", PASSWORD)
+    second = await ctx.new_page()  # the same agent in a second tab (same session cookie)
+    seen_second = await watch(second)
+    await second.goto(server.at("/inbox/notifications"))
+    polls: list[str] = []
+    for page in (first, second):
+        page.on("request", lambda r: polls.append(r.url) if "/notifications/count" in r.url else None)
+        await expect(page.locator("#live-dot.is-live")).to_have_count(1, timeout=TIMEOUT)
+    await expect(first.locator("#unread-count")).to_have_text("")
+
+    async with server.sessions() as db:
+        main = await make_warehouse(db, "MAIN")
+        await make_level(db, main, "MUG", on_hand=0)
+        await db.commit()
+    await AlertRunner(server.sessions).run_once(datetime.now(UTC))
+    async with server.sessions() as db:
+        fired = len((await db.exec(select(FiredAlert))).all())
+    assert fired >= 1  # low stock (and whatever else the default rules find)
+    for page in (first, second):
+        await expect(page.locator("#unread-count")).to_have_text(str(fired), timeout=TIMEOUT)
+    assert polls == []  # pushed over the socket, not fetched
+
+    await second.reload()  # the list with the new alert, then "mark all as read" in that tab
+    await second.get_by_role("button", name="Mark all as read").click()
+    await expect(first.locator("#unread-count")).to_have_text("", timeout=TIMEOUT)
+    await expect(second.locator("#unread-count")).to_have_text("", timeout=TIMEOUT)
+    seen.assert_clean()
+    seen_second.assert_clean()

@@ -24,10 +24,10 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from ordersvc.models import Order, Shipment
+from ordersvc.models import Order, Shipment, SourceChannel
 from ordersvc.shipment_updates import record_tracking_event
 from ordersvc.shopify.payloads import (
     ShopifyId,
@@ -73,7 +73,9 @@ async def _shipment_of(session: AsyncSession, data: FulfillmentEventIn) -> tuple
         Shipment.external_id == data.fulfillment_id
     )
     if data.order_id is not None:
-        stmt = stmt.where(Order.external_id == data.order_id)
+        # every source listed: the lookup probes the (source, external_id) index instead of scanning orders,
+        # then the shipment comes from its (order_id, external_id) index
+        stmt = stmt.where(col(Order.source).in_(list(SourceChannel)), Order.external_id == data.order_id)
     found = (await session.exec(stmt.with_for_update())).first()
     if found is None:
         return None, None

@@ -76,7 +76,7 @@ async def _shipment_of(session: AsyncSession, data: FulfillmentEventIn) -> tuple
         # every source listed: the lookup probes the (source, external_id) index instead of scanning orders,
         # then the shipment comes from its (order_id, external_id) index
         stmt = stmt.where(col(Order.source).in_(list(SourceChannel)), Order.external_id == data.order_id)
-    found = (await session.exec(stmt.with_for_update())).first()
+    found = (await session.exec(stmt.with_for_update(of=Shipment))).first()
     if found is None:
         return None, None
     shipment, order = found

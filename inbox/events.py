@@ -67,6 +67,7 @@ class EventType(enum.StrEnum):
     alert = "alert"
     #: an agent asked for the dispute evidence bundle in the conversation's Slack thread
     evidence_shared = "evidence.shared"
+    notifications_read = "notifications.read"
 
 
 @dataclass(frozen=True)

@@ -148,13 +148,16 @@ class ProactiveJob:
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
 
-    async def run_once(self) -> dict[str, int]:
-        """One pass; returns how many updates ended in each outcome (and how many were postponed)."""
+    async def run_once(self, *, late: bool = True) -> dict[str, int]:
+        """One pass; returns how many updates ended in each outcome (and how many were postponed).
+        ``late``: look for parcels past their ETA first (a scan over open shipments; the loop does
+        it at most once per ``interval``, not on every webhook's wake-up)."""
         now = self.clock()
         outcomes: dict[str, int] = {}
-        async with self.sessions() as session:
-            await note_late_shipments(session, now)
-            await session.commit()
+        if late:
+            async with self.sessions() as session:
+                await note_late_shipments(session, now)
+                await session.commit()
         while True:
             async with self.sessions() as session:
                 due = await due_updates(session, now, limit=self.chunk)
@@ -197,9 +200,14 @@ class ProactiveJob:
         return "failed"
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        late_checked = float("-inf")
         while True:
             try:
-                await self.run_once()
+                late = loop.time() - late_checked >= self.interval
+                if late:
+                    late_checked = loop.time()
+                await self.run_once(late=late)
             except asyncio.CancelledError:
                 raise
             except Exception:

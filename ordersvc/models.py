@@ -239,6 +239,8 @@ class TrackingEvent(SQLModel, table=True):
     __tablename__ = "tracking_event"
     __table_args__ = (
         sa.UniqueConstraint("shipment_id", "occurred_at", "message", name="uq_tracking_event"),
+        # the source's own event id (a Shopify fulfillment event id): a replay is found by it
+        sa.Index("uq_tracking_event_external", "shipment_id", "external_id", unique=True),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -247,6 +249,7 @@ class TrackingEvent(SQLModel, table=True):
     status: ShipmentStatus = Field(sa_type=enum_column(ShipmentStatus))
     message: str = Field(default="", max_length=500)
     location: str | None = Field(default=None, max_length=255)
+    external_id: str | None = Field(default=None, max_length=64)
 
 
 class ShipmentUpdate(SQLModel, table=True):

@@ -119,12 +119,14 @@ async def record_tracking_event(
     status: ShipmentStatus | str,
     message: str = "",
     location: str | None = None,
+    external_id: str | None = None,
     now: datetime | None = None,
 ) -> bool:
     """Add a carrier scan to a shipment (caller's transaction) and move its status forward.
 
-    A repeated event (same time and text) changes nothing; an event older than the latest
-    one is kept in the history but does not change the status; a backwards move is ignored.
+    A repeated event (the same source id ``external_id``, or the same time and text) changes
+    nothing; an event older than the latest one is kept in the history but does not change the
+    status; a backwards move is ignored. Each of these is logged once, by ids only.
     Returns True when the shipment's status changed.
     """
     if occurred_at.tzinfo is None:
@@ -134,19 +136,18 @@ async def record_tracking_event(
     shipment = (
         await session.exec(select(Shipment).where(Shipment.id == shipment_id).with_for_update())
     ).one()
+    external_id = (external_id or None) and external_id[:64]
+    same = sa.and_(col(TrackingEvent.occurred_at) == occurred_at, col(TrackingEvent.message) == message)
+    if external_id is not None:
+        same = sa.or_(same, col(TrackingEvent.external_id) == external_id)
     seen = (
-        await session.exec(
-            select(TrackingEvent.id).where(
-                TrackingEvent.shipment_id == shipment_id,
-                TrackingEvent.occurred_at == occurred_at,
-                TrackingEvent.message == message,
-            )
-        )
+        await session.exec(select(TrackingEvent.id).where(TrackingEvent.shipment_id == shipment_id, same))
     ).first()
     if seen is not None:
+        log.info("shipment %s: tracking event %s seen before; ignored", shipment_id, external_id or "(no id)")
         return False
     session.add(TrackingEvent(shipment_id=shipment_id, occurred_at=occurred_at, status=new, message=message,
-                              location=(location or None) and location[:255]))
+                              location=(location or None) and location[:255], external_id=external_id))
     now = now or utcnow()
     latest = shipment.last_event_at
     if latest is not None and occurred_at < latest:

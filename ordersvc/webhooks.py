@@ -44,6 +44,7 @@ from ordersvc.shopify import (
     upsert_shopify_fulfillment,
     upsert_shopify_order,
 )
+from ordersvc.shopify.events import apply_fulfillment_event
 from ordersvc.shopify.stock import StockResult, apply_inventory_item, apply_inventory_level, apply_product
 from shopbase.dedupe import DuplicateDelivery, claim_delivery
 from shopbase.refusal import Refused
@@ -111,6 +112,12 @@ async def _on_refund(session: AsyncSession, payload: dict[str, Any]) -> _Effect:
     return _effect(await apply_shopify_refund(session, payload))
 
 
+async def _on_fulfillment_event(session: AsyncSession, payload: dict[str, Any]) -> _Effect:
+    result = await apply_fulfillment_event(session, payload)
+    events: list[Event] = [("shipment.updated", result.order_id)] if result.changed and result.order_id else []
+    return _Effect(events, result.detail)
+
+
 def _stock(result: StockResult) -> _Effect:
     return _Effect(detail=result.detail)
 
@@ -154,6 +161,7 @@ TOPICS: dict[str, Handler] = {
     "orders/cancelled": _on_cancelled,
     "fulfillments/create": _on_fulfillment,
     "fulfillments/update": _on_fulfillment,
+    "fulfillment_events/create": _on_fulfillment_event,
     "refunds/create": _on_refund,
     "inventory_levels/update": _on_inventory_level,
     "inventory_items/update": _on_inventory_item,

@@ -266,7 +266,7 @@ async def test_shipment_and_other_alerts(env: Env) -> None:
     await env.idle()
     posted = env.alerts()
     assert [m["text"] for m in posted] == ["Late shipment: #2002", "Shipment problem: #2002", "Low stock: TEE-M"]
-    assert "1Z999" in texts(posted[0]) and "in transit" in texts(posted[0])
+    assert "1Z999" in texts(posted[0]) and "In transit" in texts(posted[0])
     assert "Available 2" in texts(posted[2])
 
 
@@ -1158,3 +1158,18 @@ def test_notice_for_picks_what_slack_shows_and_stores_it_as_json() -> None:
     assert notice_for(Event("message.created", 1, {"author": "bot"})) is None
     assert notice_for(Event("conversation.updated", 1, {"change": "priority"})) is None
     assert notice_for(Event("conversation.updated", 1, {"change": "status"})).follow_up
+
+
+async def test_rule_and_shipment_alerts_speak_the_shops_default_language(aiohttp_client: Any, fake: FakeSlack,
+                                                                          settings: Any, sessions: Any) -> None:
+    env = await make_env(aiohttp_client, fake, slack_settings(settings, fake, default_language="ru"), sessions)
+    async with env.sessions() as s:
+        order, _ = await make_order(s, name="#2003")
+        await s.commit()
+    await env.alert(None, {"kind": "late_shipment", "order_id": order.id, "order_name": "#2003",
+                           "shipments": [{"tracking_number": "1Z999", "status": "in_transit", "carrier": "UPS"}]})
+    await env.alert(None, {"kind": "low_stock", "sku": "TEE-M", "available": 2})
+    await env.idle()
+    late, stock = env.alerts()
+    assert late["text"] == "Задерживается отправление: #2003" and "В пути" in texts(late)
+    assert stock["text"] == "Мало на складе: TEE-M" and "Доступно 2" in texts(stock)

@@ -21,6 +21,7 @@ Routes (one table)::
     GET  /inbox/admin/{agents,canned,labels,alerts,returns} admin pages (404 for non-admins) + their POSTs
     GET  /inbox/notifications (+ /count, POST /read) fired alerts for agents
     GET  /inbox/analytics (+ /export.csv?table=…)  KPIs, charts and CSV (every agent; read-only)
+    GET  /inbox/admin/updates (+ POST)         proactive customer messages per kind (admins)
     GET  /inbox/account  POST /inbox/account/language   the agent's profile: UI language
     GET  /inbox/admin/sla  POST /inbox/admin/sla         the SLA policy (inbox.web.sla)
     GET  /inbox/admin/macros (+ POSTs)  POST /inbox/c/<id>/macro/<macro_id>   macros (inbox.web.macros)
@@ -68,6 +69,7 @@ def setup(
         proxies,
         translate,
         triage,
+        updates,
         views,
         webchat,
     )
@@ -119,6 +121,7 @@ def setup(
             *sla_web.routes(),
             *macros_web.routes(),
             *triage.routes(),
+            *updates.routes(),
         ]
     )
     app.router.add_static("/static/web/", webchat.STATIC_DIR, name="static_web", append_version=False)

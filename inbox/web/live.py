@@ -10,6 +10,10 @@ conversation go only to agents who may see it (``inbox.queries.access.check_acce
 Presence: a tab tells the hub which conversation it shows (``{"type": "view",
 "conversation_id": 7}``, access-checked); everyone viewing that conversation gets
 ``{"type": "presence", "conversation_id": 7, "viewers": [{"id": 3, "name": "Ana"}]}``.
+The unread notification count is pushed, not polled: right after ``hello``, and whenever an
+alert fires (to every agent who may see it) or an agent marks notifications read (to that
+agent's tabs), each tab gets ``{"type": "notifications", "unread": 3}`` (a number only).
+
 Heartbeats are WebSocket pings (aiohttp's ``heartbeat``); a closed or stuck socket is
 dropped and its presence cleared.
 """
@@ -44,6 +48,7 @@ _FORWARDED = {
     "conversation.escalated",
     "contact.updated",
 }
+_NOTIFICATION_EVENTS = {"alert", "notifications.read"}
 _AUTHORS = {"customer", "bot", "agent", "system"}
 _SEND_TIMEOUT = 5.0
 HEARTBEAT_SECONDS = 20.0
@@ -86,8 +91,40 @@ class AgentHub:
         frame = {"type": "presence", "conversation_id": conversation_id, "viewers": self.viewers(conversation_id)}
         await asyncio.gather(*(self._send(s, frame) for s in list(self._sockets) if s.viewing == conversation_id))
 
+    async def _push_unread(self, targets: list[AgentSocket]) -> None:
+        """Send each target tab its agent's unread notification count (one query per agent)."""
+        from inbox.queries.notifications import unread_count
+
+        by_agent: dict[int, list[AgentSocket]] = {}
+        for sock in targets:
+            if sock.agent.id is not None:
+                by_agent.setdefault(sock.agent.id, []).append(sock)
+        if not by_agent:
+            return
+        counts: dict[int, int] = {}
+        async with self._sessions() as db:
+            for agent_id, socks in by_agent.items():
+                counts[agent_id] = await unread_count(db, socks[0].agent)
+        await asyncio.gather(*(self._send(s, {"type": "notifications", "unread": counts[agent_id]})
+                               for agent_id, socks in by_agent.items() for s in socks))
+
+    async def _on_notifications(self, event: Any) -> None:
+        data = event.data or {}
+        if event.type == "notifications.read":
+            await self._push_unread([s for s in list(self._sockets) if s.agent.id == data.get("agent_id")])
+            return
+        targets = list(self._sockets)
+        if event.conversation_id is not None:  # an alert about a conversation: only those who may see it
+            async with self._sessions() as db:
+                conversation = await db.get(Conversation, event.conversation_id)
+            targets = [s for s in targets if conversation is None or check_access(s.agent, conversation)]
+        await self._push_unread(targets)
+
     async def on_event(self, event: Any) -> None:
         """EventBus subscriber: forward ids of what changed to the agents who may see it."""
+        if self._sockets and event.type in _NOTIFICATION_EVENTS:
+            await self._on_notifications(event)
+            return
         if not self._sockets or event.type not in _FORWARDED or event.conversation_id is None:
             return
         async with self._sessions() as db:
@@ -134,6 +171,7 @@ class AgentHub:
         watcher = asyncio.create_task(self._watch_session(sock), name="agent-socket-session-check")
         try:
             await ws.send_str(json.dumps({"type": "hello", "agent_id": agent.id}))
+            await self._push_unread([sock])  # a (re)connected tab catches up with what it missed
             async for msg in ws:
                 if msg.type != WSMsgType.TEXT:
                     continue

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import typer
 
+from shopbase.refusal import Refused
 from shopdesk.cli.common import CliError, fail, open_db, run
 from shopdesk.settings import Settings
 
@@ -15,7 +16,8 @@ _STATES = {"on": True, "off": False}
 
 
 async def _apply(settings: Settings, kind: str | None, enabled: bool | None) -> dict[str, bool]:
-    from inbox.proactive import set_update_kind, update_settings
+    from inbox.actions.customer_updates_save import customer_updates_save
+    from inbox.proactive import update_settings
     from shopdesk.db import session_maker
 
     engine = await open_db(settings)
@@ -24,9 +26,9 @@ async def _apply(settings: Settings, kind: str | None, enabled: bool | None) -> 
             if kind is None or enabled is None:
                 return await update_settings(session)
             try:
-                current = await set_update_kind(session, kind, enabled)
-            except ValueError as exc:
-                raise CliError(str(exc), 2) from exc
+                current = await customer_updates_save(session, {kind: enabled}, actor="cli")
+            except Refused as exc:
+                raise CliError(exc.message, 2) from exc
             await session.commit()
             return current
     finally:

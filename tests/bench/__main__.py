@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import platform
@@ -425,7 +426,16 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the work directory (server logs, SQLite files)")
     parser.add_argument("--processes", type=int, default=2,
                         help="also measure N server processes on one PostgreSQL (1: only one process)")
+    parser.add_argument("--proactive", type=int, default=0, metavar="N",
+                        help="run only the proactive-updates scenario with N shipments (tests/bench/proactive.py)")
     args = parser.parse_args()
+    if args.proactive:
+        from tests.bench.proactive import print_report, run_proactive
+
+        result = asyncio.run(run_proactive(args.proactive))
+        Path(args.json).write_text(json.dumps(result, indent=1, default=str))
+        print_report(result)
+        return
     quick = args.quick or os.environ.get("QUICK", "") not in ("", "0")
     profile = QUICK if quick else FULL
     results = asyncio.run(main_async(profile, args))

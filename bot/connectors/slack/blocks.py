@@ -16,6 +16,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from inbox.alerts.text import alert_translations, label
+from inbox.web.i18n import N_
 from shopbase.formatting import format_date, format_money, format_number, format_percent
 
 __all__ = [
@@ -242,27 +244,31 @@ def _escalation_actions(conversation_id: int, inbox_url: str, *, resolved: bool)
 # --------------------------------------------------------------------------- merchant alerts
 
 _SHIPMENT_TITLES = {
-    "late_shipment": "Late shipment",
-    "shipment_exception": "Shipment problem",
+    "late_shipment": N_("Late shipment: %(order)s"),
+    "shipment_exception": N_("Shipment problem: %(order)s"),
 }
 
 
 def shipment_alert(kind: str, *, order_name: str, shipments: Sequence[Mapping[str, Any]],
                    order: Mapping[str, Any] | None, inbox_url: str | None, locale: str = "en",
                    tz: str = "UTC") -> tuple[str, Blocks]:
-    title = _SHIPMENT_TITLES.get(kind, "Shipment alert")
+    """A late or problem shipment, in the shop's language (``locale``: the agents' catalogs)."""
+    t = alert_translations(locale)
+    title = t.gettext(_SHIPMENT_TITLES.get(kind, N_("Shipment alert: %(order)s"))) % {"order": order_name}
     rows = [
-        f"• {escape(s.get('carrier') or 'carrier?')} {escape(s.get('tracking_number') or '—')}: {escape(_words(s.get('status')))}"
+        f"• {escape(s.get('carrier') or t.gettext('carrier?'))} {escape(s.get('tracking_number') or '—')}: "
+        f"{escape(label(t, s.get('status')))}"
         for s in list(shipments)[:_MAX_LINES]
     ]
-    blocks: Blocks = [_header(f"{title}: {order_name}")]
+    blocks: Blocks = [_header(title)]
     if rows:
         blocks.append(_section("\n".join(rows)))
     if order:
         blocks.extend(order_card(order, locale=locale, tz=tz))
     if inbox_url:
-        blocks.append({"type": "actions", "elements": [_button("Open in inbox", ACTION_OPEN, "open", url=inbox_url)]})
-    return escape(f"{title}: {order_name}"), blocks
+        blocks.append({"type": "actions", "elements": [
+            _button(t.gettext("Open in inbox"), ACTION_OPEN, "open", url=inbox_url)]})
+    return escape(title), blocks
 
 
 def return_approval_alert(*, rma_id: int, rma_number: str, order_name: str, resolution: str, method: str,

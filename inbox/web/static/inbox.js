@@ -553,6 +553,12 @@
     }, 50);
   });
 
+  // the notification badge: its count is pushed over the socket (inbox.web.live), never polled
+  function showUnread(unread) {
+    var badge = document.getElementById("unread-count");
+    if (badge && typeof unread === "number" && unread >= 0) { badge.textContent = unread ? String(unread) : ""; }
+  }
+
   function onLive(frame) {
     if (!frame || typeof frame.type !== "string") { return; }
     // other scripts (triage.js: live counts, notifications) follow the same frames
@@ -563,6 +569,7 @@
       return;
     }
     if (frame.type === "hello" || frame.type === "pong") { return; }
+    if (frame.type === "notifications") { showUnread(frame.unread); return; }
     schedule("list", refreshList);
     if (frame.conversation_id !== current) { return; }
     if (frame.type === "message.created" || frame.type === "message.delivery") {

@@ -2,7 +2,7 @@
 shipment, so a replayed carrier event is recognised by its id.
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 """
 
 from typing import Sequence, Union
@@ -12,7 +12,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "0010"
-down_revision: Union[str, None] = "0008"
+down_revision: Union[str, None] = "0009"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

@@ -6,7 +6,7 @@ last_message_at)`` lets every triage view's count ("Needs a human", "Bot is hand
 of a page in the triage order (priority, SLA due time, waiting time) be read from the index alone.
 
 Revision ID: 0011
-Revises: 0008
+Revises: 0010
 """
 
 from typing import Sequence, Union
@@ -16,7 +16,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "0011"
-down_revision: Union[str, None] = "0008"
+down_revision: Union[str, None] = "0010"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

@@ -549,6 +549,9 @@ class Macro(SQLModel, table=True):
     assign: str | None = Field(default=None, max_length=16)
     snooze_hours: int | None = None
     created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
 class SavedView(SQLModel, table=True):
     """An agent's saved filter set for the inbox list (the list's query string, checked by
     ``inbox.web.views.ListParams``); written only by ``inbox.actions.saved_view_save``."""

@@ -268,6 +268,8 @@ def _mask(value: Any) -> str:
         return "(set, hidden)" if value.get_secret_value() else "(empty)"
     if value is None:
         return "(not set)"
+    if value == "":
+        return "(empty)"
     return str(value)
 
 

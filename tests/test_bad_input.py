@@ -343,6 +343,7 @@ def good_values(desk: Desk, route: Route) -> dict[str, str]:
         "part": "head",
         "canned_id": str(desk.canned_id),
         "macro_id": "999999",
+        "op": "notes",
         "order_id": "1",
         "mid": "1",
         "action": "cancel",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from shopbase.formatting import format_number
 from shopdesk.cli.common import CliError, error_line, open_db, run, working
 from shopdesk.settings import Settings
 
@@ -83,6 +84,6 @@ def db_copy(
     copied = run(body)
     for name, n in copied.items():
         if n:
-            typer.echo(f"{name:24} {n:>10,}")
-    typer.echo(f"copied {sum(copied.values()):,} rows in {len(copied)} tables; "
+            typer.echo(f"{name:24} {format_number(n, 'en'):>10}")
+    typer.echo(f"copied {format_number(sum(copied.values()), 'en')} rows in {len(copied)} tables; "
                "point SHOPDESK_DATABASE_URL at the new database and copy the data directory along")

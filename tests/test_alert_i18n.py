@@ -47,8 +47,13 @@ def test_every_kind_is_translated_with_its_numbers() -> None:
                                    "reserved": 0, "safety_stock": 5}, locale="es")
     assert stock.title == "Poco stock: MUG en MAIN"
     assert stock.lines == ["Disponibles 1.200 (en almacén 1.200, reservados 0), stock de seguridad 5"]
-    breach = describe("sla_breach", {"threshold_minutes": 60, "customer": "Lan"}, locale="zh-Hant", conversation_id=7)
-    assert breach.title == "首次回覆逾時：對話 #7" and breach.lines[0] == "顧客：Lan" and breach.button == "開啟對話"
+    breach = describe("sla_breach", {"kind": "first", "due_at": "2026-12-02T09:30:00+00:00", "customer": "Lan"},
+                      locale="zh-Hant", conversation_id=7)
+    assert breach.title == "首次回覆已逾時（SLA）：對話 #7" and breach.lines[0] == "顧客：Lan" and breach.button == "開啟對話"
+    assert breach.lines[1].startswith("首次回覆截止時間：") and "2026" in breach.lines[1]
+    later = describe("sla_breach", {"kind": "next", "due_at": "2026-12-02T09:30:00+00:00"}, locale="ru", conversation_id=7)
+    assert later.title == "Просрочен следующий ответ (SLA): разговор #7"
+    assert later.lines[0].startswith("Следующий ответ нужно было дать до: ")
     digest = describe("daily_digest", {"day": "2026-12-02", "new_conversations": 4}, locale="vi")
     assert digest.title.startswith("Tóm tắt hằng ngày") and digest.lines[0] == "Cuộc trò chuyện mới: 4"
     assert describe("escalation", {"priority": "high"}, locale="ru", conversation_id=3).lines[1] == "Приоритет: Высокий"

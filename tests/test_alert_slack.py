@@ -62,7 +62,7 @@ async def test_rule_alerts_reach_slack_as_block_kit_with_a_link_back(env: Env) -
     posted = env.alerts()
     assert sorted(m["text"] for m in posted) == ["Low stock: TEE-M at Warehouse MAIN", "Returns are spiking: Linen tee"]
     spike = next(m for m in posted if m["text"].startswith("Returns"))
-    assert "3 returned as “too small” in 7 days" in texts(spike)
+    assert "3 returned as “Too small” in 7 days" in texts(spike)  # the reason as the catalog labels it
     [button] = buttons(spike).values()
     assert button["text"]["text"] == "Open product's returns"
     assert button["url"] == "https://desk.example/inbox/admin/returns?product=linen-tee"

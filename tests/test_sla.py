@@ -289,8 +289,8 @@ async def test_the_unassigned_queue_orders_by_priority_then_due_time_and_pages_t
             ("urgent-none", Priority.urgent, None, 1),
             ("high-soon", Priority.high, 5, 50),
             ("high-later", Priority.high, 40, 2),
+            ("high-none-old", Priority.high, None, 30),  # the longest waiting first (inbox.queries.triage)
             ("high-none-new", Priority.high, None, 3),
-            ("high-none-old", Priority.high, None, 30),
             ("normal-late", Priority.normal, -10, 60),
         ]
         for name, priority, due, ago in wanted:

@@ -50,14 +50,20 @@ async def post(client: Any, url: str, token: str, data: Any = (), **kw: Any) -> 
     return await client.post(url, data=pairs, allow_redirects=False, headers={"Accept": "application/json"})
 
 
-async def _conversation(sessions: Any, n: int, *, priority: str | None = None, sla: datetime | None = None) -> int:
+_POLICY = datetime.min  # "whatever the SLA policy sets when the bot hands over"
+
+
+async def _conversation(sessions: Any, n: int, *, priority: str | None = None,
+                        sla: datetime | None = _POLICY) -> int:
+    """A conversation; with ``priority`` handed over to people; ``sla`` overrides the clock the
+    SLA policy starts on the hand-over (None: no clock)."""
     rec = await customer_says(sessions, f"hello {n}", contact=f"visitor-triage-{n:06d}", name=f"Customer {n}")
-    if priority is not None or sla is not None:
+    if priority is not None or sla is not _POLICY:
         async with sessions() as db:
             conv = await db.get(Conversation, rec.conversation_id)
             if priority is not None:
                 await conversation_escalate(db, conv, priority=priority, summary="", reason="test")
-            if sla is not None:
+            if sla is not _POLICY:
                 conv.sla_due_at = sla
                 db.add(conv)
             await db.commit()
@@ -82,7 +88,7 @@ async def test_views_counts_and_triage_order(sessions: Any) -> None:
     urgent = await _conversation(sessions, 3, priority="urgent")
     high_late = await _conversation(sessions, 4, priority="high", sla=now + timedelta(hours=5))
     high_soon = await _conversation(sessions, 5, priority="high", sla=now + timedelta(minutes=5))
-    high_none = await _conversation(sessions, 6, priority="high")
+    high_none = await _conversation(sessions, 6, priority="high", sla=None)
     mine = await _conversation(sessions, 7, priority="low")
     waiting = await _conversation(sessions, 8, priority="normal")
     snoozed = await _conversation(sessions, 9)

@@ -203,7 +203,10 @@
   document.addEventListener("pointerdown", clearUnread, true);
   document.addEventListener("keydown", clearUnread, true);
 
+  var savingPrefs = 0;  // saves in flight: the boxes show the agent's clicks, not an older answer
+
   function syncPrefs() {
+    if (savingPrefs > 0) { return; }
     var sound = document.getElementById("notify-sound");
     var desktop = document.getElementById("notify-desktop");
     if (sound) { sound.checked = !!prefs.sound; }
@@ -223,11 +226,13 @@
   function savePrefs(changes) {
     var body = new URLSearchParams();
     Object.keys(changes).forEach(function (k) { body.append(k, changes[k] ? "1" : "0"); });
+    savingPrefs += 1;
     post("/inbox/triage/prefs", body).then(function (res) {
+      savingPrefs -= 1;
       if (!res.ok) { toast(errorText(res.body, res.status), true); loadState(false); return; }
       prefs = JSON.parse(res.body).prefs || prefs;
       syncPrefs();
-    }).catch(function () { toast(_("Cannot reach the server."), true); });
+    }).catch(function () { savingPrefs -= 1; toast(_("Cannot reach the server."), true); });
   }
 
   document.addEventListener("change", function (e) {

@@ -75,6 +75,12 @@
     return fmt(_("Something went wrong (%(status)s). Please try again."), { status: status });
   }
 
+  // shared with the other inbox scripts (triage.js), which run after this one
+  window.shopdeskInbox = {
+    _: _, fmt: fmt, $: $, $all: $all, csrfToken: csrfToken, myAgentId: myAgentId,
+    currentConversationId: currentConversationId, toast: toast, errorText: errorText
+  };
+
   document.addEventListener("htmx:configRequest", function (e) {
     e.detail.headers["X-CSRF-Token"] = csrfToken();
   });

@@ -14,58 +14,11 @@
 (function () {
   "use strict";
 
-  var catalog = null;
-
-  function _(text) {
-    if (catalog === null) {
-      var el = document.getElementById("i18n-js");
-      try { catalog = el ? JSON.parse(el.getAttribute("data-catalog") || "{}") : {}; } catch (e) { catalog = {}; }
-    }
-    return Object.prototype.hasOwnProperty.call(catalog, text) && catalog[text] ? catalog[text] : text;
-  }
-
-  function fmt(text, values) {
-    return text.replace(/%\((\w+)\)s/g, function (whole, key) {
-      return Object.prototype.hasOwnProperty.call(values, key) ? String(values[key]) : whole;
-    });
-  }
-
-  function $(selector, root) { return (root || document).querySelector(selector); }
-  function $all(selector, root) { return Array.prototype.slice.call((root || document).querySelectorAll(selector)); }
-
-  function csrfToken() {
-    var meta = $('meta[name="csrf-token"]');
-    return meta ? meta.getAttribute("content") : "";
-  }
-
-  function myAgentId() {
-    var page = document.getElementById("page");
-    return page ? parseInt(page.getAttribute("data-agent-id") || "0", 10) : 0;
-  }
-
-  function currentConversationId() {
-    var el = document.getElementById("conversation");
-    return el ? parseInt(el.getAttribute("data-conversation-id") || "0", 10) || null : null;
-  }
-
-  function toast(text, isError) {
-    var box = document.getElementById("toasts");
-    if (!box) { return; }
-    var item = document.createElement("div");
-    item.className = "toast" + (isError ? " toast-error" : "");
-    item.setAttribute("role", isError ? "alert" : "status");
-    item.textContent = text;
-    box.appendChild(item);
-    window.setTimeout(function () { if (item.parentNode) { item.parentNode.removeChild(item); } }, isError ? 9000 : 3500);
-  }
-
-  function errorText(body, status) {
-    try {
-      var data = JSON.parse(body);
-      if (data && typeof data.error === "string") { return data.error; }
-    } catch (e) { /* not JSON */ }
-    return fmt(_("Something went wrong (%(status)s). Please try again."), { status: status });
-  }
+  // the helpers inbox.js shares (it runs first: deferred scripts run in document order)
+  var shared = window.shopdeskInbox;
+  var _ = shared._, fmt = shared.fmt, $ = shared.$, $all = shared.$all, csrfToken = shared.csrfToken;
+  var myAgentId = shared.myAgentId, currentConversationId = shared.currentConversationId;
+  var toast = shared.toast, errorText = shared.errorText;
 
   function post(url, body) {
     return fetch(url, {
@@ -406,8 +359,7 @@
     observer.observe(pane, { childList: true });
   }
 
-  function init() {
-    catalog = null;
+  function init() {  // (a new page's language: inbox.js reloads the shared catalog)
     var bar = document.getElementById("bulk-form");
     if (bar) { bar.classList.add("is-enhanced"); }
     watchList();

@@ -28,7 +28,6 @@ Business-time arithmetic is :mod:`shopbase.business_time` (zoneinfo, DST-safe).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from datetime import date, datetime
@@ -41,6 +40,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from inbox.models import Channel, Conversation, ConversationStatus, Owner, Priority
+from inbox.periodic import PeriodicJob
 from ordersvc.models import ShopSetting
 from shopbase.business_time import Schedule, add_business, business_seconds
 from shopbase.clock import utcnow
@@ -350,19 +350,18 @@ def sla_state(conversation: Any, now: datetime, warn_minutes: int = 30) -> str |
 # --------------------------------------------------------------------------- the periodic job
 
 
-class SlaJob:
+class SlaJob(PeriodicJob):
     """Every ``interval`` seconds, mark the clocks past due as breached (one transaction)."""
+
+    name = "sla-breaches"
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], *, interval: float = 30.0,
                  clock: Callable[[], datetime] = utcnow, batch: int = 200,
                  should_run: Callable[[], bool] = lambda: True) -> None:
+        super().__init__(interval=interval, should_run=should_run)
         self.sessions = sessions
-        #: several processes on one PostgreSQL: only the elected one runs it (shopdesk.cluster)
-        self.should_run = should_run
-        self.interval = interval
         self.clock = clock
         self.batch = batch
-        self._task: asyncio.Task[None] | None = None
 
     async def run_once(self, now: datetime | None = None) -> list[int]:
         """Breach the due clocks at ``now`` (default: the clock); the conversation ids."""
@@ -385,25 +384,3 @@ class SlaJob:
         if ids:
             log.info("sla: %d clock(s) breached", len(ids))
         return ids
-
-    def start(self) -> None:
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="sla-breaches")
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            if not self.should_run():
-                continue
-            try:
-                await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("the SLA breach check failed; trying again at the next tick")

@@ -137,7 +137,7 @@ async def test_the_handoff_sentence_and_its_details(browser: Any, server: LiveSe
     seen.assert_clean()
 
 
-async def test_a_macro_applies_with_its_shortcut(browser: Any, server: LiveServer) -> None:
+async def test_a_macro_fills_the_composer_by_shortcut_and_resolves_on_send(browser: Any, server: LiveServer) -> None:
     from playwright.async_api import expect
 
     ids = await _seed(server.sessions)
@@ -152,20 +152,59 @@ async def test_a_macro_applies_with_its_shortcut(browser: Any, server: LiveServe
     cid = ids["warn"]
     await page.goto(server.at(f"/inbox/c/{cid}"))
     await expect(page.locator("#macros-menu summary")).to_be_visible()
+    await page.locator("#reply-text").fill("Hello! ")
     await page.evaluate("document.activeElement && document.activeElement.blur()")
     await page.keyboard.press("m")
     await expect(page.locator("#macros-menu")).to_have_attribute("open", "")
     await page.keyboard.press("p")
+    # the reply is in the composer after the agent's draft, not sent; labels and assignment are done
+    await expect(page.locator("#reply-text")).to_have_value("Hello! Could you send a photo of it, Walter?",
+                                                            timeout=TIMEOUT)
+    await expect(page.locator("#macro-pending")).to_contain_text("sets the status to Pending")
+    await expect(page.locator(".conv-head .badge-label")).to_have_text("needs-photo", timeout=TIMEOUT)
+    await expect(page.locator("#conv-status")).to_contain_text("Open")
+    async with server.sessions() as db:
+        sent = (await db.exec(select(Message).where(Message.conversation_id == cid, Message.author == "agent"))).all()
+    assert sent == []
+    # the agent edits it and sends: the reply goes out, then the status changes
+    await page.locator("#reply-text").fill("Could you send a photo of the box, Walter?")
+    await page.locator("#reply-form button[type=submit].btn-primary").click()
     await expect(page.locator("#conv-status")).to_contain_text("Pending", timeout=TIMEOUT)
-    await expect(page.locator(".conv-head .badge-label")).to_have_text("needs-photo")
     async with server.sessions() as db:
         conv = await db.get(Conversation, cid)
         sent = (await db.exec(select(Message).where(Message.conversation_id == cid, Message.author == "agent"))).all()
-        audit = (await db.exec(select(AuditEvent).where(AuditEvent.conversation_id == cid,
-                                                        AuditEvent.action == "macro.applied"))).all()
+        audit = (await db.exec(select(AuditEvent.action).where(AuditEvent.conversation_id == cid,
+                                                               AuditEvent.action.like("macro.%")))).all()
     assert conv is not None and conv.status.value == "pending" and conv.assignee_id is not None
     assert conv.sla_due_at is None  # answered, then waiting on the customer
-    assert [m.text for m in sent] == ["Could you send a photo of it, Walter?"] and len(audit) == 1
+    assert [m.text for m in sent] == ["Could you send a photo of the box, Walter?"]
+    assert sorted(audit) == ["macro.applied", "macro.sent"]
+    seen.assert_clean()
+
+
+async def test_a_macro_click_keeps_the_status_when_the_agent_says_so(browser: Any, server: LiveServer) -> None:
+    from playwright.async_api import expect
+
+    ids = await _seed(server.sessions)
+    async with server.sessions() as db:
+        admin = (await db.exec(select(Agent).where(Agent.email == "ana@shop.test"))).one()
+        canned = await canned_save(db, "bye", "Bye", {"en": "All done, {{ customer.display_name }}."}, by=admin)
+        await macro_save(db, name="Done", by=admin, canned_id=canned.id, status="resolved")
+        await db.commit()
+    page, seen = await _agent_page(browser, server)
+    cid = ids["warn"]
+    await page.goto(server.at(f"/inbox/c/{cid}"))
+    await page.locator("#macros-menu summary").click()
+    await page.locator("#macros-menu button", has_text="Done").click()
+    await expect(page.locator("#reply-text")).to_have_value("All done, Walter.", timeout=TIMEOUT)
+    await expect(page.locator("#macro-pending")).to_contain_text("Resolved")
+    await page.locator("#macro-pending-clear").click()
+    await expect(page.locator("#macro-pending")).to_be_hidden()
+    await page.locator("#reply-form button[type=submit].btn-primary").click()
+    await expect(page.locator(".msg-agent").last).to_contain_text("All done, Walter.", timeout=TIMEOUT)
+    async with server.sessions() as db:
+        conv = await db.get(Conversation, cid)
+    assert conv is not None and conv.status.value == "open"
     seen.assert_clean()
 
 

@@ -84,10 +84,30 @@ async def test_admins_define_macros_with_a_warning_for_unknown_variables(client:
         ("Shipped & thanks", "1", ["wismo", "vip", "late"]), ("Typo", None, [])]
 
 
-async def test_applying_a_macro_does_everything_in_one_transaction(client: Any, sessions: Any) -> None:
+async def _conv(sessions: Any, cid: int) -> Conversation:
+    async with sessions() as db:
+        conv = await db.get(Conversation, cid)
+        assert conv is not None
+        return conv
+
+
+async def _agent_texts(sessions: Any, cid: int) -> list[str]:
+    async with sessions() as db:
+        rows = (await db.exec(select(Message).where(Message.conversation_id == cid, Message.author == "agent")
+                              .order_by(Message.id))).all()
+    return [m.text for m in rows]
+
+
+async def _audits(sessions: Any, cid: int) -> list[str]:
+    async with sessions() as db:
+        return [a.action for a in (await db.exec(select(AuditEvent).where(AuditEvent.conversation_id == cid)
+                                                 .order_by(AuditEvent.id))).all()]
+
+
+async def test_a_macro_fills_the_composer_and_its_status_waits_for_the_send(client: Any, sessions: Any) -> None:
     ana = await add_agent(sessions)
     ben = await add_agent(sessions, "ben@shop.test", name="Ben")
-    body = await canned(sessions, "done", "Thanks {{ customer.display_name }}, all sorted.{{ order.name }}")
+    body = await canned(sessions, "done", "Thanks {{ customer.display_name }}, all sorted.{{ order.name }}{{ coupon }}")
     cid = await escalated(sessions)
     async with sessions() as db:
         boss = Agent(email="b@shop.test", password_hash="x", role="admin")
@@ -95,7 +115,7 @@ async def test_applying_a_macro_does_everything_in_one_transaction(client: Any, 
         await db.flush()
         from inbox.actions.macro_save import macro_save
 
-        good = await macro_save(db, name="Sort it", by=boss, canned_id=body, status="pending", priority="high",
+        good = await macro_save(db, name="Sort it", by=boss, canned_id=body, status="resolved", priority="high",
                                 add_labels=["sorted"], assign="me")
         doomed = await macro_save(db, name="To Ben", by=boss, assign=str(ben.id), status="resolved",
                                   add_labels=["x"])
@@ -112,21 +132,74 @@ async def test_applying_a_macro_does_everything_in_one_transaction(client: Any, 
         await db.commit()
     resp = await post(client, f"/inbox/c/{cid}/macro/{doomed_id}", token)
     assert resp.status == 400
-    async with sessions() as db:
-        conv = await db.get(Conversation, cid)
-        assert conv.labels == [] and conv.status.value == "open" and conv.assignee_id is None
+    conv = await _conv(sessions, cid)
+    assert conv.labels == [] and conv.status.value == "open" and conv.assignee_id is None
 
-    resp = await post(client, f"/inbox/c/{cid}/macro/{good_id}", token)
+    # applied from the page's script: the reply comes back for the composer, nothing is sent,
+    # labels / priority / assignment are done, the status waits
+    resp = await client.post(f"/inbox/c/{cid}/macro/{good_id}", data={"csrf_token": token},
+                             headers={"Accept": "application/json"})
+    assert resp.status == 200, await resp.text()
+    data = await resp.json()
+    assert data["text"] == "Thanks Jane, all sorted."  # no order, no coupon: unknown variables are empty
+    assert data["macro_id"] == good_id and data["done"] == ["labels", "priority", "assign"]
+    assert "sets the status to Resolved" in data["pending"]
+    conv = await _conv(sessions, cid)
+    assert (conv.status.value, conv.priority.value, conv.labels, conv.assignee_id) == ("open", "high", ["sorted"], ana.id)
+    assert await _agent_texts(sessions, cid) == []
+    assert (await _audits(sessions, cid)).count("macro.applied") == 1
+
+    # the agent edits the text and sends it with the macro: the reply goes out, then the status
+    resp = await post(client, f"/inbox/c/{cid}/reply", token, text="Thanks Jane, all sorted now!",
+                      macro_id=str(good_id))
     assert resp.status == 303, await resp.text()
-    async with sessions() as db:
-        conv = await db.get(Conversation, cid)
-        assert (conv.status.value, conv.priority.value, conv.labels, conv.assignee_id) == (
-            "pending", "high", ["sorted"], ana.id)
-        sent = (await db.exec(select(Message).where(Message.conversation_id == cid, Message.author == "agent"))).all()
-        assert [m.text for m in sent] == ["Thanks Jane, all sorted."]  # no order: the variable is empty
-        audits = [a.action for a in (await db.exec(select(AuditEvent).where(AuditEvent.conversation_id == cid))).all()]
-    assert "macro.applied" in audits and "message.agent_reply" in audits
+    conv = await _conv(sessions, cid)
+    assert conv.status.value == "resolved"
+    assert await _agent_texts(sessions, cid) == ["Thanks Jane, all sorted now!"]
+    audits = await _audits(sessions, cid)
+    assert audits.index("message.agent_reply") < audits.index("macro.sent")
     assert (await post(client, f"/inbox/c/{cid}/macro/999999", token)).status == 404
+
+
+async def test_a_macro_without_script_redirects_to_a_filled_composer(client: Any, sessions: Any) -> None:
+    await add_agent(sessions)
+    body = await canned(sessions, "wait", "Hi {{ customer.display_name }}, checking with the warehouse.")
+    cid = await escalated(sessions)
+    async with sessions() as db:
+        boss = Agent(email="b@shop.test", password_hash="x", role="admin")
+        db.add(boss)
+        await db.flush()
+        from inbox.actions.macro_save import macro_save
+
+        with_reply = await macro_save(db, name="Warehouse", by=boss, canned_id=body, status="pending")
+        no_reply = await macro_save(db, name="Urgent", by=boss, priority="urgent", status="pending")
+        await db.commit()
+        with_id, without_id = with_reply.id, no_reply.id
+    token = await login(client)
+    resp = await post(client, f"/inbox/c/{cid}/macro/{with_id}", token)
+    assert resp.status == 303
+    location = resp.headers["Location"]
+    assert f"macro={with_id}" in location
+    page = await (await client.get(location.split("#")[0])).text()
+    assert ">Hi Jane, checking with the warehouse.</textarea>" in page
+    assert re.search(rf'name="macro_id" id="reply-macro" value="{with_id}"', page)
+    assert "sets the status to Pending" in page
+    assert (await _conv(sessions, cid)).status.value == "open" and await _agent_texts(sessions, cid) == []
+
+    # sent without the macro (the agent chose "Do not change the status"): the status stays
+    assert (await post(client, f"/inbox/c/{cid}/reply", token, text="Checking.", macro_id="")).status == 303
+    assert (await _conv(sessions, cid)).status.value == "open"
+    # a macro with nothing to send sets its status at once
+    resp = await client.post(f"/inbox/c/{cid}/macro/{without_id}", data={"csrf_token": token},
+                             headers={"Accept": "application/json"})
+    data = await resp.json()
+    assert data["text"] == "" and data["macro_id"] is None and data["done"] == ["priority", "status"]
+    conv = await _conv(sessions, cid)
+    assert (conv.status.value, conv.priority.value) == ("pending", "urgent")
+    # a macro id that does not exist in the reply form: the reply is sent, nothing else happens
+    assert (await post(client, f"/inbox/c/{cid}/reply", token, text="More.", macro_id="999999")).status == 303
+    assert (await post(client, f"/inbox/c/{cid}/reply", token, text="More.", macro_id="abc")).status == 303
+    assert await _agent_texts(sessions, cid) == ["Checking.", "More.", "More."]
 
 
 async def test_sla_admin_page_saves_only_a_valid_policy(client: Any, sessions: Any) -> None:

@@ -4,8 +4,11 @@
   admins only (404 for others). Saving warns (never refuses) when the canned response uses a
   variable that does not exist: it renders empty, so the admin should look at it.
 * ``POST /inbox/c/<cid>/macro/<macro_id>``: the canned response is rendered for the conversation
-  (its language, order variables, like inserting it), then ``macro_apply`` runs every step in
-  one transaction; a refusal is a 400 and nothing of the macro stays.
+  (its language, order variables, like inserting it) and put into the agent's composer, never
+  sent; ``macro_apply`` runs labels, priority and assignment at once (one transaction; a
+  refusal is a 400 and nothing of the macro stays). The status waits for the reply: the
+  composer carries ``macro_id`` and the reply route runs ``macro_on_send`` after sending. A
+  macro without a canned response applies its status at once.
 """
 
 from __future__ import annotations
@@ -17,18 +20,18 @@ from jinja2 import nodes
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from inbox.actions.macro_apply import macro_apply
+from inbox.actions.macro_apply import macro_apply, status_waits_for_send
 from inbox.actions.macro_save import macro_delete, macro_save
 from inbox.models import Agent, CannedResponse, Conversation, ConversationStatus, Label, Macro, Priority
 from inbox.queries.conversations import get_conversation
 from inbox.web.admin import _flash, _id, _page, _t, admin_only
-from inbox.web.canned import CannedError, _env, canned_context, pick_body, render_canned
-from inbox.web.i18n import N_, translations_for
+from inbox.web.canned import CannedError, _env
+from inbox.web.i18n import LABEL_CONTEXT, N_, translations_for
 from inbox.web.rendering import error_response
 from inbox.web.state import AGENT, STATE
 from shopbase.refusal import Refused
 
-__all__ = ["routes", "macros_for_head", "unknown_variables", "KNOWN_VARIABLES"]
+__all__ = ["routes", "macros_for_head", "unknown_variables", "KNOWN_VARIABLES", "macro_reply", "pending_note"]
 
 #: what canned responses and macros can use (inbox.web.canned.canned_context)
 KNOWN_VARIABLES: dict[str, frozenset[str]] = {
@@ -180,23 +183,44 @@ async def delete_macro(request: web.Request) -> web.StreamResponse:
 _NOT_FOUND = N_("There is no such conversation, or you do not have access to it.")
 
 
-async def _reply_text(request: web.Request, db: AsyncSession, conversation: Conversation, macro: Macro) -> str | None:
+async def macro_reply(request: web.Request, db: AsyncSession, conversation: Conversation,
+                      macro: Macro) -> tuple[str, str]:
+    """(text, warning): the macro's canned response rendered for the conversation (its language,
+    order variables; unknown variables empty), and the composer's warning when the body is not
+    in the conversation's language. ("", "") without a canned response; Refused when it is broken."""
     if macro.canned_id is None:
-        return None
-    canned = await db.get(CannedResponse, macro.canned_id)
-    if canned is None:
+        return "", ""
+    from inbox.web.views import _fallback_warning, _render_canned
+
+    if await db.get(CannedResponse, macro.canned_id) is None:
         raise Refused("no_canned", "the macro's canned response was deleted", status=400)
-    config = request.app[STATE].config
     try:
-        choice = pick_body(canned.bodies, conversation.language, config.default_language)
-        context = await canned_context(db, conversation, default_language=config.default_language,
-                                       timezone=config.shop_timezone, language=choice.language)
-        return render_canned(choice.body, context)
+        text, choice = await _render_canned(request, db, conversation, macro.canned_id)
     except CannedError as exc:
         raise Refused("canned_broken", f"the macro's canned response cannot be used: {exc}", status=400) from None
+    if not text.strip():
+        raise Refused("empty_reply", "the macro's canned response rendered empty for this conversation", status=400)
+    return text, _fallback_warning(request, choice)
+
+
+def pending_note(request: web.Request, macro: Macro) -> str:
+    """What waits for the reply to be sent ("" when nothing does), in the agent's language."""
+    if not status_waits_for_send(macro):
+        return ""
+    tr = translations_for(request)
+    status = tr.pgettext(LABEL_CONTEXT, str(macro.status or "").replace("_", " ").capitalize())
+    return tr.gettext("When you send this reply, the macro “%(name)s” sets the status to %(status)s.") % {
+        "name": macro.name, "status": status}
+
+
+def _wants_json(request: web.Request) -> bool:
+    return "application/json" in request.headers.get("Accept", "")
 
 
 async def apply_macro(request: web.Request) -> web.StreamResponse:
+    """Labels, priority and assignment apply at once; the canned response goes into the composer
+    (JSON for the page's script; without script, a redirect whose page has it filled in) and
+    the status waits for the reply to be sent (``inbox.actions.macro_apply``)."""
     agent = request[AGENT]
     cid = _int(request.match_info.get("cid"))
     macro_id = _int(request.match_info.get("macro_id"))
@@ -210,17 +234,28 @@ async def apply_macro(request: web.Request) -> web.StreamResponse:
         if macro is None:
             return error_response(request, 404, N_("There is no such macro."))
         try:
-            text = await _reply_text(request, db, conversation, macro)
-            await macro_apply(db, conversation, macro, by=agent, reply_text=text,
-                              max_chars=state.config.max_message_chars)
+            text, warning = await macro_reply(request, db, conversation, macro)
+            done = await macro_apply(db, conversation, macro, by=agent)
         except Refused as exc:
             await db.rollback()
             message = translations_for(request).gettext(exc.message)
             return error_response(request, 400, message[:1].upper() + message[1:])
         await db.commit()
+        note = pending_note(request, macro)
+        name = macro.name
+    if _wants_json(request):
+        tr = translations_for(request)
+        return web.json_response(
+            {"macro_id": macro_id if macro.canned_id is not None else None, "text": text, "warning": warning,
+             "pending": note, "done": done,
+             "message": tr.gettext("Macro “%(name)s” applied.") % {"name": name}},
+            headers={"Cache-Control": "no-store"})
     from inbox.web.views import _back
 
-    raise web.HTTPSeeOther(_back(conversation.id or 0, form))
+    back = _back(conversation.id or 0, form)
+    if macro.canned_id is not None:
+        back += ("&" if "?" in back else "?") + f"macro={macro_id}"
+    raise web.HTTPSeeOther(back + "#composer")
 
 
 def routes() -> list[web.AbstractRouteDef]:

@@ -25,6 +25,7 @@ from inbox.actions.conversation_handback import conversation_handback
 from inbox.actions.conversation_labels import conversation_labels
 from inbox.actions.conversation_priority import conversation_priority
 from inbox.actions.conversation_status import conversation_status
+from inbox.actions.macro_apply import macro_on_send
 from inbox.actions.message_note import message_note
 from inbox.actions.message_send import agent_reply
 from inbox.actions.order_cancel import order_cancel
@@ -38,6 +39,7 @@ from inbox.models import (
     Conversation,
     ConversationStatus,
     Label,
+    Macro,
     Message,
     OutboxMessage,
     OutboxStatus,
@@ -63,7 +65,7 @@ from inbox.web.auth import csrf_token
 from inbox.web.canned import CannedChoice, CannedError, canned_context, pick_body, render_canned
 from inbox.web.handoff import handoff_details, handoff_sentence
 from inbox.web.i18n import LANGUAGE_NAMES, N_, request_language, translations_for
-from inbox.web.macros import macros_for_head
+from inbox.web.macros import macro_reply, macros_for_head, pending_note
 from inbox.web.rendering import error_response, page_context, render, render_fragment
 from inbox.web.sla import sla_context
 from inbox.web.state import AGENT, STATE
@@ -304,19 +306,28 @@ async def conversation_page(request: web.Request) -> web.Response:
         except InvalidQuery as exc:
             return error_response(request, 400, str(exc))
         conv_ctx = await _conversation_context(request, db, agent, conversation)
-        prefill, warning = "", ""
+        prefill, warning, pending_macro, pending = "", "", None, ""
         canned_id = _small_int(request.query.get("canned", ""))
+        macro_id = _small_int(request.query.get("macro", ""))
         if canned_id is not None:
             try:
                 prefill, choice = await _render_canned(request, db, conversation, canned_id)
                 warning = _fallback_warning(request, choice)
             except CannedError:
                 prefill = ""
+        elif macro_id is not None:  # a macro applied without the page's script: its reply, to edit and send
+            macro = await db.get(Macro, macro_id)
+            if macro is not None:
+                try:
+                    prefill, warning = await macro_reply(request, db, conversation, macro)
+                    pending_macro, pending = (macro.id if macro.canned_id else None), pending_note(request, macro)
+                except Refused:
+                    prefill = ""
     return render(
         request,
         "inbox/inbox.html",
         {**await _page_context(request), **ctx, **conv_ctx, "current_id": conversation.id, "prefill": prefill,
-         "prefill_warning": warning},
+         "prefill_warning": warning, "pending_macro": pending_macro, "pending_note": pending},
     )
 
 
@@ -557,6 +568,11 @@ async def reply(request: web.Request) -> web.StreamResponse:
 
     async def run(db: AsyncSession, conversation: Conversation, agent: Agent, form: Any) -> None:
         await agent_reply(db, conversation, agent, str(form.get("text") or ""), max_chars=max_chars)
+        # the reply a macro put into the composer: what the macro left for the send (its status)
+        macro_id = _small_int(str(form.get("macro_id") or ""))
+        macro = await db.get(Macro, macro_id) if macro_id is not None else None
+        if macro is not None:
+            await macro_on_send(db, conversation, macro, by=agent)
 
     return await _act(request, run, "#composer")
 

@@ -247,6 +247,68 @@
     fetchCanned(select.value, box, box.selectionStart || 0, box.selectionEnd || 0);
   }
 
+  // ------------------------------------------------------------------ macros
+
+  // A macro (its button, or "m" and its key: sla.js submits the same form) is applied without
+  // leaving the page: labels, priority and assignment change at once on the server; its canned
+  // response, rendered for this conversation, goes into the reply box at the cursor, to edit and
+  // send; what waits for the send (the status) is named under the box and travels with the reply
+  // as macro_id, which "Do not change the status" clears.
+  function applyMacro(form) {
+    var box = document.getElementById("reply-text");
+    var start = box ? box.selectionStart || 0 : 0;
+    var end = box ? box.selectionEnd || 0 : 0;
+    var menu = document.getElementById("macros-menu");
+    if (menu) { menu.open = false; }
+    fetch(form.action, {
+      method: "POST",
+      body: new FormData(form),
+      headers: { "Accept": "application/json", "X-CSRF-Token": csrfToken() },
+      credentials: "same-origin"
+    }).then(function (r) {
+      return r.text().then(function (body) { return { ok: r.ok, status: r.status, body: body }; });
+    }).then(function (res) {
+      if (res.status === 401) { window.location.assign("/login"); return; }
+      if (!res.ok) { toast(errorText(res.body, res.status), true); return; }
+      var data = JSON.parse(res.body);
+      if (data.text && box) {
+        box.value = box.value.slice(0, start) + data.text + box.value.slice(end);
+        showTab("reply", false);
+        box.focus();
+        box.selectionStart = box.selectionEnd = start + data.text.length;
+        var warning = document.getElementById("canned-warning");
+        if (warning) { warning.textContent = data.warning || ""; warning.hidden = !data.warning; }
+      }
+      if (data.macro_id) { setPendingMacro(data.macro_id, data.pending || ""); }
+      if (!data.text && data.message) { toast(data.message, false); }
+      schedule("head", refreshHead);
+      schedule("list", refreshList);
+    }).catch(function () { toast(_("Cannot reach the server."), true); });
+  }
+
+  function setPendingMacro(id, note) {
+    var field = document.getElementById("reply-macro");
+    var line = document.getElementById("macro-pending");
+    var text = document.getElementById("macro-pending-text");
+    if (field) { field.value = id ? String(id) : ""; }
+    if (text) { text.textContent = note; }
+    if (line) { line.hidden = !(id && note); }
+  }
+
+  // capture: before htmx's boosted-form handler, which would navigate
+  document.addEventListener("submit", function (e) {
+    var form = e.target;
+    if (!form || !form.hasAttribute || !form.hasAttribute("data-macro-form") || !window.fetch) { return; }
+    e.preventDefault();
+    e.stopPropagation();
+    applyMacro(form);
+  }, true);
+
+  document.addEventListener("click", function (e) {
+    var t = e.target.closest ? e.target.closest("#macro-pending-clear") : null;
+    if (t) { e.preventDefault(); setPendingMacro(null, ""); }
+  });
+
   // ------------------------------------------------------------------ slash-insert
 
   var SLASH_RE = /(^|\s)\/([a-z0-9_-]{0,64})$/;

@@ -434,7 +434,8 @@ def offer(turn: Turn, template: str, choices: list[tuple[str, str]], **context: 
 def give_up(turn: Turn) -> None:
     """The customer and the bot do not understand each other: a person takes over."""
     turn.say("handoff_unsure")
-    turn.escalate("not_understood", note=f"step: {turn.state.flow}/{turn.state.step}")
+    turn.escalate("not_understood", note=f"step: {turn.state.flow}/{turn.state.step}",
+                  facts={"flow": turn.state.flow, "step": turn.state.step})
 
 
 def pick(turn: Turn, *, positions: bool = True) -> str | None:

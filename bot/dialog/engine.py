@@ -80,7 +80,9 @@ async def respond(turn: Turn) -> None:
         # Strongly negative (insults, swearing, fury, threats): whatever it asks, a person
         # answers it, first in the queue. Whatever flow was open ends here. (An answer to an
         # open question, such as an address or a return note, is taken as the answer.)
+        problem = turn.state.problem
         turn.state.reset()
+        turn.state.problem = problem  # what the bot could not do a moment ago, for the agent
         await handoff.hand_off(turn, "negative", priority=Priority.high)
         return
 

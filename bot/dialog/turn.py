@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -20,7 +20,10 @@ from inbox.models import Contact, Conversation, Priority
 from inbox.replies import render_reply, reply_label
 from shopbase.formatting import format_percent
 
-__all__ = ["Turn", "Escalation", "DialogState", "BotConfig"]
+__all__ = ["Turn", "Escalation", "DialogState", "BotConfig", "PROBLEM_MEMORY"]
+
+#: how long a refusal the bot gave is worth telling the agent about when the customer is handed over
+PROBLEM_MEMORY = timedelta(minutes=30)
 
 
 @dataclass
@@ -46,6 +49,10 @@ class DialogState:
     suspended: dict[str, Any] | None = None
     #: more requests from the same message ("where is 1001 and can I return it?"), run once the first is done
     queued: list[dict[str, Any]] = field(default_factory=list)
+    #: what the bot could not do for the customer a moment ago (a refused cancellation, return or
+    #: address change), kept so that a hand-over in a later turn ("talk to a person") can tell the
+    #: agent what was asked and why it was refused (:meth:`Turn.remember_problem`)
+    problem: dict[str, Any] | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> DialogState:
@@ -63,6 +70,7 @@ class DialogState:
             "pending_intent": self.pending_intent,
             "suspended": dict(self.suspended) if self.suspended else None,
             "queued": [dict(q) for q in self.queued],
+            "problem": dict(self.problem) if self.problem else None,
         }
 
     def start(self, flow: str, step: str, **slots: Any) -> None:
@@ -75,7 +83,7 @@ class DialogState:
     def reset(self) -> None:
         """Forget everything in progress: the open flow, a suspended one and queued requests."""
         self.clear()
-        self.suspended, self.queued = None, []
+        self.suspended, self.queued, self.problem = None, [], None
 
     def suspend(self) -> None:
         """Put the open flow aside (it is offered again once the new request is answered)."""
@@ -136,22 +144,48 @@ class Turn:
         self.replies.append(OutboundPayload(text=text, quick_replies=quick, attachments=attachments))
         self.said.append(template)
 
+    def remember_problem(self, request: str, refusal: str, **facts: Any) -> None:
+        """The bot could not do what was asked (``request``: return, cancel, address; ``refusal``:
+        the refusal's code): keep it, with ``facts`` (JSON-safe: item titles, the return reason),
+        for a hand-over in this turn or a later one (within :data:`PROBLEM_MEMORY`)."""
+        self.state.problem = {"request": request, "refusal": refusal, "order": self.order_ref,
+                              "at": self.now.isoformat(), **facts}
+
+    def _recent_problem(self) -> dict[str, Any]:
+        problem = self.state.problem
+        if not isinstance(problem, dict):
+            return {}
+        try:
+            at = datetime.fromisoformat(str(problem.get("at")))
+        except ValueError:
+            return {}
+        if not (timedelta(0) <= self.now - at <= PROBLEM_MEMORY):
+            return {}
+        return {k: v for k, v in problem.items() if k != "at"}
+
     def escalate(self, reason: str, *, priority: Priority = Priority.normal, note: str = "",
                  facts: dict[str, Any] | None = None) -> None:
         """Hand the conversation to the agents' queue, with a short summary of what happened and
         the same as structured context (``facts``: what the handler found, e.g. days since the
-        parcel's last scan), from which the inbox writes the agent a sentence in their language."""
+        parcel's last scan, plus the problem remembered from a moment ago), from which the inbox
+        writes the agent a sentence in their language. A verification lockout carries no order
+        and no remembered problem: the customer never proved who they are."""
+        locked = reason == "verification_lockout"
+        merged: dict[str, Any] = {} if locked else self._recent_problem()
+        order_ref = None if locked else (self.order_ref or merged.get("order"))
+        merged.pop("order", None)
+        merged.update({k: v for k, v in (facts or {}).items() if v is not None})
         parts = [f"reason: {reason}", f"intent: {self.intent} ({format_percent(self.confidence, 'en')})"]
-        if self.order_ref:
-            parts.append(f"order: {self.order_ref}")
+        if order_ref:
+            parts.append(f"order: {order_ref}")
         if self.said:
             parts.append("bot said: " + ", ".join(self.said[-5:]))
         if note:
             parts.append(note)
         context: dict[str, Any] = {
             "reason": reason, "intent": self.intent, "confidence": round(float(self.confidence), 4),
-            "order": self.order_ref, "said": list(self.said[-8:]), "note": note[:300] or None,
-            "facts": dict(facts or {}), "hostile": bool(self.hostile),
+            "order": order_ref, "said": list(self.said[-8:]), "note": note[:300] or None,
+            "facts": merged, "hostile": bool(self.hostile),
         }
         if self.escalation is None or _rank(priority) > _rank(self.escalation.priority):
             self.escalation = Escalation(reason=reason, priority=priority, summary="; ".join(parts)[:2000],

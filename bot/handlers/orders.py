@@ -123,6 +123,8 @@ def _refuse_cancel(turn: Turn, order: Order, reason: str) -> None:
         _finish(turn, order)
         turn.say("cancel_already", order=order)
         return
+    turn.order_ref = order.name
+    turn.remember_problem("cancel", reason)
     turn.state.start("cancel", "refused", order_id=order.id)
     turn.state.pending_intent = "cancel_order"
     offer(turn, "cancel_too_late", [(turn.label("return_instead"), "return"), _agent(turn)],
@@ -307,6 +309,8 @@ async def change_address(turn: Turn) -> None:
 
 def _refuse_address(turn: Turn, order: Order, reason: str) -> None:
     _finish(turn, order)
+    turn.order_ref = order.name
+    turn.remember_problem("address", reason)
     turn.say("address_too_late", order=order, reason=reason, choices=[_agent(turn)])
 
 

@@ -164,6 +164,8 @@ async def start_return(turn: Turn) -> None:
     turn.order_ref = order.name
     ctx = await _context(turn, order)
     blocked = [_blocked_view(ctx, v) for v in ctx.verdicts.values() if not v.eligible]
+    if blocked:
+        _remember_blocked(turn, blocked)
     if not ctx.eligible():
         _finish(turn, order)
         turn.say("return_not_eligible", order=order, items=blocked, partial=False, choices=agent_choice(turn))
@@ -260,6 +262,12 @@ async def _noted(ctx: _Ctx) -> bool:
     turn.say("return_noted", choice=turn.label(f"{question}_{value}"))
     await reask(turn)
     return True
+
+
+def _remember_blocked(turn: Turn, blocked: list[dict[str, Any]]) -> None:
+    """For the agent if the customer is handed over: which items the policy refused, and why."""
+    items = [{"title": str(b["title"])[:80], "refusal": b["reason"]} for b in blocked[:5]]
+    turn.remember_problem("return", str(blocked[0]["reason"] or ""), items=items)
 
 
 def _blocked_view(ctx: _Ctx, v: LineEligibility) -> dict[str, Any]:
@@ -361,6 +369,7 @@ async def _item_gone(ctx: _Ctx) -> None:
     verdict = ctx.verdicts.get(line_id)
     ctx.slots["current"] = None
     if verdict is not None:
+        _remember_blocked(ctx.turn, [_blocked_view(ctx, verdict)])
         ctx.turn.say("return_not_eligible", order=ctx.order, items=[_blocked_view(ctx, verdict)], partial=True)
     await _next_item(ctx)
 
@@ -460,6 +469,9 @@ async def _step_condition(ctx: _Ctx) -> None:
     reason = ReturnReason(ctx.current()["reason"])
     if not ctx.policy.accepts_condition(reason, ItemCondition(condition)):
         allowed = ctx.policy.allowed_conditions.get(reason) or []
+        turn.remember_problem("return", "condition", items=[{"title": ctx.title(int(ctx.current()["line_id"]))[:80],
+                                                             "refusal": "condition"}],
+                              return_reason=reason.value, condition=condition)
         turn.say(
             "return_condition_refused",
             title=ctx.title(int(ctx.current()["line_id"])),
@@ -728,6 +740,8 @@ async def _create(ctx: _Ctx) -> None:
             await _ask_resolution(ctx)
             return
         problems = [{"title": ctx.title(e.order_line_id) if e.order_line_id else "", "code": e.code} for e in found]
+        turn.remember_problem("return", str(found[0].code) if found else "refused",
+                              items=[{"title": str(p["title"])[:80], "refusal": p["code"]} for p in problems[:5]])
         _finish(turn, ctx.order)
         turn.say("return_failed", problems=problems, choices=agent_choice(turn))
         return

@@ -49,6 +49,68 @@ _REASONS: dict[str, str] = {
 }
 
 
+# a problem the bot remembered (``Turn.remember_problem``): the request, as the intent it stands for
+_REQUEST_INTENT = {"return": "start_return", "cancel": "cancel_order", "address": "change_address"}
+# a bot flow the customer was in, as the intent it stands for (not-understood hand-overs)
+_FLOW_INTENT = {"returns": "start_return", "cancel": "cancel_order", "address": "change_address"}
+
+# why the bot refused a cancellation or an address change (the refusal's code)
+_ORDER_REFUSALS: dict[tuple[str, str], str] = {
+    ("cancel", "already_fulfilled"): N_("it has already shipped, so the bot could not cancel it"),
+    ("cancel", "partially_fulfilled"): N_("part of it has shipped, so the bot could not cancel it"),
+    ("cancel", ""): N_("the bot could not cancel it"),
+    ("address", "already_fulfilled"): N_("it has already shipped, so the bot could not change the address"),
+    ("address", "partially_fulfilled"): N_("part of it has shipped, so the bot could not change the address"),
+    ("address", ""): N_("the bot could not change the address"),
+}
+
+# why the return policy refused an item (eligibility codes, "condition", else any RMA problem)
+_RETURN_REFUSALS: dict[str, str] = {
+    "final_sale": N_("%(item)s is final sale"),
+    "not_returnable": N_("%(item)s is not returnable"),
+    "window_expired": N_("the return window for %(item)s has closed"),
+    "not_delivered": N_("%(item)s has not been delivered yet"),
+    "already_returned": N_("%(item)s was already returned"),
+    "order_cancelled": N_("the order was cancelled"),
+    "condition": N_("the policy does not accept %(item)s in that condition"),
+    "": N_("the bot could not open a return for %(item)s"),
+}
+
+
+def _label(translations: _gettext_module.NullTranslations, value: Any) -> str:
+    """A stored value (a return reason) as its UI label in the agent's language."""
+    text = str(value or "").replace("_", " ").strip().capitalize()
+    return translations.pgettext("label", text) if text else ""
+
+
+def _problem_parts(facts: dict[str, Any], translations: _gettext_module.NullTranslations) -> list[str]:
+    """What the bot could not do, and why, from a remembered problem."""
+    _ = translations.gettext
+    request = str(facts.get("request") or "")
+    refusal = str(facts.get("refusal") or "")
+    parts: list[str] = []
+    if request in ("cancel", "address"):
+        parts.append(_(_ORDER_REFUSALS.get((request, refusal)) or _ORDER_REFUSALS[(request, "")]))
+    elif request == "return":
+        raw = facts.get("items")
+        items = [i for i in raw if isinstance(i, dict)] if isinstance(raw, list) else []
+        for item in items[:2]:
+            title = str(item.get("title") or "").strip()[:80] or _("an item")
+            why = _RETURN_REFUSALS.get(str(item.get("refusal") or "")) or _RETURN_REFUSALS[""]
+            phrase = _(why) % {"item": title}
+            if phrase not in parts:
+                parts.append(phrase)
+        if len(items) > 2:
+            more = len(items) - 2
+            parts.append(translations.ngettext("%(num)d more item refused", "%(num)d more items refused", more)
+                         % {"num": more})
+        if not items and refusal:
+            parts.append(_(_RETURN_REFUSALS.get(refusal) or _RETURN_REFUSALS[""]) % {"item": _("an item")})
+        if facts.get("return_reason"):
+            parts.append(_("return reason: %(reason)s") % {"reason": _label(translations, facts["return_reason"])})
+    return parts
+
+
 def _said(context: dict[str, Any]) -> set[str]:
     said = context.get("said")
     return {str(s) for s in said} if isinstance(said, list) else set()
@@ -63,14 +125,21 @@ def handoff_sentence(context: dict[str, Any] | None, translations: _gettext_modu
     intent = str(context.get("intent") or "")
     order = str(context.get("order") or "").strip()[:40]
     reason = str(context.get("reason") or "")
-    wanted = _WANTED.get(intent) or _WANTED.get(reason)
+    raw_facts = context.get("facts")
+    facts: dict[str, Any] = raw_facts if isinstance(raw_facts, dict) else {}
+    if reason == "verification_lockout":  # never proved who they are: no order, nothing remembered
+        order, facts = "", {}
+    # what they wanted: the request the bot refused, else the flow they were in, else the intent
+    asked = _REQUEST_INTENT.get(str(facts.get("request") or "")) or (
+        _FLOW_INTENT.get(str(facts.get("flow") or "")) if intent not in _WANTED or intent == "human_agent" else None)
+    wanted = _WANTED.get(asked or "") or _WANTED.get(intent) or _WANTED.get(reason)
     if wanted is not None:
         parts.append(_(wanted[0]) % {"order": order} if order else _(wanted[1]))
     elif order:
         parts.append(_("Wrote about order %(order)s") % {"order": order})
-
-    raw_facts = context.get("facts")
-    facts: dict[str, Any] = raw_facts if isinstance(raw_facts, dict) else {}
+    parts += _problem_parts(facts, translations)
+    if asked and reason == "human_agent":
+        parts.append(_("then asked for a person"))
     days = facts.get("days_since_scan")
     if isinstance(days, int) and not isinstance(days, bool) and days >= 1:
         parts.append(translations.ngettext("the parcel has had no scan for %(num)d day",
@@ -114,12 +183,21 @@ def handoff_details(context: dict[str, Any] | None, translations: _gettext_modul
         if isinstance(confidence, (int, float)) and not isinstance(confidence, bool):
             intent += f" ({format_percent(confidence, locale)})"
         rows.append((_("Intent"), intent))
-    if context.get("order"):
+    if context.get("order") and context.get("reason") != "verification_lockout":
         rows.append((_("Order"), str(context["order"])))
     raw_facts = context.get("facts")
     facts: dict[str, Any] = raw_facts if isinstance(raw_facts, dict) else {}
+    if context.get("reason") == "verification_lockout":
+        facts = {}
     for key, value in sorted(facts.items()):
-        rows.append((_("Fact"), f"{str(key).replace('_', ' ')}: {value}"))
+        if key == "items" and isinstance(value, list):
+            for item in value:
+                if isinstance(item, dict):
+                    rows.append((_("Item"), f"{item.get('title') or ''} ({str(item.get('refusal') or '').replace('_', ' ')})"))
+            continue
+        if value is None or isinstance(value, (dict, list)):
+            continue
+        rows.append((_("Fact"), f"{str(key).replace('_', ' ')}: {str(value).replace('_', ' ')}"))
     said = context.get("said")
     if isinstance(said, list) and said:
         rows.append((_("Bot replies"), ", ".join(str(s).replace("_", " ") for s in said)))

@@ -68,6 +68,9 @@ class EventType(enum.StrEnum):
     #: an agent asked for the dispute evidence bundle in the conversation's Slack thread
     evidence_shared = "evidence.shared"
     notifications_read = "notifications.read"
+    #: a customer profile changed (merge, un-merge, note, tags): ``data["profile_ids"]``; the
+    #: agents' open profile pages and sidebars re-read it
+    customer_updated = "customer.updated"
 
 
 @dataclass(frozen=True)

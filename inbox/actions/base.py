@@ -33,6 +33,7 @@ __all__ = [
     "PREVIEW_CHARS",
     "NAMELESS_CHANNELS",
     "write_audit",
+    "customer_changed",
     "conversation_event",
     "message_event",
     "touch",
@@ -49,6 +50,13 @@ PREVIEW_CHARS = 140
 SYSTEM_LINE_CHARS = 2000
 # Channels whose contacts carry no name of their own: once verified, the customer's name is shown.
 NAMELESS_CHANNELS = frozenset({Channel.webchat})
+
+
+def customer_changed(session: AsyncSession, *profile_ids: int | None) -> None:
+    """Tell the agents' open tabs (after commit) that these customer profiles changed."""
+    ids = sorted({int(p) for p in profile_ids if p is not None})
+    if ids:
+        collect(session, Event(EventType.customer_updated.value, None, {"profile_ids": ids}))
 
 
 def write_audit(

@@ -8,7 +8,7 @@ from sqlalchemy.exc import NoResultFound
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from inbox.actions.base import write_audit
+from inbox.actions.base import customer_changed, write_audit
 from inbox.models import Agent, CustomerIdentity, CustomerMerge, CustomerNote, CustomerProfile
 from shopbase.clock import utcnow
 from shopbase.refusal import Refused
@@ -89,6 +89,7 @@ async def customer_merge(
     )
     session.add(merge)
     await session.flush()
+    customer_changed(session, source_id, target_id)
     write_audit(session, None, "customer.merged", agent=agent,
                 detail={"merge_id": merge.id, "source_id": source_id, "target_id": target_id,
                         "identities": len(identities), "notes": len(notes)}, now=now)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from inbox.actions.base import write_audit
+from inbox.actions.base import customer_changed, write_audit
 from inbox.actions.customer_merge import lock_profile
 from inbox.models import Agent, CustomerNote
 from shopbase.clock import utcnow
@@ -33,6 +33,7 @@ async def customer_note(session: AsyncSession, profile_id: int, body: str, *, ag
     profile.updated_at = now
     session.add(profile)
     await session.flush()
+    customer_changed(session, profile_id)
     write_audit(session, None, "customer.note", agent=agent, detail={"profile_id": profile_id, "note_id": note.id},
                 now=now)
     return note

@@ -7,7 +7,7 @@ from sqlalchemy.exc import NoResultFound
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from inbox.actions.base import write_audit
+from inbox.actions.base import customer_changed, write_audit
 from inbox.actions.customer_merge import lock_profile
 from inbox.models import Agent, CustomerIdentity, CustomerMerge, CustomerNote
 from shopbase.clock import utcnow
@@ -55,6 +55,7 @@ async def customer_unmerge(session: AsyncSession, merge_id: int, *, agent: Agent
     merge.undone_by_id = agent.id
     session.add_all([source, target, merge])
     await session.flush()
+    customer_changed(session, source.id, target.id)
     write_audit(session, None, "customer.unmerged", agent=agent,
                 detail={"merge_id": merge.id, "source_id": source.id, "target_id": target.id,
                         "identities": len(identities), "notes": len(notes)}, now=now)

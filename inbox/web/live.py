@@ -13,6 +13,9 @@ Presence: a tab tells the hub which conversation it shows (``{"type": "view",
 The unread notification count is pushed, not polled: right after ``hello``, and whenever an
 alert fires (to every agent who may see it) or an agent marks notifications read (to that
 agent's tabs), each tab gets ``{"type": "notifications", "unread": 3}`` (a number only).
+A customer profile that changes (merge, un-merge, note, tags) reaches the tabs of agents who may
+open it as ``{"type": "customer.updated", "profile_ids": [4, 9]}``; the profile page and the
+conversation sidebar showing one of them re-read themselves.
 
 Heartbeats are WebSocket pings (aiohttp's ``heartbeat``); a closed or stuck socket is
 dropped and its presence cleared.
@@ -49,6 +52,8 @@ _FORWARDED = {
     "contact.updated",
 }
 _NOTIFICATION_EVENTS = {"alert", "notifications.read"}
+_CUSTOMER_EVENTS = {"customer.updated"}
+_MAX_PROFILE_IDS = 20
 _AUTHORS = {"customer", "bot", "agent", "system"}
 _SEND_TIMEOUT = 5.0
 HEARTBEAT_SECONDS = 20.0
@@ -120,10 +125,35 @@ class AgentHub:
             targets = [s for s in targets if conversation is None or check_access(s.agent, conversation)]
         await self._push_unread(targets)
 
+    async def _on_customer(self, event: Any) -> None:
+        """A customer profile changed (merge, un-merge, note, tags): each tab gets the ids of the
+        changed profiles its agent may open (``profile_visible``), and re-reads what shows them."""
+        from inbox.queries.profiles import profile_visible
+
+        raw = (event.data or {}).get("profile_ids")
+        ids = [i for i in raw if isinstance(i, int) and not isinstance(i, bool)][:_MAX_PROFILE_IDS] \
+            if isinstance(raw, list) else []
+        if not ids:
+            return
+        targets: list[tuple[AgentSocket, list[int]]] = []
+        visible: dict[int, list[int]] = {}
+        async with self._sessions() as db:
+            for sock in list(self._sockets):
+                agent_id = sock.agent.id or 0
+                if agent_id not in visible:
+                    visible[agent_id] = [i for i in ids if await profile_visible(db, sock.agent, i)]
+                if visible[agent_id]:
+                    targets.append((sock, visible[agent_id]))
+        await asyncio.gather(*(self._send(s, {"type": "customer.updated", "profile_ids": shown})
+                               for s, shown in targets))
+
     async def on_event(self, event: Any) -> None:
         """EventBus subscriber: forward ids of what changed to the agents who may see it."""
         if self._sockets and event.type in _NOTIFICATION_EVENTS:
             await self._on_notifications(event)
+            return
+        if self._sockets and event.type in _CUSTOMER_EVENTS:
+            await self._on_customer(event)
             return
         if not self._sockets or event.type not in _FORWARDED or event.conversation_id is None:
             return

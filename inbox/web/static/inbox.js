@@ -627,6 +627,23 @@
     if (badge && typeof unread === "number" && unread >= 0) { badge.textContent = unread ? String(unread) : ""; }
   }
 
+  // A customer profile changed (merge, un-merge, note, tags; ids of the profiles this agent may
+  // open): the profile page showing one of them, and the sidebar of a conversation whose customer
+  // is one of them (or has no profile yet: a merge may just have made one), re-read themselves;
+  // the list too (it groups a customer's open conversations).
+  function onCustomer(ids) {
+    if (!Array.isArray(ids)) { return; }
+    function shows(el) {
+      var id = parseInt(el.getAttribute("data-profile-id") || "0", 10);
+      return !id || ids.indexOf(id) >= 0;
+    }
+    var page = document.getElementById("customer-page");
+    if (page && shows(page)) { schedule("customer", function () { replaceFragment("customer-page"); }); }
+    var side = document.getElementById("side-customer-profile");
+    if (side && shows(side)) { schedule("sidebar", refreshSidebar); }
+    if (document.getElementById("conv-list")) { schedule("list", refreshList); }
+  }
+
   function onLive(frame) {
     if (!frame || typeof frame.type !== "string") { return; }
     // other scripts (triage.js: live counts, notifications) follow the same frames
@@ -638,6 +655,7 @@
     }
     if (frame.type === "hello" || frame.type === "pong") { return; }
     if (frame.type === "notifications") { showUnread(frame.unread); return; }
+    if (frame.type === "customer.updated") { onCustomer(frame.profile_ids); return; }
     schedule("list", refreshList);
     if (frame.conversation_id !== current) { return; }
     if (frame.type === "message.created" || frame.type === "message.delivery") {

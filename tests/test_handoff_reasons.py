@@ -89,6 +89,18 @@ async def test_a_refused_return_names_the_item_and_the_policy(sessions: Any, set
     assert ("Item", "Sale scarf (final sale)") in rows and ("Order", "#1001") in rows
 
 
+async def test_a_person_asked_for_in_the_middle_of_a_return_names_the_item(sessions: Any, settings: Any) -> None:
+    await _order(sessions, [TEE], delivered=True)
+    chat = Chat(sessions, settings)
+    await _verified(chat, "start_return")
+    assert 'Why are you returning "Linen tee"?' in chat.text
+    await chat.send("I want to talk to a real person")
+    handoff = await _handed_over(chat)
+    assert handoff["facts"]["items"] == [{"title": "Linen tee", "refusal": "in_progress"}]
+    assert _en(handoff).startswith("Wants to return items from order #1001; was in the middle of returning "
+                                   "Linen tee; then asked for a person")
+
+
 def test_a_return_refused_for_its_condition_gives_the_reason_in_the_agents_language() -> None:
     context = {"reason": "human_agent", "intent": "human_agent", "order": "#1001", "said": ["handoff"],
                "facts": {"request": "return", "refusal": "condition", "return_reason": "changed_mind",

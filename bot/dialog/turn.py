@@ -146,7 +146,8 @@ class Turn:
 
     def remember_problem(self, request: str, refusal: str, **facts: Any) -> None:
         """The bot could not do what was asked (``request``: return, cancel, address; ``refusal``:
-        the refusal's code): keep it, with ``facts`` (JSON-safe: item titles, the return reason),
+        the refusal's code, or ``in_progress`` when the customer asked for a person mid-way): keep
+        it, with ``facts`` (JSON-safe: item titles, the return reason),
         for a hand-over in this turn or a later one (within :data:`PROBLEM_MEMORY`)."""
         self.state.problem = {"request": request, "refusal": refusal, "order": self.order_ref,
                               "at": self.now.isoformat(), **facts}

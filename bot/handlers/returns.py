@@ -270,6 +270,17 @@ def _remember_blocked(turn: Turn, blocked: list[dict[str, Any]]) -> None:
     turn.remember_problem("return", str(blocked[0]["reason"] or ""), items=items)
 
 
+def _remember_progress(ctx: _Ctx) -> None:
+    """The customer asks for a person in the middle of a return: tell the agent which item and
+    (when chosen) which reason (``in_progress``: nothing was refused)."""
+    current = ctx.current()
+    if not current.get("line_id"):
+        return
+    ctx.turn.remember_problem("return", "in_progress",
+                              items=[{"title": ctx.title(int(current["line_id"]))[:80], "refusal": "in_progress"}],
+                              return_reason=current.get("reason"))
+
+
 def _blocked_view(ctx: _Ctx, v: LineEligibility) -> dict[str, Any]:
     return {"title": ctx.title(v.order_line_id), "reason": v.reason, "deadline": v.deadline, "delivered_at": v.delivered_at}
 
@@ -410,6 +421,7 @@ async def _step_reason(ctx: _Ctx) -> None:
     value = pick(turn)
     reason = value[7:] if value and value.startswith("reason:") else None  # "it's too small" too
     if reason is None and _wants_person(turn):
+        _remember_progress(ctx)
         turn.state.clear()
         await human_agent(turn)
         return
@@ -435,6 +447,7 @@ async def _step_note(ctx: _Ctx) -> None:
         await _ask_note(ctx, again=True)
         return
     if _wants_person(turn):
+        _remember_progress(ctx)
         turn.state.clear()
         await human_agent(turn)
         return

@@ -73,6 +73,7 @@ _RETURN_REFUSALS: dict[str, str] = {
     "already_returned": N_("%(item)s was already returned"),
     "order_cancelled": N_("the order was cancelled"),
     "condition": N_("the policy does not accept %(item)s in that condition"),
+    "in_progress": N_("was in the middle of returning %(item)s"),
     "": N_("the bot could not open a return for %(item)s"),
 }
 

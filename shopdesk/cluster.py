@@ -98,6 +98,7 @@ class PgNotifyFanout:
         self.dsn = dsn
         self.bus = bus
         self.origin = uuid.uuid4().hex[:12]
+        self._own_prefix = '{"o":' + json.dumps(self.origin) + ","
         self.reconnect_delay = reconnect_delay
         self._pending: deque[dict[str, Any]] = deque()
         self._flusher: asyncio.Task[None] | None = None
@@ -196,6 +197,8 @@ class PgNotifyFanout:
     # -- receiving ------------------------------------------------------------------------
 
     def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        if payload.startswith(self._own_prefix):
+            return  # our own batch (every listener hears every NOTIFY): not worth parsing
         try:
             raw = json.loads(payload)
             if raw.get("o") == self.origin:

@@ -369,7 +369,8 @@ class NodeAffinity:
         """The processes alive now; calls ``on_node_gone`` when one seen before is missing."""
         assert self._sessions is not None
         async with self._sessions() as db:
-            alive = {str(n) for n in (await db.execute(_LIVE_NODES)).scalars() if n}
+            conn = await db.connection()
+            alive = {str(n) for n in (await conn.execute(_LIVE_NODES)).scalars() if n}
         gone = (self.nodes or set()) - alive - {self.node}
         self.nodes = alive
         if gone:

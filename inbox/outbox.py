@@ -12,7 +12,9 @@ Rows are written by ``inbox.actions.message_send`` in the transaction that produ
   The lease is short (``lease_seconds``, 15 s) and a heartbeat renews it for every row whose
   send is still in flight (every ``lease_seconds / 3``), so a slow platform never lets another
   dispatcher take a row that is being sent, and after a crash the rows that were in flight
-  are free again within one lease. The send happens outside any transaction; the result is
+  are free again within one lease. With several processes a row may name the one that
+  wrote it (``node``): only that one claims it while it lives (:class:`ClaimAffinity`,
+  ``shopdesk.cluster.NodeAffinity``). The send happens outside any transaction; the result is
   committed afterwards. ``send_timeout`` is only a backstop: the sender's own HTTP timeouts
   are shorter.
 * **Crash window: at-least-once.** If the process dies after the platform accepted a

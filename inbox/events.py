@@ -185,21 +185,28 @@ class EventBus:
     def __init__(self, transport: EventTransport | None = None) -> None:
         self.transport = transport
         self._subscribers: list[Subscriber] = []
+        self._local_only: set[int] = set()  # id() of subscribers that want this process's events only
         self._queue: deque[Event] = deque()
         self._pump: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- subscribing and publishing -------------------------------------------------------
 
-    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
-        """Call ``callback(event)`` (sync or async) for every event; returns ``unsubscribe``."""
+    def subscribe(self, callback: Subscriber, *, remote: bool = True) -> Callable[[], None]:
+        """Call ``callback(event)`` (sync or async) for every event; returns ``unsubscribe``.
+        ``remote=False``: only this process's own events, not those another process sent
+        through the transport (``deliver(event, remote=True)``)."""
         self._subscribers.append(callback)
+        if not remote:
+            self._local_only.add(id(callback))
 
         def unsubscribe() -> None:
             try:
                 self._subscribers.remove(callback)
             except ValueError:
                 pass
+            if callback not in self._subscribers:
+                self._local_only.discard(id(callback))
 
         return unsubscribe
 
@@ -213,9 +220,12 @@ class EventBus:
         except Exception:
             log.exception("event transport failed for %s (conversation %s)", event.type, event.conversation_id)
 
-    async def deliver(self, event: Event) -> None:
-        """Hand ``event`` to this process's subscribers; their errors are logged, never raised."""
+    async def deliver(self, event: Event, *, remote: bool = False) -> None:
+        """Hand ``event`` to this process's subscribers; their errors are logged, never raised.
+        ``remote``: the event comes from another process (the transport's receiving side)."""
         for callback in list(self._subscribers):
+            if remote and id(callback) in self._local_only:
+                continue
             try:
                 result = callback(event)
                 if inspect.isawaitable(result):

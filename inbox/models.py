@@ -298,6 +298,22 @@ _keep_search_text(Message)
 _keep_search_text(Contact)
 
 
+#: the execution option that names this server process on a cluster (``shopdesk.cluster.NodeAffinity``
+#: sets it on the engine); a customer's outbox row written through that engine carries the name
+NODE_OPTION = "shopdesk_node"
+
+
+def _writing_node(context: Any) -> str | None:
+    """The ``outbox.node`` of a new row: the process that wrote it, for customer replies only
+    (notices have no affinity). None on SQLite and outside a cluster."""
+    if context is None:
+        return None
+    node = context.execution_options.get(NODE_OPTION)
+    if node is None or context.get_current_parameters().get("contact_id") is None:
+        return None
+    return str(node)
+
+
 class OutboxMessage(SQLModel, table=True):
     """A message waiting to be delivered; written in the transaction that produced it.
 
@@ -322,6 +338,11 @@ class OutboxMessage(SQLModel, table=True):
     channel_message_id: str | None = Field(default=None, max_length=128)
     sent_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
+    #: several processes on one PostgreSQL: the process whose dispatcher sends this row (the one
+    #: that wrote it, which holds the widget visitor's socket). Others take it only when that
+    #: process is gone or the row is overdue (``shopdesk.cluster.NodeAffinity``). Set by the
+    #: column default from the engine's ``NODE_OPTION``; NULL: any dispatcher.
+    node: str | None = Field(default=None, max_length=32, sa_column_kwargs={"default": _writing_node})
 
     # write-only link so that ``inbox.actions.message_send`` can add both rows before the flush
     # that gives the message its id; never read it (lazy="raise": query explicitly instead)

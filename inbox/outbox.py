@@ -12,7 +12,9 @@ Rows are written by ``inbox.actions.message_send`` in the transaction that produ
   The lease is short (``lease_seconds``, 15 s) and a heartbeat renews it for every row whose
   send is still in flight (every ``lease_seconds / 3``), so a slow platform never lets another
   dispatcher take a row that is being sent, and after a crash the rows that were in flight
-  are free again within one lease. The send happens outside any transaction; the result is
+  are free again within one lease. With several processes a row may name the one that
+  wrote it (``node``): only that one claims it while it lives (:class:`ClaimAffinity`,
+  ``shopdesk.cluster.NodeAffinity``). The send happens outside any transaction; the result is
   committed afterwards. ``send_timeout`` is only a backstop: the sender's own HTTP timeouts
   are shorter.
 * **Crash window: at-least-once.** If the process dies after the platform accepted a
@@ -62,7 +64,7 @@ import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy import event as sa_event
@@ -88,7 +90,7 @@ from inbox.messages import OutboundPayload
 from inbox.models import Channel, Contact, ExternalThread, Message, OutboxMessage, OutboxStatus
 from shopbase.clock import utcnow
 
-__all__ = ["NoticeRequest", "NoticeSelector", "OutboxDispatcher", "backoff_seconds", "feed_notices", "pending_count",
+__all__ = ["ClaimAffinity", "NoticeRequest", "NoticeSelector", "OutboxDispatcher", "backoff_seconds", "feed_notices", "pending_count",
            "sent_payload", "take_pending"]
 
 log = logging.getLogger(__name__)
@@ -233,6 +235,19 @@ async def sent_payload(session: AsyncSession, channel: Channel, contact_external
 # --------------------------------------------------------------------------- dispatching
 
 
+class ClaimAffinity(Protocol):
+    """Which pending rows this dispatcher may claim now, when several processes share the
+    database (``shopdesk.cluster.NodeAffinity``: a row's own process claims it; the others only
+    when that process is gone or the row is overdue). With an affinity the dispatcher is woken
+    by this process's events only; the affinity wakes it for the others' that concern it."""
+
+    def condition(self) -> Any:
+        """A SQL condition on ``OutboxMessage`` (its bind parameters come from ``params``)."""
+        ...
+
+    def params(self, now: datetime) -> dict[str, Any]: ...
+
+
 @dataclass(frozen=True)
 class _Claimed:
     id: int
@@ -297,6 +312,7 @@ class OutboxDispatcher:
         concurrency: int = 8,
         poll_interval: float = 5.0,
         clock: Callable[[], datetime] = utcnow,
+        affinity: ClaimAffinity | None = None,
     ) -> None:
         heartbeat = heartbeat_seconds if heartbeat_seconds is not None else lease_seconds / 3
         if not 0 < heartbeat < lease_seconds:
@@ -313,6 +329,7 @@ class OutboxDispatcher:
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.clock = clock
+        self.affinity = affinity
         self._semaphore = asyncio.Semaphore(concurrency)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -331,7 +348,7 @@ class OutboxDispatcher:
         if self._task is not None and not self._task.done():
             return
         self._stopping = False
-        self._unsubscribe = self.bus.subscribe(self._on_event)
+        self._unsubscribe = self.bus.subscribe(self._on_event, remote=self.affinity is None)
         self._task = asyncio.get_running_loop().create_task(self._run(), name="outbox-dispatcher")
 
     async def release_claims(self) -> int:
@@ -464,6 +481,7 @@ class OutboxDispatcher:
         if self._built is None:
             claim_free = sa.or_(col(OutboxMessage.claimed_until).is_(None),
                                 col(OutboxMessage.claimed_until) < sa.bindparam("b_now"))
+            mine = [self.affinity.condition()] if self.affinity is not None else []
             due_at = sa.case(
                 (sa.and_(col(OutboxMessage.claimed_until).is_not(None),
                          col(OutboxMessage.claimed_until) > col(OutboxMessage.next_attempt_at)),
@@ -472,7 +490,8 @@ class OutboxDispatcher:
             )
             self._built = {
                 "candidates": select(OutboxMessage)
-                .where(*self._due_heads(), col(OutboxMessage.next_attempt_at) <= sa.bindparam("b_now"), claim_free)
+                .where(*self._due_heads(), col(OutboxMessage.next_attempt_at) <= sa.bindparam("b_now"), claim_free,
+                       *mine)
                 .order_by(col(OutboxMessage.next_attempt_at), col(OutboxMessage.id))
                 .limit(self.batch_size)
                 .with_for_update(skip_locked=True, of=OutboxMessage),  # ignored by SQLite
@@ -484,7 +503,7 @@ class OutboxDispatcher:
                 .execution_options(synchronize_session=False),
                 "contacts": select(Contact).where(col(Contact.id).in_(sa.bindparam("b_ids", expanding=True))),
                 "next_due": select(OutboxMessage.next_attempt_at, OutboxMessage.claimed_until)
-                .where(*self._due_heads())
+                .where(*self._due_heads(), *mine)
                 .order_by(due_at)
                 .limit(1),
                 "sent": sa.update(OutboxMessage)
@@ -508,7 +527,8 @@ class OutboxDispatcher:
         statements = self._statements()
         async with self.sessions() as session:
             candidates = (
-                await session.exec(statements["candidates"], params={"b_now": now, "b_channels": self._channels()})
+                await session.exec(statements["candidates"], params={"b_now": now, "b_channels": self._channels(),
+                                                                     **self._affinity_params(now)})
             ).all()
             claimed: list[_Claimed] = []
             if candidates:
@@ -532,13 +552,17 @@ class OutboxDispatcher:
             await session.commit()
         return claimed
 
+    def _affinity_params(self, now: datetime) -> dict[str, Any]:
+        return self.affinity.params(now) if self.affinity is not None else {}
+
     async def _next_due_in(self) -> float:
         """Seconds until the next head row becomes due (capped at ``poll_interval``)."""
         if not self.senders:
             return self.poll_interval
         now = self.clock()
         async with self.sessions() as session:
-            rows = (await session.exec(self._statements()["next_due"], params={"b_channels": self._channels()})).all()
+            rows = (await session.exec(self._statements()["next_due"], params={"b_channels": self._channels(),
+                                                                             **self._affinity_params(now)})).all()
         if not rows:
             return self.poll_interval
         next_attempt_at, claimed_until = rows[0]

@@ -47,6 +47,7 @@ class Runtime:
     #: periodic jobs (shopdesk.cluster); on SQLite ``leadership`` always leads
     fanout: Any = None
     leadership: Any = None
+    affinity: Any = None
     sla: Any = None
     connectors: list[Any] = field(default_factory=list)
     background: list[asyncio.Task[Any]] = field(default_factory=list)
@@ -180,7 +181,7 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
     from inbox.proactive import ProactiveJob
     from inbox.replies import configure_overrides
     from inbox.worker import InboundWorker
-    from shopdesk.cluster import Leadership, PgNotifyFanout, asyncpg_dsn, is_postgres
+    from shopdesk.cluster import Leadership, NodeAffinity, PgNotifyFanout, asyncpg_dsn, is_postgres
     from shopdesk.logs import access_log_middleware, request_middleware
     from shopdesk.metrics import CountingSenders, Metrics, setup_metrics
 
@@ -206,11 +207,20 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
     runtime.pipeline = Pipeline(sessions=sessions, bus=bus, settings=settings)
     runtime.pipeline.on_turn = metrics.on_turn
     runtime.worker = InboundWorker(sessions, runtime.pipeline.process, ready=runtime.bot_ready)
-    # the backstop outlasts the senders' own timeouts (Telegram's read timeout, pacing waits)
-    runtime.dispatcher = OutboxDispatcher(sessions, senders, bus, send_timeout=settings.telegram_read_timeout + 60)
     dsn = asyncpg_dsn(settings.database_url) if is_postgres(settings.database_url) else None
-    runtime.leadership = Leadership(dsn)
     runtime.fanout = PgNotifyFanout(dsn, bus) if dsn else None
+    # several processes: a reply is sent by the process that wrote it (shopdesk.cluster.NodeAffinity)
+    runtime.affinity = NodeAffinity(runtime.fanout.origin) if runtime.fanout is not None else None
+    # the backstop outlasts the senders' own timeouts (Telegram's read timeout, pacing waits)
+    runtime.dispatcher = OutboxDispatcher(sessions, senders, bus, send_timeout=settings.telegram_read_timeout + 60,
+                                          affinity=runtime.affinity)
+    if runtime.fanout is not None and runtime.affinity is not None:
+        runtime.affinity.install(engine)
+        runtime.affinity.follow(bus)
+        runtime.affinity.wake = runtime.dispatcher.wake
+        runtime.affinity.on_node_gone += [runtime.dispatcher.wake, runtime.worker.sweep]
+        runtime.fanout.on_remote = runtime.affinity.on_remote
+    runtime.leadership = Leadership(dsn)
     runtime.alerts = AlertRunner(sessions, timezone=settings.shop_timezone, should_run=runtime.leadership)
     runtime.pipeline.should_run_periodic = runtime.leadership
     sla.set_default_timezone(settings.shop_timezone)
@@ -264,6 +274,8 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
             await migrate(engine)
         if runtime.fanout is not None:
             await runtime.fanout.start()
+        if runtime.affinity is not None:
+            await runtime.affinity.start(sessions)
         await runtime.leadership.start()
         for connector in runtime.connectors:
             await connector.start()
@@ -293,6 +305,8 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
             for connector in reversed(runtime.connectors):
                 await connector.stop()
             await runtime.leadership.stop()
+            if runtime.affinity is not None:
+                await runtime.affinity.stop()
             if runtime.fanout is not None:
                 await runtime.fanout.stop()
             await engine.dispose()

@@ -16,6 +16,20 @@ neither):
   is missed by that process; what agents see is always re-read from the database, and the
   outbox dispatcher polls as well as listening.
 
+* :class:`NodeAffinity` keeps a customer's replies in the process that wrote them. A widget
+  visitor's socket is open on one process; the message it sends is recorded and answered
+  there (``on_inbound`` hands it to that process's worker), and the reply row carries that
+  process's name (``outbox.node``, set from the engine's execution option). Only that
+  process's dispatcher claims it, so the reply reaches the socket without a trip through
+  NOTIFY and no other dispatcher races for it. Another process takes such a row when its
+  process is gone (no connection with its ``application_name`` in ``pg_stat_activity``: the
+  listening connection of :class:`PgNotifyFanout` is the sign of life) or when the row is
+  overdue by ``overdue`` seconds (a process alive but stuck). Rows in flight keep the outbox's
+  lease, so exactly-once and per-conversation order are the outbox's as before. The
+  dispatchers are woken by their own process's events only; a reply sent elsewhere that a
+  row of ours waited for (same conversation) wakes ours. When a process disappears, the
+  others sweep for its unprocessed inbound messages and claimable replies at once.
+
 * :class:`Leadership` elects the one process that runs the periodic jobs (snooze wake-ups,
   alert rules, SLA timers): the holder of a session-level PostgreSQL advisory lock on a
   connection of its own. When that process dies its connection closes, the lock is released,
@@ -31,13 +45,21 @@ import json
 import logging
 import uuid
 from collections import deque
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlmodel import col
+from sqlmodel.ext.asyncio.session import AsyncSession
 
-from inbox.events import Event, EventBus
+from inbox.events import Event, EventBus, EventType
+from inbox.models import NODE_OPTION, OutboxMessage
 
-__all__ = ["CHANNEL", "LEADER_LOCK_KEY", "Leadership", "PgNotifyFanout", "asyncpg_dsn", "is_postgres"]
+__all__ = ["CHANNEL", "LEADER_LOCK_KEY", "NODE_APP_PREFIX", "Leadership", "NodeAffinity", "PgNotifyFanout",
+           "asyncpg_dsn", "is_postgres"]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +68,9 @@ CHANNEL = "shopdesk_events"
 LEADER_LOCK_KEY = 0x73686F7064657368 & 0x7FFFFFFFFFFFFFFF
 #: stay well below PostgreSQL's 8,000-byte NOTIFY payload limit
 MAX_PAYLOAD = 7000
+#: the ``application_name`` of a process's listening connection is this plus its node name: the
+#: other processes read ``pg_stat_activity`` to know it is alive
+NODE_APP_PREFIX = "shopdesk-node:"
 
 
 def is_postgres(database_url: str) -> bool:
@@ -58,10 +83,12 @@ def asyncpg_dsn(database_url: str) -> str:
     return url.render_as_string(hide_password=False)
 
 
-async def _connect(dsn: str) -> Any:
+async def _connect(dsn: str, application_name: str | None = None) -> Any:
     import asyncpg
 
-    return await asyncpg.connect(dsn)
+    if application_name is None:
+        return await asyncpg.connect(dsn)
+    return await asyncpg.connect(dsn, server_settings={"application_name": application_name})
 
 
 class PgNotifyFanout:
@@ -71,6 +98,7 @@ class PgNotifyFanout:
         self.dsn = dsn
         self.bus = bus
         self.origin = uuid.uuid4().hex[:12]
+        self._own_prefix = '{"o":' + json.dumps(self.origin) + ","
         self.reconnect_delay = reconnect_delay
         self._pending: deque[dict[str, Any]] = deque()
         self._flusher: asyncio.Task[None] | None = None
@@ -84,6 +112,8 @@ class PgNotifyFanout:
         self._closing = False
         self.sent = 0
         self.received = 0
+        #: called with each event another process sent, before this process's subscribers get it
+        self.on_remote: Callable[[Event], None] | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -167,6 +197,8 @@ class PgNotifyFanout:
     # -- receiving ------------------------------------------------------------------------
 
     def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        if payload.startswith(self._own_prefix):
+            return  # our own batch (every listener hears every NOTIFY): not worth parsing
         try:
             raw = json.loads(payload)
             if raw.get("o") == self.origin:
@@ -187,7 +219,12 @@ class PgNotifyFanout:
                 except (KeyError, TypeError, ValueError):
                     log.warning("event fan-out: an unreadable event was ignored")
                     continue
-                await self.bus.deliver(event)
+                if self.on_remote is not None:
+                    try:
+                        self.on_remote(event)
+                    except Exception:
+                        log.exception("event fan-out: the remote-event hook failed on %s", event.type)
+                await self.bus.deliver(event, remote=True)
 
     def _on_lost(self, _conn: Any) -> None:
         self._lost.set()
@@ -195,7 +232,7 @@ class PgNotifyFanout:
     async def _listen_loop(self) -> None:
         while not self._closing:
             try:
-                conn = await _connect(self.dsn)
+                conn = await _connect(self.dsn, NODE_APP_PREFIX + self.origin)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -226,6 +263,136 @@ class PgNotifyFanout:
                     await conn.close(timeout=2)
             if not self._closing:
                 await asyncio.sleep(self.reconnect_delay)
+
+
+_ACTIVITY = sa.table("pg_stat_activity", sa.column("application_name"))
+#: the names of the processes alive now (each one's listening connection)
+_LIVE_NODES = sa.select(sa.func.substr(_ACTIVITY.c.application_name, len(NODE_APP_PREFIX) + 1)).where(
+    _ACTIVITY.c.application_name.like(NODE_APP_PREFIX + "%"))
+#: how many conversations with replies of ours waiting are remembered (a backstop: rows leave on delivery)
+_MAX_TRACKED = 10_000
+
+
+class NodeAffinity:
+    """A customer's replies are sent by the process that wrote them; see the module docstring.
+
+    It is the outbox dispatcher's :class:`inbox.outbox.ClaimAffinity`; ``install(engine)`` makes
+    the engine name this process on the outbox rows it writes; ``start()`` watches which
+    processes are alive and calls ``on_node_gone`` when one disappears.
+    """
+
+    def __init__(self, node: str, *, overdue: float = 10.0, watch_interval: float = 5.0) -> None:
+        self.node = node
+        self.overdue = overdue
+        self.watch_interval = watch_interval
+        #: wakes this process's dispatcher (set when the dispatcher is built)
+        self.wake: Callable[[], None] | None = None
+        #: called when another process disappears: sweep for its unprocessed messages, claim its replies
+        self.on_node_gone: list[Callable[[], Awaitable[Any] | None]] = []
+        self._waiting: dict[int, set[int]] = {}  # conversation id -> our outbox rows not yet delivered
+        self._sessions: async_sessionmaker[AsyncSession] | None = None
+        self._watcher: asyncio.Task[None] | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+        self.nodes: set[str] | None = None  # the processes seen alive at the last look
+
+    # -- the claim ------------------------------------------------------------------------
+
+    def condition(self) -> Any:
+        node = col(OutboxMessage.node)
+        return sa.or_(
+            node.is_(None),
+            node == sa.bindparam("b_node"),
+            col(OutboxMessage.next_attempt_at) < sa.bindparam("b_overdue"),
+            node.not_in(_LIVE_NODES),
+        )
+
+    def params(self, now: datetime) -> dict[str, Any]:
+        return {"b_node": self.node, "b_overdue": now - timedelta(seconds=self.overdue)}
+
+    # -- wiring ---------------------------------------------------------------------------
+
+    def install(self, engine: AsyncEngine) -> None:
+        """Outbox rows written through ``engine`` name this process (``inbox.models.NODE_OPTION``)."""
+        engine.sync_engine.update_execution_options(**{NODE_OPTION: self.node})
+
+    def follow(self, bus: EventBus) -> None:
+        """Track this process's replies that are not delivered yet (this process's events only)."""
+        if self._unsubscribe is None:
+            self._unsubscribe = bus.subscribe(self._on_local, remote=False)
+
+    def _on_local(self, event: Event) -> None:
+        conversation_id, outbox_id = event.conversation_id, event.data.get("outbox_id")
+        if not isinstance(conversation_id, int) or not isinstance(outbox_id, int):
+            return
+        if event.type == EventType.message_created and event.data.get("direction") == "out":
+            if conversation_id not in self._waiting and len(self._waiting) >= _MAX_TRACKED:
+                self._waiting.pop(next(iter(self._waiting)))
+            self._waiting.setdefault(conversation_id, set()).add(outbox_id)
+        elif event.type == EventType.message_delivery:
+            self._forget(conversation_id, outbox_id)
+
+    def on_remote(self, event: Event) -> None:
+        """Another process delivered a reply: if a reply of ours in that conversation waited for
+        it (per-conversation order), wake our dispatcher; our own row taken over is forgotten."""
+        if event.type != EventType.message_delivery or not isinstance(event.conversation_id, int):
+            return
+        outbox_id = event.data.get("outbox_id")
+        if isinstance(outbox_id, int):
+            self._forget(event.conversation_id, outbox_id)
+        if self._waiting.get(event.conversation_id) and self.wake is not None:
+            self.wake()
+
+    def _forget(self, conversation_id: int, outbox_id: int) -> None:
+        rows = self._waiting.get(conversation_id)
+        if rows is not None:
+            rows.discard(outbox_id)
+            if not rows:
+                del self._waiting[conversation_id]
+
+    # -- who is alive ---------------------------------------------------------------------
+
+    async def start(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+        if self._watcher is None or self._watcher.done():
+            self._watcher = asyncio.create_task(self._watch(), name="cluster-node-watch")
+
+    async def stop(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        if self._watcher is not None:
+            self._watcher.cancel()
+            await asyncio.gather(self._watcher, return_exceptions=True)
+            self._watcher = None
+
+    async def look(self) -> set[str]:
+        """The processes alive now; calls ``on_node_gone`` when one seen before is missing."""
+        assert self._sessions is not None
+        async with self._sessions() as db:
+            conn = await db.connection()
+            alive = {str(n) for n in (await conn.execute(_LIVE_NODES)).scalars() if n}
+        gone = (self.nodes or set()) - alive - {self.node}
+        self.nodes = alive
+        if gone:
+            log.info("cluster: %d other process(es) gone; taking over their messages and replies", len(gone))
+            for callback in self.on_node_gone:
+                try:
+                    result = callback()
+                    if asyncio.iscoroutine(result):
+                        await result
+                except Exception as exc:
+                    log.warning("cluster: a take-over step failed (%s)", type(exc).__name__)
+        return alive
+
+    async def _watch(self) -> None:
+        while True:
+            try:
+                await self.look()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("cluster: cannot see which processes are alive (%s)", type(exc).__name__)
+            await asyncio.sleep(self.watch_interval)
 
 
 class Leadership:

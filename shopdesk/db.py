@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from shopbase.sessions import session_maker
+from shopdesk.pgpool import ping_when_idle
 from shopdesk.sqlite_inline import inline_creator
 
 __all__ = ["create_engine", "session_maker", "migrate", "ping", "MIGRATIONS_DIR", "import_models"]
@@ -59,8 +60,11 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
-    kwargs.setdefault("pool_pre_ping", True)
-    return create_async_engine(url, **kwargs)
+    if "pool_pre_ping" in kwargs:
+        return create_async_engine(url, **kwargs)
+    engine = create_async_engine(url, **kwargs)
+    ping_when_idle(engine)  # not every checkout: shopdesk.pgpool
+    return engine
 
 
 def _alembic_config(connection: Connection) -> Any:

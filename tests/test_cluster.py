@@ -215,7 +215,11 @@ async def test_two_servers_on_one_database_share_events_and_elect_one_job_runner
 
     heard: list[Event] = []
     run_b.bus.subscribe(heard.append)
-    # only the other server delivers replies: the customer's socket is here, the sender there
+    # only the other server delivers replies: the customer's socket is here, the sender there.
+    # The replies name this server (the one that wrote them, shopdesk.cluster.NodeAffinity): with
+    # its dispatcher stopped, the other server takes them once they are overdue
+    run_b.affinity.overdue = 0.5
+    run_b.dispatcher.poll_interval = 0.5
     await run_a.dispatcher.stop()
     await asyncio.wait_for(run_a.bot_ready.wait(), 180)
     ws = await client_a.ws_connect("/widget/ws")

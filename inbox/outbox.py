@@ -575,7 +575,7 @@ class OutboxDispatcher:
                 .values(next_attempt_at=until)
                 .execution_options(synchronize_session=False)
             )
-            log.info("outbox %s (message %s, conversation %s) waits until %s: the %s is held",
+            log.debug("outbox %s (message %s, conversation %s) waits until %s: the %s is held",
                      row.id, row.message_id, row.conversation_id, until.isoformat(timespec="seconds"),
                      "recipient" if row.contact_id is not None and (channel, row.contact_id) in until_by_key
                      else "channel")

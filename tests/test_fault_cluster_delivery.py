@@ -118,14 +118,11 @@ async def test_a_flood_wait_longer_than_the_attempts_delays_every_reply_and_lose
     retry_after = 1
     updates = _burst(chats=20, per_chat=3)
     chats = {u["message"]["chat"]["id"] for u in updates}
-    storm_ended = 0.0
 
     async def storm() -> None:
-        nonlocal storm_ended
         started = time.monotonic()
         while time.monotonic() - started < 60:
             fake_api.fail_for("sendMessage", 429, 2.0, retry_after=retry_after)
-            storm_ended = time.monotonic() + 2.0
             await asyncio.sleep(1.0)
             refused = calls_by_chat(fake_api)
             if set(refused) == chats and min(sum(c.status == 429 for c in calls)
@@ -147,7 +144,6 @@ async def test_a_flood_wait_longer_than_the_attempts_delays_every_reply_and_lose
         for call, following in zip(calls, calls[1:], strict=False):
             if call.status == 429:
                 assert following.at - call.at >= retry_after - 0.01, (chat, following.at - call.at)
-        assert all(c.at < storm_ended + 0.5 for c in calls if c.status == 429)
     # the storm outlasted the attempts a reply has, yet a 429 never used one up
     refusals = {chat: sum(c.status == 429 for c in calls) for chat, calls in by_chat.items()}
     print(f"429 storm: {sum(refusals.values())} refusals, {min(refusals.values())}-{max(refusals.values())} per chat")

@@ -99,7 +99,7 @@ def _env(database_url: str, api_url: str, data_dir: Path) -> dict[str, str]:
         "SHOPDESK_TELEGRAM_OVERALL_PER_SECOND": "0",
         "SHOPDESK_DB_POOL_SIZE": "5",
         "SHOPDESK_DB_MAX_OVERFLOW": "5",
-        "SHOPDESK_LOG_LEVEL": "WARNING",
+        "SHOPDESK_LOG_LEVEL": "INFO",  # what a shop runs with; tests/log_scan.py scans these logs
     })
     return env
 

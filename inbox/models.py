@@ -596,3 +596,23 @@ class AgentPreference(SQLModel, table=True):
     notify_sound: bool = False
     notify_desktop: bool = False
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class DeliveryHold(SQLModel, table=True):
+    """A platform's "wait until" (a 429's ``retry_after``) for one recipient or a whole channel,
+    kept by the outbox dispatcher so that every process, and every reply created later (also
+    after a restart), waits it out. ``contact_id`` is the held contact, or
+    ``HOLD_ALL_CONTACTS`` (0: every customer row of the channel, a bulk flood wait) or
+    ``HOLD_ALL_NOTICES`` (-1: every notice row of the channel). Expired rows are deleted as
+    new holds come."""
+
+    __tablename__ = "delivery_hold"
+
+    channel: str = Field(primary_key=True, max_length=16)
+    contact_id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    not_before: datetime = Field(index=True)
+
+
+#: ``DeliveryHold.contact_id`` of a hold on every customer row / every notice row of a channel
+HOLD_ALL_CONTACTS = 0
+HOLD_ALL_NOTICES = -1

@@ -31,7 +31,10 @@ Rows are written by ``inbox.actions.message_send`` in the transaction that produ
   rate_limited=True)`` (a 429 and its ``retry_after``) moves the row to exactly ``seconds``
   later without counting an attempt; with ``hold`` the recipient's other pending rows
   (``"recipient"``) or all the channel's pending rows (``"channel"``, a bulk flood wait) are
-  moved as well, in the database, so the wait survives a restart.
+  moved as well, in the database, so the wait survives a restart. The wait itself is kept too
+  (:class:`~inbox.models.DeliveryHold`, ``not_before`` per recipient and per channel): a row
+  written later (a reply created after a restart, or by another process) that falls under a
+  hold still in force is moved to its end when it is claimed, instead of being sent early.
 * **Retries.** :class:`~inbox.channels.RetryLater` schedules the next attempt exactly
   ``seconds`` later (never earlier; ``None``: backoff). Any other exception backs off
   exponentially with jitter. After ``max_attempts`` attempts the row is undeliverable.
@@ -68,6 +71,7 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy import event as sa_event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlalchemy.orm import Session, aliased
 from sqlmodel import col, select
@@ -87,7 +91,17 @@ from inbox.channels import (
 )
 from inbox.events import Event, EventBus, EventType, collect, pending_events
 from inbox.messages import OutboundPayload
-from inbox.models import Channel, Contact, ExternalThread, Message, OutboxMessage, OutboxStatus
+from inbox.models import (
+    HOLD_ALL_CONTACTS,
+    HOLD_ALL_NOTICES,
+    Channel,
+    Contact,
+    DeliveryHold,
+    ExternalThread,
+    Message,
+    OutboxMessage,
+    OutboxStatus,
+)
 from shopbase.clock import utcnow
 
 __all__ = ["ClaimAffinity", "NoticeRequest", "NoticeSelector", "OutboxDispatcher", "backoff_seconds", "feed_notices", "pending_count",
@@ -532,6 +546,8 @@ class OutboxDispatcher:
             ).all()
             claimed: list[_Claimed] = []
             if candidates:
+                candidates = await self._apply_holds(session, candidates, now)
+            if candidates:
                 won = set(
                     (
                         await session.exec(statements["claim"], params={
@@ -554,6 +570,39 @@ class OutboxDispatcher:
 
     def _affinity_params(self, now: datetime) -> dict[str, Any]:
         return self.affinity.params(now) if self.affinity is not None else {}
+
+    async def _apply_holds(self, session: AsyncSession, candidates: list[OutboxMessage],
+                           now: datetime) -> list[OutboxMessage]:
+        """The candidates that no stored hold (:class:`DeliveryHold`) keeps back; the held ones
+        are moved to the hold's end (on PostgreSQL they are locked by the candidates' select)."""
+        holds = (await session.exec(
+            select(DeliveryHold.channel, DeliveryHold.contact_id, DeliveryHold.not_before)
+            .where(col(DeliveryHold.not_before) > now)
+        )).all()
+        if not holds:
+            return candidates
+        until_by_key = {(channel, contact_id): not_before for channel, contact_id, not_before in holds}
+        free: list[OutboxMessage] = []
+        for row in candidates:
+            channel = Channel(row.channel).value
+            keys = [(channel, HOLD_ALL_NOTICES)] if row.contact_id is None else \
+                [(channel, row.contact_id), (channel, HOLD_ALL_CONTACTS)]
+            until = max((until_by_key[k] for k in keys if k in until_by_key), default=None)
+            if until is None or until <= row.next_attempt_at:
+                free.append(row)
+                continue
+            await session.exec(
+                sa.update(OutboxMessage)
+                .where(col(OutboxMessage.id) == row.id, col(OutboxMessage.status) == OutboxStatus.pending,
+                       col(OutboxMessage.next_attempt_at) < until)
+                .values(next_attempt_at=until)
+                .execution_options(synchronize_session=False)
+            )
+            log.debug("outbox %s (message %s, conversation %s) waits until %s: the %s is held",
+                     row.id, row.message_id, row.conversation_id, until.isoformat(timespec="seconds"),
+                     "recipient" if row.contact_id is not None and (channel, row.contact_id) in until_by_key
+                     else "channel")
+        return free
 
     async def _next_due_in(self) -> float:
         """Seconds until the next head row becomes due (capped at ``poll_interval``)."""
@@ -775,6 +824,13 @@ class OutboxDispatcher:
                     await session.commit()
             except Exception as exc:  # the sender's own memory of the wait still holds them back
                 log.warning("holding the %s's other outbox rows failed (%s)", hold, type(exc).__name__)
+            else:
+                try:  # apart: deleting many rows never makes a hold wait for another's locks
+                    async with self.sessions() as session:
+                        await _forget_expired_holds(session, now)
+                        await session.commit()
+                except Exception as exc:
+                    log.warning("deleting expired delivery holds failed (%s)", type(exc).__name__)
         if rate_limited:
             log.info("outbox %s (message %s, conversation %s) waits %.2fs: %s%s", row.id, row.message_id,
                      row.conversation_id, delay, reason[:200], f" (holding the {hold})" if hold else "")
@@ -788,6 +844,7 @@ class OutboxDispatcher:
         too: it is written into their ``next_attempt_at``, so it survives a restart. Rows another
         transaction is writing right now (``SKIP LOCKED`` on PostgreSQL) are left alone: they are
         being sent or rescheduled, and two holds never wait for each other's locks."""
+        await _store_hold(session, row, hold, until)
         query = sa.select(col(OutboxMessage.id)).where(
             col(OutboxMessage.status) == OutboxStatus.pending,
             col(OutboxMessage.channel) == row.channel,
@@ -882,3 +939,27 @@ class OutboxDispatcher:
             await session.commit()
         log.warning("outbox %s (message %s, conversation %s) is undeliverable%s",
                     row.id, row.message_id, row.conversation_id, " (recipient blocked us)" if blocked else "")
+
+
+async def _store_hold(session: AsyncSession, row: _Claimed, hold: str, until: datetime) -> None:
+    """Remember the wait (:class:`DeliveryHold`); a stored later end is kept."""
+    if hold == HOLD_RECIPIENT:
+        if row.contact_id is None:
+            return
+        contact_key = row.contact_id
+    else:
+        contact_key = HOLD_ALL_NOTICES if row.is_notice else HOLD_ALL_CONTACTS
+    builder = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    stmt = builder(DeliveryHold).values(channel=row.channel.value, contact_id=contact_key, not_before=until)
+    await session.exec(stmt.on_conflict_do_update(
+        index_elements=["channel", "contact_id"],
+        set_={"not_before": stmt.excluded.not_before},
+        where=col(DeliveryHold.not_before) < stmt.excluded.not_before,
+    ))
+
+
+async def _forget_expired_holds(session: AsyncSession, now: datetime) -> None:
+    await session.exec(
+        sa.delete(DeliveryHold).where(col(DeliveryHold.not_before) < now - timedelta(minutes=1))
+        .execution_options(synchronize_session=False)
+    )

@@ -19,6 +19,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.log_scan import (  # noqa: F401  (the suite-wide scan of every log for secrets: pytest hooks)
+    pytest_collection_finish,
+    pytest_configure,
+    pytest_runtest_makereport,
+    pytest_runtest_setup,
+    pytest_sessionfinish,
+)
 from tests.pg_cluster import PgServer, pg_bindir, start_cluster, stop_cluster
 
 os.environ.setdefault("PTB_TIMEDELTA", "1")

@@ -45,6 +45,7 @@ from tests.web_helpers import (  # noqa: F401  (fast_hashing is an autouse fixtu
     csrf_from,
     customer_says,
     fast_hashing,
+    remember_session_secrets,
 )
 
 TELEGRAM_TOKEN = "123456789:" + "T" * 35
@@ -262,7 +263,9 @@ async def sign_in(client: Any, email: str) -> str:
         "/login", data={"email": email, "password": PASSWORD, "csrf_token": token}, allow_redirects=False
     )
     assert resp.status == 303, await resp.text()
-    return csrf_from(await (await client.get("/inbox")).text())
+    csrf = csrf_from(await (await client.get("/inbox")).text())
+    remember_session_secrets(client, csrf)
+    return csrf
 
 
 # --------------------------------------------------------------------------- the route table

@@ -30,6 +30,8 @@ from tests.pg_cluster import free_port, pg_bindir, start_cluster, stop_cluster
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "fault-webhook-secret"
+#: the update id under which the Slack test's customer message is stored (not one of the burst's)
+SLACK_UPDATE_ID = 99_999_999
 TEXTS = ("hi", "hello there", "thanks!", "good morning", "hi again")
 
 
@@ -97,7 +99,7 @@ def _env(database_url: str, api_url: str, data_dir: Path) -> dict[str, str]:
         "SHOPDESK_TELEGRAM_OVERALL_PER_SECOND": "0",
         "SHOPDESK_DB_POOL_SIZE": "5",
         "SHOPDESK_DB_MAX_OVERFLOW": "5",
-        "SHOPDESK_LOG_LEVEL": "WARNING",
+        "SHOPDESK_LOG_LEVEL": "INFO",  # what a shop runs with; tests/log_scan.py scans these logs
     })
     return env
 
@@ -327,20 +329,58 @@ def _pg_ctl(cluster: Any, *args: str) -> None:
     subprocess.run(cmd, check=True, capture_output=True, timeout=60)
 
 
+async def _slack_thread(pg_url: str, agent_email: str, chat_id: int, channel: str, thread_ts: str) -> int:
+    """A Telegram customer's conversation mirrored into a Slack escalation thread, and an agent
+    (not linked to Slack yet: the first event links them by email); the conversation's id."""
+    from bot.connectors.slack.send import ESCALATION, THREAD_KIND
+    from inbox.actions.message_mark_processed import message_mark_processed
+    from inbox.actions.message_record import message_record
+    from inbox.messages import InboundMessage
+    from inbox.models import Agent, Channel, ExternalThread
+    from shopdesk.db import create_engine, session_maker
+
+    engine = create_engine(pg_url)
+    try:
+        sessions = session_maker(engine)
+        recorded = await message_record(sessions, InboundMessage(
+            channel=Channel.telegram, dedupe_key=f"slack-fault:{SLACK_UPDATE_ID}", contact_external_id=str(chat_id),
+            text="my parcel never arrived", display_name="Lan"))
+        async with sessions() as s:
+            await message_mark_processed(s, recorded.message_id)
+            s.add(Agent(email=agent_email, name="Ana", password_hash="x"))
+            s.add(ExternalThread(conversation_id=recorded.conversation_id, kind=THREAD_KIND, channel_ref=channel,
+                                 thread_ref=thread_ts, purpose=ESCALATION))
+            await s.commit()
+        return recorded.conversation_id
+    finally:
+        await engine.dispose()
+
+
 async def test_every_delivery_three_times_at_once_to_two_servers(pg_url: str, fake_api: FakeTelegram,
-                                                                  tmp_path: Path) -> None:
-    """Telegram updates and Shopify webhooks, each delivered three times concurrently and split
-    over both servers: every one stored once, every message answered once."""
+                                                                  aiohttp_server: Any, tmp_path: Path) -> None:
+    """Telegram updates, Shopify webhooks and a Slack event (an agent's reply in an escalation
+    thread), each delivered three times concurrently and split over both servers: every one
+    stored once, every message answered once, the agent's reply sent to the customer once."""
     import base64
     import copy
     import hashlib
     import hmac
     import json
 
+    from tests.fakes import slack as fs
+
     data = tmp_path / "data"
     shopify_secret = "shpss_fault_secret"
+    slack_secret = "fault-slack-signing-secret"
+    alerts, thread_ts, slack_chat = "C0ALERTS", "1700000000.000100", 88_001
+    fake_slack = fs.FakeSlack(users={"ana@shop.test": "U0ANA"})
+    fake_slack.base_url = str((await aiohttp_server(fake_slack.app)).make_url("")).rstrip("/")
     servers = [Server(f"server-{i}", {**_env(pg_url, fake_api.ptb_base_url, data),
-                                      "SHOPDESK_SHOPIFY_WEBHOOK_SECRET": shopify_secret},
+                                      "SHOPDESK_SHOPIFY_WEBHOOK_SECRET": shopify_secret,
+                                      "SHOPDESK_SLACK_BOT_TOKEN": fake_slack.token,
+                                      "SHOPDESK_SLACK_SIGNING_SECRET": slack_secret,
+                                      "SHOPDESK_SLACK_ALERT_CHANNEL": alerts,
+                                      "SHOPDESK_SLACK_API_URL": fake_slack.api_url},
                       tmp_path / f"server-{i}.log") for i in range(2)]
     updates = _burst(chats=50, per_chat=2)
     template = json.loads((ROOT / "tests" / "fixtures" / "shopify" / "webhook_order_create.json").read_text())
@@ -365,25 +405,41 @@ async def test_every_delivery_three_times_at_once_to_two_servers(pg_url: str, fa
         async with http.post(f"{server.url}/webhooks/shopify", data=body, headers=headers) as resp:
             return resp.status
 
+    slack_reply = "So sorry! A new parcel is on its way."
+    slack_body = fs.event_callback_body(fs.message_event(alerts, "U0ANA", slack_reply, "1700000500.000100",
+                                                         thread_ts=thread_ts), event_id="Ev0FAULTREPLY")
+
+    async def post_slack(http: ClientSession, server: Server, retry: int = 0) -> int:
+        headers = fs.signed_headers(slack_secret, slack_body)
+        if retry:
+            headers.update({"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": "http_timeout"})
+        async with http.post(f"{server.url}/slack/events", data=slack_body, headers=headers) as resp:
+            return resp.status
+
     async with ClientSession(timeout=ClientTimeout(total=60)) as http:
         try:
             servers[0].start()
             await servers[0].ready(http)
             servers[1].start()
             await servers[1].ready(http)
-            calls = []
+            slack_conversation = await _slack_thread(pg_url, "ana@shop.test", slack_chat, alerts, thread_ts)
+            calls = [post_slack(http, servers[n % 2]) for n in range(3)]
             for update in updates:
                 calls += [post_update(http, servers[n % 2], update) for n in range(3)]
             for order in orders:
                 calls += [post_order(http, servers[n % 2], order) for n in range(3)]
             statuses = await asyncio.gather(*calls)
             assert set(statuses) == {200}, Counter(statuses)
+            # and Slack's own retries of the event, later, to both
+            assert [await post_slack(http, server, retry=1) for server in servers] == [200, 200]
             found = await _settled(pg_url, fake_api, {u["update_id"] for u in updates})
         finally:
             for server in servers:
                 server.stop()
 
     from shopdesk.db import create_engine
+
+    found["stored"].discard(SLACK_UPDATE_ID)
 
     engine = create_engine(pg_url)
     try:
@@ -395,13 +451,26 @@ async def test_every_delivery_three_times_at_once_to_two_servers(pg_url: str, fa
                 "SELECT count(*) FROM webhook_delivery WHERE delivery_id LIKE 'wh-%'"))).scalar_one()
             # one bot turn per message: the bot's replies are grouped by the message they answer
             turns = (await conn.execute(sa.text(
-                "SELECT count(*) FROM message WHERE channel = 'telegram' AND direction = 'in' AND processed"
-            ))).scalar_one()
+                "SELECT count(*) FROM message WHERE channel = 'telegram' AND direction = 'in' AND processed "
+                "AND dedupe_key NOT LIKE 'slack-fault:%'"))).scalar_one()
+            agent_replies = (await conn.execute(sa.text(
+                "SELECT m.text FROM message m JOIN agent a ON a.id = m.agent_id "
+                "WHERE m.conversation_id = :c AND m.direction = 'out' AND a.email = 'ana@shop.test'"
+            ), {"c": slack_conversation})).scalars().all()
+            slack_deliveries = (await conn.execute(sa.text(
+                "SELECT count(*) FROM webhook_delivery WHERE source = 'slack'"))).scalar_one()
+            telegram_sent = (await conn.execute(sa.text(
+                "SELECT count(*) FROM outbox WHERE channel = 'telegram' AND status = 'sent'"))).scalar_one()
+            linked = (await conn.execute(sa.text(
+                "SELECT slack_user_id FROM agent WHERE email = 'ana@shop.test'"))).scalar_one()
     finally:
         await engine.dispose()
     assert len(stored_orders) == len(orders) and all(n == 1 for _, n in stored_orders)
     assert deliveries == len(orders)
     assert found["stored_twice"] == [] and len(found["stored"]) == len(updates) == turns
-    assert found["sent_calls"] == found["outbox"].get("sent", 0)  # no reply sent twice
-    replies_per_chat = Counter(m["chat"]["id"] for m in fake_api.sent_messages())
+    assert found["sent_calls"] == telegram_sent  # no reply sent twice (Slack's notices are rows too)
+    replies_per_chat = Counter(m["chat"]["id"] for m in fake_api.sent_messages() if m["chat"]["id"] != slack_chat)
     assert len(replies_per_chat) == 50  # every chat was answered
+    # the Slack event: one agent reply, sent to the customer once; the agent linked once
+    assert agent_replies == [slack_reply] and slack_deliveries == 1 and linked == "U0ANA"
+    assert [m["text"] for m in fake_api.sent_messages(slack_chat)] == [slack_reply]

@@ -118,7 +118,18 @@ async def login(client: TestClient, email: str = "ana@shop.test", password: str 
     assert resp.status == 303, await resp.text()
     inbox_page = await client.get("/inbox")
     assert inbox_page.status == 200
-    return csrf_from(await inbox_page.text())
+    csrf = csrf_from(await inbox_page.text())
+    remember_session_secrets(client, csrf)
+    return csrf
+
+
+def remember_session_secrets(client: TestClient, csrf: str) -> None:
+    """The signed-in session's cookie and CSRF token must never reach a log (``tests/log_scan.py``)."""
+    from tests.log_scan import register_secret
+
+    for cookie in client.session.cookie_jar:
+        register_secret(cookie.value, f"the {cookie.key} cookie")
+    register_secret(csrf, "a CSRF token")
 
 
 async def customer_says(

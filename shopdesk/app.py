@@ -12,6 +12,7 @@ import asyncio
 import fcntl
 import functools
 import logging
+import os
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -182,12 +183,16 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
     from inbox.worker import InboundWorker
     from shopdesk.cluster import Leadership, PgNotifyFanout, asyncpg_dsn, is_postgres
     from shopdesk.logs import access_log_middleware, request_middleware
-    from shopdesk.metrics import CountingSenders, Metrics, setup_metrics
+    from shopdesk.metrics import CountingSenders, Metrics, enable_multiprocess, multiprocess_dir, setup_metrics
 
     settings.ensure_secret_key()
     engine = engine or create_engine(settings.database_url, **settings.engine_options())
     sessions = session_maker(engine)
     bus = EventBus()
+    shared_dir = settings.metrics_dir or (Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+                                          if os.environ.get("PROMETHEUS_MULTIPROC_DIR") else None)
+    if shared_dir is not None and multiprocess_dir() != shared_dir:
+        enable_multiprocess(shared_dir)
     metrics = Metrics()
     senders: SenderRegistry = CountingSenders(metrics)
     runtime = Runtime(settings=settings, engine=engine, sessions=sessions, bus=bus, senders=senders)

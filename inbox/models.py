@@ -21,6 +21,9 @@ from shopbase.coltypes import JSONType, enum_column
 from shopbase.search_text import index_text
 
 __all__ = [
+    "ConversationDaily",
+    "AnalyticsTzOffset",
+    "AnalyticsRollupState",
     "Channel",
     "ConversationStatus",
     "Priority",
@@ -575,3 +578,37 @@ class AgentPreference(SQLModel, table=True):
     notify_sound: bool = False
     notify_desktop: bool = False
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class ConversationDaily(SQLModel, table=True):
+    """Conversations opened per shop-local day (days since 1970-01-01, ``shopbase.sqltime.local_day``),
+    channel and intent, and how many of them the bot resolved alone (``inbox.analytics.metrics``).
+    Kept by database triggers (migration 0020) in the transaction of every write that changes it;
+    rebuilt only by ``inbox.actions.analytics_rebuild``. Read by ``inbox.analytics.rollup``."""
+
+    __tablename__ = "conversation_daily"
+
+    day: int = Field(primary_key=True)
+    channel: str = Field(primary_key=True, max_length=24)
+    intent: str = Field(primary_key=True, max_length=64)
+    conversations: int = 0
+    automated: int = 0
+
+
+class AnalyticsTzOffset(SQLModel, table=True):
+    """The shop zone's UTC offsets for the triggers' local day: each from ``since_epoch`` (seconds)."""
+
+    __tablename__ = "analytics_tz_offset"
+
+    since_epoch: int = Field(primary_key=True, sa_type=sa.BigInteger)
+    offset_seconds: int
+
+
+class AnalyticsRollupState(SQLModel, table=True):
+    """One row: the time zone ``conversation_daily`` counts days in, and when it was last rebuilt."""
+
+    __tablename__ = "analytics_rollup_state"
+
+    id: int = Field(default=1, primary_key=True)
+    timezone: str = Field(max_length=64)
+    rebuilt_at: datetime = Field(default_factory=utcnow)

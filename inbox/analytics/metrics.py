@@ -134,6 +134,13 @@ class Cube:
                 found[day] = (total + n, automated + a)
         return [(d, n, a) for d, (n, a) in sorted(found.items())]
 
+    def without_days(self) -> Cube:
+        found: dict[tuple[str, str], tuple[int, int]] = {}
+        for _, channel, intent, n, a in self.rows:
+            total, automated = found.get((channel, intent), (0, 0))
+            found[(channel, intent)] = (total + n, automated + a)
+        return Cube([(None, c, i, n, a) for (c, i), (n, a) in sorted(found.items())])
+
     def intent_by_day(self, intent: str) -> dict[date, int]:
         found: dict[date, int] = {}
         for day, _, i, n, _ in self.rows:
@@ -143,8 +150,16 @@ class Cube:
 
 
 async def conversation_cube(session: AsyncSession, query: ReportQuery, period: Period, *,
-                            daily: bool = True) -> Cube:
-    """The :class:`Cube` of ``period`` (per day only when ``daily``)."""
+                            daily: bool = True, live: bool = False) -> Cube:
+    """The :class:`Cube` of ``period`` (per day only when ``daily``): from the daily rollup
+    (``inbox.analytics.rollup``) when it counts days in the period's zone, else (or ``live``)
+    from the conversations themselves."""
+    if not live:
+        from inbox.analytics.rollup import rollup_cube
+
+        rolled = await rollup_cube(session, query, period)
+        if rolled is not None:
+            return rolled if daily else rolled.without_days()
     # the day is computed once per row in a subquery and grouped by its column (grouping by the
     # expression made SQLite evaluate it twice: the SELECT's and the GROUP BY's binds differ)
     inner = sa.select(
@@ -163,12 +178,13 @@ async def conversation_cube(session: AsyncSession, query: ReportQuery, period: P
     return Cube(rows)
 
 
-async def conversation_cubes(session: AsyncSession, query: ReportQuery) -> tuple[Cube, Cube]:
-    """The daily cubes of the period and of the one before, read in ONE statement (one index range
-    scan over both periods; the page's main cost)."""
+async def conversation_cubes(session: AsyncSession, query: ReportQuery, *,
+                             live: bool = False) -> tuple[Cube, Cube]:
+    """The daily cubes of the period and of the one before, read in ONE statement (the rollup's
+    rows of both periods, or one index range scan over their conversations)."""
     period, previous = query.period, query.period.previous()
     both = Period(previous.first, period.last, period.tz)
-    cube = await conversation_cube(session, query, both)
+    cube = await conversation_cube(session, query, both, live=live)
     current = Cube([r for r in cube.rows if r[0] is not None and r[0] >= period.first])
     before = Cube([r for r in cube.rows if r[0] is not None and r[0] < period.first])
     return current, before

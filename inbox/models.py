@@ -22,6 +22,7 @@ from shopbase.search_text import index_text
 
 __all__ = [
     "ConversationDaily",
+    "ResponseDaily",
     "AnalyticsTzOffset",
     "AnalyticsRollupState",
     "Channel",
@@ -593,6 +594,21 @@ class ConversationDaily(SQLModel, table=True):
     intent: str = Field(primary_key=True, max_length=64)
     conversations: int = 0
     automated: int = 0
+
+
+class ResponseDaily(SQLModel, table=True):
+    """The exact histogram of response times: per (measure, shop-local day, channel, whole seconds)
+    how many conversations opened that day took that long to the first agent reply
+    (``first_response``) or to resolution (``resolution``). Kept by the same triggers as
+    :class:`ConversationDaily`; the percentiles read a period's distinct durations from it."""
+
+    __tablename__ = "response_daily"
+
+    measure: str = Field(primary_key=True, max_length=16)
+    day: int = Field(primary_key=True)
+    channel: str = Field(primary_key=True, max_length=24)
+    seconds: int = Field(primary_key=True)
+    conversations: int = 0
 
 
 class AnalyticsTzOffset(SQLModel, table=True):

@@ -27,7 +27,15 @@ from inbox.actions.message_send import agent_reply
 from inbox.analytics import metrics
 from inbox.analytics.period import parse_query
 from inbox.analytics.report import build_report
-from inbox.analytics.rollup import fresh_counts, rollup_counts, rollup_cube, rollup_zone
+from inbox.analytics.rollup import (
+    fresh_counts,
+    fresh_responses,
+    rollup_counts,
+    rollup_cube,
+    rollup_durations,
+    rollup_responses,
+    rollup_zone,
+)
 from inbox.models import Agent, AuditEvent, Channel, Contact, Conversation, ConversationStatus, Role
 from shopbase.clock import utcnow
 from shopbase.refusal import Refused
@@ -42,7 +50,20 @@ INTENTS = ("track_order", "start_return", "cancel_order", None)
 async def _check(sessions: Any, when: str) -> None:
     async with sessions() as s:
         rolled, fresh = await rollup_counts(s), await fresh_counts(s)
+        rolled_times, fresh_times = await rollup_responses(s), await fresh_responses(s)
     assert rolled == fresh, f"after {when}: rollup {rolled} != fresh {fresh}"
+    assert rolled_times == fresh_times, f"after {when}: response times {rolled_times} != {fresh_times}"
+
+
+async def _same_durations(s: Any, query: Any) -> None:
+    rolled = await rollup_durations(s, query, metrics.RANKS)
+    assert rolled is not None
+    live = await metrics.response_durations(s, query, live=True)
+    assert set(rolled) == set(live)
+    for key, value in live.items():
+        got = rolled[key]
+        assert (got.count, got.p50, got.p90) == (value.count, value.p50, value.p90), key
+        assert got.mean == pytest.approx(value.mean), key
 
 
 async def test_the_migration_backfills_and_the_dataset_reads_the_same_both_ways(sessions: Any) -> None:
@@ -56,6 +77,10 @@ async def test_the_migration_backfills_and_the_dataset_reads_the_same_both_ways(
         rolled = await metrics.conversation_cubes(s, query)
         live = await metrics.conversation_cubes(s, query, live=True)
         assert await rollup_cube(s, query, query.period) is not None  # the report reads the rollup
+        await _same_durations(s, query)
+        for channel in ("telegram", "webchat"):
+            await _same_durations(s, parse_query({"from": FIRST, "to": LAST, "channel": channel}, now=NOW,
+                                                 timezone="UTC"))
     for a, b in zip(rolled, live):
         assert sorted(a.rows, key=str) == sorted(b.rows, key=str)
     assert sum(r[3] for r in rolled[0].rows) == 6 and sum(r[4] for r in rolled[0].rows) == 2  # c1 and c6
@@ -175,12 +200,13 @@ async def test_another_zone_falls_back_to_the_conversations_until_rebuilt(sessio
         assert await ensure_analytics_rollup(s, "Pacific/Auckland") is False
         assert await rollup_cube(s, query, query.period) is not None
         rolled_report = await build_report(s, query, NOW)
+        await _same_durations(s, query)
         live = await metrics.conversation_cubes(s, query, live=True)
         rolled = await metrics.conversation_cubes(s, query)
     for a, b in zip(rolled, live):
         assert sorted(a.rows, key=str) == sorted(b.rows, key=str)
     for key in ("conversations_by_day", "conversations_by_intent", "automation_by_intent", "automation_by_day",
-                "kpis", "wismo_late"):
+                "kpis", "wismo_late", "response_times"):
         assert rolled_report.tables[key].rows == live_report.tables[key].rows, key
     await _check(sessions, "the rebuild")
     # the triggers count new conversations in the new zone as well
@@ -214,6 +240,7 @@ async def test_daylight_saving_and_odd_offsets_count_like_the_live_query(session
         async with sessions() as s:
             rolled = await metrics.conversation_cubes(s, query)
             live = await metrics.conversation_cubes(s, query, live=True)
+            await _same_durations(s, query)
         for a, b in zip(rolled, live):
             assert sorted(a.rows, key=str) == sorted(b.rows, key=str), (zone, first)
 
@@ -225,3 +252,28 @@ async def test_an_unknown_zone_is_refused_and_changes_nothing(sessions: Any) -> 
         assert refused.value.status == 400
         await s.rollback()
         assert await rollup_zone(s) == "UTC"
+
+
+async def test_the_cli_checks_and_rebuilds(db_url: str, tmp_path: Path, sessions: Any) -> None:
+    from tests.test_cli import Cli, ok, one_line_error
+
+    async with sessions() as s:
+        await seed_dataset(s)
+        await s.commit()
+    cli = Cli(tmp_path, {"SHOPDESK_DATABASE_URL": db_url})
+    assert "differing: 0; response-time counts differing: 0" in ok(cli("analytics", "check"))
+    # the shop moved to Berlin: the check says the rollup counts in the old zone until rebuilt
+    berlin = {"SHOPDESK_SHOP_TIMEZONE": "Europe/Berlin"}
+    assert cli("analytics", "check", **berlin).returncode == 1
+    assert "rebuilt in Europe/Berlin" in ok(cli("analytics", "rebuild", **berlin))
+    assert "counting days in: Europe/Berlin" in ok(cli("analytics", "check", **berlin))
+    one_line_error(cli("analytics", "rebuild", "--timezone", "Mars/Olympus_Mons"), 2, "Unknown time zone")
+    async with sessions() as s:
+        assert await rollup_zone(s) == "Europe/Berlin"
+        # a corrupted count is found
+        await s.exec(sa.text("UPDATE conversation_daily SET conversations = conversations + 1 "  # type: ignore[call-overload]
+                             "WHERE day = (SELECT min(day) FROM conversation_daily)"))
+        await s.commit()
+    assert "conversation counts differing: 1;" in cli("analytics", "check", **berlin).stdout
+    ok(cli("analytics", "rebuild", **berlin))
+    ok(cli("analytics", "check", **berlin))

@@ -14,12 +14,12 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
-from sqlmodel import col
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from inbox.actions.base import write_audit
-from inbox.analytics.rollup import rollup_select, rollup_zone, zone_name
-from inbox.models import AnalyticsRollupState, AnalyticsTzOffset, ConversationDaily
+from inbox.analytics.rollup import MEASURES, response_select, rollup_select, rollup_zone, zone_name
+from inbox.models import AnalyticsRollupState, AnalyticsTzOffset, ConversationDaily, ResponseDaily
 from shopbase.clock import utcnow
 from shopbase.refusal import Refused
 from shopbase.sqltime import offset_schedule
@@ -49,20 +49,26 @@ async def analytics_rebuild(session: AsyncSession, timezone: Any, *, actor: str 
                       status=400) from None
     # the state row first: on PostgreSQL its lock makes concurrent rebuilds (two processes
     # starting together) wait for each other instead of interleaving
-    state = (await session.exec(sa.select(AnalyticsRollupState).where(col(AnalyticsRollupState.id) == 1)
+    state = (await session.exec(select(AnalyticsRollupState).where(col(AnalyticsRollupState.id) == 1)
                                 .with_for_update())).first()
-    await session.exec(sa.delete(AnalyticsTzOffset))  # type: ignore[call-overload]
-    await session.exec(sa.insert(AnalyticsTzOffset), params=offsets)  # type: ignore[call-overload]
-    await session.exec(sa.delete(ConversationDaily))  # type: ignore[call-overload]
+    await session.exec(sa.delete(AnalyticsTzOffset))
+    await session.exec(sa.insert(AnalyticsTzOffset), params=offsets)
+    await session.exec(sa.delete(ConversationDaily))
     d = ConversationDaily
-    await session.exec(sa.insert(d).from_select(  # type: ignore[call-overload]
+    await session.exec(sa.insert(d).from_select(
         [col(d.day), col(d.channel), col(d.intent), col(d.conversations), col(d.automated)], rollup_select()))
-    written = (await session.exec(sa.select(sa.func.count()).select_from(d))).one()
+    await session.exec(sa.delete(ResponseDaily))
+    r = ResponseDaily
+    for measure, _ in MEASURES:
+        await session.exec(sa.insert(r).from_select(
+            [col(r.day), col(r.channel), col(r.measure), col(r.seconds), col(r.conversations)],
+            response_select(measure)))
+    written = (await session.execute(sa.select(sa.func.count()).select_from(d))).one()
     if state is None:
-        await session.exec(sa.insert(AnalyticsRollupState).values(  # type: ignore[call-overload]
+        await session.exec(sa.insert(AnalyticsRollupState).values(
             id=1, timezone=name, rebuilt_at=utcnow()))
     else:
-        await session.exec(sa.update(AnalyticsRollupState).where(  # type: ignore[call-overload]
+        await session.exec(sa.update(AnalyticsRollupState).where(
             col(AnalyticsRollupState.id) == 1).values(timezone=name, rebuilt_at=utcnow()))
     write_audit(session, None, "analytics.rebuilt", actor=actor, detail={"timezone": name, "rows": int(written[0])})
     return int(written[0])

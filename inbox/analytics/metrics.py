@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -225,10 +226,18 @@ async def _durations(session: AsyncSession, query: ReportQuery, period: Period, 
                      None if row.p50 is None else int(row.p50), None if row.p90 is None else int(row.p90))
 
 
-async def response_durations(session: AsyncSession, query: ReportQuery) -> dict[tuple[str, str], Durations]:
+async def response_durations(session: AsyncSession, query: ReportQuery, *,
+                             live: bool = False) -> dict[tuple[str, str], Durations]:
     """First response and resolution times of the period ("current") and the one before
-    ("previous"), one statement per measure over both periods: {(measure, which): Durations},
-    measure "first_response" or "resolution"."""
+    ("previous"): {(measure, which): Durations}, measure "first_response" or "resolution". From
+    the rollup's histogram of durations (one statement) when it counts days in the period's zone,
+    else (or ``live``) one statement per measure over the conversations of both periods."""
+    if not live:
+        from inbox.analytics.rollup import rollup_durations
+
+        rolled = await rollup_durations(session, query, RANKS)
+        if rolled is not None:
+            return rolled
     period, previous = query.period, query.period.previous()
     both = Period(previous.first, period.last, period.tz)
     which = sa.case((col(Conversation.created_at) >= period.since, "current"), else_="previous")
@@ -309,5 +318,11 @@ async def wismo_by_day(session: AsyncSession, query: ReportQuery) -> dict[date, 
     return (await conversation_cube(session, query, query.period)).intent_by_day(WISMO_INTENT)
 
 
+@lru_cache(maxsize=64)
+def _schedule(period: Period) -> tuple[tuple[datetime, int], ...]:
+    return tuple(offset_schedule(period.tz, period.since, period.until))
+
+
 def schedule_of(period: Period) -> list[tuple[datetime, int]]:
-    return offset_schedule(period.tz, period.since, period.until)
+    """The zone's offsets over the period (remembered: the page asks for the same few periods)."""
+    return list(_schedule(period))

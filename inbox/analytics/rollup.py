@@ -26,15 +26,30 @@ from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from inbox.analytics.period import Period, ReportQuery
-from inbox.models import AnalyticsRollupState, AnalyticsTzOffset, AuditEvent, Conversation, ConversationDaily
+from inbox.models import (
+    AnalyticsRollupState,
+    AnalyticsTzOffset,
+    AuditEvent,
+    Conversation,
+    ConversationDaily,
+    ResponseDaily,
+)
 from shopbase.sqltime import EPOCH_DAY, day_of, epoch_seconds, floor_days
 
-__all__ = ["zone_name", "rollup_zone", "rollup_cube", "fresh_counts", "rollup_counts", "Counts", "ESCALATED"]
+__all__ = ["zone_name", "rollup_zone", "rollup_cube", "rollup_durations", "fresh_counts", "rollup_counts",
+           "fresh_responses", "rollup_responses", "rollup_select", "response_select", "Counts", "ESCALATED",
+           "MEASURES"]
 
 ESCALATED = "conversation.escalated"
 UNKNOWN_INTENT = "unknown"
+#: the response-time measures and the conversation column each ends at
+MEASURES = (("first_response", "first_response_at"), ("resolution", "resolved_at"))
 #: {(day number, channel, intent): (conversations, automated)}
 Counts = dict[tuple[int, str, str], tuple[int, int]]
+
+
+async def _all(session: AsyncSession, stmt: Any) -> list[Any]:
+    return list((await session.exec(stmt)).all())
 
 
 def zone_name(tz: tzinfo | str | None) -> str:
@@ -48,9 +63,9 @@ def zone_name(tz: tzinfo | str | None) -> str:
 
 async def rollup_zone(session: AsyncSession) -> str | None:
     """The zone ``conversation_daily`` counts days in (None: no rollup yet)."""
-    state = (await session.exec(sa.select(col(AnalyticsRollupState.timezone))
-                                .where(col(AnalyticsRollupState.id) == 1))).first()
-    return None if state is None else str(state[0])
+    found = await _all(session, sa.select(col(AnalyticsRollupState.timezone))
+                       .where(col(AnalyticsRollupState.id) == 1))
+    return str(found[0][0]) if found else None
 
 
 def _day_number(period_day: Any) -> int:
@@ -65,16 +80,19 @@ async def rollup_cube(session: AsyncSession, query: ReportQuery, period: Period)
     if await rollup_zone(session) != zone_name(period.tz):
         return None
     d = ConversationDaily
-    stmt = (sa.select(col(d.day), col(d.channel), col(d.intent), sa.func.sum(col(d.conversations)),
-                      sa.func.sum(col(d.automated)))
-            .where(col(d.day) >= _day_number(period.first), col(d.day) <= _day_number(period.last))
-            .group_by(col(d.day), col(d.channel), col(d.intent)))
+    # (day, channel, intent) is the key: one row each, read in key order from the day range
+    stmt = (sa.select(col(d.day), col(d.channel), col(d.intent), col(d.conversations), col(d.automated))
+            .where(col(d.day) >= _day_number(period.first), col(d.day) <= _day_number(period.last),
+                   sa.or_(col(d.conversations) != 0, col(d.automated) != 0)))
     if query.channel is not None:
         stmt = stmt.where(col(d.channel) == query.channel.value)
+    days: dict[int, Any] = {}
     rows = []
-    for day, channel, intent, n, a in (await session.exec(stmt)).all():
-        if int(n or 0) or int(a or 0):
-            rows.append((day_of(int(day)), str(channel), str(intent), int(n or 0), int(a or 0)))
+    for day, channel, intent, n, a in await _all(session, stmt):
+        date = days.get(day)
+        if date is None:
+            date = days[day] = day_of(day)
+        rows.append((date, channel, intent, n, a))
     return Cube(rows)
 
 
@@ -93,7 +111,7 @@ def rollup_select() -> Any:
     automated = sa.case((sa.and_(col(c.resolved_at).is_not(None), col(c.first_response_at).is_(None),
                                  col(c.assignee_id).is_(None), sa.not_(escalated)), 1), else_=0)
     inner = sa.select(
-        floor_days(epoch_seconds(col(c.created_at)) + sa.func.coalesce(_offset_at(col(c.created_at)), 0)).label("day"),
+        _day_of_opening().label("day"),
         col(c.channel).label("channel"),
         sa.func.coalesce(col(c.last_intent), UNKNOWN_INTENT).label("intent"),
         automated.label("automated"),
@@ -109,12 +127,89 @@ def _channel(value: Any) -> str:
 async def fresh_counts(session: AsyncSession) -> Counts:
     """Every (day, channel, intent) count recomputed from the conversations now."""
     return {(int(d), _channel(ch), str(i)): (int(n), int(a or 0))
-            for d, ch, i, n, a in (await session.exec(rollup_select())).all()}
+            for d, ch, i, n, a in await _all(session, rollup_select())}
 
 
 async def rollup_counts(session: AsyncSession) -> Counts:
     """Every non-zero (day, channel, intent) count the rollup holds."""
     d = ConversationDaily
-    rows = (await session.exec(sa.select(col(d.day), col(d.channel), col(d.intent), col(d.conversations),
-                                         col(d.automated)))).all()
+    rows = await _all(session, sa.select(col(d.day), col(d.channel), col(d.intent), col(d.conversations),
+                                         col(d.automated)))
     return {(int(day), str(ch), str(i)): (int(n), int(a)) for day, ch, i, n, a in rows if n or a}
+
+
+def _day_of_opening() -> Any:
+    c = Conversation
+    return floor_days(epoch_seconds(col(c.created_at)) + sa.func.coalesce(_offset_at(col(c.created_at)), 0))
+
+
+def response_select(measure: str) -> Any:
+    """SELECT day, channel, measure, seconds, conversations counted from the conversations (the
+    rebuild inserts it): seconds as ``metrics.response_seconds`` counts them."""
+    from inbox.analytics.metrics import response_seconds
+
+    c = Conversation
+    end = col(getattr(c, dict(MEASURES)[measure]))
+    inner = (sa.select(_day_of_opening().label("day"), col(c.channel).label("channel"),
+                       response_seconds(col(c.created_at), end).label("seconds"))
+             .where(end.is_not(None)).subquery())
+    return (sa.select(inner.c.day, inner.c.channel, sa.literal(measure).label("measure"), inner.c.seconds,
+                      sa.func.count())
+            .group_by(inner.c.day, inner.c.channel, inner.c.seconds))
+
+
+#: {(measure, day number, channel, seconds): conversations}
+Responses = dict[tuple[str, int, str, int], int]
+
+
+async def fresh_responses(session: AsyncSession) -> Responses:
+    found: Responses = {}
+    for measure, _ in MEASURES:
+        for day, ch, m, secs, n in await _all(session, response_select(measure)):
+            found[(str(m), int(day), _channel(ch), int(secs))] = int(n)
+    return found
+
+
+async def rollup_responses(session: AsyncSession) -> Responses:
+    r = ResponseDaily
+    rows = await _all(session, sa.select(col(r.measure), col(r.day), col(r.channel), col(r.seconds),
+                                         col(r.conversations)))
+    return {(str(m), int(d), str(ch), int(secs)): int(n) for m, d, ch, secs, n in rows if n}
+
+
+async def rollup_durations(session: AsyncSession, query: ReportQuery, ranks: tuple[int, ...]) -> Any:
+    """``{(measure, "current" | "previous"): Durations}`` of the period and the one before from the
+    histogram, or None when the rollup counts in another zone. Nearest-rank percentiles over the
+    distinct durations (each with its count), as ``shopbase.sqltime.percentiles`` computes them
+    over the conversations: exact, the same numbers."""
+    from inbox.analytics.metrics import Durations
+
+    period, previous = query.period, query.period.previous()
+    if await rollup_zone(session) != zone_name(period.tz):
+        return None
+    r = ResponseDaily
+    which = sa.case((col(r.day) >= _day_number(period.first), "current"), else_="previous").label("which")
+    where = [col(r.day) >= _day_number(previous.first), col(r.day) <= _day_number(period.last)]
+    if query.channel is not None:
+        where.append(col(r.channel) == query.channel.value)
+    counted = (sa.select(col(r.measure).label("measure"), which, col(r.seconds).label("v"),
+                         sa.func.sum(col(r.conversations)).label("c"))
+               .where(*where).group_by(col(r.measure), which, col(r.seconds))
+               .having(sa.func.sum(col(r.conversations)) > 0).subquery())
+    keys = [counted.c.measure, counted.c.which]
+    ranked = sa.select(*keys, counted.c.v, counted.c.c,
+                       sa.func.sum(counted.c.c).over(partition_by=keys, order_by=counted.c.v).label("cum"),
+                       sa.func.sum(counted.c.c).over(partition_by=keys).label("n")).subquery()
+    outer = [ranked.c.measure, ranked.c.which]
+    picks = [sa.func.min(sa.case((ranked.c.cum * 100 >= ranked.c.n * rank, ranked.c.v))).label(f"p{rank}")
+             for rank in ranks]
+    total = sa.func.sum(ranked.c.c)
+    mean = sa.cast(sa.func.sum(ranked.c.v * ranked.c.c), sa.Float) / sa.func.nullif(total, 0)
+    stmt = sa.select(*outer, total.label("count"), mean.label("mean"), *picks).group_by(*outer)
+    found = {(m, w): Durations(0, None, None, None) for m, _ in MEASURES for w in ("current", "previous")}
+    for row in await _all(session, stmt):
+        values = row._mapping
+        found[(str(values["measure"]), str(values["which"]))] = Durations(
+            int(values["count"]), None if values["mean"] is None else float(values["mean"]),
+            *[None if values[f"p{rank}"] is None else int(values[f"p{rank}"]) for rank in ranks])
+    return found

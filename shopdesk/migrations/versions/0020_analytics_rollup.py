@@ -10,6 +10,12 @@ bulk imports): a conversation inserted, deleted, or updated in ``created_at``, `
 its old key to its new one; the first ``conversation.escalated`` audit row of a conversation
 takes it out of the automated count (and deleting the last one puts it back).
 
+``response_daily`` is the exact histogram behind the response-time percentiles: per (day, channel,
+measure, whole seconds) how many conversations opened that day took that long to their first
+agent reply (``first_response``) or to resolution (``resolution``); the same triggers move a
+conversation's entries when its times change. Percentiles read the distinct durations of a period
+instead of every conversation, and stay exact (nearest rank).
+
 The shop-local day is found with ``analytics_tz_offset`` (the UTC offsets of the shop's time
 zone and when each starts, as epoch seconds), the same arithmetic as ``shopbase.sqltime.local_day``.
 ``analytics_rollup_state`` names the zone the table was built for; when ``SHOPDESK_SHOP_TIMEZONE``
@@ -64,6 +70,20 @@ def _sqlite_add(row: str, sign: int) -> str:
     )
 
 
+def _sqlite_seconds(start: str, end: str) -> str:
+    return f"CAST(round({_SQLITE_EPOCH.format(ts=end)} - {_SQLITE_EPOCH.format(ts=start)}) AS INTEGER)"
+
+
+def _sqlite_response(row: str, sign: int) -> str:
+    return " ".join(
+        "INSERT INTO response_daily (day, channel, measure, seconds, conversations) "
+        f"SELECT {_sqlite_day(row + '.created_at')}, {row}.channel, '{measure}', "
+        f"{_sqlite_seconds(row + '.created_at', row + '.' + end)}, {sign} WHERE {row}.{end} IS NOT NULL "
+        "ON CONFLICT (day, channel, measure, seconds) DO UPDATE SET "
+        "conversations = conversations + excluded.conversations;"
+        for measure, end in (("first_response", "first_response_at"), ("resolution", "resolved_at")))
+
+
 def _sqlite_escalation(conversation_id: str, sign: int) -> str:
     return (
         f"UPDATE conversation_daily SET automated = automated + ({sign}) "
@@ -78,12 +98,13 @@ _WATCHED = ("created_at", "channel", "last_intent", "resolved_at", "first_respon
 
 SQLITE_TRIGGERS = (
     "CREATE TRIGGER conversation_daily_insert AFTER INSERT ON conversation BEGIN "
-    + _sqlite_add("NEW", 1) + " END",
+    + _sqlite_add("NEW", 1) + " " + _sqlite_response("NEW", 1) + " END",
     f"CREATE TRIGGER conversation_daily_update AFTER UPDATE OF {', '.join(_WATCHED)} ON conversation WHEN "
     + " OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in _WATCHED) + " BEGIN "
-    + _sqlite_add("OLD", -1) + " " + _sqlite_add("NEW", 1) + " END",
+    + _sqlite_add("OLD", -1) + " " + _sqlite_add("NEW", 1) + " "
+    + _sqlite_response("OLD", -1) + " " + _sqlite_response("NEW", 1) + " END",
     "CREATE TRIGGER conversation_daily_delete AFTER DELETE ON conversation BEGIN "
-    + _sqlite_add("OLD", -1) + " END",
+    + _sqlite_add("OLD", -1) + " " + _sqlite_response("OLD", -1) + " END",
     # the first escalation of a conversation takes it out of the automated count
     f"CREATE TRIGGER conversation_daily_escalated AFTER INSERT ON audit_event WHEN NEW.action = '{ESCALATED}' "
     "AND NEW.conversation_id IS NOT NULL AND (SELECT count(*) FROM audit_event a WHERE "
@@ -113,7 +134,19 @@ POSTGRES_DDL = (
                                      AND a.action = '{ESCALATED}') THEN sign ELSE 0 END)
         ON CONFLICT (day, channel, intent) DO UPDATE
         SET conversations = conversation_daily.conversations + EXCLUDED.conversations,
-            automated = conversation_daily.automated + EXCLUDED.automated
+            automated = conversation_daily.automated + EXCLUDED.automated;
+        INSERT INTO response_daily (day, channel, measure, seconds, conversations)
+        SELECT shopdesk_local_day(c.created_at), c.channel, 'first_response',
+               CAST(round(date_part('epoch', c.first_response_at) - date_part('epoch', c.created_at)) AS INTEGER), sign
+        WHERE c.first_response_at IS NOT NULL
+        ON CONFLICT (day, channel, measure, seconds) DO UPDATE
+        SET conversations = response_daily.conversations + EXCLUDED.conversations;
+        INSERT INTO response_daily (day, channel, measure, seconds, conversations)
+        SELECT shopdesk_local_day(c.created_at), c.channel, 'resolution',
+               CAST(round(date_part('epoch', c.resolved_at) - date_part('epoch', c.created_at)) AS INTEGER), sign
+        WHERE c.resolved_at IS NOT NULL
+        ON CONFLICT (day, channel, measure, seconds) DO UPDATE
+        SET conversations = response_daily.conversations + EXCLUDED.conversations
     $$""",
     """CREATE FUNCTION shopdesk_conversation_daily() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
@@ -204,6 +237,16 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("day", "channel", "intent"),
     )
     op.create_table(
+        "response_daily",
+        sa.Column("day", sa.Integer(), nullable=False),
+        sa.Column("channel", sa.String(length=24), nullable=False),
+        sa.Column("measure", sa.String(length=16), nullable=False),
+        sa.Column("seconds", sa.Integer(), nullable=False),
+        sa.Column("conversations", sa.Integer(), nullable=False),
+        # the percentiles read (measure, day range) and group by seconds: from this key alone
+        sa.PrimaryKeyConstraint("measure", "day", "channel", "seconds"),
+    )
+    op.create_table(
         "analytics_tz_offset",
         sa.Column("since_epoch", sa.BigInteger(), nullable=False),
         sa.Column("offset_seconds", sa.Integer(), nullable=False),
@@ -241,6 +284,14 @@ def upgrade() -> None:
         f"SELECT {day} AS day, c.channel AS channel, coalesce(c.last_intent, 'unknown') AS intent, "
         f"{automated} AS automated FROM conversation c) counted GROUP BY day, channel, intent"
     )
+    for measure, end in (("first_response", "first_response_at"), ("resolution", "resolved_at")):
+        seconds = (_sqlite_seconds("c.created_at", f"c.{end}") if bind.dialect.name != "postgresql" else
+                   f"CAST(round(date_part('epoch', c.{end}) - date_part('epoch', c.created_at)) AS INTEGER)")
+        op.execute(
+            "INSERT INTO response_daily (day, channel, measure, seconds, conversations) "
+            f"SELECT day, channel, '{measure}', seconds, count(*) FROM (SELECT {day} AS day, c.channel AS channel, "
+            f"{seconds} AS seconds FROM conversation c WHERE c.{end} IS NOT NULL) timed GROUP BY day, channel, seconds"
+        )
     op.bulk_insert(sa.table("analytics_rollup_state", sa.column("id", sa.Integer()),
                             sa.column("timezone", sa.String()), sa.column("rebuilt_at", sa.DateTime(timezone=True))),
                    [{"id": 1, "timezone": zone_name, "rebuilt_at": datetime.now(UTC)}])
@@ -256,4 +307,5 @@ def downgrade() -> None:
             op.execute(f"DROP TRIGGER IF EXISTS {name}")
     op.drop_table("analytics_rollup_state")
     op.drop_table("analytics_tz_offset")
+    op.drop_table("response_daily")
     op.drop_table("conversation_daily")

@@ -151,7 +151,7 @@ def _return_free_memory() -> None:
         pass
 
 
-async def _ensure_analytics_rollup(sessions: Any, timezone: str) -> None:
+async def _ensure_analytics_rollup(sessions: async_sessionmaker[Any], timezone: str) -> None:
     """Recount the analytics rollup when the shop's zone is not the one it counts days in (a few
     seconds per 100,000 conversations, only after the zone changed); until it has, the report
     counts the conversations themselves, so a failure here is logged, never fatal."""

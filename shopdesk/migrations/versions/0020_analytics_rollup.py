@@ -148,13 +148,21 @@ POSTGRES_DDL = (
         ON CONFLICT (day, channel, measure, seconds) DO UPDATE
         SET conversations = response_daily.conversations + EXCLUDED.conversations
     $$""",
+    # an update moves a count between two keys: always in key order, so that two transactions
+    # moving counts in opposite directions (intent a -> b and b -> a) never wait for each other
     """CREATE FUNCTION shopdesk_conversation_daily() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
-        IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        IF TG_OP = 'DELETE' THEN
             PERFORM shopdesk_conversation_daily_add(OLD, -1);
-        END IF;
-        IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        ELSIF TG_OP = 'INSERT' THEN
             PERFORM shopdesk_conversation_daily_add(NEW, 1);
+        ELSIF (shopdesk_local_day(OLD.created_at), OLD.channel, coalesce(OLD.last_intent, 'unknown'))
+              <= (shopdesk_local_day(NEW.created_at), NEW.channel, coalesce(NEW.last_intent, 'unknown')) THEN
+            PERFORM shopdesk_conversation_daily_add(OLD, -1);
+            PERFORM shopdesk_conversation_daily_add(NEW, 1);
+        ELSE
+            PERFORM shopdesk_conversation_daily_add(NEW, 1);
+            PERFORM shopdesk_conversation_daily_add(OLD, -1);
         END IF;
         RETURN NULL;
     END $$""",

@@ -58,6 +58,17 @@ def _code(value: Any) -> str:
     return str(getattr(value, "value", value) or "").replace("_", " ")
 
 
+def _status_label(value: Any, language: str | None) -> str:
+    """A stored status (payment, fulfillment, shipment, tracking, return, resolution, channel) as the
+    label the inbox shows for it (``|humanize``: :mod:`inbox.web.labels`, gettext context "label"),
+    in ``language`` when the agents' catalogs have it, else in English ("in_transit" -> "In
+    transit" / "В пути"). An unlisted value stays humanized."""
+    from inbox.web.i18n import LABEL_CONTEXT, translations, ui_language
+
+    text = _code(value).capitalize()
+    return translations(ui_language(language)).pgettext(LABEL_CONTEXT, text) if text else text
+
+
 def _bounded(messages: Sequence[TranscriptLine]) -> tuple[list[TranscriptLine], int, list[TranscriptLine]]:
     """The first and last messages to print, and how many are left out between them."""
     if len(messages) <= MAX_MESSAGES:
@@ -111,7 +122,7 @@ def _render(evidence: Evidence, *, shop_name: str, language: str | None, timezon
     story.append(paragraph(title, h1, 200))
     story.append(paragraph(h["evidence_generated"].format(date=when(evidence.generated_at),
                                                           shop=clean_for_pdf(shop_name, 80)), muted, 300))
-    story.append(paragraph(h["evidence_conversation"].format(id=c.id, channel=_code(c.channel),
+    story.append(paragraph(h["evidence_conversation"].format(id=c.id, channel=_status_label(c.channel, language),
                                                              date=when(c.created_at)), muted, 300))
     contact_name = clean_for_pdf(evidence.contact.display_name or evidence.contact.username or "—", 120)
     story.append(paragraph(h["evidence_contact"].format(name=contact_name), muted, 300))
@@ -119,7 +130,8 @@ def _render(evidence: Evidence, *, shop_name: str, language: str | None, timezon
     if not evidence.orders:
         story.append(paragraph(h["evidence_no_orders"], body))
     for bundle in evidence.orders:
-        story.extend(_order_section(bundle, h, loc, when, grid, body, small, muted, bold, h2, h3, contact_details))
+        story.extend(_order_section(bundle, h, loc, when, grid, body, small, muted, bold, h2, h3, contact_details,
+                                    language))
     if evidence.orders_omitted:
         story.append(paragraph(h["evidence_omitted_orders"].format(count=number(evidence.orders_omitted, loc)), bold))
 
@@ -140,7 +152,7 @@ def _render(evidence: Evidence, *, shop_name: str, language: str | None, timezon
             if m.attachments:
                 cell.append(paragraph(h["evidence_attachments"].format(names=", ".join(m.attachments[:10])), muted))
             if m.delivery and m.delivery != "sent":
-                cell.append(paragraph(h["evidence_delivery"].format(status=_code(m.delivery)), muted))
+                cell.append(paragraph(h["evidence_delivery"].format(status=_status_label(m.delivery, language)), muted))
             rows.append([paragraph(when(m.at), small), paragraph(who, small, 100), cell])
         return rows
 
@@ -173,7 +185,8 @@ def _render(evidence: Evidence, *, shop_name: str, language: str | None, timezon
 
 def _order_section(b: OrderBundle, h: dict[str, str], loc: Locale, when: Any, grid: Any,
                    body: ParagraphStyle, small: ParagraphStyle, muted: ParagraphStyle, bold: ParagraphStyle,
-                   h2: ParagraphStyle, h3: ParagraphStyle, contact_details: bool) -> list[Any]:
+                   h2: ParagraphStyle, h3: ParagraphStyle, contact_details: bool,
+                   language: str | None) -> list[Any]:
     o = b.order
     cur = o.currency
     out: list[Any] = [paragraph(h["evidence_order"].format(order=clean_for_pdf(o.name, 64)), h2)]
@@ -200,7 +213,7 @@ def _order_section(b: OrderBundle, h: dict[str, str], loc: Locale, when: Any, gr
 
     # payment
     out.append(paragraph(h["evidence_payment"], h3))
-    out.append(paragraph(h["evidence_payment_status"].format(status=_code(o.financial_status)), body))
+    out.append(paragraph(h["evidence_payment_status"].format(status=_status_label(o.financial_status, language)), body))
     out.append(paragraph(f"{h['total']}: {money(o.total_price, cur, loc)} ({h['subtotal']} "
                          f"{money(o.subtotal_price, cur, loc)}, {h['shipping']} {money(o.total_shipping, cur, loc)}, "
                          f"{h['tax']} {money(o.total_tax, cur, loc)})", body, 400))
@@ -213,7 +226,7 @@ def _order_section(b: OrderBundle, h: dict[str, str], loc: Locale, when: Any, gr
 
     # fulfillment
     out.append(paragraph(h["evidence_fulfillment"], h3))
-    out.append(paragraph(h["evidence_fulfillment_status"].format(status=_code(o.fulfillment_status)), body))
+    out.append(paragraph(h["evidence_fulfillment_status"].format(status=_status_label(o.fulfillment_status, language)), body))
     if not b.shipments:
         out.append(paragraph(h["evidence_no_shipments"], body))
     for sb in b.shipments:
@@ -221,7 +234,7 @@ def _order_section(b: OrderBundle, h: dict[str, str], loc: Locale, when: Any, gr
         tracking = " ".join(x for x in (clean_for_pdf(s.carrier or "", 64), clean_for_pdf(s.tracking_number or "", 64)) if x)
         block: list[Any] = [paragraph(h["evidence_shipment"].format(name=clean_for_pdf(s.name or s.external_id, 64),
                                                                     tracking=tracking or "—"), bold)]
-        block.append(paragraph(h["evidence_shipment_status"].format(status=_code(s.status), shipped=when(s.shipped_at)),
+        block.append(paragraph(h["evidence_shipment_status"].format(status=_status_label(s.status, language), shipped=when(s.shipped_at)),
                                body))
         if s.tracking_url:
             block.append(paragraph(s.tracking_url, muted, 300))
@@ -244,7 +257,7 @@ def _order_section(b: OrderBundle, h: dict[str, str], loc: Locale, when: Any, gr
             shown = events[-MAX_EVENTS:]
             rows = [[paragraph(h["evidence_col_time"], bold), paragraph(h["evidence_col_status"], bold),
                      paragraph(h["evidence_col_location"], bold), paragraph(h["evidence_col_details"], bold)]]
-            rows += [[paragraph(when(e.occurred_at), small), paragraph(_code(e.status), small),
+            rows += [[paragraph(when(e.occurred_at), small), paragraph(_status_label(e.status, language), small),
                       paragraph(e.location or "", small, 120), paragraph(e.message or "", small, 300)] for e in shown]
             if len(events) > len(shown):
                 out.append(paragraph(h["evidence_omitted_events"].format(count=number(len(events) - len(shown), loc)),
@@ -257,8 +270,8 @@ def _order_section(b: OrderBundle, h: dict[str, str], loc: Locale, when: Any, gr
         out.append(paragraph(h["evidence_no_returns"], body))
     for rb in b.returns:
         r = rb.rma
-        out.append(paragraph(h["evidence_return"].format(rma=clean_for_pdf(r.rma_number, 32), status=_code(r.status),
-                                                         resolution=_code(r.resolution), date=when(r.requested_at)),
+        out.append(paragraph(h["evidence_return"].format(rma=clean_for_pdf(r.rma_number, 32), status=_status_label(r.status, language),
+                                                         resolution=_status_label(r.resolution, language), date=when(r.requested_at)),
                              body, 400))
         for rl in rb.lines:
             line = b.line(rl.order_line_id)

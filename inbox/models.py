@@ -21,6 +21,10 @@ from shopbase.coltypes import JSONType, enum_column
 from shopbase.search_text import index_text
 
 __all__ = [
+    "ConversationDaily",
+    "ResponseDaily",
+    "AnalyticsTzOffset",
+    "AnalyticsRollupState",
     "Channel",
     "ConversationStatus",
     "Priority",
@@ -616,3 +620,52 @@ class DeliveryHold(SQLModel, table=True):
 #: ``DeliveryHold.contact_id`` of a hold on every customer row / every notice row of a channel
 HOLD_ALL_CONTACTS = 0
 HOLD_ALL_NOTICES = -1
+
+
+class ConversationDaily(SQLModel, table=True):
+    """Conversations opened per shop-local day (days since 1970-01-01, ``shopbase.sqltime.local_day``),
+    channel and intent, and how many of them the bot resolved alone (``inbox.analytics.metrics``).
+    Kept by database triggers (migration 0020) in the transaction of every write that changes it;
+    rebuilt only by ``inbox.actions.analytics_rebuild``. Read by ``inbox.analytics.rollup``."""
+
+    __tablename__ = "conversation_daily"
+
+    day: int = Field(primary_key=True)
+    channel: str = Field(primary_key=True, max_length=24)
+    intent: str = Field(primary_key=True, max_length=64)
+    conversations: int = 0
+    automated: int = 0
+
+
+class ResponseDaily(SQLModel, table=True):
+    """The exact histogram of response times: per (measure, shop-local day, channel, whole seconds)
+    how many conversations opened that day took that long to the first agent reply
+    (``first_response``) or to resolution (``resolution``). Kept by the same triggers as
+    :class:`ConversationDaily`; the percentiles read a period's distinct durations from it."""
+
+    __tablename__ = "response_daily"
+
+    measure: str = Field(primary_key=True, max_length=16)
+    day: int = Field(primary_key=True)
+    channel: str = Field(primary_key=True, max_length=24)
+    seconds: int = Field(primary_key=True)
+    conversations: int = 0
+
+
+class AnalyticsTzOffset(SQLModel, table=True):
+    """The shop zone's UTC offsets for the triggers' local day: each from ``since_epoch`` (seconds)."""
+
+    __tablename__ = "analytics_tz_offset"
+
+    since_epoch: int = Field(primary_key=True, sa_type=sa.BigInteger)
+    offset_seconds: int
+
+
+class AnalyticsRollupState(SQLModel, table=True):
+    """One row: the time zone ``conversation_daily`` counts days in, and when it was last rebuilt."""
+
+    __tablename__ = "analytics_rollup_state"
+
+    id: int = Field(default=1, primary_key=True)
+    timezone: str = Field(max_length=64)
+    rebuilt_at: datetime = Field(default_factory=utcnow)

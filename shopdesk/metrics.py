@@ -21,6 +21,17 @@ Access: with ``SHOPDESK_METRICS_TOKEN`` set, a request needs ``Authorization: Be
 (from anywhere). Without it, only a direct loopback request (127.0.0.0/8, ::1, no
 ``Forwarded``/``X-Forwarded-For``/``X-Real-IP`` header: a reverse proxy on the same host would
 otherwise make every visitor look local) is answered; anything else gets 403.
+
+Several processes on one host (``SHOPDESK_METRICS_DIR``, or prometheus-client's own
+``PROMETHEUS_MULTIPROC_DIR``): :func:`enable_multiprocess` switches prometheus-client to its
+multiprocess mode before the app's metrics exist, so every process writes its values to memory-mapped
+files in that directory, and ``/metrics`` in any process answers with all processes' numbers added
+up (``MultiProcessCollector``): counters and histograms summed, the database gauges (outbox
+backlog and age, undeliverable contacts: the same numbers whichever process read them) as the most
+recently set value. At start a process deletes the files of processes that are no longer running
+(and any of its own pid, left by an earlier process with the same id); at a clean stop it marks
+itself dead. A finished process's counts therefore leave the sums, which Prometheus sees as a
+counter reset (``rate()`` and ``increase()`` handle it).
 """
 
 from __future__ import annotations
@@ -28,13 +39,16 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
+import os
+import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess, values
 from prometheus_client.exposition import choose_encoder
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col
@@ -42,7 +56,8 @@ from sqlmodel import col
 from inbox.channels import Sender, SenderRegistry
 from inbox.models import Channel, Contact, OutboxMessage, OutboxStatus
 
-__all__ = ["Metrics", "METRICS", "CountingSenders", "setup_metrics", "webhook_source", "rejection_reason"]
+__all__ = ["Metrics", "METRICS", "CountingSenders", "setup_metrics", "webhook_source", "rejection_reason",
+           "enable_multiprocess", "multiprocess_dir", "clean_stale_files", "multiprocess_registry"]
 
 log = logging.getLogger("shopdesk.metrics")
 
@@ -53,6 +68,62 @@ _REASONS = {400: "malformed", 401: "signature", 403: "signature", 405: "method",
 _PROXY_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
 #: latency buckets (seconds): NLU takes milliseconds, a turn with order look-ups tens of them
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+_MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+#: prometheus-client's file names: <kind>[_<mode>]_<pid>.db
+_FILE_PID = re.compile(r"_(\d+)\.db$")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def clean_stale_files(directory: Path) -> list[int]:
+    """Delete the value files of processes that no longer run, and those bearing this process's
+    own pid (an earlier process's, since this one has written none yet); the pids cleaned."""
+    gone: set[int] = set()
+    for path in directory.glob("*.db"):
+        match = _FILE_PID.search(path.name)
+        if match is None:
+            continue
+        pid = int(match.group(1))
+        if pid == os.getpid() or not _alive(pid):
+            gone.add(pid)
+    for pid in sorted(gone):
+        multiprocess.mark_process_dead(pid, str(directory))  # the live gauges' files
+        for path in directory.glob(f"*_{pid}.db"):
+            path.unlink(missing_ok=True)
+    return sorted(gone)
+
+
+def enable_multiprocess(directory: Path) -> None:
+    """Process-wide: every metric value created from now on lives in ``directory`` (shared by the
+    processes of one host), after the stale files there are cleaned. Call it before the app's
+    :class:`Metrics` exist (``build_app`` does when ``SHOPDESK_METRICS_DIR`` is set)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    os.environ[_MULTIPROC_ENV] = str(directory)
+    clean_stale_files(directory)
+    values.ValueClass = values.MultiProcessValue()
+
+
+def multiprocess_dir() -> Path | None:
+    """The shared directory when multiprocess mode is on in this process."""
+    raw = os.environ.get(_MULTIPROC_ENV)
+    return Path(raw) if raw and values.ValueClass is not values.MutexValue else None
+
+
+def multiprocess_registry(directory: Path) -> CollectorRegistry:
+    """A registry that reads every process's files in ``directory`` and adds them up."""
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=str(directory))
+    return registry
 
 
 def webhook_source(path: str) -> str | None:
@@ -69,6 +140,8 @@ class Metrics:
     """The app's metrics in its own registry."""
 
     def __init__(self) -> None:
+        #: the shared directory of multiprocess mode (None: this process's numbers only)
+        self.multiprocess_dir = multiprocess_dir()
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.inbound = Counter("shopdesk_messages_inbound", "Customer messages recorded, by channel",
@@ -78,13 +151,13 @@ class Metrics:
                                 "(sent, retry, failed: never deliverable, error: unexpected)",
                                 ["channel", "result"], registry=r)
         self.outbox_backlog = Gauge("shopdesk_outbox_backlog", "Outbox rows waiting to be sent, by channel",
-                                    ["channel"], registry=r)
+                                    ["channel"], registry=r, multiprocess_mode="mostrecent")
         self.outbox_oldest = Gauge("shopdesk_outbox_oldest_age_seconds",
                                    "Age of the oldest outbox row waiting to be sent, by channel (0: none)",
-                                   ["channel"], registry=r)
+                                   ["channel"], registry=r, multiprocess_mode="mostrecent")
         self.undeliverable = Gauge("shopdesk_contacts_undeliverable",
                                    "Contacts we can no longer reach (blocked the bot, deleted the chat), by channel",
-                                   ["channel"], registry=r)
+                                   ["channel"], registry=r, multiprocess_mode="mostrecent")
         self.understanding = Histogram("shopdesk_bot_understanding_seconds",
                                        "Time to understand one message (language, intent, tone, entities)",
                                        registry=r, buckets=_LATENCY_BUCKETS)
@@ -181,6 +254,8 @@ class Metrics:
     def exposition(self, accept: str = "") -> tuple[bytes, str]:
         """The registry in the format ``accept`` asks for (Prometheus text, or OpenMetrics); its content type."""
         encoder, content_type = choose_encoder(accept)
+        if self.multiprocess_dir is not None:
+            return encoder(multiprocess_registry(self.multiprocess_dir)), content_type
         return encoder(self.registry), content_type
 
 
@@ -269,3 +344,11 @@ def setup_metrics(app: web.Application, metrics: Metrics, sessions: async_sessio
         return web.Response(body=body, headers={"Content-Type": content_type, "Cache-Control": "no-store"})
 
     app.router.add_get("/metrics", metrics_view)
+
+    if metrics.multiprocess_dir is not None:
+        directory = metrics.multiprocess_dir
+
+        async def mark_dead(_app: web.Application) -> None:
+            multiprocess.mark_process_dead(os.getpid(), str(directory))
+
+        app.on_cleanup.append(mark_dead)

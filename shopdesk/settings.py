@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     access_log: bool = False
     #: bearer token for GET /metrics; unset: /metrics answers direct loopback requests only
     metrics_token: SecretStr | None = None
+    #: several processes on one host: the directory where each writes its metric values, so that
+    #: /metrics in any of them adds up all (prometheus-client multiprocess mode; also read from
+    #: PROMETHEUS_MULTIPROC_DIR); unset: each process serves its own numbers
+    metrics_dir: Path | None = None
 
     shop_name: str = "Demo Shop"
     shop_timezone: str = "UTC"

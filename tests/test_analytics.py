@@ -203,4 +203,4 @@ def test_the_bench_pages_ask_for_valid_periods() -> None:
 
     for url in analytics_pages(NOW.date()):
         query = parse_query(dict(parse_qsl(urlsplit(url).query)), now=NOW, timezone="UTC")
-        assert query.period.last == NOW.date() and query.period.days in (30, 90, 180)
+        assert query.period.last == NOW.date() and query.period.days in (7, 30, 90, 180, 365)

@@ -133,7 +133,8 @@ async def test_the_order_bundle_as_pdf_and_json(case: Case) -> None:
     assert "no-store" in resp.headers["Cache-Control"]
     text = pdf_text(await resp.read())
     flat = " ".join(text.split())
-    for expected in ("Dispute evidence", "Order #5150", "Payment status: paid", "Fulfillment",
+    for expected in ("Dispute evidence", "Order #5150", "Payment status: Paid", "Fulfillment", "Status: Delivered",
+                     "Requested", "In transit",
                      "1Z5R89390357567127", "Departed facility", "Leipzig DE",
                      "Proof of delivery", "Berlin DE", "Delivered, left at front door",
                      "RMA-5150-1", "Arrived damaged", "crushed box", "Conversation transcript",
@@ -308,6 +309,38 @@ async def test_the_bundle_is_in_the_shops_language_and_cjk_safe(aiohttp_client: 
     for expected in ("争议证据", "订单#5150", "签收证明", "会话记录", "我的包裹还没到", "Мойзаказтакинепришёл"):
         assert expected in flat, expected
     assert "Dispute evidence" not in out
+
+
+async def test_statuses_are_printed_in_the_shops_language(aiohttp_client: Any, sessions: Any) -> None:
+    """Payment, fulfillment, shipment, tracking and return statuses are the inbox's labels in the
+    shop's language, never the stored words."""
+    web = build_web_app(sessions, config=make_config(default_language="ru", shop_timezone="Europe/Moscow"))
+    client = await aiohttp_client(web.app)
+    await add_agent(sessions, "boss@shop.test", name="Boss", admin=True)
+    await login(client, "boss@shop.test")
+    cid, oid, _empty, _other = await seed(sessions)
+    resp = await client.get(f"/inbox/c/{cid}/evidence.pdf?order={oid}")
+    assert resp.status == 200
+    flat = " ".join(pdf_text(await resp.read()).split())
+    if not fonts().unicode:
+        pytest.skip("no Unicode font for Cyrillic")
+    # paid, in transit (a scan), delivered (shipment and scan), requested (the return), refund (its resolution)
+    for expected in ("Оплачен", "В пути", "Доставлен", "Запрошен", "Возврат денег"):
+        assert expected in flat, expected
+    for raw in ("paid", "in transit", "delivered", "requested", "Paid", "Delivered", "Requested"):
+        assert f": {raw}" not in flat and f" {raw} " not in f" {flat} ", raw
+
+
+def test_a_status_label_falls_back_to_english_without_a_catalog() -> None:
+    from inbox.evidence_pdf import _status_label
+    from ordersvc.models import FinancialStatus, RmaStatus
+
+    assert _status_label(FinancialStatus.partially_refunded, "es") == "Reembolsado en parte"
+    assert _status_label(FinancialStatus.partially_refunded, "zh_Hant") == _status_label(
+        FinancialStatus.partially_refunded, "zh-Hant") != "Partially refunded"
+    assert _status_label(FinancialStatus.partially_refunded, "de") == "Partially refunded"
+    assert _status_label(RmaStatus.label_issued, None) == "Label issued"
+    assert _status_label("something_new", "ru") == "Something new"
 
 
 async def test_the_action_writes_one_audit_row_and_nothing_on_refusal(sessions: Any) -> None:

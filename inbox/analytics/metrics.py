@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -134,6 +135,13 @@ class Cube:
                 found[day] = (total + n, automated + a)
         return [(d, n, a) for d, (n, a) in sorted(found.items())]
 
+    def without_days(self) -> Cube:
+        found: dict[tuple[str, str], tuple[int, int]] = {}
+        for _, channel, intent, n, a in self.rows:
+            total, automated = found.get((channel, intent), (0, 0))
+            found[(channel, intent)] = (total + n, automated + a)
+        return Cube([(None, c, i, n, a) for (c, i), (n, a) in sorted(found.items())])
+
     def intent_by_day(self, intent: str) -> dict[date, int]:
         found: dict[date, int] = {}
         for day, _, i, n, _ in self.rows:
@@ -143,8 +151,16 @@ class Cube:
 
 
 async def conversation_cube(session: AsyncSession, query: ReportQuery, period: Period, *,
-                            daily: bool = True) -> Cube:
-    """The :class:`Cube` of ``period`` (per day only when ``daily``)."""
+                            daily: bool = True, live: bool = False) -> Cube:
+    """The :class:`Cube` of ``period`` (per day only when ``daily``): from the daily rollup
+    (``inbox.analytics.rollup``) when it counts days in the period's zone, else (or ``live``)
+    from the conversations themselves."""
+    if not live:
+        from inbox.analytics.rollup import rollup_cube
+
+        rolled = await rollup_cube(session, query, period)
+        if rolled is not None:
+            return rolled if daily else rolled.without_days()
     # the day is computed once per row in a subquery and grouped by its column (grouping by the
     # expression made SQLite evaluate it twice: the SELECT's and the GROUP BY's binds differ)
     inner = sa.select(
@@ -163,12 +179,13 @@ async def conversation_cube(session: AsyncSession, query: ReportQuery, period: P
     return Cube(rows)
 
 
-async def conversation_cubes(session: AsyncSession, query: ReportQuery) -> tuple[Cube, Cube]:
-    """The daily cubes of the period and of the one before, read in ONE statement (one index range
-    scan over both periods; the page's main cost)."""
+async def conversation_cubes(session: AsyncSession, query: ReportQuery, *,
+                             live: bool = False) -> tuple[Cube, Cube]:
+    """The daily cubes of the period and of the one before, read in ONE statement (the rollup's
+    rows of both periods, or one index range scan over their conversations)."""
     period, previous = query.period, query.period.previous()
     both = Period(previous.first, period.last, period.tz)
-    cube = await conversation_cube(session, query, both)
+    cube = await conversation_cube(session, query, both, live=live)
     current = Cube([r for r in cube.rows if r[0] is not None and r[0] >= period.first])
     before = Cube([r for r in cube.rows if r[0] is not None and r[0] < period.first])
     return current, before
@@ -209,10 +226,18 @@ async def _durations(session: AsyncSession, query: ReportQuery, period: Period, 
                      None if row.p50 is None else int(row.p50), None if row.p90 is None else int(row.p90))
 
 
-async def response_durations(session: AsyncSession, query: ReportQuery) -> dict[tuple[str, str], Durations]:
+async def response_durations(session: AsyncSession, query: ReportQuery, *,
+                             live: bool = False) -> dict[tuple[str, str], Durations]:
     """First response and resolution times of the period ("current") and the one before
-    ("previous"), one statement per measure over both periods: {(measure, which): Durations},
-    measure "first_response" or "resolution"."""
+    ("previous"): {(measure, which): Durations}, measure "first_response" or "resolution". From
+    the rollup's histogram of durations (one statement) when it counts days in the period's zone,
+    else (or ``live``) one statement per measure over the conversations of both periods."""
+    if not live:
+        from inbox.analytics.rollup import rollup_durations
+
+        rolled = await rollup_durations(session, query, RANKS)
+        if rolled is not None:
+            return rolled
     period, previous = query.period, query.period.previous()
     both = Period(previous.first, period.last, period.tz)
     which = sa.case((col(Conversation.created_at) >= period.since, "current"), else_="previous")
@@ -293,5 +318,11 @@ async def wismo_by_day(session: AsyncSession, query: ReportQuery) -> dict[date, 
     return (await conversation_cube(session, query, query.period)).intent_by_day(WISMO_INTENT)
 
 
+@lru_cache(maxsize=64)
+def _schedule(period: Period) -> tuple[tuple[datetime, int], ...]:
+    return tuple(offset_schedule(period.tz, period.since, period.until))
+
+
 def schedule_of(period: Period) -> list[tuple[datetime, int]]:
-    return offset_schedule(period.tz, period.since, period.until)
+    """The zone's offsets over the period (remembered: the page asks for the same few periods)."""
+    return list(_schedule(period))

@@ -41,6 +41,7 @@ __all__ = [
     "translations_for",
     "request_language",
     "negotiate",
+    "ui_language",
     "js_catalog",
     "install",
 ]
@@ -130,6 +131,12 @@ def _match(tag: str) -> str | None:
             return "zh-Hant"
         return "zh-Hans"
     return primary if primary in LANGUAGES else None
+
+
+def ui_language(tag: str | None) -> str:
+    """The one of :data:`LANGUAGES` that a language tag names ("zh-Hans", "ru_RU", "es"), else English
+    (a document language the agents' catalogs do not have, such as German)."""
+    return (_match(tag) if tag and _TAG.match(tag.replace("_", "-")) else None) or DEFAULT
 
 
 def negotiate(accept_language: str | None) -> str:

@@ -6,7 +6,7 @@ usage, 1 for anything else, 130 for Ctrl-C. No traceback reaches the user; set
 arguments, open the database and call the same functions the web app uses.
 
 One module per command group (``config``, ``serve``, ``demo``, ``db``, ``orders``, ``tokens``,
-``users``, ``nlu``, ``chat``, ``telegram``, ``report``), the shared helpers in ``common`` and the root
+``users``, ``nlu``, ``chat``, ``telegram``, ``report``, ``analytics``), the shared helpers in ``common`` and the root
 command with ``main`` in ``root``. ``python -m shopdesk.cli`` is the same as the ``shopdesk``
 console script.
 """

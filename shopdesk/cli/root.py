@@ -8,7 +8,22 @@ from collections.abc import Sequence
 
 import typer
 
-from shopdesk.cli import chat, config, customers, db, demo, nlu, orders, report, serve, telegram, tokens, updates, users
+from shopdesk.cli import (
+    analytics,
+    chat,
+    config,
+    customers,
+    db,
+    demo,
+    nlu,
+    orders,
+    report,
+    serve,
+    telegram,
+    tokens,
+    updates,
+    users,
+)
 from shopdesk.cli.common import DEBUG_ENV, error_line, printable
 from shopdesk.settings import SettingsError
 
@@ -27,6 +42,7 @@ app.add_typer(users.app, name="users")
 app.add_typer(nlu.app, name="nlu")
 app.add_typer(telegram.app, name="telegram")
 app.add_typer(updates.app, name="updates")
+app.add_typer(analytics.app, name="analytics")
 app.add_typer(customers.app, name="customers")
 app.command("config")(config.config_cmd)
 app.command("serve")(serve.serve_cmd)

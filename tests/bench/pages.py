@@ -1,6 +1,7 @@
 """The inbox pages over HTTP, as an agent sees them: sign in through the real login form, then
 time ``GET /inbox`` (the list), ``GET /inbox?q=...`` (search) and ``GET /inbox/analytics`` over
-the last 30, 90 and 180 days (the whole seed) one request at a time."""
+the last 7, 30, 90, 180 and 365 days (each compared with the period before it; the seed spans 180
+days) one request at a time, with p50/p95 per range as well."""
 
 from __future__ import annotations
 
@@ -25,11 +26,12 @@ SEARCHES = ("return", "envío", "доставка", "giao hàng", "退货", "退
 
 
 def analytics_pages(today: Any = None) -> tuple[str, ...]:
-    """The analytics page over the last 30, 90 and 180 days (the seed spans 180), all channels and one."""
+    """The analytics page over the last 7, 30, 90, 180 and 365 days (the seed spans 180), all
+    channels, and 90 days of one channel."""
     from datetime import UTC, datetime, timedelta
 
     day = today or datetime.now(UTC).date()
-    spans = ((29, ""), (89, ""), (179, ""), (89, "&channel=telegram"))
+    spans = ((6, ""), (29, ""), (89, ""), (179, ""), (364, ""), (89, "&channel=telegram"))
     return tuple(f"/inbox/analytics?from={(day - timedelta(days=n)).isoformat()}&to={day.isoformat()}{extra}"
                  for n, extra in spans)
 
@@ -45,6 +47,21 @@ async def create_admin(database_url: str) -> None:
             await db.commit()
     finally:
         await engine.dispose()
+
+
+def _range_name(url: str) -> str:
+    from datetime import date
+    from urllib.parse import parse_qs, urlsplit
+
+    params = {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+    days = (date.fromisoformat(params["to"]) - date.fromisoformat(params["from"])).days + 1
+    return f"{days}d" + (f" {params['channel']}" if "channel" in params else "")
+
+
+def _ms(times: list[float]) -> dict[str, Any]:
+    p50, p95 = percentile(times, 50), percentile(times, 95)
+    return {"requests": len(times), "p50_ms": None if p50 is None else round(p50 * 1000, 1),
+            "p95_ms": None if p95 is None else round(p95 * 1000, 1)}
 
 
 def _csrf(body: str) -> str:
@@ -81,6 +98,7 @@ async def time_pages(base_url: str, *, requests: int, timeout: float = 30.0) -> 
             sizes: list[int] = []
             timeouts: list[str] = []
             plan = list(urls) + [urls[i % len(urls)] for i in range(requests)]  # one warm-up of each first
+            per_url: dict[str, list[float]] = {}
             for n, url in enumerate(plan):
                 try:
                     seconds, status, size = await _timed_get(http, url, timeout)
@@ -91,6 +109,7 @@ async def time_pages(base_url: str, *, requests: int, timeout: float = 30.0) -> 
                     continue
                 if n >= len(urls):
                     times.append(seconds)
+                    per_url.setdefault(url, []).append(seconds)
                     statuses.add(status)
                     sizes.append(size)
             p50, p95 = percentile(times, 50), percentile(times, 95)
@@ -104,4 +123,6 @@ async def time_pages(base_url: str, *, requests: int, timeout: float = 30.0) -> 
                 "timeouts": len(timeouts),
                 "timed_out": sorted(set(timeouts)),
             }
+            if kind == "analytics":  # each range on its own: "7d", "30d" … ("90d telegram")
+                result[kind]["ranges"] = {_range_name(url): _ms(found) for url, found in per_url.items()}
         return result

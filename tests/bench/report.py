@@ -85,13 +85,16 @@ def print_report(results: dict[str, Any]) -> None:
             if part.get("requests"):
                 print(f"{row['database']:<12}analytics page p50 {_f(part['p50_ms'])} ms, p95 {_f(part['p95_ms'])} ms, "
                       f"max {_f(part['max_ms'])} ms, {part['requests']} requests, statuses {part['statuses']}")
+                for name, found in (part.get("ranges") or {}).items():
+                    print(f"{'':<12}  {name:<14} p50 {_f(found['p50_ms'])} ms, p95 {_f(found['p95_ms'])} ms "
+                          f"({found['requests']} requests)")
         for row in inbox:
             for kind in ("list", "search", "analytics"):
                 part = row.get(kind) or {}
                 if part.get("timeouts"):
                     print(f"{row['database']} {kind}: {part['timeouts']} request(s) over {row.get('page_timeout_s')}s, "
                           f"e.g. {part['timed_out'][:2]} (stopped after two)")
-        print("(ms; GET /inbox list pages, /inbox?q= searches and /inbox/analytics over 30-180 days as a signed-in "
+        print("(ms; GET /inbox list pages, /inbox?q= searches and /inbox/analytics over 7-365 days as a signed-in "
               "admin, one at a time; "
               "ready s: this server's start-up, alone on the machine)")
     servers = [r for r in results.get("chat", []) if r.get("memory")]

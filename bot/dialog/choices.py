@@ -164,11 +164,17 @@ def _languages(lang: str | None) -> list[Vocabulary]:
     return [vocabulary(first)] + [vocabulary(other) for other in SUPPORTED_LANGUAGES if other != first]
 
 
+@lru_cache(maxsize=64)
+def _cjk_fillers(fillers: frozenset[str]) -> tuple[str, ...]:
+    """A language's Chinese fillers, longest first (once per vocabulary, not per answer)."""
+    return tuple(sorted((f for f in fillers if _cjk(f)), key=len, reverse=True))
+
+
 def _without_fillers(text: str, voc: Vocabulary) -> str:
     words = [w for w in text.split() if w not in voc.fillers]
     if _cjk(text):
         joined = " ".join(words)
-        for filler in sorted((f for f in voc.fillers if _cjk(f)), key=len, reverse=True):
+        for filler in _cjk_fillers(voc.fillers):
             joined = joined.replace(filler, "")
         return " ".join(joined.split())
     return " ".join(words)

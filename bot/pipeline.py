@@ -68,7 +68,8 @@ class TurnStats:
     intent: str
     #: seconds spent in NLU (None: no text to read, e.g. a button press)
     understanding_seconds: float | None
-    #: seconds from the understood message to the committed turn (dialog, handler, writes)
+    #: seconds from the understood message to the turn's written effects (dialog, handler, writes; the
+    #: commit, which a micro-batch of turns shares, is not counted)
     handler_seconds: float
     #: "answered" (the bot handled it alone), "escalated" (handed to a person) or "failed"
     outcome: str
@@ -102,48 +103,95 @@ class Pipeline:
             log.exception("bot turn failed", extra={"message_id": message_id})
             await self._fail_safe(message_id)
 
+    async def process_many(self, message_ids: list[int]) -> dict[int, Exception | None]:
+        """Several messages of different conversations (the worker's micro-batch), committed
+        together: every turn runs in ONE transaction and ONE commit stores all their effects
+        (group commit), so a crash before it loses none of them for good (all are processed again)
+        and after it every reply is sent once. The outcome per message id: None, or the error
+        ``process`` would have raised.
+
+        When a turn fails, nothing of the batch is kept and each message is processed again on
+        its own (``process``): the others are answered as usual and the failing one gets the
+        apology and the hand-over. No turn has effects outside the database, so running one
+        twice changes nothing. A database outage fails the whole batch (nothing committed;
+        the worker tries it again). Pass the ids in conversation order: on PostgreSQL each turn
+        locks its conversation until the commit, and one order everywhere cannot deadlock."""
+        if len(message_ids) == 1:
+            return {message_ids[0]: await self._outcome(message_ids[0])}
+        done: list[TurnStats] = []
+        try:
+            async with self.sessions() as session:
+                for message_id in message_ids:
+                    stats = await self._turn(session, message_id)
+                    if stats is not None:
+                        done.append(stats)
+                await session.commit()
+        except Exception as exc:
+            if is_database_unavailable(exc):
+                return dict.fromkeys(message_ids, exc)
+            log.info("a bot turn of a batch of %d failed (%s); processing them one at a time",
+                     len(message_ids), type(exc).__name__)
+            return {message_id: await self._outcome(message_id) for message_id in message_ids}
+        for stats in done:
+            self._observe(stats)
+        return dict.fromkeys(message_ids)
+
+    async def _outcome(self, message_id: int) -> Exception | None:
+        try:
+            await self.process(message_id)
+        except Exception as exc:
+            return exc
+        return None
+
     async def _process(self, message_id: int) -> None:
         async with self.sessions() as session:
-            # the message, its conversation (locked for the turn on PostgreSQL) and the contact in one read
-            found = (await session.exec(_TURN_ROWS, params={"b_id": message_id})).first()
-            if found is None or found[0].processed:
-                return  # replay: already answered
-            message, conversation, contact = found
-            if conversation.owner == Owner.agent:
-                await message_mark_processed(session, saved_id(message))
-                await session.commit()
-                return
+            stats = await self._turn(session, message_id)
+            await session.commit()
+        if stats is not None:
+            self._observe(stats)
 
-            text = message.text or ""
-            postback = _postback(message)
-            started = time.perf_counter()
-            nlu = analyze(text, hint_lang=conversation.language or contact.language) if text.strip() else None
-            understood = time.perf_counter()
-            turn = Turn(
-                session=session,
-                conversation=conversation,
-                contact=contact,
-                text=text,
-                postback=postback,
-                lang=_language(nlu, conversation, contact),
-                now=datetime.now(UTC),
-                config=self.config,
-                state=DialogState.from_json(conversation.bot_state),
-                intent=_intent(nlu)[0],
-                confidence=_intent(nlu)[1],
-                entities=list(nlu.entities) if nlu else [],
-                ranking=tuple(nlu.ranking) if nlu else (),
-                hostile=bool(nlu and nlu.hostile),
-            )
-            await respond(turn)
-            await self._commit_turn(session, turn, message)
-            escalation = turn.escalation
-            self._observe(TurnStats(
-                intent=turn.intent, understanding_seconds=(understood - started) if nlu is not None else None,
-                handler_seconds=time.perf_counter() - understood,
-                outcome="escalated" if escalation is not None else "answered",
-                escalation_reason=escalation.reason if escalation is not None else None,
-            ))
+    async def _turn(self, session: AsyncSession, message_id: int) -> TurnStats | None:
+        """One bot turn's reads and writes in ``session`` (the caller commits); its stats, or
+        None when the bot had nothing to do (a replay, or a person owns the conversation)."""
+        # the message, its conversation (locked for the turn on PostgreSQL) and the contact in one read
+        found = (await session.exec(_TURN_ROWS, params={"b_id": message_id})).first()
+        if found is None or found[0].processed:
+            return None  # replay: already answered
+        message, conversation, contact = found
+        if conversation.owner == Owner.agent:
+            await message_mark_processed(session, saved_id(message))
+            return None
+
+        text = message.text or ""
+        postback = _postback(message)
+        started = time.perf_counter()
+        nlu = analyze(text, hint_lang=conversation.language or contact.language) if text.strip() else None
+        understood = time.perf_counter()
+        turn = Turn(
+            session=session,
+            conversation=conversation,
+            contact=contact,
+            text=text,
+            postback=postback,
+            lang=_language(nlu, conversation, contact),
+            now=datetime.now(UTC),
+            config=self.config,
+            state=DialogState.from_json(conversation.bot_state),
+            intent=_intent(nlu)[0],
+            confidence=_intent(nlu)[1],
+            entities=list(nlu.entities) if nlu else [],
+            ranking=tuple(nlu.ranking) if nlu else (),
+            hostile=bool(nlu and nlu.hostile),
+        )
+        await respond(turn)
+        await self._write_turn(session, turn, message)
+        escalation = turn.escalation
+        return TurnStats(
+            intent=turn.intent, understanding_seconds=(understood - started) if nlu is not None else None,
+            handler_seconds=time.perf_counter() - understood,
+            outcome="escalated" if escalation is not None else "answered",
+            escalation_reason=escalation.reason if escalation is not None else None,
+        )
 
     def _observe(self, stats: TurnStats) -> None:
         if self.on_turn is None:
@@ -153,7 +201,7 @@ class Pipeline:
         except Exception:  # metrics never break a turn
             log.exception("on_turn observer failed")
 
-    async def _commit_turn(self, session: AsyncSession, turn: Turn, message: Message) -> None:
+    async def _write_turn(self, session: AsyncSession, turn: Turn, message: Message) -> None:
         conversation = turn.conversation
         await message_answer(session, conversation, message, replies=turn.replies, bot_state=turn.state.to_json(),
                        language=turn.lang, intent=turn.intent)
@@ -163,7 +211,7 @@ class Pipeline:
                                  context=turn.escalation.context)
         for alert in turn.alerts:
             self.bus.collect(session, Event("alert", conversation.id, alert))
-        await session.commit()  # message_answer marked the message processed: one UPDATE with its intent
+        # message_answer marked the message processed: the caller's commit stores it with the rest
 
     async def _fail_safe(self, message_id: int) -> None:
         """The handler failed: apologise, hand over to a person, and never process it again."""

@@ -52,7 +52,6 @@ log = logging.getLogger(__name__)
 
 _EVENTS_KEY = "shopdesk.pending_events"
 _BUS_KEY = "shopdesk.event_bus"
-_HOOKED_KEY = "shopdesk.events_hooked"
 _warned_unbound = False
 
 
@@ -152,13 +151,20 @@ def _after_transaction_end(session: Session, transaction: SessionTransaction) ->
         session.info.pop(_EVENTS_KEY, None)
 
 
+_hooked = False
+
+
 def _hook(sync: Session) -> None:
-    if sync.info.get(_HOOKED_KEY):
+    """The transaction hooks, listened to once on the Session class (every subclass and every
+    session): a listener on each session instance cost more than the rest of ``collect``.
+    Sessions that collected nothing find no pending events and return at once."""
+    global _hooked
+    if _hooked:
         return
-    sync.info[_HOOKED_KEY] = True
-    sa_event.listen(sync, "after_commit", _after_commit)
-    sa_event.listen(sync, "after_soft_rollback", _after_soft_rollback)
-    sa_event.listen(sync, "after_transaction_end", _after_transaction_end)
+    sa_event.listen(Session, "after_commit", _after_commit)
+    sa_event.listen(Session, "after_soft_rollback", _after_soft_rollback)
+    sa_event.listen(Session, "after_transaction_end", _after_transaction_end)
+    _hooked = True
 
 
 def collect(session: AnySession, event: EventSource) -> None:

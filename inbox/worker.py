@@ -20,6 +20,14 @@ committed, and ``sweep``, which finds every unprocessed inbound message) and cal
 
 The processor owns the transaction that stores the effects and marks the message processed
 (``inbox.actions.message_mark_processed``); it should itself skip a message that is already processed.
+
+**Micro-batches** (``batch``, the server's ``Pipeline.process_many``): each conversation's
+runner hands its next message to a batcher instead of calling ``processor``; the batcher takes
+every message handed in on the same loop turn (one per conversation, at most ``batch_size``,
+in conversation-id order) and calls ``batch(ids)`` once, which processes them in one
+transaction and returns each message's outcome; outcomes are booked exactly as ``processor``'s
+(failures counted, a database outage retried in per-conversation order). At most
+``concurrency`` batches run at once.
 """
 
 from __future__ import annotations
@@ -48,6 +56,10 @@ _ROUTE = select(Message.id, Message.conversation_id, Message.processed).where(
 )
 
 
+#: a batched message's outcome when the worker stopped before the message ran
+_NOT_RUN = object()
+
+
 class InboundWorker:
     def __init__(
         self,
@@ -59,14 +71,24 @@ class InboundWorker:
         max_failures: int = 5,
         ready: asyncio.Event | None = None,
         retry_delay: float = 1.0,
+        batch: Callable[[list[int]], Awaitable[dict[int, Exception | None]]] | None = None,
+        batch_size: int = 32,
     ) -> None:
         self.sessions = sessions
         self.processor = processor
+        #: micro-batching (see the module docstring): ``batch(ids)`` processes the ready messages
+        #: of different conversations together and gives each one's outcome (None or its error)
+        self.batch = batch
+        self.batch_size = max(1, batch_size)
+        self._batch_queue: list[tuple[int, int, asyncio.Future[Exception | None | object]]] = []
+        self._batcher: asyncio.Task[None] | None = None
+        self._batch_tasks: set[asyncio.Task[None]] = set()
         self.sweep_interval = sweep_interval
         self.max_failures = max_failures
         #: set when the processor can run (the language models are loaded); until then messages
         #: are accepted and queued, and the webhooks answer at once
         self.ready = ready
+        self._concurrency = concurrency
         self._semaphore = asyncio.Semaphore(concurrency)
         self._incoming: list[int] = []
         self._incoming_ready = asyncio.Event()
@@ -128,6 +150,17 @@ class InboundWorker:
             if pending:
                 log.warning("inbound worker stopped with %d conversation(s) still processing", len(pending))
                 await asyncio.gather(*pending, return_exceptions=True)
+        batching = [t for t in (self._batcher, *self._batch_tasks) if t is not None]
+        for task in batching:
+            task.cancel()
+        await asyncio.gather(*batching, return_exceptions=True)
+        self._batcher = None
+        self._batch_tasks.clear()
+        self._semaphore = asyncio.Semaphore(self._concurrency)  # a batch cancelled before it began kept its slot
+        for _, _, waiter in self._batch_queue:
+            if not waiter.done():
+                waiter.set_result(_NOT_RUN)
+        self._batch_queue.clear()
         self._incoming.clear()
         self._queues.clear()
         self._known.clear()
@@ -197,10 +230,17 @@ class InboundWorker:
                     break
                 message_id = heapq.heappop(queue)
                 try:
-                    async with self._semaphore:
-                        if self._stopping:
+                    if self.batch is not None:
+                        outcome = await self._batched(conversation_id, message_id)
+                        if outcome is _NOT_RUN:
                             break
-                        done = await self._process(message_id)
+                        assert outcome is None or isinstance(outcome, Exception)
+                        done = self._settle(message_id, outcome)
+                    else:
+                        async with self._semaphore:
+                            if self._stopping:
+                                break
+                            done = await self._process(message_id)
                 finally:
                     self._known.discard(message_id)
                 if not done:
@@ -223,19 +263,72 @@ class InboundWorker:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            if is_database_unavailable(exc):
-                log.warning("inbound message %s waits for the database (%s); trying again shortly",
-                            message_id, type(exc).__name__)
-                self._retry_soon()
-                return False
-            failures = self._failures[message_id] = self._failures.get(message_id, 0) + 1
-            log.error("processing inbound message %s failed (%s, failure %d); left for the next sweep",
-                      message_id, type(exc).__name__, failures)
-            log.debug("traceback for inbound message %s", message_id, exc_info=True)
-        else:
+            return self._settle(message_id, exc)
+        return self._settle(message_id, None)
+
+    def _settle(self, message_id: int, error: Exception | None) -> bool:
+        """Book one message's outcome; False when the database was unavailable (to be retried)."""
+        if error is None:
             self._failures.pop(message_id, None)
             self._next_retry = self.retry_delay  # the database answers again
+            return True
+        if is_database_unavailable(error):
+            log.warning("inbound message %s waits for the database (%s); trying again shortly",
+                        message_id, type(error).__name__)
+            self._retry_soon()
+            return False
+        failures = self._failures[message_id] = self._failures.get(message_id, 0) + 1
+        log.error("processing inbound message %s failed (%s, failure %d); left for the next sweep",
+                  message_id, type(error).__name__, failures)
+        log.debug("traceback for inbound message %s", message_id, exc_info=error)
         return True
+
+    # -- micro-batches -----------------------------------------------------------------------
+
+    async def _batched(self, conversation_id: int, message_id: int) -> Exception | None | object:
+        """Hand the conversation's next message to the batcher; its outcome (``_NOT_RUN`` when
+        the worker stopped before it ran)."""
+        if self._stopping:
+            return _NOT_RUN
+        waiter: asyncio.Future[Exception | None | object] = asyncio.get_running_loop().create_future()
+        self._batch_queue.append((conversation_id, message_id, waiter))
+        if self._batcher is None or self._batcher.done():
+            self._batcher = asyncio.get_running_loop().create_task(self._gather_batches(), name="inbound-batcher")
+        return await waiter
+
+    async def _gather_batches(self) -> None:
+        """Start batches of the queued messages (each conversation has at most one queued: its
+        runner waits for the outcome before the next), at most ``concurrency`` batches at once."""
+        await asyncio.sleep(0)  # the runners that are ready on this loop turn join the batch
+        while self._batch_queue and not self._stopping:
+            await self._semaphore.acquire()
+            if not self._batch_queue or self._stopping:
+                self._semaphore.release()
+                break
+            items, self._batch_queue = self._batch_queue[:self.batch_size], self._batch_queue[self.batch_size:]
+            task = asyncio.get_running_loop().create_task(self._run_batch(items), name="inbound-batch")
+            self._batch_tasks.add(task)
+            task.add_done_callback(self._batch_tasks.discard)
+            await asyncio.sleep(0)
+
+    async def _run_batch(self, items: list[tuple[int, int, asyncio.Future[Exception | None | object]]]) -> None:
+        assert self.batch is not None
+        items.sort(key=lambda item: item[0])  # conversation order: the row locks are always taken in one order
+        outcomes: dict[int, Exception | None] = {}
+        try:
+            outcomes = await self.batch([message_id for _, message_id, _ in items])
+        except asyncio.CancelledError:
+            for _, _, waiter in items:
+                if not waiter.done():
+                    waiter.set_result(_NOT_RUN)
+            raise
+        except Exception as exc:  # the batch function's own failure: every message of it failed
+            outcomes = dict.fromkeys((message_id for _, message_id, _ in items), exc)
+        finally:
+            self._semaphore.release()
+        for _, message_id, waiter in items:
+            if not waiter.done():
+                waiter.set_result(outcomes.get(message_id))
 
     def _retry_soon(self) -> None:
         """Sweep again after the current back-off (one pending retry at a time)."""

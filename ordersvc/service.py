@@ -39,6 +39,7 @@ from ordersvc.models import (
     StoreCredit,
     TrackingEvent,
 )
+from ordersvc.settings_read import stored_setting
 from ordersvc.tracking import ShipmentStatus
 from shopbase.clock import utcnow
 from shopbase.text import postal_code_match_key
@@ -534,10 +535,10 @@ def expected_ship_date(order: Order, policy: dict[str, Any] | None = None) -> da
 
 async def get_setting(session: AsyncSession, key: str, default: dict[str, Any]) -> dict[str, Any]:
     """The stored value of ``key`` laid over ``default`` (a fresh dict; missing keys keep defaults)."""
-    row = await session.get(ShopSetting, key)
+    value = await stored_setting(session, key)
     merged = dict(default)
-    if row is not None and isinstance(row.value, dict):
-        merged.update(row.value)
+    if isinstance(value, dict):
+        merged.update(value)
     return merged
 
 

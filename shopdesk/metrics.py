@@ -175,11 +175,21 @@ class Metrics:
         self.scrape_errors = Counter("shopdesk_metrics_scrape_errors",
                                      "Scrapes whose database read failed (the gauges kept their last values)",
                                      registry=r)
+        #: labelled children by (metric, labels): ``labels()`` takes a lock and builds a key on
+        #: every call; the label values are few (channels, intents, outcomes, reasons)
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         for channel in Channel:
             self.inbound.labels(channel.value)
             self.outbox_backlog.labels(channel.value).set(0)
             self.outbox_oldest.labels(channel.value).set(0)
             self.undeliverable.labels(channel.value).set(0)
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     # -- the hooks -------------------------------------------------------------------------
 
@@ -189,7 +199,7 @@ class Metrics:
 
         async def counted(result: Any) -> None:
             if not getattr(result, "duplicate", False):
-                self.inbound.labels(channel).inc()
+                self._child(self.inbound, channel).inc()
             await on_inbound(result)
 
         return counted
@@ -199,10 +209,10 @@ class Metrics:
         if stats.understanding_seconds is not None:
             self.understanding.observe(stats.understanding_seconds)
         if stats.outcome != "failed":
-            self.handler.labels(intent).observe(stats.handler_seconds)
-        self.bot_turns.labels(intent, stats.outcome).inc()
+            self._child(self.handler, intent).observe(stats.handler_seconds)
+        self._child(self.bot_turns, intent, str(stats.outcome)).inc()
         if stats.escalation_reason:
-            self.escalations.labels(intent, str(stats.escalation_reason)[:32]).inc()
+            self._child(self.escalations, intent, str(stats.escalation_reason)[:32]).inc()
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
@@ -280,15 +290,15 @@ class _CountingSender:
         try:
             result: str | None = await self._inner.send(contact, payload)
         except RetryLater:
-            self._metrics.outbound.labels(channel, "retry").inc()
+            self._metrics._child(self._metrics.outbound, channel, "retry").inc()
             raise
         except PermanentFailure:
-            self._metrics.outbound.labels(channel, "failed").inc()
+            self._metrics._child(self._metrics.outbound, channel, "failed").inc()
             raise
         except Exception:
-            self._metrics.outbound.labels(channel, "error").inc()
+            self._metrics._child(self._metrics.outbound, channel, "error").inc()
             raise
-        self._metrics.outbound.labels(channel, "sent").inc()
+        self._metrics._child(self._metrics.outbound, channel, "sent").inc()
         return result
 
 

@@ -28,7 +28,7 @@ import difflib
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,9 @@ def _strip_marks(text: str) -> str:
     return unicodedata.normalize("NFC", "".join(ch for ch in decomposed if not unicodedata.combining(ch)))
 
 
+#: folding is pure and the same labels, phrases and answers come back on every turn: the folded
+#: forms are kept (bounded, so arbitrary customer texts cannot grow it)
+@lru_cache(maxsize=16384)
 def fold(text: str) -> str:
     """Case-, accent- and punctuation-insensitive form of ``text`` (``"¡Sí, por favor!"`` → ``"si por favor"``)."""
     text = unicodedata.normalize("NFKC", text or "").casefold()
@@ -77,17 +80,27 @@ def _cjk(text: str) -> bool:
     return any("\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff" for ch in text)
 
 
+@lru_cache(maxsize=16384)
+def _word_pattern(phrase: str) -> re.Pattern[str] | None:
+    """The whole-word pattern of a menu phrase, built once; None where a phrase matches anywhere
+    (Chinese, or a phrase that does not start with a word character)."""
+    if _cjk(phrase) or not re.match(r"\w", phrase[0]):
+        return None
+    return re.compile(r"(?<!\w)" + re.escape(phrase) + r"(?!\w)")
+
+
 def _find(phrase: str, text: str) -> list[int]:
     """Start offsets of ``phrase`` in ``text`` as whole words (anywhere for Chinese)."""
-    if not phrase:
+    if not phrase or phrase not in text:  # a plain substring test first: most phrases are not there
         return []
-    if _cjk(phrase) or not re.match(r"\w", phrase[0]):
+    pattern = _word_pattern(phrase)
+    if pattern is None:
         starts, at = [], text.find(phrase)
         while at >= 0:
             starts.append(at)
             at = text.find(phrase, at + 1)
         return starts
-    return [m.start() for m in re.finditer(r"(?<!\w)" + re.escape(phrase) + r"(?!\w)", text)]
+    return [m.start() for m in pattern.finditer(text)]
 
 
 # --------------------------------------------------------------------------- vocabulary
@@ -151,11 +164,17 @@ def _languages(lang: str | None) -> list[Vocabulary]:
     return [vocabulary(first)] + [vocabulary(other) for other in SUPPORTED_LANGUAGES if other != first]
 
 
+@lru_cache(maxsize=64)
+def _cjk_fillers(fillers: frozenset[str]) -> tuple[str, ...]:
+    """A language's Chinese fillers, longest first (once per vocabulary, not per answer)."""
+    return tuple(sorted((f for f in fillers if _cjk(f)), key=len, reverse=True))
+
+
 def _without_fillers(text: str, voc: Vocabulary) -> str:
     words = [w for w in text.split() if w not in voc.fillers]
     if _cjk(text):
         joined = " ".join(words)
-        for filler in sorted((f for f in voc.fillers if _cjk(f)), key=len, reverse=True):
+        for filler in _cjk_fillers(voc.fillers):
             joined = joined.replace(filler, "")
         return " ".join(joined.split())
     return " ".join(words)
@@ -305,11 +324,18 @@ def _position(folded: str, voc: Vocabulary, count: int) -> int | None:
 
 
 def _phrases(value: str, label: str, voc: Vocabulary) -> tuple[str, ...]:
+    return _phrases_of(value, label, voc.lang, voc.choices.get(value, ()))
+
+
+@lru_cache(maxsize=4096)
+def _phrases_of(value: str, label: str, lang: str, listed: tuple[str, ...]) -> tuple[str, ...]:
+    """The phrases that choose ``value`` (its label, its readable tail, the language's synonyms);
+    the same menus come back on every turn, so they are built once."""
     own = [fold(label)]
     tail = value.split(":", 1)[-1]
     if ":" in value and re.fullmatch(r"[a-z_]+", tail):  # "reason:too_small" → "too small"; never "order:5"
         own.append(tail.replace("_", " "))
-    return tuple(p for p in (*own, *voc.choices.get(value, ())) if p)
+    return tuple(p for p in (*own, *listed) if p)
 
 
 def _negated(text: str, start: int, voc: Vocabulary) -> bool:
@@ -366,10 +392,15 @@ def _fuzzy(folded: str, options: list[tuple[str, str]], voc: Vocabulary, primary
                 continue  # numbers are never "close enough": #1002 is not #1001
             size = len(phrase.split())
             windows = {" ".join(words[i:i + size]) for i in range(max(1, len(words) - size + 1))}
+            matcher = difflib.SequenceMatcher(None, "", phrase)  # the phrase's analysis is made once
             for window in windows:
                 if any(ch.isdigit() for ch in window):
                     continue
-                ratio = difflib.SequenceMatcher(None, window, phrase).ratio()
+                matcher.set_seq1(window)
+                # the cheap upper bounds first (as difflib.get_close_matches does): same result
+                if matcher.real_quick_ratio() < _FUZZY_CUTOFF or matcher.quick_ratio() < _FUZZY_CUTOFF:
+                    continue
+                ratio = matcher.ratio()
                 if ratio >= _FUZZY_CUTOFF:
                     scores[value] = max(scores.get(value, 0.0), ratio)
     if not scores:

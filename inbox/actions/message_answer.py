@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import sqlalchemy as sa
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from inbox.actions.base import PREVIEW_CHARS, touch
@@ -74,16 +76,50 @@ async def message_answer(
             "author": Author.bot.value, "agent_id": None, "is_internal": False, "preview": text[:PREVIEW_CHARS],
         }))
         sent.append(int(message_id))
+    last_intent = intent if intent != "unknown" or conversation.last_intent is None else conversation.last_intent
+    if message.id is not None and not sa.inspect(message).modified:
+        # the mark by one prebuilt UPDATE instead of a unit-of-work flush; the loaded object is
+        # told the new values as committed ones, so nothing is written twice
+        await session.exec(_MARK_ANSWERED, params={"b_id": message.id, "b_intent": intent, "b_language": language})
+        for name, value in (("intent", intent), ("processed", True), ("language", language)):
+            set_committed_value(message, name, value)
+    else:
+        message.intent = intent
+        message.processed = True  # the turn's effects and the mark commit together (a replay finds it done)
+        message.language = language
+        session.add(message)
+    if not sa.inspect(conversation).modified:
+        # the handlers changed nothing else on the conversation (the common turn): the same way
+        statement = _ANSWER_CONVERSATION_SENT if sent else _ANSWER_CONVERSATION
+        await session.exec(statement, params={
+            "b_id": conversation.id, "b_state": bot_state, "b_language": language, "b_intent": last_intent,
+            "b_now": now})
+        changes: dict[str, Any] = {"bot_state": bot_state, "language": language, "last_intent": last_intent}
+        if sent:
+            changes |= {"last_message_at": now, "updated_at": now}
+        for name, value in changes.items():
+            set_committed_value(conversation, name, value)
+        return sent
     if sent:
         conversation.last_message_at = now
         touch(session, conversation, now)
     conversation.bot_state = bot_state  # reassign: JSON columns track assignment only
     conversation.language = language
-    if intent != "unknown" or conversation.last_intent is None:
-        conversation.last_intent = intent
-    message.intent = intent
-    message.processed = True  # the turn's effects and the mark commit together (a replay finds it done)
-    message.language = language
+    conversation.last_intent = last_intent
     session.add(conversation)
-    session.add(message)
     return sent
+
+
+_MESSAGE = Message.__table__  # type: ignore[attr-defined]
+_CONVERSATION = Conversation.__table__  # type: ignore[attr-defined]
+_MARK_ANSWERED = (
+    sa.update(_MESSAGE).where(_MESSAGE.c.id == sa.bindparam("b_id"))
+    .values(intent=sa.bindparam("b_intent"), processed=True, language=sa.bindparam("b_language"))
+)
+_ANSWER_CONVERSATION = (
+    sa.update(_CONVERSATION).where(_CONVERSATION.c.id == sa.bindparam("b_id"))
+    .values(bot_state=sa.bindparam("b_state", type_=_CONVERSATION.c.bot_state.type),
+            language=sa.bindparam("b_language"), last_intent=sa.bindparam("b_intent"))
+)
+_ANSWER_CONVERSATION_SENT = _ANSWER_CONVERSATION.values(last_message_at=sa.bindparam("b_now"),
+                                                        updated_at=sa.bindparam("b_now"))

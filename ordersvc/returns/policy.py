@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ordersvc.models import ItemCondition, Resolution, ReturnMethod, ReturnReason, ShopSetting
+from ordersvc.settings_read import stored_setting
 from shopbase.clock import utcnow
 from shopbase.refusal import Refused
 
@@ -129,11 +130,11 @@ async def load_policy(session: AsyncSession) -> ReturnPolicy:
     A stored value that no longer validates raises ``ValueError``: silently falling back
     to the defaults could be more generous than the merchant's rules.
     """
-    row = await session.get(ShopSetting, POLICY_SETTING_KEY)
-    if row is None or not row.value:
+    value = await stored_setting(session, POLICY_SETTING_KEY)
+    if not value:
         return DEFAULT_RETURN_POLICY.model_copy(deep=True)
     try:
-        return ReturnPolicy.model_validate(row.value)
+        return ReturnPolicy.model_validate(value)
     except ValidationError as exc:
         raise ValueError(f"the stored return policy is invalid: {exc}") from exc
 

@@ -16,7 +16,6 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
-from sqlalchemy.sql.util import find_tables
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -33,6 +32,7 @@ from inbox.models import (
     Priority,
 )
 from inbox.queries.access import access_condition, check_access
+from inbox.queries.counts import CountGroup, count_groups
 from inbox.queries.filters import ConversationFilters, InvalidQuery
 from inbox.queries.triage import (
     TRIAGE_ORDERED,
@@ -52,6 +52,7 @@ __all__ = [
     "ConversationRow",
     "list_conversations",
     "count_conversations",
+    "counts_of_groups",
     "get_conversation",
     "active_conversation",
     "dialect_name",
@@ -332,38 +333,28 @@ async def count_conversations(
     Keys ``"mine"``, ``"unassigned"``, ``"all"``: conversations in each view under the given
     filters (``status`` included). Keys ``"open"``, ``"pending"``, ``"snoozed"``,
     ``"resolved"``: conversations of each status within ``view`` under the other filters.
+    ONE pass, grouped by (status, owner, assignee): :func:`inbox.queries.counts.count_groups`.
     """
-    dialect = dialect_name(session)
     flt = filters if filters is not None else ConversationFilters.parse(**raw_filters)
     _view_condition(view, agent)  # validate early
     flt = await flt.resolve(session)
-    conditions = [flt.secondary(dialect, access_condition(agent)), *flt.conditions(dialect)]
-    # the contact is joined only when a condition reads it: counting 100,000 conversations then
-    # needs no lookup per row, only the conversation indexes (a search is a list of ids)
-    contact_table = Contact.__table__  # type: ignore[attr-defined]
-    needs_contact = any(contact_table in find_tables(c, check_columns=True) for c in conditions)
-    join: Any = (sa.join(Conversation, Contact, col(Contact.id) == Conversation.contact_id)
-                 if needs_contact else Conversation.__table__)  # type: ignore[attr-defined]
+    return counts_of_groups(await count_groups(session, agent, flt), agent, view=view, status=flt.status)
 
-    # ONE pass over the other filters, grouped by (status, owner, assignee): a few dozen groups,
-    # counted from ix_conversation_status_counts alone. The view counts are the chosen status's
-    # groups (all groups without one), the status counts the chosen view's groups.
-    stmt = (
-        sa.select(col(Conversation.status), col(Conversation.owner), col(Conversation.assignee_id), sa.func.count())
-        .select_from(join)
-        .where(flt.secondary(dialect, access_condition(agent)), *flt.without_status().conditions(dialect))
-        .group_by(col(Conversation.status), col(Conversation.owner), col(Conversation.assignee_id))
-    )
+
+def counts_of_groups(groups: list[CountGroup], agent: Agent, *, view: str = "all",
+                     status: ConversationStatus | None = None) -> dict[str, int]:
+    """:func:`count_conversations`'s numbers from :func:`inbox.queries.counts.count_groups` (the
+    view counts are the chosen status's groups, all groups without one; the status counts the
+    chosen view's groups)."""
     counts: dict[str, int] = {v: 0 for v in VIEWS}
     counts.update({s.value: 0 for s in ConversationStatus})
-    for status, owner, assignee_id, n in (await session.exec(stmt)).all():  # type: ignore[call-overload]
-        status = ConversationStatus(status)
+    for group in groups:
         for v in VIEWS:
-            if _in_view(v, agent, Owner(owner), assignee_id):
+            if _in_view(v, agent, group.owner, group.assignee_id):
                 if v == view:
-                    counts[status.value] += int(n)
-                if flt.status is None or status == flt.status:
-                    counts[v] += int(n)
+                    counts[group.status.value] += group.n
+                if status is None or group.status == status:
+                    counts[v] += group.n
     return counts
 
 

@@ -63,11 +63,12 @@ def _triage(status: str, last: datetime, now: datetime, assignees: Sequence[int]
     return {"owner": owner, "assignee_id": assignee, "priority": priority, "sla_due_at": due}
 
 
-def _rows(conversations: int, messages: int, rng: random.Random,
-          assignees: Sequence[int] = ()) -> Iterator[tuple[str, dict[str, Any]]]:
+def _rows(conversations: int, messages: int, rng: random.Random, assignees: Sequence[int] = (),
+          spread: random.Random | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
     """("contact"|"conversation"|"message", row) in an order that satisfies the foreign keys;
-    ``assignees``: agent ids that conversations may be assigned to."""
-    spread = random.Random(rng.random())
+    ``assignees``: agent ids that conversations may be assigned to; ``spread``: the random stream
+    of the triage columns (:func:`_triage`)."""
+    spread = spread or random.Random(0)
     corpus = seed_corpus()
     statuses = [s for s, _ in _STATUSES]
     weights = [w for _, w in _STATUSES]
@@ -146,7 +147,8 @@ def _batches(conversations: int, messages: int, seed_value: int,
     batch: dict[str, list[dict[str, Any]]] = {"contact": [], "conversation": [], "message": []}
     size = 0
     search_text = _search_text()
-    for table, row in _rows(conversations, messages, random.Random(seed_value), assignees):
+    for table, row in _rows(conversations, messages, random.Random(seed_value), assignees,
+                             random.Random(seed_value + 1)):
         if search_text is not None and table != "conversation":
             row["search_text"] = search_text(table, row)
         batch[table].append(row)

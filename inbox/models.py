@@ -195,8 +195,9 @@ class Conversation(SQLModel, table=True):
         # the triage views (inbox.queries.triage): every view is "status = …" plus owner, assignee
         # and the access rule's team; with the order's columns, counts and a page's ids are read
         # from this index alone
+        # (PostgreSQL: with the id, so that a page's ids need no table row; SQLite's rowid is in every index)
         sa.Index("ix_conversation_triage", "status", "owner", "assignee_id", "team_id", "priority", "sla_due_at",
-                 "last_message_at"),
+                 "last_message_at", postgresql_include=["id"]),
     )
 
     id: int | None = Field(default=None, primary_key=True)

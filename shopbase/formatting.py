@@ -236,11 +236,41 @@ def format_datetime(value: datetime | None, locale: LocaleLike, tz: str | tzinfo
         return ""
     loc = locale_for(locale)
     local = _local(value, tz)
-    clock = _dates.format_time(local, format="short", locale=loc)
+    # each part from a cache (a list page shows dozens of these; Babel's formatting is the slow part)
+    clock = _clock_text(local.hour, local.minute, loc)
     if with_zone:
-        clock = f"{clock} {_dates.format_time(local, 'ZZZZ', locale=loc)}"
-    pattern = str(_dates.get_datetime_format(format, locale=loc))
-    return pattern.replace("{1}", _dates.format_date(local.date(), format=format, locale=loc)).replace("{0}", clock)
+        clock = f"{clock} {_zone_text(local, loc)}"
+    return _datetime_pattern(format, loc).replace("{1}", _date_text(local.date(), format, loc)).replace("{0}", clock)
+
+
+@lru_cache(maxsize=8192)
+def _clock_text(hour: int, minute: int, loc: Locale) -> str:
+    """The short time of day (no seconds, no zone in any locale's short pattern)."""
+    return str(_dates.format_time(time(hour, minute), format="short", locale=loc))
+
+
+@lru_cache(maxsize=4096)
+def _date_text(day: date, format: DateStyle, loc: Locale) -> str:
+    return str(_dates.format_date(day, format=format, locale=loc))
+
+
+@lru_cache(maxsize=64)
+def _datetime_pattern(format: DateStyle, loc: Locale) -> str:
+    return str(_dates.get_datetime_format(format, locale=loc))
+
+
+_ZONE_TEXTS: dict[tuple[Any, Locale], str] = {}
+
+
+def _zone_text(local: datetime, loc: Locale) -> str:
+    """"GMT+01:00": depends only on the offset."""
+    key = (local.utcoffset(), loc)
+    text = _ZONE_TEXTS.get(key)
+    if text is None:
+        if len(_ZONE_TEXTS) > 512:
+            _ZONE_TEXTS.clear()
+        text = _ZONE_TEXTS[key] = str(_dates.format_time(local, "ZZZZ", locale=loc))
+    return text
 
 
 def format_month_day(value: date | None, locale: LocaleLike) -> str:

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 import sqlalchemy as sa
+from sqlalchemy.orm import load_only
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -123,6 +124,10 @@ def _in_view(view: str, agent: Agent, owner: Owner, assignee_id: int | None) -> 
 
 
 _RANK = sa.case({p.value: rank for p, rank in PRIORITY_RANK.items()}, value=Conversation.priority, else_=1)
+#: the columns a list row needs (ConversationRow, its cursor and its state token)
+_LISTED = tuple(getattr(Conversation, name) for name in (
+    "id", "contact_id", "channel", "status", "priority", "owner", "assignee_id", "team_id", "labels", "last_intent",
+    "last_message_at", "created_at", "snoozed_until", "sla_due_at", "sla_breached_at", "sla_paused_seconds"))
 
 
 def _cursor_of(view: str, conversation: Conversation, score: float | None = None) -> str:
@@ -240,6 +245,7 @@ async def list_conversations(
     conds.append(flt.secondary(dialect, access_condition(agent)))
     stmt = (
         select(Conversation, Contact.display_name, Contact.username, Agent.name)
+        .options(load_only(*_LISTED))  # not the dialog state, the hand-off, the summary: the list shows none
         .join(Contact, col(Contact.id) == Conversation.contact_id)
         .outerjoin(Agent, col(Agent.id) == Conversation.assignee_id)
     )

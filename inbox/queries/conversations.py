@@ -21,7 +21,6 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from inbox.models import (
-    PRIORITY_RANK,
     Agent,
     Channel,
     Contact,
@@ -123,40 +122,18 @@ def _in_view(view: str, agent: Agent, owner: Owner, assignee_id: int | None) -> 
     return view == "all"
 
 
-_RANK = sa.case({p.value: rank for p, rank in PRIORITY_RANK.items()}, value=Conversation.priority, else_=1)
 #: the columns a list row needs (ConversationRow, its cursor and its state token)
 _LISTED = tuple(getattr(Conversation, name) for name in (
     "id", "contact_id", "channel", "status", "priority", "owner", "assignee_id", "team_id", "labels", "last_intent",
     "last_message_at", "created_at", "snoozed_until", "sla_due_at", "sla_breached_at", "sla_paused_seconds"))
 
 
-def _cursor_of(view: str, conversation: Conversation, score: float | None = None) -> str:
-    if score is not None:  # a search: ordered by score, then activity
+def _cursor_of(conversation: Conversation, score: float | None = None) -> str:
+    """The cursor of a search result (score, then activity) or of a list newest activity first
+    ("all", "resolved"); the work queues use :func:`inbox.queries.triage.triage_cursor`."""
+    if score is not None:
         return f"s|{score!r}|{conversation.last_message_at.isoformat()}|{conversation.id}"
-    if view == "unassigned":  # priority, then the SLA due time (none last), then activity
-        rank = PRIORITY_RANK.get(Priority(conversation.priority), 1)
-        due = conversation.sla_due_at.isoformat() if conversation.sla_due_at is not None else _NO_DUE
-        return f"{rank}|{due}|{conversation.last_message_at.isoformat()}|{conversation.id}"
     return f"0|{conversation.last_message_at.isoformat()}|{conversation.id}"
-
-
-_NO_DUE = "-"
-
-
-def _split_due(before: str) -> tuple[str, datetime | None]:
-    """An unassigned-view cursor without its due-time part, and that due time (None: no clock)."""
-    parts = str(before).split("|")
-    if len(parts) != 4 or parts[0] == "s":
-        raise InvalidQuery("before is not a valid cursor")
-    if parts[1] == _NO_DUE:
-        return "|".join((parts[0], parts[2], parts[3])), None
-    try:
-        due = datetime.fromisoformat(parts[1])
-    except ValueError:
-        raise InvalidQuery("before is not a valid cursor") from None
-    if due.tzinfo is None:
-        raise InvalidQuery("before is not a valid cursor")
-    return "|".join((parts[0], parts[2], parts[3])), due
 
 
 def _parse_cursor(before: str, *, search: bool) -> tuple[float, datetime, int]:
@@ -173,27 +150,17 @@ def _parse_cursor(before: str, *, search: bool) -> tuple[float, datetime, int]:
     return key, ts, last_id
 
 
-def _before_condition(view: str, before: str | datetime) -> ColumnElement[bool]:
+def _before_condition(before: str | datetime) -> ColumnElement[bool]:
+    """The rows after ``before`` newest activity first (the lists not in the triage order)."""
     if isinstance(before, datetime):
         if before.tzinfo is None:
             raise InvalidQuery("before must be timezone-aware")
         return col(Conversation.last_message_at) < before
-    due: datetime | None = None
-    if view == "unassigned":
-        before, due = _split_due(before)
-    rank, ts, last_id = _parse_cursor(before, search=False)
-    after = sa.or_(
+    _, ts, last_id = _parse_cursor(before, search=False)
+    return sa.or_(
         col(Conversation.last_message_at) < ts,
         sa.and_(col(Conversation.last_message_at) == ts, col(Conversation.id) < last_id),
     )
-    if view != "unassigned":
-        return after
-    sla_due = col(Conversation.sla_due_at)
-    if due is None:  # rows without a clock come last within their priority
-        later = sa.and_(sla_due.is_(None), after)
-    else:
-        later = sa.or_(sla_due > due, sla_due.is_(None), sa.and_(sla_due == due, after))
-    return sa.or_(_RANK < rank, sa.and_(_RANK == rank, later))
 
 
 async def _search_page(
@@ -255,7 +222,7 @@ async def list_conversations(
         stmt = stmt.where(col(Conversation.id).in_(page))
     else:
         if before is not None:
-            conds.append(triage_before(before) if view in TRIAGE_ORDERED else _before_condition(view, before))
+            conds.append(triage_before(before) if view in TRIAGE_ORDERED else _before_condition(before))
         order: list[Any] = [col(Conversation.last_message_at).desc(), col(Conversation.id).desc()]
         if view in TRIAGE_ORDERED:  # the work queues: priority, SLA due time, waiting time
             order = triage_order()
@@ -292,7 +259,7 @@ async def list_conversations(
                 last_message_at=conv.last_message_at,
                 created_at=conv.created_at,
                 snoozed_until=conv.snoozed_until,
-                cursor=triage_cursor(conv) if view in TRIAGE_ORDERED and score is None else _cursor_of(view, conv, score),
+                cursor=triage_cursor(conv) if view in TRIAGE_ORDERED and score is None else _cursor_of(conv, score),
                 token=state_token(conv),
                 sla_due_at=conv.sla_due_at,
                 sla_breached_at=conv.sla_breached_at,

@@ -339,7 +339,7 @@ def format_relative(value: datetime | None, locale: LocaleLike, tz: str | tzinfo
             return word
     if date_after is not None and abs(delta) >= date_after:
         return format_date(moment, loc, tz)
-    return _dates.format_timedelta(delta, add_direction=True, locale=loc)
+    return _timedelta_text(delta.total_seconds(), "long", True, loc)
 
 
 def format_age(value: datetime | None, locale: LocaleLike, tz: str | tzinfo | None = None, *,
@@ -356,7 +356,29 @@ def format_age(value: datetime | None, locale: LocaleLike, tz: str | tzinfo | No
             return word
     if abs(delta) >= _RELATIVE_FOR:
         return _dates.format_skeleton("MMMd", _local(moment, tz), locale=loc)
-    return _dates.format_timedelta(abs(delta), format="narrow", locale=loc)
+    return _timedelta_text(abs(delta).total_seconds(), "narrow", False, loc)
+
+
+def _timedelta_text(seconds: float, format: Literal["narrow", "short", "long"], add_direction: bool,
+                    loc: Locale) -> str:
+    """Babel's ``format_timedelta`` (default threshold and granularity), its text cached per unit
+    and count: Babel evaluates the locale's plural rule on every call, the slow part of a list."""
+    for unit, per_unit in _dates.TIMEDELTA_UNITS:
+        value = abs(seconds) / per_unit
+        if value >= 0.85 or unit == "second":
+            if unit == "second" and value > 0:
+                value = max(1, value)
+            return _unit_text(unit, per_unit, int(round(value)), seconds >= 0, format, add_direction, loc)
+    return ""
+
+
+@lru_cache(maxsize=4096)
+def _unit_text(unit: Any, per_unit: int, count: int, future: bool, format: Literal["narrow", "short", "long"],
+               add_direction: bool, loc: Locale) -> str:
+    # exactly this unit and count (an infinite threshold skips the larger units)
+    span = count * per_unit
+    return str(_dates.format_timedelta(span if future else -span, granularity=unit, threshold=float("inf"),
+                                       add_direction=add_direction, format=format, locale=loc))
 
 
 # --------------------------------------------------------------------------- Jinja filters

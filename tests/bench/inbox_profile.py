@@ -101,6 +101,8 @@ async def main_async(args: argparse.Namespace) -> None:
             out = io.StringIO()
             stats = pstats.Stats(profiler, stream=out)
             stats.sort_stats(args.sort).print_stats(args.top)
+            if args.callers:
+                stats.print_callers(args.callers)
             print(out.getvalue())
     finally:
         await client.close()
@@ -118,6 +120,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="cProfile over all the requests")
     parser.add_argument("--sort", default="tottime", help="cProfile order (tottime, cumulative)")
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--callers", default="", metavar="NAME", help="also who called the functions matching NAME")
     parser.add_argument("--width", type=int, default=160, help="characters of each statement shown")
     asyncio.run(main_async(parser.parse_args()))
 

@@ -49,6 +49,7 @@ __all__ = [
     "Team",
     "Contact",
     "Conversation",
+    "ConversationCount",
     "Message",
     "OutboxMessage",
     "AuditEvent",
@@ -210,10 +211,9 @@ class Conversation(SQLModel, table=True):
         # the triage views (inbox.queries.triage): every view is "status = …" plus owner, assignee
         # and the access rule's team; with the order's columns, counts and a page's ids are read
         # from this index alone
+        # (PostgreSQL: with the id, so that a page's ids need no table row; SQLite's rowid is in every index)
         sa.Index("ix_conversation_triage", "status", "owner", "assignee_id", "team_id", "priority", "sla_due_at",
-                 "last_message_at"),
-        # the inbox's tab and status counts read only this index (no row per conversation)
-        sa.Index("ix_conversation_status_counts", "status", "owner", "assignee_id", "team_id"),
+                 "last_message_at", postgresql_include=["id"]),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -245,6 +245,26 @@ class Conversation(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
+
+
+class ConversationCount(SQLModel, table=True):
+    """The inbox's counts, kept on write by database triggers on ``conversation`` (migration
+    0019), in the writer's own transaction: the number of conversations of each (status, owner,
+    assignee, team) is the sum of ``n`` over that group's rows (:mod:`inbox.queries.counts`).
+    PostgreSQL: rows (group, +1) / (group, -1) are only added, so concurrent writers never wait
+    for one another here, and the reader now and then folds them into one per group; SQLite
+    (one writer): one row per group, updated in place. No code writes these rows but the
+    triggers and that fold."""
+
+    __tablename__ = "conversation_count"
+    __table_args__ = (sa.Index("ix_conversation_count_group", "status", "owner", "assignee_id", "team_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    status: str = Field(max_length=24)
+    owner: str = Field(max_length=24)
+    assignee_id: int | None = None
+    team_id: int | None = None
+    n: int
 
 class Message(SQLModel, table=True):
     __tablename__ = "message"

@@ -108,8 +108,10 @@ _SQLITE_HITS = (
 _POSTGRES_HITS = (
     "SELECT conversation_id, max(score) AS score FROM ("
     "SELECT conversation.id AS conversation_id, {name_score} AS score "
-    "FROM (SELECT id FROM contact WHERE search_vector @@ to_tsquery('simple', :search_tsquery) "
-    "ORDER BY id DESC LIMIT :search_hits) AS named "
+    # the matching contacts are few: read from the GIN index (OFFSET 0 keeps the planner from
+    # walking every contact backwards by id instead, 100,000 of them when no name matches)
+    "FROM (SELECT id FROM (SELECT id FROM contact WHERE search_vector @@ to_tsquery('simple', :search_tsquery) "
+    "OFFSET 0) AS matched ORDER BY id DESC LIMIT :search_hits) AS named "
     "JOIN conversation ON conversation.contact_id = named.id "
     "UNION ALL "
     "SELECT conversation_id, "

@@ -254,11 +254,41 @@ def format_datetime(value: datetime | None, locale: LocaleLike, tz: str | tzinfo
         return ""
     loc = locale_for(locale)
     local = _local(value, tz)
-    clock = _dates.format_time(local, format="short", locale=loc)
+    # each part from a cache (a list page shows dozens of these; Babel's formatting is the slow part)
+    clock = _clock_text(local.hour, local.minute, loc)
     if with_zone:
-        clock = f"{clock} {_dates.format_time(local, 'ZZZZ', locale=loc)}"
-    pattern = str(_dates.get_datetime_format(format, locale=loc))
-    return pattern.replace("{1}", _dates.format_date(local.date(), format=format, locale=loc)).replace("{0}", clock)
+        clock = f"{clock} {_zone_text(local, loc)}"
+    return _datetime_pattern(format, loc).replace("{1}", _date_text(local.date(), format, loc)).replace("{0}", clock)
+
+
+@lru_cache(maxsize=8192)
+def _clock_text(hour: int, minute: int, loc: Locale) -> str:
+    """The short time of day (no seconds, no zone in any locale's short pattern)."""
+    return str(_dates.format_time(time(hour, minute), format="short", locale=loc))
+
+
+@lru_cache(maxsize=4096)
+def _date_text(day: date, format: DateStyle, loc: Locale) -> str:
+    return str(_dates.format_date(day, format=format, locale=loc))
+
+
+@lru_cache(maxsize=64)
+def _datetime_pattern(format: DateStyle, loc: Locale) -> str:
+    return str(_dates.get_datetime_format(format, locale=loc))
+
+
+_ZONE_TEXTS: dict[tuple[Any, Locale], str] = {}
+
+
+def _zone_text(local: datetime, loc: Locale) -> str:
+    """"GMT+01:00": depends only on the offset."""
+    key = (local.utcoffset(), loc)
+    text = _ZONE_TEXTS.get(key)
+    if text is None:
+        if len(_ZONE_TEXTS) > 512:
+            _ZONE_TEXTS.clear()
+        text = _ZONE_TEXTS[key] = str(_dates.format_time(local, "ZZZZ", locale=loc))
+    return text
 
 
 def format_month_day(value: date | None, locale: LocaleLike) -> str:
@@ -327,7 +357,7 @@ def format_relative(value: datetime | None, locale: LocaleLike, tz: str | tzinfo
             return word
     if date_after is not None and abs(delta) >= date_after:
         return format_date(moment, loc, tz)
-    return _dates.format_timedelta(delta, add_direction=True, locale=loc)
+    return _timedelta_text(delta.total_seconds(), "long", True, loc)
 
 
 def format_age(value: datetime | None, locale: LocaleLike, tz: str | tzinfo | None = None, *,
@@ -344,7 +374,29 @@ def format_age(value: datetime | None, locale: LocaleLike, tz: str | tzinfo | No
             return word
     if abs(delta) >= _RELATIVE_FOR:
         return _dates.format_skeleton("MMMd", _local(moment, tz), locale=loc)
-    return _dates.format_timedelta(abs(delta), format="narrow", locale=loc)
+    return _timedelta_text(abs(delta).total_seconds(), "narrow", False, loc)
+
+
+def _timedelta_text(seconds: float, format: Literal["narrow", "short", "long"], add_direction: bool,
+                    loc: Locale) -> str:
+    """Babel's ``format_timedelta`` (default threshold and granularity), its text cached per unit
+    and count: Babel evaluates the locale's plural rule on every call, the slow part of a list."""
+    for unit, per_unit in _dates.TIMEDELTA_UNITS:
+        value = abs(seconds) / per_unit
+        if value >= 0.85 or unit == "second":
+            if unit == "second" and value > 0:
+                value = max(1, value)
+            return _unit_text(unit, per_unit, int(round(value)), seconds >= 0, format, add_direction, loc)
+    return ""
+
+
+@lru_cache(maxsize=4096)
+def _unit_text(unit: Any, per_unit: int, count: int, future: bool, format: Literal["narrow", "short", "long"],
+               add_direction: bool, loc: Locale) -> str:
+    # exactly this unit and count (an infinite threshold skips the larger units)
+    span = count * per_unit
+    return str(_dates.format_timedelta(span if future else -span, granularity=unit, threshold=float("inf"),
+                                       add_direction=add_direction, format=format, locale=loc))
 
 
 # --------------------------------------------------------------------------- Jinja filters

@@ -12,18 +12,23 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from inbox.models import Agent, Conversation
 
-__all__ = ["check_access", "access_condition"]
+__all__ = ["check_access", "may_see", "access_condition"]
 
 
 def check_access(agent: Agent, conversation: Conversation) -> bool:
     """May ``agent`` see ``conversation``? (see the module docstring)"""
+    return may_see(agent, conversation.assignee_id, conversation.team_id)
+
+
+def may_see(agent: Agent, assignee_id: int | None, team_id: int | None) -> bool:
+    """:func:`check_access` for a conversation with this assignee and team."""
     if not agent.is_active:
         return False
     if agent.is_admin:
         return True
-    if conversation.assignee_id is not None and conversation.assignee_id == agent.id:
+    if assignee_id is not None and assignee_id == agent.id:
         return True
-    return conversation.team_id is None or (agent.team_id is not None and conversation.team_id == agent.team_id)
+    return team_id is None or (agent.team_id is not None and team_id == agent.team_id)
 
 
 def access_condition(agent: Agent) -> ColumnElement[bool]:

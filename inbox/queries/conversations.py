@@ -15,13 +15,12 @@ from datetime import datetime
 from typing import Any, Literal
 
 import sqlalchemy as sa
+from sqlalchemy.orm import load_only
 from sqlalchemy.sql.elements import ColumnElement
-from sqlalchemy.sql.util import find_tables
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from inbox.models import (
-    PRIORITY_RANK,
     Agent,
     Channel,
     Contact,
@@ -33,6 +32,7 @@ from inbox.models import (
     Priority,
 )
 from inbox.queries.access import access_condition, check_access
+from inbox.queries.counts import CountGroup, count_groups
 from inbox.queries.filters import ConversationFilters, InvalidQuery
 from inbox.queries.triage import (
     TRIAGE_ORDERED,
@@ -52,6 +52,7 @@ __all__ = [
     "ConversationRow",
     "list_conversations",
     "count_conversations",
+    "counts_of_groups",
     "get_conversation",
     "active_conversation",
     "dialect_name",
@@ -121,36 +122,18 @@ def _in_view(view: str, agent: Agent, owner: Owner, assignee_id: int | None) -> 
     return view == "all"
 
 
-_RANK = sa.case({p.value: rank for p, rank in PRIORITY_RANK.items()}, value=Conversation.priority, else_=1)
+#: the columns a list row needs (ConversationRow, its cursor and its state token)
+_LISTED = tuple(getattr(Conversation, name) for name in (
+    "id", "contact_id", "channel", "status", "priority", "owner", "assignee_id", "team_id", "labels", "last_intent",
+    "last_message_at", "created_at", "snoozed_until", "sla_due_at", "sla_breached_at", "sla_paused_seconds"))
 
 
-def _cursor_of(view: str, conversation: Conversation, score: float | None = None) -> str:
-    if score is not None:  # a search: ordered by score, then activity
+def _cursor_of(conversation: Conversation, score: float | None = None) -> str:
+    """The cursor of a search result (score, then activity) or of a list newest activity first
+    ("all", "resolved"); the work queues use :func:`inbox.queries.triage.triage_cursor`."""
+    if score is not None:
         return f"s|{score!r}|{conversation.last_message_at.isoformat()}|{conversation.id}"
-    if view == "unassigned":  # priority, then the SLA due time (none last), then activity
-        rank = PRIORITY_RANK.get(Priority(conversation.priority), 1)
-        due = conversation.sla_due_at.isoformat() if conversation.sla_due_at is not None else _NO_DUE
-        return f"{rank}|{due}|{conversation.last_message_at.isoformat()}|{conversation.id}"
     return f"0|{conversation.last_message_at.isoformat()}|{conversation.id}"
-
-
-_NO_DUE = "-"
-
-
-def _split_due(before: str) -> tuple[str, datetime | None]:
-    """An unassigned-view cursor without its due-time part, and that due time (None: no clock)."""
-    parts = str(before).split("|")
-    if len(parts) != 4 or parts[0] == "s":
-        raise InvalidQuery("before is not a valid cursor")
-    if parts[1] == _NO_DUE:
-        return "|".join((parts[0], parts[2], parts[3])), None
-    try:
-        due = datetime.fromisoformat(parts[1])
-    except ValueError:
-        raise InvalidQuery("before is not a valid cursor") from None
-    if due.tzinfo is None:
-        raise InvalidQuery("before is not a valid cursor")
-    return "|".join((parts[0], parts[2], parts[3])), due
 
 
 def _parse_cursor(before: str, *, search: bool) -> tuple[float, datetime, int]:
@@ -167,27 +150,17 @@ def _parse_cursor(before: str, *, search: bool) -> tuple[float, datetime, int]:
     return key, ts, last_id
 
 
-def _before_condition(view: str, before: str | datetime) -> ColumnElement[bool]:
+def _before_condition(before: str | datetime) -> ColumnElement[bool]:
+    """The rows after ``before`` newest activity first (the lists not in the triage order)."""
     if isinstance(before, datetime):
         if before.tzinfo is None:
             raise InvalidQuery("before must be timezone-aware")
         return col(Conversation.last_message_at) < before
-    due: datetime | None = None
-    if view == "unassigned":
-        before, due = _split_due(before)
-    rank, ts, last_id = _parse_cursor(before, search=False)
-    after = sa.or_(
+    _, ts, last_id = _parse_cursor(before, search=False)
+    return sa.or_(
         col(Conversation.last_message_at) < ts,
         sa.and_(col(Conversation.last_message_at) == ts, col(Conversation.id) < last_id),
     )
-    if view != "unassigned":
-        return after
-    sla_due = col(Conversation.sla_due_at)
-    if due is None:  # rows without a clock come last within their priority
-        later = sa.and_(sla_due.is_(None), after)
-    else:
-        later = sa.or_(sla_due > due, sla_due.is_(None), sa.and_(sla_due == due, after))
-    return sa.or_(_RANK < rank, sa.and_(_RANK == rank, later))
 
 
 async def _search_page(
@@ -239,6 +212,7 @@ async def list_conversations(
     conds.append(flt.secondary(dialect, access_condition(agent)))
     stmt = (
         select(Conversation, Contact.display_name, Contact.username, Agent.name)
+        .options(load_only(*_LISTED))  # not the dialog state, the hand-off, the summary: the list shows none
         .join(Contact, col(Contact.id) == Conversation.contact_id)
         .outerjoin(Agent, col(Agent.id) == Conversation.assignee_id)
     )
@@ -248,7 +222,7 @@ async def list_conversations(
         stmt = stmt.where(col(Conversation.id).in_(page))
     else:
         if before is not None:
-            conds.append(triage_before(before) if view in TRIAGE_ORDERED else _before_condition(view, before))
+            conds.append(triage_before(before) if view in TRIAGE_ORDERED else _before_condition(before))
         order: list[Any] = [col(Conversation.last_message_at).desc(), col(Conversation.id).desc()]
         if view in TRIAGE_ORDERED:  # the work queues: priority, SLA due time, waiting time
             order = triage_order()
@@ -285,7 +259,7 @@ async def list_conversations(
                 last_message_at=conv.last_message_at,
                 created_at=conv.created_at,
                 snoozed_until=conv.snoozed_until,
-                cursor=triage_cursor(conv) if view in TRIAGE_ORDERED and score is None else _cursor_of(view, conv, score),
+                cursor=triage_cursor(conv) if view in TRIAGE_ORDERED and score is None else _cursor_of(conv, score),
                 token=state_token(conv),
                 sla_due_at=conv.sla_due_at,
                 sla_breached_at=conv.sla_breached_at,
@@ -332,38 +306,28 @@ async def count_conversations(
     Keys ``"mine"``, ``"unassigned"``, ``"all"``: conversations in each view under the given
     filters (``status`` included). Keys ``"open"``, ``"pending"``, ``"snoozed"``,
     ``"resolved"``: conversations of each status within ``view`` under the other filters.
+    ONE pass, grouped by (status, owner, assignee): :func:`inbox.queries.counts.count_groups`.
     """
-    dialect = dialect_name(session)
     flt = filters if filters is not None else ConversationFilters.parse(**raw_filters)
     _view_condition(view, agent)  # validate early
     flt = await flt.resolve(session)
-    conditions = [flt.secondary(dialect, access_condition(agent)), *flt.conditions(dialect)]
-    # the contact is joined only when a condition reads it: counting 100,000 conversations then
-    # needs no lookup per row, only the conversation indexes (a search is a list of ids)
-    contact_table = Contact.__table__  # type: ignore[attr-defined]
-    needs_contact = any(contact_table in find_tables(c, check_columns=True) for c in conditions)
-    join: Any = (sa.join(Conversation, Contact, col(Contact.id) == Conversation.contact_id)
-                 if needs_contact else Conversation.__table__)  # type: ignore[attr-defined]
+    return counts_of_groups(await count_groups(session, agent, flt), agent, view=view, status=flt.status)
 
-    # ONE pass over the other filters, grouped by (status, owner, assignee): a few dozen groups,
-    # counted from ix_conversation_status_counts alone. The view counts are the chosen status's
-    # groups (all groups without one), the status counts the chosen view's groups.
-    stmt = (
-        sa.select(col(Conversation.status), col(Conversation.owner), col(Conversation.assignee_id), sa.func.count())
-        .select_from(join)
-        .where(flt.secondary(dialect, access_condition(agent)), *flt.without_status().conditions(dialect))
-        .group_by(col(Conversation.status), col(Conversation.owner), col(Conversation.assignee_id))
-    )
+
+def counts_of_groups(groups: list[CountGroup], agent: Agent, *, view: str = "all",
+                     status: ConversationStatus | None = None) -> dict[str, int]:
+    """:func:`count_conversations`'s numbers from :func:`inbox.queries.counts.count_groups` (the
+    view counts are the chosen status's groups, all groups without one; the status counts the
+    chosen view's groups)."""
     counts: dict[str, int] = {v: 0 for v in VIEWS}
     counts.update({s.value: 0 for s in ConversationStatus})
-    for status, owner, assignee_id, n in (await session.exec(stmt)).all():  # type: ignore[call-overload]
-        status = ConversationStatus(status)
+    for group in groups:
         for v in VIEWS:
-            if _in_view(v, agent, Owner(owner), assignee_id):
+            if _in_view(v, agent, group.owner, group.assignee_id):
                 if v == view:
-                    counts[status.value] += int(n)
-                if flt.status is None or status == flt.status:
-                    counts[v] += int(n)
+                    counts[group.status.value] += group.n
+                if status is None or group.status == status:
+                    counts[v] += group.n
     return counts
 
 

@@ -18,7 +18,8 @@ resolved   Resolved                                   status resolved
 "human", "bot", "waiting", "snoozed" and "resolved" fix the status themselves (the list's
 status filter does not apply to them); "mine" and "unassigned" keep the list's status filter,
 whose default is "open", and their tab counts are of open conversations. The counts
-(:func:`triage_counts`) are one statement of index-only counts (``ix_conversation_triage``).
+(:func:`triage_counts`) are one grouped index-only pass (:mod:`inbox.queries.counts`), shared
+with the list's other counts.
 :func:`in_view` is the same rule in Python (the count test compares the two).
 """
 
@@ -35,7 +36,8 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from inbox.models import PRIORITY_RANK, Agent, Conversation, ConversationStatus, Owner, Priority
-from inbox.queries.access import access_condition, check_access
+from inbox.queries.access import check_access
+from inbox.queries.counts import CountGroup, count_groups
 from inbox.queries.filters import InvalidQuery
 
 __all__ = [
@@ -45,6 +47,7 @@ __all__ = [
     "triage_condition",
     "in_view",
     "triage_counts",
+    "triage_counts_of_groups",
     "triage_order",
     "triage_cursor",
     "triage_before",
@@ -113,20 +116,34 @@ def in_view(view: str, agent: Agent, conversation: Conversation) -> bool:
 
 
 async def triage_counts(session: AsyncSession, agent: Agent) -> dict[str, int]:
-    """view -> number of conversations in it that ``agent`` may see; one statement whose
-    counts each read ``ix_conversation_triage`` (or the assignee index for "mine")."""
-    table: Any = Conversation.__table__  # type: ignore[attr-defined]
-    access = access_condition(agent)
-    columns = [
-        sa.select(sa.func.count())
-        .select_from(table)
-        .where(triage_condition(view, agent, counting=True), access)
-        .scalar_subquery()
-        .label(view)
-        for view in TRIAGE_VIEWS
-    ]
-    row = (await session.exec(sa.select(*columns))).one()  # type: ignore[call-overload]
-    return {view: int(n or 0) for view, n in zip(TRIAGE_VIEWS, row)}
+    """view -> number of conversations in it that ``agent`` may see: one grouped pass
+    (:func:`inbox.queries.counts.count_groups`, ``ix_conversation_status_counts``)."""
+    return triage_counts_of_groups(await count_groups(session, agent), agent)
+
+
+def triage_counts_of_groups(groups: Iterable[CountGroup], agent: Agent) -> dict[str, int]:
+    """:func:`triage_counts` from the groups of every conversation ``agent`` may see (no filter)."""
+    counts = {view: 0 for view in TRIAGE_VIEWS}
+    for group in groups:
+        for view in TRIAGE_VIEWS:
+            if _group_in_view(view, agent, group):
+                counts[view] += group.n
+    return counts
+
+
+def _group_in_view(view: str, agent: Agent, group: CountGroup) -> bool:
+    """:func:`triage_condition` (counting) for one group (the access rule is the group's query's)."""
+    if group.status != (_STATUS_OF.get(view) or _COUNTED_STATUS.get(view)):
+        return False
+    if view == "human":
+        return group.owner == Owner.agent
+    if view == "bot":
+        return group.owner == Owner.bot
+    if view == "mine":
+        return agent.id is not None and group.assignee_id == agent.id
+    if view == "unassigned":
+        return group.owner == Owner.agent and group.assignee_id is None
+    return True
 
 
 _RANK = sa.case({p.value: rank for p, rank in PRIORITY_RANK.items()}, value=Conversation.priority, else_=1)
@@ -195,9 +212,11 @@ def state_token(conversation: Conversation) -> str:
     return hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()[:16]
 
 
-async def triage_list_context(session: AsyncSession, agent: Agent) -> dict[str, Any]:
-    """What the list page's triage parts need: the tabs and their counts, the agent's saved views,
-    the agents a bulk action may assign to, the bulk snooze's default time."""
+async def triage_list_context(session: AsyncSession, agent: Agent,
+                              counts: dict[str, int] | None = None) -> dict[str, Any]:
+    """What the list page's triage parts need: the tabs and their counts (``counts``, when the
+    caller has them already), the agent's saved views, the agents a bulk action may assign to,
+    the bulk snooze's default time."""
     from inbox.queries.saved_views import saved_views_of
 
     agents = (await session.exec(select(Agent).where(col(Agent.is_active).is_(True)).order_by(col(Agent.name)))).all()
@@ -205,7 +224,7 @@ async def triage_list_context(session: AsyncSession, agent: Agent) -> dict[str, 
     return {
         "triage_views": TRIAGE_VIEWS,
         "fixed_status_views": FIXED_STATUS_VIEWS,
-        "triage_counts": await triage_counts(session, agent),
+        "triage_counts": counts if counts is not None else await triage_counts(session, agent),
         "saved_views": await saved_views_of(session, agent),
         "bulk_agents": list(agents),
         "bulk_snooze_default": tomorrow,

@@ -48,11 +48,12 @@ from inbox.models import (
 from inbox.queries.access import check_access
 from inbox.queries.conversations import (
     VIEWS,
-    count_conversations,
+    counts_of_groups,
     get_conversation,
     known_intents,
     list_conversations,
 )
+from inbox.queries.counts import count_groups
 from inbox.queries.csat import conversation_rating, customer_ratings
 from inbox.queries.customers import load_sidebar
 from inbox.queries.filters import ConversationFilters, InvalidQuery
@@ -60,7 +61,7 @@ from inbox.queries.messages import transcript
 from inbox.queries.orders import METHODS, REASONS, RESOLUTIONS
 from inbox.queries.profiles import open_groups, profile_summary
 from inbox.queries.sidebar_facts import sidebar_facts
-from inbox.queries.triage import FIXED_STATUS_VIEWS, TRIAGE_VIEWS, triage_list_context
+from inbox.queries.triage import FIXED_STATUS_VIEWS, TRIAGE_VIEWS, triage_counts_of_groups, triage_list_context
 from inbox.web.auth import csrf_token
 from inbox.web.canned import CannedChoice, CannedError, canned_context, pick_body, render_canned
 from inbox.web.handoff import handoff_details, handoff_sentence
@@ -169,10 +170,16 @@ async def _list_context(db: AsyncSession, agent: Agent, params: ListParams) -> d
     rows = await list_conversations(
         db, agent, view=params.view, filters=filters, limit=PAGE_SIZE, before=params.before or None  # type: ignore[arg-type]
     )
+    # the chips' and tabs' numbers and the triage tabs' from ONE grouped count (inbox.queries.counts);
+    # with a filter besides the status the triage tabs (never filtered) need a count of their own
+    status: ConversationStatus | None = ConversationStatus.open
     if params.view in FIXED_STATUS_VIEWS:  # a triage queue: the "All" tab counts open ones, as on /inbox
-        counts = await count_conversations(db, agent, filters=replace(filters, status=ConversationStatus.open))
+        view = "all"
     else:
-        counts = await count_conversations(db, agent, view=params.view, filters=filters)  # type: ignore[arg-type]
+        view, status = params.view, filters.status
+    groups = await count_groups(db, agent, filters)
+    counts = counts_of_groups(groups, agent, view=view, status=status)
+    unfiltered = filters.without_status() == ConversationFilters()
     labels = (await db.exec(select(Label).order_by(col(Label.name)))).all()
     intents = await known_intents(db)
     return {
@@ -190,7 +197,7 @@ async def _list_context(db: AsyncSession, agent: Agent, params: ListParams) -> d
         "open_groups": await open_groups(db, [row.contact_id for row in rows]),
         **await sla_context(db),
         # the triage tabs, the agent's saved views, the bulk bar (inbox.web.triage)
-        **await triage_list_context(db, agent),
+        **await triage_list_context(db, agent, triage_counts_of_groups(groups, agent) if unfiltered else None),
     }
 
 

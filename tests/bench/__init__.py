@@ -9,7 +9,9 @@ One module per concern:
 * ``fake_api``: a slim loopback Bot API that receives the Telegram replies;
 * ``load``: closed-loop and open-loop load on the widget socket and the Telegram webhook;
 * ``databases``: fresh migrated SQLite files and a throwaway PostgreSQL cluster;
-* ``seed`` and ``pages``: a large inbox (bulk inserts) and the inbox pages timed over HTTP;
+* ``seed`` and ``pages``: a large inbox (bulk inserts) and the inbox pages (list, search, a
+  switch to each triage view, analytics) timed over HTTP; ``inbox_profile``: where one page's
+  time goes (its statements, their plans, a profile);
 * ``nlu``: understanding time per message;
 * ``__main__``: the profiles, the sections and the long memory run (100,000 messages, RSS before/after);
 * ``report``: the table and the JSON file.

@@ -219,30 +219,40 @@ async def run_group(results: dict[str, Any], label: str,
                                         "waiting for")
 
 
-async def inbox_run(kind: str, dbs: Databases, profile: Profile, workdir: Path, fake: FakeApiServer) -> dict[str, Any]:
-    from tests.bench.pages import create_admin, time_pages
+async def inbox_run(kind: str, dbs: Databases, profile: Profile, workdir: Path, fake: FakeApiServer,
+                    cache: Path | None = None, pages: tuple[str, ...] = ()) -> dict[str, Any]:
+    from tests.bench.pages import PAGE_KINDS, create_agents, time_pages
     from tests.bench.seed import seed_postgresql, seed_sqlite
 
     row: dict[str, Any] = {"database": DB_LABEL[kind], "conversations": profile.seed_conversations,
                            "messages": profile.seed_messages}
     server: ServerProcess | None = None
     try:
-        url = await dbs.url(kind, f"inbox_{kind}")
+        name = f"inbox_{kind}"
         started = time.perf_counter()
-        if kind == "sqlite":
-            row["seed"] = await asyncio.to_thread(seed_sqlite, url.split("///", 1)[1], profile.seed_conversations,
-                                                  profile.seed_messages)
+        reused = await dbs.restore_seeded(kind, name, cache, profile.seed_conversations, profile.seed_messages)
+        if reused is not None:
+            url = reused
+            row["seed"] = {"reused": True}
         else:
-            assert dbs.pg is not None
-            row["seed"] = await seed_postgresql(dbs.pg.host, dbs.pg.port, dbs.pg.user, f"inbox_{kind}",
-                                                profile.seed_conversations, profile.seed_messages)
+            url = await dbs.url(kind, name)
+            agents = await create_agents(url)
+            if kind == "sqlite":
+                row["seed"] = await asyncio.to_thread(seed_sqlite, url.split("///", 1)[1], profile.seed_conversations,
+                                                      profile.seed_messages, assignees=agents)
+            else:
+                assert dbs.pg is not None
+                row["seed"] = await seed_postgresql(dbs.pg.host, dbs.pg.port, dbs.pg.user, name,
+                                                    profile.seed_conversations, profile.seed_messages,
+                                                    assignees=agents)
+            await dbs.save_seeded(kind, name, cache, profile.seed_conversations, profile.seed_messages)
         row["seed_s"] = round(time.perf_counter() - started, 1)
-        await create_admin(url)
         server = await start_shopdesk(f"inbox {kind}", url, workdir, fake.base, token=DEFAULT_TOKEN)
         row["ready_s"] = round(server.started_in, 2)  # this one starts alone
         server.rss("ready")
         row["page_timeout_s"] = profile.page_timeout
-        row.update(await time_pages(server.url, requests=profile.page_requests, timeout=profile.page_timeout))
+        row.update(await time_pages(server.url, requests=profile.page_requests, timeout=profile.page_timeout,
+                                    kinds=pages or PAGE_KINDS))
         row["rss_mb"] = server.rss("after pages")
     except Exception as exc:
         row["error"] = f"{type(exc).__name__}: {exc}"[:400]
@@ -369,7 +379,9 @@ async def main_async(profile: Profile, args: argparse.Namespace) -> dict[str, An
                     if not any("PostgreSQL skipped" in n for n in results["notes"]):
                         results["notes"].append(f"PostgreSQL skipped: {dbs.pg_error}")
                     continue
-                results["inbox"].append(await bounded(inbox_run(kind, dbs, profile, workdir, fake),
+                cache = Path(args.inbox_cache) if args.inbox_cache else None
+                pages = tuple(p for p in args.inbox_pages.split(",") if p)
+                results["inbox"].append(await bounded(inbox_run(kind, dbs, profile, workdir, fake, cache, pages),
                                                       profile.run_timeout + 600, {"database": DB_LABEL[kind]}))
         memory_messages = profile.memory_messages if args.memory_messages is None else args.memory_messages
         if "memory" not in args.skip and memory_messages > 0:
@@ -422,6 +434,12 @@ def main() -> None:
     parser.add_argument("--memory-messages", type=int, default=None,
                         help="answered messages of the memory run (RSS before and after, one SQLite server; "
                              "default: 100000 in the full profile, none in QUICK; 0: none)")
+    parser.add_argument("--inbox-cache", default="", metavar="DIR",
+                        help="keep the inbox section's seeded databases in DIR and reuse them in later runs "
+                             "(keyed by seed size, seed generator and migration head; a SQLite file, a "
+                             "PostgreSQL dump); the seed takes minutes, a reuse seconds")
+    parser.add_argument("--inbox-pages", default="list,search,views,analytics",
+                        help="comma-separated inbox measurements: list,search,views,analytics")
     parser.add_argument("--json", default="bench-results.json", help="where to write the results")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (server logs, SQLite files)")
     parser.add_argument("--processes", type=int, default=2,

@@ -76,10 +76,20 @@ def print_report(results: dict[str, Any]) -> None:
             if row.get("error"):
                 print(f"{row['database']:<12}  FAILED: {row['error']}")
                 continue
-            lst, srch = row["list"], row["search"]
+            lst, srch = row.get("list") or {}, row.get("search") or {}
             print(f"{row['database']:<12}{row['conversations']:>14}{row['messages']:>10}{_f(row['seed_s']):>8}"
-                  f"{_f(lst['p50_ms']):>10}{_f(lst['p95_ms']):>10}{_f(srch['p50_ms']):>12}{_f(srch['p95_ms']):>12}"
+                  f"{_f(lst.get('p50_ms')):>10}{_f(lst.get('p95_ms')):>10}{_f(srch.get('p50_ms')):>12}"
+                  f"{_f(srch.get('p95_ms')):>12}"
                   f"{_f(row.get('rss_mb')):>8}{_f(row.get('ready_s')):>9}")
+        for row in inbox:
+            switch = row.get("views") or {}
+            if switch.get("requests"):
+                print(f"{row['database']:<12}view switch p50 {_f(switch['p50_ms'])} ms, p95 {_f(switch['p95_ms'])} ms, "
+                      f"max {_f(switch['max_ms'])} ms, {switch['requests']} switches, statuses {switch['statuses']}; "
+                      "parts p50/p95: " + ", ".join(f"{k} {_f(v['p50_ms'])}/{_f(v['p95_ms'])}"
+                                                   for k, v in switch.get("parts", {}).items()))
+                print(f"{'':<12}per view p50/p95: " + ", ".join(f"{k} {_f(v['p50_ms'])}/{_f(v['p95_ms'])}"
+                                                               for k, v in switch.get("views", {}).items()))
         for row in inbox:
             part = row.get("analytics") or {}
             if part.get("requests"):
@@ -89,13 +99,14 @@ def print_report(results: dict[str, Any]) -> None:
                     print(f"{'':<12}  {name:<14} p50 {_f(found['p50_ms'])} ms, p95 {_f(found['p95_ms'])} ms "
                           f"({found['requests']} requests)")
         for row in inbox:
-            for kind in ("list", "search", "analytics"):
+            for kind in ("list", "search", "views", "analytics"):
                 part = row.get(kind) or {}
                 if part.get("timeouts"):
                     print(f"{row['database']} {kind}: {part['timeouts']} request(s) over {row.get('page_timeout_s')}s, "
                           f"e.g. {part['timed_out'][:2]} (stopped after two)")
-        print("(ms; GET /inbox list pages, /inbox?q= searches and /inbox/analytics over 7-365 days as a signed-in "
-              "admin, one at a time; "
+        print("(ms; GET /inbox list pages, /inbox?q= searches, triage view switches (the boosted page, then "
+              "/inbox/triage/state and /inbox/notifications/count) and /inbox/analytics over 7-365 days as a "
+              "signed-in admin, one at a time; "
               "ready s: this server's start-up, alone on the machine)")
     servers = [r for r in results.get("chat", []) if r.get("memory")]
     if servers:

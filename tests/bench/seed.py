@@ -22,7 +22,7 @@ import random
 import re
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -43,10 +43,32 @@ _STATUSES = (("open", 0.25), ("pending", 0.1), ("snoozed", 0.05), ("resolved", 0
 _NO_ITEMS: list[Any] = []  # shared by every row (never mutated), so its stored form is computed once
 _NO_STATE: dict[str, Any] = {}
 _INTENTS = ("track_order", "return_request", "cancel_order", "shipping_info", "return_policy", "greeting", None)
+_PRIORITIES = (("low", 0.1), ("normal", 0.7), ("high", 0.15), ("urgent", 0.05))
 
 
-def _rows(conversations: int, messages: int, rng: random.Random) -> Iterator[tuple[str, dict[str, Any]]]:
-    """("contact"|"conversation"|"message", row) in an order that satisfies the foreign keys."""
+def _triage(status: str, last: datetime, now: datetime, assignees: Sequence[int],
+            rng: random.Random) -> dict[str, Any]:
+    """Who owns a conversation, who is assigned, its priority and SLA clock, spread the way a
+    busy shop's inbox looks (every triage view non-empty): about a third owned by agents, most of
+    those assigned (round the given agents), the open and pending ones of agents with an SLA due
+    time, some already past. Drawn from their own random stream, so the texts stay the same."""
+    owner = "agent" if rng.random() < 0.35 else "bot"
+    assignee = None
+    if owner == "agent" and assignees and rng.random() < 0.7:
+        assignee = assignees[rng.randrange(len(assignees))]
+    priority = rng.choices([p for p, _ in _PRIORITIES], [w for _, w in _PRIORITIES])[0]
+    due = None
+    if owner == "agent" and status in ("open", "pending"):
+        due = max(last, now - timedelta(days=2)) + timedelta(hours=rng.uniform(-6, 24))
+    return {"owner": owner, "assignee_id": assignee, "priority": priority, "sla_due_at": due}
+
+
+def _rows(conversations: int, messages: int, rng: random.Random, assignees: Sequence[int] = (),
+          spread: random.Random | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
+    """("contact"|"conversation"|"message", row) in an order that satisfies the foreign keys;
+    ``assignees``: agent ids that conversations may be assigned to; ``spread``: the random stream
+    of the triage columns (:func:`_triage`)."""
+    spread = spread or random.Random(0)
     corpus = seed_corpus()
     statuses = [s for s, _ in _STATUSES]
     weights = [w for _, w in _STATUSES]
@@ -72,11 +94,10 @@ def _rows(conversations: int, messages: int, rng: random.Random) -> Iterator[tup
         }
         yield "conversation", {
             "id": cid, "contact_id": cid, "channel": channel, "status": status,
-            "priority": "high" if cid % 17 == 0 else "normal", "owner": "agent" if cid % 3 == 0 else "bot",
-            "assignee_id": None, "team_id": None, "labels": _NO_ITEMS, "language": lang,
+            **_triage(status, last, now, assignees, spread), "team_id": None, "labels": _NO_ITEMS, "language": lang,
             "last_intent": rng.choice(_INTENTS), "summary": None, "bot_state": _NO_STATE,
             "snoozed_until": now + timedelta(days=2) if status == "snoozed" else None,
-            "first_response_at": started + timedelta(seconds=2), "sla_due_at": None,
+            "first_response_at": started + timedelta(seconds=2),
             "resolved_at": last if status == "resolved" else None,
             "last_message_at": last, "created_at": started, "updated_at": last,
         }
@@ -121,11 +142,13 @@ def _search_text() -> Any:
     return compute
 
 
-def _batches(conversations: int, messages: int, seed_value: int) -> Iterator[dict[str, list[dict[str, Any]]]]:
+def _batches(conversations: int, messages: int, seed_value: int,
+             assignees: Sequence[int] = ()) -> Iterator[dict[str, list[dict[str, Any]]]]:
     batch: dict[str, list[dict[str, Any]]] = {"contact": [], "conversation": [], "message": []}
     size = 0
     search_text = _search_text()
-    for table, row in _rows(conversations, messages, random.Random(seed_value)):
+    for table, row in _rows(conversations, messages, random.Random(seed_value), assignees,
+                             random.Random(seed_value + 1)):
         if search_text is not None and table != "conversation":
             row["search_text"] = search_text(table, row)
         batch[table].append(row)
@@ -191,7 +214,8 @@ def _rebuildable_search(db: sqlite3.Connection) -> tuple[list[tuple[str, str]], 
     return triggers, sorted(targets)
 
 
-def seed_sqlite(path: str, conversations: int, messages: int, seed_value: int = 7) -> dict[str, Any]:
+def seed_sqlite(path: str, conversations: int, messages: int, seed_value: int = 7,
+                assignees: Sequence[int] = ()) -> dict[str, Any]:
     from sqlalchemy.dialects import sqlite
 
     dialect = sqlite.dialect()
@@ -215,7 +239,7 @@ def seed_sqlite(path: str, conversations: int, messages: int, seed_value: int = 
         with db:
             for name, _ in triggers:
                 db.execute(f'DROP TRIGGER "{name}"')
-        for batch in _batches(conversations, messages, seed_value):
+        for batch in _batches(conversations, messages, seed_value, assignees):
             with db:
                 for name in ("contact", "conversation", "message"):
                     cols, procs, sql = plans[name]
@@ -235,7 +259,7 @@ def seed_sqlite(path: str, conversations: int, messages: int, seed_value: int = 
 
 
 async def seed_postgresql(host: str, port: int, user: str, database: str, conversations: int, messages: int,
-                          seed_value: int = 7) -> dict[str, Any]:
+                          seed_value: int = 7, assignees: Sequence[int] = ()) -> dict[str, Any]:
     import asyncpg
 
     sample = next(_batches(1, 1, 0))
@@ -267,7 +291,7 @@ async def seed_postgresql(host: str, port: int, user: str, database: str, conver
                 out.append(value)
             return tuple(out)
 
-        for batch in _batches(conversations, messages, seed_value):
+        for batch in _batches(conversations, messages, seed_value, assignees):
             async with conn.transaction():
                 for name in ("contact", "conversation", "message"):
                     if batch[name]:

@@ -41,11 +41,12 @@ def same_database(a: str, b: str) -> bool:
     return (ua.host, ua.port, ua.database) == (ub.host, ub.port, ub.database)
 
 
-#: tables the target derives by itself: the analytics rollups are filled by the target's own
-#: triggers as the conversations and audit rows go in, counted in the zone its migration recorded
-#: (``analytics_tz_offset``, ``analytics_rollup_state``; the server recounts at start when the
-#: shop's zone is another one)
-DERIVED = frozenset({"conversation_daily", "response_daily", "analytics_tz_offset", "analytics_rollup_state"})
+#: tables the target derives by itself: the inbox counts (``conversation_count``) and the analytics
+#: rollups are filled by the target's own triggers as the conversations and audit rows go in, the
+#: rollups counted in the zone its migration recorded (``analytics_tz_offset``,
+#: ``analytics_rollup_state``; the server recounts at start when the shop's zone is another one)
+DERIVED = frozenset({"conversation_count", "conversation_daily", "response_daily", "analytics_tz_offset",
+                     "analytics_rollup_state"})
 
 
 def _tables() -> list[sa.Table]:

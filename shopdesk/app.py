@@ -207,7 +207,8 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
     runtime.pipeline.on_turn = metrics.on_turn
     runtime.worker = InboundWorker(sessions, runtime.pipeline.process, ready=runtime.bot_ready)
     # the backstop outlasts the senders' own timeouts (Telegram's read timeout, pacing waits)
-    runtime.dispatcher = OutboxDispatcher(sessions, senders, bus, send_timeout=settings.telegram_read_timeout + 60)
+    runtime.dispatcher = OutboxDispatcher(sessions, senders, bus, send_timeout=settings.telegram_read_timeout + 60,
+                                          concurrency=settings.outbox_concurrency)
     dsn = asyncpg_dsn(settings.database_url) if is_postgres(settings.database_url) else None
     runtime.leadership = Leadership(dsn)
     runtime.fanout = PgNotifyFanout(dsn, bus) if dsn else None

@@ -165,6 +165,7 @@ async def _one_run(n: int, mode: str, workdir: Path, concurrency: int | None = N
     start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
     webhooks_s = time.perf_counter() - start
+    webhooks_done_at = time.time()
     # wait for every message (bounded: limited runs need n / 30 s)
     deadline = time.perf_counter() + (n / 30.0 * 1.5 + 60 if mode == "limited" else 60 + n / 50)
     while len(sent) < len(answered) and time.perf_counter() < deadline:
@@ -212,6 +213,8 @@ async def _one_run(n: int, mode: str, workdir: Path, concurrency: int | None = N
         "to_outbox_max_s": _pct(to_outbox, 1.0),
         "to_sent_p50_s": _pct(to_sent, 0.5), "to_sent_p95_s": _pct(to_sent, 0.95), "to_sent_max_s": _pct(to_sent, 1.0),
         "all_sent_after_s": round(all_sent_s, 1),
+        # how far the sends kept up with the webhooks while these were still coming
+        "sent_while_webhooks_came": sum(1 for at in sent.values() if at <= webhooks_done_at),
         "send_rate_per_s": round(len(sent) / max(1e-9, max(sent.values()) - min(sent.values())), 1) if len(sent) > 1 else None,
         "process_cpu_s": round(time.process_time() - cpu0, 1),
     }

@@ -124,6 +124,10 @@ def _button(text: str, action_id: str, value: str, *, style: str | None = None, 
     return button
 
 
+def _bold(text: str) -> str:
+    return f"*{text}*"
+
+
 def _words(value: Any) -> str:
     return str(value or "").replace("_", " ")
 
@@ -176,24 +180,25 @@ def order_card(order: Mapping[str, Any], *, locale: str = "en", tz: str = "UTC")
         shown = [f"• {int(ln.get('quantity') or 0)} × {escape(ln.get('title'))}" for ln in lines[:_MAX_LINES]]
         if len(lines) > _MAX_LINES:
             shown.append(_("… and %(count)s more") % {"count": format_number(len(lines) - _MAX_LINES, locale)})
-        blocks.append(_section(f"*{_('Items')}*\n" + "\n".join(shown)))
+        blocks.append(_section(_bold(_("Items")) + "\n" + "\n".join(shown)))
     shipments = list(order.get("shipments") or [])
     if shipments:
         rows = []
         for s in shipments[:_MAX_LINES]:
-            late = f" — *{_('late')}*" if s.get("late") else ""
+            late = " — " + _bold(_("late")) if s.get("late") else ""
             number = escape(s.get("tracking_number") or _("no tracking number"))
             url = s.get("tracking_url")
             if isinstance(url, str) and url.startswith("https://"):
                 number = f"<{escape(url)}|{number}>"
-            rows.append(f"• {escape(s.get('carrier') or _('carrier?'))} {number}: {escape(label(t, s.get('status')))}{late}")
-        blocks.append(_section(f"*{_('Shipments')}*\n" + "\n".join(rows)))
+            carrier = s.get("carrier") or _("carrier?")
+            rows.append(f"• {escape(carrier)} {number}: {escape(label(t, s.get('status')))}{late}")
+        blocks.append(_section(_bold(_("Shipments")) + "\n" + "\n".join(rows)))
     returns = list(order.get("returns") or [])
     if returns:
         rows = [f"• {escape(r.get('rma_number'))}: {escape(label(t, r.get('status')))} "
                 f"({escape(label(t, r.get('resolution')))})"
                 for r in returns[:_MAX_LINES]]
-        blocks.append(_section(f"*{_('Returns')}*\n" + "\n".join(rows)))
+        blocks.append(_section(_bold(_("Returns")) + "\n" + "\n".join(rows)))
     return blocks
 
 
@@ -252,7 +257,7 @@ def escalation_alert(
         ),
     ]
     if summary:
-        blocks.append(_section(f"*{_('Bot summary')}*\n" + escape(summary)))
+        blocks.append(_section(_bold(_("Bot summary")) + "\n" + escape(summary)))
     if order:
         blocks.extend(order_card(order, locale=locale, tz=tz))
     blocks.append(_context(state_line or escalation_state_line(resolved=False, claimed=False, assignee=None,
@@ -286,8 +291,9 @@ def shipment_alert(kind: str, *, order_name: str, shipments: Sequence[Mapping[st
     """A late or problem shipment, in the shop's language (``locale``: the agents' catalogs)."""
     t = alert_translations(locale)
     title = t.gettext(_SHIPMENT_TITLES.get(kind, N_("Shipment alert: %(order)s"))) % {"order": order_name}
+    unknown_carrier = t.gettext("carrier?")  # outside the f-string: pybabel does not look inside one
     rows = [
-        f"• {escape(s.get('carrier') or t.gettext('carrier?'))} {escape(s.get('tracking_number') or '—')}: "
+        f"• {escape(s.get('carrier') or unknown_carrier)} {escape(s.get('tracking_number') or '—')}: "
         f"{escape(label(t, s.get('status')))}"
         for s in list(shipments)[:_MAX_LINES]
     ]
@@ -321,9 +327,9 @@ def return_approval_alert(*, rma_id: int, rma_number: str, order_name: str, reso
         ),
     ]
     if items:
-        blocks.append(_section(f"*{_('Items')}*\n" + "\n".join(f"• {escape(i)}" for i in list(items)[:_MAX_LINES])))
+        blocks.append(_section(_bold(_("Items")) + "\n" + "\n".join(f"• {escape(i)}" for i in list(items)[:_MAX_LINES])))
     if reason_notes:
-        blocks.append(_section(f"*{_('Customer’s notes')}*\n"
+        blocks.append(_section(_bold(_("Customer’s notes")) + "\n"
                                + "\n".join(f"> {escape(n)}" for n in list(reason_notes)[:3])))
     value = str(rma_id)
     elements = [

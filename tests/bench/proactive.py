@@ -167,7 +167,7 @@ async def _one_run(n: int, mode: str, workdir: Path, concurrency: int | None = N
     webhooks_s = time.perf_counter() - start
     webhooks_done_at = time.time()
     # wait for every message (bounded: limited runs need n / 30 s)
-    deadline = time.perf_counter() + (n / 30.0 * 1.5 + 60 if mode == "limited" else 60 + n / 50)
+    deadline = time.perf_counter() + (n / 30.0 * 1.5 + 60 if mode == "limited" else 60 + n / 10)
     while len(sent) < len(answered) and time.perf_counter() < deadline:
         await asyncio.sleep(0.2)
     all_sent_s = time.perf_counter() - start

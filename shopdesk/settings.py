@@ -83,9 +83,10 @@ class Settings(BaseSettings):
     # with the merchant's paid broadcasts on (Bot API's allow_paid_broadcast, a fee in Stars per message
     # over the free 30/s), proactive updates may go out at up to this many per second in all
     telegram_paid_per_second: float = Field(default=1000.0, ge=0, le=1000)
-    # sends the outbox dispatcher keeps in flight at once (all channels); each waits on the network,
-    # so this bounds throughput against a fast Bot API (a self-hosted server) more than the CPU does
-    outbox_concurrency: int = Field(default=32, ge=1, le=1024)
+    # sends the outbox dispatcher keeps in flight at once (all channels). More helps against a slow
+    # network; it also widens the crash window: a process killed mid-send may repeat up to this many
+    # replies (tests/test_fault_cluster.py bounds it at 20 a kill), so keep it modest
+    outbox_concurrency: int = Field(default=16, ge=1, le=1024)
     telegram_keepalive_seconds: float = Field(default=30.0, ge=0, le=3600)
     # how long a send waits for the Bot API's answer; after it the outcome is unknown and the
     # message is not sent again (no duplicate check on Telegram), so keep it well above its worst case

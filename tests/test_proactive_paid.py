@@ -98,7 +98,7 @@ async def test_the_sender_asks_telegram_for_a_paid_broadcast(telegram: FakeTeleg
 def test_outbox_concurrency_is_a_setting_and_the_pool_must_fit_it(lite_settings: Any) -> None:
     from shopdesk.settings import load_settings
 
-    assert lite_settings.outbox_concurrency == 32 and lite_settings.telegram_connection_pool_size >= 32
+    assert lite_settings.outbox_concurrency == 16 and lite_settings.telegram_connection_pool_size >= 16
     with pytest.raises(Exception, match="SHOPDESK_TELEGRAM_CONNECTION_POOL_SIZE"):
         load_settings(database_url=lite_settings.database_url, outbox_concurrency=100,
                       telegram_connection_pool_size=50)

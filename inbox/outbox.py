@@ -543,6 +543,9 @@ class OutboxDispatcher:
                 await session.exec(statements["candidates"], params={"b_now": now, "b_channels": self._channels(),
                                                                         "b_limit": limit})
             ).all()
+            # never a row this dispatcher is still sending: on a starved loop its lease can run out
+            # before the heartbeat renews it, and the pipeline claims while sends are in flight
+            candidates = [row for row in candidates if row.id not in self._in_flight]
             claimed: list[_Claimed] = []
             if candidates:
                 won = set(

@@ -29,6 +29,7 @@ class BotSettings(Protocol):
     telegram_per_chat_per_second: float
     telegram_overall_per_second: float
     telegram_connection_pool_size: int
+    telegram_paid_per_second: float
     telegram_keepalive_seconds: float
     telegram_read_timeout: float
 

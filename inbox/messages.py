@@ -157,6 +157,8 @@ class OutboundPayload:
     author_name: str | None = None
     #: the stored Message this payload delivers (set by the outbox when it sends; not stored)
     message_id: int | None = None
+    #: a proactive update the merchant pays to broadcast faster (Telegram's ``allow_paid_broadcast``)
+    paid_broadcast: bool = False
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -168,6 +170,8 @@ class OutboundPayload:
             data["author"] = self.author
         if self.author_name is not None:
             data["author_name"] = self.author_name
+        if self.paid_broadcast:
+            data["paid_broadcast"] = True
         return data
 
     @classmethod
@@ -181,4 +185,5 @@ class OutboundPayload:
             attachments=tuple(Attachment.from_dict(a) for a in data.get("attachments") or ()),
             author=str(data["author"]) if data.get("author") else None,
             author_name=str(data["author_name"]) if data.get("author_name") else None,
+            paid_broadcast=data.get("paid_broadcast") is True,
         )

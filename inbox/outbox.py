@@ -340,7 +340,10 @@ class OutboxDispatcher:
         self.max_attempts = max_attempts
         self.base_backoff = base_backoff
         self.max_backoff = max_backoff
+        if concurrency < 1 or batch_size < 1:
+            raise ValueError("concurrency and batch_size must be at least 1")
         self.batch_size = batch_size
+        self.concurrency = concurrency
         self.poll_interval = poll_interval
         self.clock = clock
         self.affinity = affinity
@@ -467,16 +470,43 @@ class OutboxDispatcher:
     # -- one round --------------------------------------------------------------------------
 
     async def run_once(self) -> int:
-        """Send every row that is due now (conversation heads, round after round)."""
+        """Send every row that is due now (conversation heads, round after round).
+
+        A pipeline rather than rounds: up to ``max(batch_size, 2 × concurrency)`` claimed rows
+        are kept on hand (``concurrency`` of them sending, the rest waiting for a slot), and
+        when a quarter of them is done the next batch is claimed in one statement, so one slow
+        send never holds up the others and the sends never wait for a claim. A row whose
+        conversation has an earlier row still pending is not a head and is not claimed, so
+        order per conversation is kept while the earlier one is in flight."""
         attempts = 0
-        for _round in range(100):
-            if self._stopping:
-                break
-            claimed = await self._claim()
-            if not claimed:
-                break
-            await asyncio.gather(*(self._deliver(row) for row in claimed))
-            attempts += len(claimed)
+        target = max(self.batch_size, 2 * self.concurrency)
+        refill = max(1, target // 4)
+        running: set[asyncio.Task[None]] = set()
+        try:
+            loop = asyncio.get_running_loop()
+            while not self._stopping:
+                room = target - len(running)
+                if not running or room >= refill:
+                    claimed = await self._claim(room)
+                    running.update(loop.create_task(self._deliver(row)) for row in claimed)
+                    attempts += len(claimed)
+                    if not running:
+                        break
+                    # fewer than asked: nothing more is due until a send finishes (and frees its
+                    # conversation's next row)
+                    if len(claimed) < room and attempts >= 100 * target:
+                        break  # a long run: the loop around looks again at once
+                done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    task.result()
+        except asyncio.CancelledError:
+            for task in running:  # killed mid-send: the sends die with the round (their leases run out)
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+            raise
+        finally:
+            if running:  # an error or a stop: the other sends finish and record their results
+                await asyncio.gather(*running, return_exceptions=True)
         return attempts
 
     def _due_heads(self) -> list[Any]:
@@ -507,7 +537,7 @@ class OutboxDispatcher:
                 .where(*self._due_heads(), col(OutboxMessage.next_attempt_at) <= sa.bindparam("b_now"), claim_free,
                        *mine)
                 .order_by(col(OutboxMessage.next_attempt_at), col(OutboxMessage.id))
-                .limit(self.batch_size)
+                .limit(sa.bindparam("b_limit", type_=sa.Integer))
                 .with_for_update(skip_locked=True, of=OutboxMessage),  # ignored by SQLite
                 "claim": sa.update(OutboxMessage)
                 .where(col(OutboxMessage.id).in_(sa.bindparam("b_ids", expanding=True)),
@@ -533,17 +563,22 @@ class OutboxDispatcher:
             }
         return self._built
 
-    async def _claim(self) -> list[_Claimed]:
+    async def _claim(self, limit: int | None = None) -> list[_Claimed]:
+        """Claim up to ``limit`` (default ``batch_size``) due heads in one transaction."""
         if not self.senders:
             return []
+        limit = max(1, limit if limit is not None else self.batch_size)
         now = self.clock()
         lease_end = now + timedelta(seconds=self.lease_seconds)
         statements = self._statements()
         async with self.sessions() as session:
             candidates = (
                 await session.exec(statements["candidates"], params={"b_now": now, "b_channels": self._channels(),
-                                                                     **self._affinity_params(now)})
+                                                                     "b_limit": limit, **self._affinity_params(now)})
             ).all()
+            # never a row this dispatcher is still sending: on a starved loop its lease can run out
+            # before the heartbeat renews it, and the pipeline claims while sends are in flight
+            candidates = [row for row in candidates if row.id not in self._in_flight]
             claimed: list[_Claimed] = []
             if candidates:
                 candidates = await self._apply_holds(session, candidates, now)

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from inbox.alerts.text import alert_translations
 from inbox.models import Agent, Author, Contact, Conversation, ConversationStatus, ExternalThread, Message
 from ordersvc.insight import find_products, product_returns, return_comments
 from ordersvc.models import Customer, Order, ReturnAuthorization
@@ -65,17 +66,20 @@ class ConversationCard:
     recent_order_id: int | None = None
 
 
-async def conversation_card(session: AsyncSession, conversation_id: int) -> ConversationCard | None:
+async def conversation_card(session: AsyncSession, conversation_id: int, *,
+                            locale: str = "en") -> ConversationCard | None:
+    """The card's data; its own words ("Customer", "(verified)") in ``locale`` (the shop's language)."""
     conversation = await session.get(Conversation, conversation_id)
     if conversation is None:
         return None
+    t = alert_translations(locale)
     contact = await session.get(Contact, conversation.contact_id)
-    customer_name = contact.display_name if contact and contact.display_name else "Customer"
+    customer_name = contact.display_name if contact and contact.display_name else t.gettext("Customer")
     recent: int | None = None
     if contact is not None and contact.customer_id is not None:
         customer = await session.get(Customer, contact.customer_id)
         if customer is not None:
-            customer_name = f"{customer.display_name} (verified)"
+            customer_name = t.gettext("%(name)s (verified)") % {"name": customer.display_name}
         orders = await orders_for_customer(session, contact.customer_id, limit=1)
         recent = orders[0].id if orders else None
     if contact is not None and contact.username:

@@ -245,7 +245,7 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
     runtime.affinity = NodeAffinity(runtime.fanout.origin) if runtime.fanout is not None else None
     # the backstop outlasts the senders' own timeouts (Telegram's read timeout, pacing waits)
     runtime.dispatcher = OutboxDispatcher(sessions, senders, bus, send_timeout=settings.telegram_read_timeout + 60,
-                                          affinity=runtime.affinity)
+                                          concurrency=settings.outbox_concurrency, affinity=runtime.affinity)
     if runtime.fanout is not None and runtime.affinity is not None:
         runtime.affinity.install(engine)
         runtime.affinity.follow(bus)

@@ -81,8 +81,16 @@ class Settings(BaseSettings):
     # (a self-hosted Bot API server, the benchmark)
     telegram_per_chat_per_second: float = Field(default=1.0, ge=0)
     telegram_overall_per_second: float = Field(default=30.0, ge=0)
-    # python-telegram-bot's HTTP client: connections to the Bot API kept open and reused
-    telegram_connection_pool_size: int = Field(default=32, ge=1, le=1024)
+    # python-telegram-bot's HTTP client: connections to the Bot API kept open and reused; at least
+    # outbox_concurrency (a send waiting for a free connection would time out)
+    telegram_connection_pool_size: int = Field(default=64, ge=1, le=1024)
+    # with the merchant's paid broadcasts on (Bot API's allow_paid_broadcast, a fee in Stars per message
+    # over the free 30/s), proactive updates may go out at up to this many per second in all
+    telegram_paid_per_second: float = Field(default=1000.0, ge=0, le=1000)
+    # sends the outbox dispatcher keeps in flight at once (all channels). More helps against a slow
+    # network; it also widens the crash window: a process killed mid-send may repeat up to this many
+    # replies (tests/test_fault_cluster.py bounds it at 20 a kill), so keep it modest
+    outbox_concurrency: int = Field(default=16, ge=1, le=1024)
     telegram_keepalive_seconds: float = Field(default=30.0, ge=0, le=3600)
     # how long a send waits for the Bot API's answer; after it the outcome is unknown and the
     # message is not sent again (no duplicate check on Telegram), so keep it well above its worst case
@@ -185,6 +193,14 @@ class Settings(BaseSettings):
         if "public_url" not in self.model_fields_set:
             host = self.host if self.host not in ("", "0.0.0.0", "::") else "127.0.0.1"
             self.public_url = f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
+        return self
+
+    @model_validator(mode="after")
+    def _pool_fits_the_outbox(self) -> Settings:
+        if self.telegram_connection_pool_size < self.outbox_concurrency:
+            raise ValueError(
+                f"SHOPDESK_TELEGRAM_CONNECTION_POOL_SIZE ({self.telegram_connection_pool_size}) must be at least "
+                f"SHOPDESK_OUTBOX_CONCURRENCY ({self.outbox_concurrency}): sends waiting for a connection time out")
         return self
 
     @property

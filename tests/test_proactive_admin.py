@@ -40,7 +40,8 @@ async def test_only_admins_switch_updates_with_csrf_and_it_is_audited(client: An
     resp = await client.post("/inbox/admin/updates", data={**off, "csrf_token": token}, allow_redirects=False)
     assert resp.status == 303 and resp.headers["Location"] == "/inbox/admin/updates"
     async with sessions() as db:
-        assert await update_settings(db) == {**{k: True for k in ALL_ON}, "delivered": False, "late": False}
+        assert await update_settings(db) == {**{k: True for k in ALL_ON}, "delivered": False, "late": False,
+                                             "paid_broadcast": False}  # paid broadcasts: off unless opted in
         [audit] = (await db.exec(select(AuditEvent).where(AuditEvent.action == "customer_updates.saved"))).all()
     assert audit.detail == {"changed": {"delivered": False, "late": False}} and audit.agent_id is not None
     page = await (await client.get("/inbox/admin/updates")).text()

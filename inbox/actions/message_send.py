@@ -56,7 +56,7 @@ def message_send(
         contact_id=conversation.contact_id,
         channel=conversation.channel,
         payload=OutboundPayload(text, payload.quick_replies, payload.attachments, author=Author(author).value,
-                                author_name=author_name).to_json(),
+                                author_name=author_name, paid_broadcast=payload.paid_broadcast).to_json(),
         next_attempt_at=now,
         created_at=now,
         message=message,

@@ -13,7 +13,7 @@ from inbox.actions.base import write_audit
 from inbox.actions.message_send import message_send
 from inbox.messages import OutboundPayload, QuickReply
 from inbox.models import Author, Channel, Contact, Conversation
-from inbox.proactive import customer_timezone, quiet_until, update_settings
+from inbox.proactive import PAID_BROADCAST, customer_timezone, quiet_until, update_settings
 from inbox.queries.conversations import active_conversation
 from inbox.replies import render_reply, reply_label
 from ordersvc.models import Customer, Order, Shipment, ShipmentUpdate
@@ -95,7 +95,8 @@ async def shipment_notify(
     order = await session.get(Order, update.order_id)
     if shipment is None or order is None:
         return close("gone")
-    if not (await update_settings(session)).get(kind, True):
+    switches = await update_settings(session)
+    if not switches.get(kind, True):
         return close("disabled")
     current = shipment.status.value
     if kind == LATE and current in {"delivered", "expired"}:
@@ -126,7 +127,8 @@ async def shipment_notify(
     url = shipment.tracking_url if (shipment.tracking_url or "").lower().startswith(("https://", "http://")) else None
     text = render_reply(f"update_{kind}", lang, order=order, shipment=shipment, tracking_url=url, tz=str(tz))
     label_key, value = BUTTONS[kind]
-    payload = OutboundPayload(text=text, quick_replies=(QuickReply(label=reply_label(label_key, lang), value=value),))
+    payload = OutboundPayload(text=text, quick_replies=(QuickReply(label=reply_label(label_key, lang), value=value),),
+                              paid_broadcast=switches.get(PAID_BROADCAST, False) and contact.channel == Channel.telegram)
     message = message_send(session, conversation, payload, author=Author.bot)
     # "stop" right after an update means the updates, even while a flow is open (bot.handlers.updates);
     # the dialog drops this mark with its next turn

@@ -20,6 +20,7 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from inbox.models import AlertRule
+from inbox.web.i18n import N_
 
 __all__ = ["RULES", "RULE_TITLES", "AlertConfig", "RuleConfig", "check_params", "load_config"]
 
@@ -86,13 +87,14 @@ RULES: dict[str, type[_Params]] = {
     "daily_digest": DigestParams,
 }
 
+#: English msgids of the agents' catalogs (the admin page translates them)
 RULE_TITLES: dict[str, str] = {
-    "escalation": "Escalation created",
-    "sla_breach": "SLA breached (first or next response overdue)",
-    "shipment": "Shipment late or in exception",
-    "return_spike": "Return-reason spike for a product",
-    "low_stock": "Low stock (per SKU and location)",
-    "daily_digest": "Daily digest",
+    "escalation": N_("Escalation created"),
+    "sla_breach": N_("SLA breached (first or next response overdue)"),
+    "shipment": N_("Shipment late or in exception"),
+    "return_spike": N_("Return-reason spike for a product"),
+    "low_stock": N_("Low stock (per SKU and location)"),
+    "daily_digest": N_("Daily digest"),
 }
 
 

@@ -118,7 +118,8 @@ def describe(kind: str, detail: dict[str, Any], *, locale: str = "en", tz: str =
         order = d.get("order_name") or "?"
         title = (_("Shipment problem: %(order)s") if kind == "shipment_exception"
                  else _("Late shipment: %(order)s")) % {"order": order}
-        lines = [f"{s.get('carrier') or _('carrier?')} {s.get('tracking_number') or '—'}: {label(t, s.get('status'))}"
+        unknown_carrier = _("carrier?")  # outside the f-string: pybabel does not look inside one
+        lines = [f"{s.get('carrier') or unknown_carrier} {s.get('tracking_number') or '—'}: {label(t, s.get('status'))}"
                  for s in d.get("shipments") or [] if isinstance(s, dict)]
         if d.get("eta"):
             lines.append(_("Expected: %(when)s") % {"when": _when(d.get("eta"), locale, tz)})

@@ -23,7 +23,8 @@ from inbox.actions.notifications_read import notifications_read
 from inbox.alerts.config import RULE_TITLES, RULES, load_config
 from inbox.alerts.text import describe
 from inbox.queries.notifications import last_read, notifications, unread_count
-from inbox.web.admin import _flash, _page, admin_only
+from inbox.web.admin import _flash, _page, _t, admin_only
+from inbox.web.i18n import N_
 from inbox.web.rendering import error_response, reader_context
 from inbox.web.state import AGENT, STATE
 from ordersvc.insight import product_returns, return_comments
@@ -33,14 +34,15 @@ from shopbase.refusal import Refused
 __all__ = ["routes"]
 
 PERIODS = (7, 30, 90, 365)
+#: English msgids; the page translates them (and the rule titles) into the agent's language
 _PARAM_LABELS = {
-    "first_response_minutes": "Minutes until the first answer is overdue",
-    "lookback_days": "Watch shipments of the last … days",
-    "reason_count": "Units returned for one reason",
-    "reason_days": "… within days",
-    "rate_factor": "30-day rate at least … × the 90-day rate",
-    "min_returns": "Minimum units returned in 30 days",
-    "at": "Send at (shop time, HH:MM)",
+    "first_response_minutes": N_("Minutes until the first answer is overdue"),
+    "lookback_days": N_("Watch shipments of the last … days"),
+    "reason_count": N_("Units returned for one reason"),
+    "reason_days": N_("… within days"),
+    "rate_factor": N_("30-day rate at least … × the 90-day rate"),
+    "min_returns": N_("Minimum units returned in 30 days"),
+    "at": N_("Send at (shop time, HH:MM)"),
 }
 
 
@@ -74,13 +76,24 @@ async def save_alerts(request: web.Request) -> web.StreamResponse:
         except Refused as exc:
             await db.rollback()
             config = await load_config(db)
-            message = exc.message[:1].upper() + exc.message[1:]
+            message = _t(request, N_("The alert rules were not saved: %(reason)s")) % {
+                "reason": _named(request, exc.message)}
             return await _page(request, "inbox/admin/alerts.html",
                                {"rules": _rules_view(config), "section": "alerts", "error": message},
                                status=exc.status if 400 <= exc.status < 500 else 400)
         await db.commit()
-    await _flash(request, "Alert rules saved.")
+    await _flash(request, _t(request, N_("Alert rules saved.")))
     raise web.HTTPSeeOther("/inbox/admin/alerts")
+
+
+def _named(request: web.Request, message: str) -> str:
+    """A refusal's "daily digest: at: …" with the rule's title in the agent's language (the
+    field's own words, from the validator, stay as they are)."""
+    for rule, title in RULE_TITLES.items():
+        prefix = rule.replace("_", " ") + ": "
+        if message.startswith(prefix):
+            return f"{_t(request, title)}: {message[len(prefix):]}"
+    return message[:1].upper() + message[1:]
 
 
 def _days(request: web.Request) -> int:

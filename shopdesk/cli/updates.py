@@ -42,13 +42,13 @@ def _print(current: dict[str, bool]) -> None:
 
 @app.command("show")
 def updates_show() -> None:
-    """List every kind (out_for_delivery, delivered, failed_attempt, exception, late, csat) and whether it is on."""
+    """List every kind (out_for_delivery, delivered, failed_attempt, exception, late, csat, paid_broadcast) and whether it is on."""
     _print(run(lambda settings: _apply(settings, None, None)))
 
 
 @app.command("set")
 def updates_set(
-    kind: str = typer.Argument(..., help="out_for_delivery, delivered, failed_attempt, exception, late or csat."),
+    kind: str = typer.Argument(..., help="out_for_delivery, delivered, failed_attempt, exception, late, csat or paid_broadcast."),
     state: str = typer.Argument(..., help="on or off."),
 ) -> None:
     """Switch one kind of proactive message on or off."""

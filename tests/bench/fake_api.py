@@ -31,6 +31,8 @@ class FakeBotApi:
         self.token = token
         self.on_reply = on_reply
         self.other_calls = 0
+        #: sendMessage calls that asked for a paid broadcast (``allow_paid_broadcast``)
+        self.paid_broadcasts = 0
         self._ids = itertools.count(1)
         self.app = web.Application()
         self.app.router.add_route("*", "/bot{token}/{method}", self._handle)
@@ -52,6 +54,8 @@ class FakeBotApi:
         if method == "sendmessage":
             arrived = time.perf_counter()
             chat_id = int(params.get("chat_id", "0"))
+            if params.get("allow_paid_broadcast") in ("true", "True", "1"):
+                self.paid_broadcasts += 1
             self.on_reply(chat_id, arrived)
             message = {"message_id": next(self._ids), "from": _FROM, "date": int(time.time()),
                        "chat": {"id": chat_id, "type": "private", "first_name": "Ana"},

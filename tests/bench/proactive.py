@@ -13,6 +13,8 @@ its message was committed to the outbox (``message.created_at``) and when the Bo
 (all wall clock, server side; the client's "answered" time is only used for the webhook rate). Run twice: with Telegram's limits (30 messages/s
 overall, 1/s per chat: the defaults) and with the limiter out of the way, so "within 5 s" can be
 judged for the pipeline itself; at 30 msgs/s, 10,000 messages take at least 333 s whatever we do.
+``--paid`` adds a run with the default limits and the merchant's paid broadcasts switched on
+(``allow_paid_broadcast``: up to 1,000 messages/s, 1/s per chat still).
 Then the alert rules are evaluated over 100,000 orders (``tests/measure_alerts.py``, both databases).
 
 Everything (load generator, server, fake API) shares one event loop and this machine: the
@@ -87,17 +89,26 @@ async def _seed(sessions: Any, n: int) -> None:
             await db.commit()
 
 
-async def _one_run(n: int, limited: bool, workdir: Path) -> dict[str, Any]:
+async def _one_run(n: int, mode: str, workdir: Path, concurrency: int | None = None) -> dict[str, Any]:
+    """``mode``: "unlimited" (the limiter off: a self-hosted Bot API), "limited" (Telegram's
+    default limits) or "paid" (the default limits, the merchant opted in to paid broadcasts)."""
+    from inbox.proactive import PAID_BROADCAST, SETTINGS_KEY, update_settings
+    from ordersvc.service import put_setting
     from shopdesk.app import RUNTIME, build_app
     from shopdesk.db import create_engine, migrate, session_maker
     from shopdesk.settings import Settings
 
-    url = f"sqlite+aiosqlite:///{workdir / ('limited.db' if limited else 'unlimited.db')}"
+    limited = mode != "unlimited"
+    url = f"sqlite+aiosqlite:///{workdir / f'{mode}.db'}"
     engine = create_engine(url)
     await migrate(engine)
     sessions = session_maker(engine)
     t0 = time.perf_counter()
     await _seed(sessions, n)
+    if mode == "paid":
+        async with sessions() as db:
+            await put_setting(db, SETTINGS_KEY, {**await update_settings(db), PAID_BROADCAST: True})
+            await db.commit()
     seeded_s = time.perf_counter() - t0
 
     sent: dict[int, float] = {}
@@ -108,6 +119,9 @@ async def _one_run(n: int, limited: bool, workdir: Path) -> dict[str, Any]:
         sent.setdefault(chat, time.time())  # wall clock, comparable with the rows' timestamps
 
     api = FakeBotApi(on_reply)
+    extra: dict[str, Any] = {}
+    if concurrency is not None:
+        extra = {"outbox_concurrency": concurrency, "telegram_connection_pool_size": max(64, concurrency)}
     api_runner = web.AppRunner(api.app, access_log=None)
     await api_runner.setup()
     api_port = free_port()
@@ -117,7 +131,8 @@ async def _one_run(n: int, limited: bool, workdir: Path) -> dict[str, Any]:
                         telegram_api_url=f"http://127.0.0.1:{api_port}/bot", public_url="https://shop.example",
                         shopify_webhook_secret=SecretStr(SECRET), shop_timezone="UTC",
                         telegram_per_chat_per_second=1.0 if limited else 0.0,
-                        telegram_overall_per_second=30.0 if limited else 0.0)
+                        telegram_overall_per_second=30.0 if limited else 0.0,
+                        telegram_paid_per_second=1000.0 if limited else 0.0, **extra)
     app = build_app(settings, engine=engine, migrate_on_start=False)
     client = TestClient(TestServer(app))
     await client.start_server()
@@ -150,8 +165,9 @@ async def _one_run(n: int, limited: bool, workdir: Path) -> dict[str, Any]:
     start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
     webhooks_s = time.perf_counter() - start
+    webhooks_done_at = time.time()
     # wait for every message (bounded: limited runs need n / 30 s)
-    deadline = time.perf_counter() + (n / 30.0 * 1.5 + 60 if limited else 30 + n / 100)
+    deadline = time.perf_counter() + (n / 30.0 * 1.5 + 60 if mode == "limited" else 60 + n / 10)
     while len(sent) < len(answered) and time.perf_counter() < deadline:
         await asyncio.sleep(0.2)
     all_sent_s = time.perf_counter() - start
@@ -186,7 +202,8 @@ async def _one_run(n: int, limited: bool, workdir: Path) -> dict[str, Any]:
     await api_runner.cleanup()
     await engine.dispose()
     return {
-        "limited": limited, "shipments": n, "seed_s": round(seeded_s, 1), "webhook_failures": len(failures),
+        "mode": mode, "outbox_concurrency": settings.outbox_concurrency, "shipments": n,
+        "paid_broadcasts": api.paid_broadcasts, "seed_s": round(seeded_s, 1), "webhook_failures": len(failures),
         "webhooks_s": round(webhooks_s, 2), "webhooks_per_s": round(n / webhooks_s, 1) if webhooks_s else None,
         "answered": len(answered), "enqueued": len(enqueued), "sent": len(sent),
         # a send the sender timed out on (a starved loop) is sent again: Telegram has no idempotency key
@@ -196,6 +213,8 @@ async def _one_run(n: int, limited: bool, workdir: Path) -> dict[str, Any]:
         "to_outbox_max_s": _pct(to_outbox, 1.0),
         "to_sent_p50_s": _pct(to_sent, 0.5), "to_sent_p95_s": _pct(to_sent, 0.95), "to_sent_max_s": _pct(to_sent, 1.0),
         "all_sent_after_s": round(all_sent_s, 1),
+        # how far the sends kept up with the webhooks while these were still coming
+        "sent_while_webhooks_came": sum(1 for at in sent.values() if at <= webhooks_done_at),
         "send_rate_per_s": round(len(sent) / max(1e-9, max(sent.values()) - min(sent.values())), 1) if len(sent) > 1 else None,
         "process_cpu_s": round(time.process_time() - cpu0, 1),
     }
@@ -213,14 +232,14 @@ def _alerts() -> dict[str, Any]:
 
 
 async def run_proactive(n: int = 10_000, *, limited_too: bool = True, alerts: bool = True,
-                        unlimited: bool = True) -> dict[str, Any]:
+                        unlimited: bool = True, paid: bool = False, concurrency: int | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="shopdesk-bench-proactive-") as tmp:
         work = Path(tmp)
         result: dict[str, Any] = {"load_before": os.getloadavg()}
-        if unlimited:
-            result["unlimited"] = await _one_run(n, False, work)
-        if limited_too:
-            result["limited"] = await _one_run(n, True, work)
+        for mode, wanted in (("unlimited", unlimited), ("limited", limited_too), ("paid", paid)):
+            if wanted:
+                result[mode] = await _one_run(n, mode, work, concurrency)
+                result[f"load_after_{mode}"] = os.getloadavg()
         result["load_after"] = os.getloadavg()
     if alerts:
         result["alerts"] = await asyncio.to_thread(_alerts)
@@ -229,7 +248,7 @@ async def run_proactive(n: int = 10_000, *, limited_too: bool = True, alerts: bo
 
 def print_report(result: dict[str, Any]) -> None:
     print(f"load average before {result['load_before']}, after {result['load_after']}")
-    for key in ("unlimited", "limited"):
+    for key in ("unlimited", "limited", "paid"):
         run = result.get(key)
         if not run:
             continue
@@ -244,10 +263,15 @@ def main() -> None:
     parser.add_argument("--no-limited", action="store_true", help="skip the run with Telegram's limits")
     parser.add_argument("--no-unlimited", action="store_true", help="skip the run with the limiter out of the way")
     parser.add_argument("--no-alerts", action="store_true", help="skip the alert evaluation over 100,000 orders")
+    parser.add_argument("--paid", action="store_true",
+                        help="also run with Telegram's limits and the merchant's paid broadcasts on (1,000/s)")
+    parser.add_argument("--concurrency", type=int, default=None,
+                        help="SHOPDESK_OUTBOX_CONCURRENCY for the runs (default: the setting's default)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     result = asyncio.run(run_proactive(args.shipments, limited_too=not args.no_limited, alerts=not args.no_alerts,
-                                       unlimited=not args.no_unlimited))
+                                       unlimited=not args.no_unlimited, paid=args.paid,
+                                       concurrency=args.concurrency))
     print_report(result)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1, default=str))

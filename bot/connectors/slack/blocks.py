@@ -30,9 +30,11 @@ __all__ = [
     "slack_to_plain",
     "order_card",
     "escalation_alert",
+    "escalation_state_line",
     "shipment_alert",
     "return_approval_alert",
     "return_decided",
+    "return_decided_line",
     "simple_alert",
     "rule_alert",
     "returns_reply",
@@ -122,6 +124,10 @@ def _button(text: str, action_id: str, value: str, *, style: str | None = None, 
     return button
 
 
+def _bold(text: str) -> str:
+    return f"*{text}*"
+
+
 def _words(value: Any) -> str:
     return str(value or "").replace("_", " ")
 
@@ -148,21 +154,24 @@ def order_card(order: Mapping[str, Any], *, locale: str = "en", tz: str = "UTC")
     """The order as a few blocks, from :func:`ordersvc.serialize.bundle_document`'s dict.
 
     Shows status, total, items, shipments (carrier, tracking, status, late) and returns;
-    never the customer's email, phone or addresses. The total and the date are written for
-    ``locale`` (the shop's default language) in the shop's time zone ``tz``.
+    never the customer's email, phone or addresses. Labels and stored values (statuses) are
+    in the shop's default language ``locale`` (the agents' catalogs), the total and the date
+    written for it, in the shop's time zone ``tz``.
     """
-    status = "cancelled" if order.get("cancelled") else _words(order.get("fulfillment_status"))
+    t = alert_translations(locale)
+    _ = t.gettext
+    status = label(t, "cancelled" if order.get("cancelled") else order.get("fulfillment_status"))
     customer = order.get("customer") or {}
     name = customer.get("name") if isinstance(customer, Mapping) else None
     blocks: Blocks = [
         _fields(
             [
-                ("Order", escape(order.get("name"))),
-                ("Placed", escape(_day(order.get("placed_at"), locale, tz))),
-                ("Total", escape(_money(order.get("total_price"), order.get("currency"), locale))),
-                ("Payment", escape(_words(order.get("financial_status")))),
-                ("Fulfilment", escape(status)),
-                ("Customer", escape(name or "—")),
+                (_("Order"), escape(order.get("name"))),
+                (_("Placed"), escape(_day(order.get("placed_at"), locale, tz))),
+                (_("Total"), escape(_money(order.get("total_price"), order.get("currency"), locale))),
+                (_("Payment"), escape(label(t, order.get("financial_status")))),
+                (_("Fulfilment"), escape(status)),
+                (_("Customer"), escape(name or "—")),
             ]
         )
     ]
@@ -170,28 +179,48 @@ def order_card(order: Mapping[str, Any], *, locale: str = "en", tz: str = "UTC")
     if lines:
         shown = [f"• {int(ln.get('quantity') or 0)} × {escape(ln.get('title'))}" for ln in lines[:_MAX_LINES]]
         if len(lines) > _MAX_LINES:
-            shown.append(f"… and {len(lines) - _MAX_LINES} more")
-        blocks.append(_section("*Items*\n" + "\n".join(shown)))
+            shown.append(_("… and %(count)s more") % {"count": format_number(len(lines) - _MAX_LINES, locale)})
+        blocks.append(_section(_bold(_("Items")) + "\n" + "\n".join(shown)))
     shipments = list(order.get("shipments") or [])
     if shipments:
         rows = []
         for s in shipments[:_MAX_LINES]:
-            late = " — *late*" if s.get("late") else ""
-            number = escape(s.get("tracking_number") or "no tracking number")
+            late = " — " + _bold(_("late")) if s.get("late") else ""
+            number = escape(s.get("tracking_number") or _("no tracking number"))
             url = s.get("tracking_url")
             if isinstance(url, str) and url.startswith("https://"):
                 number = f"<{escape(url)}|{number}>"
-            rows.append(f"• {escape(s.get('carrier') or 'carrier?')} {number}: {escape(_words(s.get('status')))}{late}")
-        blocks.append(_section("*Shipments*\n" + "\n".join(rows)))
+            carrier = s.get("carrier") or _("carrier?")
+            rows.append(f"• {escape(carrier)} {number}: {escape(label(t, s.get('status')))}{late}")
+        blocks.append(_section(_bold(_("Shipments")) + "\n" + "\n".join(rows)))
     returns = list(order.get("returns") or [])
     if returns:
-        rows = [f"• {escape(r.get('rma_number'))}: {escape(_words(r.get('status')))} ({escape(_words(r.get('resolution')))})"
+        rows = [f"• {escape(r.get('rma_number'))}: {escape(label(t, r.get('status')))} "
+                f"({escape(label(t, r.get('resolution')))})"
                 for r in returns[:_MAX_LINES]]
-        blocks.append(_section("*Returns*\n" + "\n".join(rows)))
+        blocks.append(_section(_bold(_("Returns")) + "\n" + "\n".join(rows)))
     return blocks
 
 
 # --------------------------------------------------------------------------- escalations
+
+#: the escalation card's last line by the conversation's state (``escalation_state_line``)
+_STATE_LINES = {
+    "resolved": N_("Resolved."),
+    "resolved_by": N_("Resolved (assigned to %(agent)s)."),
+    "claimed": N_("Claimed."),
+    "claimed_by": N_("Claimed (assigned to %(agent)s)."),
+    "unclaimed": N_("Unclaimed. Reply in this thread to answer the customer; start with `note:` to keep it internal."),
+}
+
+
+def escalation_state_line(*, resolved: bool, claimed: bool, assignee: str | None, locale: str = "en") -> str:
+    """The card's state line in ``locale``; ``assignee`` is already Slack text (a mention, an escaped name)."""
+    t = alert_translations(locale)
+    state = "resolved" if resolved else "claimed" if claimed else "unclaimed"
+    if state != "unclaimed" and assignee:
+        return t.gettext(_STATE_LINES[f"{state}_by"]) % {"agent": assignee}
+    return t.gettext(_STATE_LINES[state])
 
 
 def escalation_alert(
@@ -209,35 +238,42 @@ def escalation_alert(
     locale: str = "en",
     tz: str = "UTC",
 ) -> tuple[str, Blocks]:
-    """A new escalation: who, why, the order, the bot's summary; Claim / Resolve / Open in inbox."""
-    fallback = f"Escalated conversation #{conversation_id} from {customer} ({priority})"
+    """A new escalation: who, why, the order, the bot's summary; Claim / Resolve / Open in inbox
+    (every label in the shop's language ``locale``; ``customer`` and ``summary`` are escaped)."""
+    t = alert_translations(locale)
+    _ = t.gettext
+    shown_priority = label(t, priority)
+    fallback = _("Escalated conversation #%(id)s from %(customer)s (%(priority)s)") % {
+        "id": conversation_id, "customer": customer, "priority": shown_priority}
     blocks: Blocks = [
-        _header(f"Needs a person: conversation #{conversation_id}"),
+        _header(_("Needs a person: conversation #%(id)s") % {"id": conversation_id}),
         _fields(
             [
-                ("Customer", escape(customer)),
-                ("Channel", escape(channel)),
-                ("Intent", escape(_words(intent) or "unknown")),
-                ("Priority", escape(priority)),
+                (_("Customer"), escape(customer)),
+                (_("Channel"), escape(label(t, channel))),
+                (_("Intent"), escape(label(t, intent or "unknown"))),
+                (_("Priority"), escape(shown_priority)),
             ]
         ),
     ]
     if summary:
-        blocks.append(_section("*Bot summary*\n" + escape(summary)))
+        blocks.append(_section(_bold(_("Bot summary")) + "\n" + escape(summary)))
     if order:
         blocks.extend(order_card(order, locale=locale, tz=tz))
-    blocks.append(_context(state_line or "Unclaimed. Reply in this thread to answer the customer; start with `note:` to keep it internal."))
-    blocks.append(_escalation_actions(conversation_id, inbox_url, resolved=resolved))
+    blocks.append(_context(state_line or escalation_state_line(resolved=False, claimed=False, assignee=None,
+                                                               locale=locale)))
+    blocks.append(_escalation_actions(conversation_id, inbox_url, resolved=resolved, locale=locale))
     return escape(fallback), blocks
 
 
-def _escalation_actions(conversation_id: int, inbox_url: str, *, resolved: bool) -> dict[str, Any]:
+def _escalation_actions(conversation_id: int, inbox_url: str, *, resolved: bool, locale: str = "en") -> dict[str, Any]:
+    t = alert_translations(locale)
     value = str(conversation_id)
     elements = []
     if not resolved:
-        elements.append(_button("Claim", ACTION_CLAIM, value, style="primary"))
-        elements.append(_button("Resolve", ACTION_RESOLVE, value))
-    elements.append(_button("Open in inbox", ACTION_OPEN, value, url=inbox_url))
+        elements.append(_button(t.gettext("Claim"), ACTION_CLAIM, value, style="primary"))
+        elements.append(_button(t.gettext("Resolve"), ACTION_RESOLVE, value))
+    elements.append(_button(t.gettext("Open in inbox"), ACTION_OPEN, value, url=inbox_url))
     return {"type": "actions", "block_id": f"shopdesk_conv_{value}", "elements": elements}
 
 
@@ -255,8 +291,9 @@ def shipment_alert(kind: str, *, order_name: str, shipments: Sequence[Mapping[st
     """A late or problem shipment, in the shop's language (``locale``: the agents' catalogs)."""
     t = alert_translations(locale)
     title = t.gettext(_SHIPMENT_TITLES.get(kind, N_("Shipment alert: %(order)s"))) % {"order": order_name}
+    unknown_carrier = t.gettext("carrier?")  # outside the f-string: pybabel does not look inside one
     rows = [
-        f"• {escape(s.get('carrier') or t.gettext('carrier?'))} {escape(s.get('tracking_number') or '—')}: "
+        f"• {escape(s.get('carrier') or unknown_carrier)} {escape(s.get('tracking_number') or '—')}: "
         f"{escape(label(t, s.get('status')))}"
         for s in list(shipments)[:_MAX_LINES]
     ]
@@ -275,31 +312,42 @@ def return_approval_alert(*, rma_id: int, rma_number: str, order_name: str, reso
                           amount: Decimal | str, currency: str, items: Sequence[str], reason_notes: Sequence[str],
                           inbox_url: str | None, locale: str = "en") -> tuple[str, Blocks]:
     """A return waiting for manual approval: what, why, how much (in ``locale``); Approve / Reject."""
-    fallback = f"Return {rma_number} for {order_name} waits for approval"
+    t = alert_translations(locale)
+    _ = t.gettext
+    fallback = _("Return %(rma)s for %(order)s waits for approval") % {"rma": rma_number, "order": order_name}
     blocks: Blocks = [
-        _header(f"Return waiting for approval: {rma_number}"),
+        _header(_("Return waiting for approval: %(rma)s") % {"rma": rma_number}),
         _fields(
             [
-                ("Order", escape(order_name)),
-                ("Resolution", escape(_words(resolution))),
-                ("Method", escape(_words(method))),
-                ("Amount", escape(_money(amount, currency, locale))),
+                (_("Order"), escape(order_name)),
+                (_("Resolution"), escape(label(t, resolution))),
+                (_("Method"), escape(label(t, method))),
+                (_("Amount"), escape(_money(amount, currency, locale))),
             ]
         ),
     ]
     if items:
-        blocks.append(_section("*Items*\n" + "\n".join(f"• {escape(i)}" for i in list(items)[:_MAX_LINES])))
+        blocks.append(_section(_bold(_("Items")) + "\n" + "\n".join(f"• {escape(i)}" for i in list(items)[:_MAX_LINES])))
     if reason_notes:
-        blocks.append(_section("*Customer's notes*\n" + "\n".join(f"> {escape(n)}" for n in list(reason_notes)[:3])))
+        blocks.append(_section(_bold(_("Customer’s notes")) + "\n"
+                               + "\n".join(f"> {escape(n)}" for n in list(reason_notes)[:3])))
     value = str(rma_id)
     elements = [
-        _button("Approve", ACTION_APPROVE_RETURN, value, style="primary"),
-        _button("Reject", ACTION_REJECT_RETURN, value, style="danger"),
+        _button(_("Approve"), ACTION_APPROVE_RETURN, value, style="primary"),
+        _button(_("Reject"), ACTION_REJECT_RETURN, value, style="danger"),
     ]
     if inbox_url:
-        elements.append(_button("Open in inbox", ACTION_OPEN, "open", url=inbox_url))
+        elements.append(_button(_("Open in inbox"), ACTION_OPEN, "open", url=inbox_url))
     blocks.append({"type": "actions", "block_id": f"shopdesk_rma_{value}", "elements": elements})
     return escape(fallback), blocks
+
+
+_DECIDED = {True: N_("Approved by %(agent)s"), False: N_("Rejected by %(agent)s")}
+
+
+def return_decided_line(*, approve: bool, agent: str, locale: str = "en") -> str:
+    """The approval card's last line after a decision, in ``locale`` (``agent`` is Slack text)."""
+    return alert_translations(locale).gettext(_DECIDED[approve]) % {"agent": agent}
 
 
 def return_decided(blocks: Sequence[Mapping[str, Any]], *, line: str) -> Blocks:

@@ -365,7 +365,7 @@ class SlackConnector:
         except Refused as exc:
             await self._ephemeral(click.channel, click.user_id, f"Nothing changed: {exc.message}.")
             return "invalid"
-        line = f"{verb.capitalize()} by {agent_label(agent)}"
+        line = blocks.return_decided_line(approve=approve, agent=agent_label(agent), locale=self.settings.default_language)
         try:
             await self.client.chat_update(channel=click.channel, ts=click.message_ts, text=line,
                                           blocks=blocks.return_decided(click.message_blocks, line=line))

@@ -302,17 +302,14 @@ class SlackAlertSender:
         return f"{self.public_url}/inbox/c/{conversation_id}"
 
     async def _escalation_message(self, session: AsyncSession, conversation_id: int) -> tuple[str, list[dict[str, Any]]] | None:
-        card = await slack_cards.conversation_card(session, conversation_id)
+        card = await slack_cards.conversation_card(session, conversation_id, locale=self.locale)
         if card is None:
             return None
         order_id = order_of(card.bot_state)
         order_doc = await slack_cards.order_card(session, order_id if order_id is not None else card.recent_order_id)
-        if card.resolved:
-            state = "Resolved" + (f" (assigned to {agent_label(card.assignee)})" if card.assignee else "") + "."
-        elif card.claimed:
-            state = "Claimed" + (f" (assigned to {agent_label(card.assignee)})" if card.assignee else "") + "."
-        else:
-            state = "Unclaimed. Reply in this thread to answer the customer; start with `note:` to keep it internal."
+        state = blocks.escalation_state_line(resolved=card.resolved, claimed=card.claimed,
+                                             assignee=agent_label(card.assignee) if card.assignee else None,
+                                             locale=self.locale)
         return blocks.escalation_alert(
             conversation_id=conversation_id, customer=card.customer, channel=card.channel, intent=card.intent,
             priority=card.priority, summary=card.summary, order=order_doc, inbox_url=self._inbox_url(conversation_id),

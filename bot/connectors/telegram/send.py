@@ -3,8 +3,10 @@
 Quick replies become an inline keyboard whose ``callback_data`` is the reply's value (or
 ``"h:"`` + a hash when the value is over Telegram's 64 bytes). Sends are paced to Telegram's
 flood limits (``SHOPDESK_TELEGRAM_PER_CHAT_PER_SECOND``, default 1, and
-``SHOPDESK_TELEGRAM_OVERALL_PER_SECOND``, default 30; 0 turns either off) and errors are mapped
-for the outbox:
+``SHOPDESK_TELEGRAM_OVERALL_PER_SECOND``, default 30; 0 turns either off). A payload marked
+``paid_broadcast`` (proactive updates when the merchant opted in) is sent with Telegram's
+``allow_paid_broadcast`` and paced on its own lane (``SHOPDESK_TELEGRAM_PAID_PER_SECOND``,
+default 1000 in all). Errors are mapped for the outbox:
 
 * 429 → :class:`~inbox.channels.RetryLater` with ``retry_after``, ``rate_limited`` (it never
   uses up an attempt). The chat is held for that long (:meth:`SendPacer.hold`): its next
@@ -71,9 +73,15 @@ class SendPacer:
 
     def __init__(self, per_chat: float, overall: float, *, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, max_chats: int = 10_000,
-                 flood_window: float = 2.0, flood_chats: int = 2, flood_cooldown: float = 60.0) -> None:
+                 flood_window: float = 2.0, flood_chats: int = 2, flood_cooldown: float = 60.0,
+                 paid: float = 0.0) -> None:
         self.chat_interval = 1.0 / per_chat if per_chat > 0 else 0.0
         self.overall_interval = 1.0 / overall if overall > 0 else 0.0
+        # paid broadcasts (allow_paid_broadcast) have a lane of their own: Telegram allows up to
+        # ``paid`` messages per second in all, of which ``overall`` are the free ones' lane
+        paid_lane = paid - overall if overall > 0 else paid
+        self.paid_interval = 1.0 / paid_lane if paid_lane > 0 else 0.0
+        self._next_paid = 0.0
         self._clock = clock
         self._sleep = sleep
         self._max_chats = max_chats
@@ -93,28 +101,35 @@ class SendPacer:
                       sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> SendPacer:
         """``SHOPDESK_TELEGRAM_PER_CHAT_PER_SECOND`` and ``SHOPDESK_TELEGRAM_OVERALL_PER_SECOND``."""
         return cls(settings.telegram_per_chat_per_second, settings.telegram_overall_per_second,
-                   clock=clock, sleep=sleep)
+                   clock=clock, sleep=sleep, paid=settings.telegram_paid_per_second)
 
     @property
     def enabled(self) -> bool:
-        return bool(self.chat_interval or self.overall_interval)
+        return bool(self.chat_interval or self.overall_interval or self.paid_interval)
 
-    def reserve(self, chat: Any) -> float:
-        """Book the next slot for ``chat``; return how long to wait for it (seconds)."""
+    def reserve(self, chat: Any, *, paid: bool = False) -> float:
+        """Book the next slot for ``chat``; return how long to wait for it (seconds). ``paid``: a
+        paid broadcast (``allow_paid_broadcast``), paced on the paid lane instead of the free one;
+        the per-chat limit holds for both."""
         if not self.enabled:
             return 0.0
         now = self._clock()
-        slot = max(now, self._next_overall, self._next_chat.get(chat, 0.0))
+        lane = self._next_paid if paid else self._next_overall
+        slot = max(now, lane, self._next_chat.get(chat, 0.0))
         # after a bulk flood wait the whole bot sends at half its rate for a while
-        self._next_overall = slot + self.overall_interval * (2 if slot < self._slow_until else 1)
+        slow = 2 if slot < self._slow_until else 1
+        if paid:
+            self._next_paid = slot + self.paid_interval * slow
+        else:
+            self._next_overall = slot + self.overall_interval * slow
         if self.chat_interval:
             self._next_chat[chat] = slot + self.chat_interval
         if len(self._next_chat) > self._max_chats:
             self._next_chat = {k: v for k, v in self._next_chat.items() if v > now}
         return slot - now
 
-    async def wait(self, chat: Any) -> float:
-        delay = self.reserve(chat)
+    async def wait(self, chat: Any, *, paid: bool = False) -> float:
+        delay = self.reserve(chat, paid=paid)
         if delay > 0:
             await self._sleep(delay)
         return delay
@@ -209,9 +224,12 @@ class TelegramSender:
         waiting = self.pacer.held(chat_id)
         if waiting > 0:  # Telegram asked us to wait (the rows were moved already; this one came due early)
             raise RetryLater(waiting, "telegram flood limit (429): waiting out retry_after", rate_limited=True)
-        await self.pacer.wait(chat_id)
+        paid = payload.paid_broadcast
+        await self.pacer.wait(chat_id, paid=paid)
         try:
-            sent = await self.bot.send_message(chat_id=chat_id, text=text, reply_markup=markup)
+            # allow_paid_broadcast (Bot API 7.11): up to 1000 messages/s, Stars charged over the free 30/s
+            sent = await self.bot.send_message(chat_id=chat_id, text=text, reply_markup=markup,
+                                               allow_paid_broadcast=True if paid else None)
         except RetryAfter as exc:
             seconds = retry_seconds(exc.retry_after)
             scope = self.pacer.hold(chat_id, seconds)

@@ -23,7 +23,7 @@ changes, the app rebuilds it at start (``inbox.actions.analytics_rebuild``; ``sh
 rebuild`` by hand) and the report reads the conversations themselves until then.
 
 Revision ID: 0020
-Revises: 0017
+Revises: 0019
 """
 
 import os
@@ -36,7 +36,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0020"
-down_revision: Union[str, None] = "0017"
+down_revision: Union[str, None] = "0019"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

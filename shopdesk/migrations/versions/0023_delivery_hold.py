@@ -2,7 +2,7 @@
 created after a restart, or by another process, wait them out too.
 
 Revision ID: 0023
-Revises: 0017
+Revises: 0020
 """
 
 from typing import Sequence, Union
@@ -12,7 +12,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "0023"
-down_revision: Union[str, None] = "0017"
+down_revision: Union[str, None] = "0020"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

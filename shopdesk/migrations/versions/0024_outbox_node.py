@@ -1,7 +1,7 @@
 """Outbox affinity: the server process that sends a reply (several processes on one PostgreSQL).
 
 Revision ID: 0024
-Revises: 0017
+Revises: 0023
 """
 
 from typing import Sequence, Union
@@ -11,7 +11,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "0024"
-down_revision: Union[str, None] = "0017"
+down_revision: Union[str, None] = "0023"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

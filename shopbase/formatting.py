@@ -211,11 +211,6 @@ def _percent_text(number: Decimal, locale: Locale) -> str:
     return str(_numbers.format_percent(number, locale=locale))
 
 
-@lru_cache(maxsize=4096)
-def _date_text(day: date, format: str, locale: Locale) -> str:
-    return str(_dates.format_date(day, format=format, locale=locale))
-
-
 def format_percent(value: Decimal | float | str | None, locale: LocaleLike) -> str:
     """A fraction as a percentage (0.87 → "87%", "87 %" in Spanish and Russian)."""
     number = _decimal(value)

@@ -197,10 +197,11 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _pool_fits_the_outbox(self) -> Settings:
-        if self.telegram_connection_pool_size < self.outbox_concurrency:
+        pool, in_flight = self.telegram_connection_pool_size, self.outbox_concurrency
+        if pool < in_flight:
             raise ValueError(
-                f"SHOPDESK_TELEGRAM_CONNECTION_POOL_SIZE ({self.telegram_connection_pool_size}) must be at least "
-                f"SHOPDESK_OUTBOX_CONCURRENCY ({self.outbox_concurrency}): sends waiting for a connection time out")
+                f"SHOPDESK_TELEGRAM_CONNECTION_POOL_SIZE ({pool}) must be at least "
+                f"SHOPDESK_OUTBOX_CONCURRENCY ({in_flight}): sends waiting for a connection time out")
         return self
 
     @property

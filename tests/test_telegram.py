@@ -617,6 +617,7 @@ def test_limit_and_connection_settings(monkeypatch: pytest.MonkeyPatch, lite_set
         load_settings(telegram_per_chat_per_second=-1)
     monkeypatch.setenv("SHOPDESK_TELEGRAM_OVERALL_PER_SECOND", "0")
     monkeypatch.setenv("SHOPDESK_TELEGRAM_CONNECTION_POOL_SIZE", "4")
+    monkeypatch.setenv("SHOPDESK_OUTBOX_CONCURRENCY", "4")  # the pool must hold every send in flight
     monkeypatch.setenv("SHOPDESK_TELEGRAM_KEEPALIVE_SECONDS", "0")
     s = load_settings()
     assert s.telegram_overall_per_second == 0 and s.telegram_per_chat_per_second == 1.0
@@ -625,7 +626,7 @@ def test_limit_and_connection_settings(monkeypatch: pytest.MonkeyPatch, lite_set
     with pytest.raises(SettingsError, match="SHOPDESK_TELEGRAM_CONNECTION_POOL_SIZE"):
         load_settings(telegram_connection_pool_size=0)
     default = http_limits(lite_settings)
-    assert (default.max_connections, default.max_keepalive_connections, default.keepalive_expiry) == (32, 32, 30.0)
+    assert (default.max_connections, default.max_keepalive_connections, default.keepalive_expiry) == (64, 64, 30.0)
     bot = tgc.make_bot(lite_settings.model_copy(update={"telegram_token": SecretStr("1:abc")}))
     assert bot.request._client_kwargs["limits"] == default  # PTB's own client gets them
 

@@ -78,8 +78,9 @@ class SendPacer:
         self.chat_interval = 1.0 / per_chat if per_chat > 0 else 0.0
         self.overall_interval = 1.0 / overall if overall > 0 else 0.0
         # paid broadcasts (allow_paid_broadcast) have a lane of their own: Telegram allows up to
-        # ``paid`` messages per second in all, of which ``overall`` are the free ones' lane
-        paid_lane = paid - overall if overall > 0 else paid
+        # ``paid`` messages per second in all, of which ``overall`` are the free ones' lane; with
+        # the overall limit off (a self-hosted Bot API, the benchmark) neither lane is paced
+        paid_lane = paid - overall if overall > 0 else 0.0
         self.paid_interval = 1.0 / paid_lane if paid_lane > 0 else 0.0
         self._next_paid = 0.0
         self._clock = clock

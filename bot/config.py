@@ -32,6 +32,7 @@ class BotSettings(Protocol):
     telegram_paid_per_second: float
     telegram_keepalive_seconds: float
     telegram_read_timeout: float
+    telegram_http_client: str
 
     slack_bot_token: SecretStr | None
     slack_signing_secret: SecretStr | None

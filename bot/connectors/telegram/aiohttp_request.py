@@ -19,8 +19,6 @@ has no write timeout; PTB's ``write_timeout`` is ignored.
 
 from __future__ import annotations
 
-import asyncio
-
 import aiohttp
 from telegram._utils.defaultvalue import DefaultValue
 from telegram._utils.types import ODVInput
@@ -117,7 +115,7 @@ class AiohttpRequest(BaseRequest):
                 return response.status, await response.read()
         except aiohttp.ConnectionTimeoutError as err:  # no connection: nothing was sent
             raise TimedOut("Connect timeout: the request was not sent to Telegram") from err
-        except (TimeoutError, asyncio.TimeoutError) as err:  # aiohttp's read timeouts are TimeoutErrors too
+        except TimeoutError as err:  # aiohttp's read timeouts are TimeoutErrors too
             raise TimedOut from err
         except aiohttp.ClientError as err:
             raise NetworkError(f"aiohttp.{type(err).__name__}") from err

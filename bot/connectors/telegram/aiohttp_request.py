@@ -19,7 +19,10 @@ has no write timeout; PTB's ``write_timeout`` is ignored.
 
 from __future__ import annotations
 
+import ssl
+
 import aiohttp
+import certifi
 from telegram._utils.defaultvalue import DefaultValue
 from telegram._utils.types import ODVInput
 from telegram.error import NetworkError, TimedOut
@@ -60,11 +63,15 @@ class AiohttpRequest(BaseRequest):
         return self._keepalive
 
     def _build(self) -> aiohttp.ClientSession:
+        # the certificate authorities httpx trusts (certifi, which it requires), also on hosts
+        # without a system CA bundle (slim containers)
+        tls = ssl.create_default_context(cafile=certifi.where())
         if self._keepalive > 0:
             connector = aiohttp.TCPConnector(limit=self._pool_size, limit_per_host=self._pool_size,
-                                             keepalive_timeout=self._keepalive)
+                                             keepalive_timeout=self._keepalive, ssl=tls)
         else:  # a new connection for every request
-            connector = aiohttp.TCPConnector(limit=self._pool_size, limit_per_host=self._pool_size, force_close=True)
+            connector = aiohttp.TCPConnector(limit=self._pool_size, limit_per_host=self._pool_size,
+                                             force_close=True, ssl=tls)
         return aiohttp.ClientSession(connector=connector, headers={"User-Agent": self.USER_AGENT},
                                      auto_decompress=True, trust_env=False)
 

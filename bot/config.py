@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Literal, Protocol
 
 from pydantic import SecretStr
 
@@ -32,6 +32,7 @@ class BotSettings(Protocol):
     telegram_paid_per_second: float
     telegram_keepalive_seconds: float
     telegram_read_timeout: float
+    telegram_http_client: Literal["aiohttp", "httpx"]
 
     slack_bot_token: SecretStr | None
     slack_signing_secret: SecretStr | None

@@ -20,6 +20,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -34,6 +35,7 @@ from bot.dialog.engine import respond
 from bot.dialog.turn import BotConfig, DialogState, Turn
 from bot.nlu import analyze
 from bot.nlu.intents import CLARIFY_BELOW
+from bot.understand_many import analyze_many
 from inbox.actions.conversation_escalate import conversation_escalate
 from inbox.actions.conversation_status import conversation_wake_snoozed
 from inbox.actions.message_answer import message_answer
@@ -59,6 +61,20 @@ _TURN_ROWS = (
     .where(col(Message.id) == sa.bindparam("b_id"))
     .with_for_update(of=Conversation)
 )
+
+_M, _CV, _CT = Message.__table__, Conversation.__table__, Contact.__table__  # type: ignore[attr-defined]
+#: a batch's texts and language hints, for one vectorized NLU call (Core: no ORM objects)
+_BATCH_TEXTS = (
+    sa.select(_M.c.text, _CV.c.language, _CT.c.language)
+    .select_from(_M.join(_CV, _CV.c.id == _M.c.conversation_id).join(_CT, _CT.c.id == _CV.c.contact_id))
+    .where(_M.c.id.in_(sa.bindparam("b_ids", expanding=True)), _M.c.processed.is_(False),
+           _CV.c.owner != Owner.agent)
+)
+
+#: what the batch understood ahead of its turns: (text, hint language) -> result and seconds spent
+_Understood = dict[tuple[str, str | None], tuple[Any, float]]
+#: the current task's batch (``process_many`` sets it; a one-message turn finds it empty)
+_UNDERSTOOD: ContextVar[_Understood | None] = ContextVar("shopdesk_batch_understood", default=None)
 
 
 @dataclass(frozen=True)
@@ -121,10 +137,14 @@ class Pipeline:
         done: list[TurnStats] = []
         try:
             async with self.sessions() as session:
-                for message_id in message_ids:
-                    stats = await self._turn(session, message_id)
-                    if stats is not None:
-                        done.append(stats)
+                ahead = _UNDERSTOOD.set(await self._understand_batch(session, message_ids))
+                try:
+                    for message_id in message_ids:
+                        stats = await self._turn(session, message_id)
+                        if stats is not None:
+                            done.append(stats)
+                finally:
+                    _UNDERSTOOD.reset(ahead)
                 await session.commit()
         except Exception as exc:
             if is_database_unavailable(exc):
@@ -150,6 +170,20 @@ class Pipeline:
         if stats is not None:
             self._observe(stats)
 
+    async def _understand_batch(self, session: AsyncSession, message_ids: list[int]) -> _Understood:
+        """The batch's texts understood in one vectorized call (``analyze_many``), keyed by what
+        ``_turn`` would pass to ``analyze``: a turn whose text or hint is not here (changed
+        meanwhile) simply analyzes its own, so the outcome is the same as one at a time."""
+        rows = (await session.exec(_BATCH_TEXTS, params={"b_ids": message_ids})).all()  # type: ignore[call-overload]
+        items = list(dict.fromkeys((text or "", conv_lang or contact_lang) for text, conv_lang, contact_lang in rows
+                                   if (text or "").strip()))
+        if not items:
+            return {}
+        started = time.perf_counter()
+        results = analyze_many(items)
+        share = (time.perf_counter() - started) / len(items)
+        return {item: (result, share) for item, result in zip(items, results, strict=True)}
+
     async def _turn(self, session: AsyncSession, message_id: int) -> TurnStats | None:
         """One bot turn's reads and writes in ``session`` (the caller commits); its stats, or
         None when the bot had nothing to do (a replay, or a person owns the conversation)."""
@@ -164,9 +198,16 @@ class Pipeline:
 
         text = message.text or ""
         postback = _postback(message)
+        hint = conversation.language or contact.language
+        understood = _UNDERSTOOD.get()
+        ahead = understood.get((text, hint)) if understood and text.strip() else None
         started = time.perf_counter()
-        nlu = analyze(text, hint_lang=conversation.language or contact.language) if text.strip() else None
-        understood = time.perf_counter()
+        if ahead is not None:
+            nlu, nlu_seconds = ahead
+        else:
+            nlu = analyze(text, hint_lang=hint) if text.strip() else None
+            nlu_seconds = time.perf_counter() - started
+        acted = time.perf_counter()
         turn = Turn(
             session=session,
             conversation=conversation,
@@ -187,8 +228,8 @@ class Pipeline:
         await self._write_turn(session, turn, message)
         escalation = turn.escalation
         return TurnStats(
-            intent=turn.intent, understanding_seconds=(understood - started) if nlu is not None else None,
-            handler_seconds=time.perf_counter() - understood,
+            intent=turn.intent, understanding_seconds=nlu_seconds if nlu is not None else None,
+            handler_seconds=time.perf_counter() - acted,
             outcome="escalated" if escalation is not None else "answered",
             escalation_reason=escalation.reason if escalation is not None else None,
         )

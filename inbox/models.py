@@ -9,6 +9,7 @@ they typed an email.
 from __future__ import annotations
 
 import enum
+import functools
 from datetime import datetime
 from typing import Any
 
@@ -309,7 +310,15 @@ class Message(SQLModel, table=True):
 def search_text_of(model: type[SQLModel], values: Any) -> str:
     """The ``search_text`` of a row of ``model`` (Message: its text; Contact: its names)."""
     get = values.get if isinstance(values, dict) else lambda name: getattr(values, name, None)
-    return index_text(" ".join(str(get(name) or "") for name in _SEARCHED_FIELDS[model]))
+    text = " ".join(str(get(name) or "") for name in _SEARCHED_FIELDS[model])
+    return _index_short_text(text) if len(text) <= _CACHED_CHARS else index_text(text)
+
+
+#: the bot's replies are rendered from templates, so the same texts come again and again (and
+#: "hi", "thanks"): their index text is kept (a pure function of the text; bounded: at most
+#: 4,096 texts of at most 512 characters)
+_CACHED_CHARS = 512
+_index_short_text = functools.lru_cache(maxsize=4096)(index_text)
 
 
 _SEARCHED_FIELDS: dict[type[SQLModel], tuple[str, ...]] = {Message: ("text",), Contact: ("display_name", "username")}

@@ -815,6 +815,8 @@ class OutboxDispatcher:
         now = self.clock()
         async with self.sessions() as session:
             statements = self._statements()
+            if len(batch) > 1 and await self._write_sent_many(session, batch, now):
+                return
             for row, platform_id in batch:
                 platform_ref = str(platform_id)[:128] if platform_id is not None else None
                 result = await session.exec(statements["sent"], params={
@@ -828,6 +830,32 @@ class OutboxDispatcher:
                                            {"message_id": row.message_id, "outbox_id": row.id, "status": "sent"}))
             await session.commit()
         log.debug("sent outbox %s (message %s, conversation %s)", row.id, row.message_id, row.conversation_id)
+
+    async def _write_sent_many(self, session: AsyncSession, batch: list[tuple[_Claimed, Any]], now: datetime) -> bool:
+        """The batch's marks as two executemany statements (where the driver counts the rows of
+        one); False, with nothing written, unless every row was still pending (then the row-by-row
+        path decides each one)."""
+        if not session.get_bind().dialect.supports_sane_multi_rowcount:
+            return False
+        statements = self._statements()
+        refs = [str(platform_id)[:128] if platform_id is not None else None for _, platform_id in batch]
+        connection = await session.connection()
+        result = await connection.execute(statements["sent"], [
+            {"b_id": row.id, "b_now": now, "b_ref": ref, "b_attempts": row.attempts + 1}
+            for (row, _), ref in zip(batch, refs, strict=True)])
+        if result.rowcount != len(batch):
+            await session.rollback()
+            return False
+        delivered = [{"b_id": row.message_id, "b_ref": ref} for (row, _), ref in zip(batch, refs, strict=True)
+                     if row.message_id is not None]
+        if delivered:
+            await connection.execute(statements["delivered"], delivered)
+        for row, _ in batch:
+            if not row.is_notice:
+                collect(session, Event(EventType.message_delivery.value, row.conversation_id,
+                                       {"message_id": row.message_id, "outbox_id": row.id, "status": "sent"}))
+        await session.commit()
+        return True
 
     async def _retry(self, row: _Claimed, seconds: float | None, reason: str,
                      progress: dict[str, Any] | None = None, *, rate_limited: bool = False,

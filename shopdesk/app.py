@@ -194,6 +194,7 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
     from bot.connectors import build_connectors
     from bot.pipeline import Pipeline
     from inbox import sla
+    from inbox.actions.message_record_group import record_in_groups
     from inbox.actions.shipment_notify import shipment_notify
     from inbox.alerts.runner import AlertRunner
     from inbox.channels import SenderRegistry
@@ -239,6 +240,8 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
     runtime.worker = InboundWorker(
         sessions, runtime.pipeline.process, ready=runtime.bot_ready,
         batch=None if is_postgres(settings.database_url) else runtime.pipeline.process_many)
+    if not is_postgres(settings.database_url):
+        record_in_groups(sessions)  # customer messages arriving together: one commit (message_record_group)
     dsn = asyncpg_dsn(settings.database_url) if is_postgres(settings.database_url) else None
     runtime.fanout = PgNotifyFanout(dsn, bus) if dsn else None
     # several processes: a reply is sent by the process that wrote it (shopdesk.cluster.NodeAffinity)

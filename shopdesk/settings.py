@@ -13,7 +13,7 @@ import os
 import secrets
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
@@ -95,6 +95,9 @@ class Settings(BaseSettings):
     # how long a send waits for the Bot API's answer; after it the outcome is unknown and the
     # message is not sent again (no duplicate check on Telegram), so keep it well above its worst case
     telegram_read_timeout: float = Field(default=60.0, ge=1, le=600)
+    # python-telegram-bot's HTTP client: "aiohttp" (bot.connectors.telegram.aiohttp_request; about a
+    # tenth of httpx's CPU per send) or "httpx" (PTB's own HTTPXRequest)
+    telegram_http_client: Literal["aiohttp", "httpx"] = "aiohttp"
 
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None

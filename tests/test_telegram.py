@@ -627,8 +627,12 @@ def test_limit_and_connection_settings(monkeypatch: pytest.MonkeyPatch, lite_set
         load_settings(telegram_connection_pool_size=0)
     default = http_limits(lite_settings)
     assert (default.max_connections, default.max_keepalive_connections, default.keepalive_expiry) == (64, 64, 30.0)
+    httpx_bot = tgc.make_bot(lite_settings.model_copy(update={"telegram_token": SecretStr("1:abc"),
+                                                               "telegram_http_client": "httpx"}))
+    assert httpx_bot.request._client_kwargs["limits"] == default  # PTB's own client gets them
     bot = tgc.make_bot(lite_settings.model_copy(update={"telegram_token": SecretStr("1:abc")}))
-    assert bot.request._client_kwargs["limits"] == default  # PTB's own client gets them
+    assert lite_settings.telegram_http_client == "aiohttp"  # the default backend gets the same pool
+    assert (bot.request.pool_size, bot.request.keepalive_seconds, bot.request.read_timeout) == (64, 30.0, 60.0)
 
 
 async def test_limits_off_send_without_waiting(aiohttp_client: Any, fake: FakeTelegram, settings: Any,

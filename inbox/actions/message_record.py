@@ -25,9 +25,10 @@ import asyncio
 import logging
 import random
 import re
+import weakref
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
@@ -98,6 +99,14 @@ def _is_transient(exc: DBAPIError) -> bool:
         return True
     text = str(orig or exc).lower()
     return "database is locked" in text or "database table is locked" in text
+
+
+class _Group(Protocol):
+    async def record(self, clean: _Inbound, *, reopen_days: int, now: datetime | None) -> RecordResult: ...
+
+
+#: session factories whose messages are recorded in groups (``message_record_group.record_in_groups``)
+GROUPS: weakref.WeakKeyDictionary[Any, _Group] = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -173,6 +182,15 @@ async def message_record(
     delivery's ids) for a repeated delivery.
     """
     clean = _check_inbound(msg, max_chars)
+    group = GROUPS.get(sessions)
+    if group is not None:  # group commit (inbox.actions.message_record_group)
+        return await group.record(clean, reopen_days=reopen_days, now=now)
+    return await record_alone(sessions, clean, reopen_days=reopen_days, now=now)
+
+
+async def record_alone(sessions: async_sessionmaker[AsyncSession], clean: _Inbound, *, reopen_days: int,
+                       now: datetime | None) -> RecordResult:
+    """One checked message in its own transaction, retried after a lost race or a busy database."""
     delay = 0.01
     last_error: Exception | None = None
     for attempt in range(_RECORD_ATTEMPTS):

@@ -33,6 +33,7 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiohttp
 import httpx
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import (
@@ -246,7 +247,8 @@ class TelegramSender:
         except BadRequest as exc:
             raise PermanentFailure(f"telegram: {redact(exc.message, self._token)}") from None
         except TimedOut as exc:
-            if isinstance(exc.__cause__, (httpx.ConnectTimeout, httpx.PoolTimeout)):  # nothing was sent
+            if isinstance(exc.__cause__, (httpx.ConnectTimeout, httpx.PoolTimeout,
+                                          aiohttp.ConnectionTimeoutError)):  # nothing was sent
                 raise RetryLater(None, "telegram unreachable: connect timeout") from None
             raise OutcomeUnknown("telegram did not answer in time (the message may have been sent)") from None
         except NetworkError as exc:

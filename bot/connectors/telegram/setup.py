@@ -25,9 +25,10 @@ from urllib.parse import urlsplit
 import httpx
 from telegram import Bot
 from telegram.error import BadRequest, InvalidToken, NetworkError, TelegramError
-from telegram.request import HTTPXRequest
+from telegram.request import BaseRequest, HTTPXRequest
 
 from bot.config import BotSettings
+from bot.connectors.telegram.aiohttp_request import AiohttpRequest
 
 __all__ = [
     "ALLOWED_UPDATES",
@@ -98,18 +99,25 @@ def make_bot(settings: BotSettings) -> Bot:
         raise TelegramSetupError("SHOPDESK_TELEGRAM_TOKEN is empty")
     base_url = settings.telegram_api_url
     file_url = base_url[: -len("/bot")] + "/file/bot" if base_url.endswith("/bot") else "https://api.telegram.org/file/bot"
-    return Bot(
-        token,
-        base_url=base_url,
-        base_file_url=file_url,
-        request=HTTPXRequest(
+    request: BaseRequest
+    if settings.telegram_http_client == "httpx":
+        request = HTTPXRequest(
             connection_pool_size=settings.telegram_connection_pool_size,
             # a send whose answer does not come within this is "outcome unknown", never repeated:
             # keep it far above the Bot API's worst answer time
             read_timeout=settings.telegram_read_timeout,
             connect_timeout=10.0,
             httpx_kwargs={"limits": http_limits(settings)},
-        ),
+        )
+    else:  # the same pool, keep-alive and timeouts on aiohttp (see aiohttp_request)
+        request = AiohttpRequest(connection_pool_size=settings.telegram_connection_pool_size,
+                                 keepalive_seconds=settings.telegram_keepalive_seconds,
+                                 read_timeout=settings.telegram_read_timeout, connect_timeout=10.0)
+    return Bot(
+        token,
+        base_url=base_url,
+        base_file_url=file_url,
+        request=request,
         get_updates_request=HTTPXRequest(connection_pool_size=1, read_timeout=40.0, connect_timeout=10.0),
     )
 

@@ -1,0 +1,116 @@
+"""Group commit for :func:`inbox.actions.message_record.message_record` (the server turns it on
+for SQLite: :func:`record_in_groups`).
+
+Customer messages that arrive together (widget frames, webhook requests on the same loop turn)
+are recorded in ONE transaction: each is written exactly as ``message_record`` writes it alone,
+one after the other in arrival order, then one commit stores them all, and only then does any of
+their callers return (a webhook still answers after its message is committed, so a crash loses
+nothing that was acknowledged). On SQLite every transaction is a write of the WAL and goes
+through the one connection anyway; one commit for a group saves a commit and a transaction's
+set-up per message.
+
+When anything in a group fails (a repeated delivery or a lost race refused by a unique index, a
+busy database, a bug), nothing of the group is kept and each message is recorded on its own,
+with ``message_record``'s retries and duplicate handling, so every caller gets what it would have
+got without the group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from inbox.actions.message_record import GROUPS, RecordResult, _Inbound, _record, record_alone
+from shopbase.clock import utcnow
+
+__all__ = ["RecordGroup", "record_in_groups"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Waiting:
+    clean: _Inbound
+    reopen_days: int
+    now: datetime | None
+    done: asyncio.Future[RecordResult]
+
+
+class RecordGroup:
+    """Records the messages handed in on one loop turn (at most ``limit``) in one transaction."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, limit: int = 64) -> None:
+        self.sessions = sessions
+        self.limit = max(1, limit)
+        self._waiting: list[_Waiting] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def record(self, clean: _Inbound, *, reopen_days: int, now: datetime | None) -> RecordResult:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[RecordResult] = loop.create_future()
+        self._waiting.append(_Waiting(clean, reopen_days, now, done))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = loop.create_task(self._flush(), name="inbound-record-group")
+        return await asyncio.shield(done)  # a caller that goes away does not cancel the others' commit
+
+    async def _flush(self) -> None:
+        try:
+            await self._flush_all()
+        except BaseException:
+            waiting, self._waiting = self._waiting, []
+            for w in waiting:  # stopped (the server shuts down): nothing of theirs was committed
+                if not w.done.done():
+                    w.done.set_exception(RuntimeError("the server stopped before the message was recorded"))
+            raise
+
+    async def _flush_all(self) -> None:
+        await asyncio.sleep(0)  # the messages arriving on this loop turn join the group
+        while self._waiting:
+            group, self._waiting = self._waiting[:self.limit], self._waiting[self.limit:]
+            if len(group) == 1:
+                await self._alone(group[0])
+                continue
+            try:
+                results = await self._together(group)
+            except Exception as exc:
+                log.info("recording a group of %d messages failed (%s); recording them one at a time",
+                         len(group), type(exc).__name__)
+                await asyncio.gather(*(self._alone(w) for w in group))
+                continue
+            for waiting, result in zip(group, results, strict=True):
+                if not waiting.done.done():
+                    waiting.done.set_result(result)
+
+    async def _together(self, group: list[_Waiting]) -> list[RecordResult]:
+        results = []
+        async with self.sessions() as session:
+            for w in group:
+                results.append(await _record(session, w.clean, reopen_days=w.reopen_days, now=w.now or utcnow(),
+                                             duplicates_first=False))
+            await session.commit()
+        return results
+
+    async def _alone(self, w: _Waiting) -> None:
+        try:
+            result = await record_alone(self.sessions, w.clean, reopen_days=w.reopen_days, now=w.now)
+        except BaseException as exc:
+            if not w.done.done():
+                w.done.set_exception(exc if isinstance(exc, Exception) else RuntimeError("recording cancelled"))
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            if not w.done.done():
+                w.done.set_result(result)
+
+
+def record_in_groups(sessions: async_sessionmaker[AsyncSession], *, limit: int = 64) -> RecordGroup:
+    """Turn on group commit for ``message_record(sessions, ...)``."""
+    group = RecordGroup(sessions, limit=limit)
+    GROUPS[sessions] = group
+    return group
+

@@ -1,0 +1,72 @@
+"""Group commit of inbound messages (``inbox.actions.message_record_group``): messages arriving
+together are recorded in one transaction, each exactly as alone; a repeat or a failure in a group
+makes each one recorded on its own, so every caller gets what it would have got without it."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlmodel import col, select
+
+from inbox.actions.message_record import GROUPS, message_record
+from inbox.actions.message_record_group import record_in_groups
+from inbox.messages import InboundMessage, InvalidMessage
+from inbox.models import Channel, Contact, Conversation, Message
+
+
+@pytest.fixture
+def grouped(sessions: Any, engine: Any) -> Any:
+    commits: list[int] = []
+    sa.event.listen(engine.sync_engine, "commit", lambda _conn: commits.append(1))
+    record_in_groups(sessions)
+    yield commits
+    GROUPS.pop(sessions, None)
+
+
+def msg(key: str, contact: str, text: str) -> InboundMessage:
+    return InboundMessage(Channel.telegram, key, contact, text)
+
+
+async def test_messages_arriving_together_share_one_commit(sessions: Any, grouped: list[int]) -> None:
+    results = await asyncio.gather(*(message_record(sessions, msg(f"k{i}", f"c{i % 3}", f"text {i}"))
+                                     for i in range(9)))
+    assert len(grouped) == 1  # one transaction for all nine
+    assert not any(r.duplicate for r in results)
+    assert [r.message_id for r in results] == sorted(r.message_id for r in results)  # arrival order
+    async with sessions() as s:
+        contacts = (await s.exec(select(Contact))).all()
+        conversations = (await s.exec(select(Conversation))).all()
+        texts = {m.id: m.text for m in (await s.exec(select(Message))).all()}
+    assert len(contacts) == 3 and len(conversations) == 3  # a new customer's two messages: one of each
+    assert [texts[r.message_id] for r in results] == [f"text {i}" for i in range(9)]
+    by_contact = {r.contact_id for r in results[0::3]}
+    assert len(by_contact) == 1 and len({r.conversation_id for r in results[0::3]}) == 1
+
+
+async def test_a_repeated_delivery_in_a_group_is_a_duplicate_and_the_others_are_kept(sessions: Any,
+                                                                                     grouped: list[int]) -> None:
+    first = await message_record(sessions, msg("k1", "c1", "hello"))
+    again, other = await asyncio.gather(message_record(sessions, msg("k1", "c1", "hello")),
+                                        message_record(sessions, msg("k2", "c2", "another")))
+    assert again.duplicate and again.message_id == first.message_id
+    assert not other.duplicate
+    async with sessions() as s:
+        rows = (await s.exec(select(Message.text).order_by(col(Message.id)))).all()
+    assert list(rows) == ["hello", "another"]  # the repeat stored nothing, the other message once
+
+
+async def test_a_delivery_id_of_another_sender_is_refused_alone(sessions: Any, grouped: list[int]) -> None:
+    await message_record(sessions, msg("k1", "c1", "hello"))
+    results = await asyncio.gather(message_record(sessions, msg("k1", "intruder", "hi")),
+                                   message_record(sessions, msg("k2", "c2", "fine")), return_exceptions=True)
+    assert isinstance(results[0], InvalidMessage)
+    assert not isinstance(results[1], BaseException) and not results[1].duplicate
+
+
+async def test_an_empty_message_is_refused_before_the_group(sessions: Any, grouped: list[int]) -> None:
+    with pytest.raises(InvalidMessage):
+        await message_record(sessions, msg("k1", "c1", "   "))
+    assert grouped == []

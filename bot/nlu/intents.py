@@ -299,6 +299,8 @@ def normalize_text(text: str) -> str:
 
 def _fold_accents(text: str) -> str:
     """Preprocessor of the character view: drop diacritics (``đơn`` → ``don``)."""
+    if text.isascii():  # nothing to decompose or drop
+        return text
     decomposed = unicodedata.normalize("NFKD", text)
     stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     return stripped.replace("đ", "d")
@@ -575,9 +577,12 @@ class IntentClassifier:
 
     def predict_proba(self, normalized: Sequence[str]) -> Any:
         """Class probabilities for already-normalized texts (rows in :attr:`classes` order)."""
+        return self._probabilities(list(normalized))
+
+    def _probabilities(self, normalized: list[str], prepared: dict[str, list[str]] | None = None) -> Any:
         import numpy as np
 
-        scores = self._linear.scores(list(normalized)) + self._intercept
+        scores = self._linear.scores(normalized, prepared) + self._intercept
         proba = (1.0 / (1.0 + np.exp(self._a * scores + self._b))).reshape(len(normalized), self._folds, -1)
         denominator = proba.sum(axis=2, keepdims=True)
         if denominator.all():
@@ -593,16 +598,26 @@ class IntentClassifier:
         return self.predict_many([text])[0]
 
     def predict_many(self, texts: Sequence[str]) -> list[IntentPrediction]:
-        normalized = [normalize_text(t) if isinstance(t, str) else "" for t in texts]
+        """Classify several messages in one vectorized pass; each result is the same as
+        :meth:`predict` of that message alone."""
+        return self.predict_normalized([normalize_text(t) if isinstance(t, str) else "" for t in texts])
+
+    def predict_normalized(self, normalized: Sequence[str], words: Sequence[str] | None = None) -> list[IntentPrediction]:
+        """:meth:`predict_many` of texts already passed through :func:`normalize_text` (*words*:
+        the same through :func:`_split_cjk` too, when the caller has them)."""
         results: list[IntentPrediction | None] = [
             None if _has_content(n) else _NO_TEXT for n in normalized
         ]
         todo = [i for i, r in enumerate(results) if r is None]
         if todo:
-            probs = self.predict_proba([normalized[i] for i in todo])
-            for i, row in zip(todo, probs):
+            texts = [normalized[i] for i in todo]
+            prepared = {"fold_accents": [_fold_accents(t) for t in texts],
+                        "split_cjk": [words[i] for i in todo] if words is not None else [_split_cjk(t) for t in texts]}
+            probs = self._probabilities(texts, prepared)
+            classes = self.classes
+            for i, row in zip(todo, probs.tolist()):
                 ranking = sorted(
-                    ((c, round(float(p), 6)) for c, p in zip(self.classes, row)),
+                    ((c, round(p, 6)) for c, p in zip(classes, row)),
                     key=lambda cp: (-cp[1], cp[0]),
                 )
                 best, confidence = ranking[0]

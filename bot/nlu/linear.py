@@ -23,7 +23,7 @@ import re
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,10 @@ import numpy as np
 __all__ = ["TfidfView", "FunctionView", "LinearText", "export_features", "save", "load"]
 
 _WHITE_SPACES = re.compile(r"\s\s+")
+#: Distinct words whose character n-gram columns are kept per view (oldest dropped first;
+#: a few MB at most). Longer words are not cached.
+WORD_CACHE_SIZE = 20_000
+_MAX_CACHED_WORD = 40
 
 
 def char_wb_ngrams(text: str, low: int, high: int) -> list[str]:
@@ -76,6 +80,8 @@ class TfidfView:
     sublinear: bool
     vocabulary: dict[str, int]
     idf: Any
+    #: preprocessed word -> columns of its known character n-grams (``char_wb`` only)
+    _word_columns: dict[str, tuple[int, ...]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def analyze(self, text: str, functions: Mapping[str, Callable[..., Any]]) -> list[str]:
         text = functions[self.preprocessor](text)
@@ -89,6 +95,32 @@ class TfidfView:
     def width(self) -> int:
         return len(self.idf)
 
+    def columns(self, text: str) -> list[int]:
+        """The vocabulary columns of the known tokens of an already-preprocessed *text*, one per
+        occurrence (what :meth:`analyze` gives, minus the unknown tokens). Character n-grams never
+        cross a word, so they are looked up once per distinct word and kept in a bounded cache."""
+        vocabulary = self.vocabulary
+        low, high = self.ngram_range
+        if self.analyzer != "char_wb":
+            assert self.token_pattern is not None
+            grams = word_ngrams(re.findall(self.token_pattern, text), low, high)
+            return [vocabulary[g] for g in grams if g in vocabulary]
+        cache = self._word_columns
+        found: list[int] = []
+        for word in text.split():
+            known = cache.get(word)
+            if known is None:
+                known = tuple([vocabulary[g] for g in char_wb_ngrams(word, low, high) if g in vocabulary])
+                if len(word) <= _MAX_CACHED_WORD:
+                    if len(cache) >= WORD_CACHE_SIZE:
+                        try:  # the oldest entry (dicts keep insertion order); another thread may race
+                            del cache[next(iter(cache))]
+                        except (KeyError, RuntimeError, StopIteration):
+                            pass
+                    cache[word] = known
+            found += known
+        return found
+
 
 @dataclass
 class FunctionView:
@@ -100,8 +132,10 @@ class FunctionView:
 
 class LinearText:
     """``transform(texts) @ weights_t`` for the stored views, without scikit-learn or a sparse
-    matrix: per text and view, the columns of its known tokens are gathered from ``weights_t``
-    and multiplied by their tf-idf values."""
+    matrix: the known tokens of all the texts become one list of (column, tf-idf) pairs, their
+    weight rows are gathered from ``weights_t`` at once and summed per text (``np.add.reduceat``),
+    so a batch costs one numpy pass per view and each text's scores do not depend on the batch
+    it came in."""
 
     def __init__(self, views: Sequence[TfidfView | FunctionView], weights_t: Any,
                  functions: Mapping[str, Callable[..., Any]]) -> None:
@@ -115,7 +149,9 @@ class LinearText:
         if sum(v.width for v in self.views) != weights_t.shape[0]:
             raise ValueError("weights do not match the features")
 
-    def scores(self, texts: Sequence[str]) -> Any:
+    def scores(self, texts: Sequence[str], prepared: Mapping[str, Sequence[str]] | None = None) -> Any:
+        """Scores of *texts* (one row each). *prepared* may hold, by preprocessor name, the texts
+        already passed through that preprocessor (a caller that computed them for another model)."""
         weights_t = self.weights_t
         out = np.zeros((len(texts), weights_t.shape[1]), dtype=np.float64)
         offset = 0
@@ -123,25 +159,43 @@ class LinearText:
             if isinstance(view, FunctionView):
                 block = np.asarray(self.functions[view.function](list(texts)), dtype=np.float64)
                 out += block @ weights_t[offset:offset + view.width]
-                offset += view.width
-                continue
-            vocabulary, idf = view.vocabulary, view.idf
-            for n, text in enumerate(texts):
-                # Counter counts in C; the vocabulary maps distinct tokens to distinct columns
-                known = [(vocabulary[t], c) for t, c in Counter(view.analyze(text, self.functions)).items()
-                         if t in vocabulary]
-                if not known:
-                    continue
-                columns = np.fromiter((c for c, _ in known), dtype=np.intp, count=len(known))
-                row = np.fromiter((k for _, k in known), dtype=idf.dtype, count=len(known))
-                if view.sublinear:
-                    row = np.log(row) + 1
-                row = (row * idf[columns]).astype(idf.dtype, copy=False)
-                norm = np.sqrt(np.dot(row, row))
-                if norm > 0:
-                    out[n] += (row / norm) @ weights_t[offset + columns]
+            else:
+                inputs = prepared.get(view.preprocessor) if prepared is not None else None
+                if inputs is None:
+                    preprocess = self.functions[view.preprocessor]
+                    inputs = [preprocess(t) for t in texts]
+                self._add_tfidf(view, inputs, weights_t, offset, out)
             offset += view.width
         return out
+
+    @staticmethod
+    def _add_tfidf(view: TfidfView, texts: Sequence[str], weights_t: Any, offset: int, out: Any) -> None:
+        columns: list[int] = []
+        counts: list[int] = []
+        rows: list[int] = []
+        sizes: list[int] = []
+        for n, text in enumerate(texts):
+            # Counter counts in C; the vocabulary maps distinct tokens to distinct columns
+            counted = Counter(view.columns(text))
+            if counted:
+                columns += counted.keys()
+                counts += counted.values()
+                rows.append(n)
+                sizes.append(len(counted))
+        if not rows:
+            return
+        idf = view.idf
+        cols = np.array(columns, dtype=np.intp)
+        tf = np.array(counts, dtype=idf.dtype)
+        if view.sublinear:
+            tf = np.log(tf) + 1
+        values = (tf * idf[cols]).astype(idf.dtype, copy=False)
+        starts = np.zeros(len(sizes), dtype=np.intp)
+        np.cumsum(sizes[:-1], out=starts[1:])
+        norms = np.sqrt(np.add.reduceat(values * values, starts))
+        norms[norms == 0] = 1  # (idf >= 1 makes it impossible; an all-zero row adds nothing)
+        values = values / np.repeat(norms, sizes)
+        out[rows] += np.add.reduceat(weights_t[offset + cols] * values[:, None], starts, axis=0)
 
 
 def export_features(step: Any, functions: Mapping[str, Callable[..., Any]]) -> list[TfidfView | FunctionView]:

@@ -276,7 +276,7 @@ _URL_RE = re.compile(r"(?:https?://|www\.)\S+")
 # ASCII letter/digit/dash runs with a digit in them: #1001, 113-1234567-1234567, 1z999aa1…
 _GLUED_WORD_ID_RE = re.compile(r"(?<![a-z0-9])([a-z]{3,})([0-9]{3,})(?![a-z0-9])")
 _ID_RE = re.compile(r"[#№]?[a-z0-9\-]*[0-9][a-z0-9\-]*")
-_SPACE_RE = re.compile(r"\s+")
+_DIGIT_RE = re.compile(r"[0-9]")
 
 
 def _id_placeholder(match: re.Match[str]) -> str:
@@ -290,11 +290,15 @@ def normalize_text(text: str) -> str:
     Only the first :data:`MAX_CLASSIFY_CHARS` characters are kept.
     """
     text = unicodedata.normalize("NFKC", text[:MAX_CLASSIFY_CHARS]).lower()
-    text = _EMAIL_RE.sub(f" {_PH_EMAIL} ", text)
-    text = _URL_RE.sub(f" {_PH_URL} ", text)
-    text = _GLUED_WORD_ID_RE.sub(r"\1 \2", text)  # "order1001" -> "order 1001"
-    text = _ID_RE.sub(_id_placeholder, text)
-    return _SPACE_RE.sub(" ", text).strip()
+    # each substitution is skipped when the character its pattern cannot match without is absent
+    if "@" in text:
+        text = _EMAIL_RE.sub(f" {_PH_EMAIL} ", text)
+    if "http" in text or "www." in text:
+        text = _URL_RE.sub(f" {_PH_URL} ", text)
+    if _DIGIT_RE.search(text) is not None:
+        text = _GLUED_WORD_ID_RE.sub(r"\1 \2", text)  # "order1001" -> "order 1001"
+        text = _ID_RE.sub(_id_placeholder, text)
+    return " ".join(text.split())  # whitespace runs to one space (str.split and re's \s agree)
 
 
 def _fold_accents(text: str) -> str:

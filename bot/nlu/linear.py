@@ -132,10 +132,10 @@ class FunctionView:
 
 class LinearText:
     """``transform(texts) @ weights_t`` for the stored views, without scikit-learn or a sparse
-    matrix: the known tokens of all the texts become one list of (column, tf-idf) pairs, their
-    weight rows are gathered from ``weights_t`` at once and summed per text (``np.add.reduceat``),
-    so a batch costs one numpy pass per view and each text's scores do not depend on the batch
-    it came in."""
+    matrix. Per view, the known tokens of all the texts become one list of (column, tf-idf)
+    pairs, weighted and l2-normalized per text in one numpy pass (float64); then per text the
+    weight rows of its columns (all views at once) are gathered from ``weights_t`` and multiplied
+    by their values. A text's scores do not depend on the batch it came in."""
 
     def __init__(self, views: Sequence[TfidfView | FunctionView], weights_t: Any,
                  functions: Mapping[str, Callable[..., Any]]) -> None:
@@ -154,6 +154,7 @@ class LinearText:
         already passed through that preprocessor (a caller that computed them for another model)."""
         weights_t = self.weights_t
         out = np.zeros((len(texts), weights_t.shape[1]), dtype=np.float64)
+        parts: list[list[tuple[Any, Any]]] = [[] for _ in texts]  # per text: (columns, values) per view
         offset = 0
         for view in self.views:
             if isinstance(view, FunctionView):
@@ -164,38 +165,50 @@ class LinearText:
                 if inputs is None:
                     preprocess = self.functions[view.preprocessor]
                     inputs = [preprocess(t) for t in texts]
-                self._add_tfidf(view, inputs, weights_t, offset, out)
+                _tfidf(view, inputs, offset, parts)
             offset += view.width
+        for n, found in enumerate(parts):
+            if not found:
+                continue
+            if len(found) == 1:
+                columns, values = found[0]
+            else:
+                columns = np.concatenate([c for c, _ in found])
+                values = np.concatenate([v for _, v in found])
+            out[n] += values @ weights_t[columns]
         return out
 
-    @staticmethod
-    def _add_tfidf(view: TfidfView, texts: Sequence[str], weights_t: Any, offset: int, out: Any) -> None:
-        columns: list[int] = []
-        counts: list[int] = []
-        rows: list[int] = []
-        sizes: list[int] = []
-        for n, text in enumerate(texts):
-            # Counter counts in C; the vocabulary maps distinct tokens to distinct columns
-            counted = Counter(view.columns(text))
-            if counted:
-                columns += counted.keys()
-                counts += counted.values()
-                rows.append(n)
-                sizes.append(len(counted))
-        if not rows:
-            return
-        idf = view.idf
-        cols = np.array(columns, dtype=np.intp)
-        tf = np.array(counts, dtype=idf.dtype)
-        if view.sublinear:
-            tf = np.log(tf) + 1
-        values = (tf * idf[cols]).astype(idf.dtype, copy=False)
-        starts = np.zeros(len(sizes), dtype=np.intp)
-        np.cumsum(sizes[:-1], out=starts[1:])
-        norms = np.sqrt(np.add.reduceat(values * values, starts))
-        norms[norms == 0] = 1  # (idf >= 1 makes it impossible; an all-zero row adds nothing)
-        values = values / np.repeat(norms, sizes)
-        out[rows] += np.add.reduceat(weights_t[offset + cols] * values[:, None], starts, axis=0)
+
+def _tfidf(view: TfidfView, texts: Sequence[str], offset: int, parts: list[list[tuple[Any, Any]]]) -> None:
+    """Append to ``parts[n]`` the weight-row indices (``offset`` + column) and l2-normalized
+    (sublinear) tf-idf values of the known tokens of ``texts[n]``."""
+    columns: list[int] = []
+    counts: list[int] = []
+    rows: list[int] = []
+    sizes: list[int] = []
+    for n, text in enumerate(texts):
+        # Counter counts in C; the vocabulary maps distinct tokens to distinct columns
+        counted = Counter(view.columns(text))
+        if counted:
+            columns += counted.keys()
+            counts += counted.values()
+            rows.append(n)
+            sizes.append(len(counted))
+    if not rows:
+        return
+    cols = np.array(columns, dtype=np.intp)
+    tf = np.array(counts, dtype=np.float64)
+    if view.sublinear:
+        tf = np.log(tf) + 1
+    values = tf * view.idf[cols]
+    starts = np.zeros(len(sizes), dtype=np.intp)
+    np.cumsum(sizes[:-1], out=starts[1:])
+    norms = np.sqrt(np.add.reduceat(values * values, starts))
+    norms[norms == 0] = 1  # (idf >= 1 makes it impossible; an all-zero row adds nothing)
+    values /= np.repeat(norms, sizes)
+    cols += offset
+    for n, start, size in zip(rows, starts.tolist(), sizes):
+        parts[n].append((cols[start:start + size], values[start:start + size]))
 
 
 def export_features(step: Any, functions: Mapping[str, Callable[..., Any]]) -> list[TfidfView | FunctionView]:

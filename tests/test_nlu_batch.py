@@ -157,3 +157,13 @@ def test_english_and_spanish_without_lingua_agree_with_lingua(monkeypatch: pytes
         decided += fast in ("en", "es")
     assert decided >= 100  # the shortcut is taken (most English and Spanish messages)
     assert disagree == 0, f"{disagree} of {decided} decisions differ from lingua"
+
+
+def test_warm_up_loads_lingua_which_english_no_longer_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server's warm-up sentence is English, decided without lingua: ``warm_up`` loads
+    lingua's models before the first customer instead."""
+    monkeypatch.setattr(language, "_detector", None)
+    assert language.detect_language("could you please tell me the status of my parcel") == "en"
+    assert language._detector is None
+    language.warm_up()
+    assert language._detector is not None

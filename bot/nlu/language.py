@@ -37,6 +37,7 @@ __all__ = [
     "detect_language",
     "normalize_language",
     "chinese_variant",
+    "warm_up",
 ]
 
 SUPPORTED_LANGUAGES: tuple[str, ...] = ("en", "es", "ru", "vi", "zh-Hans", "zh-Hant")
@@ -148,6 +149,16 @@ def _get_detector() -> LanguageDetector:
                 # reads them before the first customer (shopdesk.app._load_models).
                 _detector = LanguageDetectorBuilder.from_languages(*_LINGUA_TO_CODE).build()
     return _detector
+
+
+def warm_up() -> None:
+    """Load now what the first messages would load lazily: the word model and lingua's models of
+    the Latin-script languages (the only text that reaches lingua). Most English and Spanish
+    messages never reach lingua, so a warm-up sentence no longer loads it by itself."""
+    _latin_word_model()
+    detector = _get_detector()
+    for sample in ("could you please tell me the status of my parcel", "me puedes decir dónde está mi pedido"):
+        detector.compute_language_confidence_values(sample)
 
 
 # --- Russian in Latin letters, Vietnamese without tones --------------------------------

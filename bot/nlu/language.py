@@ -371,7 +371,7 @@ def detect_language(text: str, hint: str | None = None) -> str:
     latin_guess = _latin_words_guess(words)
     if latin_guess is not None:
         return latin_guess
-    if not vi_strong and _FAST_EN_ES:
+    if not vi_strong and _FAST_EN_ES and hint_code in (None, "en", "es"):
         guess = _en_es_words_guess(words)
         if guess is not None and hint_code in (None, guess):
             return guess

@@ -65,8 +65,10 @@ def word_ngrams(tokens: list[str], low: int, high: int) -> list[str]:
     grams = list(tokens) if low == 1 else []
     count = len(tokens)
     for n in range(max(low, 2), min(high + 1, count + 1)):
-        for i in range(count - n + 1):
-            grams.append(" ".join(tokens[i:i + n]))
+        if n == 2:
+            grams += [first + " " + second for first, second in zip(tokens, tokens[1:])]
+        else:
+            grams += [" ".join(tokens[i:i + n]) for i in range(count - n + 1)]
     return grams
 
 
@@ -105,13 +107,13 @@ class TfidfView:
         if self.analyzer != "char_wb":
             assert self.token_pattern is not None
             grams = word_ngrams(re.findall(self.token_pattern, text), low, high)
-            return [vocabulary[g] for g in grams if g in vocabulary]
+            return [c for c in map(vocabulary.get, grams) if c is not None]
         cache = self._word_columns
         found: list[int] = []
         for word in text.split():
             known = cache.get(word)
             if known is None:
-                known = tuple([vocabulary[g] for g in char_wb_ngrams(word, low, high) if g in vocabulary])
+                known = tuple([c for c in map(vocabulary.get, char_wb_ngrams(word, low, high)) if c is not None])
                 if len(word) <= _MAX_CACHED_WORD:
                     if len(cache) >= WORD_CACHE_SIZE:
                         try:  # the oldest entry (dicts keep insertion order); another thread may race

@@ -133,18 +133,19 @@ def test_english_and_spanish_without_lingua_agree_with_lingua(monkeypatch: pytes
     """Where the word model decides English or Spanish, lingua gives the same answer on the
     held-out sets, whatever the hint (numbers only)."""
     texts = _texts()
+    real = language._get_detector
+    calls: list[str] = []
+
+    class Spy:
+        def compute_language_confidence_values(self, sample: str) -> Any:
+            calls.append(sample)
+            return real().compute_language_confidence_values(sample)
+
     decided = disagree = 0
     for i, text in enumerate(texts):
         hint = HINTS[i % len(HINTS)]
+        calls.clear()
         monkeypatch.setattr(language, "_FAST_EN_ES", True)
-        calls: list[str] = []
-        real = language._get_detector
-
-        class Spy:
-            def compute_language_confidence_values(self, sample: str) -> Any:
-                calls.append(sample)
-                return real().compute_language_confidence_values(sample)
-
         monkeypatch.setattr(language, "_get_detector", Spy)
         fast = language.detect_language(text, hint)
         monkeypatch.setattr(language, "_get_detector", real)

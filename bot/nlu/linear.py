@@ -33,8 +33,8 @@ __all__ = ["TfidfView", "FunctionView", "LinearText", "export_features", "save",
 
 _WHITE_SPACES = re.compile(r"\s\s+")
 #: Distinct words whose character n-gram columns are kept per view (oldest dropped first;
-#: a few MB at most). Longer words are not cached.
-WORD_CACHE_SIZE = 20_000
+#: about 3 MB at most: ~0.4 KB a word). Longer words are not cached.
+WORD_CACHE_SIZE = 8_192
 _MAX_CACHED_WORD = 40
 _FIRST = np.zeros(1, dtype=np.intp)
 

@@ -123,6 +123,7 @@ def _load_models() -> None:
     from bot.dialog.choices import vocabulary
     from bot.dialog.requests import split_requests
     from bot.nlu import SUPPORTED_LANGUAGES, analyze, get_classifier, get_tone, train_out_of_process
+    from bot.nlu.language import warm_up as warm_up_language
 
     started = time.perf_counter()
     train_out_of_process()  # a missing model cache is built in a child: the server never imports scikit-learn
@@ -131,6 +132,7 @@ def _load_models() -> None:
     # everything else the first message of each language would load lazily: lingua's models
     # (a Latin-script sentence the word rules leave open), the dialog's word lists
     analyze("could you please tell me the status of my parcel")
+    warm_up_language()  # lingua's models: most English and Spanish messages are decided without them
     from shopbase.formatting import babel_locale, format_number
 
     for lang in SUPPORTED_LANGUAGES:

@@ -15,6 +15,7 @@ or :func:`set_classifier` to inject one (tests, a custom cache directory).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .entities import ENTITY_TYPES, Entity, extract_entities
@@ -26,6 +27,8 @@ from .intents import (
     IntentClassifier,
     IntentPrediction,
     ProcessWide,
+    _split_cjk,
+    normalize_text,
 )
 from .language import SUPPORTED_LANGUAGES, detect_language, normalize_language
 from .tone import HOSTILE_AT, ToneClassifier, get_tone, set_tone
@@ -41,6 +44,7 @@ __all__ = [
     "IntentPrediction",
     "NLUResult",
     "analyze",
+    "analyze_many",
     "detect_language",
     "extract_entities",
     "get_classifier",
@@ -128,17 +132,44 @@ def analyze(
     Slack locale); it decides the language of texts too short to tell, and is the
     fallback when detection is unsure. *classifier* overrides the process-wide one.
     """
-    if not isinstance(text, str):
-        text = "" if text is None else str(text)
-    language = detect_language(text, hint_lang)
-    prediction = (classifier or get_classifier()).predict(text[:MAX_CLASSIFY_CHARS])
-    entities = tuple(extract_entities(text))
-    return NLUResult(
-        text=text,
-        language=language,
-        intent=prediction.intent,
-        confidence=prediction.confidence,
-        entities=entities,
-        ranking=tuple(prediction.ranking),
-        hostility=(tone or get_tone()).hostility(text[:MAX_CLASSIFY_CHARS]),
-    )
+    return analyze_many([text], [hint_lang], classifier=classifier, tone=tone)[0]
+
+
+def analyze_many(
+    texts: Sequence[str], hint_langs: Sequence[str | None] | None = None, *,
+    classifier: IntentClassifier | None = None, tone: ToneClassifier | None = None,
+) -> list[NLUResult]:
+    """:func:`analyze` of several messages (a worker's micro-batch) with one vectorized model
+    pass each for intent and tone; every result equals :func:`analyze` of that message alone.
+    *hint_langs*, when given, has one hint per text.
+
+    Each text is normalised once (:func:`~bot.nlu.intents.normalize_text`) and that is shared
+    by the intent and tone models."""
+    texts = [t if isinstance(t, str) else ("" if t is None else str(t)) for t in texts]
+    if hint_langs is None:
+        hint_langs = [None] * len(texts)
+    elif len(hint_langs) != len(texts):
+        raise ValueError("one hint per text")
+    cut = [t[:MAX_CLASSIFY_CHARS] for t in texts]
+    normalized = [normalize_text(t) for t in cut]
+    words = [_split_cjk(n) for n in normalized]
+    predictions = (classifier or get_classifier()).predict_normalized(normalized, words)
+    # the tone model reads the text with its whitespace collapsed: the same normalised text
+    # unless the collapsing changed it (then normalised again)
+    calm = [" ".join(t.split()) for t in cut]
+    same = [c == t for c, t in zip(calm, cut)]
+    tone_normalized = [n if ok else normalize_text(c) for n, ok, c in zip(normalized, same, calm)]
+    tone_words = [w if ok else _split_cjk(n) for w, ok, n in zip(words, same, tone_normalized)]
+    hostility = (tone or get_tone()).hostility_prepared(calm, tone_normalized, tone_words)
+    return [
+        NLUResult(
+            text=text,
+            language=detect_language(text, hint),
+            intent=prediction.intent,
+            confidence=prediction.confidence,
+            entities=tuple(extract_entities(text)),
+            ranking=tuple(prediction.ranking),
+            hostility=score,
+        )
+        for text, hint, prediction, score in zip(texts, hint_langs, predictions, hostility)
+    ]

@@ -389,6 +389,7 @@ def _bare_orders(text: str) -> list[_Candidate]:
     return found
 
 
+_ASCII_DIGIT = re.compile(r"[0-9]")
 _FINDERS = (_emails, _labelled_orders, _marketplace_orders, _tracking, _phones, _postal_codes, _bare_orders)
 
 
@@ -416,6 +417,8 @@ def extract_entities(text: str, *, max_chars: int | None = MAX_SCAN_CHARS) -> li
             cut += 1
         text = text[:cut]
     folded = _fold(text)
+    if "@" not in folded and _ASCII_DIGIT.search(folded) is None:
+        return []  # every entity holds an ASCII digit (after folding) or is an e-mail address
     candidates: list[_Candidate] = []
     for finder in _FINDERS:
         candidates.extend(finder(folded))

@@ -276,7 +276,7 @@ _URL_RE = re.compile(r"(?:https?://|www\.)\S+")
 # ASCII letter/digit/dash runs with a digit in them: #1001, 113-1234567-1234567, 1z999aa1…
 _GLUED_WORD_ID_RE = re.compile(r"(?<![a-z0-9])([a-z]{3,})([0-9]{3,})(?![a-z0-9])")
 _ID_RE = re.compile(r"[#№]?[a-z0-9\-]*[0-9][a-z0-9\-]*")
-_SPACE_RE = re.compile(r"\s+")
+_DIGIT_RE = re.compile(r"[0-9]")
 
 
 def _id_placeholder(match: re.Match[str]) -> str:
@@ -290,15 +290,21 @@ def normalize_text(text: str) -> str:
     Only the first :data:`MAX_CLASSIFY_CHARS` characters are kept.
     """
     text = unicodedata.normalize("NFKC", text[:MAX_CLASSIFY_CHARS]).lower()
-    text = _EMAIL_RE.sub(f" {_PH_EMAIL} ", text)
-    text = _URL_RE.sub(f" {_PH_URL} ", text)
-    text = _GLUED_WORD_ID_RE.sub(r"\1 \2", text)  # "order1001" -> "order 1001"
-    text = _ID_RE.sub(_id_placeholder, text)
-    return _SPACE_RE.sub(" ", text).strip()
+    # each substitution is skipped when the character its pattern cannot match without is absent
+    if "@" in text:
+        text = _EMAIL_RE.sub(f" {_PH_EMAIL} ", text)
+    if "http" in text or "www." in text:
+        text = _URL_RE.sub(f" {_PH_URL} ", text)
+    if _DIGIT_RE.search(text) is not None:
+        text = _GLUED_WORD_ID_RE.sub(r"\1 \2", text)  # "order1001" -> "order 1001"
+        text = _ID_RE.sub(_id_placeholder, text)
+    return " ".join(text.split())  # whitespace runs to one space (str.split and re's \s agree)
 
 
 def _fold_accents(text: str) -> str:
     """Preprocessor of the character view: drop diacritics (``đơn`` → ``don``)."""
+    if text.isascii():  # nothing to decompose or drop
+        return text
     decomposed = unicodedata.normalize("NFKD", text)
     stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     return stripped.replace("đ", "d")
@@ -575,17 +581,21 @@ class IntentClassifier:
 
     def predict_proba(self, normalized: Sequence[str]) -> Any:
         """Class probabilities for already-normalized texts (rows in :attr:`classes` order)."""
+        return self._probabilities(list(normalized))
+
+    def _probabilities(self, normalized: list[str], prepared: dict[str, list[str]] | None = None) -> Any:
         import numpy as np
 
-        scores = self._linear.scores(list(normalized)) + self._intercept
+        scores = self._linear.scores(normalized, prepared) + self._intercept
         proba = (1.0 / (1.0 + np.exp(self._a * scores + self._b))).reshape(len(normalized), self._folds, -1)
         denominator = proba.sum(axis=2, keepdims=True)
         if denominator.all():
             proba /= denominator
         else:  # all sigmoids underflowed: scikit-learn's uniform fallback
             proba = np.divide(proba, denominator, out=np.full_like(proba, 1 / proba.shape[2]), where=denominator != 0)
-        mean = proba.mean(axis=1)
-        mean[(mean > 1.0) & (mean <= 1.0 + 1e-5)] = 1.0
+        mean = np.add.reduce(proba, axis=1) / self._folds  # what .mean(axis=1) computes, without its wrapper
+        if mean.max() > 1.0:
+            mean[(mean > 1.0) & (mean <= 1.0 + 1e-5)] = 1.0
         return mean
 
     def predict(self, text: str) -> IntentPrediction:
@@ -593,16 +603,26 @@ class IntentClassifier:
         return self.predict_many([text])[0]
 
     def predict_many(self, texts: Sequence[str]) -> list[IntentPrediction]:
-        normalized = [normalize_text(t) if isinstance(t, str) else "" for t in texts]
+        """Classify several messages in one vectorized pass; each result is the same as
+        :meth:`predict` of that message alone."""
+        return self.predict_normalized([normalize_text(t) if isinstance(t, str) else "" for t in texts])
+
+    def predict_normalized(self, normalized: Sequence[str], words: Sequence[str] | None = None) -> list[IntentPrediction]:
+        """:meth:`predict_many` of texts already passed through :func:`normalize_text` (*words*:
+        the same through :func:`_split_cjk` too, when the caller has them)."""
         results: list[IntentPrediction | None] = [
             None if _has_content(n) else _NO_TEXT for n in normalized
         ]
         todo = [i for i, r in enumerate(results) if r is None]
         if todo:
-            probs = self.predict_proba([normalized[i] for i in todo])
-            for i, row in zip(todo, probs):
+            texts = [normalized[i] for i in todo]
+            prepared = {"fold_accents": [_fold_accents(t) for t in texts],
+                        "split_cjk": [words[i] for i in todo] if words is not None else [_split_cjk(t) for t in texts]}
+            probs = self._probabilities(texts, prepared)
+            classes = self.classes
+            for i, row in zip(todo, probs.tolist()):
                 ranking = sorted(
-                    ((c, round(float(p), 6)) for c, p in zip(self.classes, row)),
+                    ((c, round(p, 6)) for c, p in zip(classes, row)),
                     key=lambda cp: (-cp[1], cp[0]),
                 )
                 best, confidence = ranking[0]

@@ -23,7 +23,7 @@ import re
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,11 @@ import numpy as np
 __all__ = ["TfidfView", "FunctionView", "LinearText", "export_features", "save", "load"]
 
 _WHITE_SPACES = re.compile(r"\s\s+")
+#: Distinct words whose character n-gram columns are kept per view (oldest dropped first;
+#: about 3 MB at most: ~0.4 KB a word). Longer words are not cached.
+WORD_CACHE_SIZE = 8_192
+_MAX_CACHED_WORD = 40
+_FIRST = np.zeros(1, dtype=np.intp)
 
 
 def char_wb_ngrams(text: str, low: int, high: int) -> list[str]:
@@ -60,8 +65,10 @@ def word_ngrams(tokens: list[str], low: int, high: int) -> list[str]:
     grams = list(tokens) if low == 1 else []
     count = len(tokens)
     for n in range(max(low, 2), min(high + 1, count + 1)):
-        for i in range(count - n + 1):
-            grams.append(" ".join(tokens[i:i + n]))
+        if n == 2:
+            grams += [first + " " + second for first, second in zip(tokens, tokens[1:])]
+        else:
+            grams += [" ".join(tokens[i:i + n]) for i in range(count - n + 1)]
     return grams
 
 
@@ -76,6 +83,8 @@ class TfidfView:
     sublinear: bool
     vocabulary: dict[str, int]
     idf: Any
+    #: preprocessed word -> columns of its known character n-grams (``char_wb`` only)
+    _word_columns: dict[str, tuple[int, ...]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def analyze(self, text: str, functions: Mapping[str, Callable[..., Any]]) -> list[str]:
         text = functions[self.preprocessor](text)
@@ -89,6 +98,32 @@ class TfidfView:
     def width(self) -> int:
         return len(self.idf)
 
+    def columns(self, text: str) -> list[int]:
+        """The vocabulary columns of the known tokens of an already-preprocessed *text*, one per
+        occurrence (what :meth:`analyze` gives, minus the unknown tokens). Character n-grams never
+        cross a word, so they are looked up once per distinct word and kept in a bounded cache."""
+        vocabulary = self.vocabulary
+        low, high = self.ngram_range
+        if self.analyzer != "char_wb":
+            assert self.token_pattern is not None
+            grams = word_ngrams(re.findall(self.token_pattern, text), low, high)
+            return [c for c in map(vocabulary.get, grams) if c is not None]
+        cache = self._word_columns
+        found: list[int] = []
+        for word in text.split():
+            known = cache.get(word)
+            if known is None:
+                known = tuple([c for c in map(vocabulary.get, char_wb_ngrams(word, low, high)) if c is not None])
+                if len(word) <= _MAX_CACHED_WORD:
+                    if len(cache) >= WORD_CACHE_SIZE:
+                        try:  # the oldest entry (dicts keep insertion order); another thread may race
+                            del cache[next(iter(cache))]
+                        except (KeyError, RuntimeError, StopIteration):
+                            pass
+                    cache[word] = known
+            found += known
+        return found
+
 
 @dataclass
 class FunctionView:
@@ -100,8 +135,10 @@ class FunctionView:
 
 class LinearText:
     """``transform(texts) @ weights_t`` for the stored views, without scikit-learn or a sparse
-    matrix: per text and view, the columns of its known tokens are gathered from ``weights_t``
-    and multiplied by their tf-idf values."""
+    matrix. Per view, the known tokens of all the texts become one list of (column, tf-idf)
+    pairs, weighted and l2-normalized per text in one numpy pass (float64); then per text the
+    weight rows of its columns (all views at once) are gathered from ``weights_t`` and multiplied
+    by their values. A text's scores do not depend on the batch it came in."""
 
     def __init__(self, views: Sequence[TfidfView | FunctionView], weights_t: Any,
                  functions: Mapping[str, Callable[..., Any]]) -> None:
@@ -115,33 +152,72 @@ class LinearText:
         if sum(v.width for v in self.views) != weights_t.shape[0]:
             raise ValueError("weights do not match the features")
 
-    def scores(self, texts: Sequence[str]) -> Any:
+    def scores(self, texts: Sequence[str], prepared: Mapping[str, Sequence[str]] | None = None) -> Any:
+        """Scores of *texts* (one row each). *prepared* may hold, by preprocessor name, the texts
+        already passed through that preprocessor (a caller that computed them for another model)."""
         weights_t = self.weights_t
         out = np.zeros((len(texts), weights_t.shape[1]), dtype=np.float64)
+        parts: list[list[tuple[Any, Any]]] = [[] for _ in texts]  # per text: (columns, values) per view
         offset = 0
         for view in self.views:
             if isinstance(view, FunctionView):
                 block = np.asarray(self.functions[view.function](list(texts)), dtype=np.float64)
                 out += block @ weights_t[offset:offset + view.width]
-                offset += view.width
-                continue
-            vocabulary, idf = view.vocabulary, view.idf
-            for n, text in enumerate(texts):
-                # Counter counts in C; the vocabulary maps distinct tokens to distinct columns
-                known = [(vocabulary[t], c) for t, c in Counter(view.analyze(text, self.functions)).items()
-                         if t in vocabulary]
-                if not known:
-                    continue
-                columns = np.fromiter((c for c, _ in known), dtype=np.intp, count=len(known))
-                row = np.fromiter((k for _, k in known), dtype=idf.dtype, count=len(known))
-                if view.sublinear:
-                    row = np.log(row) + 1
-                row = (row * idf[columns]).astype(idf.dtype, copy=False)
-                norm = np.sqrt(np.dot(row, row))
-                if norm > 0:
-                    out[n] += (row / norm) @ weights_t[offset + columns]
+            else:
+                inputs = prepared.get(view.preprocessor) if prepared is not None else None
+                if inputs is None:
+                    preprocess = self.functions[view.preprocessor]
+                    inputs = [preprocess(t) for t in texts]
+                _tfidf(view, inputs, offset, parts)
             offset += view.width
+        for n, found in enumerate(parts):
+            if not found:
+                continue
+            if len(found) == 1:
+                columns, values = found[0]
+            else:
+                columns = np.concatenate([c for c, _ in found])
+                values = np.concatenate([v for _, v in found])
+            out[n] += values @ weights_t[columns]
         return out
+
+
+def _tfidf(view: TfidfView, texts: Sequence[str], offset: int, parts: list[list[tuple[Any, Any]]]) -> None:
+    """Append to ``parts[n]`` the weight-row indices (``offset`` + column) and l2-normalized
+    (sublinear) tf-idf values of the known tokens of ``texts[n]``."""
+    columns: list[int] = []
+    counts: list[int] = []
+    rows: list[int] = []
+    sizes: list[int] = []
+    for n, text in enumerate(texts):
+        # Counter counts in C; the vocabulary maps distinct tokens to distinct columns
+        counted = Counter(view.columns(text))
+        if counted:
+            columns += counted.keys()
+            counts += counted.values()
+            rows.append(n)
+            sizes.append(len(counted))
+    if not rows:
+        return
+    cols = np.array(columns, dtype=np.intp)
+    tf = np.array(counts, dtype=np.float64)
+    if view.sublinear:
+        tf = np.log(tf) + 1
+    values = tf * view.idf[cols]
+    cols += offset
+    if len(rows) == 1:  # one text (the usual case): the same arithmetic with fewer numpy calls
+        norm = np.sqrt(np.add.reduceat(values * values, _FIRST))
+        if norm[0] > 0:  # (idf >= 1 makes a zero norm impossible)
+            values /= norm
+        parts[rows[0]].append((cols, values))
+        return
+    starts = np.zeros(len(sizes), dtype=np.intp)
+    np.cumsum(np.array(sizes[:-1], dtype=np.intp), out=starts[1:])
+    norms = np.sqrt(np.add.reduceat(values * values, starts))
+    norms[norms == 0] = 1  # (an all-zero row adds nothing)
+    values /= np.repeat(norms, sizes)
+    for n, start, size in zip(rows, starts.tolist(), sizes):
+        parts[n].append((cols[start:start + size], values[start:start + size]))
 
 
 def export_features(step: Any, functions: Mapping[str, Callable[..., Any]]) -> list[TfidfView | FunctionView]:

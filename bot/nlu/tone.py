@@ -103,8 +103,14 @@ def _fury(texts: Sequence[str]) -> Any:
     are left out on purpose: delighted customers and typed-in names use them just as much.)"""
     import numpy as np
 
-    return np.asarray([min(sum(ch in _ANGRY_EMOJI for ch in text), 3) / 3 for text in texts],
-                      dtype=np.float32).reshape(len(texts), 1)
+    return np.asarray([min(_angry_count(text), 3) / 3 for text in texts], dtype=np.float32).reshape(len(texts), 1)
+
+
+def _angry_count(text: str) -> int:
+    """How many angry emoji *text* holds (each one code point)."""
+    if text.isascii():
+        return 0
+    return sum(text.count(emoji) for emoji in _ANGRY_EMOJI)
 
 
 def _build_pipeline() -> Any:
@@ -227,21 +233,31 @@ class ToneClassifier:
         return clf
 
     def hostility_many(self, texts: Sequence[str]) -> list[float]:
+        """:meth:`hostility` of several texts in one vectorized pass (each the same as alone)."""
         texts = [" ".join(t[:MAX_CLASSIFY_CHARS].split()) if isinstance(t, str) else "" for t in texts]
-        scored = [bool(normalize_text(t)) and (any(ch.isalnum() for ch in t) or bool(_fury([t])[0].any()))
-                  for t in texts]
+        return self.hostility_prepared(texts, [normalize_text(t) for t in texts])
+
+    def hostility_prepared(self, texts: Sequence[str], normalized: Sequence[str],
+                           words: Sequence[str] | None = None) -> list[float]:
+        """:meth:`hostility_many` of texts already cut to :data:`MAX_CLASSIFY_CHARS` with their
+        whitespace collapsed (``" ".join(t.split())``), with their :func:`normalize_text` (and, when
+        the caller has them, that through ``_split_cjk``: *words*)."""
+        scored = [bool(n) and (any(ch.isalnum() for ch in t) or _angry_count(t) > 0)
+                  for t, n in zip(texts, normalized)]
         todo = [i for i, ok in enumerate(scored) if ok]
         scores = [0.0] * len(texts)
         if todo:
-            for i, score in zip(todo, self._hostile_probability([texts[i] for i in todo])):
-                scores[i] = round(float(score), 6)
+            views = [words[i] for i in todo] if words is not None else [_split_cjk(normalized[i]) for i in todo]
+            probabilities = self._hostile_probability([texts[i] for i in todo], {"words_view": views})
+            for i, score in zip(todo, probabilities.tolist()):
+                scores[i] = round(score, 6)
         return scores
 
-    def _hostile_probability(self, texts: list[str]) -> Any:
+    def _hostile_probability(self, texts: list[str], prepared: dict[str, list[str]] | None = None) -> Any:
         """P(hostile) per text: the logistic regression on the exported features."""
         import numpy as np
 
-        logit = self._linear.scores(texts)[:, 0] + self._intercept
+        logit = self._linear.scores(texts, prepared)[:, 0] + self._intercept
         p_second = 1.0 / (1.0 + np.exp(-logit))  # binary LR: the probability of classes_[1]
         return p_second if self._hostile_column == 1 else 1.0 - p_second
 

@@ -64,7 +64,8 @@ def print_report(results: dict[str, Any]) -> None:
         print(f"Understanding: FAILED: {nlu['error']}")
     elif nlu:
         parts = [f"{k[:-3]} {v:.3f}" for k, v in nlu.items() if k.endswith("_ms")]
-        print(f"Understanding, median ms per message ({nlu['messages']} messages): " + ", ".join(parts))
+        print(f"Understanding, ms per message ({nlu['messages']} messages; medians unless p90/p99/cpu): "
+              + ", ".join(parts))
     inbox = results.get("inbox", [])
     if inbox:
         print()

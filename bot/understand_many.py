@@ -1,45 +1,24 @@
 """Understanding a micro-batch of messages in one vectorized call.
 
-:func:`analyze_many` gives, for each ``(text, hint_lang)``, exactly what
-:func:`bot.nlu.analyze` gives for it (tests/test_understand_many.py holds them equal), but the
-intent and tone models score the whole batch at once (``predict_many``, ``hostility_many``):
-one matrix product for the batch instead of one per message. Language and entities are per
-text, as in ``analyze``. ``Pipeline.process_many`` calls it once per batch.
+:func:`analyze_many` takes the batch as ``(text, hint_lang)`` pairs, as ``Pipeline.process_many``
+reads them, and gives for each exactly what :func:`bot.nlu.analyze` gives for it
+(tests/test_understand_many.py and tests/test_nlu_batch.py hold them equal): it is
+:func:`bot.nlu.analyze_many`, where each text is normalised once and the intent and tone models
+score the whole batch with one matrix product per view.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bot.nlu import (
-    MAX_CLASSIFY_CHARS,
-    NLUResult,
-    detect_language,
-    extract_entities,
-    get_classifier,
-    get_tone,
-)
+from bot import nlu
+from bot.nlu import NLUResult
 
 __all__ = ["analyze_many"]
 
 
 def analyze_many(items: Sequence[tuple[str, str | None]]) -> list[NLUResult]:
     """``[analyze(text, hint_lang=hint) for text, hint in items]``, the models run once for all."""
-    texts = [text if isinstance(text, str) else ("" if text is None else str(text)) for text, _ in items]
-    if not texts:
+    if not items:
         return []
-    clipped = [text[:MAX_CLASSIFY_CHARS] for text in texts]
-    predictions = get_classifier().predict_many(clipped)
-    hostility = get_tone().hostility_many(clipped)
-    return [
-        NLUResult(
-            text=text,
-            language=detect_language(text, hint),
-            intent=prediction.intent,
-            confidence=prediction.confidence,
-            entities=tuple(extract_entities(text)),
-            ranking=tuple(prediction.ranking),
-            hostility=score,
-        )
-        for text, (_, hint), prediction, score in zip(texts, items, predictions, hostility, strict=True)
-    ]
+    return nlu.analyze_many([text for text, _ in items], [hint for _, hint in items])

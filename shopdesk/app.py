@@ -194,7 +194,7 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
     from bot.connectors import build_connectors
     from bot.pipeline import Pipeline
     from inbox import sla
-    from inbox.actions.shipment_notify import shipment_notify
+    from inbox.actions.shipment_notify import shipment_notify, shipment_notify_many
     from inbox.alerts.runner import AlertRunner
     from inbox.channels import SenderRegistry
     from inbox.events import EventBus
@@ -258,8 +258,9 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
     sla.set_default_timezone(settings.shop_timezone)
     runtime.sla = sla.SlaJob(sessions, should_run=runtime.leadership)
 
-    runtime.proactive = ProactiveJob(sessions, functools.partial(
-        shipment_notify, shop_timezone=settings.shop_timezone, default_language=settings.default_language))
+    notify_options = {"shop_timezone": settings.shop_timezone, "default_language": settings.default_language}
+    runtime.proactive = ProactiveJob(sessions, functools.partial(shipment_notify, **notify_options),
+                                     notify_many=functools.partial(shipment_notify_many, **notify_options), chunk=100)
 
     async def on_order_change(event: str, order_id: int) -> None:
         if event == "shipment.updated":

@@ -274,7 +274,8 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
     bot.files.setup(app, sessions, settings.secret_key_bytes(), settings.shop_name, settings.shop_timezone)
     ordersvc.api.setup(app, sessions)
     ordersvc.webhooks.setup(app, sessions, lambda: _shopify_secrets(settings), on_change=on_order_change,
-                            privacy=shopify_privacy_handlers(settings.files_dir))
+                            privacy=shopify_privacy_handlers(settings.files_dir),
+                            concurrency=settings.webhook_concurrency)
     inbox.web.setup(
         app,
         sessions=sessions,

@@ -258,9 +258,11 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
     sla.set_default_timezone(settings.shop_timezone)
     runtime.sla = sla.SlaJob(sessions, should_run=runtime.leadership)
 
-    notify_options = {"shop_timezone": settings.shop_timezone, "default_language": settings.default_language}
-    runtime.proactive = ProactiveJob(sessions, functools.partial(shipment_notify, **notify_options),
-                                     notify_many=functools.partial(shipment_notify_many, **notify_options), chunk=100)
+    zone, language = settings.shop_timezone, settings.default_language
+    runtime.proactive = ProactiveJob(
+        sessions, functools.partial(shipment_notify, shop_timezone=zone, default_language=language),
+        notify_many=functools.partial(shipment_notify_many, shop_timezone=zone, default_language=language),
+        chunk=100)
 
     async def on_order_change(event: str, order_id: int) -> None:
         if event == "shipment.updated":

@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from datetime import datetime
 
 import sqlalchemy as sa
-
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 

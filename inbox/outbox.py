@@ -553,6 +553,7 @@ class OutboxDispatcher:
                 "still_pending": select(col(OutboxMessage.id))
                 .where(col(OutboxMessage.id).in_(sa.bindparam("b_ids", expanding=True)),
                        col(OutboxMessage.status) == OutboxStatus.pending)
+                .order_by(col(OutboxMessage.id))  # locks taken in one order (PostgreSQL)
                 .with_for_update(),  # ignored by SQLite
                 "sent": sa.update(OutboxMessage)
                 .where(col(OutboxMessage.id) == sa.bindparam("b_id"), col(OutboxMessage.status) == OutboxStatus.pending)

@@ -92,7 +92,8 @@ async def _seed(sessions: Any, n: int) -> None:
             await db.commit()
 
 
-async def _one_run(n: int, mode: str, workdir: Path, concurrency: int | None = None) -> dict[str, Any]:
+async def _one_run(n: int, mode: str, workdir: Path, concurrency: int | None = None,
+                   databases: Any = None) -> dict[str, Any]:
     """``mode``: "unlimited" (the limiter off: a self-hosted Bot API), "limited" (Telegram's
     default limits) or "paid" (the default limits, the merchant opted in to paid broadcasts)."""
     from inbox.proactive import PAID_BROADCAST, SETTINGS_KEY, update_settings
@@ -102,7 +103,9 @@ async def _one_run(n: int, mode: str, workdir: Path, concurrency: int | None = N
     from shopdesk.settings import Settings
 
     limited = mode != "unlimited"
-    url = f"sqlite+aiosqlite:///{workdir / f'{mode}.db'}"
+    # PostgreSQL: a migrated database on a throwaway cluster (tests/bench/databases.py)
+    url = await databases.url("postgresql", f"proactive_{mode}") if databases is not None \
+        else f"sqlite+aiosqlite:///{workdir / f'{mode}.db'}"
     engine = create_engine(url)
     await migrate(engine)
     sessions = session_maker(engine)
@@ -218,7 +221,7 @@ async def _one_run(n: int, mode: str, workdir: Path, concurrency: int | None = N
     # the platform's floor: at Telegram's overall rate the last of n messages cannot go out sooner
     rate = {"unlimited": None, "limited": 30.0, "paid": 1000.0}[mode]
     return {
-        "mode": mode, "outbox_concurrency": settings.outbox_concurrency,
+        "mode": mode, "database": url.split("+", 1)[0], "outbox_concurrency": settings.outbox_concurrency,
         "webhook_concurrency": settings.webhook_concurrency, "shipments": n,
         "platform_rate_per_s": rate, "platform_floor_all_sent_s": round(n / rate, 1) if rate else None,
         "paid_broadcasts": api.paid_broadcasts, "seed_s": round(seeded_s, 1), "webhook_failures": len(failures),
@@ -252,14 +255,22 @@ def _alerts() -> dict[str, Any]:
 
 
 async def run_proactive(n: int = 10_000, *, limited_too: bool = True, alerts: bool = True,
-                        unlimited: bool = True, paid: bool = False, concurrency: int | None = None) -> dict[str, Any]:
+                        unlimited: bool = True, paid: bool = False, concurrency: int | None = None,
+                        postgres: bool = False) -> dict[str, Any]:
+    from tests.bench.databases import Databases
+
     with tempfile.TemporaryDirectory(prefix="shopdesk-bench-proactive-") as tmp:
         work = Path(tmp)
+        databases = Databases(work) if postgres else None
         result: dict[str, Any] = {"load_before": os.getloadavg()}
-        for mode, wanted in (("unlimited", unlimited), ("limited", limited_too), ("paid", paid)):
-            if wanted:
-                result[mode] = await _one_run(n, mode, work, concurrency)
-                result[f"load_after_{mode}"] = os.getloadavg()
+        try:
+            for mode, wanted in (("unlimited", unlimited), ("limited", limited_too), ("paid", paid)):
+                if wanted:
+                    result[mode] = await _one_run(n, mode, work, concurrency, databases)
+                    result[f"load_after_{mode}"] = os.getloadavg()
+        finally:
+            if databases is not None:
+                databases.close()
         result["load_after"] = os.getloadavg()
     if alerts:
         result["alerts"] = await asyncio.to_thread(_alerts)
@@ -287,11 +298,13 @@ def main() -> None:
                         help="also run with Telegram's limits and the merchant's paid broadcasts on (1,000/s)")
     parser.add_argument("--concurrency", type=int, default=None,
                         help="SHOPDESK_OUTBOX_CONCURRENCY for the runs (default: the setting's default)")
+    parser.add_argument("--postgres", action="store_true",
+                        help="run on PostgreSQL (a throwaway cluster, tests/pg_cluster.py) instead of SQLite")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     result = asyncio.run(run_proactive(args.shipments, limited_too=not args.no_limited, alerts=not args.no_alerts,
                                        unlimited=not args.no_unlimited, paid=args.paid,
-                                       concurrency=args.concurrency))
+                                       concurrency=args.concurrency, postgres=args.postgres))
     print_report(result)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1, default=str))

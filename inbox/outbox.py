@@ -353,7 +353,7 @@ class OutboxDispatcher:
         self._stopping = False
         self._unsubscribe: Callable[[], None] | None = None
         self._sent_pending: list[tuple[_Claimed, Any, asyncio.Future[None]]] = []
-        self._sent_flusher: asyncio.Task[None] | None = None
+        self._sent_flusher: asyncio.Future[None] | None = None  # a batch of sent rows is being written
         self._built: dict[str, Any] | None = None
         self._in_flight: dict[int, int] = {}  # outbox id -> sends in flight (the heartbeat renews their lease)
         self._heartbeat: asyncio.Task[None] | None = None
@@ -550,6 +550,11 @@ class OutboxDispatcher:
                 .where(*self._due_heads(), *mine)
                 .order_by(due_at)
                 .limit(1),
+                "still_pending": select(col(OutboxMessage.id))
+                .where(col(OutboxMessage.id).in_(sa.bindparam("b_ids", expanding=True)),
+                       col(OutboxMessage.status) == OutboxStatus.pending)
+                .order_by(col(OutboxMessage.id))  # locks taken in one order (PostgreSQL)
+                .with_for_update(),  # ignored by SQLite
                 "sent": sa.update(OutboxMessage)
                 .where(col(OutboxMessage.id) == sa.bindparam("b_id"), col(OutboxMessage.status) == OutboxStatus.pending)
                 .values(status=OutboxStatus.sent, sent_at=sa.bindparam("b_now"),
@@ -679,7 +684,9 @@ class OutboxDispatcher:
                 return
             payload = dataclasses.replace(OutboundPayload.from_json(row.payload), message_id=row.message_id)
             try:
-                platform_id = await asyncio.wait_for(sender.send(contact, payload), timeout=self.send_timeout)
+                # asyncio.timeout, not wait_for: no extra task, so no extra loop turns per send
+                async with asyncio.timeout(self.send_timeout):
+                    platform_id = await sender.send(contact, payload)
             except RetryLater as exc:
                 await self._retry(row, exc.seconds, exc.reason or "retry later", rate_limited=exc.rate_limited,
                                   hold=exc.hold)
@@ -710,7 +717,8 @@ class OutboxDispatcher:
                             attempts=row.attempts, created_at=row.created_at or self.clock(),
                             progress=dict(row.payload.get("progress") or {}))
             try:
-                platform_id = await asyncio.wait_for(sender.send_notice(notice), timeout=self.send_timeout)
+                async with asyncio.timeout(self.send_timeout):
+                    platform_id = await sender.send_notice(notice)
             except RetryLater as exc:
                 await self._retry(row, exc.seconds, exc.reason or "retry later", progress=notice.progress,
                                   rate_limited=exc.rate_limited, hold=exc.hold)
@@ -786,12 +794,22 @@ class OutboxDispatcher:
 
     async def _mark_sent(self, row: _Claimed, platform_id: Any) -> None:
         """Record a successful send. Sends that finish together are committed together (group
-        commit): the first one schedules a flush on the next loop turn, the others join it, and
+        commit): the first one waits one loop turn and writes the batch, the others join it, and
         each caller returns once its own row is committed (or gets the flush's error)."""
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
         self._sent_pending.append((row, platform_id, done))
         if self._sent_flusher is None or self._sent_flusher.done():
-            self._sent_flusher = asyncio.get_running_loop().create_task(self._flush_sent(), name="outbox-mark-sent")
+            # the first one flushes the batch itself: no task to start, one loop turn less per send
+            # (on a busy loop every turn waits behind all other ready work)
+            self._sent_flusher = loop.create_future()
+            try:
+                await self._flush_sent()
+            finally:
+                leader, self._sent_flusher = self._sent_flusher, None
+                leader.set_result(None)
+                if self._sent_pending:  # cut short (cancelled): the others' rows still get written
+                    self._sent_flusher = loop.create_task(self._flush_sent(), name="outbox-mark-sent")
         await done
 
     async def _flush_sent(self) -> None:
@@ -812,50 +830,30 @@ class OutboxDispatcher:
                         done.set_result(None)
 
     async def _write_sent(self, batch: list[tuple[_Claimed, Any]]) -> None:
+        """Record a group of successful sends: one statement finds which are still pending (locked
+        on PostgreSQL), one (executemany) marks them sent and one their messages delivered."""
         now = self.clock()
-        async with self.sessions() as session:
-            statements = self._statements()
-            if len(batch) > 1 and await self._write_sent_many(session, batch, now):
-                return
-            for row, platform_id in batch:
-                platform_ref = str(platform_id)[:128] if platform_id is not None else None
-                result = await session.exec(statements["sent"], params={
-                    "b_id": row.id, "b_now": now, "b_ref": platform_ref, "b_attempts": row.attempts + 1})
-                if result.rowcount != 1:
-                    continue  # no longer pending (given up or sent by another dispatcher): nothing to record
-                if row.message_id is not None:
-                    await session.exec(statements["delivered"], params={"b_id": row.message_id, "b_ref": platform_ref})
-                if not row.is_notice:
-                    collect(session, Event(EventType.message_delivery.value, row.conversation_id,
-                                           {"message_id": row.message_id, "outbox_id": row.id, "status": "sent"}))
-            await session.commit()
-        log.debug("sent outbox %s (message %s, conversation %s)", row.id, row.message_id, row.conversation_id)
-
-    async def _write_sent_many(self, session: AsyncSession, batch: list[tuple[_Claimed, Any]], now: datetime) -> bool:
-        """The batch's marks as two executemany statements (where the driver counts the rows of
-        one); False, with nothing written, unless every row was still pending (then the row-by-row
-        path decides each one)."""
-        if not session.get_bind().dialect.supports_sane_multi_rowcount:
-            return False
+        refs = {row.id: str(platform_id)[:128] if platform_id is not None else None for row, platform_id in batch}
         statements = self._statements()
-        refs = [str(platform_id)[:128] if platform_id is not None else None for _, platform_id in batch]
-        connection = await session.connection()
-        result = await connection.execute(statements["sent"], [
-            {"b_id": row.id, "b_now": now, "b_ref": ref, "b_attempts": row.attempts + 1}
-            for (row, _), ref in zip(batch, refs, strict=True)])
-        if result.rowcount != len(batch):
-            await session.rollback()
-            return False
-        delivered = [{"b_id": row.message_id, "b_ref": ref} for (row, _), ref in zip(batch, refs, strict=True)
-                     if row.message_id is not None]
-        if delivered:
-            await connection.execute(statements["delivered"], delivered)
-        for row, _ in batch:
-            if not row.is_notice:
-                collect(session, Event(EventType.message_delivery.value, row.conversation_id,
-                                       {"message_id": row.message_id, "outbox_id": row.id, "status": "sent"}))
-        await session.commit()
-        return True
+        async with self.sessions() as session:
+            # a row no longer pending (given up or sent by another dispatcher) has nothing to record
+            pending = set((await session.exec(statements["still_pending"], params={"b_ids": list(refs)})).all())
+            rows = list({row.id: row for row, _ in batch if row.id in pending}.values())
+            if rows:
+                connection = await session.connection()
+                await connection.execute(statements["sent"], [
+                    {"b_id": row.id, "b_now": now, "b_ref": refs[row.id], "b_attempts": row.attempts + 1}
+                    for row in rows])
+                delivered = [{"b_id": row.message_id, "b_ref": refs[row.id]} for row in rows
+                             if row.message_id is not None]
+                if delivered:
+                    await connection.execute(statements["delivered"], delivered)
+                for row in rows:
+                    if not row.is_notice:
+                        collect(session, Event(EventType.message_delivery.value, row.conversation_id,
+                                               {"message_id": row.message_id, "outbox_id": row.id, "status": "sent"}))
+            await session.commit()
+        log.debug("sent %d outbox row(s)", len(rows))
 
     async def _retry(self, row: _Claimed, seconds: float | None, reason: str,
                      progress: dict[str, Any] | None = None, *, rate_limited: bool = False,

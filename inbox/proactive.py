@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, time, timedelta, tzinfo
 from functools import lru_cache
 from typing import Any
@@ -117,6 +117,8 @@ def quiet_until(now: datetime, tz: tzinfo) -> datetime | None:
 
 
 Notify = Callable[[AsyncSession, Any, datetime], Awaitable[str]]
+#: the same for a chunk of updates (one outcome each, in order): a few statements per chunk
+NotifyMany = Callable[[AsyncSession, Sequence[Any], datetime], Awaitable[list[str]]]
 
 
 class ProactiveJob:
@@ -126,14 +128,17 @@ class ProactiveJob:
 
     Small on purpose (``alerts`` has its own job for merchant rules). ``wake()`` after a
     Shopify webhook makes it run at once; otherwise it runs every ``interval`` seconds.
-    ``clock`` is injectable so tests control time.
+    ``clock`` is injectable so tests control time. ``notify_many`` (optional) handles a whole
+    chunk at once (``inbox.actions.shipment_notify.shipment_notify_many``); ``notify`` is then
+    only used for the one-by-one retry of a failing chunk.
     """
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], notify: Notify, *,
                  interval: float = 30.0, clock: Callable[[], datetime] = utcnow, batch: int = 1000,
-                 chunk: int = 50) -> None:
+                 chunk: int = 50, notify_many: NotifyMany | None = None) -> None:
         self.sessions = sessions
         self.notify = notify
+        self.notify_many = notify_many
         self.interval = interval
         self.clock = clock
         self.batch = batch
@@ -169,7 +174,10 @@ class ProactiveJob:
                 due = await due_updates(session, now, limit=self.chunk)
                 ids = [row.id for row in due]
                 try:
-                    done = [await self.notify(session, row, now) for row in due]
+                    if self.notify_many is not None:
+                        done = await self.notify_many(session, due, now)
+                    else:
+                        done = [await self.notify(session, row, now) for row in due]
                     await session.commit()
                 except Exception:
                     await session.rollback()

@@ -197,7 +197,7 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
     from bot.pipeline import Pipeline
     from inbox import sla
     from inbox.actions.message_record_group import record_in_groups
-    from inbox.actions.shipment_notify import shipment_notify
+    from inbox.actions.shipment_notify import shipment_notify, shipment_notify_many
     from inbox.alerts.runner import AlertRunner
     from inbox.channels import SenderRegistry
     from inbox.events import EventBus
@@ -263,8 +263,11 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
     sla.set_default_timezone(settings.shop_timezone)
     runtime.sla = sla.SlaJob(sessions, should_run=runtime.leadership)
 
-    runtime.proactive = ProactiveJob(sessions, functools.partial(
-        shipment_notify, shop_timezone=settings.shop_timezone, default_language=settings.default_language))
+    zone, language = settings.shop_timezone, settings.default_language
+    runtime.proactive = ProactiveJob(
+        sessions, functools.partial(shipment_notify, shop_timezone=zone, default_language=language),
+        notify_many=functools.partial(shipment_notify_many, shop_timezone=zone, default_language=language),
+        chunk=100)
 
     async def on_order_change(event: str, order_id: int) -> None:
         if event == "shipment.updated":
@@ -278,7 +281,8 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
     bot.files.setup(app, sessions, settings.secret_key_bytes(), settings.shop_name, settings.shop_timezone)
     ordersvc.api.setup(app, sessions)
     ordersvc.webhooks.setup(app, sessions, lambda: _shopify_secrets(settings), on_change=on_order_change,
-                            privacy=shopify_privacy_handlers(settings.files_dir))
+                            privacy=shopify_privacy_handlers(settings.files_dir),
+                            concurrency=settings.webhook_concurrency)
     inbox.web.setup(
         app,
         sessions=sessions,

@@ -73,6 +73,10 @@ class Settings(BaseSettings):
 
     shopify_webhook_secret: SecretStr | None = None
     shopify_webhook_secret_previous: SecretStr | None = None
+    # Shopify deliveries whose transactions run at once (the others wait, cheaply): a burst of
+    # webhooks then no longer starves the outbox's sends on the event loop. Unset: 4 on SQLite
+    # (one connection; a transaction runs without yielding), 16 on PostgreSQL
+    shopify_webhook_concurrency: int | None = Field(default=None, ge=1, le=1024)
 
     telegram_token: SecretStr | None = None
     telegram_webhook_secret: SecretStr | None = None
@@ -210,6 +214,13 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def webhook_concurrency(self) -> int:
+        """``SHOPDESK_SHOPIFY_WEBHOOK_CONCURRENCY``, or the default for the database."""
+        if self.shopify_webhook_concurrency is not None:
+            return self.shopify_webhook_concurrency
+        return 4 if self.is_sqlite else 16
 
     def engine_options(self) -> dict[str, Any]:
         """``create_engine`` options from the settings (SQLite keeps its one inline connection)."""

@@ -17,7 +17,7 @@ from bot_chat import Chat
 from ordersvc_builders import make_customer, make_order, make_shipment
 from sqlmodel import col, select
 
-from inbox.actions.shipment_notify import shipment_notify
+from inbox.actions.shipment_notify import shipment_notify, shipment_notify_many
 from inbox.models import Channel, Contact, Conversation, ConversationStatus, OutboxMessage, Owner
 from inbox.proactive import ProactiveJob, customer_timezone, quiet_until, set_update_kind
 from inbox.replies import render_reply, reply_label
@@ -80,7 +80,9 @@ async def make_shop(sessions: Any, *, channel: Channel | None = Channel.telegram
         shipment.tracking_url = URL
         shipment.eta = eta
         shop = Shop(sessions, clock, ProactiveJob(sessions, functools.partial(shipment_notify, shop_timezone=shop_timezone),
-                                                  clock=clock), order.id, shipment.id, customer.id)
+                                                  clock=clock, notify_many=functools.partial(
+                                                      shipment_notify_many, shop_timezone=shop_timezone)),
+                    order.id, shipment.id, customer.id)
         if channel is not None:
             contact = Contact(channel=channel, external_id=external_id, display_name="Lan", language=lang,
                               customer_id=customer.id, verified_at=NOON - timedelta(days=3),

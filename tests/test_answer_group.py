@@ -103,3 +103,30 @@ async def test_a_batch_writes_its_answers_in_a_fixed_number_of_statements(sessio
     assert sum(s.startswith("SELECT message.id") for s in statements) == 1  # the turns' rows in one read
     for message_id in ids:
         assert (await outcome(sessions, message_id))["inbound"][0] is True
+
+
+async def test_several_replies_of_a_turn_keep_their_order(sessions, bus):
+    from inbox.actions.message_answer_group import AnswerGroup
+    from inbox.messages import OutboundPayload
+
+    first = await record(sessions, "x", "hi")
+    second = await record(sessions, "y", "hi")
+    third = await record(sessions, "z", "hi")
+    group = AnswerGroup()
+    async with sessions() as s:
+        for message_id, texts in ((first, ["one", "two", "three"]), (second, ["solo"]), (third, [])):
+            message = await s.get(Message, message_id)
+            conversation = await s.get(Conversation, message.conversation_id)
+            assert group.accepts(s, conversation, message)
+            group.add(conversation, message, replies=[OutboundPayload(text=t) for t in texts],
+                      bot_state={"step": message_id}, language="en", intent="greeting")
+            assert not group.accepts(s, conversation, message)  # one answer per conversation
+        await group.write(s)
+        await s.commit()
+    for message_id, texts in ((first, ["one", "two", "three"]), (second, ["solo"]), (third, [])):
+        found = await outcome(sessions, message_id)
+        assert [r[0] for r in found["replies"]] == texts  # in id order, each with its own outbox row
+        assert [p["text"] for p in found["payloads"]] == texts
+        assert found["inbound"] == (True, "greeting", "en")
+        assert found["conversation"][3] == {"step": message_id}
+        assert found["conversation"][4] is True  # last_message_at (set on creation, kept)

@@ -90,7 +90,8 @@ class TurnStats:
     #: seconds spent in NLU (None: no text to read, e.g. a button press)
     understanding_seconds: float | None
     #: seconds from the understood message to the turn's written effects (dialog, handler, writes; the
-    #: commit, which a micro-batch of turns shares, is not counted)
+    #: commit, which a micro-batch of turns shares, is not counted, nor are a micro-batch's common
+    #: answers, written together just before it)
     handler_seconds: float
     #: "answered" (the bot handled it alone), "escalated" (handed to a person) or "failed"
     outcome: str

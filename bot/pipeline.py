@@ -39,6 +39,7 @@ from bot.understand_many import analyze_many
 from inbox.actions.conversation_escalate import conversation_escalate
 from inbox.actions.conversation_status import conversation_wake_snoozed
 from inbox.actions.message_answer import message_answer
+from inbox.actions.message_answer_group import AnswerGroup
 from inbox.actions.message_mark_processed import message_mark_processed
 from inbox.actions.message_send import message_send
 from inbox.events import Event, EventBus
@@ -61,15 +62,19 @@ _TURN_ROWS = (
     .where(col(Message.id) == sa.bindparam("b_id"))
     .with_for_update(of=Conversation)
 )
-
-_M, _CV, _CT = Message.__table__, Conversation.__table__, Contact.__table__  # type: ignore[attr-defined]
-#: a batch's texts and language hints, for one vectorized NLU call (Core: no ORM objects)
-_BATCH_TEXTS = (
-    sa.select(_M.c.text, _CV.c.language, _CT.c.language)
-    .select_from(_M.join(_CV, _CV.c.id == _M.c.conversation_id).join(_CT, _CT.c.id == _CV.c.contact_id))
-    .where(_M.c.id.in_(sa.bindparam("b_ids", expanding=True)), _M.c.processed.is_(False),
-           _CV.c.owner != Owner.agent)
+#: the same rows for every message of a micro-batch, in one read (in conversation order: on
+#: PostgreSQL the locks are taken in one order everywhere)
+_BATCH_ROWS = (
+    select(Message, Conversation, Contact)
+    .join(Conversation, col(Conversation.id) == Message.conversation_id)
+    .join(Contact, col(Contact.id) == Conversation.contact_id)
+    .where(col(Message.id).in_(sa.bindparam("b_ids", expanding=True)))
+    .order_by(col(Conversation.id))
+    .with_for_update(of=Conversation)
 )
+
+#: ``Pipeline._turn`` reads the turn's rows itself
+_READ: Any = object()
 
 #: what the batch understood ahead of its turns: (text, hint language) -> result and seconds spent
 _Understood = dict[tuple[str, str | None], tuple[Any, float]]
@@ -85,7 +90,8 @@ class TurnStats:
     #: seconds spent in NLU (None: no text to read, e.g. a button press)
     understanding_seconds: float | None
     #: seconds from the understood message to the turn's written effects (dialog, handler, writes; the
-    #: commit, which a micro-batch of turns shares, is not counted)
+    #: commit, which a micro-batch of turns shares, is not counted, nor are a micro-batch's common
+    #: answers, written together just before it)
     handler_seconds: float
     #: "answered" (the bot handled it alone), "escalated" (handed to a person) or "failed"
     outcome: str
@@ -137,14 +143,19 @@ class Pipeline:
         done: list[TurnStats] = []
         try:
             async with self.sessions() as session:
-                ahead = _UNDERSTOOD.set(await self._understand_batch(session, message_ids))
+                # every turn's rows in one read; the common turns' answers written together
+                loaded = {saved_id(row[0]): row for row in
+                          (await session.exec(_BATCH_ROWS, params={"b_ids": message_ids})).all()}
+                group = AnswerGroup()
+                ahead = _UNDERSTOOD.set(self._understand_batch(list(loaded.values())))
                 try:
                     for message_id in message_ids:
-                        stats = await self._turn(session, message_id)
+                        stats = await self._turn(session, message_id, loaded.get(message_id), group)
                         if stats is not None:
                             done.append(stats)
                 finally:
                     _UNDERSTOOD.reset(ahead)
+                await group.write(session)
                 await session.commit()
         except Exception as exc:
             if is_database_unavailable(exc):
@@ -170,13 +181,15 @@ class Pipeline:
         if stats is not None:
             self._observe(stats)
 
-    async def _understand_batch(self, session: AsyncSession, message_ids: list[int]) -> _Understood:
+    @staticmethod
+    def _understand_batch(rows: list[Any]) -> _Understood:
         """The batch's texts understood in one vectorized call (``analyze_many``), keyed by what
-        ``_turn`` would pass to ``analyze``: a turn whose text or hint is not here (changed
-        meanwhile) simply analyzes its own, so the outcome is the same as one at a time."""
-        rows = (await session.exec(_BATCH_TEXTS, params={"b_ids": message_ids})).all()  # type: ignore[call-overload]
-        items = list(dict.fromkeys((text or "", conv_lang or contact_lang) for text, conv_lang, contact_lang in rows
-                                   if (text or "").strip()))
+        ``_turn`` would pass to ``analyze``: a turn whose text or hint is not here simply analyzes
+        its own, so the outcome is the same as one at a time."""
+        items = list(dict.fromkeys(
+            (message.text or "", conversation.language or contact.language)
+            for message, conversation, contact in rows
+            if not message.processed and conversation.owner != Owner.agent and (message.text or "").strip()))
         if not items:
             return {}
         started = time.perf_counter()
@@ -184,11 +197,14 @@ class Pipeline:
         share = (time.perf_counter() - started) / len(items)
         return {item: (result, share) for item, result in zip(items, results, strict=True)}
 
-    async def _turn(self, session: AsyncSession, message_id: int) -> TurnStats | None:
+    async def _turn(self, session: AsyncSession, message_id: int, loaded: Any = _READ,
+                    group: AnswerGroup | None = None) -> TurnStats | None:
         """One bot turn's reads and writes in ``session`` (the caller commits); its stats, or
-        None when the bot had nothing to do (a replay, or a person owns the conversation)."""
+        None when the bot had nothing to do (a replay, or a person owns the conversation).
+        A micro-batch passes the turn's rows it read (``loaded``; None: no such message) and the
+        group its common answers are written with."""
         # the message, its conversation (locked for the turn on PostgreSQL) and the contact in one read
-        found = (await session.exec(_TURN_ROWS, params={"b_id": message_id})).first()
+        found = (await session.exec(_TURN_ROWS, params={"b_id": message_id})).first() if loaded is _READ else loaded
         if found is None or found[0].processed:
             return None  # replay: already answered
         message, conversation, contact = found
@@ -225,7 +241,7 @@ class Pipeline:
             hostile=bool(nlu and nlu.hostile),
         )
         await respond(turn)
-        await self._write_turn(session, turn, message)
+        await self._write_turn(session, turn, message, group)
         escalation = turn.escalation
         return TurnStats(
             intent=turn.intent, understanding_seconds=nlu_seconds if nlu is not None else None,
@@ -242,8 +258,14 @@ class Pipeline:
         except Exception:  # metrics never break a turn
             log.exception("on_turn observer failed")
 
-    async def _write_turn(self, session: AsyncSession, turn: Turn, message: Message) -> None:
+    async def _write_turn(self, session: AsyncSession, turn: Turn, message: Message,
+                          group: AnswerGroup | None = None) -> None:
         conversation = turn.conversation
+        if (group is not None and turn.escalation is None and not turn.alerts
+                and group.accepts(session, conversation, message)):
+            group.add(conversation, message, replies=turn.replies, bot_state=turn.state.to_json(),
+                      language=turn.lang, intent=turn.intent)
+            return  # written with the batch's other answers before its commit
         await message_answer(session, conversation, message, replies=turn.replies, bot_state=turn.state.to_json(),
                        language=turn.lang, intent=turn.intent)
         if turn.escalation is not None:

@@ -70,3 +70,34 @@ async def test_an_empty_message_is_refused_before_the_group(sessions: Any, group
     with pytest.raises(InvalidMessage):
         await message_record(sessions, msg("k1", "c1", "   "))
     assert grouped == []
+
+
+async def test_known_customers_messages_are_written_together_in_arrival_order(sessions: Any, engine: Any,
+                                                                              grouped: list[int]) -> None:
+    for i in range(4):  # known customers with open conversations: the common case
+        await message_record(sessions, msg(f"first{i}", f"c{i}", "hello"))
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(" ".join(statement.split()))
+
+    sa.event.listen(engine.sync_engine, "before_cursor_execute", count)
+    try:
+        results = await asyncio.gather(*(message_record(sessions, msg(f"k{i}", f"c{i % 4}", f"text {i}"))
+                                         for i in range(8)))
+    finally:
+        sa.event.remove(engine.sync_engine, "before_cursor_execute", count)
+    assert not any(r.duplicate for r in results)
+    # one read per message; the writes: the contacts and the conversations once each, the
+    # messages in one INSERT per message of a conversation (two each here)
+    assert sum(s.startswith("INSERT INTO message ") for s in statements) == 2
+    assert sum(s.startswith("UPDATE contact ") for s in statements) == 1
+    assert sum(s.startswith("UPDATE conversation ") for s in statements) == 1
+    async with sessions() as s:
+        rows = {m.id: (m.text, m.conversation_id, m.dedupe_key) for m in (await s.exec(select(Message))).all()}
+    for i, r in enumerate(results):
+        assert rows[r.message_id] == (f"text {i}", r.conversation_id, f"k{i}")
+    for c in range(4):
+        mine = [r.message_id for r in results[c::4]]
+        assert mine == sorted(mine)  # a conversation's messages in arrival order
+    assert len({r.conversation_id for r in results}) == 4

@@ -197,10 +197,10 @@ async def test_a_database_outage_fails_the_whole_batch_and_keeps_nothing(session
     second = (await record(sessions, "b", "b1", "hi")).message_id
     turn = pipeline._turn
 
-    async def lost(session: Any, message_id: int) -> Any:
+    async def lost(session: Any, message_id: int, *batch: Any) -> Any:
         if message_id == second:
             raise OperationalError("SELECT 1", {}, ConnectionResetError("server closed the connection"))
-        return await turn(session, message_id)
+        return await turn(session, message_id, *batch)
 
     monkeypatch.setattr(pipeline, "_turn", lost)
     outcomes = await pipeline.process_many([first, second])

@@ -22,7 +22,7 @@ from inbox.models import Author, Conversation, Direction, Message, OutboxMessage
 from shopbase.clock import utcnow
 from shopbase.text import clean_text
 
-__all__ = ["message_answer"]
+__all__ = ["ANSWER_CONVERSATION", "ANSWER_CONVERSATION_SENT", "MARK_ANSWERED", "message_answer"]
 
 _INSERT_MESSAGE = Message.__table__.insert().returning(Message.__table__.c.id)  # type: ignore[attr-defined]
 _INSERT_OUTBOX = OutboxMessage.__table__.insert().returning(OutboxMessage.__table__.c.id)  # type: ignore[attr-defined]
@@ -80,7 +80,7 @@ async def message_answer(
     if message.id is not None and not sa.inspect(message).modified:
         # the mark by one prebuilt UPDATE instead of a unit-of-work flush; the loaded object is
         # told the new values as committed ones, so nothing is written twice
-        await session.exec(_MARK_ANSWERED, params={"b_id": message.id, "b_intent": intent, "b_language": language})
+        await session.exec(MARK_ANSWERED, params={"b_id": message.id, "b_intent": intent, "b_language": language})
         for name, value in (("intent", intent), ("processed", True), ("language", language)):
             set_committed_value(message, name, value)
     else:
@@ -90,7 +90,7 @@ async def message_answer(
         session.add(message)
     if not sa.inspect(conversation).modified:
         # the handlers changed nothing else on the conversation (the common turn): the same way
-        statement = _ANSWER_CONVERSATION_SENT if sent else _ANSWER_CONVERSATION
+        statement = ANSWER_CONVERSATION_SENT if sent else ANSWER_CONVERSATION
         await session.exec(statement, params={
             "b_id": conversation.id, "b_state": bot_state, "b_language": language, "b_intent": last_intent,
             "b_now": now})
@@ -112,14 +112,14 @@ async def message_answer(
 
 _MESSAGE = Message.__table__  # type: ignore[attr-defined]
 _CONVERSATION = Conversation.__table__  # type: ignore[attr-defined]
-_MARK_ANSWERED = (
+MARK_ANSWERED = (
     sa.update(_MESSAGE).where(_MESSAGE.c.id == sa.bindparam("b_id"))
     .values(intent=sa.bindparam("b_intent"), processed=True, language=sa.bindparam("b_language"))
 )
-_ANSWER_CONVERSATION = (
+ANSWER_CONVERSATION = (
     sa.update(_CONVERSATION).where(_CONVERSATION.c.id == sa.bindparam("b_id"))
     .values(bot_state=sa.bindparam("b_state", type_=_CONVERSATION.c.bot_state.type),
             language=sa.bindparam("b_language"), last_intent=sa.bindparam("b_intent"))
 )
-_ANSWER_CONVERSATION_SENT = _ANSWER_CONVERSATION.values(last_message_at=sa.bindparam("b_now"),
+ANSWER_CONVERSATION_SENT = ANSWER_CONVERSATION.values(last_message_at=sa.bindparam("b_now"),
                                                         updated_at=sa.bindparam("b_now"))

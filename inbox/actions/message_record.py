@@ -63,7 +63,7 @@ from shopbase.clock import utcnow
 from shopbase.rows import saved_id
 from shopbase.text import clean_line
 
-__all__ = ["RecordResult", "message_record"]
+__all__ = ["InboundBatch", "RecordResult", "message_record"]
 
 log = logging.getLogger(__name__)
 
@@ -333,12 +333,9 @@ _TOUCH_CONVERSATION = (
 )
 
 
-async def _record_into_open_conversation(session: AsyncSession, c: _Inbound, now: datetime) -> RecordResult | None:
-    """The common case, a known customer writing into their open conversation, in four Core
-    statements (read contact and conversation, update the contact, insert the message, touch
-    the conversation) instead of the ORM's loads and flushes. Anything else (a new customer, a
-    snoozed, pending or resolved conversation, one whose SLA clock must start) returns None for the
-    general path below."""
+async def _open_conversation_of(session: AsyncSession, c: _Inbound) -> tuple[int, int, dict[str, Any]] | None:
+    """The common case's read: (contact id, open conversation id, changes to the contact), or
+    None when the message is not the common case (see ``_record_into_open_conversation``)."""
     row = (
         await session.exec(  # type: ignore[call-overload]  # a Core select of ten columns
             _OPEN_CONVERSATION_OF, params={"b_channel": c.channel, "b_external_id": c.external_id}
@@ -355,26 +352,97 @@ async def _record_into_open_conversation(session: AsyncSession, c: _Inbound, now
     changes = _contact_changes(c, display_name, username, language, customer_id, undeliverable_at)
     if "display_name" in changes or "username" in changes:  # a Core UPDATE: the search index is ours to keep
         changes["search_text"] = search_text_of(Contact, {"display_name": display_name, "username": username} | changes)
+    return int(contact_id), int(conversation_id), changes
+
+
+def _inbound_row(c: _Inbound, conversation_id: int, now: datetime) -> dict[str, Any]:
+    return {
+        "conversation_id": conversation_id, "channel": c.channel, "direction": Direction.inbound,
+        "author": Author.customer, "agent_id": None, "is_internal": False, "text": c.text,
+        "attachments": c.attachments, "quick_replies": [], "dedupe_key": c.dedupe_key,
+        "channel_message_id": c.channel_message_id, "postback": c.postback,
+        "start_payload": c.start_payload, "processed": False, "created_at": now,
+    }
+
+
+def _inbound_event(c: _Inbound, message_id: int, conversation_id: int) -> Event:
+    return Event(EventType.message_created.value, conversation_id, {
+        "message_id": message_id, "direction": Direction.inbound.value, "author": Author.customer.value,
+        "is_internal": False, "preview": c.text[:PREVIEW_CHARS], "new_conversation": False,
+    })
+
+
+async def _record_into_open_conversation(session: AsyncSession, c: _Inbound, now: datetime) -> RecordResult | None:
+    """The common case, a known customer writing into their open conversation, in four Core
+    statements (read contact and conversation, update the contact, insert the message, touch
+    the conversation) instead of the ORM's loads and flushes. Anything else (a new customer, a
+    snoozed, pending or resolved conversation, one whose SLA clock must start) returns None for the
+    general path below."""
+    found = await _open_conversation_of(session, c)
+    if found is None:
+        return None
+    contact_id, conversation_id, changes = found
     if changes:
         await session.exec(sa.update(_CONTACT).where(_CONTACT.c.id == contact_id).values(last_seen_at=now, **changes))
     else:
         await session.exec(_SEEN, params={"b_id": contact_id, "b_now": now})
-    message_id = (
-        await session.exec(_INSERT_MESSAGE, params={
-            "conversation_id": conversation_id, "channel": c.channel, "direction": Direction.inbound,
-            "author": Author.customer, "agent_id": None, "is_internal": False, "text": c.text,
-            "attachments": c.attachments, "quick_replies": [], "dedupe_key": c.dedupe_key,
-            "channel_message_id": c.channel_message_id, "postback": c.postback,
-            "start_payload": c.start_payload, "processed": False, "created_at": now,
-        })
-    ).scalar_one()
+    message_id = (await session.exec(_INSERT_MESSAGE, params=_inbound_row(c, conversation_id, now))).scalar_one()
     await session.exec(_TOUCH_CONVERSATION, params={"b_id": conversation_id, "b_now": now})
-    collect(session, Event(EventType.message_created.value, conversation_id, {
-        "message_id": message_id, "direction": Direction.inbound.value, "author": Author.customer.value,
-        "is_internal": False, "preview": c.text[:PREVIEW_CHARS], "new_conversation": False,
-    }))
+    collect(session, _inbound_event(c, int(message_id), conversation_id))
     return RecordResult(int(message_id), int(conversation_id), int(contact_id), duplicate=False,
                         new_conversation=False)
+
+
+#: a group's common-case messages: a multi-row INSERT with one row per conversation (its ids told apart by it)
+_INSERT_MESSAGES = sa.insert(_MESSAGE).returning(_MESSAGE.c.id, _MESSAGE.c.conversation_id)
+
+
+class InboundBatch:
+    """Common-case messages of a group commit (``message_record_group``), written together:
+    :meth:`take` reads as ``_record_into_open_conversation`` does and keeps the message for
+    :meth:`write`, which writes every kept one as that function would (the contacts' and
+    conversations' marks as executemany UPDATEs, the messages as multi-row INSERTs: the k-th
+    message of each conversation in the k-th one, so a conversation's ids keep arrival order)."""
+
+    def __init__(self) -> None:
+        self._kept: list[tuple[_Inbound, int, int, datetime]] = []  # (message, contact, conversation, now)
+        #: id() of the taken ``_Inbound`` -> its result, after :meth:`write`
+        self.results: dict[int, RecordResult] = {}
+
+    async def take(self, session: AsyncSession, c: _Inbound, now: datetime) -> bool:
+        """True: kept for :meth:`write` (its result is in ``results`` after it); False: not the
+        common case with nothing to change on the contact (record it the usual way, after :meth:`write`)."""
+        found = await _open_conversation_of(session, c)
+        if found is None or found[2]:
+            return False
+        self._kept.append((c, found[0], found[1], now))
+        return True
+
+    async def write(self, session: AsyncSession) -> None:
+        if not self._kept:
+            return
+        kept, self._kept = self._kept, []
+        connection = await session.connection()
+        await connection.execute(_SEEN, [{"b_id": contact_id, "b_now": now} for _, contact_id, _, now in kept])
+        rounds: list[list[tuple[_Inbound, int, int, datetime]]] = []
+        seen: dict[int, int] = {}
+        for item in kept:
+            k = seen[item[2]] = seen.get(item[2], -1) + 1
+            if k == len(rounds):
+                rounds.append([])
+            rounds[k].append(item)
+        ids: dict[int, int] = {}  # id(kept item) -> message id
+        for items in rounds:
+            result = await connection.execute(_INSERT_MESSAGES, [_inbound_row(c, conv, now) for c, _, conv, now in items])
+            of_conversation = {int(conv): int(message_id) for message_id, conv in result}
+            ids.update({id(item): of_conversation[item[2]] for item in items})
+        await connection.execute(_TOUCH_CONVERSATION, [{"b_id": conv, "b_now": now} for _, _, conv, now in kept])
+        for item in kept:
+            c, contact_id, conversation_id, _ = item
+            message_id = ids[id(item)]
+            collect(session, _inbound_event(c, message_id, conversation_id))
+            self.results[id(c)] = RecordResult(message_id, conversation_id, contact_id,
+                                                                 duplicate=False, new_conversation=False)
 
 
 #: how long after resolving a reply may still be an answer to the satisfaction survey

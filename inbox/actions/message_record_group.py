@@ -25,7 +25,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from inbox.actions.message_record import GROUPS, RecordResult, _Inbound, _record, record_alone
+from inbox.actions.message_record import GROUPS, InboundBatch, RecordResult, _Inbound, _record, record_alone
 from shopbase.clock import utcnow
 
 __all__ = ["RecordGroup", "record_in_groups"]
@@ -87,13 +87,22 @@ class RecordGroup:
                     waiting.done.set_result(result)
 
     async def _together(self, group: list[_Waiting]) -> list[RecordResult]:
-        results = []
+        """The common-case messages (``InboundBatch``) are written together; any other one is
+        written as alone, after those that came before it."""
+        results: list[RecordResult | None] = []
+        batch = InboundBatch()
         async with self.sessions() as session:
             for w in group:
-                results.append(await _record(session, w.clean, reopen_days=w.reopen_days, now=w.now or utcnow(),
+                now = w.now or utcnow()
+                if await batch.take(session, w.clean, now):
+                    results.append(None)
+                    continue
+                await batch.write(session)
+                results.append(await _record(session, w.clean, reopen_days=w.reopen_days, now=now,
                                              duplicates_first=False))
+            await batch.write(session)
             await session.commit()
-        return results
+        return [r if r is not None else batch.results[id(w.clean)] for w, r in zip(group, results, strict=True)]
 
     async def _alone(self, w: _Waiting) -> None:
         try:

@@ -227,7 +227,9 @@ class TelegramConnector:
             await self.on_inbound(result)
         except Exception:  # the message is stored unprocessed; the worker's sweep picks it up
             log.exception("scheduling the bot failed for message %s", result.message_id)
-        log.info("telegram update %s recorded as message %s (conversation %s)",
+        # every update: DEBUG (the message and its conversation are in the inbox; repeats,
+        # refusals and storage failures keep their own INFO/WARNING lines above)
+        log.debug("telegram update %s recorded as message %s (conversation %s)",
                  tr.update_id, result.message_id, result.conversation_id)
         return "recorded"
 

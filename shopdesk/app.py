@@ -232,13 +232,10 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
 
     runtime.pipeline = Pipeline(sessions=sessions, bus=bus, settings=settings)
     runtime.pipeline.on_turn = metrics.on_turn
-    # micro-batches on SQLite (one process): the ready messages of different conversations
-    # understood and committed together. Not on PostgreSQL yet: with several processes, a burst
-    # of group-committed replies puts more sends in flight, and the SIGKILL fault test then saw
-    # more repeated sends than its bound (tests/test_fault_cluster.py)
-    runtime.worker = InboundWorker(
-        sessions, runtime.pipeline.process, ready=runtime.bot_ready,
-        batch=None if is_postgres(settings.database_url) else runtime.pipeline.process_many)
+    # micro-batches: the ready messages of different conversations understood and committed
+    # together (group commit), on both databases
+    runtime.worker = InboundWorker(sessions, runtime.pipeline.process, ready=runtime.bot_ready,
+                                   batch=runtime.pipeline.process_many)
     dsn = asyncpg_dsn(settings.database_url) if is_postgres(settings.database_url) else None
     runtime.fanout = PgNotifyFanout(dsn, bus) if dsn else None
     # several processes: a reply is sent by the process that wrote it (shopdesk.cluster.NodeAffinity)

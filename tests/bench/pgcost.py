@@ -21,6 +21,7 @@ import os
 import shutil
 import sys
 import tempfile
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,26 @@ async def _snapshot(cluster: PgServer, servers: list[ServerProcess]) -> dict[str
             "server_cpu": sum(_cpu(s.proc.pid) for s in servers), "pg_cpu": _postgres_cpu(cluster)}
 
 
+async def _sample_waits(cluster: PgServer, waits: Counter[str]) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(host=cluster.host, port=cluster.port, user=cluster.user, database="shop")
+    try:
+        while True:
+            rows = await conn.fetch(
+                "SELECT state, wait_event_type, wait_event, left(query, 60) AS q FROM pg_stat_activity "
+                "WHERE datname = 'shop' AND pid <> pg_backend_pid() AND backend_type = 'client backend' "
+                "AND state <> 'idle' AND query NOT LIKE 'LISTEN%'")
+            for r in rows:
+                kind = f"{r['wait_event_type']}:{r['wait_event']}" if r["wait_event_type"] else "CPU"
+                if r["wait_event_type"] == "Lock":
+                    kind += " " + " ".join(str(r["q"]).split())[:50]
+                waits[f"{r['state']} {kind}"] += 1
+            await asyncio.sleep(0.05)
+    finally:
+        await conn.close()
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     from tests.bench.__main__ import FakeApiServer
 
@@ -108,6 +129,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await target.open(args.customers, timeout=60)
         if await first_answer(target, router, bound=90) is None:
             raise RuntimeError("no first answer")
+        # every customer's conversation exists before the measurement (a first message costs more)
+        await closed_loop(target, router, clients=args.customers, duration=0.5, bound=60, grace=60,
+                          phase="warm-up")
         await closed_loop(target, router, clients=min(20, args.clients), duration=3, bound=30, grace=10,
                           phase="warm-up")
         await router.settle(10)
@@ -115,8 +139,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await _admin(cluster, "shop", "SELECT pg_stat_statements_reset()")
         before = await _snapshot(cluster, servers)
         load_before = os.getloadavg()
-        stats = await closed_loop(target, router, clients=args.clients, duration=args.seconds, bound=30, grace=10,
-                                  phase="measured")
+        waits: Counter[str] = Counter()
+        sampler = asyncio.create_task(_sample_waits(cluster, waits))
+        try:
+            stats = await closed_loop(target, router, clients=args.clients, duration=args.seconds, bound=30,
+                                      grace=10, phase="measured")
+        finally:
+            sampler.cancel()
+            await asyncio.gather(sampler, return_exceptions=True)
         await router.settle(10)
         after = await _snapshot(cluster, servers)
         summary = stats.summary()
@@ -137,6 +167,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "pg_cpu_ms_per_msg": round(1000 * (after["pg_cpu"] - before["pg_cpu"]) / answered, 2),
             "rss_mb": [round(rss_mb(s.proc.pid) or 0, 1) for s in servers],
             "loadavg_before": [round(x, 2) for x in load_before], "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+            # what the servers' connections were doing, sampled every 50 ms (Lock:* = waiting for a row lock)
+            "activity_samples": dict(waits.most_common(12)),
             "top_statements": [{"calls_per_msg": round(n / answered, 3), "query": " ".join(q.split())[:160]}
                                for q, n in top],
         }

@@ -172,6 +172,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "top_statements": [{"calls_per_msg": round(n / answered, 3), "query": " ".join(q.split())[:160]}
                                for q, n in top],
         }
+        if args.quiet:
+            await asyncio.sleep(args.quiet)  # the resident size once the burst is over
+            result["rss_after_quiet_mb"] = [round(rss_mb(s.proc.pid) or 0, 1) for s in servers]
         return result
     finally:
         if target is not None:
@@ -195,6 +198,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--idle", type=float, default=0.0, help="seconds of quiet before the measurement")
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--quiet", type=float, default=0.0, help="also read RSS after this many quiet seconds")
     parser.add_argument("--keep", action="store_true")
     parser.add_argument("--json", default="")
     args = parser.parse_args()

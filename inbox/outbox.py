@@ -501,7 +501,7 @@ class OutboxDispatcher:
                     if len(claimed) < room and attempts >= 100 * target:
                         break  # a long run: the loop around looks again at once
                 done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-                failed = [t.exception() for t in done if not t.cancelled() and t.exception() is not None]
+                failed = [e for t in done if not t.cancelled() and (e := t.exception()) is not None]
                 if failed:
                     raise failed[0]
         except asyncio.CancelledError:

@@ -302,11 +302,12 @@ async def test_the_database_going_away_mid_burst_is_survived(fake_api: FakeTeleg
         assert found["bot_replies"] >= len(updates)
         assert not any(found["outbox"].get(s, 0) for s in ("failed", "undeliverable", "unknown")), found
         # a reply sent while its "sent" mark could not be written goes out again: at most the
-        # sends under way when the database went away (the claimed rows not sent yet wait)
+        # sends under way when a write failed (the claimed rows not sent yet wait): when the
+        # database went away, and once more if a pooled connection is found dead after its restart
         duplicates = found["sent_calls"] - found["outbox"].get("sent", 0)
         print(f"database outage: {duplicates} duplicate replies of {found['outbox'].get('sent', 0)}; "
               f"webhook answers {dict(platform.statuses)}")
-        assert 0 <= duplicates <= OUTBOX_CONCURRENCY, found
+        assert 0 <= duplicates <= 2 * OUTBOX_CONCURRENCY, found
         [during] = outages
         refused = sum(n for status, n in during.items() if isinstance(status, int) and status >= 500)
         assert refused > 0, during  # the platform was told to retry ...

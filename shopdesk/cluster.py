@@ -25,7 +25,8 @@ neither):
   its ``LISTEN`` and its own read of the peers, so no window is left: a peer that read
   ``pg_stat_activity`` before the newcomer connected hears the announcement, and one that
   read it later sees the newcomer's connection. A peer that disappears is dropped at the next
-  read (until then a few batches go to nobody, which costs what it always did).
+  read (until then a few batches go to nobody, which costs what it always did). NOTIFYs are at
+  least ``min_interval`` (20 ms) apart: under load the events of several commits share one.
 
 * :class:`NodeAffinity` keeps a customer's replies in the process that wrote them. A widget
   visitor's socket is open on one process; the message it sends is recorded and answered
@@ -111,13 +112,17 @@ class PgNotifyFanout:
     """Fan-out of committed events to the other processes over LISTEN/NOTIFY."""
 
     def __init__(self, dsn: str, bus: EventBus, *, reconnect_delay: float = 1.0,
-                 peer_interval: float = 5.0) -> None:
+                 peer_interval: float = 5.0, min_interval: float = 0.02) -> None:
         self.dsn = dsn
         self.bus = bus
         self.origin = uuid.uuid4().hex[:12]
         self._own_prefix = '{"o":' + json.dumps(self.origin) + ","
         self.reconnect_delay = reconnect_delay
         self.peer_interval = peer_interval
+        #: NOTIFYs are at least this far apart (seconds): under load the events of several commits
+        #: share one; an event after a quiet moment goes at once
+        self.min_interval = min_interval
+        self._last_notify = 0.0
         #: the other processes listening (their origins), see "Only when someone listens"
         self.peers: set[str] = set()
         self._pending: deque[dict[str, Any]] = deque()
@@ -209,7 +214,12 @@ class PgNotifyFanout:
                 break
             queued = len(self._pending)
             await asyncio.sleep(0)
+        loop = asyncio.get_running_loop()
         while self._pending:
+            wait = self._last_notify + self.min_interval - loop.time()
+            if wait > 0 and not self._closing:
+                await asyncio.sleep(wait)
+            self._last_notify = loop.time()
             payloads = self._batches()
             for payload in payloads:
                 for attempt in (1, 2):

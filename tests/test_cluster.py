@@ -123,6 +123,32 @@ async def test_a_process_alone_sends_nothing_and_one_that_starts_later_hears_eve
         await fan_b.stop()
 
 
+async def test_events_close_together_share_one_notification(pg_url: str) -> None:
+    """The first event after a quiet moment goes at once; those that follow within
+    ``min_interval`` (separate commits under load) wait and go together, in order."""
+    dsn = asyncpg_dsn(pg_url)
+    bus_a, bus_b = EventBus(), EventBus()
+    fan_a = PgNotifyFanout(dsn, bus_a, min_interval=0.5)
+    fan_b = PgNotifyFanout(dsn, bus_b)
+    await fan_a.start()
+    await fan_b.start()
+    try:
+        await _until(lambda: fan_a.peers == {fan_b.origin})
+        seen_b: list[Event] = []
+        bus_b.subscribe(seen_b.append)
+        await bus_a.publish(Event("presence", 0, {}))
+        await _until(lambda: len(seen_b) == 1)
+        for n in range(1, 5):
+            await bus_a.publish(Event("presence", n, {}))
+            await asyncio.sleep(0)
+        await _until(lambda: len(seen_b) == 5)
+        assert [e.conversation_id for e in seen_b] == [0, 1, 2, 3, 4]
+        assert fan_a.sent == 2 and fan_b.received == 2
+    finally:
+        await fan_a.stop()
+        await fan_b.stop()
+
+
 async def test_a_peer_that_stops_is_no_longer_sent_to(pg_url: str) -> None:
     dsn = asyncpg_dsn(pg_url)
     bus_a, bus_b = EventBus(), EventBus()

@@ -165,6 +165,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "notifies_per_msg": round(notifies / answered, 3),
             "server_cpu_ms_per_msg": round(1000 * (after["server_cpu"] - before["server_cpu"]) / answered, 2),
             "pg_cpu_ms_per_msg": round(1000 * (after["pg_cpu"] - before["pg_cpu"]) / answered, 2),
+            "extra_replies": router.extra,  # replies nobody waited for (a repeated send, or an answer after its bound)
             "rss_mb": [round(rss_mb(s.proc.pid) or 0, 1) for s in servers],
             "loadavg_before": [round(x, 2) for x in load_before], "loadavg_after": [round(x, 2) for x in os.getloadavg()],
             # what the servers' connections were doing, sampled every 50 ms (Lock:* = waiting for a row lock)

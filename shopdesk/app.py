@@ -233,9 +233,13 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
     runtime.pipeline = Pipeline(sessions=sessions, bus=bus, settings=settings)
     runtime.pipeline.on_turn = metrics.on_turn
     # micro-batches: the ready messages of different conversations understood and committed
-    # together (group commit), on both databases
+    # together (group commit), on both databases. A batch holds a pooled connection for all its
+    # turns; on PostgreSQL at most half the pool is given to batches, so that webhooks and the
+    # outbox (claims, "sent" marks, lease renewals) never wait for a connection behind them: a
+    # reply sent whose mark waits is one that a crash would send again
+    batches = 8 if settings.is_sqlite else max(1, min(8, settings.db_pool_size // 2))
     runtime.worker = InboundWorker(sessions, runtime.pipeline.process, ready=runtime.bot_ready,
-                                   batch=runtime.pipeline.process_many)
+                                   batch=runtime.pipeline.process_many, concurrency=batches)
     dsn = asyncpg_dsn(settings.database_url) if is_postgres(settings.database_url) else None
     runtime.fanout = PgNotifyFanout(dsn, bus) if dsn else None
     # several processes: a reply is sent by the process that wrote it (shopdesk.cluster.NodeAffinity)

@@ -13,7 +13,9 @@ rollup at commit: summed per key and written in key order, so the shared rows ar
 the moment of the commit and two transactions always take them in the same order (no deadlock).
 What a committed transaction leaves in the rollup is exactly what the row triggers wrote before.
 The first fold of a transaction marks it (a transaction-local setting); the later firings of the
-same commit return at once. SQLite (one process, one writer) keeps its triggers.
+same commit return at once (so nothing may fire the deferred triggers early, e.g. ``SET
+CONSTRAINTS ALL IMMEDIATE``, and then change conversations in the same transaction: nothing in
+Shopdesk does). SQLite (one process, one writer) keeps its triggers.
 
 Revision ID: 0025
 Revises: 0024

@@ -60,7 +60,9 @@ _TURN_ROWS = (
     .join(Conversation, col(Conversation.id) == Message.conversation_id)
     .join(Contact, col(Contact.id) == Conversation.contact_id)
     .where(col(Message.id) == sa.bindparam("b_id"))
-    .with_for_update(of=Conversation)
+    # the message too: a turn that waited for another's lock must read the message's latest
+    # version (processed), not its snapshot's (PostgreSQL rechecks only the locked rows)
+    .with_for_update(of=[Conversation, Message])
 )
 #: the same rows for every message of a micro-batch, in one read (in conversation order: on
 #: PostgreSQL the locks are taken in one order everywhere)

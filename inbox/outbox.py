@@ -357,6 +357,9 @@ class OutboxDispatcher:
         self._built: dict[str, Any] | None = None
         self._in_flight: dict[int, int] = {}  # outbox id -> sends in flight (the heartbeat renews their lease)
         self._heartbeat: asyncio.Task[None] | None = None
+        #: set when a round fails (typically: a send's result could not be written, the database is
+        #: away): the claimed rows not sent yet are not sent in that round (see run_once)
+        self._halted = False
         bus.bind(sessions)
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -479,6 +482,7 @@ class OutboxDispatcher:
         conversation has an earlier row still pending is not a head and is not claimed, so
         order per conversation is kept while the earlier one is in flight."""
         attempts = 0
+        self._halted = False
         target = max(self.batch_size, 2 * self.concurrency)
         refill = max(1, target // 4)
         running: set[asyncio.Task[None]] = set()
@@ -497,8 +501,9 @@ class OutboxDispatcher:
                     if len(claimed) < room and attempts >= 100 * target:
                         break  # a long run: the loop around looks again at once
                 done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    task.result()
+                failed = [e for t in done if not t.cancelled() and (e := t.exception()) is not None]
+                if failed:
+                    raise failed[0]
         except asyncio.CancelledError:
             for task in running:  # killed mid-send: the sends die with the round (their leases run out)
                 task.cancel()
@@ -664,13 +669,23 @@ class OutboxDispatcher:
         # from the claim until its result is written the row is ours: the heartbeat renews its
         # lease also while it waits for a free send slot
         with self._sending(row.id):
-            if row.is_notice:
-                await self._deliver_notice(row)
-            else:
-                await self._deliver_message(row)
+            try:
+                if row.is_notice:
+                    await self._deliver_notice(row)
+                else:
+                    await self._deliver_message(row)
+            except Exception:
+                # a result could not be written (the database is away): the round's rows claimed
+                # but not sent yet stay unsent (their leases run out, they are claimed again), so
+                # what goes out twice is at most the sends already under way (``concurrency``),
+                # not every row on hand. Set before the next send can take the freed slot.
+                self._halted = True
+                raise
 
     async def _deliver_message(self, row: _Claimed) -> None:
         async with self._semaphore:
+            if self._halted:
+                return
             sender = self.senders.get(row.channel)
             contact = row.contact
             if sender is None:  # unregistered since the claim: leave it pending
@@ -705,6 +720,8 @@ class OutboxDispatcher:
 
     async def _deliver_notice(self, row: _Claimed) -> None:
         async with self._semaphore:
+            if self._halted:
+                return
             sender = self.senders.get(row.channel)
             if sender is None:
                 await self._release(row)

@@ -235,13 +235,14 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
 
     runtime.pipeline = Pipeline(sessions=sessions, bus=bus, settings=settings)
     runtime.pipeline.on_turn = metrics.on_turn
-    # micro-batches on SQLite (one process): the ready messages of different conversations
-    # understood and committed together. Not on PostgreSQL yet: with several processes, a burst
-    # of group-committed replies puts more sends in flight, and the SIGKILL fault test then saw
-    # more repeated sends than its bound (tests/test_fault_cluster.py)
-    runtime.worker = InboundWorker(
-        sessions, runtime.pipeline.process, ready=runtime.bot_ready,
-        batch=None if is_postgres(settings.database_url) else runtime.pipeline.process_many)
+    # micro-batches: the ready messages of different conversations understood and committed
+    # together (group commit), on both databases. A batch holds a pooled connection for all its
+    # turns; on PostgreSQL at most half the pool is given to batches, so that webhooks and the
+    # outbox (claims, "sent" marks, lease renewals) never wait for a connection behind them: a
+    # reply sent whose mark waits is one that a crash would send again
+    batches = 8 if settings.is_sqlite else max(1, min(8, settings.db_pool_size // 2))
+    runtime.worker = InboundWorker(sessions, runtime.pipeline.process, ready=runtime.bot_ready,
+                                   batch=runtime.pipeline.process_many, concurrency=batches)
     if not is_postgres(settings.database_url):
         record_in_groups(sessions)  # customer messages arriving together: one commit (message_record_group)
     dsn = asyncpg_dsn(settings.database_url) if is_postgres(settings.database_url) else None

@@ -16,6 +16,18 @@ neither):
   is missed by that process; what agents see is always re-read from the database, and the
   outbox dispatcher polls as well as listening.
 
+  **Only when someone listens.** A process alone on the database sends no NOTIFY at all (each
+  one is a transaction of its own, and every listening backend wakes for it). The peers are
+  the other listening connections (``application_name`` ``shopdesk-node:…`` in
+  ``pg_stat_activity``), read when the listener connects and every ``peer_interval`` seconds
+  (the read doubles as the listener's keep-alive), and learnt at once from any notification
+  of another origin. A process that starts announces itself with an empty batch right after
+  its ``LISTEN`` and its own read of the peers, so no window is left: a peer that read
+  ``pg_stat_activity`` before the newcomer connected hears the announcement, and one that
+  read it later sees the newcomer's connection. A peer that disappears is dropped at the next
+  read (until then a few batches go to nobody, which costs what it always did). NOTIFYs are at
+  least ``min_interval`` (20 ms) apart: under load the events of several commits share one.
+
 * :class:`NodeAffinity` keeps a customer's replies in the process that wrote them. A widget
   visitor's socket is open on one process; the message it sends is recorded and answered
   there (``on_inbound`` hands it to that process's worker), and the reply row carries that
@@ -91,15 +103,28 @@ async def _connect(dsn: str, application_name: str | None = None) -> Any:
     return await asyncpg.connect(dsn, server_settings={"application_name": application_name})
 
 
+#: the other processes' listening connections (``$1``: the name prefix and ``%``, ``$2``: where the origin starts)
+_PEERS = ("SELECT substr(application_name, $2) FROM pg_stat_activity "
+          "WHERE datname = current_database() AND application_name LIKE $1 AND pid <> pg_backend_pid()")
+
+
 class PgNotifyFanout:
     """Fan-out of committed events to the other processes over LISTEN/NOTIFY."""
 
-    def __init__(self, dsn: str, bus: EventBus, *, reconnect_delay: float = 1.0) -> None:
+    def __init__(self, dsn: str, bus: EventBus, *, reconnect_delay: float = 1.0,
+                 peer_interval: float = 5.0, min_interval: float = 0.02) -> None:
         self.dsn = dsn
         self.bus = bus
         self.origin = uuid.uuid4().hex[:12]
         self._own_prefix = '{"o":' + json.dumps(self.origin) + ","
         self.reconnect_delay = reconnect_delay
+        self.peer_interval = peer_interval
+        #: NOTIFYs are at least this far apart (seconds): under load the events of several commits
+        #: share one; an event after a quiet moment goes at once
+        self.min_interval = min_interval
+        self._last_notify = 0.0
+        #: the other processes listening (their origins), see "Only when someone listens"
+        self.peers: set[str] = set()
         self._pending: deque[dict[str, Any]] = deque()
         self._flusher: asyncio.Task[None] | None = None
         self._sender: Any = None
@@ -112,6 +137,7 @@ class PgNotifyFanout:
         self._closing = False
         self.sent = 0
         self.received = 0
+        self.skipped = 0  # events not sent: no other process was listening
         #: called with each event another process sent, before this process's subscribers get it
         self.on_remote: Callable[[Event], None] | None = None
 
@@ -150,6 +176,9 @@ class PgNotifyFanout:
         """Queue ``event`` for the other processes; a task sends what has gathered in one NOTIFY."""
         if self._closing:
             return
+        if not self.peers:
+            self.skipped += 1
+            return
         self._pending.append(event.to_json())
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.get_running_loop().create_task(self._flush(), name="event-fanout-send")
@@ -177,8 +206,20 @@ class PgNotifyFanout:
         return '{"o":' + json.dumps(self.origin) + ',"e":[' + ",".join(batch) + "]}"
 
     async def _flush(self) -> None:
-        await asyncio.sleep(0)  # let the bus's pump queue every event of this commit first
+        # one NOTIFY per commit group: let the bus's pump queue every event of the commit(s)
+        # that just ended (its subscribers may take a few loop turns) before sending
+        queued = -1
+        for _ in range(8):
+            if len(self._pending) == queued:
+                break
+            queued = len(self._pending)
+            await asyncio.sleep(0)
+        loop = asyncio.get_running_loop()
         while self._pending:
+            wait = self._last_notify + self.min_interval - loop.time()
+            if wait > 0 and not self._closing:
+                await asyncio.sleep(wait)
+            self._last_notify = loop.time()
             payloads = self._batches()
             for payload in payloads:
                 for attempt in (1, 2):
@@ -201,10 +242,13 @@ class PgNotifyFanout:
             return  # our own batch (every listener hears every NOTIFY): not worth parsing
         try:
             raw = json.loads(payload)
-            if raw.get("o") == self.origin:
+            origin = raw.get("o")
+            if origin == self.origin:
                 return  # our own events were delivered here before they were sent
+            if isinstance(origin, str) and origin:
+                self.peers.add(origin)  # a newcomer's announcement, or a peer we had not seen yet
             events = raw.get("e")
-            if isinstance(events, list):
+            if isinstance(events, list) and events:
                 self.received += 1
                 self._inbox.put_nowait(events)
         except (ValueError, AttributeError):
@@ -229,6 +273,10 @@ class PgNotifyFanout:
     def _on_lost(self, _conn: Any) -> None:
         self._lost.set()
 
+    async def _read_peers(self, conn: Any) -> None:
+        rows = await conn.fetch(_PEERS, NODE_APP_PREFIX + "%", len(NODE_APP_PREFIX) + 1)
+        self.peers = {str(r[0]) for r in rows if r[0] and r[0] != self.origin}
+
     async def _listen_loop(self) -> None:
         while not self._closing:
             try:
@@ -245,14 +293,17 @@ class PgNotifyFanout:
             try:
                 conn.add_termination_listener(self._on_lost)
                 await conn.add_listener(CHANNEL, self._on_notify)
+                # in this order (see "Only when someone listens"): LISTEN, read the peers, announce
+                await self._read_peers(conn)
+                await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, self._payload([]))
                 self._listening.set()
                 while not self._closing:
-                    # a connection can die silently (a restarted server, a dropped route): ping it
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._lost.wait(), timeout=15)
+                        await asyncio.wait_for(self._lost.wait(), timeout=self.peer_interval)
                     if self._lost.is_set() or conn.is_closed():
                         break
-                    await conn.execute("SELECT 1")
+                    # also the keep-alive: a connection can die silently (a restarted server, a dropped route)
+                    await self._read_peers(conn)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

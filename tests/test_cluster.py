@@ -55,6 +55,7 @@ async def test_events_reach_the_other_process_once_in_order(pg_url: str) -> None
     await fan_a.start()
     await fan_b.start()
     try:
+        await _until(lambda: fan_a.peers == {fan_b.origin})  # b's announcement reached a
         sessions = session_maker(engine)
         bus_a.bind(sessions)
         seen_a: list[Event] = []
@@ -91,6 +92,81 @@ async def test_events_reach_the_other_process_once_in_order(pg_url: str) -> None
         await fan_a.stop()
         await fan_b.stop()
         await engine.dispose()
+
+
+async def test_a_process_alone_sends_nothing_and_one_that_starts_later_hears_events(pg_url: str) -> None:
+    """No NOTIFY while nobody else listens; a process that starts later announces itself, so the
+    first one sends to it at once (its own periodic look at the peers is an hour away here),
+    and the newcomer knows the first one from its own look at start."""
+    dsn = asyncpg_dsn(pg_url)
+    bus_a, bus_b = EventBus(), EventBus()
+    fan_a = PgNotifyFanout(dsn, bus_a, peer_interval=3600)
+    fan_b = PgNotifyFanout(dsn, bus_b, peer_interval=3600)
+    await fan_a.start()
+    try:
+        assert fan_a.peers == set()
+        for n in range(5):
+            await bus_a.publish(Event("presence", n, {}))
+        await asyncio.sleep(0.2)
+        assert (fan_a.sent, fan_a.skipped) == (0, 5)
+
+        seen_b: list[Event] = []
+        bus_b.subscribe(seen_b.append)
+        await fan_b.start()
+        assert fan_b.peers == {fan_a.origin}
+        await _until(lambda: fan_a.peers == {fan_b.origin})
+        await bus_a.publish(Event("presence", 100, {}))
+        await _until(lambda: len(seen_b) == 1)
+        assert seen_b[0].conversation_id == 100 and fan_a.sent == 1
+    finally:
+        await fan_a.stop()
+        await fan_b.stop()
+
+
+async def test_events_close_together_share_one_notification(pg_url: str) -> None:
+    """The first event after a quiet moment goes at once; those that follow within
+    ``min_interval`` (separate commits under load) wait and go together, in order."""
+    dsn = asyncpg_dsn(pg_url)
+    bus_a, bus_b = EventBus(), EventBus()
+    fan_a = PgNotifyFanout(dsn, bus_a, min_interval=0.5)
+    fan_b = PgNotifyFanout(dsn, bus_b)
+    await fan_a.start()
+    await fan_b.start()
+    try:
+        await _until(lambda: fan_a.peers == {fan_b.origin})
+        seen_b: list[Event] = []
+        bus_b.subscribe(seen_b.append)
+        await bus_a.publish(Event("presence", 0, {}))
+        await _until(lambda: len(seen_b) == 1)
+        for n in range(1, 5):
+            await bus_a.publish(Event("presence", n, {}))
+            await asyncio.sleep(0)
+        await _until(lambda: len(seen_b) == 5)
+        assert [e.conversation_id for e in seen_b] == [0, 1, 2, 3, 4]
+        assert fan_a.sent == 2 and fan_b.received == 2
+    finally:
+        await fan_a.stop()
+        await fan_b.stop()
+
+
+async def test_a_peer_that_stops_is_no_longer_sent_to(pg_url: str) -> None:
+    dsn = asyncpg_dsn(pg_url)
+    bus_a, bus_b = EventBus(), EventBus()
+    fan_a = PgNotifyFanout(dsn, bus_a, peer_interval=0.1)
+    fan_b = PgNotifyFanout(dsn, bus_b)
+    await fan_a.start()
+    await fan_b.start()
+    try:
+        await _until(lambda: fan_a.peers == {fan_b.origin})
+        await fan_b.stop()
+        await _until(lambda: not fan_a.peers)
+        sent = fan_a.sent
+        await bus_a.publish(Event("presence", 1, {}))
+        await asyncio.sleep(0.2)
+        assert fan_a.sent == sent and fan_a.skipped == 1
+    finally:
+        await fan_a.stop()
+        await fan_b.stop()
 
 
 async def test_a_listener_cut_off_reconnects_and_hears_later_events(pg_url: str) -> None:

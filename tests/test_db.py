@@ -27,7 +27,7 @@ async def test_migrations_match_models(engine) -> None:
     async with engine.connect() as conn:
         changes = await conn.run_sync(diff)
     # FTS helper tables are created by hand-written migrations and have no model
-    changes = [c for c in changes if not _is_search_object(c)]
+    changes = [c for c in changes if not _is_search_object(c) and not _is_rollup_pending(c)]
     assert changes == [], f"models and migrations differ; regenerate or add a migration: {changes}"
 
 
@@ -40,6 +40,12 @@ def _is_search_object(change: tuple) -> bool:  # type: ignore[type-arg]
         or (kind == "remove_index" and obj.name in ("ix_message_search_vector", "ix_contact_search_vector"))
         or (kind == "remove_column" and obj.name == "search_vector")  # PostgreSQL's generated tsvector
     )
+
+
+def _is_rollup_pending(change: tuple) -> bool:  # type: ignore[type-arg]
+    """PostgreSQL's analytics changes waiting for their commit (0025): written and emptied by
+    triggers within one transaction, never by the application."""
+    return change[0] == "remove_table" and change[-1].name in ("conversation_daily_pending", "response_daily_pending")
 
 
 async def test_database_is_at_head_and_answers(engine) -> None:

@@ -30,6 +30,10 @@ from tests.pg_cluster import free_port, pg_bindir, start_cluster, stop_cluster
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "fault-webhook-secret"
+#: the servers' SHOPDESK_OUTBOX_CONCURRENCY: at most this many replies of a process are between
+#: "sent to the platform" and "marked sent" (its semaphore covers the send and the mark), so at
+#: most this many can go out again after that process is killed
+OUTBOX_CONCURRENCY = 16
 #: the update id under which the Slack test's customer message is stored (not one of the burst's)
 SLACK_UPDATE_ID = 99_999_999
 TEXTS = ("hi", "hello there", "thanks!", "good morning", "hi again")
@@ -99,6 +103,7 @@ def _env(database_url: str, api_url: str, data_dir: Path) -> dict[str, str]:
         "SHOPDESK_TELEGRAM_OVERALL_PER_SECOND": "0",
         "SHOPDESK_DB_POOL_SIZE": "5",
         "SHOPDESK_DB_MAX_OVERFLOW": "5",
+        "SHOPDESK_OUTBOX_CONCURRENCY": str(OUTBOX_CONCURRENCY),
         "SHOPDESK_LOG_LEVEL": "INFO",  # what a shop runs with; tests/log_scan.py scans these logs
     })
     return env
@@ -240,8 +245,9 @@ async def test_sigkill_at_random_moments_loses_no_acknowledged_update(pg_url: st
     duplicates = found["sent_calls"] - sent_rows
     print(f"{kills} kills: {duplicates} duplicate replies of {sent_rows}; webhook answers {dict(platform.statuses)}, "
           f"{platform.attempts} deliveries for {len(updates)} updates")
-    # only a reply in flight when its process died may have gone out twice
-    assert 0 <= duplicates <= kills * 20, (duplicates, found, platform.statuses)
+    # only a reply in flight when its process died may have gone out twice: at most the sends in
+    # flight at each kill (micro-batches commit many replies at once, but the sends stay bounded)
+    assert 0 <= duplicates <= kills * OUTBOX_CONCURRENCY, (duplicates, found, platform.statuses)
     assert "Traceback" not in "".join(s.log.read_text(errors="replace") for s in servers if s.log.exists())
 
 
@@ -296,11 +302,12 @@ async def test_the_database_going_away_mid_burst_is_survived(fake_api: FakeTeleg
         assert found["bot_replies"] >= len(updates)
         assert not any(found["outbox"].get(s, 0) for s in ("failed", "undeliverable", "unknown")), found
         # a reply sent while its "sent" mark could not be written goes out again: at most the
-        # replies in flight (8 sends at once) or waiting for their mark when the database went away
+        # sends under way when a write failed (the claimed rows not sent yet wait): when the
+        # database went away, and once more if a pooled connection is found dead after its restart
         duplicates = found["sent_calls"] - found["outbox"].get("sent", 0)
         print(f"database outage: {duplicates} duplicate replies of {found['outbox'].get('sent', 0)}; "
               f"webhook answers {dict(platform.statuses)}")
-        assert 0 <= duplicates <= 40, found
+        assert 0 <= duplicates <= 2 * OUTBOX_CONCURRENCY, found
         [during] = outages
         refused = sum(n for status, n in during.items() if isinstance(status, int) and status >= 500)
         assert refused > 0, during  # the platform was told to retry ...

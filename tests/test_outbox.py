@@ -237,6 +237,39 @@ async def test_crash_between_send_and_commit_resends_only_the_in_flight_row(sess
     assert await restarted.run_once() == 0
 
 
+async def test_a_result_that_cannot_be_written_stops_the_sends_not_yet_under_way(sessions, senders, sender, bus,
+                                                                                   monkeypatch):
+    """The database goes away after a send: the round's other claimed rows are not sent (their
+    results could not be written either, so each would go out again), only the sends already
+    under way are; every row is sent once its lease has run out."""
+    from sqlalchemy.exc import OperationalError
+
+    for n in range(6):
+        await conversation_with(sessions, f"c{n}", f"m{n}")
+    dispatcher = OutboxDispatcher(sessions, senders, bus, concurrency=2, lease_seconds=60)
+    mark_sent = dispatcher._mark_sent
+    failing = True
+
+    async def database_away(row: Any, platform_id: Any) -> None:
+        if failing:
+            raise OperationalError("UPDATE outbox", {}, ConnectionResetError("server closed the connection"))
+        await mark_sent(row, platform_id)
+
+    monkeypatch.setattr(dispatcher, "_mark_sent", database_away)
+    with pytest.raises(OperationalError):
+        await dispatcher.run_once()
+    assert len(sender.texts) <= 2  # the sends under way (concurrency 2), not the six claimed
+    sent_before = len(sender.texts)
+
+    failing = False
+    clock = Clock()
+    clock.offset = timedelta(seconds=61)
+    dispatcher.clock = clock
+    assert await dispatcher.run_once() == 6
+    assert sorted(sender.texts[sent_before:]) == [f"m{n}" for n in range(6)]
+    assert await all_sent(sessions)
+
+
 async def test_killed_dispatcher_task_loses_nothing(sessions, senders, sender, bus):
     await conversation_with(sessions, "c1", "slow", "after")
     stuck = asyncio.Event()

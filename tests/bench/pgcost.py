@@ -1,0 +1,214 @@
+"""What one answered message costs on PostgreSQL: ``python -m tests.bench.pgcost``.
+
+Not a test and not part of ``make bench``: a measurement for the several-processes work
+(issue 16). It starts a throwaway cluster with ``pg_stat_statements``, ``--processes`` servers
+on one database, drives a closed loop of ``--clients`` customers for ``--seconds`` on the
+widget or the Telegram path, and prints, per answered message:
+
+* commits (``pg_stat_database.xact_commit``) and statements (``pg_stat_statements`` calls),
+  NOTIFYs among them; the busiest statements by calls;
+* CPU seconds of the server processes and of PostgreSQL (the postmaster's reaped children plus
+  its live ones, from ``/proc``), which is what several processes on shared cores compete for;
+* answered messages per second (noise on a loaded machine) and the servers' resident memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from tests.bench.load import Router, TelegramTarget, WidgetTarget, closed_loop, first_answer
+from tests.bench.servers import WEBHOOK_SECRET, ServerProcess, rss_mb, start_shopdesk
+from tests.fakes.telegram import DEFAULT_TOKEN
+from tests.pg_cluster import PgServer, pg_bindir, start_cluster, stop_cluster
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu(pid: int, *, children: bool = False) -> float:
+    """CPU seconds of ``pid`` (and of its reaped children)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    utime, stime, cutime, cstime = (int(fields[i]) for i in (11, 12, 13, 14))
+    return (utime + stime + ((cutime + cstime) if children else 0)) / _TICK
+
+
+def _postgres_cpu(cluster: PgServer) -> float:
+    assert cluster.base is not None
+    postmaster = int((cluster.base / "data" / "postmaster.pid").read_text().split()[0])
+    total = _cpu(postmaster, children=True)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == postmaster:
+            total += _cpu(int(entry.name))
+    return total
+
+
+async def _admin(cluster: PgServer, database: str, sql: str) -> list[Any]:
+    import asyncpg
+
+    conn = await asyncpg.connect(host=cluster.host, port=cluster.port, user=cluster.user, database=database)
+    try:
+        return list(await conn.fetch(sql))
+    finally:
+        await conn.close()
+
+
+async def _snapshot(cluster: PgServer, servers: list[ServerProcess]) -> dict[str, Any]:
+    [row] = await _admin(cluster, "shop", "SELECT xact_commit, xact_rollback FROM pg_stat_database "
+                                          "WHERE datname = 'shop'")
+    calls = await _admin(cluster, "shop", "SELECT query, calls FROM pg_stat_statements "
+                                          "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = 'shop')")
+    return {"commits": int(row["xact_commit"]), "rollbacks": int(row["xact_rollback"]),
+            "statements": {r["query"]: int(r["calls"]) for r in calls},
+            "server_cpu": sum(_cpu(s.proc.pid) for s in servers), "pg_cpu": _postgres_cpu(cluster)}
+
+
+async def _sample_waits(cluster: PgServer, waits: Counter[str]) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(host=cluster.host, port=cluster.port, user=cluster.user, database="shop")
+    try:
+        while True:
+            rows = await conn.fetch(
+                "SELECT state, wait_event_type, wait_event, left(query, 60) AS q FROM pg_stat_activity "
+                "WHERE datname = 'shop' AND pid <> pg_backend_pid() AND backend_type = 'client backend' "
+                "AND state <> 'idle' AND query NOT LIKE 'LISTEN%'")
+            for r in rows:
+                kind = f"{r['wait_event_type']}:{r['wait_event']}" if r["wait_event_type"] else "CPU"
+                if r["wait_event_type"] == "Lock":
+                    kind += " " + " ".join(str(r["q"]).split())[:50]
+                waits[f"{r['state']} {kind}"] += 1
+            await asyncio.sleep(0.05)
+    finally:
+        await conn.close()
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    from tests.bench.__main__ import FakeApiServer
+
+    bindir = pg_bindir()
+    if bindir is None:
+        raise SystemExit("PostgreSQL binaries not found")
+    cluster = await asyncio.to_thread(start_cluster, bindir, extra_options=(
+        "-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all"))
+    workdir = Path(tempfile.mkdtemp(prefix="shopdesk-pgcost-"))
+    fake = FakeApiServer()
+    await fake.start()
+    servers: list[ServerProcess] = []
+    target: WidgetTarget | TelegramTarget | None = None
+    try:
+        await _admin(cluster, "postgres", "CREATE DATABASE shop")
+        await _admin(cluster, "shop", "CREATE EXTENSION pg_stat_statements")
+        url = cluster.url("shop")
+        servers.append(await start_shopdesk("pgcost #1", url, workdir, fake.base, token=DEFAULT_TOKEN))
+        servers += await asyncio.gather(*(start_shopdesk(f"pgcost #{i + 1}", url, workdir, fake.base,
+                                                         token=DEFAULT_TOKEN) for i in range(1, args.processes)))
+        router = Router()
+        urls = [s.url for s in servers]
+        if args.path == "widget":
+            target = WidgetTarget(urls, router)
+        else:
+            fake.router = router
+            target = TelegramTarget(urls, router, WEBHOOK_SECRET, customers=args.customers)
+        await target.open(args.customers, timeout=60)
+        if await first_answer(target, router, bound=90) is None:
+            raise RuntimeError("no first answer")
+        # every customer's conversation exists before the measurement (a first message costs more)
+        await closed_loop(target, router, clients=args.customers, duration=0.5, bound=60, grace=60,
+                          phase="warm-up")
+        await closed_loop(target, router, clients=min(20, args.clients), duration=3, bound=30, grace=10,
+                          phase="warm-up")
+        await router.settle(10)
+        await asyncio.sleep(args.idle)  # a quiet moment: what an idle process costs is not counted below
+        await _admin(cluster, "shop", "SELECT pg_stat_statements_reset()")
+        before = await _snapshot(cluster, servers)
+        load_before = os.getloadavg()
+        waits: Counter[str] = Counter()
+        sampler = asyncio.create_task(_sample_waits(cluster, waits))
+        try:
+            stats = await closed_loop(target, router, clients=args.clients, duration=args.seconds, bound=30,
+                                      grace=10, phase="measured")
+        finally:
+            sampler.cancel()
+            await asyncio.gather(sampler, return_exceptions=True)
+        await router.settle(10)
+        after = await _snapshot(cluster, servers)
+        summary = stats.summary()
+        answered = max(1, stats.answered)
+        statements = after["statements"]
+        total_calls = sum(statements.values())
+        notifies = sum(n for q, n in statements.items() if "pg_notify" in q.lower() or q.lower().startswith("notify"))
+        top = sorted(statements.items(), key=lambda kv: -kv[1])[: args.top]
+        result = {
+            "path": args.path, "processes": args.processes, "clients": args.clients,
+            "answered": stats.answered, "answered_per_s": summary["answered_per_s"],
+            "p50_ms": summary["p50_ms"], "p99_ms": summary["p99_ms"],
+            "commits_per_msg": round((after["commits"] - before["commits"]) / answered, 2),
+            "rollbacks_per_msg": round((after["rollbacks"] - before["rollbacks"]) / answered, 2),
+            "statements_per_msg": round(total_calls / answered, 2),
+            "notifies_per_msg": round(notifies / answered, 3),
+            "server_cpu_ms_per_msg": round(1000 * (after["server_cpu"] - before["server_cpu"]) / answered, 2),
+            "pg_cpu_ms_per_msg": round(1000 * (after["pg_cpu"] - before["pg_cpu"]) / answered, 2),
+            "extra_replies": router.extra,  # replies nobody waited for (a repeated send, or an answer after its bound)
+            "rss_mb": [round(rss_mb(s.proc.pid) or 0, 1) for s in servers],
+            "loadavg_before": [round(x, 2) for x in load_before], "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+            # what the servers' connections were doing, sampled every 50 ms (Lock:* = waiting for a row lock)
+            "activity_samples": dict(waits.most_common(12)),
+            "top_statements": [{"calls_per_msg": round(n / answered, 3), "query": " ".join(q.split())[:160]}
+                               for q, n in top],
+        }
+        if args.quiet:
+            await asyncio.sleep(args.quiet)  # the resident size once the burst is over
+            result["rss_after_quiet_mb"] = [round(rss_mb(s.proc.pid) or 0, 1) for s in servers]
+        return result
+    finally:
+        if target is not None:
+            await target.close()
+        for server in servers:
+            server.stop()
+        await fake.stop()
+        await asyncio.to_thread(stop_cluster, cluster)
+        if args.keep:
+            print(f"server logs kept in {workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m tests.bench.pgcost", description=__doc__.split("\n")[0])
+    parser.add_argument("--processes", type=int, default=1)
+    parser.add_argument("--path", choices=("widget", "telegram"), default="telegram")
+    parser.add_argument("--customers", type=int, default=300)
+    parser.add_argument("--clients", type=int, default=60)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--idle", type=float, default=0.0, help="seconds of quiet before the measurement")
+    parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--quiet", type=float, default=0.0, help="also read RSS after this many quiet seconds")
+    parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--json", default="")
+    args = parser.parse_args()
+    result = asyncio.run(run(args))
+    text = json.dumps(result, indent=1)
+    if args.json:
+        Path(args.json).write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""PostgreSQL: the analytics rollup's counts are added at commit (migration 0025), so two
+transactions changing different conversations' intents do not wait for each other on the few
+rollup rows they share, and what they commit is counted exactly once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from inbox.actions.message_record import message_record
+from inbox.messages import InboundMessage
+from inbox.models import Channel
+from shopdesk.db import create_engine, session_maker
+
+
+async def _conversations(sessions: Any, n: int) -> list[int]:
+    ids = []
+    for i in range(n):
+        recorded = await message_record(sessions, InboundMessage(
+            channel=Channel.telegram, dedupe_key=f"fold:{i}", contact_external_id=str(700 + i), text="hi"))
+        ids.append(recorded.conversation_id)
+    return ids
+
+
+async def _rollup(conn: Any) -> dict[str, int]:
+    rows = (await conn.execute(sa.text(
+        "SELECT intent, sum(conversations) FROM conversation_daily GROUP BY intent HAVING sum(conversations) <> 0"
+    ))).all()
+    return {str(intent): int(n) for intent, n in rows}
+
+
+async def test_two_transactions_move_counts_without_waiting_for_each_other(pg_url: str) -> None:
+    engine = create_engine(pg_url)
+    try:
+        sessions = session_maker(engine)
+        first, second, third = await _conversations(sessions, 3)
+        move = sa.text("UPDATE conversation SET last_intent = :intent WHERE id = :id")
+        async with engine.connect() as a, engine.connect() as b:
+            await a.execute(move, {"intent": "order_status", "id": first})
+            # before 0025 this waited for ``a`` on the shared (day, telegram, unknown) row
+            await b.execute(sa.text("SET LOCAL lock_timeout = '2s'"))
+            await b.execute(move, {"intent": "order_status", "id": second})
+            await b.execute(move, {"intent": "returns", "id": third})
+            await b.commit()
+            await a.commit()
+        async with engine.connect() as conn:
+            assert await _rollup(conn) == {"order_status": 2, "returns": 1}
+            # nothing is left waiting, and a rolled-back change is not counted
+            await conn.execute(move, {"intent": "returns", "id": first})
+            await conn.rollback()
+            assert await _rollup(conn) == {"order_status": 2, "returns": 1}
+            pending = (await conn.execute(sa.text(
+                "SELECT (SELECT count(*) FROM conversation_daily_pending) + "
+                "(SELECT count(*) FROM response_daily_pending)"))).scalar_one()
+            assert pending == 0
+            # several changes of one conversation in one transaction: the last one counts
+            await conn.execute(move, {"intent": "returns", "id": first})
+            await conn.execute(move, {"intent": "greeting", "id": first})
+            await conn.commit()
+            assert await _rollup(conn) == {"order_status": 1, "returns": 1, "greeting": 1}
+    finally:
+        await engine.dispose()

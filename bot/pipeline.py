@@ -65,14 +65,14 @@ _TURN_ROWS = (
     .with_for_update(of=[Conversation, Message])
 )
 #: the same rows for every message of a micro-batch, in one read (in conversation order: on
-#: PostgreSQL the locks are taken in one order everywhere)
+#: PostgreSQL the locks are taken in one order everywhere; the messages locked too, as above)
 _BATCH_ROWS = (
     select(Message, Conversation, Contact)
     .join(Conversation, col(Conversation.id) == Message.conversation_id)
     .join(Contact, col(Contact.id) == Conversation.contact_id)
     .where(col(Message.id).in_(sa.bindparam("b_ids", expanding=True)))
     .order_by(col(Conversation.id))
-    .with_for_update(of=Conversation)
+    .with_for_update(of=[Conversation, Message])
 )
 
 #: ``Pipeline._turn`` reads the turn's rows itself

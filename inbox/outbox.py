@@ -64,7 +64,7 @@ import dataclasses
 import functools
 import logging
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -327,6 +327,7 @@ class OutboxDispatcher:
         poll_interval: float = 5.0,
         clock: Callable[[], datetime] = utcnow,
         affinity: ClaimAffinity | None = None,
+        result_writers: int = 2,
     ) -> None:
         heartbeat = heartbeat_seconds if heartbeat_seconds is not None else lease_seconds / 3
         if not 0 < heartbeat < lease_seconds:
@@ -340,14 +341,20 @@ class OutboxDispatcher:
         self.max_attempts = max_attempts
         self.base_backoff = base_backoff
         self.max_backoff = max_backoff
-        if concurrency < 1 or batch_size < 1:
-            raise ValueError("concurrency and batch_size must be at least 1")
+        if concurrency < 1 or batch_size < 1 or result_writers < 1:
+            raise ValueError("concurrency, batch_size and result_writers must be at least 1")
         self.batch_size = batch_size
         self.concurrency = concurrency
         self.poll_interval = poll_interval
         self.clock = clock
         self.affinity = affinity
         self._semaphore = asyncio.Semaphore(concurrency)
+        # a send's outcome other than "sent" (retry, unknown, undeliverable, released) is written
+        # by at most ``result_writers`` transactions at once: sends that end together (a hanging
+        # Bot API times every one of them out at the same moment, a flood wait refuses them all)
+        # must not take the whole connection pool from the webhooks that record customers'
+        # messages. ("sent" is group-committed by one flusher already.)
+        self._result_writes = asyncio.Semaphore(result_writers)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -774,8 +781,15 @@ class OutboxDispatcher:
             )
             await session.commit()
 
+    @contextlib.asynccontextmanager
+    async def _result_session(self) -> AsyncIterator[AsyncSession]:
+        """A session for writing a send's outcome (see ``result_writers``); the row stays ours
+        meanwhile (its lease is renewed while :meth:`_deliver` runs)."""
+        async with self._result_writes, self.sessions() as session:
+            yield session
+
     async def _release(self, row: _Claimed) -> None:
-        async with self.sessions() as session:
+        async with self._result_session() as session:
             await session.exec(
                 sa.update(OutboxMessage)
                 .where(col(OutboxMessage.id) == row.id, col(OutboxMessage.status) == OutboxStatus.pending)
@@ -844,7 +858,7 @@ class OutboxDispatcher:
                                   "claimed_until": None, "last_error": reason[:500]}
         if row.is_notice and progress:
             values["payload"] = {**row.payload, "progress": progress}  # finished steps are not repeated
-        async with self.sessions() as session:
+        async with self._result_session() as session:
             await session.exec(
                 sa.update(OutboxMessage)
                 .where(col(OutboxMessage.id) == row.id, col(OutboxMessage.status) == OutboxStatus.pending)
@@ -854,14 +868,14 @@ class OutboxDispatcher:
             await session.commit()
         if rate_limited and hold in (HOLD_RECIPIENT, HOLD_CHANNEL):
             try:  # its own transaction: it touches other dispatchers' rows (never wait for their locks)
-                async with self.sessions() as session:
+                async with self._result_session() as session:
                     await self._hold(session, row, hold, until)
                     await session.commit()
             except Exception as exc:  # the sender's own memory of the wait still holds them back
                 log.warning("holding the %s's other outbox rows failed (%s)", hold, type(exc).__name__)
             else:
                 try:  # apart: deleting many rows never makes a hold wait for another's locks
-                    async with self.sessions() as session:
+                    async with self._result_session() as session:
                         await _forget_expired_holds(session, now)
                         await session.commit()
                 except Exception as exc:
@@ -905,7 +919,7 @@ class OutboxDispatcher:
         """The send may or may not have reached the customer: never send it again (at most once)."""
         now = self.clock()
         reason = f"outcome unknown: {reason}"[:500]
-        async with self.sessions() as session:
+        async with self._result_session() as session:
             result = await session.exec(
                 sa.update(OutboxMessage)
                 .where(col(OutboxMessage.id) == row.id, col(OutboxMessage.status) == OutboxStatus.pending)
@@ -935,7 +949,7 @@ class OutboxDispatcher:
     async def _give_up(self, row: _Claimed, reason: str, *, blocked: bool) -> None:
         now = self.clock()
         reason = reason[:500]
-        async with self.sessions() as session:
+        async with self._result_session() as session:
             result = await session.exec(
                 sa.update(OutboxMessage)
                 .where(col(OutboxMessage.id) == row.id, col(OutboxMessage.status) == OutboxStatus.pending)

@@ -35,6 +35,11 @@ Rows are written by ``inbox.actions.message_send`` in the transaction that produ
   (:class:`~inbox.models.DeliveryHold`, ``not_before`` per recipient and per channel): a row
   written later (a reply created after a restart, or by another process) that falls under a
   hold still in force is moved to its end when it is claimed, instead of being sent early.
+* **Outcomes are written a few at a time.** A result other than "sent" (a retry, "unknown", an
+  undeliverable row) is a transaction of its own, and at most ``result_writers`` (2) of them run
+  at once: sends that end together (a hanging Bot API times them all out at one moment) never
+  take the connection pool from the webhooks recording customers' messages. "sent" is
+  group-committed by one flusher.
 * **Retries.** :class:`~inbox.channels.RetryLater` schedules the next attempt exactly
   ``seconds`` later (never earlier; ``None``: backoff). Any other exception backs off
   exponentially with jitter. After ``max_attempts`` attempts the row is undeliverable.

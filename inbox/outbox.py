@@ -35,6 +35,11 @@ Rows are written by ``inbox.actions.message_send`` in the transaction that produ
   (:class:`~inbox.models.DeliveryHold`, ``not_before`` per recipient and per channel): a row
   written later (a reply created after a restart, or by another process) that falls under a
   hold still in force is moved to its end when it is claimed, instead of being sent early.
+* **Outcomes are written a few at a time.** A result other than "sent" (a retry, "unknown", an
+  undeliverable row) is a transaction of its own, and at most ``result_writers`` (2) of them run
+  at once: sends that end together (a hanging Bot API times them all out at one moment) never
+  take the connection pool from the webhooks recording customers' messages. "sent" is
+  group-committed by one flusher.
 * **Retries.** :class:`~inbox.channels.RetryLater` schedules the next attempt exactly
   ``seconds`` later (never earlier; ``None``: backoff). Any other exception backs off
   exponentially with jitter. After ``max_attempts`` attempts the row is undeliverable.
@@ -64,7 +69,7 @@ import dataclasses
 import functools
 import logging
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -327,6 +332,7 @@ class OutboxDispatcher:
         poll_interval: float = 5.0,
         clock: Callable[[], datetime] = utcnow,
         affinity: ClaimAffinity | None = None,
+        result_writers: int = 2,
     ) -> None:
         heartbeat = heartbeat_seconds if heartbeat_seconds is not None else lease_seconds / 3
         if not 0 < heartbeat < lease_seconds:
@@ -340,14 +346,20 @@ class OutboxDispatcher:
         self.max_attempts = max_attempts
         self.base_backoff = base_backoff
         self.max_backoff = max_backoff
-        if concurrency < 1 or batch_size < 1:
-            raise ValueError("concurrency and batch_size must be at least 1")
+        if concurrency < 1 or batch_size < 1 or result_writers < 1:
+            raise ValueError("concurrency, batch_size and result_writers must be at least 1")
         self.batch_size = batch_size
         self.concurrency = concurrency
         self.poll_interval = poll_interval
         self.clock = clock
         self.affinity = affinity
         self._semaphore = asyncio.Semaphore(concurrency)
+        # a send's outcome other than "sent" (retry, unknown, undeliverable, released) is written
+        # by at most ``result_writers`` transactions at once: sends that end together (a hanging
+        # Bot API times every one of them out at the same moment, a flood wait refuses them all)
+        # must not take the whole connection pool from the webhooks that record customers'
+        # messages. ("sent" is group-committed by one flusher already.)
+        self._result_writes = asyncio.Semaphore(result_writers)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -799,8 +811,15 @@ class OutboxDispatcher:
             )
             await session.commit()
 
+    @contextlib.asynccontextmanager
+    async def _result_session(self) -> AsyncIterator[AsyncSession]:
+        """A session for writing a send's outcome (see ``result_writers``); the row stays ours
+        meanwhile (its lease is renewed while :meth:`_deliver` runs)."""
+        async with self._result_writes, self.sessions() as session:
+            yield session
+
     async def _release(self, row: _Claimed) -> None:
-        async with self.sessions() as session:
+        async with self._result_session() as session:
             await session.exec(
                 sa.update(OutboxMessage)
                 .where(col(OutboxMessage.id) == row.id, col(OutboxMessage.status) == OutboxStatus.pending)
@@ -887,7 +906,7 @@ class OutboxDispatcher:
                                   "claimed_until": None, "last_error": reason[:500]}
         if row.is_notice and progress:
             values["payload"] = {**row.payload, "progress": progress}  # finished steps are not repeated
-        async with self.sessions() as session:
+        async with self._result_session() as session:
             await session.exec(
                 sa.update(OutboxMessage)
                 .where(col(OutboxMessage.id) == row.id, col(OutboxMessage.status) == OutboxStatus.pending)
@@ -897,14 +916,14 @@ class OutboxDispatcher:
             await session.commit()
         if rate_limited and hold in (HOLD_RECIPIENT, HOLD_CHANNEL):
             try:  # its own transaction: it touches other dispatchers' rows (never wait for their locks)
-                async with self.sessions() as session:
+                async with self._result_session() as session:
                     await self._hold(session, row, hold, until)
                     await session.commit()
             except Exception as exc:  # the sender's own memory of the wait still holds them back
                 log.warning("holding the %s's other outbox rows failed (%s)", hold, type(exc).__name__)
             else:
                 try:  # apart: deleting many rows never makes a hold wait for another's locks
-                    async with self.sessions() as session:
+                    async with self._result_session() as session:
                         await _forget_expired_holds(session, now)
                         await session.commit()
                 except Exception as exc:
@@ -948,7 +967,7 @@ class OutboxDispatcher:
         """The send may or may not have reached the customer: never send it again (at most once)."""
         now = self.clock()
         reason = f"outcome unknown: {reason}"[:500]
-        async with self.sessions() as session:
+        async with self._result_session() as session:
             result = await session.exec(
                 sa.update(OutboxMessage)
                 .where(col(OutboxMessage.id) == row.id, col(OutboxMessage.status) == OutboxStatus.pending)
@@ -978,7 +997,7 @@ class OutboxDispatcher:
     async def _give_up(self, row: _Claimed, reason: str, *, blocked: bool) -> None:
         now = self.clock()
         reason = reason[:500]
-        async with self.sessions() as session:
+        async with self._result_session() as session:
             result = await session.exec(
                 sa.update(OutboxMessage)
                 .where(col(OutboxMessage.id) == row.id, col(OutboxMessage.status) == OutboxStatus.pending)

@@ -1,8 +1,16 @@
 """Structured logs that never carry secrets or customer emails.
 
 Records are one JSON object per line. A redacting filter masks anything that looks like an
-email address, a Telegram bot token, a Slack token or a bearer token, whatever logger it
-came from (httpx logs full request URLs, and the Telegram token is part of the path).
+email address, a phone number, a Telegram bot token, a Slack token or a bearer token, whatever
+logger it came from (httpx logs full request URLs, and the Telegram token is part of the path).
+
+Phone numbers are recognised by their written shapes (:data:`_PHONE_SHAPES`), never by digits
+alone, so that order numbers, platform ids, update ids and timestamps stay readable: an
+international number (``+`` or ``%2B`` and 8 to 15 digits, with spaces, dots, dashes or
+parentheses between them), a North American one with separators (``(512) 555-0143``,
+``512-555-0143``, ``512.555.0143``) and a national one with a trunk ``0`` and spaced or dashed
+groups (``07700 900999``, ``030-1234567``; 10 to 12 digits). A bare run of digits is left
+alone: it cannot be told apart from an id.
 
 Every line keeps the record's ``extra`` fields (``log.info("…", extra={"conversation_id": 7})``),
 sanitised by :func:`safe_extra`: a field whose name says it holds customer text or a secret
@@ -25,6 +33,7 @@ import re
 import secrets
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,7 +50,30 @@ __all__ = [
     "access_log_middleware",
 ]
 
-_PATTERNS = [
+
+def _phone_shape(min_digits: int, max_digits: int) -> Callable[[re.Match[str]], str]:
+    """A replacement that masks the match when it holds ``min_digits``..``max_digits`` digits."""
+
+    def replace(match: re.Match[str]) -> str:
+        text = match.group(0)
+        digits = sum(ch.isdigit() for ch in text) - (1 if text[:3].upper() == "%2B" else 0)
+        return "<phone>" if min_digits <= digits <= max_digits else text
+
+    return replace
+
+
+#: the written shapes of a phone number (see the module docstring); none matches an id, an order
+#: number or a timestamp (those have no leading ``+``, no 3-3-4 grouping, no spaced groups after a 0)
+_PHONE_SHAPES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
+    # +1 (512) 555-0143, +44 7700 900999, +4930123456, and URL-encoded %2B15125550143
+    (re.compile(r"(?<![\w+])(?:\+|%2[Bb])\(?\d(?:[ .()-]{0,2}\d){7,14}(?![\w])"), _phone_shape(8, 15)),
+    # (512) 555-0143, 512-555-0143, 512.555.0143, 512 555 0143
+    (re.compile(r"(?<![\w.+%-])(?:\(\d{3}\) ?|\d{3}[ .-])\d{3}[ .-]\d{4}(?![\w.-]|:\d)"), _phone_shape(10, 10)),
+    # 07700 900999, 030-1234567, 0612 34 56 78
+    (re.compile(r"(?<![\w.+%:-])0\d{1,4}(?:[ -]\d{2,8}){1,4}(?![\w.:-])"), _phone_shape(10, 12)),
+]
+
+_PATTERNS: list[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]] = [
     (re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"), "<email>"),
     # no \b in front: in a Bot API URL the token follows "bot" ("/bot123456:AA...")
     (re.compile(r"(?<![0-9])\d{6,12}:[A-Za-z0-9_-]{30,}"), "<telegram-token>"),
@@ -49,6 +81,8 @@ _PATTERNS = [
     (re.compile(r"\bxapp-[A-Za-z0-9-]+"), "<slack-app-token>"),
     (re.compile(r"\bsdk_[A-Za-z0-9_-]{20,}"), "<api-token>"),
     (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"), r"\1<token>"),
+    # after the tokens: a Telegram token's digits are not a phone number
+    *_PHONE_SHAPES,
 ]
 
 

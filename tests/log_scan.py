@@ -13,8 +13,8 @@ elsewhere). For the whole session, per xdist worker:
 What counts as a leak: any known secret, in any of the forms it could be printed in (as is,
 lower-cased, URL-encoded, JSON-escaped): string constants of the test modules and fakes whose
 names say they are one (``*TOKEN*``, ``*SECRET*``, ``*PASSWORD*``, ``*EMAIL*``, ``*PHONE*``,
-``*COOKIE*`` …), every email address and phone number in ``tests/fixtures``, and values tests
-register at run time (:func:`register_secret`: session cookies, CSRF and API tokens). Shapes are
+``*COOKIE*`` …), every email address and phone number in ``tests/fixtures`` and of the demo
+seed's customers (:data:`SEEDS`), and values tests register at run time (:func:`register_secret`: session cookies, CSRF and API tokens). Shapes are
 leaks as well, whatever their value: an email address (also URL-encoded), a Telegram bot
 token, a Slack token, an API token (``sdk_…``).
 
@@ -66,6 +66,8 @@ SHAPES = {
     "a Slack token": re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{6,}"),
     "an API token": re.compile(r"\bsdk_[A-Za-z0-9_-]{20,}"),
 }
+#: the demo seeds the suite plants (``seed_demo_orders(seed=…)``): their customers' phone numbers
+SEEDS = (7, 8)
 _PHONE_IN_DATA = re.compile(r'"phone"\s*:\s*"([^"]{6,})"')
 _PHONE_IN_CSV = re.compile(r"\+\d[\d ()-]{7,}\d")
 
@@ -137,6 +139,15 @@ class LeakScanner:
                 self.add(email, f"a customer email in {path.name}")
             for phone in [*_PHONE_IN_DATA.findall(text), *_PHONE_IN_CSV.findall(text)]:
                 self.add(phone, f"a customer phone in {path.name}")
+
+    def add_seeded_customers(self, seeds: Iterable[int] = SEEDS) -> None:
+        """The phone numbers (and emails) of the customers the demo seed plants (``shopdesk.demo``)."""
+        from shopdesk.demo.customers import plan_people
+
+        for seed in seeds:
+            for person in plan_people(seed):
+                self.add(person.phone, f"a seeded customer's phone ({person.key})")
+                self.add(person.email, f"a seeded customer's email ({person.key})")
 
     def _compiled(self) -> tuple[re.Pattern[str] | None, dict[str, str]]:
         with self._lock:
@@ -240,6 +251,7 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     scanner = LeakScanner()
     scanner.add_fixture_data()
+    scanner.add_seeded_customers()
     handler = ScanHandler(scanner)
     config.stash[_HANDLER_KEY] = handler
     ACTIVE = scanner

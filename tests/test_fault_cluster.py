@@ -187,7 +187,7 @@ async def _settled(database_url: str, fake: FakeTelegram, acked: set[int], timeo
             if asyncio.get_running_loop().time() > deadline:
                 pytest.fail(f"not settled after {timeout:.0f}s: {found} (missing "
                             f"{len(acked - found['stored'])} acknowledged updates)")
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(0.2)
     finally:
         await engine.dispose()
 

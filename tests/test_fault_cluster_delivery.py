@@ -2,13 +2,13 @@
 
 The servers of ``tests/test_fault_cluster.py`` (real processes, a throwaway PostgreSQL, the
 loopback Bot API of ``tests/fakes/telegram.py`` in this test's process) while the Bot API
-misbehaves for a window, scaled down from the issue's minute so that each test takes tens of
-seconds: a flood wait (every ``sendMessage`` answered 429 with a short ``retry_after``, more
-429s per reply than the outbox's attempts), an outage (500s), and a hang (answers after the
-servers' read timeout). Every update is posted to either server as a load balancer would, and
-again until one answer is a 200. Afterwards every acknowledged update is stored once and
-answered, replies went out in each chat's order, none before the ``retry_after`` Telegram asked
-for, and none twice.
+misbehaves for the issue's windows: a flood wait (every ``sendMessage`` answered 429 with
+``retry_after=1`` for 60 s, many more 429s per reply than the outbox's attempts), an outage
+(500s for 30 s), and a hang (answers after the servers' read timeout; every webhook must still
+be answered within the issue's 1 s). Every update is posted to either server as a load balancer
+would, and again until one answer is a 200. Afterwards every acknowledged update is stored once
+and answered, replies went out in each chat's order, none before the ``retry_after`` Telegram
+asked for, and none twice.
 """
 
 from __future__ import annotations
@@ -32,6 +32,11 @@ from tests.test_fault_cluster import SECRET, Platform, Server, _burst, _env, _se
 
 #: the default outbox gives up a reply after this many attempts: a storm must outlast it
 MAX_ATTEMPTS = 8
+#: the issue's storms (item 4): 429s for 60 s, 500s for 30 s
+STORM_429_SECONDS = 60.0
+OUTAGE_500_SECONDS = 30.0
+#: the issue's bound on a webhook's answer while the Bot API hangs
+ACK_SECONDS = 1.0
 
 
 @pytest.fixture
@@ -113,21 +118,16 @@ def assert_all_answered_in_order_once(found: dict[str, Any], platform: Platform,
 
 async def test_a_flood_wait_longer_than_the_attempts_delays_every_reply_and_loses_none(
         pg_url: str, fake_api: FakeTelegram, tmp_path: Path) -> None:
-    """Every sendMessage is refused (429, ``retry_after=1``) until each chat has been refused more
-    often than a reply has attempts, at most for the issue's 60 s."""
+    """Every sendMessage is refused (429, ``retry_after=1``) for the issue's 60 s: each chat is
+    refused many more times than a reply has attempts."""
     retry_after = 1
     updates = _burst(chats=20, per_chat=3)
-    chats = {u["message"]["chat"]["id"] for u in updates}
 
     async def storm() -> None:
         started = time.monotonic()
-        while time.monotonic() - started < 60:
-            fake_api.fail_for("sendMessage", 429, 2.0, retry_after=retry_after)
-            await asyncio.sleep(1.0)
-            refused = calls_by_chat(fake_api)
-            if set(refused) == chats and min(sum(c.status == 429 for c in calls)
-                                             for calls in refused.values()) > MAX_ATTEMPTS:
-                return
+        while (left := STORM_429_SECONDS - (time.monotonic() - started)) > 0:
+            fake_api.fail_for("sendMessage", 429, min(left, 2.0), retry_after=retry_after)
+            await asyncio.sleep(min(left, 1.0))
 
     async with two_servers(pg_url, fake_api, tmp_path) as (servers, http):
         storming = asyncio.create_task(storm())
@@ -153,18 +153,14 @@ async def test_a_flood_wait_longer_than_the_attempts_delays_every_reply_and_lose
 
 async def test_500s_for_a_while_then_every_reply_is_delivered_in_order(
         pg_url: str, fake_api: FakeTelegram, tmp_path: Path) -> None:
-    """sendMessage answers 500 for at least 8 s and until every chat has met it (at most 60 s)."""
+    """sendMessage answers 500 for the issue's 30 s."""
     updates = _burst(chats=20, per_chat=3, first_update=5000)
-    chats = {u["message"]["chat"]["id"] for u in updates}
 
     async def outage() -> None:
         started = time.monotonic()
-        while time.monotonic() - started < 60:
-            fake_api.fail_for("sendMessage", 500, 2.0)
-            await asyncio.sleep(1.0)
-            failed = {chat for chat, calls in calls_by_chat(fake_api).items() if any(c.status == 500 for c in calls)}
-            if time.monotonic() - started >= 8 and failed == chats:
-                return
+        while (left := OUTAGE_500_SECONDS - (time.monotonic() - started)) > 0:
+            fake_api.fail_for("sendMessage", 500, min(left, 2.0))
+            await asyncio.sleep(min(left, 1.0))
 
     async with two_servers(pg_url, fake_api, tmp_path) as (servers, http):
         failing = asyncio.create_task(outage())
@@ -207,8 +203,9 @@ async def test_a_hanging_bot_api_neither_delays_webhooks_nor_causes_a_duplicate(
 
     print(f"webhook answers while the Bot API hung: median {statistics.median(latencies) * 1000:.0f} ms, "
           f"max {max(latencies) * 1000:.0f} ms over {len(latencies)}")
-    # no webhook waited on a send (each send hung for at least the read timeout)
-    assert max(latencies) < read_timeout, latencies
+    # no webhook waited on a send (each send hung for at least the read timeout): every one was
+    # answered within the issue's 1 s
+    assert max(latencies) < ACK_SECONDS, sorted(latencies)[-5:]
     assert found["stored"] == {u["update_id"] for u in hanging + later} and found["stored_twice"] == []
     rows = await outbox_by_chat(pg_url)
     statuses = [status for chat_rows in rows.values() for _, status, _, _ in chat_rows]

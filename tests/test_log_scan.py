@@ -67,6 +67,7 @@ def test_shapes_are_leaks_whatever_their_value(scanner: LeakScanner) -> None:
 def test_records_are_scanned_as_a_server_writes_them(scanner: LeakScanner, logger: logging.Logger) -> None:
     logger.info("customer wrote from %s", CUSTOMER_EMAIL)  # the redacting filter masks it: no leak
     logger.info("token xoxb-1-2-abcdefabcdef refused")  # masked too
+    logger.info("customer called from %s", "+44 7700 900999")  # a phone number is masked as well
     assert scanner.leaks == []
     logger.warning("webhook refused: secret %r does not match", WEBHOOK_SECRET)
     logger.info("lookup", extra={"detail": f"q={quote(CUSTOMER_EMAIL)}"})  # an extra field, URL-encoded
@@ -89,10 +90,10 @@ def test_a_record_the_server_would_not_write_is_not_a_leak(scanner: LeakScanner)
     try:
         level = engine_log.level
         engine_log.setLevel(logging.DEBUG)
-        engine_log.debug("Row (1, '+44 7700 900999')")  # production pins the engine's logger at WARNING
+        engine_log.debug("Row (1, '%s')", WEBHOOK_SECRET)  # production pins the engine's logger at WARNING
         assert scanner.leaks == []
-        engine_log.warning("Row (1, '+44 7700 900999')")
-        assert [leak.what for leak in scanner.leaks] == ["a customer phone"]
+        engine_log.warning("Row (1, '%s')", WEBHOOK_SECRET)
+        assert [leak.what for leak in scanner.leaks] == ["the webhook secret"]
     finally:
         engine_log.setLevel(level)
         engine_log.removeHandler(handler)
@@ -104,6 +105,20 @@ def test_log_files_are_scanned_line_by_line(scanner: LeakScanner, tmp_path: Path
     log_file.write_text('{"message": "ok"}\n{"message": "secret=' + WEBHOOK_SECRET + '"}\n')
     [leak] = scanner.scan_file(log_file)
     assert leak.where == "server.out:2" and leak.what == "the webhook secret"
+
+
+def test_the_seeded_customers_phone_numbers_are_known() -> None:
+    """The demo seed's customers (a persona and a generated one, of each seed the suite plants)."""
+    from shopdesk.demo.customers import plan_people
+
+    active = log_scan.ACTIVE
+    assert active is not None
+    for seed in log_scan.SEEDS:
+        phones = [p.phone for p in plan_people(seed) if p.phone]
+        assert "+15125550143" in phones and len(phones) > 1
+        for phone in (phones[0], phones[-1]):
+            assert active.find(f"row ({phone})"), phone
+            assert active.find(f"q={quote(phone, safe='')}"), phone
 
 
 def test_this_sessions_scanner_knows_the_suites_secrets(request: pytest.FixtureRequest) -> None:

@@ -540,3 +540,78 @@ async def test_no_access_log_unless_asked(aiohttp_client: Any, settings: Any, se
     client = await aiohttp_client(server)
     assert (await client.get("/healthz")).status == 200
     assert '"shopdesk.access"' not in served_logs.getvalue()
+
+
+# --------------------------------------------------------------------------- phone numbers
+
+#: customers' phone numbers in the shapes people and platforms write them
+PHONE_SHAPES = (
+    CUSTOMER_PHONE,  # E.164, as Shopify sends it
+    "+1 (512) 555-0143",
+    "+1 512 555 0143",
+    "+1-512-555-0143",
+    "+44 7700 900999",
+    "+44 (0)20 7946 0018",
+    "+4930123456",
+    "(512) 555-0143",
+    "512-555-0143",
+    "512.555.0143",
+    "07700 900999",
+    "030-1234567",
+    "0612 34 56 78",
+    "%2B15125550143",  # URL-encoded, in a logged query string
+)
+
+#: look like numbers, are not phone numbers: must survive redaction untouched
+NOT_PHONES = (
+    "order #1001",
+    "order #F12 (order_number 90012, id 7000012)",
+    "shopify order 5678123456789 and customer 207119551",
+    "telegram update 8001 from chat 50019, message 123456789",
+    "2026-12-03T07:37:10.971+00:00",
+    "slack ts 1700000000.000100",
+    "took 1234.567 ms; retry in 0.5 s after attempt 3",
+    "127.0.0.1:8080 and [::1]:443",
+    "RMA-1001-1",
+    "tracking 1Z999AA10123456784 / 9400 1118 9922 3033 0055 55",
+    "uuid 123e4567-e89b-12d3-a456-426614174000",
+    "epoch 1796283431.022 and 2026-12-03 07:37:10",
+    "amount 1234567.89 USD, 10 000 000 VND",
+    "version 1.22.333, up to +1 attempt, load +0.75",
+)
+
+
+@pytest.mark.parametrize("phone", PHONE_SHAPES)
+def test_phone_numbers_are_redacted_in_every_shape(phone: str) -> None:
+    line = f"customer {phone} asked about order #1001"
+    assert redact(line) == "customer <phone> asked about order #1001"
+    assert redact(f"GET /api/customers?phone={phone}&x=1") == "GET /api/customers?phone=<phone>&x=1"
+
+
+@pytest.mark.parametrize("text", NOT_PHONES)
+def test_order_numbers_ids_and_timestamps_are_not_taken_for_phone_numbers(text: str) -> None:
+    assert redact(text) == text
+
+
+def test_phone_numbers_never_reach_a_json_line() -> None:
+    """Through the handler ``serve`` installs: in the message, its arguments, extra fields and an
+    exception's text (a field named ``phone`` is dropped whole)."""
+    record = logging.LogRecord("shopdesk.test", logging.WARNING, __file__, 1, "lookup by %s failed", (CUSTOMER_PHONE,),
+                               None)
+    try:
+        raise ValueError("no customer with phone +44 7700 900999")
+    except ValueError:
+        record.exc_info = sys.exc_info()
+    record.reason = "call (512) 555-0143 back"
+    record.phone = "+1 512 555 0143"
+    record.order_id = 5678123456789
+    RedactingFilter().filter(record)
+    line = json.loads(JsonFormatter().format(record))
+    raw = json.dumps(line)
+    for phone in (CUSTOMER_PHONE, "7700 900999", "555-0143", "555 0143"):
+        assert phone not in raw, phone
+    assert line["message"] == "lookup by <phone> failed"
+    assert line["reason"] == "call <phone> back" and "phone" not in line
+    assert "<phone>" in line["error"] and line["order_id"] == 5678123456789
+    # a bot token's digits are the token's, not a phone number's
+    assert redact(f"POST /bot{TELEGRAM_TOKEN}/sendMessage") == "POST /bot<telegram-token>/sendMessage"

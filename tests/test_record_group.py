@@ -88,8 +88,9 @@ async def test_known_customers_messages_are_written_together_in_arrival_order(se
     finally:
         sa.event.remove(engine.sync_engine, "before_cursor_execute", count)
     assert not any(r.duplicate for r in results)
-    # one read per message; the writes: the contacts and the conversations once each, the
+    # one read for the group; the writes: the contacts and the conversations once each, the
     # messages in one INSERT per message of a conversation (two each here)
+    assert sum(s.startswith("SELECT ") and " FROM contact " in s for s in statements) == 1
     assert sum(s.startswith("INSERT INTO message ") for s in statements) == 2
     assert sum(s.startswith("UPDATE contact ") for s in statements) == 1
     assert sum(s.startswith("UPDATE conversation ") for s in statements) == 1

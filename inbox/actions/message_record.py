@@ -333,6 +333,18 @@ _TOUCH_CONVERSATION = (
 )
 
 
+#: ``_OPEN_CONVERSATION_OF`` for many senders of one channel at once (a group's one read); the
+#: sender's id comes first in each row (a contact has at most one conversation that is not resolved)
+_OPEN_CONVERSATIONS_OF = (
+    sa.select(_CONTACT.c.external_id, *_OPEN_CONVERSATION_OF.selected_columns)
+    .select_from(_CONTACT.join(_CONVERSATION, sa.and_(
+        _CONVERSATION.c.contact_id == _CONTACT.c.id,
+        _CONVERSATION.c.status != ConversationStatus.resolved)))
+    .where(_CONTACT.c.channel == sa.bindparam("b_channel"),
+           _CONTACT.c.external_id.in_(sa.bindparam("b_external_ids", expanding=True)))
+)
+
+
 async def _open_conversation_of(session: AsyncSession, c: _Inbound) -> tuple[int, int, dict[str, Any]] | None:
     """The common case's read: (contact id, open conversation id, changes to the contact), or
     None when the message is not the common case (see ``_record_into_open_conversation``)."""
@@ -341,6 +353,11 @@ async def _open_conversation_of(session: AsyncSession, c: _Inbound) -> tuple[int
             _OPEN_CONVERSATION_OF, params={"b_channel": c.channel, "b_external_id": c.external_id}
         )
     ).first()
+    return _common_case(c, row)
+
+
+def _common_case(c: _Inbound, row: Any) -> tuple[int, int, dict[str, Any]] | None:
+    """What ``_open_conversation_of`` makes of its row (None: no open conversation)."""
     if row is None:
         return None
     contact_id, display_name, username, language, customer_id, undeliverable_at, conversation_id, status, owner, \
@@ -408,11 +425,33 @@ class InboundBatch:
         self._kept: list[tuple[_Inbound, int, int, datetime]] = []  # (message, contact, conversation, now)
         #: id() of the taken ``_Inbound`` -> its result, after :meth:`write`
         self.results: dict[int, RecordResult] = {}
+        #: (channel, sender id) -> the row ``_OPEN_CONVERSATION_OF`` would read (None: none), from :meth:`read_ahead`
+        self._ahead: dict[tuple[Channel, str], Any] = {}
+
+    async def read_ahead(self, session: AsyncSession, messages: list[_Inbound]) -> None:
+        """Read what :meth:`take` reads for all ``messages`` at once: one statement per channel
+        instead of one per message. Valid until something is written outside the batch
+        (:meth:`forget`): :meth:`write` changes nothing that read returns."""
+        senders: dict[Channel, set[str]] = {}
+        for c in messages:
+            senders.setdefault(c.channel, set()).add(c.external_id)
+        for channel, external_ids in senders.items():
+            ahead: dict[tuple[Channel, str], Any] = dict.fromkeys(((channel, e) for e in external_ids), None)
+            rows = await session.exec(  # type: ignore[call-overload]  # a Core select
+                _OPEN_CONVERSATIONS_OF, params={"b_channel": channel, "b_external_ids": sorted(external_ids)})
+            for external_id, *row in rows:
+                ahead[channel, external_id] = row
+            self._ahead.update(ahead)
+
+    def forget(self) -> None:
+        """A message was recorded the general way: what :meth:`read_ahead` read may be stale."""
+        self._ahead.clear()
 
     async def take(self, session: AsyncSession, c: _Inbound, now: datetime) -> bool:
         """True: kept for :meth:`write` (its result is in ``results`` after it); False: not the
         common case with nothing to change on the contact (record it the usual way, after :meth:`write`)."""
-        found = await _open_conversation_of(session, c)
+        key = (c.channel, c.external_id)
+        found = _common_case(c, self._ahead[key]) if key in self._ahead else await _open_conversation_of(session, c)
         if found is None or found[2]:
             return False
         self._kept.append((c, found[0], found[1], now))

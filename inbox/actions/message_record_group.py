@@ -92,12 +92,14 @@ class RecordGroup:
         results: list[RecordResult | None] = []
         batch = InboundBatch()
         async with self.sessions() as session:
+            await batch.read_ahead(session, [w.clean for w in group])  # one read for the group
             for w in group:
                 now = w.now or utcnow()
                 if await batch.take(session, w.clean, now):
                     results.append(None)
                     continue
                 await batch.write(session)
+                batch.forget()  # the general path may open or reopen a conversation: read again
                 results.append(await _record(session, w.clean, reopen_days=w.reopen_days, now=now,
                                              duplicates_first=False))
             await batch.write(session)

@@ -27,6 +27,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.orm import Bundle
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -47,16 +48,19 @@ from inbox.messages import OutboundPayload
 from inbox.models import Author, Contact, Conversation, Message, Owner, Priority
 from inbox.replies import render_reply
 from shopbase.dberrors import is_database_unavailable
-from shopbase.rows import saved_id
 
 __all__ = ["Pipeline", "TurnStats"]
 
 log = logging.getLogger("shopdesk.bot")
 
 
+#: what a turn reads of its message: a Bundle row (``row.id``, ``row.text`` ...), not an ORM object
+#: (building one, with its JSON columns, cost more than the read); the answer writes it with Core
+_MESSAGE_FIELDS: Bundle[Any] = Bundle("message", col(Message.id), col(Message.text), col(Message.postback),
+                         col(Message.start_payload), col(Message.processed))
 #: the message, its conversation (locked for the turn on PostgreSQL) and the contact; built once
 _TURN_ROWS = (
-    select(Message, Conversation, Contact)
+    select(_MESSAGE_FIELDS, Conversation, Contact)
     .join(Conversation, col(Conversation.id) == Message.conversation_id)
     .join(Contact, col(Contact.id) == Conversation.contact_id)
     .where(col(Message.id) == sa.bindparam("b_id"))
@@ -67,7 +71,7 @@ _TURN_ROWS = (
 #: the same rows for every message of a micro-batch, in one read (in conversation order: on
 #: PostgreSQL the locks are taken in one order everywhere; the messages locked too, as above)
 _BATCH_ROWS = (
-    select(Message, Conversation, Contact)
+    select(_MESSAGE_FIELDS, Conversation, Contact)
     .join(Conversation, col(Conversation.id) == Message.conversation_id)
     .join(Contact, col(Contact.id) == Conversation.contact_id)
     .where(col(Message.id).in_(sa.bindparam("b_ids", expanding=True)))
@@ -146,7 +150,7 @@ class Pipeline:
         try:
             async with self.sessions() as session:
                 # every turn's rows in one read; the common turns' answers written together
-                loaded = {saved_id(row[0]): row for row in
+                loaded = {int(row[0].id): row for row in
                           (await session.exec(_BATCH_ROWS, params={"b_ids": message_ids})).all()}
                 group = AnswerGroup()
                 ahead = _UNDERSTOOD.set(self._understand_batch(list(loaded.values())))
@@ -211,7 +215,7 @@ class Pipeline:
             return None  # replay: already answered
         message, conversation, contact = found
         if conversation.owner == Owner.agent:
-            await message_mark_processed(session, saved_id(message))
+            await message_mark_processed(session, int(message.id))
             return None
 
         text = message.text or ""
@@ -260,7 +264,7 @@ class Pipeline:
         except Exception:  # metrics never break a turn
             log.exception("on_turn observer failed")
 
-    async def _write_turn(self, session: AsyncSession, turn: Turn, message: Message,
+    async def _write_turn(self, session: AsyncSession, turn: Turn, message: Any,
                           group: AnswerGroup | None = None) -> None:
         conversation = turn.conversation
         if (group is not None and turn.escalation is None and not turn.alerts
@@ -324,7 +328,7 @@ class Pipeline:
             await asyncio.sleep(self.periodic_interval)
 
 
-def _postback(message: Message) -> str | None:
+def _postback(message: Any) -> str | None:
     if message.postback:
         return message.postback
     if message.start_payload and not (message.text or "").strip():

@@ -22,16 +22,31 @@ from inbox.models import Author, Conversation, Direction, Message, OutboxMessage
 from shopbase.clock import utcnow
 from shopbase.text import clean_text
 
-__all__ = ["ANSWER_CONVERSATION", "ANSWER_CONVERSATION_SENT", "MARK_ANSWERED", "message_answer"]
+__all__ = ["ANSWER_CONVERSATION", "ANSWER_CONVERSATION_SENT", "MARK_ANSWERED", "loaded_unchanged", "message_answer",
+           "tell_committed"]
 
 _INSERT_MESSAGE = Message.__table__.insert().returning(Message.__table__.c.id)  # type: ignore[attr-defined]
 _INSERT_OUTBOX = OutboxMessage.__table__.insert().returning(OutboxMessage.__table__.c.id)  # type: ignore[attr-defined]
 
 
+def loaded_unchanged(row: Any) -> bool:
+    """True for a message given as read (``bot.pipeline``'s Bundle row, which has no ORM state)
+    or an ORM object nobody changed in the session: its mark can be a prebuilt Core UPDATE."""
+    state = sa.inspect(row, raiseerr=False)
+    return state is None or not state.modified
+
+
+def tell_committed(row: Any, values: dict[str, Any]) -> None:
+    """An ORM object learns values just written with Core as committed ones (a row: nothing to tell)."""
+    if sa.inspect(row, raiseerr=False) is not None:
+        for name, value in values.items():
+            set_committed_value(row, name, value)
+
+
 async def message_answer(
     session: AsyncSession,
     conversation: Conversation,
-    message: Message,
+    message: Message | Any,
     *,
     replies: Iterable[OutboundPayload],
     bot_state: dict[str, Any],
@@ -77,12 +92,11 @@ async def message_answer(
         }))
         sent.append(int(message_id))
     last_intent = intent if intent != "unknown" or conversation.last_intent is None else conversation.last_intent
-    if message.id is not None and not sa.inspect(message).modified:
-        # the mark by one prebuilt UPDATE instead of a unit-of-work flush; the loaded object is
+    if message.id is not None and loaded_unchanged(message):
+        # the mark by one prebuilt UPDATE instead of a unit-of-work flush; a loaded object is
         # told the new values as committed ones, so nothing is written twice
         await session.exec(MARK_ANSWERED, params={"b_id": message.id, "b_intent": intent, "b_language": language})
-        for name, value in (("intent", intent), ("processed", True), ("language", language)):
-            set_committed_value(message, name, value)
+        tell_committed(message, {"intent": intent, "processed": True, "language": language})
     else:
         message.intent = intent
         message.processed = True  # the turn's effects and the mark commit together (a replay finds it done)

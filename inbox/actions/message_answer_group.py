@@ -22,7 +22,13 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from inbox.actions.base import PREVIEW_CHARS
-from inbox.actions.message_answer import ANSWER_CONVERSATION, ANSWER_CONVERSATION_SENT, MARK_ANSWERED
+from inbox.actions.message_answer import (
+    ANSWER_CONVERSATION,
+    ANSWER_CONVERSATION_SENT,
+    MARK_ANSWERED,
+    loaded_unchanged,
+    tell_committed,
+)
 from inbox.events import Event, EventType, collect
 from inbox.messages import OutboundPayload
 from inbox.models import Author, Conversation, Direction, Message, OutboxMessage, OutboxStatus
@@ -60,15 +66,15 @@ class AnswerGroup:
     def __len__(self) -> int:
         return len(self._answers)
 
-    def accepts(self, session: AsyncSession, conversation: Conversation, message: Message) -> bool:
+    def accepts(self, session: AsyncSession, conversation: Conversation, message: Message | Any) -> bool:
         """The common turn: the handlers added nothing to the session and changed nothing on the
         message or the conversation, and no other answer of its conversation is in the group
         (else ``message_answer`` writes it at once, in order)."""
         return (conversation.id is not None and message.id is not None and not session.new
-                and not sa.inspect(message).modified and not sa.inspect(conversation).modified
+                and loaded_unchanged(message) and not sa.inspect(conversation).modified
                 and all(a.conversation.id != conversation.id for a in self._answers))
 
-    def add(self, conversation: Conversation, message: Message, *, replies: Iterable[OutboundPayload],
+    def add(self, conversation: Conversation, message: Message | Any, *, replies: Iterable[OutboundPayload],
             bot_state: dict[str, Any], language: str, intent: str) -> None:
         """Take one turn's answer (only one per conversation); the loaded objects get its values now."""
         assert conversation.id is not None and message.id is not None
@@ -76,8 +82,7 @@ class AnswerGroup:
         last_intent = intent if intent != "unknown" or conversation.last_intent is None else conversation.last_intent
         now = utcnow()
         self._answers.append(_Answer(conversation, message.id, cleaned, bot_state, language, intent, last_intent, now))
-        for name, value in (("intent", intent), ("processed", True), ("language", language)):
-            set_committed_value(message, name, value)
+        tell_committed(message, {"intent": intent, "processed": True, "language": language})
         changes: dict[str, Any] = {"bot_state": bot_state, "language": language, "last_intent": last_intent}
         if cleaned:
             changes |= {"last_message_at": now, "updated_at": now}

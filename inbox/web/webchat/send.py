@@ -78,7 +78,9 @@ class VisitorHub:
         delivered = 0
         for ws in list(self._sockets.get(visitor, ())):
             try:
-                await asyncio.wait_for(ws.send_str(data), _SEND_TIMEOUT)
+                # asyncio.timeout, not wait_for: no task per frame sent
+                async with asyncio.timeout(_SEND_TIMEOUT):
+                    await ws.send_str(data)
                 delivered += 1
             except (TimeoutError, ConnectionError, RuntimeError):
                 self.remove(visitor, ws)

@@ -163,7 +163,8 @@ class OutboundPayload:
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
             "text": self.text,
-            "quick_replies": [asdict(q) for q in self.quick_replies],
+            # QuickReply's two fields, without asdict's recursion (a reply's hot path)
+            "quick_replies": [{"label": q.label, "value": q.value} for q in self.quick_replies],
             "attachments": [a.to_dict() for a in self.attachments],
         }
         if self.author is not None:

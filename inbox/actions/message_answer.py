@@ -32,13 +32,12 @@ _INSERT_OUTBOX = OutboxMessage.__table__.insert().returning(OutboxMessage.__tabl
 def loaded_unchanged(row: Any) -> bool:
     """True for a message given as read (``bot.pipeline``'s Bundle row, which has no ORM state)
     or an ORM object nobody changed in the session: its mark can be a prebuilt Core UPDATE."""
-    state = sa.inspect(row, raiseerr=False)
-    return state is None or not state.modified
+    return isinstance(row, sa.Row) or not sa.inspect(row).modified
 
 
 def tell_committed(row: Any, values: dict[str, Any]) -> None:
     """An ORM object learns values just written with Core as committed ones (a row: nothing to tell)."""
-    if sa.inspect(row, raiseerr=False) is not None:
+    if not isinstance(row, sa.Row):
         for name, value in values.items():
             set_committed_value(row, name, value)
 

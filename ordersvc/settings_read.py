@@ -38,6 +38,8 @@ _VALUE = sa.select(_TABLE.c.value).where(_TABLE.c.key == sa.bindparam("b_key"))
 CACHE_SECONDS = 1.0
 #: session.info flag: this session's transaction wrote a setting
 _WROTE = "ordersvc.shop_setting_written"
+#: session.info: the cache's generation when this session's transaction began
+_BEGAN = "ordersvc.shop_setting_generation"
 #: the cache's clock (a test moves it)
 _clock = time.monotonic
 
@@ -65,6 +67,12 @@ def _written(_mapper: Any, _connection: Any, target: ShopSetting) -> None:
         session.info[_WROTE] = True
 
 
+def _transaction_began(session: Session, _transaction: Any, _connection: Any) -> None:
+    # what a read in this transaction may be cached as: a snapshot older than a change (SQLite's
+    # read transaction, a second engine on the same file) is never kept as current
+    session.info[_BEGAN] = _CACHE.generation
+
+
 def _transaction_ended(session: Session) -> None:
     if session.info.pop(_WROTE, False):
         _CACHE.changed()  # committed (or rolled back): a read in between may have seen the old value
@@ -72,6 +80,7 @@ def _transaction_ended(session: Session) -> None:
 
 for _name in ("after_insert", "after_update", "after_delete"):
     sa.event.listen(ShopSetting, _name, _written)
+sa.event.listen(Session, "after_begin", _transaction_began)
 sa.event.listen(Session, "after_commit", _transaction_ended)
 sa.event.listen(Session, "after_rollback", _transaction_ended)
 
@@ -89,9 +98,10 @@ async def stored_setting(session: AsyncSession, key: str) -> Any | None:
         entry = cached.get(key)
         if entry is not None and entry[1] == _CACHE.generation and entry[2] > now:
             return None if entry[0] is None else json.loads(entry[0])
-    generation = _CACHE.generation  # before the read: a write committed during it makes the entry stale
     result = await session.exec(_VALUE, params={"b_key": key})  # type: ignore[call-overload]
     value = result.scalar_one_or_none()
+    # kept only if nothing changed since the transaction (and so its snapshot) began
+    generation = sync.info.get(_BEGAN, -1)
     if engine is not None and not sync.info.get(_WROTE) and generation == _CACHE.generation:
         try:
             text = None if value is None else json.dumps(value)

@@ -78,7 +78,7 @@ async def test_a_change_by_another_process_is_seen_after_the_ttl(sessions: Any, 
     assert await _read(sessions) == {"handling_days": 2}
     async with sessions() as s:  # a Core UPDATE: what another process's write looks like to this one
         table = ShopSetting.__table__  # type: ignore[attr-defined]
-        await s.exec(sa.update(table).where(table.c.key == "shipping").values(value={"handling_days": 7}))  # type: ignore[call-overload]
+        await s.exec(sa.update(table).where(table.c.key == "shipping").values(value={"handling_days": 7}))
         await s.commit()
     assert await _read(sessions) == {"handling_days": 2}  # within the TTL
     later = settings_read._clock() + settings_read.CACHE_SECONDS + 0.01
@@ -92,5 +92,21 @@ async def test_each_caller_gets_its_own_copy(sessions: Any) -> None:
         first = await get_setting(s, "business_hours", {})
         first["hours"]["mon"] = "closed"
         again = await stored_setting(s, "business_hours")
+        assert again is not None
         again["hours"]["tue"] = "closed"
     assert await _read(sessions, "business_hours") == {"hours": {"mon": "9-17"}}
+
+
+
+async def test_a_change_through_another_engine_of_this_process_is_seen_at_once(sessions: Any, db_url: str) -> None:
+    from shopdesk.db import create_engine, session_maker
+
+    await _put(sessions, {"handling_days": 2})
+    assert await _read(sessions) == {"handling_days": 2}  # cached for this engine
+    other = create_engine(db_url)  # e.g. the CLI's engine in the server's process: its own cache
+    try:
+        await _put(session_maker(other), {"handling_days": 9})
+        assert await _read(sessions) == {"handling_days": 9}
+        assert await _read(session_maker(other)) == {"handling_days": 9}
+    finally:
+        await other.dispose()

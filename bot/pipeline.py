@@ -46,6 +46,7 @@ from inbox.events import Event, EventBus
 from inbox.messages import OutboundPayload
 from inbox.models import Author, Contact, Conversation, Message, Owner, Priority
 from inbox.replies import render_reply
+from shopbase import stagetrace
 from shopbase.dberrors import is_database_unavailable
 from shopbase.rows import saved_id
 
@@ -159,6 +160,8 @@ class Pipeline:
                     _UNDERSTOOD.reset(ahead)
                 await group.write(session)
                 await session.commit()
+            if stagetrace.ENABLED:
+                stagetrace.mark_many("answered", message_ids)
         except Exception as exc:
             if is_database_unavailable(exc):
                 return dict.fromkeys(message_ids, exc)
@@ -180,6 +183,8 @@ class Pipeline:
         async with self.sessions() as session:
             stats = await self._turn(session, message_id)
             await session.commit()
+        if stagetrace.ENABLED:
+            stagetrace.mark("answered", message_id)
         if stats is not None:
             self._observe(stats)
 

@@ -107,6 +107,7 @@ from inbox.models import (
     OutboxMessage,
     OutboxStatus,
 )
+from shopbase import stagetrace
 from shopbase.clock import utcnow
 
 __all__ = ["ClaimAffinity", "NoticeRequest", "NoticeSelector", "OutboxDispatcher", "backoff_seconds", "feed_notices", "pending_count",
@@ -623,6 +624,8 @@ class OutboxDispatcher:
                                      contacts.get(row.contact_id) if row.contact_id is not None else None)
                         )
             await session.commit()
+        if stagetrace.ENABLED:
+            stagetrace.mark_many("claimed", (row.conversation_id or 0 for row in claimed if not row.is_notice))
         return claimed
 
     def _affinity_params(self, now: datetime) -> dict[str, Any]:
@@ -710,10 +713,14 @@ class OutboxDispatcher:
                 await self._give_up(row, "the channel's sender takes notices only", blocked=False)
                 return
             payload = dataclasses.replace(OutboundPayload.from_json(row.payload), message_id=row.message_id)
+            if stagetrace.ENABLED:
+                stagetrace.mark("sending", row.conversation_id or 0)
             try:
                 # asyncio.timeout, not wait_for: no extra task, so no extra loop turns per send
                 async with asyncio.timeout(self.send_timeout):
                     platform_id = await sender.send(contact, payload)
+                if stagetrace.ENABLED:
+                    stagetrace.mark("sent", row.conversation_id or 0)
             except RetryLater as exc:
                 await self._retry(row, exc.seconds, exc.reason or "retry later", rate_limited=exc.rate_limited,
                                   hold=exc.hold)

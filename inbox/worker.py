@@ -44,6 +44,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from inbox.models import Message
 from inbox.queries.messages import unprocessed_message_ids
+from shopbase import stagetrace
 from shopbase.dberrors import is_database_unavailable
 
 __all__ = ["InboundWorker"]
@@ -210,6 +211,8 @@ class InboundWorker:
                 await asyncio.sleep(0.5)
                 continue
             found = {int(mid): (int(cid), bool(done)) for mid, cid, done in rows if mid is not None}
+            if stagetrace.ENABLED:
+                stagetrace.mark_many("routed", batch)
             for message_id in batch:
                 conversation_id, processed = found.get(message_id, (0, True))
                 if processed:
@@ -315,6 +318,8 @@ class InboundWorker:
         assert self.batch is not None
         items.sort(key=lambda item: item[0])  # conversation order: the row locks are always taken in one order
         outcomes: dict[int, Exception | None] = {}
+        if stagetrace.ENABLED:
+            stagetrace.mark_many("turn", (message_id for _, message_id, _ in items))
         try:
             outcomes = await self.batch([message_id for _, message_id, _ in items])
         except asyncio.CancelledError:

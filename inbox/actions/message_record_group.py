@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from inbox.actions.message_record import GROUPS, InboundBatch, RecordResult, _Inbound, _record, record_alone
+from shopbase import stagetrace
 from shopbase.clock import utcnow
 
 __all__ = ["RecordGroup", "record_in_groups"]
@@ -82,6 +83,8 @@ class RecordGroup:
                          len(group), type(exc).__name__)
                 await asyncio.gather(*(self._alone(w) for w in group))
                 continue
+            if stagetrace.ENABLED:
+                stagetrace.mark_many("committed", (r.message_id for r in results))
             for waiting, result in zip(group, results, strict=True):
                 if not waiting.done.done():
                     waiting.done.set_result(result)

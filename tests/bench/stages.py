@@ -1,0 +1,244 @@
+"""``python -m tests.bench.stages [--paths widget,telegram] [--rates 50,200] [--seconds 6] [--repeat 1]``:
+where a message's latency goes, stage by stage, at fixed open-loop rates (one ``shopdesk serve``
+on SQLite, the server started with ``BENCH_STAGE_TRACE``, see ``shopbase/stagetrace.py``).
+
+For each path and rate it prints the end-to-end p50/p99 measured by the load generator (from the
+*scheduled* send time, as ``make bench``) and, from the server's own timestamps, the p50/p99 of
+each step (received → recorded → routed → turn started → answered (committed) → claimed by the
+outbox → sending → sent) and of received → sent, plus the server's CPU per answered message and
+the load generator's own event-loop lag (a late generator shows up in the end-to-end figures,
+not in the server's steps).
+
+The fake Bot API runs in a process of its own (``--fake-api``) and stamps each reply's arrival
+itself (``perf_counter`` is one monotonic clock for every process on Linux), so neither the
+load generator's loop nor the GIL it would share delays a Telegram reply's timestamp. Loopback
+only, bounded in time. Linux only (/proc)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from tests.bench.databases import Databases
+from tests.bench.load import Router, TelegramTarget, WidgetTarget, closed_loop, first_answer, open_loop, percentile
+from tests.bench.servers import WEBHOOK_SECRET, start_shopdesk
+from tests.fakes.telegram import DEFAULT_TOKEN
+from tests.pg_cluster import free_port
+
+CUSTOMERS = 300
+#: the server's stages of one inbound message, in order (keyed by the message id)
+MESSAGE_STAGES = ("received", "recorded", "routed", "turn", "answered")
+#: the outbox's stages of its reply (keyed by conversation, paired in order)
+OUTBOX_STAGES = ("claimed", "sending", "sent")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# -- the fake Bot API in its own process --------------------------------------------------------
+
+
+def run_fake_api(port: int) -> None:
+    """The slim Bot API; one ``chat<TAB>perf_counter`` line on stdout per sendMessage."""
+    from aiohttp import web
+
+    from tests.bench.fake_api import FakeBotApi
+
+    out = sys.stdout
+
+    def on_reply(chat_id: int, at: float) -> None:
+        out.write(f"{chat_id}\t{at:.6f}\n")
+        out.flush()
+
+    async def main() -> None:
+        runner = web.AppRunner(FakeBotApi(on_reply).app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        out.write("ready\n")
+        out.flush()
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+class FakeApiProcess:
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.router: Router | None = None
+        self._proc: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}/bot"
+
+    async def start(self) -> None:
+        self._proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tests.bench.stages", "--fake-api", str(self.port),
+            stdout=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL)
+        assert self._proc.stdout is not None
+        line = await asyncio.wait_for(self._proc.stdout.readline(), 30)
+        if line.strip() != b"ready":
+            raise RuntimeError("the fake Bot API did not start")
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self._proc is not None and self._proc.stdout is not None
+        async for line in self._proc.stdout:
+            chat, at = line.decode().split("\t")
+            if self.router is not None:
+                self.router.arrived(int(chat), float(at))
+
+    async def stop(self) -> None:
+        if self._proc is not None and self._proc.returncode is None:
+            self._proc.terminate()
+            await asyncio.wait_for(self._proc.wait(), 10)
+        if self._reader is not None:
+            self._reader.cancel()
+            await asyncio.gather(self._reader, return_exceptions=True)
+
+
+# -- the stages ------------------------------------------------------------------------------
+
+
+def read_trace(path: Path) -> tuple[dict[str, dict[int, float]], dict[str, dict[int, list[float]]], dict[int, int]]:
+    by_message: dict[str, dict[int, float]] = defaultdict(dict)
+    by_conversation: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    conversation_of: dict[int, int] = {}
+    for line in path.read_text().splitlines():
+        stage, key, at = line.split("\t")
+        if stage == "conv":
+            conversation_of[int(key)] = int(float(at))
+        elif stage in OUTBOX_STAGES:
+            by_conversation[stage][int(key)].append(float(at))
+        else:
+            by_message[stage].setdefault(int(key), float(at))
+    return by_message, by_conversation, conversation_of
+
+
+def stage_table(path: Path) -> dict[str, Any]:
+    """p50/p99 (ms) of each step between consecutive stages, per answered message."""
+    by_message, by_conversation, conversation_of = read_trace(path)
+    rows: dict[int, dict[str, float]] = {}
+    for stage in MESSAGE_STAGES:
+        for message_id, at in by_message.get(stage, {}).items():
+            rows.setdefault(message_id, {})[stage] = at
+    # the n-th reply claimed/sent in a conversation answers its n-th answered message
+    per_conversation: dict[int, list[int]] = defaultdict(list)
+    for message_id in sorted(rows):
+        if "answered" in rows[message_id] and message_id in conversation_of:
+            per_conversation[conversation_of[message_id]].append(message_id)
+    for conversation, message_ids in per_conversation.items():
+        for stage in OUTBOX_STAGES:
+            for message_id, at in zip(message_ids, by_conversation.get(stage, {}).get(conversation, []), strict=False):
+                rows[message_id][stage] = at
+    order = MESSAGE_STAGES + OUTBOX_STAGES
+    steps: dict[str, list[float]] = defaultdict(list)
+    for row in rows.values():
+        if not all(s in row for s in order):
+            continue
+        for a, b in zip(order, order[1:], strict=False):
+            steps[f"{a}→{b}"].append(row[b] - row[a])
+        steps["received→sent"].append(row["sent"] - row["received"])
+    table = {name: (_ms(percentile(v, 50)), _ms(percentile(v, 99))) for name, v in steps.items()}
+    table["complete"] = len(steps.get("received→sent", []))
+    return table
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value * 1000, 2)
+
+
+async def loop_lag(samples: list[float], stop: asyncio.Event) -> None:
+    """The load generator's own lateness: how late a 1 ms sleep wakes up."""
+    while not stop.is_set():
+        before = time.perf_counter()
+        await asyncio.sleep(0.001)
+        samples.append(time.perf_counter() - before - 0.001)
+
+
+async def run_path(path: str, rates: list[int], seconds: float, repeat: int, work: Path,
+                   fake: FakeApiProcess) -> None:
+    trace = work / f"trace-{path}"
+    os.environ["BENCH_STAGE_TRACE"] = str(trace)
+    url = await Databases(work).url("sqlite", f"stages-{path}")
+    server = await start_shopdesk(f"stages {path}", url, work, fake.base, token=DEFAULT_TOKEN)
+    os.environ.pop("BENCH_STAGE_TRACE", None)
+    router = Router()
+    fake.router = router
+    target: WidgetTarget | TelegramTarget | None = None
+    pid = server.proc.pid
+    try:
+        target = (WidgetTarget(server.urls, router) if path == "widget"
+                  else TelegramTarget(server.urls, router, WEBHOOK_SECRET, customers=CUSTOMERS))
+        await target.open(CUSTOMERS, timeout=60)
+        if await first_answer(target, router, bound=90) is None:
+            raise SystemExit("no answer to a first message within 90 s")
+        await closed_loop(target, router, clients=20, duration=3, bound=10, grace=2, phase="warm-up")
+        await router.settle(5)
+        for _ in range(repeat):
+            for rate in rates:
+                os.kill(pid, signal.SIGUSR2)
+                await asyncio.sleep(0.2)
+                lag: list[float] = []
+                stop = asyncio.Event()
+                lagger = asyncio.create_task(loop_lag(lag, stop))
+                before = cpu_seconds(pid)
+                stats = await open_loop(target, router, rate=rate, duration=seconds, drain=5,
+                                        customers=CUSTOMERS, phase=f"open {rate}/s")
+                used = cpu_seconds(pid) - before
+                stop.set()
+                await lagger
+                os.kill(pid, signal.SIGUSR1)
+                await asyncio.sleep(0.5)
+                summary = stats.summary()
+                table = stage_table(Path(f"{trace}.{pid}"))
+                print(f"{path} {rate}/s: answered={summary['answered']}/{summary['sent']} "
+                      f"e2e p50={summary['p50_ms']} p99={summary['p99_ms']} ms; "
+                      f"server cpu {1000 * used / max(1, stats.answered):.2f} ms/message; "
+                      f"generator lag p50={_ms(percentile(lag, 50))} p99={_ms(percentile(lag, 99))} ms; "
+                      f"load {os.getloadavg()[0]:.2f}")
+                for name, value in table.items():
+                    if name != "complete":
+                        print(f"    {name:22s} p50 {value[0]!s:>7} p99 {value[1]!s:>7}")
+                print(f"    ({table['complete']} messages traced through every stage)")
+                await router.settle(5)
+    finally:
+        if target is not None:
+            await target.close()
+        server.stop()
+        fake.router = None
+
+
+async def main(args: argparse.Namespace) -> None:
+    work = Path(tempfile.mkdtemp(prefix="shopdesk-stages-"))
+    fake = FakeApiProcess()
+    await fake.start()
+    try:
+        for path in args.paths.split(","):
+            await run_path(path, [int(r) for r in args.rates.split(",")], args.seconds, args.repeat, work, fake)
+    finally:
+        await fake.stop()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--fake-api":
+        run_fake_api(int(sys.argv[2]))
+        sys.exit(0)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--paths", default="widget,telegram")
+    parser.add_argument("--rates", default="50,200")
+    parser.add_argument("--seconds", type=float, default=6.0)
+    parser.add_argument("--repeat", type=int, default=1)
+    args = parser.parse_args()
+    asyncio.run(main(args))

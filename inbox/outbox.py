@@ -362,6 +362,9 @@ class OutboxDispatcher:
         # messages. ("sent" is group-committed by one flusher already.)
         self._result_writes = asyncio.Semaphore(result_writers)
         self._wake = asyncio.Event()
+        #: a round waiting for its sends also waits for this: rows committed meanwhile are
+        #: claimed at once, not when a send finishes (``wake`` resolves it)
+        self._woken: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._unsubscribe: Callable[[], None] | None = None
@@ -436,6 +439,8 @@ class OutboxDispatcher:
 
     def wake(self) -> None:
         self._wake.set()
+        if self._woken is not None and not self._woken.done():
+            self._woken.set_result(None)
 
     def _on_event(self, event: Event) -> None:
         if event.type == EventType.message_created and event.data.get("direction") == "out" \
@@ -479,7 +484,8 @@ class OutboxDispatcher:
             if self._stopping:
                 break
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=max(0.01, delay))
+                async with asyncio.timeout(max(0.01, delay)):  # no extra task (wait_for makes one)
+                    await self._wake.wait()
             except TimeoutError:
                 pass
 
@@ -493,17 +499,19 @@ class OutboxDispatcher:
         when a quarter of them is done the next batch is claimed in one statement, so one slow
         send never holds up the others and the sends never wait for a claim. A row whose
         conversation has an earlier row still pending is not a head and is not claimed, so
-        order per conversation is kept while the earlier one is in flight."""
+        order per conversation is kept while the earlier one is in flight. Rows committed while
+        the round waits for its sends (``wake``) are claimed at once when there is room."""
         attempts = 0
         self._halted = False
         target = max(self.batch_size, 2 * self.concurrency)
         refill = max(1, target // 4)
-        running: set[asyncio.Task[None]] = set()
+        running: set[asyncio.Future[None]] = set()
         try:
             loop = asyncio.get_running_loop()
             while not self._stopping:
                 room = target - len(running)
-                if not running or room >= refill:
+                if not running or room >= refill or (self._wake.is_set() and room > 0):
+                    self._wake.clear()  # what is committed by now, this claim finds
                     claimed = await self._claim(room)
                     running.update(loop.create_task(self._deliver(row)) for row in claimed)
                     attempts += len(claimed)
@@ -513,7 +521,16 @@ class OutboxDispatcher:
                     # conversation's next row)
                     if len(claimed) < room and attempts >= 100 * target:
                         break  # a long run: the loop around looks again at once
-                done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                waiter = self._woken = loop.create_future()
+                if self._wake.is_set() and len(running) < target:
+                    waiter.set_result(None)  # woken during the claim (PostgreSQL: it awaits)
+                try:
+                    done, running = await asyncio.wait({*running, waiter}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    self._woken = None
+                    waiter.cancel()
+                done.discard(waiter)
+                running.discard(waiter)
                 failed = [e for t in done if not t.cancelled() and (e := t.exception()) is not None]
                 if failed:
                     raise failed[0]

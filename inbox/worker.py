@@ -107,13 +107,24 @@ class InboundWorker:
 
     # -- public ----------------------------------------------------------------------------
 
-    def submit(self, message_id: int) -> None:
-        """Queue one inbound message (ignored if it is already queued or in flight)."""
+    def submit(self, message_id: int, conversation_id: int | None = None) -> None:
+        """Queue one inbound message (ignored if it is already queued or in flight).
+
+        ``conversation_id``: the caller just recorded the message (it is not processed): it goes
+        straight to its conversation's queue, without the router's look-up, when nothing submitted
+        earlier is still being looked up (an earlier message of the conversation could be among
+        those, and must not be overtaken) and the processor can run."""
         if self._stopping or message_id in self._known:
             return
         if self._failures.get(message_id, 0) >= self.max_failures:
             return
         self._known.add(message_id)
+        if (conversation_id is not None and not self._incoming and not self._routing
+                and (self.ready is None or self.ready.is_set())):
+            if stagetrace.ENABLED:
+                stagetrace.mark("routed", message_id)
+            self._enqueue(int(message_id), int(conversation_id))
+            return
         self._incoming.append(int(message_id))
         self._incoming_ready.set()
         self._ensure_router()
@@ -218,12 +229,15 @@ class InboundWorker:
                 if processed:
                     self._known.discard(message_id)
                     continue
-                heapq.heappush(self._queues.setdefault(conversation_id, []), message_id)
-                if conversation_id not in self._runners:
-                    self._runners[conversation_id] = asyncio.get_running_loop().create_task(
-                        self._drain(conversation_id), name=f"inbound-conversation-{conversation_id}"
-                    )
+                self._enqueue(message_id, conversation_id)
             self._routing = 0
+
+    def _enqueue(self, message_id: int, conversation_id: int) -> None:
+        heapq.heappush(self._queues.setdefault(conversation_id, []), message_id)
+        if conversation_id not in self._runners:
+            self._runners[conversation_id] = asyncio.get_running_loop().create_task(
+                self._drain(conversation_id), name=f"inbound-conversation-{conversation_id}"
+            )
 
     async def _drain(self, conversation_id: int) -> None:
         try:

@@ -277,7 +277,7 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
 
     async def on_inbound(result: Any) -> None:
         if not result.duplicate:
-            runtime.worker.submit(result.message_id)
+            runtime.worker.submit(result.message_id, result.conversation_id)
 
     bot.files.setup(app, sessions, settings.secret_key_bytes(), settings.shop_name, settings.shop_timezone)
     ordersvc.api.setup(app, sessions)

@@ -111,25 +111,29 @@ class FakeApiProcess:
 # -- the stages ------------------------------------------------------------------------------
 
 
-def read_trace(path: Path) -> tuple[dict[str, dict[int, float]], dict[str, dict[int, list[float]]], dict[int, int]]:
-    by_message: dict[str, dict[int, float]] = defaultdict(dict)
-    by_conversation: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+Stamp = tuple[float, float]  # wall (perf_counter), the loop thread's CPU (thread_time)
+
+
+def read_trace(path: Path) -> tuple[dict[str, dict[int, Stamp]], dict[str, dict[int, list[Stamp]]], dict[int, int]]:
+    by_message: dict[str, dict[int, Stamp]] = defaultdict(dict)
+    by_conversation: dict[str, dict[int, list[Stamp]]] = defaultdict(lambda: defaultdict(list))
     conversation_of: dict[int, int] = {}
     for line in path.read_text().splitlines():
-        stage, key, at = line.split("\t")
+        stage, key, at, used = line.split("\t")
         if stage == "conv":
             conversation_of[int(key)] = int(float(at))
         elif stage in OUTBOX_STAGES:
-            by_conversation[stage][int(key)].append(float(at))
+            by_conversation[stage][int(key)].append((float(at), float(used)))
         else:
-            by_message[stage].setdefault(int(key), float(at))
+            by_message[stage].setdefault(int(key), (float(at), float(used)))
     return by_message, by_conversation, conversation_of
 
 
 def stage_table(path: Path) -> dict[str, Any]:
-    """p50/p99 (ms) of each step between consecutive stages, per answered message."""
+    """p50/p99 (ms) of each step between consecutive stages, per answered message: wall time and
+    the server loop's CPU time spent meanwhile."""
     by_message, by_conversation, conversation_of = read_trace(path)
-    rows: dict[int, dict[str, float]] = {}
+    rows: dict[int, dict[str, Stamp]] = {}
     for stage in MESSAGE_STAGES:
         for message_id, at in by_message.get(stage, {}).items():
             rows.setdefault(message_id, {})[stage] = at
@@ -144,13 +148,16 @@ def stage_table(path: Path) -> dict[str, Any]:
                 rows[message_id][stage] = at
     order = MESSAGE_STAGES + OUTBOX_STAGES
     steps: dict[str, list[float]] = defaultdict(list)
+    busy: dict[str, list[float]] = defaultdict(list)
     for row in rows.values():
         if not all(s in row for s in order):
             continue
-        for a, b in zip(order, order[1:], strict=False):
-            steps[f"{a}→{b}"].append(row[b] - row[a])
-        steps["received→sent"].append(row["sent"] - row["received"])
-    table = {name: (_ms(percentile(v, 50)), _ms(percentile(v, 99))) for name, v in steps.items()}
+        for a, b in [*zip(order, order[1:], strict=False), ("received", "sent")]:
+            steps[f"{a}→{b}"].append(row[b][0] - row[a][0])
+            busy[f"{a}→{b}"].append(row[b][1] - row[a][1])
+    table: dict[str, Any] = {name: (_ms(percentile(v, 50)), _ms(percentile(v, 99)),
+                                    _ms(percentile(busy[name], 50)), _ms(percentile(busy[name], 99)))
+                             for name, v in steps.items()}
     table["complete"] = len(steps.get("received→sent", []))
     return table
 
@@ -208,9 +215,10 @@ async def run_path(path: str, rates: list[int], seconds: float, repeat: int, wor
                       f"server cpu {1000 * used / max(1, stats.answered):.2f} ms/message; "
                       f"generator lag p50={_ms(percentile(lag, 50))} p99={_ms(percentile(lag, 99))} ms; "
                       f"load {os.getloadavg()[0]:.2f}")
+                print(f"    {'step (ms)':22s} {'wall p50':>9} {'p99':>8} {'loop-cpu p50':>13} {'p99':>8}")
                 for name, value in table.items():
                     if name != "complete":
-                        print(f"    {name:22s} p50 {value[0]!s:>7} p99 {value[1]!s:>7}")
+                        print(f"    {name:22s} {value[0]!s:>9} {value[1]!s:>8} {value[2]!s:>13} {value[3]!s:>8}")
                 print(f"    ({table['complete']} messages traced through every stage)")
                 await router.settle(5)
     finally:

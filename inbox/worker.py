@@ -316,7 +316,8 @@ class InboundWorker:
     async def _gather_batches(self) -> None:
         """Start batches of the queued messages (each conversation has at most one queued: its
         runner waits for the outcome before the next), at most ``concurrency`` batches at once."""
-        await asyncio.sleep(0)  # the runners that are ready on this loop turn join the batch
+        # no extra loop turn first: this task was created by the first runner that handed a message
+        # in, so every runner that was ready on that loop turn has handed its message in by now
         while self._batch_queue and not self._stopping:
             await self._semaphore.acquire()
             if not self._batch_queue or self._stopping:

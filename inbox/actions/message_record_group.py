@@ -70,7 +70,8 @@ class RecordGroup:
             raise
 
     async def _flush_all(self) -> None:
-        await asyncio.sleep(0)  # the messages arriving on this loop turn join the group
+        # no extra loop turn first: this task was created by the first caller, so every caller that
+        # ran on that loop turn (frames and webhooks read together) has handed its message in
         while self._waiting:
             group, self._waiting = self._waiting[:self.limit], self._waiting[self.limit:]
             if len(group) == 1:

@@ -175,7 +175,7 @@ async def loop_lag(samples: list[float], stop: asyncio.Event) -> None:
 
 
 async def run_path(path: str, rates: list[int], seconds: float, repeat: int, work: Path,
-                   fake: FakeApiProcess) -> None:
+                   fake: FakeApiProcess, profile: str = "") -> None:
     trace = work / f"trace-{path}"
     os.environ["BENCH_STAGE_TRACE"] = str(trace)
     url = await Databases(work).url("sqlite", f"stages-{path}")
@@ -193,6 +193,9 @@ async def run_path(path: str, rates: list[int], seconds: float, repeat: int, wor
             raise SystemExit("no answer to a first message within 90 s")
         await closed_loop(target, router, clients=20, duration=3, bound=10, grace=2, phase="warm-up")
         await router.settle(5)
+        idle = cpu_seconds(pid)
+        await asyncio.sleep(2)
+        print(f"{path}: server idle CPU {100 * (cpu_seconds(pid) - idle) / 2:.0f} % of a core")
         for _ in range(repeat):
             for rate in rates:
                 os.kill(pid, signal.SIGUSR2)
@@ -200,10 +203,19 @@ async def run_path(path: str, rates: list[int], seconds: float, repeat: int, wor
                 lag: list[float] = []
                 stop = asyncio.Event()
                 lagger = asyncio.create_task(loop_lag(lag, stop))
+                spy = None
+                if profile:
+                    spy = await asyncio.create_subprocess_exec(
+                        profile, "record", "-p", str(pid), "-f", "raw", "-r", "250", "-d", str(int(seconds)),
+                        "-o", str(work / f"profile-{path}-{rate}.txt"),
+                        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
                 before = cpu_seconds(pid)
                 stats = await open_loop(target, router, rate=rate, duration=seconds, drain=5,
                                         customers=CUSTOMERS, phase=f"open {rate}/s")
                 used = cpu_seconds(pid) - before
+                if spy is not None:
+                    await spy.wait()
+                    print(f"    py-spy profile: {work / f'profile-{path}-{rate}.txt'}")
                 stop.set()
                 await lagger
                 os.kill(pid, signal.SIGUSR1)
@@ -234,7 +246,8 @@ async def main(args: argparse.Namespace) -> None:
     await fake.start()
     try:
         for path in args.paths.split(","):
-            await run_path(path, [int(r) for r in args.rates.split(",")], args.seconds, args.repeat, work, fake)
+            await run_path(path, [int(r) for r in args.rates.split(",")], args.seconds, args.repeat, work, fake,
+                           args.py_spy)
     finally:
         await fake.stop()
 
@@ -248,5 +261,7 @@ if __name__ == "__main__":
     parser.add_argument("--rates", default="50,200")
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--py-spy", default="", metavar="PATH",
+                        help="sample the server with this py-spy during each rate (raw stacks in the work dir)")
     args = parser.parse_args()
     asyncio.run(main(args))

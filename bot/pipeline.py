@@ -116,6 +116,10 @@ class Pipeline:
         self.should_run_periodic: Callable[[], bool] = lambda: True
         #: called after each committed turn (never raises into the pipeline); None: nobody listens
         self.on_turn: Callable[[TurnStats], None] | None = None
+        #: called right after a turn or a micro-batch committed its replies (the server: the outbox
+        #: dispatcher's ``wake``), so they are claimed before the loop moves on to the next batch
+        #: rather than when the event bus's pump gets its turn; must not raise
+        self.on_commit: Callable[[], None] | None = None
 
     async def process(self, message_id: int) -> None:
         try:
@@ -160,6 +164,8 @@ class Pipeline:
                     _UNDERSTOOD.reset(ahead)
                 await group.write(session)
                 await session.commit()
+            if self.on_commit is not None:
+                self.on_commit()
             if stagetrace.ENABLED:
                 stagetrace.mark_many("answered", message_ids)
         except Exception as exc:
@@ -183,6 +189,8 @@ class Pipeline:
         async with self.sessions() as session:
             stats = await self._turn(session, message_id)
             await session.commit()
+        if self.on_commit is not None and stats is not None:
+            self.on_commit()
         if stagetrace.ENABLED:
             stagetrace.mark("answered", message_id)
         if stats is not None:

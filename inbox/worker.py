@@ -233,22 +233,36 @@ class InboundWorker:
             self._routing = 0
 
     def _enqueue(self, message_id: int, conversation_id: int) -> None:
-        heapq.heappush(self._queues.setdefault(conversation_id, []), message_id)
+        queue = self._queues.setdefault(conversation_id, [])
+        heapq.heappush(queue, message_id)
         if conversation_id not in self._runners:
+            # a new runner's first message goes to the batcher now rather than when the runner
+            # first runs: one loop turn less before its batch starts
+            first = None
+            if self.batch is not None:
+                head = heapq.heappop(queue)
+                first = (head, self._hand_in(conversation_id, head))
             self._runners[conversation_id] = asyncio.get_running_loop().create_task(
-                self._drain(conversation_id), name=f"inbound-conversation-{conversation_id}"
+                self._drain(conversation_id, first), name=f"inbound-conversation-{conversation_id}"
             )
 
-    async def _drain(self, conversation_id: int) -> None:
+    async def _drain(self, conversation_id: int,
+                     first: tuple[int, asyncio.Future[Exception | None | object]] | None = None) -> None:
+        """Process the conversation's queued messages one after the other (``first``: its first
+        message, already handed to the batcher, and the future of its outcome)."""
         try:
             while not self._stopping:
-                queue = self._queues.get(conversation_id)
-                if not queue:
-                    break
-                message_id = heapq.heappop(queue)
+                handed: asyncio.Future[Exception | None | object] | None = None
+                if first is not None:
+                    (message_id, handed), first = first, None
+                else:
+                    queue = self._queues.get(conversation_id)
+                    if not queue:
+                        break
+                    message_id = heapq.heappop(queue)
                 try:
                     if self.batch is not None:
-                        outcome = await self._batched(conversation_id, message_id)
+                        outcome = await (handed if handed is not None else self._batched(conversation_id, message_id))
                         if outcome is _NOT_RUN:
                             break
                         assert outcome is None or isinstance(outcome, Exception)
@@ -307,11 +321,15 @@ class InboundWorker:
         the worker stopped before it ran)."""
         if self._stopping:
             return _NOT_RUN
+        return await self._hand_in(conversation_id, message_id)
+
+    def _hand_in(self, conversation_id: int, message_id: int) -> asyncio.Future[Exception | None | object]:
+        """Queue one message for the next micro-batch; the future of its outcome."""
         waiter: asyncio.Future[Exception | None | object] = asyncio.get_running_loop().create_future()
         self._batch_queue.append((conversation_id, message_id, waiter))
         if self._batcher is None or self._batcher.done():
             self._batcher = asyncio.get_running_loop().create_task(self._gather_batches(), name="inbound-batcher")
-        return await waiter
+        return waiter
 
     async def _gather_batches(self) -> None:
         """Start batches of the queued messages (each conversation has at most one queued: its

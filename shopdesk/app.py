@@ -252,6 +252,7 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
     # the backstop outlasts the senders' own timeouts (Telegram's read timeout, pacing waits)
     runtime.dispatcher = OutboxDispatcher(sessions, senders, bus, send_timeout=settings.telegram_read_timeout + 60,
                                           concurrency=settings.outbox_concurrency, affinity=runtime.affinity)
+    runtime.pipeline.on_commit = runtime.dispatcher.wake  # the replies just committed: claim them now
     if runtime.fanout is not None and runtime.affinity is not None:
         runtime.affinity.install(engine)
         runtime.affinity.follow(bus)

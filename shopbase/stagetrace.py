@@ -26,9 +26,8 @@ import atexit
 import os
 import signal
 import time
-from typing import Any
-
 from contextvars import ContextVar
+from typing import Any
 
 __all__ = ["ENABLED", "arrived", "mark", "mark_many", "recorded"]
 

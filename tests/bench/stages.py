@@ -9,10 +9,9 @@ outbox → sending → sent) and of received → sent, plus the server's CPU per
 the load generator's own event-loop lag (a late generator shows up in the end-to-end figures,
 not in the server's steps).
 
-The fake Bot API runs in a process of its own (``--fake-api``) and stamps each reply's arrival
-itself (``perf_counter`` is one monotonic clock for every process on Linux), so neither the
-load generator's loop nor the GIL it would share delays a Telegram reply's timestamp. Loopback
-only, bounded in time. Linux only (/proc)."""
+The fake Bot API runs in a process of its own (``tests.bench.fake_api.FakeBotApiProcess``) and
+stamps each reply's arrival itself, so neither the load generator's loop nor a GIL it would share
+delays a Telegram reply's timestamp. Loopback only, bounded in time. Linux only (/proc)."""
 
 from __future__ import annotations
 
@@ -20,18 +19,17 @@ import argparse
 import asyncio
 import os
 import signal
-import sys
 import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from tests.bench.__main__ import FakeApiServer
 from tests.bench.databases import Databases
 from tests.bench.load import Router, TelegramTarget, WidgetTarget, closed_loop, first_answer, open_loop, percentile
 from tests.bench.servers import WEBHOOK_SECRET, start_shopdesk
 from tests.fakes.telegram import DEFAULT_TOKEN
-from tests.pg_cluster import free_port
 
 CUSTOMERS = 300
 #: the server's stages of one inbound message, in order (keyed by the message id)
@@ -43,69 +41,6 @@ OUTBOX_STAGES = ("claimed", "sending", "sent")
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-# -- the fake Bot API in its own process --------------------------------------------------------
-
-
-def run_fake_api(port: int) -> None:
-    """The slim Bot API; one ``chat<TAB>perf_counter`` line on stdout per sendMessage."""
-    from aiohttp import web
-
-    from tests.bench.fake_api import FakeBotApi
-
-    out = sys.stdout
-
-    def on_reply(chat_id: int, at: float) -> None:
-        out.write(f"{chat_id}\t{at:.6f}\n")
-        out.flush()
-
-    async def main() -> None:
-        runner = web.AppRunner(FakeBotApi(on_reply).app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        out.write("ready\n")
-        out.flush()
-        await asyncio.Event().wait()
-
-    asyncio.run(main())
-
-
-class FakeApiProcess:
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.router: Router | None = None
-        self._proc: asyncio.subprocess.Process | None = None
-        self._reader: asyncio.Task[None] | None = None
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}/bot"
-
-    async def start(self) -> None:
-        self._proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tests.bench.stages", "--fake-api", str(self.port),
-            stdout=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL)
-        assert self._proc.stdout is not None
-        line = await asyncio.wait_for(self._proc.stdout.readline(), 30)
-        if line.strip() != b"ready":
-            raise RuntimeError("the fake Bot API did not start")
-        self._reader = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        assert self._proc is not None and self._proc.stdout is not None
-        async for line in self._proc.stdout:
-            chat, at = line.decode().split("\t")
-            if self.router is not None:
-                self.router.arrived(int(chat), float(at))
-
-    async def stop(self) -> None:
-        if self._proc is not None and self._proc.returncode is None:
-            self._proc.terminate()
-            await asyncio.wait_for(self._proc.wait(), 10)
-        if self._reader is not None:
-            self._reader.cancel()
-            await asyncio.gather(self._reader, return_exceptions=True)
 
 
 # -- the stages ------------------------------------------------------------------------------
@@ -175,7 +110,7 @@ async def loop_lag(samples: list[float], stop: asyncio.Event) -> None:
 
 
 async def run_path(path: str, rates: list[int], seconds: float, repeat: int, work: Path,
-                   fake: FakeApiProcess, profile: str = "") -> None:
+                   fake: FakeApiServer, profile: str = "") -> None:
     trace = work / f"trace-{path}"
     os.environ["BENCH_STAGE_TRACE"] = str(trace)
     url = await Databases(work).url("sqlite", f"stages-{path}")
@@ -242,7 +177,7 @@ async def run_path(path: str, rates: list[int], seconds: float, repeat: int, wor
 
 async def main(args: argparse.Namespace) -> None:
     work = Path(tempfile.mkdtemp(prefix="shopdesk-stages-"))
-    fake = FakeApiProcess()
+    fake = FakeApiServer()
     await fake.start()
     try:
         for path in args.paths.split(","):
@@ -253,9 +188,6 @@ async def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--fake-api":
-        run_fake_api(int(sys.argv[2]))
-        sys.exit(0)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--paths", default="widget,telegram")
     parser.add_argument("--rates", default="50,200")

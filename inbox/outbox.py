@@ -510,7 +510,10 @@ class OutboxDispatcher:
             loop = asyncio.get_running_loop()
             while not self._stopping:
                 room = target - len(running)
-                if not running or room >= refill or (self._wake.is_set() and room > 0):
+                # woken (new rows committed) with a send slot free: claim now, they can go out at
+                # once; with every slot busy they would only wait on hand, so claims stay batched
+                idle_slots = len(running) < self.concurrency
+                if not running or room >= refill or (idle_slots and self._wake.is_set()):
                     self._wake.clear()  # what is committed by now, this claim finds
                     claimed = await self._claim(room)
                     running.update(loop.create_task(self._deliver(row)) for row in claimed)
@@ -521,16 +524,19 @@ class OutboxDispatcher:
                     # conversation's next row)
                     if len(claimed) < room and attempts >= 100 * target:
                         break  # a long run: the loop around looks again at once
-                waiter = self._woken = loop.create_future()
-                if self._wake.is_set() and len(running) < target:
-                    waiter.set_result(None)  # woken during the claim (PostgreSQL: it awaits)
+                waiting: set[asyncio.Future[None]] = set(running)
+                if len(running) < self.concurrency:  # a wake can start a claim: wait for it too
+                    waiter = self._woken = loop.create_future()
+                    if self._wake.is_set():
+                        waiter.set_result(None)  # woken during the claim (PostgreSQL: it awaits)
+                    waiting.add(waiter)
                 try:
-                    done, running = await asyncio.wait({*running, waiter}, return_when=asyncio.FIRST_COMPLETED)
+                    done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
                 finally:
+                    if self._woken is not None:
+                        self._woken.cancel()
                     self._woken = None
-                    waiter.cancel()
-                done.discard(waiter)
-                running.discard(waiter)
+                running -= done
                 failed = [e for t in done if not t.cancelled() and (e := t.exception()) is not None]
                 if failed:
                     raise failed[0]

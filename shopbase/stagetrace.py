@@ -3,7 +3,8 @@
 Off unless the server starts with ``BENCH_STAGE_TRACE=<file>``; then every hot-path stage
 appends ``(stage, key, time.perf_counter())`` to a list in memory (no I/O on the hot path) and
 the list is written to ``<file>.<pid>`` as tab-separated lines at exit or on ``SIGUSR1``
-(``reset()``, on ``SIGUSR2``, empties it). Off, a stage costs one global lookup and a falsy test.
+(``reset()``, on ``SIGUSR2``, empties it; the same signals as ``tests/bench/count_statements``,
+so never both in one server). Off, a stage costs one global lookup and a falsy test.
 
 ``perf_counter`` is CLOCK_MONOTONIC on Linux: one clock for every process on the machine, so
 the load generator's own timestamps can be laid beside the server's.

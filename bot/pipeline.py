@@ -47,6 +47,7 @@ from inbox.events import Event, EventBus
 from inbox.messages import OutboundPayload
 from inbox.models import Author, Contact, Conversation, Message, Owner, Priority
 from inbox.replies import render_reply
+from shopbase import stagetrace
 from shopbase.dberrors import is_database_unavailable
 
 __all__ = ["Pipeline", "TurnStats"]
@@ -119,6 +120,10 @@ class Pipeline:
         self.should_run_periodic: Callable[[], bool] = lambda: True
         #: called after each committed turn (never raises into the pipeline); None: nobody listens
         self.on_turn: Callable[[TurnStats], None] | None = None
+        #: called right after a turn or a micro-batch committed its replies (the server: the outbox
+        #: dispatcher's ``wake``), so they are claimed before the loop moves on to the next batch
+        #: rather than when the event bus's pump gets its turn; must not raise
+        self.on_commit: Callable[[], None] | None = None
 
     async def process(self, message_id: int) -> None:
         try:
@@ -163,6 +168,10 @@ class Pipeline:
                     _UNDERSTOOD.reset(ahead)
                 await group.write(session)
                 await session.commit()
+            if self.on_commit is not None:
+                self.on_commit()
+            if stagetrace.ENABLED:
+                stagetrace.mark_many("answered", message_ids)
         except Exception as exc:
             if is_database_unavailable(exc):
                 return dict.fromkeys(message_ids, exc)
@@ -184,6 +193,10 @@ class Pipeline:
         async with self.sessions() as session:
             stats = await self._turn(session, message_id)
             await session.commit()
+        if self.on_commit is not None and stats is not None:
+            self.on_commit()
+        if stagetrace.ENABLED:
+            stagetrace.mark("answered", message_id)
         if stats is not None:
             self._observe(stats)
 

@@ -107,6 +107,7 @@ from inbox.models import (
     OutboxMessage,
     OutboxStatus,
 )
+from shopbase import stagetrace
 from shopbase.clock import utcnow
 
 __all__ = ["ClaimAffinity", "NoticeRequest", "NoticeSelector", "OutboxDispatcher", "backoff_seconds", "feed_notices", "pending_count",
@@ -361,6 +362,9 @@ class OutboxDispatcher:
         # messages. ("sent" is group-committed by one flusher already.)
         self._result_writes = asyncio.Semaphore(result_writers)
         self._wake = asyncio.Event()
+        #: a round waiting for its sends also waits for this: rows committed meanwhile are
+        #: claimed at once, not when a send finishes (``wake`` resolves it)
+        self._woken: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._unsubscribe: Callable[[], None] | None = None
@@ -435,6 +439,8 @@ class OutboxDispatcher:
 
     def wake(self) -> None:
         self._wake.set()
+        if self._woken is not None and not self._woken.done():
+            self._woken.set_result(None)
 
     def _on_event(self, event: Event) -> None:
         if event.type == EventType.message_created and event.data.get("direction") == "out" \
@@ -478,7 +484,8 @@ class OutboxDispatcher:
             if self._stopping:
                 break
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=max(0.01, delay))
+                async with asyncio.timeout(max(0.01, delay)):  # no extra task (wait_for makes one)
+                    await self._wake.wait()
             except TimeoutError:
                 pass
 
@@ -492,17 +499,22 @@ class OutboxDispatcher:
         when a quarter of them is done the next batch is claimed in one statement, so one slow
         send never holds up the others and the sends never wait for a claim. A row whose
         conversation has an earlier row still pending is not a head and is not claimed, so
-        order per conversation is kept while the earlier one is in flight."""
+        order per conversation is kept while the earlier one is in flight. Rows committed while
+        the round waits for its sends (``wake``) are claimed at once when there is room."""
         attempts = 0
         self._halted = False
         target = max(self.batch_size, 2 * self.concurrency)
         refill = max(1, target // 4)
-        running: set[asyncio.Task[None]] = set()
+        running: set[asyncio.Future[None]] = set()
         try:
             loop = asyncio.get_running_loop()
             while not self._stopping:
                 room = target - len(running)
-                if not running or room >= refill:
+                # woken (new rows committed) with a send slot free: claim now, they can go out at
+                # once; with every slot busy they would only wait on hand, so claims stay batched
+                idle_slots = len(running) < self.concurrency
+                if not running or room >= refill or (idle_slots and self._wake.is_set()):
+                    self._wake.clear()  # what is committed by now, this claim finds
                     claimed = await self._claim(room)
                     running.update(loop.create_task(self._deliver(row)) for row in claimed)
                     attempts += len(claimed)
@@ -512,7 +524,19 @@ class OutboxDispatcher:
                     # conversation's next row)
                     if len(claimed) < room and attempts >= 100 * target:
                         break  # a long run: the loop around looks again at once
-                done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                waiting: set[asyncio.Future[None]] = set(running)
+                if len(running) < self.concurrency:  # a wake can start a claim: wait for it too
+                    waiter = self._woken = loop.create_future()
+                    if self._wake.is_set():
+                        waiter.set_result(None)  # woken during the claim (PostgreSQL: it awaits)
+                    waiting.add(waiter)
+                try:
+                    done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    if self._woken is not None:
+                        self._woken.cancel()
+                    self._woken = None
+                running -= done
                 failed = [e for t in done if not t.cancelled() and (e := t.exception()) is not None]
                 if failed:
                     raise failed[0]
@@ -623,6 +647,8 @@ class OutboxDispatcher:
                                      contacts.get(row.contact_id) if row.contact_id is not None else None)
                         )
             await session.commit()
+        if stagetrace.ENABLED:
+            stagetrace.mark_many("claimed", (row.conversation_id or 0 for row in claimed if not row.is_notice))
         return claimed
 
     def _affinity_params(self, now: datetime) -> dict[str, Any]:
@@ -710,10 +736,14 @@ class OutboxDispatcher:
                 await self._give_up(row, "the channel's sender takes notices only", blocked=False)
                 return
             payload = dataclasses.replace(OutboundPayload.from_json(row.payload), message_id=row.message_id)
+            if stagetrace.ENABLED:
+                stagetrace.mark("sending", row.conversation_id or 0)
             try:
                 # asyncio.timeout, not wait_for: no extra task, so no extra loop turns per send
                 async with asyncio.timeout(self.send_timeout):
                     platform_id = await sender.send(contact, payload)
+                if stagetrace.ENABLED:
+                    stagetrace.mark("sent", row.conversation_id or 0)
             except RetryLater as exc:
                 await self._retry(row, exc.seconds, exc.reason or "retry later", rate_limited=exc.rate_limited,
                                   hold=exc.hold)

@@ -44,6 +44,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from inbox.models import Message
 from inbox.queries.messages import unprocessed_message_ids
+from shopbase import stagetrace
 from shopbase.dberrors import is_database_unavailable
 
 __all__ = ["InboundWorker"]
@@ -106,13 +107,24 @@ class InboundWorker:
 
     # -- public ----------------------------------------------------------------------------
 
-    def submit(self, message_id: int) -> None:
-        """Queue one inbound message (ignored if it is already queued or in flight)."""
+    def submit(self, message_id: int, conversation_id: int | None = None) -> None:
+        """Queue one inbound message (ignored if it is already queued or in flight).
+
+        ``conversation_id``: the caller just recorded the message (it is not processed): it goes
+        straight to its conversation's queue, without the router's look-up, when nothing submitted
+        earlier is still being looked up (an earlier message of the conversation could be among
+        those, and must not be overtaken) and the processor can run."""
         if self._stopping or message_id in self._known:
             return
         if self._failures.get(message_id, 0) >= self.max_failures:
             return
         self._known.add(message_id)
+        if (conversation_id is not None and not self._incoming and not self._routing
+                and (self.ready is None or self.ready.is_set())):
+            if stagetrace.ENABLED:
+                stagetrace.mark("routed", message_id)
+            self._enqueue(int(message_id), int(conversation_id))
+            return
         self._incoming.append(int(message_id))
         self._incoming_ready.set()
         self._ensure_router()
@@ -210,28 +222,47 @@ class InboundWorker:
                 await asyncio.sleep(0.5)
                 continue
             found = {int(mid): (int(cid), bool(done)) for mid, cid, done in rows if mid is not None}
+            if stagetrace.ENABLED:
+                stagetrace.mark_many("routed", batch)
             for message_id in batch:
                 conversation_id, processed = found.get(message_id, (0, True))
                 if processed:
                     self._known.discard(message_id)
                     continue
-                heapq.heappush(self._queues.setdefault(conversation_id, []), message_id)
-                if conversation_id not in self._runners:
-                    self._runners[conversation_id] = asyncio.get_running_loop().create_task(
-                        self._drain(conversation_id), name=f"inbound-conversation-{conversation_id}"
-                    )
+                self._enqueue(message_id, conversation_id)
             self._routing = 0
 
-    async def _drain(self, conversation_id: int) -> None:
+    def _enqueue(self, message_id: int, conversation_id: int) -> None:
+        queue = self._queues.setdefault(conversation_id, [])
+        heapq.heappush(queue, message_id)
+        if conversation_id not in self._runners:
+            # a new runner's first message goes to the batcher now rather than when the runner
+            # first runs: one loop turn less before its batch starts
+            first = None
+            if self.batch is not None:
+                head = heapq.heappop(queue)
+                first = (head, self._hand_in(conversation_id, head))
+            self._runners[conversation_id] = asyncio.get_running_loop().create_task(
+                self._drain(conversation_id, first), name=f"inbound-conversation-{conversation_id}"
+            )
+
+    async def _drain(self, conversation_id: int,
+                     first: tuple[int, asyncio.Future[Exception | None | object]] | None = None) -> None:
+        """Process the conversation's queued messages one after the other (``first``: its first
+        message, already handed to the batcher, and the future of its outcome)."""
         try:
             while not self._stopping:
-                queue = self._queues.get(conversation_id)
-                if not queue:
-                    break
-                message_id = heapq.heappop(queue)
+                handed: asyncio.Future[Exception | None | object] | None = None
+                if first is not None:
+                    (message_id, handed), first = first, None
+                else:
+                    queue = self._queues.get(conversation_id)
+                    if not queue:
+                        break
+                    message_id = heapq.heappop(queue)
                 try:
                     if self.batch is not None:
-                        outcome = await self._batched(conversation_id, message_id)
+                        outcome = await (handed if handed is not None else self._batched(conversation_id, message_id))
                         if outcome is _NOT_RUN:
                             break
                         assert outcome is None or isinstance(outcome, Exception)
@@ -290,16 +321,21 @@ class InboundWorker:
         the worker stopped before it ran)."""
         if self._stopping:
             return _NOT_RUN
+        return await self._hand_in(conversation_id, message_id)
+
+    def _hand_in(self, conversation_id: int, message_id: int) -> asyncio.Future[Exception | None | object]:
+        """Queue one message for the next micro-batch; the future of its outcome."""
         waiter: asyncio.Future[Exception | None | object] = asyncio.get_running_loop().create_future()
         self._batch_queue.append((conversation_id, message_id, waiter))
         if self._batcher is None or self._batcher.done():
             self._batcher = asyncio.get_running_loop().create_task(self._gather_batches(), name="inbound-batcher")
-        return await waiter
+        return waiter
 
     async def _gather_batches(self) -> None:
         """Start batches of the queued messages (each conversation has at most one queued: its
         runner waits for the outcome before the next), at most ``concurrency`` batches at once."""
-        await asyncio.sleep(0)  # the runners that are ready on this loop turn join the batch
+        # no extra loop turn first: this task was created by the first runner that handed a message
+        # in, so every runner that was ready on that loop turn has handed its message in by now
         while self._batch_queue and not self._stopping:
             await self._semaphore.acquire()
             if not self._batch_queue or self._stopping:
@@ -315,6 +351,8 @@ class InboundWorker:
         assert self.batch is not None
         items.sort(key=lambda item: item[0])  # conversation order: the row locks are always taken in one order
         outcomes: dict[int, Exception | None] = {}
+        if stagetrace.ENABLED:
+            stagetrace.mark_many("turn", (message_id for _, message_id, _ in items))
         try:
             outcomes = await self.batch([message_id for _, message_id, _ in items])
         except asyncio.CancelledError:

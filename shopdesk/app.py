@@ -252,6 +252,7 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
     # the backstop outlasts the senders' own timeouts (Telegram's read timeout, pacing waits)
     runtime.dispatcher = OutboxDispatcher(sessions, senders, bus, send_timeout=settings.telegram_read_timeout + 60,
                                           concurrency=settings.outbox_concurrency, affinity=runtime.affinity)
+    runtime.pipeline.on_commit = runtime.dispatcher.wake  # the replies just committed: claim them now
     if runtime.fanout is not None and runtime.affinity is not None:
         runtime.affinity.install(engine)
         runtime.affinity.follow(bus)
@@ -277,7 +278,7 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
 
     async def on_inbound(result: Any) -> None:
         if not result.duplicate:
-            runtime.worker.submit(result.message_id)
+            runtime.worker.submit(result.message_id, result.conversation_id)
 
     bot.files.setup(app, sessions, settings.secret_key_bytes(), settings.shop_name, settings.shop_timezone)
     ordersvc.api.setup(app, sessions)

@@ -18,11 +18,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
 from tests.bench import report
 from tests.bench.databases import Databases
-from tests.bench.fake_api import FakeBotApi
+from tests.bench.fake_api import FakeBotApiProcess
 from tests.bench.load import Router, TelegramTarget, WidgetTarget, closed_loop, first_answer, open_loop
 from tests.bench.servers import (
     WEBHOOK_SECRET,
@@ -74,13 +72,14 @@ DB_LABEL = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
 
 
 class FakeApiServer:
-    """The slim Bot API in this process; replies go to whichever Router is current."""
+    """The slim Bot API in a process of its own (``FakeBotApiProcess``: it used to share this
+    process's event loop with the load generator, whose work then delayed the replies' arrival
+    stamps); replies go to whichever Router is current."""
 
     def __init__(self) -> None:
         self.router: Router | None = None
-        self.api = FakeBotApi(self._on_reply)
         self.port = free_port()
-        self._runner: web.AppRunner | None = None
+        self._process = FakeBotApiProcess(self.port, self._on_reply)
 
     def _on_reply(self, chat_id: int, at: float) -> None:
         if self.router is not None:
@@ -91,13 +90,10 @@ class FakeApiServer:
         return f"http://127.0.0.1:{self.port}/bot"
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(self.api.app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        await self._process.start()
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+        await self._process.stop()
 
 
 @dataclass

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from aiohttp import web
 
 from tests.fakes.telegram import BOT_FIRST_NAME, BOT_ID, BOT_USERNAME, DEFAULT_TOKEN
 
-__all__ = ["FakeBotApi", "FakeBotApiThread"]
+__all__ = ["FakeBotApi", "FakeBotApiProcess", "FakeBotApiThread"]
 
 _ME = {"id": BOT_ID, "is_bot": True, "first_name": BOT_FIRST_NAME, "username": BOT_USERNAME,
        "can_join_groups": False, "can_read_all_group_messages": False, "supports_inline_queries": False}
@@ -110,3 +111,69 @@ class FakeBotApiThread:
         if self._loop is not None and self._thread is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(30)
+
+
+class FakeBotApiProcess:
+    """A :class:`FakeBotApi` in a process of its own (``python -m tests.bench.fake_api PORT``): the
+    load generator's event loop and GIL do not delay it, and it stamps each reply's arrival itself
+    (``perf_counter`` is CLOCK_MONOTONIC on Linux, one clock for every process), so a late
+    generator cannot add to a Telegram reply's measured latency. Each reply reaches
+    ``on_reply(chat_id, arrived)`` in this process (``router`` as in the benchmark)."""
+
+    def __init__(self, port: int, on_reply: Callable[[int, float], None]) -> None:
+        self.port = port
+        self.on_reply = on_reply
+        self._proc: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tests.bench.fake_api", str(self.port),
+            stdout=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL)
+        assert self._proc.stdout is not None
+        line = await asyncio.wait_for(self._proc.stdout.readline(), 30)
+        if line.strip() != b"ready":
+            await self.stop()
+            raise RuntimeError("the fake Bot API did not start")
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self._proc is not None and self._proc.stdout is not None
+        async for line in self._proc.stdout:
+            chat, at = line.decode().split("\t")
+            self.on_reply(int(chat), float(at))
+
+    async def stop(self) -> None:
+        if self._proc is not None and self._proc.returncode is None:
+            self._proc.terminate()
+            try:
+                await asyncio.wait_for(self._proc.wait(), 10)
+            except TimeoutError:
+                self._proc.kill()
+                await self._proc.wait()
+        if self._reader is not None:
+            self._reader.cancel()
+            await asyncio.gather(self._reader, return_exceptions=True)
+
+
+def _serve(port: int) -> None:
+    """The child of :class:`FakeBotApiProcess`: one ``chat<TAB>perf_counter`` line per reply."""
+    out = sys.stdout
+
+    def on_reply(chat_id: int, at: float) -> None:
+        out.write(f"{chat_id}\t{at:.6f}\n")
+        out.flush()
+
+    async def main() -> None:
+        runner = web.AppRunner(FakeBotApi(on_reply).app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        out.write("ready\n")
+        out.flush()
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+if __name__ == "__main__":
+    _serve(int(sys.argv[1]))

@@ -65,6 +65,7 @@ from inbox.actions.message_record import message_record
 from inbox.messages import InvalidMessage, OutboundPayload, QuickReply
 from inbox.models import Channel
 from inbox.outbox import sent_payload
+from shopbase import stagetrace
 
 __all__ = ["MAX_UPDATE_BYTES", "SECRET_HEADER", "TelegramConnector"]
 
@@ -161,6 +162,8 @@ class TelegramConnector:
         return hmac.compare_digest(provided.encode("utf-8", "surrogateescape"), self._secret)
 
     async def handle_webhook(self, request: web.Request) -> web.Response:
+        if stagetrace.ENABLED:
+            stagetrace.arrived()
         if not self.check_secret(request.headers.get(SECRET_HEADER)):
             log.warning("telegram webhook: missing or wrong secret token header (from %s)", request.remote)
             return web.json_response({"error": "forbidden"}, status=403)
@@ -218,6 +221,8 @@ class TelegramConnector:
             log.error("telegram update %s could not be stored (%s); asking for redelivery",
                       tr.update_id, type(exc).__name__)
             raise _Unavailable from None
+        if stagetrace.ENABLED:
+            stagetrace.recorded(result.message_id, result.conversation_id)
         if result.duplicate:
             log.info("telegram update %s is a repeat (message %s)", tr.update_id, result.message_id)
             return "duplicate"

@@ -19,6 +19,7 @@ from inbox.web.state import STATE
 from inbox.web.webchat.send import load_history
 from inbox.web.webchat.setup import check_visitor_token, issue_visitor_token
 from inbox.web.webchat.translate import FrameRefused, client_id, friendly, read_inbound
+from shopbase import stagetrace
 from shopbase.text import clean_line
 
 __all__ = ["TokenBucket", "widget_socket"]
@@ -94,6 +95,8 @@ async def _hello(request: web.Request, conn: _Conn, frame: dict[str, Any]) -> No
 
 
 async def _inbound(request: web.Request, conn: _Conn, frame: dict[str, Any], kind: str) -> None:
+    if stagetrace.ENABLED:
+        stagetrace.arrived()
     state = request.app[STATE]
     assert conn.visitor is not None
     message = read_inbound(frame, kind, visitor=conn.visitor, lang=conn.lang,
@@ -109,6 +112,8 @@ async def _inbound(request: web.Request, conn: _Conn, frame: dict[str, Any], kin
     except InvalidMessage as exc:
         await _error(conn.ws, friendly(exc.reason, state.config.max_message_chars), cid)
         return
+    if stagetrace.ENABLED:
+        stagetrace.recorded(result.message_id, result.conversation_id)
     await state.visitors.push(
         conn.visitor,
         {

@@ -72,11 +72,18 @@ async def _admin(cluster: PgServer, database: str, sql: str) -> list[Any]:
 async def _snapshot(cluster: PgServer, servers: list[ServerProcess]) -> dict[str, Any]:
     [row] = await _admin(cluster, "shop", "SELECT xact_commit, xact_rollback FROM pg_stat_database "
                                           "WHERE datname = 'shop'")
-    calls = await _admin(cluster, "shop", "SELECT query, calls FROM pg_stat_statements "
+    calls = await _admin(cluster, "shop", "SELECT query, toplevel, calls, total_exec_time FROM pg_stat_statements "
                                           "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = 'shop')")
+    statements: Counter[str] = Counter()
+    times: Counter[str] = Counter()
+    for r in calls:
+        statements[r["query"]] += int(r["calls"])
+        if r["toplevel"]:  # a nested statement's time is in its top-level statement's already
+            times[r["query"]] += float(r["total_exec_time"])
     return {"commits": int(row["xact_commit"]), "rollbacks": int(row["xact_rollback"]),
-            "statements": {r["query"]: int(r["calls"]) for r in calls},
-            "server_cpu": sum(_cpu(s.proc.pid) for s in servers), "pg_cpu": _postgres_cpu(cluster)}
+            "statements": dict(statements), "times": dict(times),
+            "server_cpu": sum(_cpu(s.proc.pid) for s in servers), "pg_cpu": _postgres_cpu(cluster),
+            "generator_cpu": _cpu(os.getpid())}
 
 
 async def _sample_waits(cluster: PgServer, waits: Counter[str]) -> None:
@@ -106,7 +113,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     if bindir is None:
         raise SystemExit("PostgreSQL binaries not found")
     cluster = await asyncio.to_thread(start_cluster, bindir, extra_options=(
-        "-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all"))
+        "-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all"
+        + (f" {args.pg_options}" if args.pg_options else "")))
     workdir = Path(tempfile.mkdtemp(prefix="shopdesk-pgcost-"))
     fake = FakeApiServer()
     await fake.start()
@@ -155,6 +163,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         total_calls = sum(statements.values())
         notifies = sum(n for q, n in statements.items() if "pg_notify" in q.lower() or q.lower().startswith("notify"))
         top = sorted(statements.items(), key=lambda kv: -kv[1])[: args.top]
+        times = after["times"]
+        slowest = sorted(times.items(), key=lambda kv: -kv[1])[: args.top]
         result = {
             "path": args.path, "processes": args.processes, "clients": args.clients,
             "answered": stats.answered, "answered_per_s": summary["answered_per_s"],
@@ -165,6 +175,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "notifies_per_msg": round(notifies / answered, 3),
             "server_cpu_ms_per_msg": round(1000 * (after["server_cpu"] - before["server_cpu"]) / answered, 2),
             "pg_cpu_ms_per_msg": round(1000 * (after["pg_cpu"] - before["pg_cpu"]) / answered, 2),
+            # this process: the load generator, the fake Bot API and the 20 Hz activity sampler
+            "generator_cpu_ms_per_msg": round(1000 * (after["generator_cpu"] - before["generator_cpu"]) / answered, 2),
+            # executing top-level statements (triggers included), as PostgreSQL timed them
+            "pg_exec_ms_per_msg": round(sum(times.values()) / answered, 2),
             "extra_replies": router.extra,  # replies nobody waited for (a repeated send, or an answer after its bound)
             "rss_mb": [round(rss_mb(s.proc.pid) or 0, 1) for s in servers],
             "loadavg_before": [round(x, 2) for x in load_before], "loadavg_after": [round(x, 2) for x in os.getloadavg()],
@@ -172,6 +186,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "activity_samples": dict(waits.most_common(12)),
             "top_statements": [{"calls_per_msg": round(n / answered, 3), "query": " ".join(q.split())[:160]}
                                for q, n in top],
+            "top_statements_by_time": [{"exec_ms_per_msg": round(t / answered, 3),
+                                        "calls_per_msg": round(statements.get(q, 0) / answered, 3),
+                                        "query": " ".join(q.split())[:160]} for q, t in slowest],
         }
         if args.quiet:
             await asyncio.sleep(args.quiet)  # the resident size once the burst is over
@@ -183,6 +200,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         for server in servers:
             server.stop()
         await fake.stop()
+        if args.keep and cluster.base is not None:
+            shutil.copyfile(cluster.base / "log", workdir / "postgresql.log")
         await asyncio.to_thread(stop_cluster, cluster)
         if args.keep:
             print(f"server logs kept in {workdir}", file=sys.stderr)
@@ -201,6 +220,7 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--quiet", type=float, default=0.0, help="also read RSS after this many quiet seconds")
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--pg-options", default="", help="more server options, e.g. '-c log_statement=all'")
     parser.add_argument("--json", default="")
     args = parser.parse_args()
     result = asyncio.run(run(args))

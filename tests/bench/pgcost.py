@@ -43,7 +43,7 @@ def _cpu(pid: int, *, children: bool = False) -> float:
     return (utime + stime + ((cutime + cstime) if children else 0)) / _TICK
 
 
-def _postgres_cpu(cluster: PgServer) -> float:
+def _postgres_cpu(cluster: PgServer, per_pid: dict[int, float] | None = None) -> float:
     assert cluster.base is not None
     postmaster = int((cluster.base / "data" / "postmaster.pid").read_text().split()[0])
     total = _cpu(postmaster, children=True)
@@ -55,8 +55,21 @@ def _postgres_cpu(cluster: PgServer) -> float:
         except (OSError, IndexError, ValueError):
             continue
         if ppid == postmaster:
-            total += _cpu(int(entry.name))
+            cpu = _cpu(int(entry.name))
+            total += cpu
+            if per_pid is not None:
+                per_pid[int(entry.name)] = cpu
     return total
+
+
+async def _pg_labels(cluster: PgServer) -> dict[int, str]:
+    """What each PostgreSQL process is: its backend type, and a client's application name."""
+    rows = await _admin(cluster, "shop", "SELECT pid, backend_type, application_name, left(query, 30) AS q "
+                                         "FROM pg_stat_activity")
+    return {int(r["pid"]): (str(r["backend_type"]) if r["backend_type"] != "client backend" else
+                            "client " + (str(r["application_name"]).split(":")[0] or
+                                         ("listener" if str(r["q"]).startswith("LISTEN") else "pool")))
+            for r in rows}
 
 
 async def _admin(cluster: PgServer, database: str, sql: str) -> list[Any]:
@@ -76,14 +89,25 @@ async def _snapshot(cluster: PgServer, servers: list[ServerProcess]) -> dict[str
                                           "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = 'shop')")
     statements: Counter[str] = Counter()
     times: Counter[str] = Counter()
+    per_pid: dict[int, float] = {}
     for r in calls:
         statements[r["query"]] += int(r["calls"])
         if r["toplevel"]:  # a nested statement's time is in its top-level statement's already
             times[r["query"]] += float(r["total_exec_time"])
     return {"commits": int(row["xact_commit"]), "rollbacks": int(row["xact_rollback"]),
             "statements": dict(statements), "times": dict(times),
-            "server_cpu": sum(_cpu(s.proc.pid) for s in servers), "pg_cpu": _postgres_cpu(cluster),
+            "server_cpu": sum(_cpu(s.proc.pid) for s in servers), "pg_cpu": _postgres_cpu(cluster, per_pid),
+            "pg_per_pid": per_pid, "pg_labels": await _pg_labels(cluster),
             "generator_cpu": _cpu(os.getpid())}
+
+
+def _pg_breakdown(before: dict[str, Any], after: dict[str, Any], answered: int) -> dict[str, float]:
+    labels = {**before["pg_labels"], **after["pg_labels"]}
+    split: Counter[str] = Counter()
+    for pid, cpu in after["pg_per_pid"].items():
+        split[labels.get(pid, "other")] += cpu - before["pg_per_pid"].get(pid, 0.0)
+    split["exited"] = (after["pg_cpu"] - before["pg_cpu"]) - sum(split.values())
+    return {k: round(1000 * v / answered, 2) for k, v in split.most_common()}
 
 
 async def _sample_waits(cluster: PgServer, waits: Counter[str]) -> None:
@@ -124,9 +148,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await _admin(cluster, "postgres", "CREATE DATABASE shop")
         await _admin(cluster, "shop", "CREATE EXTENSION pg_stat_statements")
         url = cluster.url("shop")
-        servers.append(await start_shopdesk("pgcost #1", url, workdir, fake.base, token=DEFAULT_TOKEN))
+        extra_env = dict(item.split("=", 1) for item in args.env)
+        servers.append(await start_shopdesk("pgcost #1", url, workdir, fake.base, token=DEFAULT_TOKEN,
+                                            extra_env=extra_env))
         servers += await asyncio.gather(*(start_shopdesk(f"pgcost #{i + 1}", url, workdir, fake.base,
-                                                         token=DEFAULT_TOKEN) for i in range(1, args.processes)))
+                                                         token=DEFAULT_TOKEN, extra_env=extra_env)
+                                          for i in range(1, args.processes)))
         router = Router()
         urls = [s.url for s in servers]
         if args.path == "widget":
@@ -179,6 +206,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "generator_cpu_ms_per_msg": round(1000 * (after["generator_cpu"] - before["generator_cpu"]) / answered, 2),
             # executing top-level statements (triggers included), as PostgreSQL timed them
             "pg_exec_ms_per_msg": round(sum(times.values()) / answered, 2),
+            # PostgreSQL's CPU per answered message by process kind (from /proc; "exited": reaped children)
+            "pg_cpu_ms_per_msg_by_process": _pg_breakdown(before, after, answered),
             "extra_replies": router.extra,  # replies nobody waited for (a repeated send, or an answer after its bound)
             "rss_mb": [round(rss_mb(s.proc.pid) or 0, 1) for s in servers],
             "loadavg_before": [round(x, 2) for x in load_before], "loadavg_after": [round(x, 2) for x in os.getloadavg()],
@@ -220,6 +249,8 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--quiet", type=float, default=0.0, help="also read RSS after this many quiet seconds")
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--env", action="append", default=[], metavar="SHOPDESK_X=VALUE",
+                        help="a setting for the servers (repeatable)")
     parser.add_argument("--pg-options", default="", help="more server options, e.g. '-c log_statement=all'")
     parser.add_argument("--json", default="")
     args = parser.parse_args()

@@ -9,7 +9,13 @@ widget or the Telegram path, and prints, per answered message:
   NOTIFYs among them; the busiest statements by calls;
 * CPU seconds of the server processes and of PostgreSQL (the postmaster's reaped children plus
   its live ones, from ``/proc``), which is what several processes on shared cores compete for;
+* PostgreSQL's CPU split by process kind (pool connections, listeners, backends that exited
+  during the run: a churning pool shows there), the load generator's own CPU (this process, with
+  the fake Bot API), and the statements that took the most execution time (triggers included);
 * answered messages per second (noise on a loaded machine) and the servers' resident memory.
+
+``--env SHOPDESK_X=V`` gives the servers a setting; ``--pg-options`` more server options
+(``--keep`` keeps PostgreSQL's log with the servers' logs).
 """
 
 from __future__ import annotations

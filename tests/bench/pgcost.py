@@ -107,25 +107,27 @@ async def _snapshot(cluster: PgServer, servers: list[ServerProcess]) -> dict[str
             "generator_cpu": _cpu(os.getpid())}
 
 
-def _pg_breakdown(before: dict[str, Any], after: dict[str, Any], answered: int) -> dict[str, float]:
+def _pg_breakdown(before: dict[str, Any], after: dict[str, Any], answered: int, left_out: float) -> dict[str, float]:
     labels = {**before["pg_labels"], **after["pg_labels"]}
     split: Counter[str] = Counter()
     for pid, cpu in after["pg_per_pid"].items():
         split[labels.get(pid, "other")] += cpu - before["pg_per_pid"].get(pid, 0.0)
-    split["exited"] = (after["pg_cpu"] - before["pg_cpu"]) - sum(split.values())
+    split["exited"] = (after["pg_cpu"] - before["pg_cpu"] - left_out) - sum(split.values())
     return {k: round(1000 * v / answered, 2) for k, v in split.most_common()}
 
 
-async def _sample_waits(cluster: PgServer, waits: Counter[str]) -> None:
+async def _sample_waits(cluster: PgServer, waits: Counter[str], own: dict[str, float]) -> None:
+    """Sample what the servers' connections do every 50 ms; ``own`` gets this sampler's own cost
+    (its queries, each a transaction, and its backend's CPU), which the results leave out."""
     import asyncpg
 
     conn = await asyncpg.connect(host=cluster.host, port=cluster.port, user=cluster.user, database="shop")
+    pid = int(await conn.fetchval("SELECT pg_backend_pid()"))
+    own["cpu_before"] = _cpu(pid)
     try:
         while True:
-            rows = await conn.fetch(
-                "SELECT state, wait_event_type, wait_event, left(query, 60) AS q FROM pg_stat_activity "
-                "WHERE datname = 'shop' AND pid <> pg_backend_pid() AND backend_type = 'client backend' "
-                "AND state <> 'idle' AND query NOT LIKE 'LISTEN%'")
+            rows = await conn.fetch(_SAMPLE)
+            own["queries"] = own.get("queries", 0) + 1
             for r in rows:
                 kind = f"{r['wait_event_type']}:{r['wait_event']}" if r["wait_event_type"] else "CPU"
                 if r["wait_event_type"] == "Lock":
@@ -133,7 +135,13 @@ async def _sample_waits(cluster: PgServer, waits: Counter[str]) -> None:
                 waits[f"{r['state']} {kind}"] += 1
             await asyncio.sleep(0.05)
     finally:
+        own["cpu"] = _cpu(pid) - own["cpu_before"]
         await conn.close()
+
+
+_SAMPLE = ("SELECT state, wait_event_type, wait_event, left(query, 60) AS q FROM pg_stat_activity "
+           "WHERE datname = 'shop' AND pid <> pg_backend_pid() AND backend_type = 'client backend' "
+           "AND state <> 'idle' AND query NOT LIKE 'LISTEN%'")
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -181,7 +189,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         before = await _snapshot(cluster, servers)
         load_before = os.getloadavg()
         waits: Counter[str] = Counter()
-        sampler = asyncio.create_task(_sample_waits(cluster, waits))
+        own: dict[str, float] = {}
+        sampler = asyncio.create_task(_sample_waits(cluster, waits, own))
         try:
             stats = await closed_loop(target, router, clients=args.clients, duration=args.seconds, bound=30,
                                       grace=10, phase="measured")
@@ -192,28 +201,31 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         after = await _snapshot(cluster, servers)
         summary = stats.summary()
         answered = max(1, stats.answered)
-        statements = after["statements"]
+        # the sampler's own statements, transactions and CPU are not the servers' (left out below)
+        statements = {q: n for q, n in after["statements"].items() if "wait_event_type, wait_event" not in q}
+        times = {q: t for q, t in after["times"].items() if "wait_event_type, wait_event" not in q}
         total_calls = sum(statements.values())
         notifies = sum(n for q, n in statements.items() if "pg_notify" in q.lower() or q.lower().startswith("notify"))
         top = sorted(statements.items(), key=lambda kv: -kv[1])[: args.top]
-        times = after["times"]
         slowest = sorted(times.items(), key=lambda kv: -kv[1])[: args.top]
         result = {
             "path": args.path, "processes": args.processes, "clients": args.clients,
             "answered": stats.answered, "answered_per_s": summary["answered_per_s"],
             "p50_ms": summary["p50_ms"], "p99_ms": summary["p99_ms"],
-            "commits_per_msg": round((after["commits"] - before["commits"]) / answered, 2),
+            "commits_per_msg": round((after["commits"] - before["commits"] - own.get("queries", 0)) / answered, 2),
             "rollbacks_per_msg": round((after["rollbacks"] - before["rollbacks"]) / answered, 2),
             "statements_per_msg": round(total_calls / answered, 2),
             "notifies_per_msg": round(notifies / answered, 3),
             "server_cpu_ms_per_msg": round(1000 * (after["server_cpu"] - before["server_cpu"]) / answered, 2),
-            "pg_cpu_ms_per_msg": round(1000 * (after["pg_cpu"] - before["pg_cpu"]) / answered, 2),
-            # this process: the load generator, the fake Bot API and the 20 Hz activity sampler
+            "pg_cpu_ms_per_msg": round(1000 * (after["pg_cpu"] - before["pg_cpu"] - own.get("cpu", 0.0)) / answered, 2),
+            "sampler_left_out": {"transactions": int(own.get("queries", 0)),
+                                 "pg_cpu_ms_per_msg": round(1000 * own.get("cpu", 0.0) / answered, 2)},
+            # this process: the load generator, the fake Bot API and the 20 Hz activity sampler's client side
             "generator_cpu_ms_per_msg": round(1000 * (after["generator_cpu"] - before["generator_cpu"]) / answered, 2),
             # executing top-level statements (triggers included), as PostgreSQL timed them
             "pg_exec_ms_per_msg": round(sum(times.values()) / answered, 2),
             # PostgreSQL's CPU per answered message by process kind (from /proc; "exited": reaped children)
-            "pg_cpu_ms_per_msg_by_process": _pg_breakdown(before, after, answered),
+            "pg_cpu_ms_per_msg_by_process": _pg_breakdown(before, after, answered, own.get("cpu", 0.0)),
             "extra_replies": router.extra,  # replies nobody waited for (a repeated send, or an answer after its bound)
             "rss_mb": [round(rss_mb(s.proc.pid) or 0, 1) for s in servers],
             "loadavg_before": [round(x, 2) for x in load_before], "loadavg_after": [round(x, 2) for x in os.getloadavg()],

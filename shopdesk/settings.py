@@ -36,8 +36,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SHOPDESK_", extra="ignore", toml_file="shopdesk.toml")
 
     database_url: str = "sqlite+aiosqlite:///./shopdesk.db"
-    # PostgreSQL only: connections each server process keeps (pool) and may add under load
-    # (overflow); every process also holds 3 of its own (event fan-out, job leadership)
+    # PostgreSQL only: connections each server process may open, pool + overflow, all kept open once
+    # opened (see engine_options); every process also holds 3 of its own (event fan-out, job leadership)
     db_pool_size: int = Field(default=10, ge=1, le=500)
     db_max_overflow: int = Field(default=20, ge=0, le=500)
     secret_key: SecretStr | None = None
@@ -226,7 +226,12 @@ class Settings(BaseSettings):
         """``create_engine`` options from the settings (SQLite keeps its one inline connection)."""
         if self.is_sqlite:
             return {}
-        return {"pool_size": self.db_pool_size, "max_overflow": self.db_max_overflow}
+        # the overflow is kept open like the pool (same cap): SQLAlchemy closes an overflow
+        # connection at every check-in, and under load that was a new PostgreSQL backend (fork,
+        # cold caches, asyncpg's set-up) every few messages, about half of PostgreSQL's CPU.
+        # Last in, first out: a light load keeps reusing a few warm connections (one idle for 2 s
+        # is pinged first, shopdesk.pgpool) while the others wait for the next burst
+        return {"pool_size": self.db_pool_size + self.db_max_overflow, "max_overflow": 0, "pool_use_lifo": True}
 
     @property
     def telegram_enabled(self) -> bool:

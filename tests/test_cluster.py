@@ -284,7 +284,8 @@ async def test_two_servers_on_one_database_share_events_and_elect_one_job_runner
     client_a = await aiohttp_client(app_a)
     await aiohttp_client(app_b)
     run_a, run_b = app_a[RUNTIME], app_b[RUNTIME]
-    assert (run_a.engine.pool.size(), run_b.engine.pool.size()) == (10, 4)  # SHOPDESK_DB_POOL_SIZE
+    # SHOPDESK_DB_POOL_SIZE + SHOPDESK_DB_MAX_OVERFLOW, all kept once opened (tests/test_pgpool.py)
+    assert (run_a.engine.pool.size(), run_b.engine.pool.size()) == (30, 6)
     assert sorted([run_a.leadership.is_leader, run_b.leadership.is_leader]) == [False, True]
     assert run_a.alerts.should_run() != run_b.alerts.should_run()
     assert run_a.pipeline.should_run_periodic() != run_b.pipeline.should_run_periodic()

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 
 from shopdesk.cluster import asyncpg_dsn
@@ -54,5 +56,39 @@ async def test_the_engine_of_a_server_pings_only_idle_connections(pg_url: str) -
     engine = create_engine(pg_url)
     try:
         assert engine.sync_engine.pool._pre_ping is False  # type: ignore[attr-defined]
+    finally:
+        await engine.dispose()
+
+
+async def test_a_burst_beyond_the_pool_keeps_its_connections_for_the_next_one(pg_url: str, tmp_path: Any) -> None:
+    """The server's engine (``Settings.engine_options``) keeps every connection it opened, up to
+    pool + overflow: after a burst that needed all of them, the next burst opens no new backend
+    (SQLAlchemy's overflow connections used to be closed at check-in, a new PostgreSQL backend
+    every few messages under load). The cap is unchanged."""
+    from shopdesk.settings import load_settings
+
+    settings = load_settings(database_url=pg_url, secret_key="test-secret-key-0123456789abcdef0123456789",
+                             data_dir=tmp_path, db_pool_size=2, db_max_overflow=2)
+    engine = create_engine(pg_url, pool_timeout=0.5, **settings.engine_options())
+    try:
+        async def burst() -> set[int]:
+            conns = [await engine.connect() for _ in range(4)]
+            try:
+                return {int((await c.execute(text("SELECT pg_backend_pid()"))).scalar_one()) for c in conns}
+            finally:
+                for c in conns:
+                    await c.close()
+
+        first = await burst()
+        assert len(first) == 4 and engine.pool.checkedin() == 4
+        assert await burst() == first  # the same four backends: none closed, none opened
+        # still at most pool + overflow at once: a fifth waits for one of the four
+        held = [await engine.connect() for _ in range(4)]
+        try:
+            with pytest.raises(sa_exc.TimeoutError):
+                await engine.connect()
+        finally:
+            for c in held:
+                await c.close()
     finally:
         await engine.dispose()

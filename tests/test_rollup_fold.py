@@ -61,3 +61,33 @@ async def test_two_transactions_move_counts_without_waiting_for_each_other(pg_ur
             assert await _rollup(conn) == {"order_status": 1, "returns": 1, "greeting": 1}
     finally:
         await engine.dispose()
+
+
+async def test_a_change_of_response_times_alone_is_folded_at_commit(pg_url: str) -> None:
+    """0026: a change that moves only a response-time entry (no count of conversation_daily) adds
+    no daily row; its own deferred trigger still folds it into response_daily at commit."""
+    engine = create_engine(pg_url)
+    try:
+        sessions = session_maker(engine)
+        [cid] = await _conversations(sessions, 1)
+        respond = sa.text("UPDATE conversation SET first_response_at = created_at + interval '90 seconds' "
+                          "WHERE id = :id")
+        async with engine.connect() as conn:
+            await conn.execute(respond, {"id": cid})
+            await conn.commit()
+            pending = (await conn.execute(sa.text(
+                "SELECT (SELECT count(*) FROM conversation_daily_pending) + "
+                "(SELECT count(*) FROM response_daily_pending)"))).scalar_one()
+            assert pending == 0
+            rows = (await conn.execute(sa.text(
+                "SELECT measure, seconds, conversations FROM response_daily WHERE conversations <> 0"))).all()
+            assert [tuple(r) for r in rows] == [("first_response", 90, 1)]
+            # an intent change leaves the response entry where it is; the count moves
+            await conn.execute(sa.text("UPDATE conversation SET last_intent = 'returns' WHERE id = :id"), {"id": cid})
+            await conn.commit()
+            rows = (await conn.execute(sa.text(
+                "SELECT measure, seconds, conversations FROM response_daily WHERE conversations <> 0"))).all()
+            assert [tuple(r) for r in rows] == [("first_response", 90, 1)]
+            assert await _rollup(conn) == {"returns": 1}
+    finally:
+        await engine.dispose()

@@ -9,7 +9,13 @@ widget or the Telegram path, and prints, per answered message:
   NOTIFYs among them; the busiest statements by calls;
 * CPU seconds of the server processes and of PostgreSQL (the postmaster's reaped children plus
   its live ones, from ``/proc``), which is what several processes on shared cores compete for;
+* PostgreSQL's CPU split by process kind (pool connections, listeners, backends that exited
+  during the run: a churning pool shows there), the load generator's own CPU (this process, with
+  the fake Bot API), and the statements that took the most execution time (triggers included);
 * answered messages per second (noise on a loaded machine) and the servers' resident memory.
+
+``--env SHOPDESK_X=V`` gives the servers a setting; ``--pg-options`` more server options
+(``--keep`` keeps PostgreSQL's log with the servers' logs).
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ def _cpu(pid: int, *, children: bool = False) -> float:
     return (utime + stime + ((cutime + cstime) if children else 0)) / _TICK
 
 
-def _postgres_cpu(cluster: PgServer) -> float:
+def _postgres_cpu(cluster: PgServer, per_pid: dict[int, float] | None = None) -> float:
     assert cluster.base is not None
     postmaster = int((cluster.base / "data" / "postmaster.pid").read_text().split()[0])
     total = _cpu(postmaster, children=True)
@@ -55,8 +61,21 @@ def _postgres_cpu(cluster: PgServer) -> float:
         except (OSError, IndexError, ValueError):
             continue
         if ppid == postmaster:
-            total += _cpu(int(entry.name))
+            cpu = _cpu(int(entry.name))
+            total += cpu
+            if per_pid is not None:
+                per_pid[int(entry.name)] = cpu
     return total
+
+
+async def _pg_labels(cluster: PgServer) -> dict[int, str]:
+    """What each PostgreSQL process is: its backend type, and a client's application name."""
+    rows = await _admin(cluster, "shop", "SELECT pid, backend_type, application_name, left(query, 30) AS q "
+                                         "FROM pg_stat_activity")
+    return {int(r["pid"]): (str(r["backend_type"]) if r["backend_type"] != "client backend" else
+                            "client " + (str(r["application_name"]).split(":")[0] or
+                                         ("listener" if str(r["q"]).startswith("LISTEN") else "pool")))
+            for r in rows}
 
 
 async def _admin(cluster: PgServer, database: str, sql: str) -> list[Any]:
@@ -72,23 +91,43 @@ async def _admin(cluster: PgServer, database: str, sql: str) -> list[Any]:
 async def _snapshot(cluster: PgServer, servers: list[ServerProcess]) -> dict[str, Any]:
     [row] = await _admin(cluster, "shop", "SELECT xact_commit, xact_rollback FROM pg_stat_database "
                                           "WHERE datname = 'shop'")
-    calls = await _admin(cluster, "shop", "SELECT query, calls FROM pg_stat_statements "
+    calls = await _admin(cluster, "shop", "SELECT query, toplevel, calls, total_exec_time FROM pg_stat_statements "
                                           "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = 'shop')")
+    statements: Counter[str] = Counter()
+    times: Counter[str] = Counter()
+    per_pid: dict[int, float] = {}
+    for r in calls:
+        statements[r["query"]] += int(r["calls"])
+        if r["toplevel"]:  # a nested statement's time is in its top-level statement's already
+            times[r["query"]] += float(r["total_exec_time"])
     return {"commits": int(row["xact_commit"]), "rollbacks": int(row["xact_rollback"]),
-            "statements": {r["query"]: int(r["calls"]) for r in calls},
-            "server_cpu": sum(_cpu(s.proc.pid) for s in servers), "pg_cpu": _postgres_cpu(cluster)}
+            "statements": dict(statements), "times": dict(times),
+            "server_cpu": sum(_cpu(s.proc.pid) for s in servers), "pg_cpu": _postgres_cpu(cluster, per_pid),
+            "pg_per_pid": per_pid, "pg_labels": await _pg_labels(cluster),
+            "generator_cpu": _cpu(os.getpid())}
 
 
-async def _sample_waits(cluster: PgServer, waits: Counter[str]) -> None:
+def _pg_breakdown(before: dict[str, Any], after: dict[str, Any], answered: int, left_out: float) -> dict[str, float]:
+    labels = {**before["pg_labels"], **after["pg_labels"]}
+    split: Counter[str] = Counter()
+    for pid, cpu in after["pg_per_pid"].items():
+        split[labels.get(pid, "other")] += cpu - before["pg_per_pid"].get(pid, 0.0)
+    split["exited"] = (after["pg_cpu"] - before["pg_cpu"] - left_out) - sum(split.values())
+    return {k: round(1000 * v / answered, 2) for k, v in split.most_common()}
+
+
+async def _sample_waits(cluster: PgServer, waits: Counter[str], own: dict[str, float]) -> None:
+    """Sample what the servers' connections do every 50 ms; ``own`` gets this sampler's own cost
+    (its queries, each a transaction, and its backend's CPU), which the results leave out."""
     import asyncpg
 
     conn = await asyncpg.connect(host=cluster.host, port=cluster.port, user=cluster.user, database="shop")
+    pid = int(await conn.fetchval("SELECT pg_backend_pid()"))
+    own["cpu_before"] = _cpu(pid)
     try:
         while True:
-            rows = await conn.fetch(
-                "SELECT state, wait_event_type, wait_event, left(query, 60) AS q FROM pg_stat_activity "
-                "WHERE datname = 'shop' AND pid <> pg_backend_pid() AND backend_type = 'client backend' "
-                "AND state <> 'idle' AND query NOT LIKE 'LISTEN%'")
+            rows = await conn.fetch(_SAMPLE)
+            own["queries"] = own.get("queries", 0) + 1
             for r in rows:
                 kind = f"{r['wait_event_type']}:{r['wait_event']}" if r["wait_event_type"] else "CPU"
                 if r["wait_event_type"] == "Lock":
@@ -96,7 +135,13 @@ async def _sample_waits(cluster: PgServer, waits: Counter[str]) -> None:
                 waits[f"{r['state']} {kind}"] += 1
             await asyncio.sleep(0.05)
     finally:
+        own["cpu"] = _cpu(pid) - own["cpu_before"]
         await conn.close()
+
+
+_SAMPLE = ("SELECT state, wait_event_type, wait_event, left(query, 60) AS q FROM pg_stat_activity "
+           "WHERE datname = 'shop' AND pid <> pg_backend_pid() AND backend_type = 'client backend' "
+           "AND state <> 'idle' AND query NOT LIKE 'LISTEN%'")
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -106,7 +151,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     if bindir is None:
         raise SystemExit("PostgreSQL binaries not found")
     cluster = await asyncio.to_thread(start_cluster, bindir, extra_options=(
-        "-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all"))
+        "-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all"
+        + (f" {args.pg_options}" if args.pg_options else "")))
     workdir = Path(tempfile.mkdtemp(prefix="shopdesk-pgcost-"))
     fake = FakeApiServer()
     await fake.start()
@@ -116,9 +162,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await _admin(cluster, "postgres", "CREATE DATABASE shop")
         await _admin(cluster, "shop", "CREATE EXTENSION pg_stat_statements")
         url = cluster.url("shop")
-        servers.append(await start_shopdesk("pgcost #1", url, workdir, fake.base, token=DEFAULT_TOKEN))
+        extra_env = dict(item.split("=", 1) for item in args.env)
+        servers.append(await start_shopdesk("pgcost #1", url, workdir, fake.base, token=DEFAULT_TOKEN,
+                                            extra_env=extra_env))
         servers += await asyncio.gather(*(start_shopdesk(f"pgcost #{i + 1}", url, workdir, fake.base,
-                                                         token=DEFAULT_TOKEN) for i in range(1, args.processes)))
+                                                         token=DEFAULT_TOKEN, extra_env=extra_env)
+                                          for i in range(1, args.processes)))
         router = Router()
         urls = [s.url for s in servers]
         if args.path == "widget":
@@ -140,7 +189,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         before = await _snapshot(cluster, servers)
         load_before = os.getloadavg()
         waits: Counter[str] = Counter()
-        sampler = asyncio.create_task(_sample_waits(cluster, waits))
+        own: dict[str, float] = {}
+        sampler = asyncio.create_task(_sample_waits(cluster, waits, own))
         try:
             stats = await closed_loop(target, router, clients=args.clients, duration=args.seconds, bound=30,
                                       grace=10, phase="measured")
@@ -151,20 +201,31 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         after = await _snapshot(cluster, servers)
         summary = stats.summary()
         answered = max(1, stats.answered)
-        statements = after["statements"]
+        # the sampler's own statements, transactions and CPU are not the servers' (left out below)
+        statements = {q: n for q, n in after["statements"].items() if "wait_event_type, wait_event" not in q}
+        times = {q: t for q, t in after["times"].items() if "wait_event_type, wait_event" not in q}
         total_calls = sum(statements.values())
         notifies = sum(n for q, n in statements.items() if "pg_notify" in q.lower() or q.lower().startswith("notify"))
         top = sorted(statements.items(), key=lambda kv: -kv[1])[: args.top]
+        slowest = sorted(times.items(), key=lambda kv: -kv[1])[: args.top]
         result = {
             "path": args.path, "processes": args.processes, "clients": args.clients,
             "answered": stats.answered, "answered_per_s": summary["answered_per_s"],
             "p50_ms": summary["p50_ms"], "p99_ms": summary["p99_ms"],
-            "commits_per_msg": round((after["commits"] - before["commits"]) / answered, 2),
+            "commits_per_msg": round((after["commits"] - before["commits"] - own.get("queries", 0)) / answered, 2),
             "rollbacks_per_msg": round((after["rollbacks"] - before["rollbacks"]) / answered, 2),
             "statements_per_msg": round(total_calls / answered, 2),
             "notifies_per_msg": round(notifies / answered, 3),
             "server_cpu_ms_per_msg": round(1000 * (after["server_cpu"] - before["server_cpu"]) / answered, 2),
-            "pg_cpu_ms_per_msg": round(1000 * (after["pg_cpu"] - before["pg_cpu"]) / answered, 2),
+            "pg_cpu_ms_per_msg": round(1000 * (after["pg_cpu"] - before["pg_cpu"] - own.get("cpu", 0.0)) / answered, 2),
+            "sampler_left_out": {"transactions": int(own.get("queries", 0)),
+                                 "pg_cpu_ms_per_msg": round(1000 * own.get("cpu", 0.0) / answered, 2)},
+            # this process: the load generator, the fake Bot API and the 20 Hz activity sampler's client side
+            "generator_cpu_ms_per_msg": round(1000 * (after["generator_cpu"] - before["generator_cpu"]) / answered, 2),
+            # executing top-level statements (triggers included), as PostgreSQL timed them
+            "pg_exec_ms_per_msg": round(sum(times.values()) / answered, 2),
+            # PostgreSQL's CPU per answered message by process kind (from /proc; "exited": reaped children)
+            "pg_cpu_ms_per_msg_by_process": _pg_breakdown(before, after, answered, own.get("cpu", 0.0)),
             "extra_replies": router.extra,  # replies nobody waited for (a repeated send, or an answer after its bound)
             "rss_mb": [round(rss_mb(s.proc.pid) or 0, 1) for s in servers],
             "loadavg_before": [round(x, 2) for x in load_before], "loadavg_after": [round(x, 2) for x in os.getloadavg()],
@@ -172,6 +233,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "activity_samples": dict(waits.most_common(12)),
             "top_statements": [{"calls_per_msg": round(n / answered, 3), "query": " ".join(q.split())[:160]}
                                for q, n in top],
+            "top_statements_by_time": [{"exec_ms_per_msg": round(t / answered, 3),
+                                        "calls_per_msg": round(statements.get(q, 0) / answered, 3),
+                                        "query": " ".join(q.split())[:160]} for q, t in slowest],
         }
         if args.quiet:
             await asyncio.sleep(args.quiet)  # the resident size once the burst is over
@@ -183,6 +247,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         for server in servers:
             server.stop()
         await fake.stop()
+        if args.keep and cluster.base is not None:
+            shutil.copyfile(cluster.base / "log", workdir / "postgresql.log")
         await asyncio.to_thread(stop_cluster, cluster)
         if args.keep:
             print(f"server logs kept in {workdir}", file=sys.stderr)
@@ -201,6 +267,9 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--quiet", type=float, default=0.0, help="also read RSS after this many quiet seconds")
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--env", action="append", default=[], metavar="SHOPDESK_X=VALUE",
+                        help="a setting for the servers (repeatable)")
+    parser.add_argument("--pg-options", default="", help="more server options, e.g. '-c log_statement=all'")
     parser.add_argument("--json", default="")
     args = parser.parse_args()
     result = asyncio.run(run(args))

@@ -133,11 +133,13 @@ def shopdesk_env(database_url: str, data_dir: Path, api_url: str, *, token: str)
 
 
 async def start_shopdesk(name: str, database_url: str, workdir: Path, api_url: str, *, token: str,
-                         timeout: float = 90.0) -> ServerProcess:
-    """``shopdesk serve`` on a free loopback port, ready (models loaded) when this returns."""
+                         timeout: float = 90.0, extra_env: dict[str, str] | None = None) -> ServerProcess:
+    """``shopdesk serve`` on a free loopback port, ready (models loaded) when this returns;
+    ``extra_env``: more settings (``SHOPDESK_…``) for this measurement only."""
     port = free_port()
     data_dir = workdir / f"data-{port}"
     env = shopdesk_env(database_url, data_dir, api_url, token=token)
+    env.update(extra_env or {})
     cmd = [sys.executable, "-m", "shopdesk.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
     server = _spawn(name, cmd, env, port, workdir)
     try:

@@ -5,6 +5,7 @@ the real python-telegram-bot client and the aiohttp request backend."""
 
 from __future__ import annotations
 
+import json
 import warnings
 from typing import Any
 
@@ -13,7 +14,7 @@ from pydantic import SecretStr
 from telegram.warnings import PTBUserWarning
 
 from bot.connectors.telegram import SendPacer, TelegramSender, make_bot
-from bot.connectors.telegram.send import sent_message_id
+from bot.connectors.telegram.send import keyboard, keyboard_json, sent_message_id
 from inbox.channels import HOLD_RECIPIENT, PermanentFailure, RetryLater
 from inbox.messages import OutboundPayload, QuickReply
 from inbox.models import Channel, Contact
@@ -100,3 +101,11 @@ async def test_errors_keep_their_meaning(sender: TelegramSender, telegram: FakeT
         await sender.send(CONTACT, OutboundPayload(text="four"))
     assert blocked.value.blocked
     assert telegram.sent_messages(CHAT) == []
+
+
+def test_the_keyboard_json_is_ptbs_serialisation_made_once() -> None:
+    buttons = (QuickReply(label="Track my parcel please", value="intent:track_order"), QuickReply(label="x", value="y" * 80))
+    text = keyboard_json(buttons)
+    assert text is not None and json.loads(text) == keyboard(buttons).to_dict()  # type: ignore[union-attr]
+    assert keyboard_json(tuple(buttons)) is text and keyboard_json(()) is None
+    assert json.loads(text)["inline_keyboard"][1][0]["callback_data"].startswith("h:")  # over 64 bytes: hashed

@@ -37,6 +37,8 @@ PTB's hint to prefer ``Bot.send_message`` is silenced for this call site only
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
 import time
 import warnings
 from collections.abc import Awaitable, Callable, Sequence
@@ -233,6 +235,15 @@ def keyboard(quick_replies: Sequence[QuickReply]) -> InlineKeyboardMarkup | None
     return InlineKeyboardMarkup([buttons[i : i + per_row] for i in range(0, len(buttons), per_row)])
 
 
+@functools.lru_cache(maxsize=1024)
+def keyboard_json(quick_replies: tuple[QuickReply, ...]) -> str | None:
+    """:func:`keyboard` as the JSON text PTB would send for it (``to_dict``), made once per set of
+    buttons: the replies use a few keyboards over and over, and building and serialising the PTB
+    objects cost more than the rest of the request's parameters."""
+    markup = keyboard(quick_replies)
+    return None if markup is None else json.dumps(markup.to_dict())
+
+
 class TelegramSender:
     """Delivers outbox payloads to Telegram chats (implements ``inbox.channels.Sender``)."""
 
@@ -253,7 +264,7 @@ class TelegramSender:
         text = render_text(payload, self.public_url)
         if not text:
             raise PermanentFailure("nothing to send: no text and no attachment")
-        markup = keyboard(payload.quick_replies)
+        markup = keyboard_json(tuple(payload.quick_replies))
         waiting = self.pacer.held(chat_id)
         if waiting > 0:  # Telegram asked us to wait (the rows were moved already; this one came due early)
             raise RetryLater(waiting, "telegram flood limit (429): waiting out retry_after", rate_limited=True)

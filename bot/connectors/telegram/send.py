@@ -24,8 +24,8 @@ default 1000 in all). Errors are mapped for the outbox:
 Retrying is the outbox's job, never PTB's.
 
 The request goes through PTB's ``Bot.do_api_request("sendMessage", ...)``: the same ``Bot._post``,
-request backend, parameter serialisation (the keyboard is a PTB ``InlineKeyboardMarkup``) and
-error mapping (``RetryAfter``, ``Forbidden``, ``BadRequest``, ``TimedOut``, ...) as
+request backend, parameter serialisation (the keyboard is PTB's ``InlineKeyboardMarkup.to_dict``
+JSON, made once per set of buttons by :func:`keyboard_json`) and error mapping (``RetryAfter``, ``Forbidden``, ``BadRequest``, ``TimedOut``, ...) as
 ``Bot.send_message``, without turning Telegram's answer into a PTB ``Message``: that object of
 some 150 attributes cost about a third of the client's CPU per send, and all the outbox needs of it
 is ``message_id`` (read and checked here; an answer without one still means the message was sent).

@@ -6,13 +6,14 @@ network error that names no URL, so no token)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
-from telegram import Bot
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import NetworkError, TimedOut
 
 from bot.connectors.telegram.aiohttp_request import AiohttpRequest
@@ -26,12 +27,15 @@ from tests.fakes.telegram import DEFAULT_TOKEN
 @pytest.fixture
 async def api(aiohttp_server: Any) -> Any:
     """A Bot API that answers sendMessage at once, or after ``delay`` seconds; counts connections."""
-    state: dict[str, Any] = {"delay": 0.0, "peers": set(), "texts": []}
+    state: dict[str, Any] = {"delay": 0.0, "peers": set(), "texts": [], "types": [], "params": []}
 
     async def handle(request: web.Request) -> web.Response:
         state["peers"].add(request.transport.get_extra_info("peername") if request.transport else None)
-        form = await request.post()
+        # the Bot API takes a JSON body or a form; the backend sends JSON unless there are files
+        state["types"].append(request.content_type)
+        form = await request.json() if request.content_type == "application/json" else await request.post()
         state["texts"].append(form.get("text"))
+        state["params"].append(dict(form))
         if state["delay"]:
             await asyncio.sleep(state["delay"])
         return web.json_response({"ok": True, "result": {
@@ -59,6 +63,23 @@ async def test_sends_reuse_the_pooled_connections(api: dict[str, Any]) -> None:
         assert len(api["peers"]) <= 4  # the pool's bound, connections kept alive between sends
     finally:
         await request.shutdown()
+
+
+async def test_a_send_without_files_is_a_json_body_and_an_upload_a_multipart_form(api: dict[str, Any]) -> None:
+    bot, request = make(api)
+    markup = InlineKeyboardMarkup([[InlineKeyboardButton("Track", callback_data="intent:track")]])
+    try:
+        sent = await bot.send_message(chat_id=7, text="Где мой заказ? 📦", reply_markup=markup)
+        assert sent.text == "Где мой заказ? 📦" and sent.chat.id == 7
+        await bot.send_document(chat_id=7, document=b"%PDF-1.4 receipt", filename="receipt.pdf")
+    finally:
+        await request.shutdown()
+    assert api["types"] == ["application/json", "multipart/form-data"]
+    params = api["params"][0]
+    assert int(params["chat_id"]) == 7 and params["text"] == "Где мой заказ? 📦"
+    # PTB's json_payload: each value JSON-encoded as the Bot API reads form values too
+    assert json.loads(params["reply_markup"]) == {"inline_keyboard": [[{"text": "Track", "callback_data": "intent:track"}]]}
+    assert api["params"][1]["document"].filename == "receipt.pdf"
 
 
 async def test_a_connect_timeout_was_not_sent_and_is_retried(api: dict[str, Any]) -> None:

@@ -74,6 +74,9 @@ log = logging.getLogger("shopdesk.telegram")
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 #: an update is a few KB (4096 characters of text plus entities); anything much bigger is not one
 MAX_UPDATE_BYTES = 256 * 1024
+#: the 200 answers' bodies, serialised once (one of them answers every update Telegram delivers)
+_OUTCOME_BODIES = {outcome: json.dumps({"ok": True, "result": outcome}).encode()
+                   for outcome in ("recorded", "duplicate", "ignored")}
 
 
 class _Unavailable(Exception):
@@ -185,7 +188,10 @@ class TelegramConnector:
         except _Unavailable:
             return web.json_response({"error": "temporarily unavailable, retry"}, status=503,
                                      headers={"Retry-After": "5"})
-        return web.json_response({"ok": True, "result": outcome})
+        answer = _OUTCOME_BODIES.get(outcome)
+        if answer is None:
+            return web.json_response({"ok": True, "result": outcome})
+        return web.Response(body=answer, content_type="application/json")
 
     async def process_update(self, data: Any) -> str:
         """Translate, record and schedule one update; returns recorded / duplicate / ignored.

@@ -22,12 +22,25 @@ default 1000 in all). Errors are mapped for the outbox:
   trouble → retry with the outbox's exponential backoff.
 
 Retrying is the outbox's job, never PTB's.
+
+The request goes through PTB's ``Bot.do_api_request("sendMessage", ...)``: the same ``Bot._post``,
+request backend, parameter serialisation (the keyboard is PTB's ``InlineKeyboardMarkup.to_dict``
+JSON, made once per set of buttons by :func:`keyboard_json`) and error mapping (``RetryAfter``, ``Forbidden``, ``BadRequest``, ``TimedOut``, ...) as
+``Bot.send_message``, without turning Telegram's answer into a PTB ``Message``: that object of
+some 150 attributes cost about a third of the client's CPU per send, and all the outbox needs of it
+is ``message_id`` (read and checked here; an answer without one still means the message was sent).
+PTB's hint to prefer ``Bot.send_message`` is silenced for this call site only
+(:func:`_quiet_raw_send_hint`). ``do_api_request`` reports a 401/404 of an initialised bot as
+``EndPointNotFound``; for ``sendMessage`` that is the token, as ``InvalidToken``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
 import time
+import warnings
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any
@@ -39,6 +52,7 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import (
     BadRequest,
     ChatMigrated,
+    EndPointNotFound,
     Forbidden,
     InvalidToken,
     NetworkError,
@@ -46,6 +60,7 @@ from telegram.error import (
     TelegramError,
     TimedOut,
 )
+from telegram.warnings import PTBUserWarning
 
 from bot.config import BotSettings
 from bot.connectors.telegram.setup import redact
@@ -57,6 +72,23 @@ from inbox.models import Channel, Contact
 __all__ = ["MAX_TEXT", "SendPacer", "retry_seconds", "TelegramSender", "keyboard", "render_text"]
 
 MAX_TEXT = 4096
+_SEND_MESSAGE = "sendMessage"
+
+
+def _quiet_raw_send_hint() -> None:
+    """Silence PTB's "Please use 'Bot.sendMessage'" hint for :class:`TelegramSender`'s own call
+    (attributed to this module) when a sender is made, never on import. Adding the same filter
+    again replaces it (``warnings`` drops the duplicate)."""
+    warnings.filterwarnings("ignore", message=r"Please use 'Bot\.sendMessage' instead",
+                            category=PTBUserWarning, module=r"bot\.connectors\.telegram\.send\Z")
+
+
+def sent_message_id(result: Any) -> str | None:
+    """The ``message_id`` of a sendMessage answer (a Message object), if it has a proper one."""
+    message_id = result.get("message_id") if isinstance(result, dict) else None
+    if isinstance(message_id, int) and not isinstance(message_id, bool):
+        return str(message_id)
+    return None
 
 
 class SendPacer:
@@ -203,6 +235,15 @@ def keyboard(quick_replies: Sequence[QuickReply]) -> InlineKeyboardMarkup | None
     return InlineKeyboardMarkup([buttons[i : i + per_row] for i in range(0, len(buttons), per_row)])
 
 
+@functools.lru_cache(maxsize=1024)
+def keyboard_json(quick_replies: tuple[QuickReply, ...]) -> str | None:
+    """:func:`keyboard` as the JSON text PTB would send for it (``to_dict``), made once per set of
+    buttons: the replies use a few keyboards over and over, and building and serialising the PTB
+    objects cost more than the rest of the request's parameters."""
+    markup = keyboard(quick_replies)
+    return None if markup is None else json.dumps(markup.to_dict())
+
+
 class TelegramSender:
     """Delivers outbox payloads to Telegram chats (implements ``inbox.channels.Sender``)."""
 
@@ -213,6 +254,7 @@ class TelegramSender:
         self.pacer = pacer
         self.public_url = public_url
         self._token = token
+        _quiet_raw_send_hint()
 
     async def send(self, contact: Contact, payload: OutboundPayload) -> str | None:
         try:
@@ -222,16 +264,19 @@ class TelegramSender:
         text = render_text(payload, self.public_url)
         if not text:
             raise PermanentFailure("nothing to send: no text and no attachment")
-        markup = keyboard(payload.quick_replies)
+        markup = keyboard_json(tuple(payload.quick_replies))
         waiting = self.pacer.held(chat_id)
         if waiting > 0:  # Telegram asked us to wait (the rows were moved already; this one came due early)
             raise RetryLater(waiting, "telegram flood limit (429): waiting out retry_after", rate_limited=True)
         paid = payload.paid_broadcast
         await self.pacer.wait(chat_id, paid=paid)
         try:
-            # allow_paid_broadcast (Bot API 7.11): up to 1000 messages/s, Stars charged over the free 30/s
-            sent = await self.bot.send_message(chat_id=chat_id, text=text, reply_markup=markup,
-                                               allow_paid_broadcast=True if paid else None)
+            params: dict[str, Any] = {"chat_id": chat_id, "text": text}
+            if markup is not None:
+                params["reply_markup"] = markup
+            if paid:  # allow_paid_broadcast (Bot API 7.11): up to 1000 messages/s, Stars charged over the free 30/s
+                params["allow_paid_broadcast"] = True
+            sent = await self.bot.do_api_request(_SEND_MESSAGE, api_kwargs=params)
         except RetryAfter as exc:
             seconds = retry_seconds(exc.retry_after)
             scope = self.pacer.hold(chat_id, seconds)
@@ -242,7 +287,7 @@ class TelegramSender:
             raise PermanentFailure(f"telegram: {redact(exc.message, self._token)}", blocked=True) from None
         except ChatMigrated:
             raise PermanentFailure("telegram: the chat was upgraded to a supergroup") from None
-        except InvalidToken:
+        except (InvalidToken, EndPointNotFound):  # sendMessage exists: the token was refused
             raise RetryLater(300, "telegram rejected the bot token (check SHOPDESK_TELEGRAM_TOKEN)") from None
         except BadRequest as exc:
             raise PermanentFailure(f"telegram: {redact(exc.message, self._token)}") from None
@@ -255,4 +300,4 @@ class TelegramSender:
             raise RetryLater(None, f"telegram unreachable: {redact(exc.message, self._token)}") from None
         except TelegramError as exc:
             raise RetryLater(30, f"telegram error: {redact(exc.message, self._token)}") from None
-        return str(sent.message_id)
+        return sent_message_id(sent)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import os
 from pathlib import Path
 from typing import Any
 
@@ -118,3 +119,27 @@ async def test_the_trimmer_runs_periodically_and_stops() -> None:
     done = trimmer.trims
     await asyncio.sleep(0.05)
     assert trimmer.trims == done
+
+
+def test_the_server_imports_no_pdf_library_until_a_pdf(tmp_path: Path) -> None:
+    """reportlab and Pillow (~7 MB resident) are imported by the first PDF, not by the app."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from shopdesk.app import build_app\n"
+        "from shopdesk.settings import Settings\n"
+        "build_app(Settings())\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules if m.startswith(('reportlab', 'PIL'))}))\n"
+        "from bot.files import _render_invoice\n"
+        "import ordersvc.invoices\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules if m.startswith(('reportlab', 'PIL'))}))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHOPDESK_")}
+    env.update({"SHOPDESK_CONFIG": "/dev/null", "SHOPDESK_DATA_DIR": str(tmp_path),
+                "SHOPDESK_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/db.sqlite",
+                "SHOPDESK_SECRET_KEY": "test-secret-key-0123456789abcdef0123456789"})
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True,
+                         env=env)
+    assert out.stdout.split("\n")[:2] == ["[]", "['PIL', 'reportlab']"], out.stdout + out.stderr

@@ -143,3 +143,15 @@ def test_the_server_imports_no_pdf_library_until_a_pdf(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True,
                          env=env)
     assert out.stdout.split("\n")[:2] == ["[]", "['PIL', 'reportlab']"], out.stdout + out.stderr
+
+
+def test_fold_keeps_only_short_texts_and_a_bounded_number() -> None:
+    from bot.dialog import choices
+
+    choices._fold_cached.cache_clear()
+    long = "¡Sí, POR favor! " * 40
+    assert choices.fold(long) == ("si por favor " * 40).strip()
+    assert choices._fold_cached.cache_info().currsize == 0  # longer than FOLD_CACHED_CHARS: not kept
+    assert choices.fold("¡Sí, por favor!") == "si por favor"
+    assert choices.fold("") == "" and choices._fold_cached.cache_info().currsize == 1
+    assert choices._fold_cached.cache_info().maxsize == choices.FOLD_CACHE_SIZE

@@ -155,3 +155,40 @@ def test_fold_keeps_only_short_texts_and_a_bounded_number() -> None:
     assert choices.fold("¡Sí, por favor!") == "si por favor"
     assert choices.fold("") == "" and choices._fold_cached.cache_info().currsize == 1
     assert choices._fold_cached.cache_info().maxsize == choices.FOLD_CACHE_SIZE
+
+
+def test_the_plain_head_is_alembics_head() -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from shopdesk.db import MIGRATIONS_DIR, _plain_head
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    assert _plain_head() == ScriptDirectory.from_config(cfg).get_current_head()
+
+
+async def test_an_old_database_is_still_upgraded_and_one_at_head_left_alone(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from shopdesk.db import _plain_head, create_engine, current_revision, migrate
+
+    url = f"sqlite+aiosqlite:///{tmp_path}/db.sqlite"
+    engine = create_engine(url)
+    try:
+        await migrate(engine, "0024")
+        assert await current_revision(engine) == "0024"
+        await migrate(engine)  # one migration behind: alembic upgrades it
+        assert await current_revision(engine) == _plain_head()
+    finally:
+        await engine.dispose()
+    code = (
+        "import asyncio, sys\n"
+        "from shopdesk.db import create_engine, migrate\n"
+        f"engine = create_engine({url!r})\n"
+        "asyncio.run(migrate(engine))\n"
+        "print(sorted(m for m in ('alembic', 'mako', 'pygments') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr

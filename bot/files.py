@@ -38,8 +38,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from inbox.replies import SUPPORTED_LANGUAGES, babel_locale
 from ordersvc.documents import ShopInfo
-from ordersvc.invoices import render_invoice
-from ordersvc.labels import render_return_label
 from ordersvc.models import (
     Customer,
     Order,
@@ -192,8 +190,22 @@ async def label_pdf(request: web.Request) -> web.Response:
         customer = await session.get(Customer, order.customer_id) if order.customer_id is not None else None
     lang = request.query.get("lang")
     locale = babel_locale(lang) if lang in SUPPORTED_LANGUAGES else (customer.locale if customer else None)
-    body = await asyncio.to_thread(render_return_label, rma, order, lines, shop, returns_address, locale)
+    body = await asyncio.to_thread(_render_return_label, rma, order, lines, shop, returns_address, locale)
     return _pdf(body, f"return-label-{_safe_filename(rma.rma_number)}.pdf")
+
+
+# the PDF modules import reportlab (~7 MB resident): loaded by the first PDF, in its worker thread,
+# not at start (the bot never draws one)
+def _render_return_label(*args: Any) -> bytes:
+    from ordersvc.labels import render_return_label
+
+    return render_return_label(*args)
+
+
+def _render_invoice(*args: Any) -> bytes:
+    from ordersvc.invoices import render_invoice
+
+    return render_invoice(*args)
 
 
 async def invoice_pdf(request: web.Request) -> web.Response:
@@ -210,7 +222,7 @@ async def invoice_pdf(request: web.Request) -> web.Response:
         lines = await order_lines(session, order.id)
         shop, _ = await _shop_info(session, config.shop_name, config.timezone)
     locale = babel_locale(lang) if lang in SUPPORTED_LANGUAGES else None
-    body = await asyncio.to_thread(render_invoice, order, customer, lines, shop, locale)
+    body = await asyncio.to_thread(_render_invoice, order, customer, lines, shop, locale)
     return _pdf(body, f"invoice-{_safe_filename(order.name)}.pdf")
 
 

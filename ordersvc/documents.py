@@ -29,16 +29,15 @@ from decimal import Decimal
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape
 
 import yaml
 from babel import Locale
-from reportlab.lib.styles import ParagraphStyle
-from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.pdfmetrics import stringWidth
-from reportlab.pdfbase.ttfonts import TTFont
-from reportlab.platypus import Paragraph
+
+if TYPE_CHECKING:  # pragma: no cover
+    from reportlab.lib.styles import ParagraphStyle
+    from reportlab.platypus import Paragraph
 
 from shopbase.formatting import format_date, format_money, format_number, locale_for
 from shopbase.text import clean_for_pdf
@@ -124,7 +123,14 @@ def _find_cjk_font() -> Path | None:
     return next((path for path in candidates if path.is_file()), None)
 
 
+# reportlab (~7 MB resident with Pillow) is imported by the functions that draw, not by this
+# module: the bot reads ShopInfo and address_lines on every order reply and never draws a PDF
+
+
 def _register_cjk() -> str | None:
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.ttfonts import TTFont
+
     path = _find_cjk_font()
     if path is None:
         log.warning("no CJK font found (install fonts-wqy-zenhei): Chinese text in PDFs shows as boxes")
@@ -140,6 +146,9 @@ def _register_cjk() -> str | None:
 
 @lru_cache(maxsize=1)
 def _register_fonts() -> Fonts:
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.ttfonts import TTFont
+
     regular, bold = _find_font("DejaVuSans.ttf"), _find_font("DejaVuSans-Bold.ttf")
     if regular is None:
         return Fonts("Helvetica", "Helvetica-Bold", unicode=False, cjk=_register_cjk())
@@ -155,6 +164,8 @@ def _register_fonts() -> Fonts:
 
 
 def _has_glyph(font_name: str, ch: str) -> bool:
+    from reportlab.pdfbase import pdfmetrics
+
     font = pdfmetrics.getFont(font_name)
     face = getattr(font, "face", None)
     char_to_glyph = getattr(face, "charToGlyph", None)
@@ -203,6 +214,8 @@ def markup(text: str, font_name: str) -> str:
 
 
 def text_width(text: str, font_name: str, size: float) -> float:
+    from reportlab.pdfbase.pdfmetrics import stringWidth
+
     return sum(stringWidth(chunk, name, size) for name, chunk in runs(text, font_name))
 
 
@@ -217,6 +230,8 @@ def fit_text(text: str, font_name: str, size: float, width: float) -> str:
 
 def draw_text(canvas: Any, x: float, y: float, text: str, font_name: str, size: float, align: str = "left") -> None:
     """Draw ``text`` on a canvas run by run (``align``: left, right or centre around ``x``)."""
+    from reportlab.pdfbase.pdfmetrics import stringWidth
+
     if align == "right":
         x -= text_width(text, font_name, size)
     elif align == "centre":
@@ -230,6 +245,8 @@ def draw_text(canvas: Any, x: float, y: float, text: str, font_name: str, size: 
 
 def paragraph(value: Any, style: ParagraphStyle, limit: int = 300) -> Paragraph:
     """A Paragraph that shows ``value`` literally (markup characters escaped)."""
+    from reportlab.platypus import Paragraph
+
     return Paragraph(markup(clean_for_pdf(value, limit), style.fontName), style)
 
 

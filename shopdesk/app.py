@@ -23,6 +23,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from shopdesk.db import create_engine, migrate, ping, session_maker
+from shopdesk.memory import MemoryTrimmer, return_free_memory
 from shopdesk.settings import Settings
 
 __all__ = ["Runtime", "RUNTIME", "build_app", "serve"]
@@ -50,6 +51,8 @@ class Runtime:
     leadership: Any = None
     affinity: Any = None
     sla: Any = None
+    #: gives the memory freed after bursts back to the system (shopdesk.memory)
+    trimmer: MemoryTrimmer = field(default_factory=MemoryTrimmer)
     connectors: list[Any] = field(default_factory=list)
     background: list[asyncio.Task[Any]] = field(default_factory=list)
     #: set once the language models are loaded: the bot starts answering (messages that came
@@ -141,22 +144,8 @@ def _load_models() -> None:
         # Babel's locale data (a pickle per locale, read on first use): the first reply with a
         # number in each language paid ~0.1 s for it (the profile's biggest item after warm-up)
         format_number(30, babel_locale(lang))
-    _return_free_memory()  # loading left freed buffers (the model files' bytes) in malloc's arenas
+    return_free_memory()  # loading left freed buffers (the model files' bytes) in malloc's arenas
     log.info("language models ready in %.1fs", time.perf_counter() - started)
-
-
-def _return_free_memory() -> None:
-    """glibc keeps freed memory in its arenas (a large freed buffer raises its mmap threshold, so
-    the next ones stay in the heap); ``malloc_trim`` gives the free pages back to the system.
-    Nothing happens on another C library."""
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
 
 
 async def _ensure_analytics_rollup(sessions: async_sessionmaker[Any], timezone: str) -> None:
@@ -335,9 +324,11 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
         runtime.background.append(asyncio.create_task(runtime.pipeline.run_periodic(), name="periodic"))
         runtime.alerts.start()
         runtime.sla.start()
+        runtime.trimmer.start()
         try:
             yield
         finally:
+            await runtime.trimmer.stop()
             for task in runtime.background:
                 task.cancel()
             await asyncio.gather(*runtime.background, return_exceptions=True)

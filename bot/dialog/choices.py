@@ -62,11 +62,23 @@ def _strip_marks(text: str) -> str:
 
 
 #: folding is pure and the same labels, phrases and answers come back on every turn: the folded
-#: forms are kept (bounded, so arbitrary customer texts cannot grow it)
-@lru_cache(maxsize=16384)
+#: forms of texts up to FOLD_CACHED_CHARS are kept, at most FOLD_CACHE_SIZE of them (the menus'
+#: own phrases are ~1,900 in all six languages). Bounded in count AND length: measured full, it
+#: holds ~2.3 MB of 60-character English texts and ~18 MB at worst (256 emoji each); bounded in
+#: count only (16,384 texts of up to 4,096 characters), new customer texts could grow it to ~0.5 GB.
+FOLD_CACHED_CHARS = 256
+FOLD_CACHE_SIZE = 8192
+
+
 def fold(text: str) -> str:
     """Case-, accent- and punctuation-insensitive form of ``text`` (``"¡Sí, por favor!"`` → ``"si por favor"``)."""
-    text = unicodedata.normalize("NFKC", text or "").casefold()
+    if not text:
+        return ""
+    return _fold_cached(text) if len(text) <= FOLD_CACHED_CHARS else _fold(text)
+
+
+def _fold(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text).casefold()
     text = "".join(ch for ch in text if ch.isprintable() or ch.isspace())
     text = _strip_marks(text)
     text = re.sub(r"(?<=\w)['’`](?=\w)", "", text)  # "it's" → "its", "don't" → "dont"
@@ -74,6 +86,9 @@ def fold(text: str) -> str:
     text = re.sub(r"[^\w#\s\U0001F300-\U0001FAFF\u2600-\u27BF]", " ", text)
     text = text.replace("_", " ")
     return " ".join(text.split())
+
+
+_fold_cached = lru_cache(maxsize=FOLD_CACHE_SIZE)(_fold)
 
 
 def _cjk(text: str) -> bool:

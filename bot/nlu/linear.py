@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["TfidfView", "FunctionView", "LinearText", "export_features", "save", "load"]
+__all__ = ["TfidfView", "FunctionView", "LinearText", "TokenIndex", "export_features", "save", "load"]
 
 _WHITE_SPACES = re.compile(r"\s\s+")
 #: Distinct words whose character n-gram columns are kept per view (oldest dropped first;
@@ -72,16 +72,72 @@ def word_ngrams(tokens: list[str], low: int, high: int) -> list[str]:
     return grams
 
 
+class TokenIndex:
+    """A served vocabulary of character n-grams: token → column by a 64-bit key of the token,
+    kept as a sorted ``int64`` array beside the columns (12 bytes a token) instead of a ``dict`` of
+    strings (~110 bytes a token: the string, its int, the table entry): the intent model's 60,000
+    character n-grams took ~7 MB as a dict. Looked up once per distinct new word (the columns of a
+    word are cached, :meth:`TfidfView.columns`), all the new words of a text in one numpy pass.
+
+    The key is ``hash(token)`` mixed with its length: CPython hashes a string's raw buffer, so
+    ``"ak"`` (one byte a character) and ``"歡"`` (two) have one ``hash()``; with the length they
+    differ. Keys are this process's own (``str`` hashing is salted per process), built at load
+    time; two tokens of the vocabulary with one key make :meth:`build` return a plain dict
+    instead. An unknown token whose 64-bit key equals a known one's (~1e-14 per lookup) would
+    count as that token."""
+
+    __slots__ = ("keys", "columns")
+
+    def __init__(self, keys: Any, columns: Any) -> None:
+        self.keys = keys
+        self.columns = columns
+
+    @classmethod
+    def build(cls, tokens: Sequence[str]) -> TokenIndex | dict[str, int]:
+        """The index of *tokens* (column = position), or a dict when two keys collide."""
+        keys = _keys(tokens)
+        order = np.argsort(keys, kind="stable")
+        keys = keys[order]
+        if len(keys) > 1 and bool((keys[1:] == keys[:-1]).any()):
+            return dict(zip(tokens, range(len(tokens))))
+        return cls(keys, order.astype(np.int32))
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def find(self, tokens: Sequence[str]) -> list[int]:
+        """The column of each of *tokens*, -1 for an unknown one."""
+        if not tokens or not len(self.keys):
+            return [-1] * len(tokens)
+        wanted = _keys(tokens)
+        at = np.searchsorted(self.keys, wanted)
+        at[at == len(self.keys)] = 0
+        found: list[int] = np.where(self.keys[at] == wanted, self.columns[at], -1).tolist()
+        return found
+
+
+_LENGTH_MIX = np.int64(-7046029254386353131)  # 0x9E3779B97F4A7C15 as int64: spreads the lengths
+
+
+def _keys(tokens: Sequence[str]) -> Any:
+    """``hash(token) + len(token) * _LENGTH_MIX`` (wrapping int64) of each token."""
+    count = len(tokens)
+    keys = np.fromiter(map(hash, tokens), dtype=np.int64, count=count)
+    keys += np.fromiter(map(len, tokens), dtype=np.int64, count=count) * _LENGTH_MIX
+    return keys
+
+
 @dataclass
 class TfidfView:
-    """One fitted TF-IDF vectorizer (l2-normalized, idf on)."""
+    """One fitted TF-IDF vectorizer (l2-normalized, idf on). ``vocabulary`` is a dict, except a
+    served (:func:`load`) character n-gram view's, a :class:`TokenIndex`."""
 
     analyzer: str  # "char_wb" | "word"
     ngram_range: tuple[int, int]
     preprocessor: str  # a name in the model's function table
     token_pattern: str | None
     sublinear: bool
-    vocabulary: dict[str, int]
+    vocabulary: dict[str, int] | TokenIndex
     idf: Any
     #: preprocessed word -> columns of its known character n-grams (``char_wb`` only)
     _word_columns: dict[str, tuple[int, ...]] = field(default_factory=dict, init=False, repr=False, compare=False)
@@ -105,24 +161,49 @@ class TfidfView:
         vocabulary = self.vocabulary
         low, high = self.ngram_range
         if self.analyzer != "char_wb":
-            assert self.token_pattern is not None
+            assert self.token_pattern is not None and isinstance(vocabulary, dict)
             grams = word_ngrams(re.findall(self.token_pattern, text), low, high)
             return [c for c in map(vocabulary.get, grams) if c is not None]
         cache = self._word_columns
+        words = text.split()
+        new = [w for w in dict.fromkeys(words) if w not in cache]
+        looked = self._look_up(new) if new else {}
         found: list[int] = []
-        for word in text.split():
-            known = cache.get(word)
+        for word in words:
+            known = looked.get(word)
             if known is None:
-                known = tuple([c for c in map(vocabulary.get, char_wb_ngrams(word, low, high)) if c is not None])
-                if len(word) <= _MAX_CACHED_WORD:
-                    if len(cache) >= WORD_CACHE_SIZE:
-                        try:  # the oldest entry (dicts keep insertion order); another thread may race
-                            del cache[next(iter(cache))]
-                        except (KeyError, RuntimeError, StopIteration):
-                            pass
-                    cache[word] = known
+                known = cache.get(word)
+                if known is None:  # dropped from the cache meanwhile (another thread's words)
+                    known = self._look_up([word])[word]
             found += known
         return found
+
+    def _look_up(self, words: list[str]) -> dict[str, tuple[int, ...]]:
+        """The columns of the known character n-grams of each of *words*, put in the cache."""
+        low, high = self.ngram_range
+        vocabulary = self.vocabulary
+        grams = [char_wb_ngrams(word, low, high) for word in words]
+        looked: dict[str, tuple[int, ...]] = {}
+        if isinstance(vocabulary, TokenIndex):
+            columns = vocabulary.find([g for word_grams in grams for g in word_grams])
+            start = 0
+            for word, word_grams in zip(words, grams):
+                end = start + len(word_grams)
+                looked[word] = tuple([c for c in columns[start:end] if c >= 0])
+                start = end
+        else:
+            for word, word_grams in zip(words, grams):
+                looked[word] = tuple([c for c in map(vocabulary.get, word_grams) if c is not None])
+        cache = self._word_columns
+        for word, known in looked.items():
+            if len(word) <= _MAX_CACHED_WORD:
+                if len(cache) >= WORD_CACHE_SIZE:
+                    try:  # the oldest entry (dicts keep insertion order); another thread may race
+                        del cache[next(iter(cache))]
+                    except (KeyError, RuntimeError, StopIteration):
+                        pass
+                cache[word] = known
+        return looked
 
 
 @dataclass
@@ -260,6 +341,8 @@ def save(path: Path, views: Sequence[TfidfView | FunctionView], meta: Mapping[st
         if isinstance(view, FunctionView):
             described.append({"function": view.function, "width": view.width})
             continue
+        if not isinstance(view.vocabulary, dict):
+            raise ValueError("a served vocabulary (TokenIndex) cannot be stored")
         tokens = sorted(view.vocabulary, key=view.vocabulary.__getitem__)
         if any("\0" in t for t in tokens) or [view.vocabulary[t] for t in tokens] != list(range(len(tokens))):
             raise ValueError("vocabulary cannot be stored")
@@ -286,7 +369,8 @@ def save(path: Path, views: Sequence[TfidfView | FunctionView], meta: Mapping[st
 
 
 def load(path: Path) -> tuple[list[TfidfView | FunctionView], dict[str, Any], dict[str, Any]]:
-    """``(views, meta, arrays)`` as written by :func:`save`; any damage raises."""
+    """``(views, meta, arrays)`` as written by :func:`save`; any damage raises. The vocabularies
+    of character n-grams come back as :class:`TokenIndex` es."""
     with np.load(path, allow_pickle=False) as data:
         arrays = {k: data[k] for k in data.files}
     meta = json.loads(arrays.pop("meta").tobytes().decode("utf-8"))
@@ -304,5 +388,6 @@ def load(path: Path) -> tuple[list[TfidfView | FunctionView], dict[str, Any], di
             raise ValueError("idf size differs")
         views.append(TfidfView(d["analyzer"], (int(d["ngram_range"][0]), int(d["ngram_range"][1])),
                                d["preprocessor"], d["token_pattern"], bool(d["sublinear"]),
-                               dict(zip(tokens, range(len(tokens)))), idf))
+                               TokenIndex.build(tokens) if d["analyzer"] == "char_wb"
+                               else dict(zip(tokens, range(len(tokens)))), idf))
     return views, meta, arrays

@@ -21,7 +21,6 @@ from aiohttp import web
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from inbox.actions.evidence_bundle import evidence_bundle
-from inbox.evidence_pdf import render_evidence_pdf
 from inbox.models import Agent, Conversation
 from inbox.queries.conversations import get_conversation
 from inbox.queries.evidence import Evidence, evidence_json_bytes, file_stem
@@ -74,6 +73,14 @@ async def _run(db: AsyncSession, conversation: Conversation, agent: Agent, order
 def _headers(filename: str) -> dict[str, str]:
     return {"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "private, no-store",
             "X-Content-Type-Options": "nosniff"}
+
+
+def render_evidence_pdf(*args: Any, **kwargs: Any) -> bytes:
+    """:func:`inbox.evidence_pdf.render_evidence_pdf`, imported on first use (in the worker thread
+    that draws it): reportlab costs ~7 MB resident that a server without PDFs never needs."""
+    from inbox.evidence_pdf import render_evidence_pdf as render
+
+    return render(*args, **kwargs)
 
 
 async def evidence_pdf(request: web.Request) -> web.StreamResponse:

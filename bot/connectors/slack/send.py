@@ -58,7 +58,6 @@ from inbox.actions.thread_record import thread_record
 from inbox.alerts.text import describe
 from inbox.channels import HOLD_CHANNEL, Notice, PermanentFailure, RetryLater
 from inbox.events import Event, EventType
-from inbox.evidence_pdf import render_evidence_pdf
 from inbox.models import Author, Channel
 from inbox.outbox import NoticeRequest
 from inbox.queries.evidence import evidence_json_bytes, file_stem, load_evidence_by_ids
@@ -281,7 +280,7 @@ class SlackAlertSender:
                         "the customer's", conversation_id)
             raise PermanentFailure("evidence: nothing to upload")
         # like every Slack post: no customer email or phone (the inbox's download has them)
-        pdf = await asyncio.to_thread(render_evidence_pdf, evidence, shop_name=self.shop_name,
+        pdf = await asyncio.to_thread(_render_evidence_pdf, evidence, shop_name=self.shop_name,
                                       language=self.locale, timezone=self.timezone, contact_details=False)
         data = await asyncio.to_thread(evidence_json_bytes, evidence, shop_name=self.shop_name, contact_details=False)
         stem = file_stem(evidence)
@@ -434,3 +433,11 @@ class SlackAlertSender:
                                                                                  message.files),
                                                     unfurl_links=False, unfurl_media=False)
         return f"{posted.get('channel')}:{posted.get('ts')}"
+
+
+def _render_evidence_pdf(*args: Any, **kwargs: Any) -> bytes:
+    """:func:`inbox.evidence_pdf.render_evidence_pdf`, imported on first use in the worker thread
+    that draws it: reportlab costs ~7 MB resident that a server without PDFs never needs."""
+    from inbox.evidence_pdf import render_evidence_pdf
+
+    return render_evidence_pdf(*args, **kwargs)

@@ -33,10 +33,9 @@ from inbox.models import Channel
 
 if TYPE_CHECKING:
     from inbox.messages import OutboundPayload
-    from inbox.models import Contact
 
 __all__ = ["HOLD_CHANNEL", "HOLD_RECIPIENT", "Notice", "NoticeSender", "OutcomeUnknown", "PermanentFailure",
-           "RetryLater", "Sender", "SenderRegistry"]
+           "Recipient", "RetryLater", "Sender", "SenderRegistry"]
 
 #: ``RetryLater.hold``: the recipient's other pending rows wait too / every pending row of the channel waits
 HOLD_RECIPIENT = "recipient"
@@ -78,11 +77,34 @@ class PermanentFailure(Exception):
         self.blocked = blocked
 
 
+class Recipient(Protocol):
+    """Whom a :class:`Sender` delivers to: a :class:`~inbox.models.Contact`, or the outbox
+    dispatcher's read-only copy of the contact's columns below (no ORM object per send)."""
+
+    @property
+    def id(self) -> int | None: ...
+
+    @property
+    def channel(self) -> Channel: ...
+
+    @property
+    def external_id(self) -> str: ...
+
+    @property
+    def display_name(self) -> str: ...
+
+    @property
+    def username(self) -> str | None: ...
+
+    @property
+    def language(self) -> str | None: ...
+
+
 @runtime_checkable
 class Sender(Protocol):
     channel: Channel
 
-    async def send(self, contact: Contact, payload: OutboundPayload) -> str | None:
+    async def send(self, contact: Recipient, payload: OutboundPayload) -> str | None:
         """Deliver ``payload`` to ``contact``; return the platform's message id (if any)."""
         ...
 

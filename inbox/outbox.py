@@ -90,6 +90,7 @@ from inbox.channels import (
     NoticeSender,
     OutcomeUnknown,
     PermanentFailure,
+    Recipient,
     RetryLater,
     Sender,
     SenderRegistry,
@@ -268,6 +269,30 @@ class ClaimAffinity(Protocol):
     def params(self, now: datetime) -> dict[str, Any]: ...
 
 
+@dataclass(frozen=True, slots=True)
+class _Recipient:
+    """The contact a claimed row goes to, as its :class:`~inbox.channels.Sender` sees it
+    (:class:`~inbox.channels.Recipient`): read with Core, no ORM object per send."""
+
+    id: int
+    channel: Channel
+    external_id: str
+    display_name: str
+    username: str | None
+    language: str | None
+
+
+_OUTBOX: sa.Table = OutboxMessage.__table__  # type: ignore[attr-defined]
+_CONTACT: sa.Table = Contact.__table__  # type: ignore[attr-defined]
+#: what a claim reads of a candidate row (Core rows; ``_apply_holds`` and ``_Claimed`` use these)
+_CANDIDATE_COLUMNS = (_OUTBOX.c.id, _OUTBOX.c.message_id, _OUTBOX.c.conversation_id, _OUTBOX.c.contact_id,
+                      _OUTBOX.c.channel, _OUTBOX.c.payload, _OUTBOX.c.attempts, _OUTBOX.c.next_attempt_at,
+                      _OUTBOX.c.created_at)
+#: the columns of ``_Recipient``, in its order
+_RECIPIENT_COLUMNS = (_CONTACT.c.id, _CONTACT.c.channel, _CONTACT.c.external_id, _CONTACT.c.display_name,
+                      _CONTACT.c.username, _CONTACT.c.language)
+
+
 @dataclass(frozen=True)
 class _Claimed:
     id: int
@@ -278,7 +303,7 @@ class _Claimed:
     payload: dict[str, Any]
     attempts: int
     created_at: datetime | None = None
-    contact: Contact | None = None
+    contact: Recipient | None = None
 
     @property
     def is_notice(self) -> bool:
@@ -574,19 +599,20 @@ class OutboxDispatcher:
                 else_=col(OutboxMessage.next_attempt_at),
             )
             self._built = {
-                "candidates": select(OutboxMessage)
+                "candidates": sa.select(*_CANDIDATE_COLUMNS)
                 .where(*self._due_heads(), col(OutboxMessage.next_attempt_at) <= sa.bindparam("b_now"), claim_free,
                        *mine)
                 .order_by(col(OutboxMessage.next_attempt_at), col(OutboxMessage.id))
                 .limit(sa.bindparam("b_limit", type_=sa.Integer))
-                .with_for_update(skip_locked=True, of=OutboxMessage),  # ignored by SQLite
+                .with_for_update(skip_locked=True, of=_OUTBOX),  # ignored by SQLite
                 "claim": sa.update(OutboxMessage)
                 .where(col(OutboxMessage.id).in_(sa.bindparam("b_ids", expanding=True)),
                        col(OutboxMessage.status) == OutboxStatus.pending, claim_free)
                 .values(claimed_until=sa.bindparam("b_lease"))
                 .returning(col(OutboxMessage.id))
                 .execution_options(synchronize_session=False),
-                "contacts": select(Contact).where(col(Contact.id).in_(sa.bindparam("b_ids", expanding=True))),
+                "contacts": sa.select(*_RECIPIENT_COLUMNS)
+                .where(_CONTACT.c.id.in_(sa.bindparam("b_ids", expanding=True))),
                 "next_due": select(OutboxMessage.next_attempt_at, OutboxMessage.claimed_until)
                 .where(*self._due_heads(), *mine)
                 .order_by(due_at)
@@ -618,10 +644,12 @@ class OutboxDispatcher:
         lease_end = now + timedelta(seconds=self.lease_seconds)
         statements = self._statements()
         async with self.sessions() as session:
-            candidates = (
-                await session.exec(statements["candidates"], params={"b_now": now, "b_channels": self._channels(),
-                                                                     "b_limit": limit, **self._affinity_params(now)})
-            ).all()
+            # Core rows, not ORM objects: the claim reads a few columns and builds its own _Claimed
+            connection = await session.connection()
+            candidates = list(
+                await connection.execute(statements["candidates"], {"b_now": now, "b_channels": self._channels(),
+                                                                    "b_limit": limit, **self._affinity_params(now)})
+            )
             # never a row this dispatcher is still sending: on a starved loop its lease can run out
             # before the heartbeat renews it, and the pipeline claims while sends are in flight
             candidates = [row for row in candidates if row.id not in self._in_flight]
@@ -631,13 +659,14 @@ class OutboxDispatcher:
             if candidates:
                 won = set(
                     (
-                        await session.exec(statements["claim"], params={
+                        await connection.execute(statements["claim"], {
                             "b_ids": [row.id for row in candidates], "b_now": now, "b_lease": lease_end})
                     ).scalars()
                 )
                 contact_ids = {row.contact_id for row in candidates if row.id in won and row.contact_id is not None}
                 contacts = {
-                    c.id: c for c in (await session.exec(statements["contacts"], params={"b_ids": list(contact_ids)})).all()
+                    c[0]: _Recipient(*c)
+                    for c in await connection.execute(statements["contacts"], {"b_ids": list(contact_ids)})
                 } if contact_ids else {}
                 for row in candidates:
                     if row.id in won:
@@ -654,8 +683,7 @@ class OutboxDispatcher:
     def _affinity_params(self, now: datetime) -> dict[str, Any]:
         return self.affinity.params(now) if self.affinity is not None else {}
 
-    async def _apply_holds(self, session: AsyncSession, candidates: list[OutboxMessage],
-                           now: datetime) -> list[OutboxMessage]:
+    async def _apply_holds(self, session: AsyncSession, candidates: list[Any], now: datetime) -> list[Any]:
         """The candidates that no stored hold (:class:`DeliveryHold`) keeps back; the held ones
         are moved to the hold's end (on PostgreSQL they are locked by the candidates' select)."""
         holds = (await session.exec(
@@ -665,7 +693,7 @@ class OutboxDispatcher:
         if not holds:
             return candidates
         until_by_key = {(channel, contact_id): not_before for channel, contact_id, not_before in holds}
-        free: list[OutboxMessage] = []
+        free: list[Any] = []  # the candidates' Core rows (``_CANDIDATE_COLUMNS``)
         for row in candidates:
             channel = Channel(row.channel).value
             keys = [(channel, HOLD_ALL_NOTICES)] if row.contact_id is None else \

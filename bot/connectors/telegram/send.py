@@ -65,9 +65,9 @@ from telegram.warnings import PTBUserWarning
 from bot.config import BotSettings
 from bot.connectors.telegram.setup import redact
 from bot.connectors.telegram.translate import callback_data_for
-from inbox.channels import HOLD_CHANNEL, HOLD_RECIPIENT, OutcomeUnknown, PermanentFailure, RetryLater
+from inbox.channels import HOLD_CHANNEL, HOLD_RECIPIENT, OutcomeUnknown, PermanentFailure, Recipient, RetryLater
 from inbox.messages import OutboundPayload, QuickReply
-from inbox.models import Channel, Contact
+from inbox.models import Channel
 
 __all__ = ["MAX_TEXT", "SendPacer", "retry_seconds", "TelegramSender", "keyboard", "render_text"]
 
@@ -256,7 +256,7 @@ class TelegramSender:
         self._token = token
         _quiet_raw_send_hint()
 
-    async def send(self, contact: Contact, payload: OutboundPayload) -> str | None:
+    async def send(self, contact: Recipient, payload: OutboundPayload) -> str | None:
         try:
             chat_id = int(contact.external_id)
         except (TypeError, ValueError):

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from inbox.channels import PermanentFailure
+from inbox.channels import PermanentFailure, Recipient
 from inbox.events import Event, EventBus
 from inbox.messages import OutboundPayload
 from inbox.models import Agent, Author, Channel, Contact, Conversation, Message, OutboxMessage, OutboxStatus
@@ -141,7 +141,7 @@ class WebchatSender:
         self._hub = hub
         self._bus = bus
 
-    async def _in_flight(self, contact: Contact, payload: OutboundPayload) -> dict[str, Any] | None:
+    async def _in_flight(self, contact: Recipient, payload: OutboundPayload) -> dict[str, Any] | None:
         """The frame of the message being sent: the outbox keeps one row in flight per conversation,
         the oldest pending one, so the stored message (and its id) can be found."""
         async with self._sessions() as db:
@@ -162,7 +162,7 @@ class WebchatSender:
                     return message_frame(message, names)
         return None
 
-    async def send(self, contact: Contact, payload: OutboundPayload) -> str | None:
+    async def send(self, contact: Recipient, payload: OutboundPayload) -> str | None:
         if contact.channel != Channel.webchat or not VISITOR_RE.match(contact.external_id or ""):
             raise PermanentFailure("not a webchat visitor")
         frame: dict[str, Any] | None = None

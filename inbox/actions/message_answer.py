@@ -9,6 +9,7 @@ are the same :func:`inbox.actions.message_send.message_send` writes, and so is t
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -62,51 +63,36 @@ async def message_answer(
         # rows the handlers added (an internal line, an audit row) get their ids first, as they
         # would with the ORM: a Core INSERT does not flush pending objects
         await session.flush()
-    for payload in replies:
-        text = clean_text(payload.text)
-        quick_replies = [{"label": q.label, "value": q.value} for q in payload.quick_replies]
-        message_id = (
-            await session.exec(_INSERT_MESSAGE, params={
-                "conversation_id": conversation.id, "channel": conversation.channel,
-                "direction": Direction.outbound, "author": Author.bot, "agent_id": None, "is_internal": False,
-                "text": text, "attachments": [a.to_dict() for a in payload.attachments],
-                "quick_replies": quick_replies, "dedupe_key": None, "channel_message_id": None,
-                "intent": None, "postback": None, "start_payload": None, "processed": True,
-                "delivery_status": "pending", "created_at": now,
-            })
-        ).scalar_one()
-        outbox_id = (
-            await session.exec(_INSERT_OUTBOX, params={
-                "message_id": message_id, "conversation_id": conversation.id,
-                "contact_id": conversation.contact_id, "channel": conversation.channel,
-                "payload": OutboundPayload(text, payload.quick_replies, payload.attachments,
-                                           author=Author.bot.value).to_json(),
-                "status": OutboxStatus.pending, "attempts": 0, "next_attempt_at": now, "claimed_until": None,
-                "last_error": None, "channel_message_id": None, "sent_at": None, "created_at": now,
-            })
-        ).scalar_one()
+    cleaned = [(clean_text(payload.text), payload) for payload in replies]
+    last_intent = intent if intent != "unknown" or conversation.last_intent is None else conversation.last_intent
+    # the mark by one prebuilt UPDATE instead of a unit-of-work flush when the message is as read
+    mark = message.id is not None and loaded_unchanged(message)
+    # the handlers changed nothing else on the conversation (the common turn): its UPDATE too
+    common = not sa.inspect(conversation).modified
+    connection = await session.connection()
+    # every statement of the answer in ONE greenlet hop on the session's connection (one
+    # ``run_sync``, not an ORM ``Session.execute`` and a hop per statement: the alone turn's
+    # main cost at low load); the same statements, in the same order, as before
+    written: list[tuple[int, int]] = await connection.run_sync(
+        _write_answer, conversation, cleaned, now,
+        {"b_id": message.id, "b_intent": intent, "b_language": language} if mark else None,
+        {"b_id": conversation.id, "b_state": bot_state, "b_language": language, "b_intent": last_intent,
+         "b_now": now} if common else None)
+    for (text, _), (message_id, outbox_id) in zip(cleaned, written, strict=True):
         collect(session, Event(EventType.message_created.value, conversation.id, {
             "message_id": message_id, "outbox_id": outbox_id, "direction": Direction.outbound.value,
             "author": Author.bot.value, "agent_id": None, "is_internal": False, "preview": text[:PREVIEW_CHARS],
         }))
-        sent.append(int(message_id))
-    last_intent = intent if intent != "unknown" or conversation.last_intent is None else conversation.last_intent
-    if message.id is not None and loaded_unchanged(message):
-        # the mark by one prebuilt UPDATE instead of a unit-of-work flush; a loaded object is
-        # told the new values as committed ones, so nothing is written twice
-        await session.exec(MARK_ANSWERED, params={"b_id": message.id, "b_intent": intent, "b_language": language})
+        sent.append(message_id)
+    if mark:
+        # a loaded object is told the new values as committed ones, so nothing is written twice
         tell_committed(message, {"intent": intent, "processed": True, "language": language})
     else:
         message.intent = intent
         message.processed = True  # the turn's effects and the mark commit together (a replay finds it done)
         message.language = language
         session.add(message)
-    if not sa.inspect(conversation).modified:
-        # the handlers changed nothing else on the conversation (the common turn): the same way
-        statement = ANSWER_CONVERSATION_SENT if sent else ANSWER_CONVERSATION
-        await session.exec(statement, params={
-            "b_id": conversation.id, "b_state": bot_state, "b_language": language, "b_intent": last_intent,
-            "b_now": now})
+    if common:
         changes: dict[str, Any] = {"bot_state": bot_state, "language": language, "last_intent": last_intent}
         if sent:
             changes |= {"last_message_at": now, "updated_at": now}
@@ -121,6 +107,37 @@ async def message_answer(
     conversation.last_intent = last_intent
     session.add(conversation)
     return sent
+
+
+def _write_answer(connection: sa.Connection, conversation: Conversation, cleaned: list[tuple[str, OutboundPayload]],
+                  now: datetime, mark: dict[str, Any] | None, common: dict[str, Any] | None) -> list[tuple[int, int]]:
+    """``message_answer``'s statements, run in one greenlet (``AsyncConnection.run_sync``):
+    each reply's message and outbox row, then the mark and the conversation's UPDATE (None:
+    the caller leaves that one to the ORM); the (message id, outbox id) of every reply."""
+    written: list[tuple[int, int]] = []
+    for text, payload in cleaned:
+        message_id = int(connection.execute(_INSERT_MESSAGE, {
+            "conversation_id": conversation.id, "channel": conversation.channel,
+            "direction": Direction.outbound, "author": Author.bot, "agent_id": None, "is_internal": False,
+            "text": text, "attachments": [a.to_dict() for a in payload.attachments],
+            "quick_replies": [{"label": q.label, "value": q.value} for q in payload.quick_replies],
+            "dedupe_key": None, "channel_message_id": None, "intent": None, "postback": None,
+            "start_payload": None, "processed": True, "delivery_status": "pending", "created_at": now,
+        }).scalar_one())
+        outbox_id = int(connection.execute(_INSERT_OUTBOX, {
+            "message_id": message_id, "conversation_id": conversation.id,
+            "contact_id": conversation.contact_id, "channel": conversation.channel,
+            "payload": OutboundPayload(text, payload.quick_replies, payload.attachments,
+                                       author=Author.bot.value).to_json(),
+            "status": OutboxStatus.pending, "attempts": 0, "next_attempt_at": now, "claimed_until": None,
+            "last_error": None, "channel_message_id": None, "sent_at": None, "created_at": now,
+        }).scalar_one())
+        written.append((message_id, outbox_id))
+    if mark is not None:
+        connection.execute(MARK_ANSWERED, mark)
+    if common is not None:
+        connection.execute(ANSWER_CONVERSATION_SENT if written else ANSWER_CONVERSATION, common)
+    return written
 
 
 _MESSAGE = Message.__table__  # type: ignore[attr-defined]

@@ -395,19 +395,33 @@ async def _record_into_open_conversation(session: AsyncSession, c: _Inbound, now
     the conversation) instead of the ORM's loads and flushes. Anything else (a new customer, a
     snoozed, pending or resolved conversation, one whose SLA clock must start) returns None for the
     general path below."""
-    found = await _open_conversation_of(session, c)
+    connection = await session.connection()
+    # the four statements in ONE greenlet hop on the session's connection (``run_sync``), not an
+    # ORM ``Session.execute`` and a hop each: a message recorded alone is the common case at low load
+    written = await connection.run_sync(_write_into_open_conversation, c, now)
+    if written is None:
+        return None
+    contact_id, conversation_id, message_id = written
+    collect(session, _inbound_event(c, int(message_id), conversation_id))
+    return RecordResult(int(message_id), int(conversation_id), int(contact_id), duplicate=False,
+                        new_conversation=False)
+
+
+def _write_into_open_conversation(connection: sa.Connection, c: _Inbound, now: datetime) -> tuple[int, int, int] | None:
+    """``_record_into_open_conversation``'s statements, run in one greenlet: (contact id,
+    conversation id, message id), or None (nothing written) when it is not the common case."""
+    found = _common_case(c, connection.execute(
+        _OPEN_CONVERSATION_OF, {"b_channel": c.channel, "b_external_id": c.external_id}).first())
     if found is None:
         return None
     contact_id, conversation_id, changes = found
     if changes:
-        await session.exec(sa.update(_CONTACT).where(_CONTACT.c.id == contact_id).values(last_seen_at=now, **changes))
+        connection.execute(sa.update(_CONTACT).where(_CONTACT.c.id == contact_id).values(last_seen_at=now, **changes))
     else:
-        await session.exec(_SEEN, params={"b_id": contact_id, "b_now": now})
-    message_id = (await session.exec(_INSERT_MESSAGE, params=_inbound_row(c, conversation_id, now))).scalar_one()
-    await session.exec(_TOUCH_CONVERSATION, params={"b_id": conversation_id, "b_now": now})
-    collect(session, _inbound_event(c, int(message_id), conversation_id))
-    return RecordResult(int(message_id), int(conversation_id), int(contact_id), duplicate=False,
-                        new_conversation=False)
+        connection.execute(_SEEN, {"b_id": contact_id, "b_now": now})
+    message_id = int(connection.execute(_INSERT_MESSAGE, _inbound_row(c, conversation_id, now)).scalar_one())
+    connection.execute(_TOUCH_CONVERSATION, {"b_id": conversation_id, "b_now": now})
+    return contact_id, conversation_id, message_id
 
 
 #: a group's common-case messages: a multi-row INSERT with one row per conversation (its ids told apart by it)

@@ -69,7 +69,7 @@ def mark_many(stage: str, keys: Any) -> None:
 
 def dump(*_: Any) -> None:
     with open(f"{_PATH}.{os.getpid()}", "w") as out:
-        out.writelines(f"{stage}\t{key}\t{at:.6f}\t{used:.6f}\n" for stage, key, at, used in _events)
+        out.writelines(f"{stage}\t{key}\t{at!r}\t{used!r}\n" for stage, key, at, used in _events)
 
 
 def reset(*_: Any) -> None:

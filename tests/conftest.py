@@ -137,6 +137,26 @@ def sqlite_url(sqlite_template: Path, tmp_path: Path) -> str:
 
 
 @pytest.fixture
+def lite_settings(sqlite_url: str, tmp_path: Path) -> object:
+    """Settings for tests that never touch the database (run once, not per database)."""
+    from shopdesk.settings import load_settings
+
+    return load_settings(database_url=sqlite_url, secret_key="test-secret-key-0123456789abcdef0123456789",
+                         data_dir=tmp_path / "data")
+
+
+@pytest.fixture
+async def telegram(aiohttp_server: object) -> object:
+    """A loopback fake Telegram Bot API (tests.fakes.telegram), its base_url set."""
+    from tests.fakes.telegram import FakeTelegram
+
+    tg = FakeTelegram()
+    server = await aiohttp_server(tg.app)  # type: ignore[operator]
+    tg.base_url = str(server.make_url("")).rstrip("/")
+    return tg
+
+
+@pytest.fixture
 async def engine(db_url: str) -> AsyncIterator[object]:
     from shopdesk.db import create_engine
 

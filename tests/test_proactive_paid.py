@@ -21,14 +21,6 @@ from tests.fakes.telegram import FakeTelegram
 from tests.test_proactive import make_shop
 
 
-@pytest.fixture
-def lite_settings(sqlite_url: str, tmp_path: Any) -> Any:
-    from shopdesk.settings import load_settings
-
-    return load_settings(database_url=sqlite_url, secret_key="test-secret-key-0123456789abcdef0123456789",
-                         data_dir=tmp_path / "data")
-
-
 def test_the_installed_python_telegram_bot_knows_paid_broadcasts() -> None:
     assert "allow_paid_broadcast" in inspect.signature(Bot.send_message).parameters
 
@@ -65,14 +57,6 @@ async def test_updates_are_paid_broadcasts_only_after_the_merchant_opts_in(sessi
     await shop.job.run_once()
     first, second = await shop.sent()
     assert "paid_broadcast" not in first and second.get("paid_broadcast") is True
-
-
-@pytest.fixture
-async def telegram(aiohttp_server: Any) -> FakeTelegram:
-    tg = FakeTelegram()
-    server = await aiohttp_server(tg.app)
-    tg.base_url = str(server.make_url("")).rstrip("/")
-    return tg
 
 
 async def test_the_sender_asks_telegram_for_a_paid_broadcast(telegram: FakeTelegram, lite_settings: Any) -> None:

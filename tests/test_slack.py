@@ -112,15 +112,6 @@ class Env:
 
 
 @pytest.fixture
-def lite_settings(sqlite_url: str, tmp_path: Any) -> Any:
-    """Settings for tests that never touch the database (run once, not per database)."""
-    from shopdesk.settings import load_settings
-
-    return load_settings(database_url=sqlite_url, secret_key="test-secret-key-0123456789abcdef0123456789",
-                         data_dir=tmp_path / "data")
-
-
-@pytest.fixture
 async def lite_sessions(sqlite_url: str) -> Any:
     from shopdesk.db import create_engine, session_maker
 
@@ -591,14 +582,6 @@ async def test_open_in_inbox_click_is_acknowledged(env: Env) -> None:
 
 
 # --------------------------------------------------------------------------- threads
-
-
-@pytest.fixture
-async def telegram(aiohttp_server: Any) -> FakeTelegram:
-    tg = FakeTelegram()
-    server = await aiohttp_server(tg.app)
-    tg.base_url = str(server.make_url("")).rstrip("/")
-    return tg
 
 
 async def test_thread_reply_reaches_the_customer_as_the_agents_reply(env: Env, telegram: FakeTelegram,

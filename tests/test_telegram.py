@@ -131,15 +131,6 @@ class Env:
 
 
 @pytest.fixture
-def lite_settings(sqlite_url: str, tmp_path: Any) -> Any:
-    """Settings for tests that never touch the database (run once, not per database)."""
-    from shopdesk.settings import load_settings
-
-    return load_settings(database_url=sqlite_url, secret_key="test-secret-key-0123456789abcdef0123456789",
-                         data_dir=tmp_path / "data")
-
-
-@pytest.fixture
 async def fake(aiohttp_server: Any) -> FakeTelegram:
     tg = FakeTelegram()
     server = await aiohttp_server(tg.app)

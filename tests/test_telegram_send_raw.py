@@ -24,22 +24,6 @@ CHAT = 4711
 
 
 @pytest.fixture
-def lite_settings(sqlite_url: str, tmp_path: Any) -> Any:
-    from shopdesk.settings import load_settings
-
-    return load_settings(database_url=sqlite_url, secret_key="test-secret-key-0123456789abcdef0123456789",
-                         data_dir=tmp_path / "data")
-
-
-@pytest.fixture
-async def telegram(aiohttp_server: Any) -> FakeTelegram:
-    tg = FakeTelegram()
-    server = await aiohttp_server(tg.app)
-    tg.base_url = str(server.make_url("")).rstrip("/")
-    return tg
-
-
-@pytest.fixture
 async def sender(telegram: FakeTelegram, lite_settings: Any) -> Any:
     settings = lite_settings.model_copy(update={"telegram_token": SecretStr(telegram.token),
                                                 "telegram_api_url": telegram.ptb_base_url})

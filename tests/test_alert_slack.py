@@ -24,7 +24,6 @@ from tests.test_slack import (  # noqa: F401  (fixtures)
     env,
     fake,
     lite_sessions,
-    lite_settings,
     make_env,
     slack_settings,
     texts,

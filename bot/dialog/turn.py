@@ -56,9 +56,8 @@ class DialogState:
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> DialogState:
-        data = copy.deepcopy(dict(data or {}))  # never mutate the loaded JSON: the change would not be saved
-        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
-        return cls(**known)
+        data = dict(data or {})  # never mutate the loaded JSON: the change would not be saved (copies below)
+        return cls(**{k: _copied(data[k]) for k in cls.__dataclass_fields__ if k in data})
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -99,6 +98,20 @@ class DialogState:
         self.flow, self.step = saved["flow"], saved.get("step")
         self.slots, self.pending_intent = dict(saved.get("slots") or {}), saved.get("pending_intent")
         return True
+
+
+def _copied(value: Any) -> Any:
+    """A deep copy of a JSON value (``copy.deepcopy``'s result, without its memo and dispatch:
+    dicts and lists of plain values, which is what ``bot_state`` holds); anything else is
+    handed to ``copy.deepcopy``."""
+    kind = type(value)
+    if kind is dict:
+        return {k: _copied(v) for k, v in value.items()}
+    if kind is list:
+        return [_copied(v) for v in value]
+    if kind is str or kind is int or kind is float or kind is bool or value is None:
+        return value
+    return copy.deepcopy(value)
 
 
 @dataclass(frozen=True)

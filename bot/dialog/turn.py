@@ -9,6 +9,7 @@ inbound message processed.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,7 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from inbox.messages import Attachment, OutboundPayload, QuickReply
 from inbox.models import Contact, Conversation, Priority
-from inbox.replies import render_reply, reply_label
+from inbox.replies import render_reply, render_reply_memo, reply_label
 from shopbase.formatting import format_percent
 
 __all__ = ["Turn", "Escalation", "DialogState", "BotConfig", "PROBLEM_MEMORY"]
@@ -155,6 +156,15 @@ class Turn:
         text = render_reply(template, self.lang, shop=self.config.shop_name, tz=self.config.timezone, **context)
         quick = tuple(QuickReply(label=label, value=value) for label, value in (choices or []))
         self.replies.append(OutboundPayload(text=text, quick_replies=quick, attachments=attachments))
+        self.said.append(template)
+
+    def say_memo(self, template: str, /, key: Hashable, context: Callable[[], dict[str, Any]]) -> None:
+        """:meth:`say` (no choices, no attachments) of a reply whose context, ``context()``, is told
+        entirely by ``key`` (equal keys, equal contexts: e.g. a stored policy's JSON): its text
+        is rendered once per template, language, shop and key (``inbox.replies.render_reply_memo``)."""
+        shop, tz = self.config.shop_name, self.config.timezone
+        text = render_reply_memo(template, self.lang, (shop, tz, key), lambda: {**context(), "shop": shop, "tz": tz})
+        self.replies.append(OutboundPayload(text=text))
         self.said.append(template)
 
     def remember_problem(self, request: str, refusal: str, **facts: Any) -> None:

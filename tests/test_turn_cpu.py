@@ -279,3 +279,37 @@ def test_the_default_policy_is_a_fresh_copy() -> None:
     assert first == DEFAULT_RETURN_POLICY and first is not DEFAULT_RETURN_POLICY and first is not second
     with pytest.raises(ValueError, match="invalid"):
         policy_from_stored({"window_days": "many"})
+
+
+def test_a_message_with_several_requests_is_split_as_before() -> None:
+    from bot.dialog import requests
+    from bot.nlu import get_classifier
+
+    def before(text: str, lang: str) -> list[Any]:
+        parts = requests._parts(text)
+        if len(parts) < 2 or len(parts) > requests.MAX_PARTS:
+            return []
+        found: list[Any] = []
+        for part in parts:
+            prediction = get_classifier().predict(part)
+            if prediction.intent in requests._SOCIAL or prediction.confidence < requests.CLARIFY_BELOW:
+                continue
+            if prediction.confidence < requests.CONFIDENT and (
+                    prediction.intent in requests._HANDOFF or not requests._sentence(part)):
+                continue
+            if any(r.intent == prediction.intent for r in found):
+                continue
+            ranking = tuple((str(i), float(c)) for i, c in prediction.ranking[:5])
+            found.append(requests.Request(part, prediction.intent, float(prediction.confidence), ranking))
+        return found if len(found) >= 2 else []
+
+    texts = ["where is my order 1001 and can I return it?", "hi. what is your return policy? and shipping?",
+             "¿dónde está mi pedido? y quiero devolverlo", "где мой заказ? как вернуть товар?",
+             "我的订单在哪里？我想退货", "how long does shipping take? thanks"]
+    texts += [t for t in TEXTS if len(requests._parts(t)) >= 2][:300]
+    split = 0
+    for text in texts:
+        expected = before(text, "en")
+        assert requests.split_requests(text, "en") == expected, text
+        split += bool(expected)
+    assert split >= 3

@@ -313,3 +313,26 @@ def test_a_message_with_several_requests_is_split_as_before() -> None:
         assert requests.split_requests(text, "en") == expected, text
         split += bool(expected)
     assert split >= 3
+
+
+def test_a_turn_reads_its_answer_once_per_set_of_choices(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    real = choices.match
+
+    def counted(text: str, options: Any, lang: str | None = None, **kwargs: Any) -> str | None:
+        calls.append(text)
+        return real(text, options, lang, **kwargs)
+
+    monkeypatch.setattr(choices, "match", counted)
+    turn = _turn("en")
+    turn.text = "the second one"
+    turn.state.slots["choices"] = [["Track my order", "intent:track_order"], ["Start a return", "intent:start_return"]]
+    assert choices.pick(turn) == choices.pick(turn) == "intent:start_return" and len(calls) == 1
+    assert choices.pick(turn, positions=False) is None and len(calls) == 2  # another question: read again
+    turn.state.slots["choices"] = [["Yes", "yes"], ["No", "no"]]
+    assert choices.pick(turn) == "no" and len(calls) == 3  # new choices: read again ("second" of two)
+    turn.text = "yes please"
+    assert choices.pick(turn) == "yes" and len(calls) == 4  # another text (a later step): read again
+    other = _turn("en")
+    other.text, other.state.slots["choices"] = "yes please", [["Yes", "yes"], ["No", "no"]]
+    assert choices.pick(other) == "yes" and len(calls) == 5  # nothing shared between turns

@@ -521,4 +521,8 @@ def pick(turn: Turn, *, positions: bool = True) -> str | None:
     values = [value for _, value in choices]
     if turn.postback is not None:
         return turn.postback if turn.postback in values else None
-    return match(turn.text, choices, turn.lang, positions=positions)
+    pairs = tuple((str(label), str(value)) for label, value in choices)
+    key = (turn.text, turn.lang, positions, pairs)
+    if key not in turn.picked:  # read once per turn and set of choices
+        turn.picked[key] = match(turn.text, list(pairs), turn.lang, positions=positions)
+    return turn.picked[key]

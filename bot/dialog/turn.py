@@ -147,6 +147,9 @@ class Turn:
     alerts: list[dict[str, Any]] = field(default_factory=list)
     said: list[str] = field(default_factory=list)
     order_ref: str | None = None
+    #: what ``bot.dialog.choices.pick`` read of this turn's text, per set of choices (the dialog
+    #: may ask twice in one turn: does the text answer the open flow? then the flow's step reads it)
+    picked: dict[Any, str | None] = field(default_factory=dict, repr=False, compare=False)
 
     # ------------------------------------------------------------------ output
 

@@ -244,7 +244,10 @@ def updates_request(text: str, lang: str | None = None) -> str | None:
     folded = fold(text)
     if not folded or len(folded) > 60:
         return None
-    if not _cjk(folded) and not _updates_words().issuperset(folded.split()):
+    if _cjk(folded):
+        if not _updates_words(chars=True).issuperset(folded.replace(" ", "")):
+            return None  # a character of no such phrase and no filler, in any language
+    elif not _updates_words().issuperset(folded.split()):
         return None  # a word that is neither in such a phrase nor a filler, in any language
     for voc in _languages(lang):
         bare = _without_fillers(folded, voc)
@@ -255,15 +258,16 @@ def updates_request(text: str, lang: str | None = None) -> str | None:
 
 
 @cache
-def _updates_words() -> frozenset[str]:
+def _updates_words(chars: bool = False) -> frozenset[str]:
     """Every word of a stop/start phrase or a filler, in every language: an answer (not Chinese)
-    with any other word is neither a phrase nor a phrase with fillers around it."""
+    with any other word is neither a phrase nor a phrase with fillers around it. ``chars``: their
+    characters instead (Chinese fillers are cut out of words, so there it is the characters:
+    what is left after the fillers are gone is one of the phrases)."""
     words: set[str] = set()
     for lang in SUPPORTED_LANGUAGES:
         voc = vocabulary(lang)
-        words.update(voc.fillers)
-        for phrase in (*voc.updates_stop, *voc.updates_start):
-            words.update(phrase.split())
+        for item in (*voc.fillers, *voc.updates_stop, *voc.updates_start):
+            words.update(item.replace(" ", "") if chars else item.split())
     return frozenset(words)
 
 

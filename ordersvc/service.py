@@ -47,6 +47,7 @@ from shopbase.text import postal_code_match_key
 __all__ = [
     "DEFAULT_SHIPPING_POLICY",
     "SHIPPING_POLICY_KEY",
+    "setting_over",
     "STALLED_AFTER",
     "PROBLEM_STATUSES",
     "OrderBundle",
@@ -535,7 +536,11 @@ def expected_ship_date(order: Order, policy: dict[str, Any] | None = None) -> da
 
 async def get_setting(session: AsyncSession, key: str, default: dict[str, Any]) -> dict[str, Any]:
     """The stored value of ``key`` laid over ``default`` (a fresh dict; missing keys keep defaults)."""
-    value = await stored_setting(session, key)
+    return setting_over(await stored_setting(session, key), default)
+
+
+def setting_over(value: Any, default: dict[str, Any]) -> dict[str, Any]:
+    """A stored setting's ``value`` (``stored_setting``) laid over ``default``, as ``get_setting``."""
     merged = dict(default)
     if isinstance(value, dict):
         merged.update(value)

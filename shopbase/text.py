@@ -37,6 +37,9 @@ _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 # characters that separate words or lines: they become one space in a line
 _BREAKS = frozenset("\t\n\v\f\r\x1c\x1d\x1e\x1f\x85\u2028\u2029")
 _UNPRINTABLE = frozenset({"Cs", "Co", "Cn"})
+#: the control characters (Unicode category Cc, fixed by the standard: U+0000–U+001F and
+#: U+007F–U+009F) except tab and newline: what :func:`clean_text` drops, in one regex pass
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def _line(value: Any, *, drop_unprintable: bool) -> str:
@@ -74,7 +77,7 @@ def clean_text(value: Any, max_len: int | None = None) -> str:
         return ""
     text = _LONE_SURROGATE.sub("\ufffd", text.replace("\r\n", "\n").replace("\r", "\n"))
     text = unicodedata.normalize("NFC", text)
-    text = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc").strip()
+    text = _CONTROLS.sub("", text).strip()
     return text if max_len is None else text[:max_len].rstrip()
 
 

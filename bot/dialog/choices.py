@@ -27,6 +27,7 @@ from __future__ import annotations
 import difflib
 import re
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from pathlib import Path
@@ -91,8 +92,12 @@ def _fold(text: str) -> str:
 _fold_cached = lru_cache(maxsize=FOLD_CACHE_SIZE)(_fold)
 
 
+#: Chinese characters (CJK extension A, unified ideographs, compatibility ideographs)
+_CJK_CHAR = re.compile("[\u3400-\u9fff\uf900-\ufaff]")
+
+
 def _cjk(text: str) -> bool:
-    return any("\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff" for ch in text)
+    return _CJK_CHAR.search(text) is not None
 
 
 @lru_cache(maxsize=16384)
@@ -239,12 +244,31 @@ def updates_request(text: str, lang: str | None = None) -> str | None:
     folded = fold(text)
     if not folded or len(folded) > 60:
         return None
+    if _cjk(folded):
+        if not _updates_words(chars=True).issuperset(folded.replace(" ", "")):
+            return None  # a character of no such phrase and no filler, in any language
+    elif not _updates_words().issuperset(folded.split()):
+        return None  # a word that is neither in such a phrase nor a filler, in any language
     for voc in _languages(lang):
         bare = _without_fillers(folded, voc)
         for answer, phrases in (("stop", voc.updates_stop), ("start", voc.updates_start)):
             if folded in phrases or bare in phrases:
                 return answer
     return None
+
+
+@cache
+def _updates_words(chars: bool = False) -> frozenset[str]:
+    """Every word of a stop/start phrase or a filler, in every language: an answer (not Chinese)
+    with any other word is neither a phrase nor a phrase with fillers around it. ``chars``: their
+    characters instead (Chinese fillers are cut out of words, so there it is the characters:
+    what is left after the fillers are gone is one of the phrases)."""
+    words: set[str] = set()
+    for lang in SUPPORTED_LANGUAGES:
+        voc = vocabulary(lang)
+        for item in (*voc.fillers, *voc.updates_stop, *voc.updates_start):
+            words.update(item.replace(" ", "") if chars else item.split())
+    return frozenset(words)
 
 
 _STAR_CHARS = "★⭐✩☆*"
@@ -395,27 +419,38 @@ def _partial(folded: str, options: list[tuple[str, str]], voc: Vocabulary, prima
     return hits[0] if len(hits) == 1 else None
 
 
+@lru_cache(maxsize=4096)
+def _fuzzy_phrases(value: str, label: str, lang: str, listed: tuple[str, ...]) -> tuple[tuple[str, int, Counter[str]], ...]:
+    """The phrases of ``value`` that a typo may stand for (five letters or more, no digit: numbers
+    are never "close enough", #1002 is not #1001), each with its word count and letter counts;
+    built once per menu, like :func:`_phrases_of`."""
+    return tuple((phrase, len(phrase.split()), Counter(phrase)) for phrase in _phrases_of(value, label, lang, listed)
+                 if len(phrase.replace(" ", "")) >= _FUZZY_MIN_CHARS and not any(ch.isdigit() for ch in phrase))
+
+
 def _fuzzy(folded: str, options: list[tuple[str, str]], voc: Vocabulary, primary: bool = True) -> str | None:
     """One close spelling: "refnd" → refund, "damagd" → damaged (Latin and Cyrillic words only)."""
     if not primary or _cjk(folded) or len(folded) > 80:
         return None
     words = folded.split()
+    #: word count -> the answer's windows of that many words (no digit), with their letter counts
+    windows_of: dict[int, list[tuple[str, Counter[str]]]] = {}
     scores: dict[str, float] = {}
     for label, value in options:
-        for phrase in _phrases(value, label, voc):
-            if len(phrase.replace(" ", "")) < _FUZZY_MIN_CHARS or any(ch.isdigit() for ch in phrase):
-                continue  # numbers are never "close enough": #1002 is not #1001
-            size = len(phrase.split())
-            windows = {" ".join(words[i:i + size]) for i in range(max(1, len(words) - size + 1))}
-            matcher = difflib.SequenceMatcher(None, "", phrase)  # the phrase's analysis is made once
-            for window in windows:
-                if any(ch.isdigit() for ch in window):
+        for phrase, size, letters in _fuzzy_phrases(value, label, voc.lang, voc.choices.get(value, ())):
+            windows = windows_of.get(size)
+            if windows is None:
+                spans = {" ".join(words[i:i + size]) for i in range(max(1, len(words) - size + 1))}
+                windows = windows_of[size] = [(w, Counter(w)) for w in spans if not any(ch.isdigit() for ch in w)]
+            for window, counts in windows:
+                # difflib's cheap upper bounds first (real_quick_ratio: the lengths; quick_ratio:
+                # the letters in common), computed as difflib does, then the ratio itself
+                total = len(window) + len(phrase)
+                if 2.0 * min(len(window), len(phrase)) / total < _FUZZY_CUTOFF:
                     continue
-                matcher.set_seq1(window)
-                # the cheap upper bounds first (as difflib.get_close_matches does): same result
-                if matcher.real_quick_ratio() < _FUZZY_CUTOFF or matcher.quick_ratio() < _FUZZY_CUTOFF:
+                if 2.0 * sum(min(n, letters[ch]) for ch, n in counts.items()) / total < _FUZZY_CUTOFF:
                     continue
-                ratio = matcher.ratio()
+                ratio = difflib.SequenceMatcher(None, window, phrase).ratio()
                 if ratio >= _FUZZY_CUTOFF:
                     scores[value] = max(scores.get(value, 0.0), ratio)
     if not scores:
@@ -490,4 +525,8 @@ def pick(turn: Turn, *, positions: bool = True) -> str | None:
     values = [value for _, value in choices]
     if turn.postback is not None:
         return turn.postback if turn.postback in values else None
-    return match(turn.text, choices, turn.lang, positions=positions)
+    pairs = tuple((str(label), str(value)) for label, value in choices)
+    key = (turn.text, turn.lang, positions, pairs)
+    if key not in turn.picked:  # read once per turn and set of choices
+        turn.picked[key] = match(turn.text, list(pairs), turn.lang, positions=positions)
+    return turn.picked[key]

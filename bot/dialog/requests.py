@@ -73,10 +73,9 @@ def split_requests(text: str, lang: str | None = None) -> list[Request]:
     parts = _parts(text)
     if len(parts) < 2 or len(parts) > MAX_PARTS:
         return []
-    classifier = get_classifier()
     found: list[Request] = []
-    for part in parts:
-        prediction = classifier.predict(part)
+    # every part classified in one vectorized pass (each as ``predict`` of that part alone)
+    for part, prediction in zip(parts, get_classifier().predict_many(parts), strict=True):
         if prediction.intent in _SOCIAL or prediction.confidence < CLARIFY_BELOW:
             continue
         if prediction.confidence < CONFIDENT and (prediction.intent in _HANDOFF or not _sentence(part)):

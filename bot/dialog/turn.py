@@ -9,6 +9,7 @@ inbound message processed.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,7 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from inbox.messages import Attachment, OutboundPayload, QuickReply
 from inbox.models import Contact, Conversation, Priority
-from inbox.replies import render_reply, reply_label
+from inbox.replies import render_reply, render_reply_memo, reply_label
 from shopbase.formatting import format_percent
 
 __all__ = ["Turn", "Escalation", "DialogState", "BotConfig", "PROBLEM_MEMORY"]
@@ -56,9 +57,8 @@ class DialogState:
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> DialogState:
-        data = copy.deepcopy(dict(data or {}))  # never mutate the loaded JSON: the change would not be saved
-        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
-        return cls(**known)
+        data = dict(data or {})  # never mutate the loaded JSON: the change would not be saved (copies below)
+        return cls(**{k: _copied(data[k]) for k in cls.__dataclass_fields__ if k in data})
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -101,6 +101,20 @@ class DialogState:
         return True
 
 
+def _copied(value: Any) -> Any:
+    """A deep copy of a JSON value (``copy.deepcopy``'s result, without its memo and dispatch:
+    dicts and lists of plain values, which is what ``bot_state`` holds); anything else is
+    handed to ``copy.deepcopy``."""
+    kind = type(value)
+    if kind is dict:
+        return {k: _copied(v) for k, v in value.items()}
+    if kind is list:
+        return [_copied(v) for v in value]
+    if kind is str or kind is int or kind is float or kind is bool or value is None:
+        return value
+    return copy.deepcopy(value)
+
+
 @dataclass(frozen=True)
 class Escalation:
     reason: str
@@ -133,6 +147,9 @@ class Turn:
     alerts: list[dict[str, Any]] = field(default_factory=list)
     said: list[str] = field(default_factory=list)
     order_ref: str | None = None
+    #: what ``bot.dialog.choices.pick`` read of this turn's text, per set of choices (the dialog
+    #: may ask twice in one turn: does the text answer the open flow? then the flow's step reads it)
+    picked: dict[Any, str | None] = field(default_factory=dict, repr=False, compare=False)
 
     # ------------------------------------------------------------------ output
 
@@ -142,6 +159,15 @@ class Turn:
         text = render_reply(template, self.lang, shop=self.config.shop_name, tz=self.config.timezone, **context)
         quick = tuple(QuickReply(label=label, value=value) for label, value in (choices or []))
         self.replies.append(OutboundPayload(text=text, quick_replies=quick, attachments=attachments))
+        self.said.append(template)
+
+    def say_memo(self, template: str, /, key: Hashable, context: Callable[[], dict[str, Any]]) -> None:
+        """:meth:`say` (no choices, no attachments) of a reply whose context, ``context()``, is told
+        entirely by ``key`` (equal keys, equal contexts: e.g. a stored policy's JSON): its text
+        is rendered once per template, language, shop and key (``inbox.replies.render_reply_memo``)."""
+        shop, tz = self.config.shop_name, self.config.timezone
+        text = render_reply_memo(template, self.lang, (shop, tz, key), lambda: {**context(), "shop": shop, "tz": tz})
+        self.replies.append(OutboundPayload(text=text))
         self.said.append(template)
 
     def remember_problem(self, request: str, refusal: str, **facts: Any) -> None:

@@ -62,6 +62,7 @@ class AnswerGroup:
 
     def __init__(self) -> None:
         self._answers: list[_Answer] = []
+        self._conversations: set[int] = set()  # the conversations answered in the group
 
     def __len__(self) -> int:
         return len(self._answers)
@@ -72,7 +73,7 @@ class AnswerGroup:
         (else ``message_answer`` writes it at once, in order)."""
         return (conversation.id is not None and message.id is not None and not session.new
                 and loaded_unchanged(message) and not sa.inspect(conversation).modified
-                and all(a.conversation.id != conversation.id for a in self._answers))
+                and conversation.id not in self._conversations)
 
     def add(self, conversation: Conversation, message: Message | Any, *, replies: Iterable[OutboundPayload],
             bot_state: dict[str, Any], language: str, intent: str) -> None:
@@ -82,6 +83,7 @@ class AnswerGroup:
         last_intent = intent if intent != "unknown" or conversation.last_intent is None else conversation.last_intent
         now = utcnow()
         self._answers.append(_Answer(conversation, message.id, cleaned, bot_state, language, intent, last_intent, now))
+        self._conversations.add(conversation.id)
         tell_committed(message, {"intent": intent, "processed": True, "language": language})
         changes: dict[str, Any] = {"bot_state": bot_state, "language": language, "last_intent": last_intent}
         if cleaned:
@@ -129,6 +131,7 @@ class AnswerGroup:
         if silent:
             await connection.execute(ANSWER_CONVERSATION, silent)
         self._answers.clear()
+        self._conversations.clear()
 
     @staticmethod
     def _message_row(answer: _Answer, text: str, payload: OutboundPayload) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -130,7 +130,11 @@ async def load_policy(session: AsyncSession) -> ReturnPolicy:
     A stored value that no longer validates raises ``ValueError``: silently falling back
     to the defaults could be more generous than the merchant's rules.
     """
-    value = await stored_setting(session, POLICY_SETTING_KEY)
+    return policy_from_stored(await stored_setting(session, POLICY_SETTING_KEY))
+
+
+def policy_from_stored(value: Any) -> ReturnPolicy:
+    """The policy of a stored value (``stored_setting``), as :func:`load_policy` gives it."""
     if not value:
         return DEFAULT_RETURN_POLICY.model_copy(deep=True)
     try:

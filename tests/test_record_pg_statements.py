@@ -5,6 +5,7 @@ with the same rows, event and result as the four-statement path; anything else g
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -121,5 +122,31 @@ async def test_anything_else_goes_the_usual_way(pg_url: str, change: str) -> Non
             [conv] = await _rows(sessions, "SELECT sla_due_at FROM conversation WHERE id = :id",
                                  id=second.conversation_id)
             assert conv.sla_due_at is not None  # the usual path starts the SLA clock
+    finally:
+        await engine.dispose()
+
+
+async def test_the_contact_is_locked_before_the_message_takes_its_id(pg_url: str) -> None:
+    """A customer's messages get their ids in the order they commit (per-conversation order: the
+    worker must never see a later message committed before an earlier one): the one statement
+    waits for the contact's lock BEFORE its INSERT draws an id."""
+    engine = create_engine(pg_url)
+    try:
+        sessions = session_maker(engine)
+        first = await message_record(sessions, _msg("k:1", "hi"))
+        async with sessions() as holder:
+            await holder.exec(sa.text("SELECT id FROM contact WHERE id = :id FOR NO KEY UPDATE"),
+                              params={"id": first.contact_id})
+            waiting = asyncio.create_task(message_record(sessions, _msg("k:2")))
+            await asyncio.sleep(0.3)
+            assert not waiting.done()  # waits for the contact's lock
+            # meanwhile the lock holder writes a message of its own and commits
+            other = (await holder.exec(sa.text(
+                "INSERT INTO message (conversation_id, channel, direction, author, is_internal, text, attachments, "
+                "quick_replies, processed, created_at) VALUES (:c, 'telegram', 'in', 'customer', false, 'x', "
+                "'[]', '[]', true, now()) RETURNING id"), params={"c": first.conversation_id})).scalar_one()
+            await holder.commit()
+        second = await waiting
+        assert second.message_id > other  # its id was drawn after the lock, not before
     finally:
         await engine.dispose()

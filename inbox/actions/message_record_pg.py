@@ -10,7 +10,8 @@ commits it before answering, so the message is committed before the caller (the 
 atomically (all four writes or none), and a unique-index violation (a repeated delivery) is the
 ``IntegrityError`` the caller retries as before.
 
-The statement writes only when the row it reads is the common case — the same test as
+The statement locks the contact before it inserts (so a customer's messages get their ids in
+commit order, as before) and writes only when the row it reads is the common case — the same test as
 ``message_record._common_case`` with no contact changes — and returns the row either way (its
 message id NULL when it wrote nothing), so anything else goes the usual way, unchanged, in a
 transaction of its own. The written rows and the event are exactly those of
@@ -56,6 +57,11 @@ def _build() -> Any:
         .where(ct.c.channel == _param("b_channel", ct.c.channel),
                ct.c.external_id == _param("b_external_id", ct.c.external_id))
         .limit(1)
+        # the contact locked FIRST (as the four statements' UPDATE did before their INSERT): a
+        # customer's messages take their ids in the order they commit, so the worker never sees
+        # a later one committed before an earlier one (per-conversation order). NO KEY: the
+        # foreign-key checks of rows naming the contact (outbox) are not blocked.
+        .with_for_update(of=ct, key_share=True)
         .cte("found")
     )
     name, username, language = (sa.bindparam(n, type_=sa.String) for n in ("b_name", "b_username", "b_language"))

@@ -199,7 +199,7 @@ async def record_alone(sessions: async_sessionmaker[AsyncSession], clean: _Inbou
             if attempt == 0 and one_statement_enabled(sessions):  # PostgreSQL: the common case in one statement
                 done = await record_in_one_statement(sessions, clean, now or utcnow())
                 if done is not None:
-                    return done  # type: ignore[no-any-return]
+                    return done
             async with sessions() as session:
                 result = await _record(session, clean, reopen_days=reopen_days, now=now or utcnow(),
                                        duplicates_first=attempt > 0)

@@ -21,7 +21,7 @@ transaction of its own. The written rows and the event are exactly those of
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -30,6 +30,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from inbox.actions.base import NAMELESS_CHANNELS
 from inbox.events import collect
 from inbox.models import Author, Contact, Conversation, ConversationStatus, Direction, Message, Owner, search_text_of
+
+if TYPE_CHECKING:
+    from inbox.actions.message_record import RecordResult, _Inbound
 
 __all__ = ["ONE_STATEMENT", "one_statement_enabled", "record_in_one_statement"]
 
@@ -110,7 +113,7 @@ def one_statement_enabled(sessions: async_sessionmaker[AsyncSession]) -> bool:
     return bind is not None and bind.dialect.name == "postgresql"
 
 
-def _params(c: Any, now: datetime) -> dict[str, Any]:
+def _params(c: _Inbound, now: datetime) -> dict[str, Any]:
     return {
         "b_channel": c.channel, "b_external_id": c.external_id, "b_now": now,
         "b_name": c.display_name or None, "b_username": c.username, "b_language": c.language,
@@ -123,7 +126,8 @@ def _params(c: Any, now: datetime) -> dict[str, Any]:
     }
 
 
-async def record_in_one_statement(sessions: async_sessionmaker[AsyncSession], c: Any, now: datetime) -> Any:
+async def record_in_one_statement(sessions: async_sessionmaker[AsyncSession], c: _Inbound,
+                                  now: datetime) -> RecordResult | None:
     """Record ``c`` (a checked ``message_record._Inbound``) in one committed statement when it is
     the common case: its ``RecordResult``, or None when nothing was written (go the usual way)."""
     from inbox.actions.message_record import RecordResult, _inbound_event

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlalchemy.orm import Bundle
 from sqlmodel import col, select
@@ -69,16 +70,26 @@ _TURN_ROWS = (
     # version (processed), not its snapshot's (PostgreSQL rechecks only the locked rows)
     .with_for_update(of=[Conversation, Message])
 )
+
+
 #: the same rows for every message of a micro-batch, in one read (in conversation order: on
 #: PostgreSQL the locks are taken in one order everywhere; the messages locked too, as above)
-_BATCH_ROWS = (
-    select(_MESSAGE_FIELDS, Conversation, Contact)
-    .join(Conversation, col(Conversation.id) == Message.conversation_id)
-    .join(Contact, col(Contact.id) == Conversation.contact_id)
-    .where(col(Message.id).in_(sa.bindparam("b_ids", expanding=True)))
-    .order_by(col(Conversation.id))
-    .with_for_update(of=[Conversation, Message])
-)
+def _batch_rows(ids: Any) -> Any:
+    return (
+        select(_MESSAGE_FIELDS, Conversation, Contact)
+        .join(Conversation, col(Conversation.id) == Message.conversation_id)
+        .join(Contact, col(Contact.id) == Conversation.contact_id)
+        .where(ids)
+        .order_by(col(Conversation.id))
+        .with_for_update(of=[Conversation, Message])
+    )
+
+
+_BATCH_ROWS = _batch_rows(col(Message.id).in_(sa.bindparam("b_ids", expanding=True)))
+#: on PostgreSQL the ids are one array parameter (``= ANY($1)``): the statement's text is the same
+#: for every batch size, prepared once per connection (an expanding IN was a new statement,
+#: parsed and planned again, for each size)
+_BATCH_ROWS_PG = _batch_rows(col(Message.id) == sa.any_(sa.bindparam("b_ids", type_=postgresql.ARRAY(sa.Integer))))
 
 #: ``Pipeline._turn`` reads the turn's rows itself
 _READ: Any = object()
@@ -109,6 +120,8 @@ class Pipeline:
     def __init__(self, *, sessions: async_sessionmaker[AsyncSession], bus: EventBus, settings: BotSettings) -> None:
         self.sessions = sessions
         self.bus = bus
+        bind = sessions.kw.get("bind")
+        self._batch_rows = _BATCH_ROWS_PG if bind is not None and bind.dialect.name == "postgresql" else _BATCH_ROWS
         self.config = BotConfig(
             shop_name=settings.shop_name,
             public_url=settings.public_url.rstrip("/"),
@@ -156,7 +169,7 @@ class Pipeline:
             async with self.sessions() as session:
                 # every turn's rows in one read; the common turns' answers written together
                 loaded = {int(row[0].id): row for row in
-                          (await session.exec(_BATCH_ROWS, params={"b_ids": message_ids})).all()}
+                          (await session.exec(self._batch_rows, params={"b_ids": message_ids})).all()}
                 group = AnswerGroup()
                 ahead = _UNDERSTOOD.set(self._understand_batch(list(loaded.values())))
                 try:

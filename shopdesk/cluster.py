@@ -12,9 +12,14 @@ neither):
   what :meth:`Event.to_json` holds: ids and short previews, never a whole message
   (PostgreSQL caps a payload at 8,000 bytes; a batch is split well below that, and a single
   event too large for it is dropped with a warning, since the live view re-reads the database).
-  Like the in-process bus, this is best effort: an event sent while a listener was reconnecting
-  is missed by that process; what agents see is always re-read from the database, and the
-  outbox dispatcher polls as well as listening.
+  **One channel per process** (*helper pgstmts*): the events go on ``shopdesk_events_<origin>``
+  of each peer (one ``pg_notify`` per peer in one statement), so a NOTIFY wakes only the
+  processes it is for, not its sender's own listener (before: every listener, its sender's
+  included, read every NOTIFY in a transaction of its own); ``shopdesk_events`` carries the
+  announcements (and still delivers events sent to it). Like the in-process bus, this is best
+  effort: an event sent while a listener was reconnecting is missed by that process; what
+  agents see is always re-read from the database, and the outbox dispatcher polls as well as
+  listening.
 
   **Only when someone listens.** A process alone on the database sends no NOTIFY at all (each
   one is a transaction of its own, and every listening backend wakes for it). The peers are
@@ -26,7 +31,7 @@ neither):
   ``pg_stat_activity`` before the newcomer connected hears the announcement, and one that
   read it later sees the newcomer's connection. A peer that disappears is dropped at the next
   read (until then a few batches go to nobody, which costs what it always did). NOTIFYs are at
-  least ``min_interval`` (20 ms) apart: under load the events of several commits share one.
+  least ``min_interval`` (100 ms) apart: under load the events of several commits share one.
 
 * :class:`NodeAffinity` keeps a customer's replies in the process that wrote them. A widget
   visitor's socket is open on one process; the message it sends is recorded and answered
@@ -55,6 +60,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -71,7 +77,7 @@ from inbox.events import Event, EventBus, EventType
 from inbox.models import NODE_OPTION, OutboxMessage
 
 __all__ = ["CHANNEL", "LEADER_LOCK_KEY", "NODE_APP_PREFIX", "Leadership", "NodeAffinity", "PgNotifyFanout",
-           "asyncpg_dsn", "is_postgres"]
+           "asyncpg_dsn", "is_postgres", "peer_channel"]
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +109,18 @@ async def _connect(dsn: str, application_name: str | None = None) -> Any:
     return await asyncpg.connect(dsn, server_settings={"application_name": application_name})
 
 
+#: what an origin looks like (``uuid4().hex[:12]``; anything else named in a payload is not a peer)
+_ORIGIN = re.compile(r"^[0-9A-Za-z]{1,32}$")
+
+
+def peer_channel(origin: str) -> str:
+    """The channel a process (by its origin) hears its peers' events on."""
+    return f"{CHANNEL}_{origin}"
+
+
+#: one NOTIFY per peer (``$1``: their channels), in ONE statement and transaction of the sender
+_NOTIFY_PEERS = "SELECT pg_notify(c, $2) FROM unnest($1::text[]) AS c"
+
 #: the other processes' listening connections (``$1``: the name prefix and ``%``, ``$2``: where the origin starts)
 _PEERS = ("SELECT substr(application_name, $2) FROM pg_stat_activity "
           "WHERE datname = current_database() AND application_name LIKE $1 AND pid <> pg_backend_pid()")
@@ -112,15 +130,19 @@ class PgNotifyFanout:
     """Fan-out of committed events to the other processes over LISTEN/NOTIFY."""
 
     def __init__(self, dsn: str, bus: EventBus, *, reconnect_delay: float = 1.0,
-                 peer_interval: float = 5.0, min_interval: float = 0.02) -> None:
+                 peer_interval: float = 5.0, min_interval: float = 0.1) -> None:
         self.dsn = dsn
         self.bus = bus
         self.origin = uuid.uuid4().hex[:12]
+        #: the events for this process come on a channel of its own (``peer_channel``): a NOTIFY
+        #: wakes only the processes it is for, never its sender's own listener
+        self.channel = peer_channel(self.origin)
         self._own_prefix = '{"o":' + json.dumps(self.origin) + ","
         self.reconnect_delay = reconnect_delay
         self.peer_interval = peer_interval
         #: NOTIFYs are at least this far apart (seconds): under load the events of several commits
-        #: share one; an event after a quiet moment goes at once
+        #: share one (each NOTIFY is a transaction of the sender and one of every process it
+        #: wakes); an event after a quiet moment goes at once
         self.min_interval = min_interval
         self._last_notify = 0.0
         #: the other processes listening (their origins), see "Only when someone listens"
@@ -226,7 +248,8 @@ class PgNotifyFanout:
                     try:
                         if self._sender is None or self._sender.is_closed():
                             self._sender = await _connect(self.dsn)
-                        await self._sender.execute("SELECT pg_notify($1, $2)", CHANNEL, payload)
+                        await self._sender.execute(_NOTIFY_PEERS, sorted(peer_channel(p) for p in self.peers),
+                                                   payload)
                         self.sent += 1
                         break
                     except Exception as exc:
@@ -245,7 +268,7 @@ class PgNotifyFanout:
             origin = raw.get("o")
             if origin == self.origin:
                 return  # our own events were delivered here before they were sent
-            if isinstance(origin, str) and origin:
+            if isinstance(origin, str) and _ORIGIN.match(origin):
                 self.peers.add(origin)  # a newcomer's announcement, or a peer we had not seen yet
             events = raw.get("e")
             if isinstance(events, list) and events:
@@ -275,7 +298,7 @@ class PgNotifyFanout:
 
     async def _read_peers(self, conn: Any) -> None:
         rows = await conn.fetch(_PEERS, NODE_APP_PREFIX + "%", len(NODE_APP_PREFIX) + 1)
-        self.peers = {str(r[0]) for r in rows if r[0] and r[0] != self.origin}
+        self.peers = {str(r[0]) for r in rows if r[0] and r[0] != self.origin and _ORIGIN.match(str(r[0]))}
 
     async def _listen_loop(self) -> None:
         while not self._closing:
@@ -292,7 +315,8 @@ class PgNotifyFanout:
             self._lost.clear()
             try:
                 conn.add_termination_listener(self._on_lost)
-                await conn.add_listener(CHANNEL, self._on_notify)
+                await conn.add_listener(CHANNEL, self._on_notify)  # announcements (and older senders)
+                await conn.add_listener(self.channel, self._on_notify)  # events for this process
                 # in this order (see "Only when someone listens"): LISTEN, read the peers, announce
                 await self._read_peers(conn)
                 await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, self._payload([]))

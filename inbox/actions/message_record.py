@@ -44,6 +44,7 @@ from inbox.actions.base import (
     touch,
     write_audit,
 )
+from inbox.actions.message_record_pg import one_statement_enabled, record_in_one_statement
 from inbox.events import Event, EventType, collect
 from inbox.messages import Attachment, InboundMessage, InvalidMessage, check_text
 from inbox.models import (
@@ -195,6 +196,10 @@ async def record_alone(sessions: async_sessionmaker[AsyncSession], clean: _Inbou
     last_error: Exception | None = None
     for attempt in range(_RECORD_ATTEMPTS):
         try:
+            if attempt == 0 and one_statement_enabled(sessions):  # PostgreSQL: the common case in one statement
+                done = await record_in_one_statement(sessions, clean, now or utcnow())
+                if done is not None:
+                    return done
             async with sessions() as session:
                 result = await _record(session, clean, reopen_days=reopen_days, now=now or utcnow(),
                                        duplicates_first=attempt > 0)

@@ -25,7 +25,6 @@ from urllib.parse import quote
 
 from aiohttp import web
 from aiohttp_session import Session, get_session, new_session, session_middleware
-from aiohttp_session import setup as setup_session_middleware
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -48,7 +47,6 @@ __all__ = [
     "CSRF_HEADER",
     "CSRF_EXEMPT_PREFIXES",
     "LoginThrottle",
-    "setup_sessions",
     "browser_middleware",
     "SESSIONLESS_PREFIXES",
     "csrf_token",
@@ -145,11 +143,6 @@ def _cookie_storage(config: WebConfig) -> _CookieStorage:
         always_secure=config.secure_cookies,
         samesite="Lax",
     )
-
-
-def setup_sessions(app: web.Application, config: WebConfig) -> None:
-    """The cookie session alone, as its own middleware (the app uses :func:`browser_middleware`)."""
-    setup_session_middleware(app, _cookie_storage(config))
 
 
 def browser_middleware(config: WebConfig) -> Any:

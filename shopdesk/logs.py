@@ -174,7 +174,10 @@ def _agent_id(request: web.Request) -> int | None:
 
 
 def request_fields(request: web.Request) -> dict[str, Any]:
-    fields: dict[str, Any] = {"request_id": request.get(_REQUEST_ID), "method": request.method,
+    request_id = request.get(_REQUEST_ID)
+    if request_id is None:  # made with the request's first log line (most requests log none)
+        request_id = request[_REQUEST_ID] = secrets.token_hex(8)
+    fields: dict[str, Any] = {"request_id": request_id, "method": request.method,
                               "path": redact(request.path[:_MAX_STRING])}
     agent_id = _agent_id(request)
     if agent_id is not None:
@@ -199,8 +202,8 @@ class RequestContextFilter(logging.Filter):
 
 @web.middleware
 async def request_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Binds the request to every record logged while it is handled (see :class:`RequestContextFilter`)."""
-    request[_REQUEST_ID] = secrets.token_hex(8)
+    """Binds the request to every record logged while it is handled (see :class:`RequestContextFilter`;
+    the request id is drawn when its first line is logged)."""
     token = _REQUEST.set(request)
     try:
         return await handler(request)

@@ -95,9 +95,7 @@ def setup(
     if config.trusted_proxies:  # first: everything after it sees the real client address and scheme
         app.middlewares.insert(0, proxies.trusted_proxies_middleware(
             proxies.TrustedProxies(proxies.parse_trusted(config.trusted_proxies))))
-    auth.setup_sessions(app, config)
-    app.middlewares.append(auth.csrf_middleware)
-    app.middlewares.append(auth.agent_middleware)
+    app.middlewares.append(auth.browser_middleware(config))  # cookie session → CSRF → agent (not for webhooks)
     app.on_response_prepare.append(add_security_headers)
 
     app.router.add_routes(

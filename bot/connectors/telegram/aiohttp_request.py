@@ -20,7 +20,7 @@ A request without files is sent as PTB's ``RequestData.json_payload`` (``applica
 the Bot API takes for every method except uploads) rather than as an urlencoded form: aiohttp
 builds a ``FormData`` for a ``dict`` body, which cost about a fifth of the client's CPU per send.
 Requests with files stay ``multipart/form-data``. The ``ClientTimeout`` of each combination of
-timeouts is built once.
+timeouts is built once. The session keeps no cookies (``DummyCookieJar``; the Bot API sets none).
 """
 
 from __future__ import annotations
@@ -84,8 +84,9 @@ class AiohttpRequest(BaseRequest):
         else:  # a new connection for every request
             connector = aiohttp.TCPConnector(limit=self._pool_size, limit_per_host=self._pool_size,
                                              force_close=True, ssl=tls)
+        # the Bot API sets no cookies: no jar to match against every request and answer
         return aiohttp.ClientSession(connector=connector, headers={"User-Agent": self.USER_AGENT},
-                                     auto_decompress=True, trust_env=False)
+                                     auto_decompress=True, trust_env=False, cookie_jar=aiohttp.DummyCookieJar())
 
     async def initialize(self) -> None:
         if self._session is None or self._session.closed:

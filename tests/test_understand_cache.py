@@ -103,3 +103,30 @@ def test_a_replaced_model_drops_the_kept_results(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(nlu, "get_tone", lambda: OtherTone())
     assert understand_many.analyze_many([("hi", "en")]) == [analyze("hi", hint_lang="en", tone=tone)]
     assert calls == [1, 1]
+
+
+def test_split_requests_kept_answers_equal_the_uncached_split(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.dialog import requests
+
+    classifier = nlu.get_classifier()
+    several = ["where is my order 1001 and can I return it?", "¿dónde está mi pedido? y quiero devolverlo",
+               "где мой заказ? как вернуть товар?", "我的订单在哪里？我想退货", "đơn hàng của tôi đâu? tôi muốn trả hàng",
+               "我的訂單在哪裡？我想退貨"]
+    corpus = several + texts()
+    expected = [requests._split(text, classifier) if len(text) <= requests._MAX_CHARS else [] for text in corpus]
+    assert sum(len(e) >= 2 for e in expected) >= 3
+    seen: list[str] = []
+    real = requests._split
+    monkeypatch.setattr(requests, "_split", lambda text, clf: seen.append(text) or real(text, clf))
+    requests._split_kept.clear()
+    for _ in range(2):
+        assert [requests.split_requests(text, "en") for text in corpus] == expected
+    assert seen == [t for t in dict.fromkeys(corpus) if t]  # each text split once
+    answer = requests.split_requests(several[0], "en")
+    answer.clear()  # a caller's list is its own
+    assert requests.split_requests(several[0], "en") == expected[0]
+
+    monkeypatch.setattr(requests, "get_classifier", lambda: classifier.__class__.__new__(classifier.__class__))
+    seen.clear()
+    requests.split_requests("hi", "en")  # another classifier: nothing kept is used
+    assert seen == ["hi"] and list(requests._split_kept) == ["hi"]

@@ -9,12 +9,14 @@ in the order written, each once. One request (or none) means the message is left
 from __future__ import annotations
 
 import re
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from functools import cache
 
 from bot.dialog.choices import DATA_DIR, fold
 from bot.nlu import get_classifier
-from bot.nlu.intents import CLARIFY_BELOW, CONFIDENT
+from bot.nlu.intents import CLARIFY_BELOW, CONFIDENT, IntentClassifier
 from inbox.replies import SUPPORTED_LANGUAGES
 
 __all__ = ["Request", "split_requests", "MAX_PARTS"]
@@ -26,6 +28,12 @@ _SOCIAL = frozenset({"unknown", "greeting", "thanks", "goodbye"})
 #: a part that hands over to a person must say so clearly ("the shirt" is not a complaint)
 _HANDOFF = frozenset({"complaint", "human_agent", "payment_issue"})
 _MIN_UNSURE_WORDS = 3
+#: split_requests' answers kept, by text (a turn asks up to twice; customers repeat themselves),
+#: least recently used dropped first; emptied when the process-wide classifier is replaced
+SPLIT_CACHE_SIZE = 1024
+_split_lock = threading.Lock()
+_split_kept: OrderedDict[str, tuple[Request, ...]] = OrderedDict()
+_split_model: list[object] = [None]
 
 
 @dataclass(frozen=True)
@@ -67,15 +75,35 @@ def _sentence(part: str) -> bool:
 
 
 def split_requests(text: str, lang: str | None = None) -> list[Request]:
-    """The requests in ``text``, in order; fewer than two means "one message, one request"."""
+    """The requests in ``text``, in order; fewer than two means "one message, one request".
+    (*lang* does not change the answer: the joins of every language are tried.)"""
     if not text or len(text) > _MAX_CHARS:
         return []
+    classifier = get_classifier()
+    with _split_lock:
+        if _split_model[0] is not classifier:
+            _split_kept.clear()
+            _split_model[0] = classifier
+        kept = _split_kept.get(text)
+        if kept is not None:
+            _split_kept.move_to_end(text)
+            return list(kept)
+    found = _split(text, classifier)
+    with _split_lock:
+        if _split_model[0] is classifier:
+            _split_kept[text] = tuple(found)
+            while len(_split_kept) > SPLIT_CACHE_SIZE:
+                _split_kept.popitem(last=False)
+    return found
+
+
+def _split(text: str, classifier: IntentClassifier) -> list[Request]:
     parts = _parts(text)
     if len(parts) < 2 or len(parts) > MAX_PARTS:
         return []
     found: list[Request] = []
     # every part classified in one vectorized pass (each as ``predict`` of that part alone)
-    for part, prediction in zip(parts, get_classifier().predict_many(parts), strict=True):
+    for part, prediction in zip(parts, classifier.predict_many(parts), strict=True):
         if prediction.intent in _SOCIAL or prediction.confidence < CLARIFY_BELOW:
             continue
         if prediction.confidence < CONFIDENT and (prediction.intent in _HANDOFF or not _sentence(part)):

@@ -398,8 +398,6 @@ class OutboxDispatcher:
         #: each with the wake count at the hand-off (see ``_deliver_chain``), waiting for the round
         self._handed: list[tuple[list[_Claimed], int]] = []
         self._handed_rows = 0
-        #: ids handed off whose ``message.created`` event has not come yet (it wakes no claim)
-        self._handed_ids: dict[int, None] = {}
         self._wakes = 0  # how many times wake() was called
         #: wakes the loop for a wake() or a hand-off (a hand-off alone needs no claim)
         self._kick = asyncio.Event()
@@ -439,6 +437,7 @@ class OutboxDispatcher:
     async def stop(self, timeout: float = 10.0) -> None:
         self._stopping = True
         self._wake.set()
+        self._kick.set()
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
@@ -505,9 +504,6 @@ class OutboxDispatcher:
             chains.setdefault(row.conversation_id, []).append(
                 _Claimed(row.id, row.message_id, row.conversation_id, row.contact_id, Channel(row.channel),
                          row.payload, 0, row.created_at, recipient))
-            self._handed_ids[row.id] = None
-        while len(self._handed_ids) > 4096:  # an event that never came
-            del self._handed_ids[next(iter(self._handed_ids))]
         for conversation_id, chain in chains.items():
             # -1: the transaction has a follower of this chain, so claim once it is sent
             self._handed.append((chain, -1 if conversation_id in followers else self._wakes))
@@ -533,6 +529,9 @@ class OutboxDispatcher:
         """Send one conversation's rows born claimed, in order, each once the one before is sent;
         True when a claim may find due rows afterwards (a row committed while these were being sent
         may be their follower, or one of them was not sent: the rest is released to the claim)."""
+        if any(row.contact is None for row in chain):  # no recipient handed over: the claim reads it
+            await self._release_ids([row.id for row in chain])
+            return True
         with contextlib.ExitStack() as stack:
             for row in chain:  # every row's lease is renewed until its turn comes
                 stack.enter_context(self._sending(row.id))
@@ -547,8 +546,8 @@ class OutboxDispatcher:
     def _on_event(self, event: Event) -> None:
         if event.type == EventType.message_created and event.data.get("direction") == "out" \
                 and not event.data.get("is_internal"):
-            if self._handed_ids.pop(event.data.get("outbox_id"), 0) is None:  # type: ignore[arg-type]
-                return  # born claimed and handed to us: nothing to claim
+            if event.data.get("born_claimed"):
+                return  # leased by its writer and handed to its dispatcher: nothing to claim
             self.wake()
             return
         for select_notice in notice_feeds(self.sessions).values():

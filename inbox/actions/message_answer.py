@@ -88,14 +88,15 @@ async def message_answer(
         {"b_id": conversation.id, "b_state": bot_state, "b_language": language, "b_intent": last_intent,
          "b_now": now} if common else None)
     for (text, _), (message_id, outbox_id, row) in zip(cleaned, written, strict=True):
+        claimed = lease is not None and row["claimed_until"] is not None
         if born is not None:
             born.add(BornRow(outbox_id, message_id, int(conversation.id), row["contact_id"], row["channel"],
-                             row["payload"], now) if lease is not None and row["claimed_until"] is not None else None,
-                     int(conversation.id))
-        collect(session, Event(EventType.message_created.value, conversation.id, {
-            "message_id": message_id, "outbox_id": outbox_id, "direction": Direction.outbound.value,
-            "author": Author.bot.value, "agent_id": None, "is_internal": False, "preview": text[:PREVIEW_CHARS],
-        }))
+                             row["payload"], now) if claimed else None, int(conversation.id))
+        data = {"message_id": message_id, "outbox_id": outbox_id, "direction": Direction.outbound.value,
+                "author": Author.bot.value, "agent_id": None, "is_internal": False, "preview": text[:PREVIEW_CHARS]}
+        if claimed:
+            data["born_claimed"] = True  # no claim to wake (inbox.outbox_handoff)
+        collect(session, Event(EventType.message_created.value, conversation.id, data))
         sent.append(message_id)
     if mark:
         # a loaded object is told the new values as committed ones, so nothing is written twice

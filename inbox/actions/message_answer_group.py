@@ -115,6 +115,7 @@ class AnswerGroup:
             outbox_rows = [self._outbox_row(a, text, payload, reply_ids[i, k])
                            for i, a in enumerate(self._answers) for k, (text, payload) in enumerate(a.replies)]
             born: BornClaimed | None = session.info.get(BORN_CLAIMED)
+            claimed: set[int] = set()  # message ids whose outbox row was born claimed
             leases = {channel: born.lease(channel) for channel in {a.conversation.channel for a in self._answers}} \
                 if born is not None else {}
             if any(lease is not None for lease in leases.values()):
@@ -123,16 +124,16 @@ class AnswerGroup:
                     row |= born_params(row["conversation_id"], row["channel"], row["contact_id"], row["created_at"],
                                        leases[row["channel"]])
                 outbox_ids = {}
-                claimed: dict[int, Any] = {}
                 for o, m, until in await connection.execute(_INSERT_OUTBOX_BORN, outbox_rows):
                     outbox_ids[int(m)] = int(o)
-                    claimed[int(m)] = until
+                    if until is not None:
+                        claimed.add(int(m))
                 for row in outbox_rows:
                     message_id = row["message_id"]
                     assert born is not None
                     born.add(BornRow(outbox_ids[message_id], message_id, row["conversation_id"], row["contact_id"],
                                      row["channel"], row["payload"], row["created_at"])
-                             if claimed[message_id] is not None else None, row["conversation_id"])
+                             if message_id in claimed else None, row["conversation_id"])
             else:
                 outbox_ids = {int(m): int(o) for o, m in await connection.execute(_INSERT_OUTBOX, outbox_rows)}
                 if born is not None:
@@ -141,11 +142,12 @@ class AnswerGroup:
             for i, a in enumerate(self._answers):
                 for k, (text, _) in enumerate(a.replies):
                     message_id = reply_ids[i, k]
-                    collect(session, Event(EventType.message_created.value, a.conversation.id, {
-                        "message_id": message_id, "outbox_id": outbox_ids[message_id],
-                        "direction": Direction.outbound.value, "author": Author.bot.value, "agent_id": None,
-                        "is_internal": False, "preview": text[:PREVIEW_CHARS],
-                    }))
+                    data = {"message_id": message_id, "outbox_id": outbox_ids[message_id],
+                            "direction": Direction.outbound.value, "author": Author.bot.value, "agent_id": None,
+                            "is_internal": False, "preview": text[:PREVIEW_CHARS]}
+                    if message_id in claimed:
+                        data["born_claimed"] = True  # no claim to wake (inbox.outbox_handoff)
+                    collect(session, Event(EventType.message_created.value, a.conversation.id, data))
         await connection.execute(MARK_ANSWERED, [
             {"b_id": a.message_id, "b_intent": a.intent, "b_language": a.language} for a in self._answers])
         sent = [{"b_id": a.conversation.id, "b_state": a.bot_state, "b_language": a.language,

@@ -14,8 +14,10 @@ Rows are written by ``inbox.actions.message_send`` in the transaction that produ
   dispatcher take a row that is being sent, and after a crash the rows that were in flight
   are free again within one lease. With several processes a row may name the one that
   wrote it (``node``): only that one claims it while it lives (:class:`ClaimAffinity`,
-  ``shopdesk.cluster.NodeAffinity``). The send happens outside any transaction; the result is
-  committed afterwards. ``send_timeout`` is only a backstop: the sender's own HTTP timeouts
+  ``shopdesk.cluster.NodeAffinity``). A bot's reply that is the head of its stream may be
+  inserted already claimed and handed over after its commit (``inbox.outbox_handoff``,
+  :meth:`OutboxDispatcher.hand_off`): the same lease, without a claim. The send happens outside
+  any transaction; the result is committed afterwards. ``send_timeout`` is only a backstop: the sender's own HTTP timeouts
   are shorter.
 * **Crash window: at-least-once.** If the process dies after the platform accepted a
   message but before "sent" is committed, that one row is sent again after the lease

@@ -44,6 +44,8 @@ class Sender:
             outcome = outcomes.pop(0)
             if isinstance(outcome, BaseException):
                 raise outcome
+            if isinstance(outcome, asyncio.Event):  # the send hangs until it is set
+                await outcome.wait()
         return f"tg-{len(self.calls)}"
 
     @property
@@ -293,3 +295,23 @@ async def test_a_dispatcher_that_does_not_run_takes_nothing(sessions, bus, sende
     await answer(sessions, born, "idle", ["one"], group=False)
     assert born.rows == [] and born.unclaimed == 1
     assert [r.claimed_until for r in await outbox_rows(sessions)] == [None]
+
+
+async def test_a_reply_committed_while_one_born_claimed_is_sent_follows_it(sessions, dispatcher, sender):
+    """The dispatcher's poll is a minute away: the later row is claimed because the first one's send
+    ended after a wake, not because a poll came."""
+    release = asyncio.Event()
+    sender.script["first"] = [release]
+    born = BornClaimed(dispatcher)
+    contact = await answer(sessions, born, "follow", ["first"], group=False)
+    born.deliver()
+    await wait_for(lambda: sender.texts == ["first"])  # being sent
+    async with sessions() as s:
+        conversation = (await s.exec(select(Conversation).where(col(Conversation.contact_id) == contact))).one()
+        message_send(s, conversation, OutboundPayload("later"), author=Author.agent)
+        await s.commit()
+    await asyncio.sleep(0.2)  # its wake claims nothing: the first is still pending
+    assert sender.texts == ["first"]
+    release.set()
+    await wait_for(lambda: settled(sessions))
+    assert sender.texts == ["first", "later"]

@@ -406,6 +406,7 @@ class OutboxDispatcher:
         #: loop time at which a claim is due whatever happens (the next due row, or a poll)
         self._claim_at = 0.0
         self._claims = 0  # claim transactions run (for the loop, and for tests)
+        self._backlog = False  # the last claim found as many rows as it asked for
         bus.bind(sessions)
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -491,11 +492,15 @@ class OutboxDispatcher:
 
     def accepting(self, channel: Channel) -> bool:
         """Whether a reply on ``channel`` may be born claimed by this dispatcher now: it runs,
-        sends that channel, and has room for it (rows on hand as a claim would keep)."""
+        sends that channel, has a free send slot, and no committed row waits for a claim (a wake
+        not yet claimed, or a claim that found as many rows as it asked for): behind, replies
+        queue in the database and are claimed in order of due time, so new ones never overtake
+        older ones of other conversations by a hand-off."""
         task = self._task
         return (task is not None and not task.done() and not self._stopping and not self._halted
-                and isinstance(self.senders.get(channel), Sender)
-                and len(self._in_flight) + self._handed_rows < max(self.batch_size, 2 * self.concurrency))
+                and not self._wake.is_set() and not self._backlog
+                and len(self._in_flight) + self._handed_rows < self.concurrency
+                and isinstance(self.senders.get(channel), Sender))
 
     def hand_off(self, rows: list[tuple[BornRow, Recipient | None]], followers: set[int]) -> None:
         """Rows a committed transaction inserted already claimed by us: send them without a claim
@@ -640,7 +645,7 @@ class OutboxDispatcher:
                     claimed = await self._claim(room)
                     running.update(loop.create_task(self._deliver(row)) for row in claimed)
                     attempts += len(claimed) + self._start_handed(running, chains)
-                    dirty = len(claimed) >= room  # as many as asked: more may be due
+                    dirty = self._backlog = len(claimed) >= room  # as many as asked: more may be due
                     if not running:
                         break
                     # fewer than asked: nothing more is due until a send finishes (and frees its

@@ -405,6 +405,8 @@ class OutboxDispatcher:
         self._kick = asyncio.Event()
         #: loop time at which a claim is due whatever happens (the next due row, or a poll)
         self._claim_at = 0.0
+        #: loop time at which a row this dispatcher rescheduled (a retry) is due at the earliest
+        self._retry_at = float("inf")
         self._claims = 0  # claim transactions run (for the loop, and for tests)
         self._backlog = False  # the last claim found as many rows as it asked for
         bus.bind(sessions)
@@ -590,6 +592,7 @@ class OutboxDispatcher:
                 await self.run_once(claim=claim)
                 if claim or self._claims != claims:  # else only rows born claimed went: due times as before
                     self._claim_at = loop.time() + await self._next_due_in()
+                    self._retry_at = float("inf")  # the next due row's time includes the retries
                 failures = 0
             except Exception:
                 failures += 1
@@ -599,11 +602,11 @@ class OutboxDispatcher:
             if self._stopping:
                 break
             try:
-                async with asyncio.timeout(max(0.01, self._claim_at - loop.time())):  # no extra task
+                async with asyncio.timeout(max(0.01, min(self._claim_at, self._retry_at) - loop.time())):  # no task
                     await self._kick.wait()
             except TimeoutError:
                 pass
-            claim = self._wake.is_set() or loop.time() >= self._claim_at or failures > 0
+            claim = self._wake.is_set() or loop.time() >= min(self._claim_at, self._retry_at) or failures > 0
 
     # -- one round --------------------------------------------------------------------------
 
@@ -633,7 +636,7 @@ class OutboxDispatcher:
             loop = asyncio.get_running_loop()
             while not self._stopping:
                 attempts += self._start_handed(running, chains)
-                if self._wake.is_set() or loop.time() >= self._claim_at:
+                if self._wake.is_set() or loop.time() >= min(self._claim_at, self._retry_at):
                     dirty = True
                 room = target - len(running)
                 # woken (new rows committed) with room: claim now, they can go out at once; with
@@ -642,6 +645,8 @@ class OutboxDispatcher:
                     self._wake.clear()  # what is committed by now, this claim finds
                     dirty = False
                     self._claim_at = loop.time() + self.poll_interval
+                    if self._retry_at <= loop.time():
+                        self._retry_at = float("inf")  # this claim finds it
                     claimed = await self._claim(room)
                     running.update(loop.create_task(self._deliver(row)) for row in claimed)
                     attempts += len(claimed) + self._start_handed(running, chains)
@@ -664,7 +669,8 @@ class OutboxDispatcher:
                 try:
                     # not dirty: a claim is due at ``_claim_at`` at the latest (a retry due, a poll)
                     done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED,
-                                                 timeout=None if dirty else max(0.0, self._claim_at - loop.time()))
+                                                 timeout=None if dirty else
+                                                 max(0.0, min(self._claim_at, self._retry_at) - loop.time()))
                 finally:
                     if self._woken is not None:
                         self._woken.cancel()
@@ -1086,7 +1092,7 @@ class OutboxDispatcher:
         now = self.clock()
         until = now + timedelta(seconds=delay)
         with contextlib.suppress(RuntimeError):  # the round claims it when due (no claim runs before)
-            self._claim_at = min(self._claim_at, asyncio.get_running_loop().time() + delay)
+            self._retry_at = min(self._retry_at, asyncio.get_running_loop().time() + delay + 0.01)
         values: dict[str, Any] = {"attempts": attempts, "next_attempt_at": until,
                                   "claimed_until": None, "last_error": reason[:500]}
         if row.is_notice and progress:

@@ -494,14 +494,14 @@ class OutboxDispatcher:
 
     def accepting(self, channel: Channel) -> bool:
         """Whether a reply on ``channel`` may be born claimed by this dispatcher now: it runs,
-        sends that channel, has a free send slot, and no committed row waits for a claim (a wake
-        not yet claimed, or a claim that found as many rows as it asked for): behind, replies
-        queue in the database and are claimed in order of due time, so new ones never overtake
-        older ones of other conversations by a hand-off."""
+        sends that channel, has room among the rows it keeps on hand (they wait for a send slot
+        in order), and is not behind (its last claim found as many due rows as it asked for:
+        then replies queue in the database and are claimed in due order, so a new one never
+        overtakes older ones of other conversations by a hand-off)."""
         task = self._task
         return (task is not None and not task.done() and not self._stopping and not self._halted
-                and not self._wake.is_set() and not self._backlog
-                and len(self._in_flight) + self._handed_rows < self.concurrency
+                and not self._backlog
+                and len(self._in_flight) + self._handed_rows < max(self.batch_size, 2 * self.concurrency)
                 and isinstance(self.senders.get(channel), Sender))
 
     def hand_off(self, rows: list[tuple[BornRow, Recipient | None]], followers: set[int]) -> None:

@@ -10,8 +10,8 @@ A reply row is born claimed only when that is exactly what a claim would do at t
   was before the statement, so the replies of one turn share the decision and go out in order,
   one after the other, as one chain);
 * no stored :class:`~inbox.models.DeliveryHold` (a 429's wait) covers its recipient or channel;
-* this process's dispatcher runs, sends that channel, has a free send slot and no committed row
-  waiting for a claim (``OutboxDispatcher.accepting``: behind, replies queue in the database and
+* this process's dispatcher runs, sends that channel, has room among the rows it keeps on hand
+  and is not behind (``OutboxDispatcher.accepting``: behind, replies queue in the database and
   are claimed in due order, so a new one never overtakes older ones by a hand-off).
 
 The lease is the claim's (``claimed_until = now + lease_seconds``; the row names its process in

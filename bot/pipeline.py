@@ -47,6 +47,7 @@ from inbox.actions.message_send import message_send
 from inbox.events import Event, EventBus
 from inbox.messages import OutboundPayload
 from inbox.models import Author, Contact, Conversation, Message, Owner, Priority
+from inbox.outbox_handoff import BORN_CLAIMED, BornClaimed, HandOff
 from inbox.replies import render_reply
 from shopbase import stagetrace
 from shopbase.dberrors import is_database_unavailable
@@ -137,6 +138,10 @@ class Pipeline:
         #: dispatcher's ``wake``), so they are claimed before the loop moves on to the next batch
         #: rather than when the event bus's pump gets its turn; must not raise
         self.on_commit: Callable[[], None] | None = None
+        #: the outbox dispatcher that takes replies born claimed (``inbox.outbox_handoff``): a turn
+        #: inserts its replies already leased when the dispatcher can send them at once, and hands
+        #: them over after the commit (no claim transaction). None: every reply is claimed
+        self.handoff: HandOff | None = None
 
     async def process(self, message_id: int) -> None:
         try:
@@ -167,6 +172,7 @@ class Pipeline:
         done: list[TurnStats] = []
         try:
             async with self.sessions() as session:
+                born = self._born(session)
                 # every turn's rows in one read; the common turns' answers written together
                 loaded = {int(row[0].id): row for row in
                           (await session.exec(self._batch_rows, params={"b_ids": message_ids})).all()}
@@ -181,8 +187,7 @@ class Pipeline:
                     _UNDERSTOOD.reset(ahead)
                 await group.write(session)
                 await session.commit()
-            if self.on_commit is not None:
-                self.on_commit()
+            self._committed(born, True)
             if stagetrace.ENABLED:
                 stagetrace.mark_many("answered", message_ids)
         except Exception as exc:
@@ -204,14 +209,32 @@ class Pipeline:
 
     async def _process(self, message_id: int) -> None:
         async with self.sessions() as session:
+            born = self._born(session)
             stats = await self._turn(session, message_id)
             await session.commit()
-        if self.on_commit is not None and stats is not None:
-            self.on_commit()
+        self._committed(born, stats is not None)
         if stagetrace.ENABLED:
             stagetrace.mark("answered", message_id)
         if stats is not None:
             self._observe(stats)
+
+    def _born(self, session: AsyncSession) -> BornClaimed | None:
+        """The transaction's collector of replies born claimed (None: no dispatcher takes them)."""
+        if self.handoff is None:
+            return None
+        born = session.info[BORN_CLAIMED] = BornClaimed(self.handoff)
+        return born
+
+    def _committed(self, born: BornClaimed | None, wrote: bool) -> None:
+        """After the commit: wake the dispatcher for the replies it must claim, then hand it the
+        ones born claimed (in that order: the wake is not news to those)."""
+        if self.on_commit is not None and wrote and (born is None or born.needs_claim):
+            self.on_commit()
+        if born is not None:
+            try:
+                born.deliver()
+            except Exception:  # never fails the turn: the rows' leases run out and they are claimed
+                log.exception("handing replies to the outbox failed")
 
     @staticmethod
     def _understand_batch(rows: list[Any]) -> _Understood:
@@ -273,6 +296,11 @@ class Pipeline:
             hostile=bool(nlu and nlu.hostile),
         )
         await respond(turn)
+        born: BornClaimed | None = session.info.get(BORN_CLAIMED)
+        if born is not None:
+            born.know(contact)
+            if turn.escalation is not None or turn.alerts:
+                born.other_effects = True  # notices may be written: the dispatcher claims them
         await self._write_turn(session, turn, message, group)
         escalation = turn.escalation
         return TurnStats(

@@ -14,8 +14,10 @@ Rows are written by ``inbox.actions.message_send`` in the transaction that produ
   dispatcher take a row that is being sent, and after a crash the rows that were in flight
   are free again within one lease. With several processes a row may name the one that
   wrote it (``node``): only that one claims it while it lives (:class:`ClaimAffinity`,
-  ``shopdesk.cluster.NodeAffinity``). The send happens outside any transaction; the result is
-  committed afterwards. ``send_timeout`` is only a backstop: the sender's own HTTP timeouts
+  ``shopdesk.cluster.NodeAffinity``). A bot's reply that is the head of its stream may be
+  inserted already claimed and handed over after its commit (``inbox.outbox_handoff``,
+  :meth:`OutboxDispatcher.hand_off`): the same lease, without a claim. The send happens outside
+  any transaction; the result is committed afterwards. ``send_timeout`` is only a backstop: the sender's own HTTP timeouts
   are shorter.
 * **Crash window: at-least-once.** If the process dies after the platform accepted a
   message but before "sent" is committed, that one row is sent again after the lease
@@ -108,6 +110,7 @@ from inbox.models import (
     OutboxMessage,
     OutboxStatus,
 )
+from inbox.outbox_handoff import BornRow, RecipientRow
 from shopbase import stagetrace
 from shopbase.clock import utcnow
 
@@ -269,17 +272,9 @@ class ClaimAffinity(Protocol):
     def params(self, now: datetime) -> dict[str, Any]: ...
 
 
-@dataclass(frozen=True, slots=True)
-class _Recipient:
-    """The contact a claimed row goes to, as its :class:`~inbox.channels.Sender` sees it
-    (:class:`~inbox.channels.Recipient`): read with Core, no ORM object per send."""
-
-    id: int
-    channel: Channel
-    external_id: str
-    display_name: str
-    username: str | None
-    language: str | None
+#: the contact a claimed row goes to, as its :class:`~inbox.channels.Sender` sees it
+#: (:class:`~inbox.channels.Recipient`): read with Core, no ORM object per send
+_Recipient = RecipientRow
 
 
 _OUTBOX: sa.Table = OutboxMessage.__table__  # type: ignore[attr-defined]
@@ -401,6 +396,19 @@ class OutboxDispatcher:
         #: set when a round fails (typically: a send's result could not be written, the database is
         #: away): the claimed rows not sent yet are not sent in that round (see run_once)
         self._halted = False
+        #: replies born claimed (``inbox.outbox_handoff``), one chain per conversation in id order,
+        #: each with the wake count at the hand-off (see ``_deliver_chain``), waiting for the round
+        self._handed: list[tuple[list[_Claimed], int]] = []
+        self._handed_rows = 0
+        self._wakes = 0  # how many times wake() was called
+        #: wakes the loop for a wake() or a hand-off (a hand-off alone needs no claim)
+        self._kick = asyncio.Event()
+        #: loop time at which a claim is due whatever happens (the next due row, or a poll)
+        self._claim_at = 0.0
+        #: loop time at which a row this dispatcher rescheduled (a retry) is due at the earliest
+        self._retry_at = float("inf")
+        self._claims = 0  # claim transactions run (for the loop, and for tests)
+        self._backlog = False  # the last claim found as many rows as it asked for
         bus.bind(sessions)
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -434,6 +442,7 @@ class OutboxDispatcher:
     async def stop(self, timeout: float = 10.0) -> None:
         self._stopping = True
         self._wake.set()
+        self._kick.set()
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
@@ -455,6 +464,18 @@ class OutboxDispatcher:
             log.exception("outbox dispatcher ended with an error")
         finally:
             await self._stop_heartbeat()
+            await self._release_handed()
+
+    async def _release_handed(self) -> None:
+        """Stopping with replies handed over but not started: their claims go (they are sent by
+        whoever runs next, at once rather than after the lease)."""
+        handed, self._handed, self._handed_rows = self._handed, [], 0
+        ids = [row.id for chain, _ in handed for row in chain]
+        if ids:
+            try:
+                await self._release_ids(ids)
+            except Exception as exc:  # their leases run out
+                log.warning("releasing %d handed outbox row(s) failed (%s)", len(ids), type(exc).__name__)
 
     async def _stop_heartbeat(self) -> None:
         beat, self._heartbeat = self._heartbeat, None
@@ -463,13 +484,79 @@ class OutboxDispatcher:
             await asyncio.gather(beat, return_exceptions=True)
 
     def wake(self) -> None:
+        self._wakes += 1
         self._wake.set()
+        self._kick.set()
         if self._woken is not None and not self._woken.done():
             self._woken.set_result(None)
+
+    # -- replies born claimed (``inbox.outbox_handoff``) --------------------------------------
+
+    def accepting(self, channel: Channel) -> bool:
+        """Whether a reply on ``channel`` may be born claimed by this dispatcher now: it runs,
+        sends that channel, has room among the rows it keeps on hand (they wait for a send slot
+        in order), and is not behind (its last claim found as many due rows as it asked for:
+        then replies queue in the database and are claimed in due order, so a new one never
+        overtakes older ones of other conversations by a hand-off)."""
+        task = self._task
+        return (task is not None and not task.done() and not self._stopping and not self._halted
+                and not self._backlog
+                and len(self._in_flight) + self._handed_rows < max(self.batch_size, 2 * self.concurrency)
+                and isinstance(self.senders.get(channel), Sender))
+
+    def hand_off(self, rows: list[tuple[BornRow, Recipient | None]], followers: set[int]) -> None:
+        """Rows a committed transaction inserted already claimed by us: send them without a claim
+        (in id order per conversation, one after the other). ``followers``: conversations with a
+        later row of that transaction that was not born claimed (claimed once these are sent)."""
+        chains: dict[int, list[_Claimed]] = {}
+        for row, recipient in rows:
+            chains.setdefault(row.conversation_id, []).append(
+                _Claimed(row.id, row.message_id, row.conversation_id, row.contact_id, Channel(row.channel),
+                         row.payload, 0, row.created_at, recipient))
+        for conversation_id, chain in chains.items():
+            # -1: the transaction has a follower of this chain, so claim once it is sent
+            self._handed.append((chain, -1 if conversation_id in followers else self._wakes))
+            self._handed_rows += len(chain)
+        if stagetrace.ENABLED:
+            stagetrace.mark_many("claimed", chains)
+        self._kick.set()
+        if self._woken is not None and not self._woken.done():
+            self._woken.set_result(None)
+
+    def _start_handed(self, running: set[asyncio.Future[Any]], chains: set[asyncio.Future[Any]]) -> int:
+        if not self._handed:
+            return 0
+        handed, self._handed, self._handed_rows = self._handed, [], 0
+        loop = asyncio.get_running_loop()
+        for chain, wakes in handed:
+            task = loop.create_task(self._deliver_chain(chain, wakes))
+            running.add(task)
+            chains.add(task)
+        return sum(len(chain) for chain, _ in handed)
+
+    async def _deliver_chain(self, chain: list[_Claimed], wakes: int) -> bool:
+        """Send one conversation's rows born claimed, in order, each once the one before is sent;
+        True when a claim may find due rows afterwards (a row committed while these were being sent
+        may be their follower, or one of them was not sent: the rest is released to the claim)."""
+        if any(row.contact is None for row in chain):  # no recipient handed over: the claim reads it
+            await self._release_ids([row.id for row in chain])
+            return True
+        with contextlib.ExitStack() as stack:
+            for row in chain:  # every row's lease is renewed until its turn comes
+                stack.enter_context(self._sending(row.id))
+            for index, row in enumerate(chain):
+                if not await self._deliver(row):
+                    rest = [later.id for later in chain[index + 1:]]
+                    if rest and not self._halted:
+                        await self._release_ids(rest)
+                    return True
+        return self._wakes != wakes
 
     def _on_event(self, event: Event) -> None:
         if event.type == EventType.message_created and event.data.get("direction") == "out" \
                 and not event.data.get("is_internal"):
+            if event.data.get("born_claimed"):
+                return  # leased by its writer and handed to its dispatcher: nothing to claim
             self.wake()
             return
         for select_notice in notice_feeds(self.sessions).values():
@@ -496,27 +583,34 @@ class OutboxDispatcher:
 
     async def _run(self) -> None:
         failures = 0
+        claim = True
+        loop = asyncio.get_running_loop()
         while not self._stopping:
-            self._wake.clear()
+            self._kick.clear()
             try:
-                await self.run_once()
-                delay = await self._next_due_in()
+                claims = self._claims
+                await self.run_once(claim=claim)
+                if claim or self._claims != claims:  # else only rows born claimed went: due times as before
+                    self._claim_at = loop.time() + await self._next_due_in()
+                    self._retry_at = float("inf")  # the next due row's time includes the retries
                 failures = 0
             except Exception:
                 failures += 1
                 delay = min(self.poll_interval, 0.5 * 2**failures)
+                self._claim_at = loop.time() + delay
                 log.exception("outbox dispatcher round failed; retrying in %.1fs", delay)
             if self._stopping:
                 break
             try:
-                async with asyncio.timeout(max(0.01, delay)):  # no extra task (wait_for makes one)
-                    await self._wake.wait()
+                async with asyncio.timeout(max(0.01, min(self._claim_at, self._retry_at) - loop.time())):  # no task
+                    await self._kick.wait()
             except TimeoutError:
                 pass
+            claim = self._wake.is_set() or loop.time() >= min(self._claim_at, self._retry_at) or failures > 0
 
     # -- one round --------------------------------------------------------------------------
 
-    async def run_once(self) -> int:
+    async def run_once(self, *, claim: bool = True) -> int:
         """Send every row that is due now (conversation heads, round after round).
 
         A pipeline rather than rounds: up to ``max(batch_size, 2 × concurrency)`` claimed rows
@@ -525,38 +619,58 @@ class OutboxDispatcher:
         send never holds up the others and the sends never wait for a claim. A row whose
         conversation has an earlier row still pending is not a head and is not claimed, so
         order per conversation is kept while the earlier one is in flight. Rows committed while
-        the round waits for its sends (``wake``) are claimed at once when there is room."""
+        the round waits for its sends (``wake``) are claimed at once when there is room.
+
+        Replies born claimed (``hand_off``) are sent as they come, without a claim. A claim runs
+        only when it may find something (``claim``: at the start; a wake; a claimed row's send
+        done, which may free its conversation's next row; a full claim; a row handed over done
+        after a wake; the next due time): with only rows born claimed coming, none."""
         attempts = 0
         self._halted = False
         target = max(self.batch_size, 2 * self.concurrency)
         refill = max(1, target // 4)
-        running: set[asyncio.Future[None]] = set()
+        running: set[asyncio.Future[Any]] = set()
+        chains: set[asyncio.Future[Any]] = set()  # the tasks of rows born claimed
+        dirty = claim  # a claim may find due rows
         try:
             loop = asyncio.get_running_loop()
             while not self._stopping:
+                attempts += self._start_handed(running, chains)
+                if self._wake.is_set() or loop.time() >= min(self._claim_at, self._retry_at):
+                    dirty = True
                 room = target - len(running)
-                # woken (new rows committed) with a send slot free: claim now, they can go out at
-                # once; with every slot busy they would only wait on hand, so claims stay batched
-                idle_slots = len(running) < self.concurrency
-                if not running or room >= refill or (idle_slots and self._wake.is_set()):
+                # woken (new rows committed) with room: claim now, they can go out at once; with
+                # most of the rows on hand still to send they would only wait, so claims stay batched
+                if dirty and room >= refill:
                     self._wake.clear()  # what is committed by now, this claim finds
+                    dirty = False
+                    self._claim_at = loop.time() + self.poll_interval
+                    if self._retry_at <= loop.time():
+                        self._retry_at = float("inf")  # this claim finds it
                     claimed = await self._claim(room)
                     running.update(loop.create_task(self._deliver(row)) for row in claimed)
-                    attempts += len(claimed)
+                    attempts += len(claimed) + self._start_handed(running, chains)
+                    dirty = self._backlog = len(claimed) >= room  # as many as asked: more may be due
                     if not running:
                         break
                     # fewer than asked: nothing more is due until a send finishes (and frees its
                     # conversation's next row)
                     if len(claimed) < room and attempts >= 100 * target:
                         break  # a long run: the loop around looks again at once
-                waiting: set[asyncio.Future[None]] = set(running)
+                elif not running:
+                    break
+                waiting: set[asyncio.Future[Any]] = set(running)
+                waiter: asyncio.Future[None] | None = None
                 if len(running) < self.concurrency:  # a wake can start a claim: wait for it too
                     waiter = self._woken = loop.create_future()
-                    if self._wake.is_set():
+                    if self._wake.is_set() or self._handed:
                         waiter.set_result(None)  # woken during the claim (PostgreSQL: it awaits)
                     waiting.add(waiter)
                 try:
-                    done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                    # not dirty: a claim is due at ``_claim_at`` at the latest (a retry due, a poll)
+                    done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED,
+                                                 timeout=None if dirty else
+                                                 max(0.0, min(self._claim_at, self._retry_at) - loop.time()))
                 finally:
                     if self._woken is not None:
                         self._woken.cancel()
@@ -565,6 +679,14 @@ class OutboxDispatcher:
                 failed = [e for t in done if not t.cancelled() and (e := t.exception()) is not None]
                 if failed:
                     raise failed[0]
+                for task in done:
+                    if task is waiter:
+                        continue
+                    if task in chains:  # rows born claimed: see _deliver_chain
+                        chains.discard(task)
+                        dirty = dirty or (not task.cancelled() and bool(task.result()))
+                    else:  # a claimed row's send done: its conversation's next row may be due
+                        dirty = True
         except asyncio.CancelledError:
             for task in running:  # killed mid-send: the sends die with the round (their leases run out)
                 task.cancel()
@@ -639,6 +761,7 @@ class OutboxDispatcher:
         """Claim up to ``limit`` (default ``batch_size``) due heads in one transaction."""
         if not self.senders:
             return []
+        self._claims += 1
         limit = max(1, limit if limit is not None else self.batch_size)
         now = self.clock()
         lease_end = now + timedelta(seconds=self.lease_seconds)
@@ -731,15 +854,17 @@ class OutboxDispatcher:
 
     # -- one row ----------------------------------------------------------------------------
 
-    async def _deliver(self, row: _Claimed) -> None:
+    async def _deliver(self, row: _Claimed) -> bool:
+        """True when the row was sent (and marked so). From the claim until its result is
+        written the row is ours: the heartbeat renews its lease also while it waits for a slot."""
         # from the claim until its result is written the row is ours: the heartbeat renews its
         # lease also while it waits for a free send slot
         with self._sending(row.id):
             try:
                 if row.is_notice:
                     await self._deliver_notice(row)
-                else:
-                    await self._deliver_message(row)
+                    return False  # never handed over: the answer is not used
+                return await self._deliver_message(row)
             except Exception:
                 # a result could not be written (the database is away): the round's rows claimed
                 # but not sent yet stay unsent (their leases run out, they are claimed again), so
@@ -748,21 +873,21 @@ class OutboxDispatcher:
                 self._halted = True
                 raise
 
-    async def _deliver_message(self, row: _Claimed) -> None:
+    async def _deliver_message(self, row: _Claimed) -> bool:
         async with self._semaphore:
             if self._halted:
-                return
+                return False
             sender = self.senders.get(row.channel)
             contact = row.contact
             if sender is None:  # unregistered since the claim: leave it pending
                 await self._release(row)
-                return
+                return False
             if contact is None:
                 await self._give_up(row, "contact is gone", blocked=False)
-                return
+                return False
             if not isinstance(sender, Sender):
                 await self._give_up(row, "the channel's sender takes notices only", blocked=False)
-                return
+                return False
             payload = dataclasses.replace(OutboundPayload.from_json(row.payload), message_id=row.message_id)
             if stagetrace.ENABLED:
                 stagetrace.mark("sending", row.conversation_id or 0)
@@ -787,6 +912,8 @@ class OutboxDispatcher:
                 await self._retry(row, None, type(exc).__name__)
             else:
                 await self._mark_sent(row, platform_id)
+                return True
+            return False
 
     async def _deliver_notice(self, row: _Claimed) -> None:
         async with self._semaphore:
@@ -877,14 +1004,18 @@ class OutboxDispatcher:
             yield session
 
     async def _release(self, row: _Claimed) -> None:
+        await self._release_ids([row.id])
+
+    async def _release_ids(self, ids: list[int]) -> None:
         async with self._result_session() as session:
             await session.exec(
                 sa.update(OutboxMessage)
-                .where(col(OutboxMessage.id) == row.id, col(OutboxMessage.status) == OutboxStatus.pending)
+                .where(col(OutboxMessage.id).in_(ids), col(OutboxMessage.status) == OutboxStatus.pending)
                 .values(claimed_until=None)
                 .execution_options(synchronize_session=False)
             )
             await session.commit()
+        self.wake()  # free for a claim now
 
     async def _mark_sent(self, row: _Claimed, platform_id: Any) -> None:
         """Record a successful send. Sends that finish together are committed together (group
@@ -960,6 +1091,8 @@ class OutboxDispatcher:
                                                                    cap=self.max_backoff)
         now = self.clock()
         until = now + timedelta(seconds=delay)
+        with contextlib.suppress(RuntimeError):  # the round claims it when due (no claim runs before)
+            self._retry_at = min(self._retry_at, asyncio.get_running_loop().time() + delay + 0.01)
         values: dict[str, Any] = {"attempts": attempts, "next_attempt_at": until,
                                   "claimed_until": None, "last_error": reason[:500]}
         if row.is_notice and progress:

@@ -242,6 +242,8 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
     runtime.dispatcher = OutboxDispatcher(sessions, senders, bus, send_timeout=settings.telegram_read_timeout + 60,
                                           concurrency=settings.outbox_concurrency, affinity=runtime.affinity)
     runtime.pipeline.on_commit = runtime.dispatcher.wake  # the replies just committed: claim them now
+    if settings.outbox_born_claimed:  # ... or send them without a claim (inbox.outbox_handoff)
+        runtime.pipeline.handoff = runtime.dispatcher
     if runtime.fanout is not None and runtime.affinity is not None:
         runtime.affinity.install(engine)
         runtime.affinity.follow(bus)

@@ -95,6 +95,9 @@ class Settings(BaseSettings):
     # network; it also widens the crash window: a process killed mid-send may repeat up to this many
     # replies (tests/test_fault_cluster.py bounds it at 20 a kill), so keep it modest
     outbox_concurrency: int = Field(default=16, ge=1, le=1024)
+    # a bot turn inserts its replies already claimed by this process's outbox dispatcher when they can
+    # go out at once, and hands them over after the commit: no claim transaction (inbox.outbox_handoff)
+    outbox_born_claimed: bool = True
     telegram_keepalive_seconds: float = Field(default=30.0, ge=0, le=3600)
     # how long a send waits for the Bot API's answer; after it the outcome is unknown and the
     # message is not sent again (no duplicate check on Telegram), so keep it well above its worst case

@@ -20,6 +20,7 @@ from inbox.actions.base import PREVIEW_CHARS, touch
 from inbox.events import Event, EventType, collect
 from inbox.messages import OutboundPayload
 from inbox.models import Author, Conversation, Direction, Message, OutboxMessage, OutboxStatus
+from inbox.outbox_handoff import BORN_CLAIMED, BornClaimed, BornRow, born_claimed_value, born_params
 from shopbase.clock import utcnow
 from shopbase.text import clean_text
 
@@ -28,6 +29,12 @@ __all__ = ["ANSWER_CONVERSATION", "ANSWER_CONVERSATION_SENT", "MARK_ANSWERED", "
 
 _INSERT_MESSAGE = Message.__table__.insert().returning(Message.__table__.c.id)  # type: ignore[attr-defined]
 _INSERT_OUTBOX = OutboxMessage.__table__.insert().returning(OutboxMessage.__table__.c.id)  # type: ignore[attr-defined]
+#: the first reply's outbox row, born claimed when it is the head of its stream (``inbox.outbox_handoff``)
+_INSERT_OUTBOX_BORN = (
+    OutboxMessage.__table__.insert()  # type: ignore[attr-defined]
+    .values(claimed_until=born_claimed_value())
+    .returning(OutboxMessage.__table__.c.id, OutboxMessage.__table__.c.claimed_until)  # type: ignore[attr-defined]
+)
 
 
 def loaded_unchanged(row: Any) -> bool:
@@ -69,20 +76,27 @@ async def message_answer(
     mark = message.id is not None and loaded_unchanged(message)
     # the handlers changed nothing else on the conversation (the common turn): its UPDATE too
     common = not sa.inspect(conversation).modified
+    born: BornClaimed | None = session.info.get(BORN_CLAIMED)
+    lease = born.lease(conversation.channel) if born is not None and cleaned else None
     connection = await session.connection()
     # every statement of the answer in ONE greenlet hop on the session's connection (one
     # ``run_sync``, not an ORM ``Session.execute`` and a hop per statement: the alone turn's
     # main cost at low load); the same statements, in the same order, as before
-    written: list[tuple[int, int]] = await connection.run_sync(
-        _write_answer, conversation, cleaned, now,
+    written: list[tuple[int, int, dict[str, Any]]] = await connection.run_sync(
+        _write_answer, conversation, cleaned, now, lease,
         {"b_id": message.id, "b_intent": intent, "b_language": language} if mark else None,
         {"b_id": conversation.id, "b_state": bot_state, "b_language": language, "b_intent": last_intent,
          "b_now": now} if common else None)
-    for (text, _), (message_id, outbox_id) in zip(cleaned, written, strict=True):
-        collect(session, Event(EventType.message_created.value, conversation.id, {
-            "message_id": message_id, "outbox_id": outbox_id, "direction": Direction.outbound.value,
-            "author": Author.bot.value, "agent_id": None, "is_internal": False, "preview": text[:PREVIEW_CHARS],
-        }))
+    for (text, _), (message_id, outbox_id, row) in zip(cleaned, written, strict=True):
+        claimed = lease is not None and row["claimed_until"] is not None
+        if born is not None:
+            born.add(BornRow(outbox_id, message_id, int(conversation.id), row["contact_id"], row["channel"],
+                             row["payload"], now) if claimed else None, int(conversation.id))
+        data = {"message_id": message_id, "outbox_id": outbox_id, "direction": Direction.outbound.value,
+                "author": Author.bot.value, "agent_id": None, "is_internal": False, "preview": text[:PREVIEW_CHARS]}
+        if claimed:
+            data["born_claimed"] = True  # no claim to wake (inbox.outbox_handoff)
+        collect(session, Event(EventType.message_created.value, conversation.id, data))
         sent.append(message_id)
     if mark:
         # a loaded object is told the new values as committed ones, so nothing is written twice
@@ -110,12 +124,15 @@ async def message_answer(
 
 
 def _write_answer(connection: sa.Connection, conversation: Conversation, cleaned: list[tuple[str, OutboundPayload]],
-                  now: datetime, mark: dict[str, Any] | None, common: dict[str, Any] | None) -> list[tuple[int, int]]:
+                  now: datetime, lease: datetime | None, mark: dict[str, Any] | None,
+                  common: dict[str, Any] | None) -> list[tuple[int, int, dict[str, Any]]]:
     """``message_answer``'s statements, run in one greenlet (``AsyncConnection.run_sync``):
     each reply's message and outbox row, then the mark and the conversation's UPDATE (None:
-    the caller leaves that one to the ORM); the (message id, outbox id) of every reply."""
-    written: list[tuple[int, int]] = []
-    for text, payload in cleaned:
+    the caller leaves that one to the ORM); the (message id, outbox id, outbox row) of every
+    reply. With a ``lease`` the first reply's row is born claimed if it is the head of its
+    stream, and the turn's other replies follow that decision (they go out after it, in order)."""
+    written: list[tuple[int, int, dict[str, Any]]] = []
+    for index, (text, payload) in enumerate(cleaned):
         message_id = int(connection.execute(_INSERT_MESSAGE, {
             "conversation_id": conversation.id, "channel": conversation.channel,
             "direction": Direction.outbound, "author": Author.bot, "agent_id": None, "is_internal": False,
@@ -124,15 +141,24 @@ def _write_answer(connection: sa.Connection, conversation: Conversation, cleaned
             "dedupe_key": None, "channel_message_id": None, "intent": None, "postback": None,
             "start_payload": None, "processed": True, "delivery_status": "pending", "created_at": now,
         }).scalar_one())
-        outbox_id = int(connection.execute(_INSERT_OUTBOX, {
+        row: dict[str, Any] = {
             "message_id": message_id, "conversation_id": conversation.id,
             "contact_id": conversation.contact_id, "channel": conversation.channel,
             "payload": OutboundPayload(text, payload.quick_replies, payload.attachments,
                                        author=Author.bot.value).to_json(),
             "status": OutboxStatus.pending, "attempts": 0, "next_attempt_at": now, "claimed_until": None,
             "last_error": None, "channel_message_id": None, "sent_at": None, "created_at": now,
-        }).scalar_one())
-        written.append((message_id, outbox_id))
+        }
+        if lease is not None and index == 0:
+            del row["claimed_until"]  # the statement decides it
+            found = connection.execute(_INSERT_OUTBOX_BORN, row | born_params(
+                int(conversation.id or 0), conversation.channel, conversation.contact_id, now, lease)).one()
+            outbox_id, row["claimed_until"] = int(found[0]), found[1]
+            lease = lease if found[1] is not None else None  # the later replies: as the first one
+        else:
+            row["claimed_until"] = lease if index else None
+            outbox_id = int(connection.execute(_INSERT_OUTBOX, row).scalar_one())
+        written.append((message_id, outbox_id, row))
     if mark is not None:
         connection.execute(MARK_ANSWERED, mark)
     if common is not None:

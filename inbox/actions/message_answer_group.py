@@ -32,6 +32,7 @@ from inbox.actions.message_answer import (
 from inbox.events import Event, EventType, collect
 from inbox.messages import OutboundPayload
 from inbox.models import Author, Conversation, Direction, Message, OutboxMessage, OutboxStatus
+from inbox.outbox_handoff import BORN_CLAIMED, BornClaimed, BornRow, born_claimed_value, born_params
 from shopbase.clock import utcnow
 from shopbase.rows import saved_id
 from shopbase.text import clean_text
@@ -43,6 +44,10 @@ _OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
 #: multi-row INSERTs (SQLAlchemy's "insertmanyvalues"); each returned id comes with what says whose it is
 _INSERT_MESSAGES = sa.insert(_MESSAGE).returning(_MESSAGE.c.id, _MESSAGE.c.conversation_id)
 _INSERT_OUTBOX = sa.insert(_OUTBOX).returning(_OUTBOX.c.id, _OUTBOX.c.message_id)
+#: the same, each row born claimed when it is the head of its stream (``inbox.outbox_handoff``): the
+#: rows of one statement all see the table as it was before it, so a turn's replies share the decision
+_INSERT_OUTBOX_BORN = (sa.insert(_OUTBOX).values(claimed_until=born_claimed_value())
+                       .returning(_OUTBOX.c.id, _OUTBOX.c.message_id, _OUTBOX.c.claimed_until))
 
 
 @dataclass(frozen=True)
@@ -111,15 +116,40 @@ class AnswerGroup:
         if reply_ids:
             outbox_rows = [self._outbox_row(a, text, payload, reply_ids[i, k])
                            for i, a in enumerate(self._answers) for k, (text, payload) in enumerate(a.replies)]
-            outbox_ids = {int(m): int(o) for o, m in await connection.execute(_INSERT_OUTBOX, outbox_rows)}
+            born: BornClaimed | None = session.info.get(BORN_CLAIMED)
+            claimed: set[int] = set()  # message ids whose outbox row was born claimed
+            leases = {channel: born.lease(channel) for channel in {a.conversation.channel for a in self._answers}} \
+                if born is not None else {}
+            if any(lease is not None for lease in leases.values()):
+                for row in outbox_rows:
+                    del row["claimed_until"]  # the statement decides it
+                    row |= born_params(row["conversation_id"], row["channel"], row["contact_id"], row["created_at"],
+                                       leases[row["channel"]])
+                outbox_ids = {}
+                for o, m, until in await connection.execute(_INSERT_OUTBOX_BORN, outbox_rows):
+                    outbox_ids[int(m)] = int(o)
+                    if until is not None:
+                        claimed.add(int(m))
+                for row in outbox_rows:
+                    message_id = row["message_id"]
+                    assert born is not None
+                    born.add(BornRow(outbox_ids[message_id], message_id, row["conversation_id"], row["contact_id"],
+                                     row["channel"], row["payload"], row["created_at"])
+                             if message_id in claimed else None, row["conversation_id"])
+            else:
+                outbox_ids = {int(m): int(o) for o, m in await connection.execute(_INSERT_OUTBOX, outbox_rows)}
+                if born is not None:
+                    for row in outbox_rows:
+                        born.add(None, row["conversation_id"])
             for i, a in enumerate(self._answers):
                 for k, (text, _) in enumerate(a.replies):
                     message_id = reply_ids[i, k]
-                    collect(session, Event(EventType.message_created.value, a.conversation.id, {
-                        "message_id": message_id, "outbox_id": outbox_ids[message_id],
-                        "direction": Direction.outbound.value, "author": Author.bot.value, "agent_id": None,
-                        "is_internal": False, "preview": text[:PREVIEW_CHARS],
-                    }))
+                    data = {"message_id": message_id, "outbox_id": outbox_ids[message_id],
+                            "direction": Direction.outbound.value, "author": Author.bot.value, "agent_id": None,
+                            "is_internal": False, "preview": text[:PREVIEW_CHARS]}
+                    if message_id in claimed:
+                        data["born_claimed"] = True  # no claim to wake (inbox.outbox_handoff)
+                    collect(session, Event(EventType.message_created.value, a.conversation.id, data))
         await connection.execute(MARK_ANSWERED, [
             {"b_id": a.message_id, "b_intent": a.intent, "b_language": a.language} for a in self._answers])
         sent = [{"b_id": a.conversation.id, "b_state": a.bot_state, "b_language": a.language,

@@ -264,6 +264,7 @@ async def test_wake_snoozed_wakes_only_due_conversations(sessions, published, bu
             conv = await s.get(Conversation, rid)
             await conversation_status(s, conv, "snoozed", by=None, snoozed_until=utc(hours=hours))
         await s.commit()
+    await bus.wait_idle()  # the events of the set-up are published by the bus's task, not by the actions
     published.clear()
     async with sessions() as s:
         woken = await conversation_wake_snoozed(s, utc(hours=2))
@@ -301,6 +302,7 @@ async def test_inbound_message_makes_a_blocked_contact_reachable_again(sessions)
 
 async def test_add_outbound_writes_message_and_pending_outbox_in_callers_transaction(sessions, published, bus):
     r = await message_record(sessions, inbound("u1"))
+    await bus.wait_idle()
     published.clear()
     payload = OutboundPayload("Pick one", quick_replies=(QuickReply("Yes", "y"),),
                               attachments=(Attachment("file", "label.pdf", url="https://x.test/l.pdf"),))

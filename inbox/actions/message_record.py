@@ -33,6 +33,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.orm import Session
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -398,10 +399,10 @@ async def _record_into_open_conversation(session: AsyncSession, c: _Inbound, now
     four too (the same read, then ``_write_first_message``'s inserts). Anything else (a known
     customer with a snoozed, pending or resolved conversation, one whose SLA clock must start)
     returns None for the general path below."""
-    connection = await session.connection()
     # the statements in ONE greenlet hop on the session's connection (``run_sync``), not an
-    # ORM ``Session.execute`` and a hop each: a message recorded alone is the common case at low load
-    written = await connection.run_sync(_write_into_open_conversation, c, now)
+    # ORM ``Session.execute`` and a hop each: a message recorded alone is the common case at low load;
+    # the session's ``run_sync`` takes the connection inside that hop (``session.connection()`` first was one more)
+    written = await session.run_sync(_write_in_session, c, now)
     if written is None:
         return None
     contact_id, conversation_id, message_id, new_conversation = written
@@ -412,6 +413,10 @@ async def _record_into_open_conversation(session: AsyncSession, c: _Inbound, now
     collect(session, _inbound_event(c, int(message_id), conversation_id, new_conversation))
     return RecordResult(int(message_id), int(conversation_id), int(contact_id), duplicate=False,
                         new_conversation=new_conversation)
+
+
+def _write_in_session(session: Session, c: _Inbound, now: datetime) -> tuple[int, int, int, bool] | None:
+    return _write_into_open_conversation(session.connection(), c, now)
 
 
 def _write_into_open_conversation(connection: sa.Connection, c: _Inbound,

@@ -212,3 +212,17 @@ async def test_a_repeated_first_delivery_is_stored_once(sessions: Any, published
     async with sessions() as s:
         keys = (await s.exec(select(Message.dedupe_key).order_by(col(Message.id)))).all()
     assert list(keys) == ["same"]
+
+
+async def test_a_first_message_takes_one_statement_more_than_a_common_one(sessions: Any, engine: Any) -> None:
+    """The read, then contact, conversation, audit line and message (the ORM path took three
+    statements more: the contact's and the conversations' reads)."""
+    statements: list[str] = []
+    sa.event.listen(engine.sync_engine, "before_cursor_execute",
+                    lambda _c, _cur, sql, *_rest: statements.append(sql.split()[0].upper()))
+    await message_record(sessions, first("c1", "k1"))
+    first_message, statements[:] = list(statements), []
+    await message_record(sessions, first("c1", "k2"))
+    common = list(statements)
+    assert first_message.count("INSERT") == 4 and first_message.count("SELECT") == common.count("SELECT") == 1
+    assert len(first_message) == len(common) + 1

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -78,12 +79,12 @@ async def message_answer(
     common = not sa.inspect(conversation).modified
     born: BornClaimed | None = session.info.get(BORN_CLAIMED)
     lease = born.lease(conversation.channel) if born is not None and cleaned else None
-    connection = await session.connection()
     # every statement of the answer in ONE greenlet hop on the session's connection (one
     # ``run_sync``, not an ORM ``Session.execute`` and a hop per statement: the alone turn's
-    # main cost at low load); the same statements, in the same order, as before
-    written: list[tuple[int, int, dict[str, Any]]] = await connection.run_sync(
-        _write_answer, conversation, cleaned, now, lease,
+    # main cost at low load); the same statements, in the same order, as before. The session's
+    # ``run_sync`` takes the connection inside that hop (``session.connection()`` first was one more)
+    written: list[tuple[int, int, dict[str, Any]]] = await session.run_sync(
+        _write_answer_in_session, conversation, cleaned, now, lease,
         {"b_id": message.id, "b_intent": intent, "b_language": language} if mark else None,
         {"b_id": conversation.id, "b_state": bot_state, "b_language": language, "b_intent": last_intent,
          "b_now": now} if common else None)
@@ -121,6 +122,10 @@ async def message_answer(
     conversation.last_intent = last_intent
     session.add(conversation)
     return sent
+
+
+def _write_answer_in_session(session: Session, *args: Any) -> list[tuple[int, int, dict[str, Any]]]:
+    return _write_answer(session.connection(), *args)
 
 
 def _write_answer(connection: sa.Connection, conversation: Conversation, cleaned: list[tuple[str, OutboundPayload]],

@@ -33,6 +33,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.orm import Session
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -48,6 +49,7 @@ from inbox.actions.message_record_pg import one_statement_enabled, record_in_one
 from inbox.events import Event, EventType, collect
 from inbox.messages import Attachment, InboundMessage, InvalidMessage, check_text
 from inbox.models import (
+    AuditEvent,
     Author,
     Channel,
     Contact,
@@ -56,6 +58,7 @@ from inbox.models import (
     Direction,
     Message,
     Owner,
+    Priority,
     search_text_of,
 )
 from inbox.queries.conversations import active_conversation
@@ -363,7 +366,7 @@ async def _open_conversation_of(session: AsyncSession, c: _Inbound) -> tuple[int
 
 def _common_case(c: _Inbound, row: Any) -> tuple[int, int, dict[str, Any]] | None:
     """What ``_open_conversation_of`` makes of its row (None: no open conversation)."""
-    if row is None:
+    if row is None or row[6] is None:  # no contact, or (``_CONTACT_AND_OPEN_CONVERSATION``) none open
         return None
     contact_id, display_name, username, language, customer_id, undeliverable_at, conversation_id, status, owner, \
         sla_due_at = row
@@ -387,36 +390,50 @@ def _inbound_row(c: _Inbound, conversation_id: int, now: datetime) -> dict[str, 
     }
 
 
-def _inbound_event(c: _Inbound, message_id: int, conversation_id: int) -> Event:
+def _inbound_event(c: _Inbound, message_id: int, conversation_id: int, new_conversation: bool = False) -> Event:
     return Event(EventType.message_created.value, conversation_id, {
         "message_id": message_id, "direction": Direction.inbound.value, "author": Author.customer.value,
-        "is_internal": False, "preview": c.text[:PREVIEW_CHARS], "new_conversation": False,
+        "is_internal": False, "preview": c.text[:PREVIEW_CHARS], "new_conversation": new_conversation,
     })
 
 
 async def _record_into_open_conversation(session: AsyncSession, c: _Inbound, now: datetime) -> RecordResult | None:
     """The common case, a known customer writing into their open conversation, in four Core
     statements (read contact and conversation, update the contact, insert the message, touch
-    the conversation) instead of the ORM's loads and flushes. Anything else (a new customer, a
-    snoozed, pending or resolved conversation, one whose SLA clock must start) returns None for the
-    general path below."""
-    connection = await session.connection()
-    # the four statements in ONE greenlet hop on the session's connection (``run_sync``), not an
-    # ORM ``Session.execute`` and a hop each: a message recorded alone is the common case at low load
-    written = await connection.run_sync(_write_into_open_conversation, c, now)
+    the conversation) instead of the ORM's loads and flushes; a new customer's first message in
+    four too (the same read, then ``_write_first_message``'s inserts). Anything else (a known
+    customer with a snoozed, pending or resolved conversation, one whose SLA clock must start)
+    returns None for the general path below."""
+    # the statements in ONE greenlet hop on the session's connection (``run_sync``), not an
+    # ORM ``Session.execute`` and a hop each: a message recorded alone is the common case at low load;
+    # the session's ``run_sync`` takes the connection inside that hop (``session.connection()`` first was one more)
+    written = await session.run_sync(_write_in_session, c, now)
     if written is None:
         return None
-    contact_id, conversation_id, message_id = written
-    collect(session, _inbound_event(c, int(message_id), conversation_id))
+    contact_id, conversation_id, message_id, new_conversation = written
+    if new_conversation:  # what ``_conversation_for`` collects for a conversation it creates
+        collect(session, Event(EventType.conversation_updated.value, conversation_id, {
+            "status": ConversationStatus.open.value, "owner": Owner.bot.value, "priority": Priority.normal.value,
+            "assignee_id": None, "change": "created"}))
+    collect(session, _inbound_event(c, int(message_id), conversation_id, new_conversation))
     return RecordResult(int(message_id), int(conversation_id), int(contact_id), duplicate=False,
-                        new_conversation=False)
+                        new_conversation=new_conversation)
 
 
-def _write_into_open_conversation(connection: sa.Connection, c: _Inbound, now: datetime) -> tuple[int, int, int] | None:
+def _write_in_session(session: Session, c: _Inbound, now: datetime) -> tuple[int, int, int, bool] | None:
+    return _write_into_open_conversation(session.connection(), c, now)
+
+
+def _write_into_open_conversation(connection: sa.Connection, c: _Inbound,
+                                  now: datetime) -> tuple[int, int, int, bool] | None:
     """``_record_into_open_conversation``'s statements, run in one greenlet: (contact id,
-    conversation id, message id), or None (nothing written) when it is not the common case."""
-    found = _common_case(c, connection.execute(
-        _OPEN_CONVERSATION_OF, {"b_channel": c.channel, "b_external_id": c.external_id}).first())
+    conversation id, message id, new conversation), or None (nothing written) when it is neither
+    the common case nor a new customer."""
+    row = connection.execute(
+        _CONTACT_AND_OPEN_CONVERSATION, {"b_channel": c.channel, "b_external_id": c.external_id}).first()
+    if row is None:
+        return _write_first_message(connection, c, now)
+    found = _common_case(c, row)
     if found is None:
         return None
     contact_id, conversation_id, changes = found
@@ -426,7 +443,48 @@ def _write_into_open_conversation(connection: sa.Connection, c: _Inbound, now: d
         connection.execute(_SEEN, {"b_id": contact_id, "b_now": now})
     message_id = int(connection.execute(_INSERT_MESSAGE, _inbound_row(c, conversation_id, now)).scalar_one())
     connection.execute(_TOUCH_CONVERSATION, {"b_id": conversation_id, "b_now": now})
-    return contact_id, conversation_id, message_id
+    return contact_id, conversation_id, message_id, False
+
+
+#: ``_OPEN_CONVERSATION_OF`` that also tells a known contact with no open conversation (a row
+#: whose conversation columns are NULL) from a new customer (no row)
+_CONTACT_AND_OPEN_CONVERSATION = (
+    sa.select(*_OPEN_CONVERSATION_OF.selected_columns)
+    .select_from(_CONTACT.outerjoin(_CONVERSATION, sa.and_(
+        _CONVERSATION.c.contact_id == _CONTACT.c.id,
+        _CONVERSATION.c.status != ConversationStatus.resolved)))
+    .where(_CONTACT.c.channel == sa.bindparam("b_channel"), _CONTACT.c.external_id == sa.bindparam("b_external_id"))
+    .limit(1)
+)
+_INSERT_CONTACT = sa.insert(_CONTACT).returning(_CONTACT.c.id)
+_INSERT_CONVERSATION = sa.insert(_CONVERSATION).returning(_CONVERSATION.c.id)
+_INSERT_AUDIT = sa.insert(AuditEvent.__table__)  # type: ignore[attr-defined]
+
+
+def _write_first_message(connection: sa.Connection, c: _Inbound, now: datetime) -> tuple[int, int, int, bool]:
+    """A new customer's first message as Core INSERTs, the rows the general path writes for it
+    (its contact, a new open conversation owned by the bot, the audit line ``conversation.created``,
+    the message). A concurrent first message of the same sender, or a redelivery, is refused by
+    the same unique indexes as there (IntegrityError: the caller retries and reads the winner's rows)."""
+    contact_id = int(connection.execute(_INSERT_CONTACT, {
+        "channel": c.channel, "external_id": c.external_id, "display_name": c.display_name, "username": c.username,
+        "language": c.language, "customer_id": None, "verified_at": None, "undeliverable_at": None,
+        "updates_allowed_at": None, "updates_stopped_at": None, "created_at": now, "last_seen_at": now,
+    }).scalar_one())
+    conversation_id = int(connection.execute(_INSERT_CONVERSATION, {
+        "contact_id": contact_id, "channel": c.channel, "status": ConversationStatus.open,
+        "priority": Priority.normal, "owner": Owner.bot, "assignee_id": None, "team_id": None, "labels": [],
+        "language": c.language, "last_intent": None, "summary": None, "bot_state": {}, "snoozed_until": None,
+        "first_response_at": None, "sla_due_at": None, "sla_kind": None, "sla_breached_at": None,
+        "sla_paused_seconds": None, "handoff": None, "resolved_at": None, "last_message_at": now,
+        "created_at": now, "updated_at": now,
+    }).scalar_one())
+    connection.execute(_INSERT_AUDIT, {
+        "conversation_id": conversation_id, "agent_id": None, "actor": "system", "action": "conversation.created",
+        "detail": {"contact_id": contact_id, "channel": c.channel.value}, "created_at": now,
+    })
+    message_id = int(connection.execute(_INSERT_MESSAGE, _inbound_row(c, conversation_id, now)).scalar_one())
+    return contact_id, conversation_id, message_id, True
 
 
 #: a group's common-case messages: a multi-row INSERT with one row per conversation (its ids told apart by it)

@@ -174,6 +174,25 @@ def sessions(engine: object) -> object:
 
 
 @pytest.fixture
+def bus(sessions: object) -> object:
+    """An ``EventBus`` bound to the test's sessions: events collected on them are published to it
+    after their commit."""
+    from inbox.events import EventBus
+
+    b = EventBus()
+    b.bind(sessions)  # type: ignore[arg-type]
+    return b
+
+
+@pytest.fixture
+def published(bus: object) -> list[object]:
+    """Every event ``bus`` publishes, in order."""
+    seen: list[object] = []
+    bus.subscribe(seen.append)  # type: ignore[attr-defined]
+    return seen
+
+
+@pytest.fixture
 def settings(db_url: str, tmp_path: Path) -> object:
     from shopdesk.settings import load_settings
 

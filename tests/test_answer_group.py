@@ -18,13 +18,6 @@ TEXTS = ["hi", "what is your return policy?", "hello", "I want to talk to a huma
 
 
 @pytest.fixture
-def bus(sessions: Any) -> EventBus:
-    bus = EventBus()
-    bus.bind(sessions)
-    return bus
-
-
-@pytest.fixture
 def pipeline(sessions: Any, settings: Any, bus: EventBus) -> Any:
     from bot.pipeline import Pipeline
 

@@ -14,13 +14,6 @@ from inbox.models import Team
 
 
 @pytest.fixture
-def bus(sessions: Any) -> EventBus:
-    b = EventBus()
-    b.bind(sessions)
-    return b
-
-
-@pytest.fixture
 def seen(bus: EventBus) -> list[Event]:
     out: list[Event] = []
     bus.subscribe(out.append)

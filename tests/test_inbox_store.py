@@ -23,7 +23,6 @@ from inbox.actions.message_mark_processed import message_mark_processed
 from inbox.actions.message_note import message_note
 from inbox.actions.message_record import message_record
 from inbox.actions.message_send import agent_reply, message_send
-from inbox.events import Event, EventBus
 from inbox.messages import Attachment, InboundMessage, InvalidMessage, OutboundPayload, QuickReply
 from inbox.models import (
     Agent,
@@ -58,20 +57,6 @@ def utc(**delta: float) -> datetime:
 def inbound(key: str, contact: str = "tg-100", text: str = "hello", **kw: Any) -> InboundMessage:
     kw.setdefault("channel", Channel.telegram)
     return InboundMessage(dedupe_key=key, contact_external_id=contact, text=text, **kw)
-
-
-@pytest.fixture
-def bus(sessions: Any) -> EventBus:
-    b = EventBus()
-    b.bind(sessions)
-    return b
-
-
-@pytest.fixture
-def published(bus: EventBus) -> list[Event]:
-    seen: list[Event] = []
-    bus.subscribe(seen.append)
-    return seen
 
 
 

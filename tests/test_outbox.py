@@ -58,13 +58,6 @@ class Clock:
 
 
 @pytest.fixture
-def bus(sessions: Any) -> EventBus:
-    b = EventBus()
-    b.bind(sessions)
-    return b
-
-
-@pytest.fixture
 def sender() -> FakeSender:
     return FakeSender()
 

@@ -78,13 +78,6 @@ class DeadProcess:
 
 
 @pytest.fixture
-def bus(sessions: Any) -> EventBus:
-    b = EventBus()
-    b.bind(sessions)
-    return b
-
-
-@pytest.fixture
 def sender() -> Sender:
     return Sender()
 

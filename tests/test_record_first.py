@@ -25,20 +25,6 @@ NOW = datetime(2026, 12, 3, 10, 0, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def bus(sessions: Any) -> EventBus:
-    b = EventBus()
-    b.bind(sessions)
-    return b
-
-
-@pytest.fixture
-def published(bus: EventBus) -> list[Event]:
-    seen: list[Event] = []
-    bus.subscribe(seen.append)
-    return seen
-
-
-@pytest.fixture
 def first_writes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The senders whose first message went through the Core path."""
     calls: list[str] = []

@@ -10,7 +10,6 @@ from inbox.outbox import OutboxDispatcher
 from tests.test_outbox import (  # noqa: F401  (fixtures)
     SimulatedCrash,
     all_sent,
-    bus,
     conversation_with,
     outbox_rows,
     sender,

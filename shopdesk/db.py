@@ -10,9 +10,9 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from shopbase.sessions import closes_in_place, session_maker
+from shopbase.sessions import session_maker
 from shopdesk.pgpool import ping_when_idle
-from shopdesk.sqlite_inline import InlineCreator, inline_creator
+from shopdesk.sqlite_inline import inline_creator
 
 __all__ = ["create_engine", "session_maker", "migrate", "ping", "MIGRATIONS_DIR", "import_models"]
 
@@ -55,8 +55,6 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
             kwargs.setdefault("pool_timeout", 60)
             kwargs.setdefault("async_creator", inline_creator(db_path, timeout=SQLITE_BUSY_SECONDS))
             engine = create_async_engine(url, **kwargs)
-            if isinstance(kwargs["async_creator"], InlineCreator):
-                closes_in_place(engine)  # its sessions close without a task (shopbase.sessions)
         else:
             engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)

@@ -27,7 +27,7 @@ import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-__all__ = ["InlineConnection", "InlineCreator", "InlineCursor", "inline_creator"]
+__all__ = ["InlineConnection", "InlineCursor", "inline_creator"]
 
 
 class _ImmediateQueue:
@@ -158,19 +158,11 @@ class InlineConnection:
             self._conn = None
 
 
-class InlineCreator:
-    """An ``async_creator`` for ``create_async_engine``: one inline connection to ``path`` per call
-    (a class, so that ``shopdesk.db`` can tell its own inline engines from others)."""
-
-    def __init__(self, path: str, *, timeout: float) -> None:
-        self.path = path
-        self.timeout = timeout
-
-    async def __call__(self) -> InlineConnection:
-        # check_same_thread=False: the pool may close a connection from another thread at exit
-        return InlineConnection(sqlite3.connect(self.path, timeout=self.timeout, check_same_thread=False))
-
-
-def inline_creator(path: str, *, timeout: float) -> InlineCreator:
+def inline_creator(path: str, *, timeout: float) -> Callable[[], Any]:
     """An ``async_creator`` for ``create_async_engine``: one inline connection to ``path``."""
-    return InlineCreator(path, timeout=timeout)
+
+    async def connect() -> InlineConnection:
+        # check_same_thread=False: the pool may close a connection from another thread at exit
+        return InlineConnection(sqlite3.connect(path, timeout=timeout, check_same_thread=False))
+
+    return connect

@@ -504,10 +504,19 @@ class OutboxDispatcher:
                 and len(self._in_flight) + self._handed_rows < max(self.batch_size, 2 * self.concurrency)
                 and isinstance(self.senders.get(channel), Sender))
 
-    def hand_off(self, rows: list[tuple[BornRow, Recipient | None]], followers: set[int]) -> None:
+    @property
+    def wake_count(self) -> int:
+        """How many times :meth:`wake` was called (``BornClaimed`` notes it before its first row)."""
+        return self._wakes
+
+    def hand_off(self, rows: list[tuple[BornRow, Recipient | None]], followers: set[int],
+                 since: int | None = None) -> None:
         """Rows a committed transaction inserted already claimed by us: send them without a claim
         (in id order per conversation, one after the other). ``followers``: conversations with a
-        later row of that transaction that was not born claimed (claimed once these are sent)."""
+        later row of that transaction that was not born claimed (claimed once these are sent).
+        ``since``: the wake count before the transaction wrote them (None: now); a wake after it
+        may be a later row of one of their conversations, so a claim follows their sends."""
+        wakes = self._wakes if since is None else since
         chains: dict[int, list[_Claimed]] = {}
         for row, recipient in rows:
             chains.setdefault(row.conversation_id, []).append(
@@ -515,7 +524,7 @@ class OutboxDispatcher:
                          row.payload, 0, row.created_at, recipient))
         for conversation_id, chain in chains.items():
             # -1: the transaction has a follower of this chain, so claim once it is sent
-            self._handed.append((chain, -1 if conversation_id in followers else self._wakes))
+            self._handed.append((chain, -1 if conversation_id in followers else wakes))
             self._handed_rows += len(chain)
         if stagetrace.ENABLED:
             stagetrace.mark_many("claimed", chains)

@@ -86,9 +86,13 @@ class HandOff(Protocol):
     lease_seconds: float
     clock: Callable[[], datetime]
 
+    @property
+    def wake_count(self) -> int: ...
+
     def accepting(self, channel: Channel) -> bool: ...
 
-    def hand_off(self, rows: list[tuple[BornRow, Recipient | None]], followers: set[int]) -> None: ...
+    def hand_off(self, rows: list[tuple[BornRow, Recipient | None]], followers: set[int],
+                 since: int | None = None) -> None: ...
 
 
 @dataclass
@@ -105,12 +109,18 @@ class BornClaimed:
     #: something else of the transaction may have written outbox rows (an escalation, alerts)
     other_effects: bool = False
     recipients: dict[int, RecipientRow] = field(default_factory=dict)
+    #: the dispatcher's wake count before the first row was written: a wake after it may be a
+    #: later row of the same conversation (committed between this commit and the hand-off, when
+    #: this one's session closes), which a claim finds once the rows born claimed are sent
+    since: int | None = None
 
     def lease(self, channel: Channel) -> datetime | None:
         """The lease end for a reply on ``channel`` born claimed now, or None (claimed as usual)."""
         dispatcher = self.dispatcher
         if not dispatcher.accepting(channel):
             return None
+        if self.since is None:
+            self.since = dispatcher.wake_count
         return dispatcher.clock() + timedelta(seconds=dispatcher.lease_seconds)
 
     def know(self, contact: Any) -> None:
@@ -136,7 +146,7 @@ class BornClaimed:
         if self.rows:
             rows = sorted(self.rows, key=lambda r: r.id)
             self.dispatcher.hand_off([(row, self.recipients.get(row.contact_id)) for row in rows],
-                                     self.followers)
+                                     self.followers, self.since)
 
 
 def born_claimed_value() -> Any:

@@ -73,7 +73,9 @@ class DeadProcess:
     def accepting(self, channel: Channel) -> bool:
         return True
 
-    def hand_off(self, rows: list[tuple[BornRow, Any]], followers: set[int]) -> None:
+    wake_count = 0
+
+    def hand_off(self, rows: list[tuple[BornRow, Any]], followers: set[int], since: int | None = None) -> None:
         self.handed += [row for row, _ in rows]
 
 
@@ -90,9 +92,9 @@ async def dispatcher(sessions: Any, sender: Sender, bus: EventBus) -> Any:
     handed: list[int] = []
     real = d.hand_off
 
-    def spy(rows: list[tuple[BornRow, Any]], followers: set[int]) -> None:
+    def spy(rows: list[tuple[BornRow, Any]], followers: set[int], since: int | None = None) -> None:
         handed.extend(row.id for row, _ in rows)
-        real(rows, followers)
+        real(rows, followers, since)
 
     d.hand_off = spy  # type: ignore[method-assign]
     d.handed = handed  # type: ignore[attr-defined]
@@ -309,6 +311,36 @@ async def test_a_reply_committed_while_one_born_claimed_is_sent_follows_it(sessi
     assert "later" not in sender.texts
     release.set()
     await wait_for(lambda: "later" in sender.texts)
+    assert sender.texts.index("first") < sender.texts.index("later")
+    unblock.set()
+    await wait_for(lambda: settled(sessions))
+
+
+async def test_a_reply_woken_before_the_hand_off_still_follows_at_once(sessions, dispatcher, sender):
+    """The window between a turn's commit and its hand-off (its session closes in between): a
+    later row of the same conversation committed and woken there is claimed as soon as the first
+    one is sent, not at the next poll (a minute away here). Its wake counts for the first one's
+    chain although it came before the hand-off."""
+    release, unblock = asyncio.Event(), asyncio.Event()
+    sender.script["first"] = [release]
+    sender.script["elsewhere"] = [unblock]  # keeps the round busy (no round's end looks again)
+    busy = BornClaimed(dispatcher)
+    await answer(sessions, busy, "busy", ["elsewhere"], group=False)
+    busy.deliver()
+    await wait_for(lambda: "elsewhere" in sender.texts)
+    born = BornClaimed(dispatcher)
+    contact = await answer(sessions, born, "window", ["first"], group=False)  # committed, not handed yet
+    async with sessions() as s:
+        conversation = (await s.exec(select(Conversation).where(col(Conversation.contact_id) == contact))).one()
+        message_send(s, conversation, OutboundPayload("later"), author=Author.agent)
+        await s.commit()
+    dispatcher.wake()  # what the later row's commit does (the event bus may deliver it later still)
+    await asyncio.sleep(0.2)  # that wake's claim finds nothing: the first row is pending
+    born.deliver()
+    await wait_for(lambda: "first" in sender.texts)
+    assert "later" not in sender.texts
+    release.set()
+    await wait_for(lambda: "later" in sender.texts, timeout=10)
     assert sender.texts.index("first") < sender.texts.index("later")
     unblock.set()
     await wait_for(lambda: settled(sessions))

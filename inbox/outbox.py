@@ -497,10 +497,12 @@ class OutboxDispatcher:
         sends that channel, has room among the rows it keeps on hand (they wait for a send slot
         in order), and is not behind (its last claim found as many due rows as it asked for:
         then replies queue in the database and are claimed in due order, so a new one never
-        overtakes older ones of other conversations by a hand-off)."""
+        overtakes older ones of other conversations by a hand-off), and no wake is waiting for its
+        claim (rows committed unclaimed wait in the database: new replies handed over would take
+        every send slot they free, and the claim that finds them would never get room)."""
         task = self._task
         return (task is not None and not task.done() and not self._stopping and not self._halted
-                and not self._backlog
+                and not self._backlog and not self._wake.is_set()
                 and len(self._in_flight) + self._handed_rows < max(self.batch_size, 2 * self.concurrency)
                 and isinstance(self.senders.get(channel), Sender))
 

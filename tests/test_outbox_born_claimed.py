@@ -344,3 +344,18 @@ async def test_a_reply_woken_before_the_hand_off_still_follows_at_once(sessions,
     assert sender.texts.index("first") < sender.texts.index("later")
     unblock.set()
     await wait_for(lambda: settled(sessions))
+
+
+async def test_a_wake_waiting_for_its_claim_stops_replies_born_claimed(sessions, dispatcher, sender):
+    """Rows committed unclaimed (a wake) go first: until a claim has looked for them no reply is
+    born claimed, else the replies handed over would take every send slot the claim needs (under
+    a steady flow the unclaimed rows waited for seconds)."""
+    assert dispatcher.accepting(Channel.telegram)
+    claims = dispatcher._claims
+    dispatcher.wake()
+    assert not dispatcher.accepting(Channel.telegram)
+    born = BornClaimed(dispatcher)
+    assert born.lease(Channel.telegram) is None
+    await wait_for(lambda: dispatcher._claims > claims)
+    assert dispatcher.accepting(Channel.telegram)
+    assert born.lease(Channel.telegram) is not None

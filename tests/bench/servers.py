@@ -129,6 +129,13 @@ def shopdesk_env(database_url: str, data_dir: Path, api_url: str, *, token: str)
         "SHOPDESK_WIDGET_PER_SECOND": "0",
         "PTB_TIMEDELTA": "1",
     })
+    # settings to try in a measurement (the caller's own SHOPDESK_ variables are not passed on, so
+    # that a developer's shell never changes what is measured): BENCH_SHOPDESK_ENV="KEY=value,..."
+    for item in filter(None, os.environ.get("BENCH_SHOPDESK_ENV", "").split(",")):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip().startswith("SHOPDESK_"):
+            raise SystemExit(f"BENCH_SHOPDESK_ENV: expected SHOPDESK_NAME=value items, got {item!r}")
+        env[key.strip()] = value.strip()
     return env
 
 

@@ -695,9 +695,13 @@ class OutboxDispatcher:
                         continue
                     if task in chains:  # rows born claimed: see _deliver_chain
                         chains.discard(task)
-                        dirty = dirty or (not task.cancelled() and bool(task.result()))
-                    else:  # a claimed row's send done: its conversation's next row may be due
-                        dirty = True
+                        if task.cancelled() or not task.result():
+                            continue
+                    # a claimed row's send done (or a chain's after a wake): its conversation's next
+                    # row may be due. Until a claim has looked, no reply is born claimed (accepting):
+                    # replies handed over meanwhile would take the room that claim waits for
+                    dirty = True
+                    self._wake.set()
         except asyncio.CancelledError:
             for task in running:  # killed mid-send: the sends die with the round (their leases run out)
                 task.cancel()

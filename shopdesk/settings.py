@@ -97,7 +97,7 @@ class Settings(BaseSettings):
     outbox_concurrency: int = Field(default=16, ge=1, le=1024)
     # a bot turn inserts its replies already claimed by this process's outbox dispatcher when they can
     # go out at once, and hands them over after the commit: no claim transaction (inbox.outbox_handoff)
-    outbox_born_claimed: bool = False
+    outbox_born_claimed: bool = True
     telegram_keepalive_seconds: float = Field(default=30.0, ge=0, le=3600)
     # how long a send waits for the Bot API's answer; after it the outcome is unknown and the
     # message is not sent again (no duplicate check on Telegram), so keep it well above its worst case

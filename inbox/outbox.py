@@ -89,13 +89,14 @@ from inbox.channels import (
     HOLD_CHANNEL,
     HOLD_RECIPIENT,
     Notice,
-    NoticeSender,
     OutcomeUnknown,
     PermanentFailure,
     Recipient,
     RetryLater,
     Sender,
     SenderRegistry,
+    is_notice_sender,
+    is_sender,
 )
 from inbox.events import Event, EventBus, EventType, collect, pending_events
 from inbox.messages import OutboundPayload
@@ -885,7 +886,7 @@ class OutboxDispatcher:
             if contact is None:
                 await self._give_up(row, "contact is gone", blocked=False)
                 return False
-            if not isinstance(sender, Sender):
+            if not is_sender(sender):  # remembered per sender: isinstance of a protocol is slow
                 await self._give_up(row, "the channel's sender takes notices only", blocked=False)
                 return False
             payload = dataclasses.replace(OutboundPayload.from_json(row.payload), message_id=row.message_id)
@@ -923,7 +924,7 @@ class OutboxDispatcher:
             if sender is None:
                 await self._release(row)
                 return
-            if not isinstance(sender, NoticeSender):
+            if not is_notice_sender(sender):
                 await self._give_up(row, "the channel's sender takes no notices", blocked=False)
                 return
             payload = {k: v for k, v in row.payload.items() if k != "progress"}

@@ -67,7 +67,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import functools
 import logging
 import random
@@ -889,7 +888,7 @@ class OutboxDispatcher:
             if not is_sender(sender):  # remembered per sender: isinstance of a protocol is slow
                 await self._give_up(row, "the channel's sender takes notices only", blocked=False)
                 return False
-            payload = dataclasses.replace(OutboundPayload.from_json(row.payload), message_id=row.message_id)
+            payload = OutboundPayload.from_json(row.payload, message_id=row.message_id)
             if stagetrace.ENABLED:
                 stagetrace.mark("sending", row.conversation_id or 0)
             try:

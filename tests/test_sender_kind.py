@@ -3,10 +3,12 @@ object (the outbox asks once per message sent), and the outbox's answers with th
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from inbox import channels
 from inbox.channels import Notice, NoticeSender, Sender, SenderRegistry, is_notice_sender, is_sender
+from inbox.messages import OutboundPayload, QuickReply
 from inbox.models import Channel, OutboxStatus
 from inbox.outbox import OutboxDispatcher
 from shopdesk.metrics import _CountingSender
@@ -68,15 +70,35 @@ async def test_outbox_gives_up_a_customer_message_whose_sender_takes_notices_onl
     assert notices.notices == []
 
 
+class PayloadSender(FakeSender):
+    def __init__(self) -> None:
+        super().__init__()
+        self.payloads: list[OutboundPayload] = []
+
+    async def send(self, contact: Any, payload: OutboundPayload) -> str | None:
+        self.payloads.append(payload)
+        return await super().send(contact, payload)
+
+
 async def test_outbox_sends_through_a_sender_asked_twice(sessions, bus):
-    sender = FakeSender()
+    sender = PayloadSender()
     registry = SenderRegistry()
     registry.register(_CountingSender(sender, metrics=_Metrics()))  # type: ignore[arg-type]
     await conversation_with(sessions, "c1", "one", "two")
     dispatcher = OutboxDispatcher(sessions, registry, bus)
     assert await dispatcher.run_once() == 2
     assert sender.texts == ["one", "two"]
-    assert [r.status for r in await outbox_rows(sessions)] == [OutboxStatus.sent] * 2
+    rows = await outbox_rows(sessions)
+    assert [r.status for r in rows] == [OutboxStatus.sent] * 2
+    # the payload a sender gets names the Message it delivers (the widget's frame uses it)
+    assert [p.message_id for p in sender.payloads] == [r.message_id for r in rows]
+    assert all(p.message_id is not None for p in sender.payloads)
+
+
+def test_payload_from_json_with_its_message_id():
+    stored = OutboundPayload("hi", quick_replies=(QuickReply("Yes", "yes"),), author="bot").to_json()
+    assert OutboundPayload.from_json(stored, message_id=7) == replace(OutboundPayload.from_json(stored), message_id=7)
+    assert OutboundPayload.from_json(stored).message_id is None
 
 
 class _Metrics:

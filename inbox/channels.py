@@ -140,7 +140,7 @@ def _is(obj: object, protocol: type) -> bool:
     if known is not None and known[0] is obj:
         return known[1]
     answer = isinstance(obj, protocol)
-    if len(_KINDS) >= 256:  # senders are few and long-lived; a test suite makes many
+    if len(_KINDS) >= 64:  # senders are few and long-lived (a test suite makes many: bounded)
         _KINDS.clear()
     _KINDS[key] = (obj, answer)  # the object is kept: its id cannot be reused while it is here
     return answer

@@ -54,7 +54,7 @@ def test_the_memory_stays_bounded():
     kept = [FakeSender() for _ in range(600)]
     for obj in kept:
         assert is_sender(obj)
-    assert len(channels._KINDS) <= 256
+    assert len(channels._KINDS) <= 64
 
 
 async def test_outbox_gives_up_a_customer_message_whose_sender_takes_notices_only(sessions, bus):

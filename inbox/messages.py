@@ -176,7 +176,9 @@ class OutboundPayload:
         return data
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> OutboundPayload:
+    def from_json(cls, data: dict[str, Any], *, message_id: int | None = None) -> OutboundPayload:
+        """The stored payload; ``message_id``: the Message it delivers (the outbox sets it when it
+        sends, instead of a ``dataclasses.replace`` per send)."""
         return cls(
             text=str(data.get("text") or ""),
             quick_replies=tuple(
@@ -187,4 +189,5 @@ class OutboundPayload:
             author=str(data["author"]) if data.get("author") else None,
             author_name=str(data["author_name"]) if data.get("author_name") else None,
             paid_broadcast=data.get("paid_broadcast") is True,
+            message_id=message_id,
         )

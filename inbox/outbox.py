@@ -67,7 +67,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import functools
 import logging
 import random
@@ -89,13 +88,14 @@ from inbox.channels import (
     HOLD_CHANNEL,
     HOLD_RECIPIENT,
     Notice,
-    NoticeSender,
     OutcomeUnknown,
     PermanentFailure,
     Recipient,
     RetryLater,
     Sender,
     SenderRegistry,
+    is_notice_sender,
+    is_sender,
 )
 from inbox.events import Event, EventBus, EventType, collect, pending_events
 from inbox.messages import OutboundPayload
@@ -504,7 +504,7 @@ class OutboxDispatcher:
         return (task is not None and not task.done() and not self._stopping and not self._halted
                 and not self._backlog and not self._wake.is_set()
                 and len(self._in_flight) + self._handed_rows < max(self.batch_size, 2 * self.concurrency)
-                and isinstance(self.senders.get(channel), Sender))
+                and is_sender(self.senders.get(channel)))
 
     @property
     def wake_count(self) -> int:
@@ -900,10 +900,10 @@ class OutboxDispatcher:
             if contact is None:
                 await self._give_up(row, "contact is gone", blocked=False)
                 return False
-            if not isinstance(sender, Sender):
+            if not is_sender(sender):  # remembered per sender: isinstance of a protocol is slow
                 await self._give_up(row, "the channel's sender takes notices only", blocked=False)
                 return False
-            payload = dataclasses.replace(OutboundPayload.from_json(row.payload), message_id=row.message_id)
+            payload = OutboundPayload.from_json(row.payload, message_id=row.message_id)
             if stagetrace.ENABLED:
                 stagetrace.mark("sending", row.conversation_id or 0)
             try:
@@ -938,7 +938,7 @@ class OutboxDispatcher:
             if sender is None:
                 await self._release(row)
                 return
-            if not isinstance(sender, NoticeSender):
+            if not is_notice_sender(sender):
                 await self._give_up(row, "the channel's sender takes no notices", blocked=False)
                 return
             payload = {k: v for k, v in row.payload.items() if k != "progress"}

@@ -92,7 +92,6 @@ from inbox.channels import (
     PermanentFailure,
     Recipient,
     RetryLater,
-    Sender,
     SenderRegistry,
     is_notice_sender,
     is_sender,

@@ -649,6 +649,11 @@ class OutboxDispatcher:
                 if self._wake.is_set() or loop.time() >= min(self._claim_at, self._retry_at):
                     dirty = True
                 room = target - len(running)
+                if dirty and room < refill:
+                    # a claim is due and waits for room: until it has run no reply is born claimed
+                    # (accepting), else replies handed over would take every slot a send frees and
+                    # the rows waiting in the database would wait as long as the flow lasts
+                    self._wake.set()
                 # woken (new rows committed) with room: claim now, they can go out at once; with
                 # most of the rows on hand still to send they would only wait, so claims stay batched
                 if dirty and room >= refill:
@@ -697,10 +702,8 @@ class OutboxDispatcher:
                         if task.cancelled() or not task.result():
                             continue
                     # a claimed row's send done (or a chain's after a wake): its conversation's next
-                    # row may be due. Until a claim has looked, no reply is born claimed (accepting):
-                    # replies handed over meanwhile would take the room that claim waits for
+                    # row may be due
                     dirty = True
-                    self._wake.set()
         except asyncio.CancelledError:
             for task in running:  # killed mid-send: the sends die with the round (their leases run out)
                 task.cancel()

@@ -84,6 +84,7 @@ from sqlalchemy.orm import Session, aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from inbox import outbox_pg
 from inbox.actions.base import write_audit
 from inbox.channels import (
     HOLD_CHANNEL,
@@ -1056,28 +1057,35 @@ class OutboxDispatcher:
 
     async def _write_sent(self, batch: list[tuple[_Claimed, Any]]) -> None:
         """Record a group of successful sends: one statement finds which are still pending (locked
-        on PostgreSQL), one (executemany) marks them sent and one their messages delivered."""
+        on PostgreSQL), one (executemany) marks them sent and one their messages delivered. On
+        PostgreSQL the three are one statement, committed as it runs (``inbox.outbox_pg``)."""
         now = self.clock()
         refs = {row.id: str(platform_id)[:128] if platform_id is not None else None for row, platform_id in batch}
+        unique = {row.id: row for row, _ in batch}
         statements = self._statements()
         async with self.sessions() as session:
-            # a row no longer pending (given up or sent by another dispatcher) has nothing to record
-            pending = set((await session.exec(statements["still_pending"], params={"b_ids": list(refs)})).all())
-            rows = list({row.id: row for row, _ in batch if row.id in pending}.values())
-            if rows:
-                connection = await session.connection()
-                await connection.execute(statements["sent"], [
-                    {"b_id": row.id, "b_now": now, "b_ref": refs[row.id], "b_attempts": row.attempts + 1}
-                    for row in rows])
-                delivered = [{"b_id": row.message_id, "b_ref": refs[row.id]} for row in rows
-                             if row.message_id is not None]
-                if delivered:
-                    await connection.execute(statements["delivered"], delivered)
-                for row in rows:
-                    if not row.is_notice:
-                        collect(session, Event(EventType.message_delivery.value, row.conversation_id,
-                                               {"message_id": row.message_id, "outbox_id": row.id, "status": "sent"}))
-            await session.commit()
+            if outbox_pg.is_postgresql(self.sessions):
+                marked = await outbox_pg.mark_sent(await outbox_pg.autocommit_connection(session), [
+                    (row.id, refs[row.id], row.attempts + 1) for row in unique.values()], now)
+                rows = [row for row in unique.values() if row.id in marked]
+            else:
+                # a row no longer pending (given up or sent by another dispatcher) has nothing to record
+                pending = set((await session.exec(statements["still_pending"], params={"b_ids": list(refs)})).all())
+                rows = [row for row in unique.values() if row.id in pending]
+                if rows:
+                    connection = await session.connection()
+                    await connection.execute(statements["sent"], [
+                        {"b_id": row.id, "b_now": now, "b_ref": refs[row.id], "b_attempts": row.attempts + 1}
+                        for row in rows])
+                    delivered = [{"b_id": row.message_id, "b_ref": refs[row.id]} for row in rows
+                                 if row.message_id is not None]
+                    if delivered:
+                        await connection.execute(statements["delivered"], delivered)
+            for row in rows:
+                if not row.is_notice:
+                    collect(session, Event(EventType.message_delivery.value, row.conversation_id,
+                                           {"message_id": row.message_id, "outbox_id": row.id, "status": "sent"}))
+            await session.commit()  # on PostgreSQL nothing is left to commit: publishes the events
         log.debug("sent %d outbox row(s)", len(rows))
 
     async def _retry(self, row: _Claimed, seconds: float | None, reason: str,

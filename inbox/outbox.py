@@ -756,6 +756,9 @@ class OutboxDispatcher:
                 .values(delivery_status="sent", channel_message_id=sa.bindparam("b_ref"))
                 .execution_options(synchronize_session=False),
             }
+            if outbox_pg.is_postgresql(self.sessions):
+                self._built["claim_pg"] = outbox_pg.claim_statement(self._built["candidates"], claim_free,
+                                                                    _CANDIDATE_COLUMNS, _RECIPIENT_COLUMNS)
         return self._built
 
     async def _claim(self, limit: int | None = None) -> list[_Claimed]:
@@ -767,6 +770,11 @@ class OutboxDispatcher:
         now = self.clock()
         lease_end = now + timedelta(seconds=self.lease_seconds)
         statements = self._statements()
+        one = await self._claim_in_one(statements, limit, now, lease_end) if "claim_pg" in statements else None
+        if one is not None:
+            if stagetrace.ENABLED:
+                stagetrace.mark_many("claimed", (row.conversation_id or 0 for row in one if not row.is_notice))
+            return one
         async with self.sessions() as session:
             # Core rows, not ORM objects: the claim reads a few columns and builds its own _Claimed
             connection = await session.connection()
@@ -803,6 +811,23 @@ class OutboxDispatcher:
         if stagetrace.ENABLED:
             stagetrace.mark_many("claimed", (row.conversation_id or 0 for row in claimed if not row.is_notice))
         return claimed
+
+    async def _claim_in_one(self, statements: dict[str, Any], limit: int, now: datetime,
+                            lease_end: datetime) -> list[_Claimed] | None:
+        """PostgreSQL: the claim as one statement committed as it runs (``outbox_pg.claim_statement``);
+        None when a delivery hold is in force (nothing was claimed: ``_claim`` goes the usual way)."""
+        async with self.sessions() as session:
+            connection = await outbox_pg.autocommit_connection(session)
+            rows = list(await connection.execute(statements["claim_pg"], {
+                "b_now": now, "b_channels": self._channels(), "b_limit": limit, "b_lease": lease_end,
+                "b_in_flight": list(self._in_flight), **self._affinity_params(now)}))
+        if not rows or rows[0].held:
+            return None
+        return [_Claimed(row.id, row.message_id, row.conversation_id, row.contact_id, Channel(row.channel),
+                         dict(row.payload or {}), row.attempts, row.created_at,
+                         _Recipient(row.r_id, row.r_channel, row.r_external_id, row.r_display_name, row.r_username,
+                                    row.r_language) if row.r_id is not None else None)
+                for row in rows if row.id is not None]
 
     def _affinity_params(self, now: datetime) -> dict[str, Any]:
         return self.affinity.params(now) if self.affinity is not None else {}

@@ -25,11 +25,13 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from inbox.models import OutboxMessage, OutboxStatus
+from inbox.models import Contact, DeliveryHold, OutboxMessage, OutboxStatus
 
-__all__ = ["MARK_SENT", "autocommit_connection", "is_postgresql", "mark_sent"]
+__all__ = ["MARK_SENT", "autocommit_connection", "claim_statement", "is_postgresql", "mark_sent"]
 
 _OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
+_CONTACT = Contact.__table__  # type: ignore[attr-defined]
+_HOLD = DeliveryHold.__table__  # type: ignore[attr-defined]
 
 MARK_SENT = sa.text(f"""
 WITH locked AS MATERIALIZED (
@@ -74,3 +76,35 @@ async def mark_sent(connection: AsyncConnection, marks: list[tuple[int, str | No
         "b_ids": [m[0] for m in marks], "b_refs": [m[1] for m in marks], "b_attempts": [m[2] for m in marks],
         "b_now": now})
     return {int(r) for r in rows.scalars()}
+
+
+def claim_statement(candidates: Any, claim_free: Any, candidate_columns: Any, recipient_columns: Any) -> Any:
+    """The claim of ``OutboxDispatcher._claim`` as ONE statement: ``candidates`` (the due heads,
+    ``FOR UPDATE SKIP LOCKED``) as a materialized CTE, the UPDATE that leases them (never a row in
+    ``b_in_flight``, never one another dispatcher took meanwhile) and their recipients' columns
+    (labelled ``r_<column>``), all only when no delivery hold is in force. One row at least:
+    ``held`` tells that a hold is in force (then nothing was claimed, and the caller claims the
+    usual way, holds applied); the other columns are NULL when nothing was claimed. Run in
+    ``AUTOCOMMIT``: BEGIN, the candidates, the holds, the UPDATE, the contacts and COMMIT (six
+    statements) become one."""
+    def any_hold() -> Any:
+        return sa.exists().where(_HOLD.c.not_before > sa.bindparam("b_now"))
+
+    cand = candidates.cte("cand").prefix_with("MATERIALIZED")
+    claimed = (
+        sa.update(_OUTBOX)
+        .where(_OUTBOX.c.id == cand.c.id, ~any_hold(),
+               _OUTBOX.c.id != sa.func.all(sa.bindparam("b_in_flight", type_=postgresql.ARRAY(sa.Integer))),
+               _OUTBOX.c.status == OutboxStatus.pending, claim_free)
+        .values(claimed_until=sa.bindparam("b_lease"))
+        .returning(*candidate_columns)
+        .cte("claimed")
+    )
+    held = sa.select(any_hold().label("held")).subquery("held")
+    return (
+        sa.select(held.c.held, *(claimed.c[c.name] for c in candidate_columns),
+                  *(c.label("r_" + c.name) for c in recipient_columns))
+        .select_from(held.outerjoin(claimed.outerjoin(_CONTACT, _CONTACT.c.id == claimed.c.contact_id),
+                                    sa.true()))
+        .order_by(claimed.c.next_attempt_at, claimed.c.id)
+    )

@@ -10,6 +10,7 @@ without the executor) and the sub-select runs only for a conversation that passe
 local day is read only when something counted moved (a turn that keeps the intent, channel,
 automated flag and durations reads nothing and writes nothing). Counts written: the same as 0026's
 (``tests/test_analytics_rollup.py`` compares the rollup with a rebuild after random changes).
+The deferred fold (0025) moves both pending tables in ONE query instead of three.
 SQLite keeps its triggers.
 
 Revision ID: 0027
@@ -114,20 +115,56 @@ BEGIN
 END $$"""
 
 
-def _previous() -> str:
-    """0026's function (what the downgrade puts back)."""
+#: 0025's fold (the same sums, in the same key order) as ONE statement: both pending tables moved
+#: by data-modifying CTEs of one INSERT (every run of it has the same plan, so the same order of
+#: locks), and the transaction's mark set by an assignment (a plain expression, no query): three
+#: queries per commit of a micro-batch become one
+FOLD_FUNCTION = """CREATE OR REPLACE FUNCTION shopdesk_rollup_fold() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE
+        mark text;
+    BEGIN
+        IF current_setting('shopdesk.rollup_folded', true) = 'on' THEN
+            RETURN NULL;
+        END IF;
+        mark := set_config('shopdesk.rollup_folded', 'on', true);
+        WITH moved AS (DELETE FROM conversation_daily_pending RETURNING *),
+        counted AS (
+            INSERT INTO conversation_daily (day, channel, intent, conversations, automated)
+            SELECT day, channel, intent, sum(conversations), sum(automated) FROM moved
+            GROUP BY day, channel, intent ORDER BY day, channel, intent
+            ON CONFLICT (day, channel, intent) DO UPDATE
+            SET conversations = conversation_daily.conversations + EXCLUDED.conversations,
+                automated = conversation_daily.automated + EXCLUDED.automated
+        ),
+        moved_times AS (DELETE FROM response_daily_pending RETURNING *)
+        INSERT INTO response_daily (day, channel, measure, seconds, conversations)
+        SELECT day, channel, measure, seconds, sum(conversations) FROM moved_times
+        GROUP BY day, channel, measure, seconds ORDER BY measure, day, channel, seconds
+        ON CONFLICT (day, channel, measure, seconds) DO UPDATE
+        SET conversations = response_daily.conversations + EXCLUDED.conversations;
+        RETURN NULL;
+    END $$"""
+
+
+def _previous() -> tuple[str, str]:
+    """0026's row function and 0025's fold (what the downgrade puts back)."""
     import importlib
 
-    return str(importlib.import_module("shopdesk.migrations.versions.0026_rollup_trigger_plpgsql").TRIGGER_FUNCTION)
+    row = importlib.import_module("shopdesk.migrations.versions.0026_rollup_trigger_plpgsql").TRIGGER_FUNCTION
+    fold = next(s for s in importlib.import_module("shopdesk.migrations.versions.0025_rollup_fold_at_commit").UPGRADE
+                if "FUNCTION shopdesk_rollup_fold()" in s)
+    return str(row), str(fold).replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
 
 
 def upgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
     op.execute(TRIGGER_FUNCTION)
+    op.execute(FOLD_FUNCTION)
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
-    op.execute(_previous())
+    for statement in _previous():
+        op.execute(statement)

@@ -83,6 +83,7 @@ from sqlalchemy.orm import Session, aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from inbox import outbox_pg
 from inbox.actions.base import write_audit
 from inbox.channels import (
     HOLD_CHANNEL,
@@ -772,6 +773,9 @@ class OutboxDispatcher:
                 .values(delivery_status="sent", channel_message_id=sa.bindparam("b_ref"))
                 .execution_options(synchronize_session=False),
             }
+            if outbox_pg.is_postgresql(self.sessions):
+                self._built["claim_pg"] = outbox_pg.claim_statement(self._built["candidates"], claim_free,
+                                                                    _CANDIDATE_COLUMNS, _RECIPIENT_COLUMNS)
         return self._built
 
     async def _claim(self, limit: int | None = None) -> list[_Claimed]:
@@ -783,6 +787,11 @@ class OutboxDispatcher:
         now = self.clock()
         lease_end = now + timedelta(seconds=self.lease_seconds)
         statements = self._statements()
+        one = await self._claim_in_one(statements, limit, now, lease_end) if "claim_pg" in statements else None
+        if one is not None:
+            if stagetrace.ENABLED:
+                stagetrace.mark_many("claimed", (row.conversation_id or 0 for row in one if not row.is_notice))
+            return one
         async with self.sessions() as session:
             # Core rows, not ORM objects: the claim reads a few columns and builds its own _Claimed
             connection = await session.connection()
@@ -819,6 +828,23 @@ class OutboxDispatcher:
         if stagetrace.ENABLED:
             stagetrace.mark_many("claimed", (row.conversation_id or 0 for row in claimed if not row.is_notice))
         return claimed
+
+    async def _claim_in_one(self, statements: dict[str, Any], limit: int, now: datetime,
+                            lease_end: datetime) -> list[_Claimed] | None:
+        """PostgreSQL: the claim as one statement committed as it runs (``outbox_pg.claim_statement``);
+        None when a delivery hold is in force (nothing was claimed: ``_claim`` goes the usual way)."""
+        async with self.sessions() as session:
+            connection = await outbox_pg.autocommit_connection(session)
+            rows = list(await connection.execute(statements["claim_pg"], {
+                "b_now": now, "b_channels": self._channels(), "b_limit": limit, "b_lease": lease_end,
+                "b_in_flight": list(self._in_flight), **self._affinity_params(now)}))
+        if not rows or rows[0].held:
+            return None
+        return [_Claimed(row.id, row.message_id, row.conversation_id, row.contact_id, Channel(row.channel),
+                         dict(row.payload or {}), row.attempts, row.created_at,
+                         _Recipient(row.r_id, row.r_channel, row.r_external_id, row.r_display_name, row.r_username,
+                                    row.r_language) if row.r_id is not None else None)
+                for row in rows if row.id is not None]
 
     def _affinity_params(self, now: datetime) -> dict[str, Any]:
         return self.affinity.params(now) if self.affinity is not None else {}
@@ -1073,28 +1099,35 @@ class OutboxDispatcher:
 
     async def _write_sent(self, batch: list[tuple[_Claimed, Any]]) -> None:
         """Record a group of successful sends: one statement finds which are still pending (locked
-        on PostgreSQL), one (executemany) marks them sent and one their messages delivered."""
+        on PostgreSQL), one (executemany) marks them sent and one their messages delivered. On
+        PostgreSQL the three are one statement, committed as it runs (``inbox.outbox_pg``)."""
         now = self.clock()
         refs = {row.id: str(platform_id)[:128] if platform_id is not None else None for row, platform_id in batch}
+        unique = {row.id: row for row, _ in batch}
         statements = self._statements()
         async with self.sessions() as session:
-            # a row no longer pending (given up or sent by another dispatcher) has nothing to record
-            pending = set((await session.exec(statements["still_pending"], params={"b_ids": list(refs)})).all())
-            rows = list({row.id: row for row, _ in batch if row.id in pending}.values())
-            if rows:
-                connection = await session.connection()
-                await connection.execute(statements["sent"], [
-                    {"b_id": row.id, "b_now": now, "b_ref": refs[row.id], "b_attempts": row.attempts + 1}
-                    for row in rows])
-                delivered = [{"b_id": row.message_id, "b_ref": refs[row.id]} for row in rows
-                             if row.message_id is not None]
-                if delivered:
-                    await connection.execute(statements["delivered"], delivered)
-                for row in rows:
-                    if not row.is_notice:
-                        collect(session, Event(EventType.message_delivery.value, row.conversation_id,
-                                               {"message_id": row.message_id, "outbox_id": row.id, "status": "sent"}))
-            await session.commit()
+            if outbox_pg.is_postgresql(self.sessions):
+                marked = await outbox_pg.mark_sent(await outbox_pg.autocommit_connection(session), [
+                    (row.id, refs[row.id], row.attempts + 1) for row in unique.values()], now)
+                rows = [row for row in unique.values() if row.id in marked]
+            else:
+                # a row no longer pending (given up or sent by another dispatcher) has nothing to record
+                pending = set((await session.exec(statements["still_pending"], params={"b_ids": list(refs)})).all())
+                rows = [row for row in unique.values() if row.id in pending]
+                if rows:
+                    connection = await session.connection()
+                    await connection.execute(statements["sent"], [
+                        {"b_id": row.id, "b_now": now, "b_ref": refs[row.id], "b_attempts": row.attempts + 1}
+                        for row in rows])
+                    delivered = [{"b_id": row.message_id, "b_ref": refs[row.id]} for row in rows
+                                 if row.message_id is not None]
+                    if delivered:
+                        await connection.execute(statements["delivered"], delivered)
+            for row in rows:
+                if not row.is_notice:
+                    collect(session, Event(EventType.message_delivery.value, row.conversation_id,
+                                           {"message_id": row.message_id, "outbox_id": row.id, "status": "sent"}))
+            await session.commit()  # on PostgreSQL nothing is left to commit: publishes the events
         log.debug("sent %d outbox row(s)", len(rows))
 
     async def _retry(self, row: _Claimed, seconds: float | None, reason: str,

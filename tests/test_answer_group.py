@@ -91,8 +91,15 @@ async def test_a_batch_writes_its_answers_in_a_fixed_number_of_statements(sessio
         assert await pipeline.process_many(ids) == dict.fromkeys(ids)
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", count)
-    for table in ("INSERT INTO message ", "INSERT INTO outbox ", "UPDATE message ", "UPDATE conversation "):
+    for table in ("INSERT INTO message ", "INSERT INTO outbox "):
         assert sum(s.startswith(table) for s in statements) == 1, (table, statements)
+    updates = ("UPDATE message ", "UPDATE conversation ")
+    if engine.dialect.name == "postgresql":  # both in ONE statement (inbox.actions.message_answer_pg)
+        assert sum(s.startswith("WITH marked AS ( UPDATE message ") for s in statements) == 1, statements
+        assert not any(s.startswith(updates) for s in statements), statements
+    else:
+        for table in updates:
+            assert sum(s.startswith(table) for s in statements) == 1, (table, statements)
     assert sum(s.startswith("SELECT message.id") for s in statements) == 1  # the turns' rows in one read
     for message_id in ids:
         assert (await outcome(sessions, message_id))["inbound"][0] is True
@@ -123,3 +130,33 @@ async def test_several_replies_of_a_turn_keep_their_order(sessions, bus):
         assert found["inbound"] == (True, "greeting", "en")
         assert found["conversation"][3] == {"step": message_id}
         assert found["conversation"][4] is True  # last_message_at (set on creation, kept)
+
+
+async def test_a_replying_turn_moves_the_conversations_times_and_a_silent_one_keeps_them(sessions, bus):
+    from inbox.actions.message_answer_group import AnswerGroup
+    from inbox.messages import OutboundPayload
+
+    replying, silent = await record(sessions, "r", "hi"), await record(sessions, "s", "hi")
+
+    async def times(message_id: int) -> tuple[Any, Any, Any]:
+        async with sessions() as s:
+            conversation = await s.get(Conversation, (await s.get(Message, message_id)).conversation_id)
+            return conversation.last_message_at, conversation.updated_at, conversation.bot_state
+
+    before = {m: await times(m) for m in (replying, silent)}
+    group = AnswerGroup()
+    async with sessions() as s:
+        for message_id, texts in ((silent, []), (replying, ["hello"])):
+            message = await s.get(Message, message_id)
+            conversation = await s.get(Conversation, message.conversation_id)
+            group.add(conversation, message, replies=[OutboundPayload(text=t) for t in texts],
+                      bot_state={"step": [message_id, "ü"]}, language="es", intent="greeting")
+        await group.write(s)
+        await s.commit()
+        [reply_at] = (await s.exec(select(Message.created_at).where(col(Message.direction) == Direction.outbound))).all()
+    last, updated, state = await times(silent)
+    assert (last, updated) == before[silent][:2] and state == {"step": [silent, "ü"]}
+    last, updated, state = await times(replying)
+    assert last == updated == reply_at and last > before[replying][0] and state == {"step": [replying, "ü"]}
+    for message_id in (replying, silent):
+        assert (await outcome(sessions, message_id))["inbound"] == (True, "greeting", "es")

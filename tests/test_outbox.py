@@ -319,13 +319,20 @@ async def test_commit_wakes_the_dispatcher_and_stop_waits_for_in_flight(sessions
 
 
 # -- the "sent" marks of sends that finish together: one SELECT of the rows still pending, then two
-# executemany statements (outbox, message) for the whole flush; a row decided elsewhere is left alone
+# executemany statements (outbox, message) for the whole flush; a row decided elsewhere is left alone.
+# PostgreSQL: all of it ONE statement (inbox.outbox_pg), committed as it runs
 
 def count_batched_updates(engine: Any) -> list[str]:
+    """The tables written by executemany UPDATEs, once per statement; on PostgreSQL the one
+    statement that marks both counts as ["outbox", "message"], so both databases give the same
+    list for one flush."""
     seen: list[str] = []
 
     def before(_conn: Any, _cursor: Any, statement: str, _params: Any, _context: Any, executemany: bool) -> None:
-        if executemany and statement.lstrip().upper().startswith("UPDATE"):
+        text = statement.lstrip().upper()
+        if text.startswith("WITH LOCKED AS MATERIALIZED"):
+            seen.extend(["outbox", "message"])
+        elif executemany and text.startswith("UPDATE"):
             seen.append(statement.split()[1])
 
     sa.event.listen(engine.sync_engine, "before_cursor_execute", before)
@@ -372,3 +379,49 @@ async def test_a_row_no_longer_pending_is_left_alone_and_the_others_are_marked(
         a_message = await s.get(Message, rows["reply to a"].message_id)
     assert b_message.delivery_status != "sent" and a_message.delivery_status == "sent"
     assert a_message.channel_message_id == f"tg-{rows['reply to a'].id}"
+
+
+# -- the claim: on PostgreSQL ONE statement (inbox.outbox_pg.claim_statement) unless a hold is in force
+
+async def test_a_claim_takes_due_heads_with_their_recipients_never_a_row_in_flight_and_minds_holds(
+        sessions: Any, engine: Any, senders: Any, sender: FakeSender, bus: EventBus) -> None:
+    from inbox.models import DeliveryHold
+
+    for name in ("a", "b", "c"):
+        await conversation_with(sessions, name, f"reply to {name}", f"then to {name}")
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(" ".join(statement.split()))
+
+    dispatcher = OutboxDispatcher(sessions, senders, bus)
+    rows = {r.payload["text"]: r for r in await outbox_rows(sessions)}
+    dispatcher._in_flight[rows["reply to b"].id] = 1  # as if still being sent by this dispatcher
+    sa.event.listen(engine.sync_engine, "before_cursor_execute", count)
+    try:
+        claimed = await dispatcher._claim()
+    finally:
+        sa.event.remove(engine.sync_engine, "before_cursor_execute", count)
+    # the heads only (one per conversation), not the one in flight, each with its recipient
+    assert sorted(r.payload["text"] for r in claimed) == ["reply to a", "reply to c"]
+    async with sessions() as s:
+        contacts = {c.id: c for c in (await s.exec(select(Contact))).all()}
+    for row in claimed:
+        assert row.contact is not None and row.contact.external_id == contacts[row.contact_id].external_id
+    if engine.dialect.name == "postgresql":
+        assert len(statements) == 1 and statements[0].startswith("WITH cand AS MATERIALIZED"), statements
+    async with sessions() as s:
+        leased = {r.payload["text"]: r.claimed_until for r in (await s.exec(select(OutboxMessage))).all()}
+    assert leased["reply to a"] is not None and leased["reply to c"] is not None
+    assert leased["reply to b"] is None and leased["then to a"] is None
+    # a claim finds nothing more (the heads are leased); with a hold in force the usual path runs
+    assert await dispatcher._claim() == []
+    async with sessions() as s:
+        s.add(DeliveryHold(channel=Channel.telegram.value, contact_id=rows["reply to b"].contact_id,
+                           not_before=datetime.now(UTC) + timedelta(seconds=60)))
+        await s.commit()
+    dispatcher._in_flight.clear()
+    assert await dispatcher._claim() == []  # b's row is held back (its next attempt moves to the hold's end)
+    async with sessions() as s:
+        b_row = await s.get(OutboxMessage, rows["reply to b"].id)
+    assert b_row.claimed_until is None and b_row.next_attempt_at > datetime.now(UTC) + timedelta(seconds=30)

@@ -91,3 +91,30 @@ async def test_a_change_of_response_times_alone_is_folded_at_commit(pg_url: str)
             assert await _rollup(conn) == {"returns": 1}
     finally:
         await engine.dispose()
+
+
+async def test_0027_goes_down_to_0026s_trigger_and_back(engine: Any, sessions: Any) -> None:
+    """0027 (PostgreSQL) replaces the row trigger's and the fold's bodies; down puts 0026's and
+    0025's back, and both count."""
+    from tests.test_search import _alembic
+
+    source = ("SELECT coalesce((SELECT string_agg(prosrc, ' ') FROM pg_proc "
+              "WHERE proname IN ('shopdesk_conversation_daily', 'shopdesk_rollup_fold')), '')")
+    first, second = await _conversations(sessions, 2)
+    move = sa.text("UPDATE conversation SET last_intent = :intent WHERE id = :id")
+    await _alembic(engine, "downgrade", "0026")
+    async with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            text = (await conn.execute(sa.text(source))).scalar_one()
+            assert "nothing counted moved" not in text and "moved_times" not in text
+        await conn.execute(move, {"intent": "returns", "id": first})
+        await conn.commit()
+    await _alembic(engine, "upgrade", "head")
+    async with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            text = (await conn.execute(sa.text(source))).scalar_one()
+            assert "nothing counted moved" in text and "moved_times" in text
+        await conn.execute(move, {"intent": "returns", "id": second})
+        await conn.execute(move, {"intent": "returns", "id": first})  # nothing counted moves
+        await conn.commit()
+        assert await _rollup(conn) == {"returns": 2}

@@ -6,7 +6,8 @@ micro-batch of turns, ``bot.pipeline.Pipeline.process_many``): the same rows and
 new values as committed ones at once); :meth:`AnswerGroup.write` then writes every reply's message
 in one multi-row INSERT (one per reply of a turn: 1 for most batches), their outbox rows in
 another, the "processed" marks and the conversations'
-changes as executemany UPDATEs, in the caller's transaction, before its commit. Only the common
+changes as executemany UPDATEs (on PostgreSQL one statement for both, ``message_answer_pg``), in the
+caller's transaction, before its commit. Only the common
 turn is taken (:meth:`AnswerGroup.accepts`): nothing else pending or changed in the session for
 that turn; any other turn answers with ``message_answer`` at once, as alone."""
 
@@ -29,6 +30,7 @@ from inbox.actions.message_answer import (
     loaded_unchanged,
     tell_committed,
 )
+from inbox.actions.message_answer_pg import answer_batch
 from inbox.events import Event, EventType, collect
 from inbox.messages import OutboundPayload
 from inbox.models import Author, Conversation, Direction, Message, OutboxMessage, OutboxStatus
@@ -150,16 +152,21 @@ class AnswerGroup:
                     if message_id in claimed:
                         data["born_claimed"] = True  # no claim to wake (inbox.outbox_handoff)
                     collect(session, Event(EventType.message_created.value, a.conversation.id, data))
-        await connection.execute(MARK_ANSWERED, [
-            {"b_id": a.message_id, "b_intent": a.intent, "b_language": a.language} for a in self._answers])
-        sent = [{"b_id": a.conversation.id, "b_state": a.bot_state, "b_language": a.language,
-                 "b_intent": a.last_intent, "b_now": a.now} for a in self._answers if a.replies]
-        if sent:
-            await connection.execute(ANSWER_CONVERSATION_SENT, sent)
-        silent = [{"b_id": a.conversation.id, "b_state": a.bot_state, "b_language": a.language,
-                   "b_intent": a.last_intent} for a in self._answers if not a.replies]
-        if silent:
-            await connection.execute(ANSWER_CONVERSATION, silent)
+        if connection.dialect.name == "postgresql":  # one statement for the batch (message_answer_pg)
+            await answer_batch(connection, [(a.message_id, a.intent, a.language) for a in self._answers],
+                               [(saved_id(a.conversation), a.bot_state, a.language, a.last_intent,
+                                 a.now if a.replies else None) for a in self._answers])
+        else:
+            await connection.execute(MARK_ANSWERED, [
+                {"b_id": a.message_id, "b_intent": a.intent, "b_language": a.language} for a in self._answers])
+            sent = [{"b_id": a.conversation.id, "b_state": a.bot_state, "b_language": a.language,
+                     "b_intent": a.last_intent, "b_now": a.now} for a in self._answers if a.replies]
+            if sent:
+                await connection.execute(ANSWER_CONVERSATION_SENT, sent)
+            silent = [{"b_id": a.conversation.id, "b_state": a.bot_state, "b_language": a.language,
+                       "b_intent": a.last_intent} for a in self._answers if not a.replies]
+            if silent:
+                await connection.execute(ANSWER_CONVERSATION, silent)
         self._answers.clear()
         self._conversations.clear()
 

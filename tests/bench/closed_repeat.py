@@ -14,7 +14,7 @@ from pathlib import Path
 from tests.bench.__main__ import FULL, FakeApiServer, prepare
 from tests.bench.databases import Databases
 from tests.bench.load import closed_loop
-from tests.bench.servers import start_shopdesk
+from tests.bench.servers import ServerProcess, start_shopdesk
 from tests.fakes.telegram import DEFAULT_TOKEN
 
 
@@ -25,7 +25,7 @@ async def main(args: argparse.Namespace) -> None:
     fake = FakeApiServer()
     await fake.start()
 
-    async def start():  # type: ignore[no-untyped-def]
+    async def start() -> ServerProcess:
         url = await dbs.url("sqlite", f"repeat_{args.path}")
         return await start_shopdesk(f"{args.path} sqlite", url, work, fake.base, token=DEFAULT_TOKEN, extra_env=extra)
 

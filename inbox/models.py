@@ -367,7 +367,14 @@ class OutboxMessage(SQLModel, table=True):
     """
 
     __tablename__ = "outbox"
-    __table_args__ = (sa.Index("ix_outbox_status_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        sa.Index("ix_outbox_status_due", "status", "next_attempt_at"),
+        # the pending rows of a stream (migration 0028): "is there an earlier pending row of this
+        # conversation on this channel" (the claim's heads, a reply born claimed) reads only these;
+        # those queries compare status with the literal 'pending', so that the planner may use it
+        sa.Index("ix_outbox_pending_stream", "conversation_id", "channel", "id",
+                 sqlite_where=sa.text("status = 'pending'"), postgresql_where=sa.text("status = 'pending'")),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     message_id: int | None = Field(default=None, foreign_key="message.id", index=True)

@@ -317,7 +317,8 @@ def _blocked_by_earlier() -> Any:
             # replies; notices about no conversation form one stream of their own
             col(earlier.conversation_id).is_not_distinct_from(col(OutboxMessage.conversation_id)),
             col(earlier.channel) == OutboxMessage.channel,
-            col(earlier.status) == OutboxStatus.pending,
+            # a literal, not a parameter: PostgreSQL's generic plans can then use ix_outbox_pending_stream
+            col(earlier.status) == sa.literal_column("'pending'"),
             col(earlier.id) < OutboxMessage.id,
         )
         .exists()

@@ -37,7 +37,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 
 from inbox.channels import Recipient
-from inbox.models import HOLD_ALL_CONTACTS, Channel, DeliveryHold, OutboxMessage, OutboxStatus
+from inbox.models import HOLD_ALL_CONTACTS, Channel, DeliveryHold, OutboxMessage
 
 __all__ = ["BORN_CLAIMED", "BornClaimed", "BornRow", "HandOff", "RecipientRow", "born_claimed_value",
            "born_params"]
@@ -157,7 +157,7 @@ def born_claimed_value() -> Any:
     pending = sa.exists().where(
         earlier.c.conversation_id == sa.bindparam("b_conversation", type_=_OUTBOX.c.conversation_id.type),
         earlier.c.channel == sa.bindparam("b_channel", type_=_OUTBOX.c.channel.type),
-        earlier.c.status == OutboxStatus.pending,
+        earlier.c.status == sa.literal_column("'pending'"),  # a literal: ix_outbox_pending_stream applies
     )
     held = sa.exists().where(
         _HOLD.c.channel == sa.bindparam("b_hold_channel", type_=_HOLD.c.channel.type),

@@ -393,6 +393,7 @@ def claim_sqlite_server(database_url: str) -> IO[bytes] | None:
 
 async def serve(settings: Settings, *, host: str | None = None, port: int | None = None,
                 telegram_polling: bool = False) -> None:
+    from shopdesk.heap import settle_when
     from shopdesk.logs import configure_logging
 
     configure_logging(settings.log_level)
@@ -404,10 +405,13 @@ async def serve(settings: Settings, *, host: str | None = None, port: int | None
     port = port or settings.port
     site = web.TCPSite(runner, host, port)
     await site.start()
+    # once the language models are in, freeze what lives for the whole process (shopdesk.heap)
+    settling = asyncio.get_running_loop().create_task(settle_when(app[RUNTIME].bot_ready), name="heap-settle")
     print(f"Shopdesk is serving on http://{host}:{port}  (inbox: /inbox  shop with chat widget: /shop)", flush=True)
     try:
         await asyncio.Event().wait()
     finally:
+        settling.cancel()
         await runner.cleanup()
         if guard is not None:
             guard.close()

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import socket
 import stat
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -494,10 +496,29 @@ def test_serve_stops_cleanly_on_ctrl_c_and_a_busy_port_is_one_line(cli: Cli) -> 
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=cli.tmp,
     )  # fmt: skip
     try:
-        assert server.stdout is not None
+        assert server.stdout is not None and server.stderr is not None
         assert "Shopdesk is serving on http://127.0.0.1:" in server.stdout.readline()
+        # once the language models are loaded the server settles its heap (shopdesk.heap)
+        lines = queue.Queue[str]()
+        stderr = server.stderr
+
+        def pump() -> None:
+            for line in stderr:
+                lines.put(line)
+
+        reader = threading.Thread(target=pump, daemon=True)
+        reader.start()
+        seen: list[str] = []
+        while not any("heap settled" in line for line in seen):
+            seen.append(lines.get(timeout=TIMEOUT))
+        settled = json.loads(next(line for line in seen if "heap settled" in line))
+        assert settled["level"] == "info" and int(settled["message"].split()[2]) > 10_000
         server.send_signal(signal.SIGINT)
-        _out, err = server.communicate(timeout=TIMEOUT)
+        server.wait(timeout=TIMEOUT)
+        reader.join(timeout=TIMEOUT)
+        while not lines.empty():
+            seen.append(lines.get())
+        err = "".join(seen)
     finally:
         if server.poll() is None:
             server.kill()

@@ -183,6 +183,7 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
     import ordersvc.api
     import ordersvc.webhooks
     from bot.connectors import build_connectors
+    from bot.forget import ErasureWatch
     from bot.pipeline import Pipeline
     from inbox import sla
     from inbox.actions.message_record_group import record_in_groups
@@ -324,6 +325,9 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
         runtime.background.append(asyncio.create_task(_start_bot(runtime), name="bot-start"))
         runtime.proactive.start()
         runtime.background.append(asyncio.create_task(runtime.pipeline.run_periodic(), name="periodic"))
+        # every process: an erasure (here, in another process or from the CLI) empties the bot's
+        # in-memory caches of customers' texts within ErasureWatch's interval (bot.forget)
+        runtime.background.append(asyncio.create_task(ErasureWatch(sessions).run(), name="erasure-watch"))
         runtime.alerts.start()
         runtime.sla.start()
         runtime.trimmer.start()

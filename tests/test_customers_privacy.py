@@ -260,3 +260,34 @@ async def test_cli_exports_and_erases(db_url: str, engine: Any, world: dict[str,
     assert "customers=1" in out and "files=3" in out
     assert await find_in_database(engine, NEEDLES) == []
     assert find_in_files(world["files"], NEEDLES) == []
+
+
+async def test_an_erasure_empties_the_bots_caches_of_customers_texts(sessions: Any, world: dict[str, Any]) -> None:
+    """The bot keeps short customer texts in memory (understanding, request splits, folded
+    answers); every process empties them after any erasure (bot.forget.ErasureWatch)."""
+    from bot import understand_many
+    from bot.dialog import choices, requests
+    from bot.forget import ErasureWatch
+
+    watch = ErasureWatch(sessions)
+    await watch.check()  # where the audit log stands
+    said = f"my email is {EMAIL.lower()}"
+    understand_many.analyze_many([(said, "en")])
+    requests.split_requests(said + " and where is my order to " + STREET, "en")
+    choices.fold(STREET)
+    assert choices._fold_cached.cache_info().currsize > 0
+
+    def held() -> list[str]:
+        texts = [text for text, _ in understand_many._kept] + list(requests._split_kept)
+        return [t for t in texts if EMAIL.lower() in t.lower() or STREET in t]
+
+    assert held()
+    assert await watch.check() is False  # nothing erased yet: the caches stay
+    assert held()
+
+    async with sessions() as s:
+        await customer_erase(s, EMAIL, files_dir=world["files"], actor="cli")
+        await s.commit()
+    assert await watch.check() is True
+    assert held() == [] and choices._fold_cached.cache_info().currsize == 0
+    assert await watch.check() is False  # once per erasure

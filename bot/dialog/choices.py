@@ -40,7 +40,7 @@ from inbox.replies import SUPPORTED_LANGUAGES
 
 __all__ = [
     "offer", "pick", "match", "is_cancel", "is_yes", "is_no", "yes_no", "wants_all", "amount", "fold",
-    "vocabulary", "has_correction", "MAX_MISSES", "updates_request", "stars",
+    "vocabulary", "has_correction", "MAX_MISSES", "updates_request", "stars", "clear_text_cache",
 ]
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -90,6 +90,12 @@ def _fold(text: str) -> str:
 
 
 _fold_cached = lru_cache(maxsize=FOLD_CACHE_SIZE)(_fold)
+
+
+def clear_text_cache() -> None:
+    """Forget the kept folded forms, customers' answers among them (``bot.forget``: a customer
+    was erased). The menus' own phrases are folded again as they come back."""
+    _fold_cached.cache_clear()
 
 
 #: Chinese characters (CJK extension A, unified ideographs, compatibility ideographs)

@@ -19,7 +19,7 @@ from bot.nlu import get_classifier
 from bot.nlu.intents import CLARIFY_BELOW, CONFIDENT, IntentClassifier
 from inbox.replies import SUPPORTED_LANGUAGES
 
-__all__ = ["Request", "split_requests", "MAX_PARTS"]
+__all__ = ["Request", "clear_cache", "split_requests", "MAX_PARTS"]
 
 MAX_PARTS = 4
 _MAX_CHARS = 400
@@ -72,6 +72,12 @@ def _sentence(part: str) -> bool:
     folded = fold(part)
     cjk = sum(1 for ch in folded if "\u3400" <= ch <= "\u9fff")
     return cjk >= 4 or len(folded.split()) >= _MIN_UNSURE_WORDS
+
+
+def clear_cache() -> None:
+    """Forget every kept split (``bot.forget``: a customer was erased)."""
+    with _split_lock:
+        _split_kept.clear()
 
 
 def split_requests(text: str, lang: str | None = None) -> list[Request]:

@@ -229,8 +229,11 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
     # together (group commit), on both databases. A batch holds a pooled connection for all its
     # turns; on PostgreSQL at most half the pool is given to batches, so that webhooks and the
     # outbox (claims, "sent" marks, lease renewals) never wait for a connection behind them: a
-    # reply sent whose mark waits is one that a crash would send again
-    batches = 8 if settings.is_sqlite else max(1, min(8, settings.db_pool_size // 2))
+    # reply sent whose mark waits is one that a crash would send again. SQLite has one connection,
+    # so a second batch could only wait for it: ONE batch at a time, and the messages that arrive
+    # meanwhile wait in the worker and form the next batch together (widget closed loop: 11 -> 16
+    # messages per batch, server CPU per message 0.92-1.08 -> 0.85 ms; tests.bench.per_message)
+    batches = 1 if settings.is_sqlite else max(1, min(8, settings.db_pool_size // 2))
     runtime.worker = InboundWorker(sessions, runtime.pipeline.process, ready=runtime.bot_ready,
                                    batch=runtime.pipeline.process_many, concurrency=batches)
     if not is_postgres(settings.database_url):

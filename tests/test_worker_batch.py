@@ -211,3 +211,22 @@ async def test_a_database_outage_fails_the_whole_batch_and_keeps_nothing(session
         assert (await s.get(Message, first)).processed is False
         assert (await s.get(Message, second)).processed is False
         assert all(c.owner == Owner.bot for c in (await s.exec(select(Conversation))).all())
+
+
+async def test_one_batch_at_a_time_gathers_what_arrives_meanwhile_into_the_next(sessions):
+    """The SQLite server runs one batch at a time (its one connection could only make a second
+    batch wait): the messages that arrive while a batch runs wait in the worker and go together
+    in the next batch, not one batch each."""
+    first = (await record(sessions, "first", "f0")).message_id
+    later = [(await record(sessions, f"c{i}", f"k{i}")).message_id for i in range(5)]
+    batch = Batches(sessions)
+    worker = InboundWorker(sessions, never, sweep_interval=None, batch=batch, concurrency=1)
+    worker.submit(first)
+    while not batch.batches:  # the first batch is running (it sleeps 10 ms before its commit)
+        await asyncio.sleep(0)
+    for message_id in later:  # one by one, on separate loop turns, as webhooks arrive
+        worker.submit(message_id)
+        await asyncio.sleep(0)
+    await worker.join()
+    assert batch.batches == [[first], later]
+    assert sorted(batch.finished) == sorted([first, *later])

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 
 from inbox.actions.message_record import GROUPS, message_record
-from inbox.actions.message_record_group import record_in_groups
+from inbox.actions.message_record_group import RecordGroup, record_in_groups
 from inbox.messages import InboundMessage, InvalidMessage
 from inbox.models import Channel, Contact, Conversation, Message
 
@@ -102,3 +102,77 @@ async def test_known_customers_messages_are_written_together_in_arrival_order(se
         mine = [r.message_id for r in results[c::4]]
         assert mine == sorted(mine)  # a conversation's messages in arrival order
     assert len({r.conversation_id for r in results}) == 4
+
+
+class _BusyConnection:
+    """``sessions`` whose sessions wait for ``free`` before they get a connection (as when a
+    worker's batch holds SQLite's one connection)."""
+
+    def __init__(self, sessions: Any) -> None:
+        self.sessions = sessions
+        self.free = asyncio.Event()
+
+    def __call__(self) -> Any:
+        session = self.sessions()
+        connect = session.connection
+
+        async def connection(*args: Any, **kwargs: Any) -> Any:
+            await self.free.wait()
+            return await connect(*args, **kwargs)
+
+        session.connection = connection
+        return session
+
+    def __getattr__(self, name: str) -> Any:  # the rest of async_sessionmaker (kw, ...)
+        return getattr(self.sessions, name)
+
+
+async def test_messages_arriving_while_the_group_waits_for_the_connection_join_it(
+        sessions: Any, grouped: list[int]) -> None:
+    group = GROUPS[sessions]
+    assert isinstance(group, RecordGroup)
+    busy = _BusyConnection(sessions)
+    group.sessions = busy  # type: ignore[assignment]
+    first = asyncio.create_task(message_record(sessions, msg("k0", "c0", "text 0")))
+    later = []
+    for i in range(1, 5):  # one by one, on separate loop turns, as webhooks arrive
+        await asyncio.sleep(0)
+        later.append(asyncio.create_task(message_record(sessions, msg(f"k{i}", f"c{i}", f"text {i}"))))
+    await asyncio.sleep(0.01)
+    assert grouped == [] and not first.done()
+    busy.free.set()
+    results = await asyncio.wait_for(asyncio.gather(first, *later), 10)
+    assert len(grouped) == 1  # the five in one transaction
+    assert [r.message_id for r in results] == sorted(r.message_id for r in results)  # arrival order
+    async with sessions() as s:
+        texts = {m.id: m.text for m in (await s.exec(select(Message))).all()}
+    assert [texts[r.message_id] for r in results] == [f"text {i}" for i in range(5)]
+
+
+class _NoConnectionOnce(_BusyConnection):
+    """``sessions`` whose first session cannot get a connection (the database went away)."""
+
+    refused = 1
+
+    def __call__(self) -> Any:
+        session = self.sessions()
+        connect = session.connection
+
+        async def connection(*args: Any, **kwargs: Any) -> Any:
+            if self.refused:
+                self.refused -= 1
+                raise OSError("database away")
+            return await connect(*args, **kwargs)
+
+        session.connection = connection
+        return session
+
+
+async def test_a_group_that_gets_no_connection_records_each_message_alone(
+        sessions: Any, grouped: list[int]) -> None:
+    group = GROUPS[sessions]
+    assert isinstance(group, RecordGroup)
+    group.sessions = _NoConnectionOnce(sessions)  # type: ignore[assignment]
+    results = await asyncio.gather(*(message_record(sessions, msg(f"k{i}", f"c{i}", f"text {i}")) for i in range(3)))
+    assert not any(r.duplicate for r in results) and len({r.message_id for r in results}) == 3
+    assert len(grouped) == 3  # each on its own, after the group could not start

@@ -75,15 +75,28 @@ class RecordGroup:
         # no extra loop turn first: this task was created by the first caller, so every caller that
         # ran on that loop turn (frames and webhooks read together) has handed its message in
         while self._waiting:
-            group, self._waiting = self._waiting[:self.limit], self._waiting[self.limit:]
+            group: list[_Waiting] = []
+            results: list[RecordResult] | None = None
+            error: Exception | None = None
+            try:
+                async with self.sessions() as session:
+                    # the connection first, then the group: SQLite's one connection is often busy
+                    # (a worker's batch, a flush of "sent" marks), and the messages that arrive while
+                    # this waits for it join this group instead of forming the next ones
+                    await session.connection()
+                    group, self._waiting = self._waiting[:self.limit], self._waiting[self.limit:]
+                    if len(group) > 1:
+                        results = await self._together(session, group)
+            except Exception as exc:
+                error = exc
+            if not group:  # no connection: each message goes alone (its retries, its clear error)
+                group, self._waiting = self._waiting[:self.limit], self._waiting[self.limit:]
             if len(group) == 1:
                 await self._alone(group[0])
                 continue
-            try:
-                results = await self._together(group)
-            except Exception as exc:
+            if results is None:
                 log.info("recording a group of %d messages failed (%s); recording them one at a time",
-                         len(group), type(exc).__name__)
+                         len(group), type(error).__name__)
                 await asyncio.gather(*(self._alone(w) for w in group))
                 continue
             if stagetrace.ENABLED:
@@ -92,24 +105,23 @@ class RecordGroup:
                 if not waiting.done.done():
                     waiting.done.set_result(result)
 
-    async def _together(self, group: list[_Waiting]) -> list[RecordResult]:
+    async def _together(self, session: AsyncSession, group: list[_Waiting]) -> list[RecordResult]:
         """The common-case messages (``InboundBatch``) are written together; any other one is
-        written as alone, after those that came before it."""
+        written as alone, after those that came before it. Commits ``session``."""
         results: list[RecordResult | None] = []
         batch = InboundBatch()
-        async with self.sessions() as session:
-            await batch.read_ahead(session, [w.clean for w in group])  # one read for the group
-            for w in group:
-                now = w.now or utcnow()
-                if await batch.take(session, w.clean, now):
-                    results.append(None)
-                    continue
-                await batch.write(session)
-                batch.forget()  # the general path may open or reopen a conversation: read again
-                results.append(await _record(session, w.clean, reopen_days=w.reopen_days, now=now,
-                                             duplicates_first=False))
+        await batch.read_ahead(session, [w.clean for w in group])  # one read for the group
+        for w in group:
+            now = w.now or utcnow()
+            if await batch.take(session, w.clean, now):
+                results.append(None)
+                continue
             await batch.write(session)
-            await session.commit()
+            batch.forget()  # the general path may open or reopen a conversation: read again
+            results.append(await _record(session, w.clean, reopen_days=w.reopen_days, now=now,
+                                         duplicates_first=False))
+        await batch.write(session)
+        await session.commit()
         return [r if r is not None else batch.results[id(w.clean)] for w, r in zip(group, results, strict=True)]
 
     async def _alone(self, w: _Waiting) -> None:

@@ -26,14 +26,13 @@ from sqlmodel import col
 
 from bot import understand_many
 from bot.dialog import choices, requests
+from inbox.actions.customer_erase import ERASED_ACTION
 from inbox.models import AuditEvent
 
 __all__ = ["ERASED_ACTION", "WATCH_SECONDS", "ErasureWatch", "forget_customer_texts"]
 
 log = logging.getLogger(__name__)
 
-#: the audit action every erasure writes (inbox.actions.customer_erase)
-ERASED_ACTION = "customer.erased"
 #: how often each process looks for a new erasure
 WATCH_SECONDS = 15.0
 

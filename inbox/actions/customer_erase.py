@@ -58,11 +58,13 @@ from inbox.queries.person import customer_files, find_person
 from ordersvc.privacy import erase_order_records
 from shopbase.clock import utcnow
 
-__all__ = ["ERASED", "Erasure", "customer_erase", "pending_file_removals", "scrub"]
+__all__ = ["ERASED", "ERASED_ACTION", "Erasure", "customer_erase", "pending_file_removals", "scrub"]
 
 log = logging.getLogger(__name__)
 
 ERASED = "[erased]"
+#: the audit action of every erasure (bot.forget watches for it in every process)
+ERASED_ACTION = "customer.erased"
 _FILES_KEY = "shopdesk.erase_files"
 _HOOKED_KEY = "shopdesk.erase_hooked"
 
@@ -238,7 +240,7 @@ async def customer_erase(
     if everyone and files_dir is not None and files_dir.is_dir():
         result.files = sorted(p for p in files_dir.rglob("*") if p.is_file())
     _remove_after_commit(session, result.files)
-    write_audit(session, None, "customer.erased", agent=agent, actor=actor if agent is None else None,
+    write_audit(session, None, ERASED_ACTION, agent=agent, actor=actor if agent is None else None,
                 detail={"everyone": everyone, **result.counts()}, now=now)
     return result
 

@@ -12,7 +12,10 @@ widget or the Telegram path, and prints, per answered message:
 * PostgreSQL's CPU split by process kind (pool connections, listeners, backends that exited
   during the run: a churning pool shows there), the load generator's own CPU (this process, with
   the fake Bot API), and the statements that took the most execution time (triggers included);
-* answered messages per second (noise on a loaded machine) and the servers' resident memory.
+* answered messages per second (noise on a loaded machine) and the servers' resident memory;
+* the hot tables' row writes per message (``pg_stat_user_tables``: inserts, updates, HOT updates —
+  an update that is not HOT writes an entry in every index of the table), read after the backends
+  have flushed their counters (PostgreSQL does that when a backend is idle for 10 s).
 
 ``--env SHOPDESK_X=V`` gives the servers a setting; ``--pg-options`` more server options
 (``--keep`` keeps PostgreSQL's log with the servers' logs).
@@ -25,6 +28,7 @@ import asyncio
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from collections import Counter
@@ -91,20 +95,50 @@ async def _admin(cluster: PgServer, database: str, sql: str) -> list[Any]:
 async def _snapshot(cluster: PgServer, servers: list[ServerProcess]) -> dict[str, Any]:
     [row] = await _admin(cluster, "shop", "SELECT xact_commit, xact_rollback FROM pg_stat_database "
                                           "WHERE datname = 'shop'")
-    calls = await _admin(cluster, "shop", "SELECT query, toplevel, calls, total_exec_time FROM pg_stat_statements "
+    calls = await _admin(cluster, "shop", "SELECT query, toplevel, calls, plans, total_plan_time, total_exec_time, wal_bytes FROM pg_stat_statements "
                                           "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = 'shop')")
     statements: Counter[str] = Counter()
+    plans: Counter[str] = Counter()  # with pg_stat_statements.track_planning=on (--pg-options)
+    wal: Counter[str] = Counter()
+    plan_times: Counter[str] = Counter()
     times: Counter[str] = Counter()
     per_pid: dict[int, float] = {}
     for r in calls:
         statements[r["query"]] += int(r["calls"])
+        plans[r["query"]] += int(r["plans"])
         if r["toplevel"]:  # a nested statement's time is in its top-level statement's already
             times[r["query"]] += float(r["total_exec_time"])
+            wal[r["query"]] += int(r["wal_bytes"])
+            plan_times[r["query"]] += float(r["total_plan_time"])
     return {"commits": int(row["xact_commit"]), "rollbacks": int(row["xact_rollback"]),
-            "statements": dict(statements), "times": dict(times),
+            "statements": dict(statements), "plans": dict(plans), "times": dict(times), "wal": dict(wal),
+            "plan_times": dict(plan_times),
             "server_cpu": sum(_cpu(s.proc.pid) for s in servers), "pg_cpu": _postgres_cpu(cluster, per_pid),
             "pg_per_pid": per_pid, "pg_labels": await _pg_labels(cluster),
             "generator_cpu": _cpu(os.getpid())}
+
+
+_TABLE_STATS = ("SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables "
+                "WHERE relname IN ('conversation', 'message', 'outbox', 'contact')")
+
+
+async def _table_stats(cluster: PgServer) -> dict[str, tuple[int, int, int]]:
+    rows = await _admin(cluster, "shop", _TABLE_STATS)
+    [wal] = await _admin(cluster, "shop", "SELECT wal_records, wal_bytes FROM pg_stat_wal")
+    return {"wal": (int(wal["wal_records"]), int(wal["wal_bytes"]), 0),
+            **{str(r["relname"]): (int(r["n_tup_ins"]), int(r["n_tup_upd"]), int(r["n_tup_hot_upd"])) for r in rows}}
+
+
+def _table_writes(before: dict[str, tuple[int, int, int]], after: dict[str, tuple[int, int, int]],
+                  answered: int) -> dict[str, dict[str, float]]:
+    out = {}
+    for name, (ins, upd, hot) in sorted(after.items()):
+        if name == "wal":
+            continue
+        b_ins, b_upd, b_hot = before.get(name, (0, 0, 0))
+        out[name] = {"inserts": round((ins - b_ins) / answered, 3), "updates": round((upd - b_upd) / answered, 3),
+                     "hot_updates": round((hot - b_hot) / answered, 3)}
+    return out
 
 
 def _pg_breakdown(before: dict[str, Any], after: dict[str, Any], answered: int, left_out: float) -> dict[str, float]:
@@ -142,6 +176,13 @@ async def _sample_waits(cluster: PgServer, waits: Counter[str], own: dict[str, f
 _SAMPLE = ("SELECT state, wait_event_type, wait_event, left(query, 60) AS q FROM pg_stat_activity "
            "WHERE datname = 'shop' AND pid <> pg_backend_pid() AND backend_type = 'client backend' "
            "AND state <> 'idle' AND query NOT LIKE 'LISTEN%'")
+
+
+def _start_perf(path: str, seconds: float, pids: list[int]) -> subprocess.Popen[bytes]:
+    """``perf record`` of this cluster's PostgreSQL processes (``pids``: the ones running when the
+    measured closed loop starts) for that loop only; ``perf report -i PATH --sort symbol``."""
+    return subprocess.Popen(["perf", "record", "-F", "999", "-g", "-p", ",".join(map(str, pids)), "-o", path,
+                             "--", "sleep", str(seconds)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -185,22 +226,29 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                           phase="warm-up")
         await router.settle(10)
         await asyncio.sleep(args.idle)  # a quiet moment: what an idle process costs is not counted below
+        await asyncio.sleep(11)  # every backend has flushed its table counters (idle for 10 s)
+        tables_before = await _table_stats(cluster)
         await _admin(cluster, "shop", "SELECT pg_stat_statements_reset()")
         before = await _snapshot(cluster, servers)
         load_before = os.getloadavg()
         waits: Counter[str] = Counter()
         own: dict[str, float] = {}
         sampler = asyncio.create_task(_sample_waits(cluster, waits, own))
+        profiler = _start_perf(args.perf, args.seconds, sorted(before["pg_per_pid"])) if args.perf else None
         try:
             stats = await closed_loop(target, router, clients=args.clients, duration=args.seconds, bound=30,
                                       grace=10, phase="measured")
         finally:
             sampler.cancel()
             await asyncio.gather(sampler, return_exceptions=True)
+            if profiler is not None:
+                await asyncio.to_thread(profiler.wait)
         await router.settle(10)
         after = await _snapshot(cluster, servers)
         summary = stats.summary()
         answered = max(1, stats.answered)
+        await asyncio.sleep(11)  # as above: the counters of the measured run are all in
+        tables_after = await _table_stats(cluster)
         # the sampler's own statements, transactions and CPU are not the servers' (left out below)
         statements = {q: n for q, n in after["statements"].items() if "wait_event_type, wait_event" not in q}
         times = {q: t for q, t in after["times"].items() if "wait_event_type, wait_event" not in q}
@@ -216,6 +264,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "rollbacks_per_msg": round((after["rollbacks"] - before["rollbacks"]) / answered, 2),
             "statements_per_msg": round(total_calls / answered, 2),
             "notifies_per_msg": round(notifies / answered, 3),
+            # WAL written (pg_stat_wal, the whole cluster: the sampler's reads write none)
+            "wal_records_per_msg": round((tables_after["wal"][0] - tables_before["wal"][0]) / answered, 2),
+            "wal_bytes_per_msg": round((tables_after["wal"][1] - tables_before["wal"][1]) / answered),
             "server_cpu_ms_per_msg": round(1000 * (after["server_cpu"] - before["server_cpu"]) / answered, 2),
             "pg_cpu_ms_per_msg": round(1000 * (after["pg_cpu"] - before["pg_cpu"] - own.get("cpu", 0.0)) / answered, 2),
             "sampler_left_out": {"transactions": int(own.get("queries", 0)),
@@ -224,8 +275,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "generator_cpu_ms_per_msg": round(1000 * (after["generator_cpu"] - before["generator_cpu"]) / answered, 2),
             # executing top-level statements (triggers included), as PostgreSQL timed them
             "pg_exec_ms_per_msg": round(sum(times.values()) / answered, 2),
+            # planning them (0 unless --pg-options '-c pg_stat_statements.track_planning=on')
+            "pg_plan_ms_per_msg": round(sum(t for q, t in after["plan_times"].items()
+                                            if "wait_event_type, wait_event" not in q) / answered, 3),
             # PostgreSQL's CPU per answered message by process kind (from /proc; "exited": reaped children)
             "pg_cpu_ms_per_msg_by_process": _pg_breakdown(before, after, answered, own.get("cpu", 0.0)),
+            # rows written per answered message (the quiet moments before and after add nothing)
+            "table_writes_per_msg": _table_writes(tables_before, tables_after, answered),
             "extra_replies": router.extra,  # replies nobody waited for (a repeated send, or an answer after its bound)
             "rss_mb": [round(rss_mb(s.proc.pid) or 0, 1) for s in servers],
             "loadavg_before": [round(x, 2) for x in load_before], "loadavg_after": [round(x, 2) for x in os.getloadavg()],
@@ -235,6 +291,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                                for q, n in top],
             "top_statements_by_time": [{"exec_ms_per_msg": round(t / answered, 3),
                                         "calls_per_msg": round(statements.get(q, 0) / answered, 3),
+                                        "plans_per_msg": round(after["plans"].get(q, 0) / answered, 3),
+                                        "plan_ms_per_msg": round(after["plan_times"].get(q, 0.0) / answered, 3),
+                                        "wal_bytes_per_msg": round(after["wal"].get(q, 0) / answered),
                                         "query": " ".join(q.split())[:160]} for q, t in slowest],
         }
         if args.quiet:
@@ -271,6 +330,8 @@ def main() -> None:
                         help="a setting for the servers (repeatable)")
     parser.add_argument("--pg-options", default="", help="more server options, e.g. '-c log_statement=all'")
     parser.add_argument("--json", default="")
+    parser.add_argument("--perf", default="", metavar="PATH",
+                        help="record PostgreSQL during the measured loop with `perf record -g` into PATH")
     args = parser.parse_args()
     result = asyncio.run(run(args))
     text = json.dumps(result, indent=1)

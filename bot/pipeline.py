@@ -92,7 +92,7 @@ _BATCH_ROWS = _batch_rows(col(Message.id).in_(sa.bindparam("b_ids", expanding=Tr
 #: parsed and planned again, for each size). The array is read by a sub-select (an init plan), so
 #: no plan sees its length: with it in sight, the custom plan of a batch of fewer than 10 looked
 #: cheaper than the generic one, and PostgreSQL planned the read again at every batch
-#: (``tests/test_batch_rows_pg.py``)
+#: (``tests/test_pg_plans.py``)
 _IDS = postgresql.ARRAY(sa.Integer)
 _BATCH_ROWS_PG = _batch_rows(col(Message.id) == sa.any_(sa.cast(
     sa.select(sa.cast(sa.bindparam("b_ids", type_=_IDS), _IDS)).scalar_subquery(), _IDS)))

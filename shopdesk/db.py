@@ -68,6 +68,11 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     return engine
 
 
+#: the advisory lock taken while a process migrates ("migrate!" as a number; not the periodic
+#: jobs' LEADER_LOCK_KEY in shopdesk.cluster)
+MIGRATION_LOCK_KEY = int.from_bytes(b"migrate!", "big") & 0x7FFFFFFFFFFFFFFF
+
+
 def _alembic_config(connection: Connection) -> Any:
     from alembic.config import Config
 
@@ -127,6 +132,12 @@ async def migrate(engine: AsyncEngine, revision: str = "head") -> None:
         command.upgrade(_alembic_config(connection), revision)
 
     async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # processes started together (systemd starting N units, a restart after an upgrade)
+            # migrate one at a time: the others wait here, then find the schema at its head and
+            # do nothing; without it the second CREATE TABLE of the same name fails on a catalog
+            # unique index and that process exits. Held until this transaction ends.
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
         await conn.run_sync(_run)
 
 

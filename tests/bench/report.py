@@ -72,7 +72,7 @@ def print_report(results: dict[str, Any]) -> None:
     print("Latency: from the message leaving the client (open loop: its scheduled time) to the bot's reply "
           "arriving (widget frame / sendMessage at the fake Bot API). lost = no reply within the bound;")
     print("cpu% = the load generator's own CPU use (near 100: the figure is bounded by the client, not the server).")
-    print("srv/db/gen ms = CPU ms per answered message (closed loop, from /proc) of the server process(es), "
+    print("srv/db/gen ms = CPU ms per answered message (closed loop and soak, from /proc) of the server process(es), "
           "PostgreSQL (all its processes) and the load generator (this process and the fake Bot API).")
     print()
     for line in _chat_rows(results):

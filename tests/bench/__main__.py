@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.bench import report
+from tests.bench.cpu import CpuMeter, postmaster_pid, scaling_summary
 from tests.bench.databases import Databases
 from tests.bench.fake_api import FakeBotApiProcess
 from tests.bench.load import Router, TelegramTarget, WidgetTarget, closed_loop, first_answer, open_loop
@@ -89,6 +90,10 @@ class FakeApiServer:
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}/bot"
 
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid
+
     async def start(self) -> None:
         await self._process.start()
 
@@ -146,25 +151,32 @@ async def prepare(label: str, path: str, start: Callable[[], Awaitable[ServerPro
     return prep
 
 
-async def measure(prep: Prepared, profile: Profile, *, soak: bool) -> None:
-    """Warm-up, closed loop (and soak), then the open-loop rates."""
+Meter = Callable[[ServerProcess | ServerGroup], CpuMeter]
+
+
+async def measure(prep: Prepared, profile: Profile, *, soak: bool, meter_for: Meter | None = None) -> None:
+    """Warm-up, closed loop (and soak), then the open-loop rates; with ``meter_for``, the CPU per
+    answered message of the closed-loop phases (tests/bench/cpu.py)."""
     run, server, target, router = prep.run, prep.server, prep.target, prep.router
     assert server is not None and target is not None
+    meter = meter_for(server) if meter_for is not None else None
     await router.settle(profile.settle)
     await closed_loop(target, router, clients=min(20, profile.clients), duration=profile.warmup,
                       bound=profile.bound, grace=profile.grace, phase="warm-up")
     await router.settle(profile.settle)
     server.rss("after warm-up")
+    before = meter.read() if meter is not None else None
     closed = await closed_loop(target, router, clients=profile.clients, duration=profile.closed,
                                bound=profile.bound, grace=profile.grace, phase=f"closed x{profile.clients}")
-    run["phases"].append(closed.summary())
+    run["phases"].append(closed.summary() | (meter.per_message(before, closed.answered) if meter else {}))
     closed_rss = server.rss("after closed loop")
     if soak and profile.soak and await router.settle(profile.settle):
         # the long run: memory growth per message once everything is warm (the first closed
         # loop still fills caches and pools, so growth is counted from its end)
+        before = meter.read() if meter is not None else None
         long_run = await closed_loop(target, router, clients=profile.clients, duration=profile.soak,
                                      bound=profile.bound, grace=profile.grace, phase="soak")
-        run["phases"].append(long_run.summary())
+        run["phases"].append(long_run.summary() | (meter.per_message(before, long_run.answered) if meter else {}))
         soak_rss = server.rss("after soak")
         if closed_rss is not None and soak_rss is not None and long_run.answered:
             run["growth_kb_per_1k_messages"] = round((soak_rss - closed_rss) * 1024 / (long_run.answered / 1000), 1)
@@ -187,9 +199,17 @@ async def measure(prep: Prepared, profile: Profile, *, soak: bool) -> None:
 
 async def run_group(results: dict[str, Any], label: str,
                     starts: dict[str, Callable[[], Awaitable[ServerProcess | ServerGroup]]],
-                    profile: Profile, fake: FakeApiServer, *, soak_first: bool) -> None:
+                    profile: Profile, fake: FakeApiServer, *, soak_first: bool, cpu: bool = False,
+                    postmaster: int | None = None) -> None:
     """One server per path, started and warmed up together (start-up is mostly loading models,
-    which must not overlap a measurement), then measured one after the other, each alone."""
+    which must not overlap a measurement), then measured one after the other, each alone. With
+    ``cpu``, the closed-loop phases get CPU per answered message of the server, PostgreSQL (the
+    tree of ``postmaster``) and the load generator (this process and the fake Bot API)."""
+
+    def meter_for(server: ServerProcess | ServerGroup) -> CpuMeter:
+        processes = server.servers if isinstance(server, ServerGroup) else [server]
+        return CpuMeter([s.proc.pid for s in processes], postmaster, [fake.pid] if fake.pid else [])
+
     preps: list[Prepared] = []
     try:
         preps = list(await asyncio.gather(*(prepare(label, path, start, profile, fake)
@@ -197,8 +217,8 @@ async def run_group(results: dict[str, Any], label: str,
         for i, prep in enumerate(preps):
             if "error" not in prep.run:
                 try:
-                    await asyncio.wait_for(measure(prep, profile, soak=soak_first and i == 0),
-                                           profile.run_timeout)
+                    await asyncio.wait_for(measure(prep, profile, soak=soak_first and i == 0,
+                                                   meter_for=meter_for if cpu else None), profile.run_timeout)
                 except TimeoutError:
                     prep.run["error"] = f"did not finish within {profile.run_timeout:.0f}s"
                 except Exception as exc:
@@ -355,8 +375,9 @@ async def main_async(profile: Profile, args: argparse.Namespace) -> dict[str, An
                     return start
 
                 first = not any(r["server"].startswith("shopdesk") for r in results["chat"])
+                postmaster = postmaster_pid(dbs.pg.base) if kind == "postgresql" and dbs.pg else None
                 await run_group(results, f"shopdesk {DB_LABEL[kind]}", {p: shopdesk_start(p) for p in paths}, profile,
-                                fake, soak_first=first)
+                                fake, soak_first=first, cpu=True, postmaster=postmaster)
                 if kind == "postgresql" and args.processes > 1:
                     # several processes on one database, customers spread over them (SQLite serves one)
                     def group_start(path: str, n: int = args.processes) -> Callable[[], Awaitable[ServerGroup]]:
@@ -368,7 +389,8 @@ async def main_async(profile: Profile, args: argparse.Namespace) -> dict[str, An
                         return start
 
                     await run_group(results, f"shopdesk {DB_LABEL[kind]} x{args.processes}",
-                                    {p: group_start(p) for p in paths}, profile, fake, soak_first=False)
+                                    {p: group_start(p) for p in paths}, profile, fake, soak_first=False, cpu=True,
+                                    postmaster=postmaster)
         if "inbox" not in args.skip:
             for kind in databases:
                 if kind == "postgresql" and not await dbs.start_pg():
@@ -407,6 +429,8 @@ async def main_async(profile: Profile, args: argparse.Namespace) -> dict[str, An
             scaling[f"{r['path']} {server.split()[-1]}"] = round(rate / single, 2) if rate and single else None
     if scaling:
         results["scaling"] = scaling  # N processes over one, closed loop (issue 16: ≥ 1.6 for two)
+        # ... and what this machine allows, from the one-process row's CPU per message (tests/bench/cpu.py)
+        results["scaling_cpu"] = scaling_summary(results["chat"], os.cpu_count() or 1)
     results["meta"]["seconds"] = round(time.perf_counter() - began, 1)
     return results
 

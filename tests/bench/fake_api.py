@@ -126,6 +126,10 @@ class FakeBotApiProcess:
         self._proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
 
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
     async def start(self) -> None:
         self._proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "tests.bench.fake_api", str(self.port),

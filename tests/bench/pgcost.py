@@ -35,27 +35,18 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from tests.bench.cpu import cpu_seconds, postmaster_pid
 from tests.bench.load import Router, TelegramTarget, WidgetTarget, closed_loop, first_answer
 from tests.bench.servers import WEBHOOK_SECRET, ServerProcess, rss_mb, start_shopdesk
 from tests.fakes.telegram import DEFAULT_TOKEN
 from tests.pg_cluster import PgServer, pg_bindir, start_cluster, stop_cluster
 
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def _cpu(pid: int, *, children: bool = False) -> float:
-    """CPU seconds of ``pid`` (and of its reaped children)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    utime, stime, cutime, cstime = (int(fields[i]) for i in (11, 12, 13, 14))
-    return (utime + stime + ((cutime + cstime) if children else 0)) / _TICK
+_cpu = cpu_seconds  # /proc readings shared with make bench's CPU columns (tests/bench/cpu.py)
 
 
 def _postgres_cpu(cluster: PgServer, per_pid: dict[int, float] | None = None) -> float:
-    assert cluster.base is not None
-    postmaster = int((cluster.base / "data" / "postmaster.pid").read_text().split()[0])
+    postmaster = postmaster_pid(cluster.base)
+    assert postmaster is not None
     total = _cpu(postmaster, children=True)
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():

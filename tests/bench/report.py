@@ -17,9 +17,33 @@ def _f(value: Any, digits: int = 1) -> str:
     return str(value)
 
 
+def _ms(value: Any) -> str:
+    """A CPU-per-message column: blank where it was not measured."""
+    return "" if value is None else _f(float(value), 2)
+
+
+def _scaling_cpu_lines(rows: dict[str, dict[str, Any]]) -> list[str]:
+    """Per "path xN": measured ratio, the bound from the one-process row (tests/bench/cpu.py) and
+    server + PostgreSQL CPU per message with N processes against one."""
+    lines = []
+    for key, row in rows.items():
+        n, c = row["processes"], row["cpus"]
+        text = f"  {key}: measured {_f(row.get('ratio'), 2)}"
+        if row.get("bound") is not None:
+            text += (f", bound on {c} CPUs min({n}, {c}s/(s+p+g)) / min(1, {c}s/(s+p+g)) = {_f(row['bound'], 2)} "
+                     f"with one process's s {_ms(row['s_ms'])}, p {_ms(row['p_ms'])}, g {_ms(row['g_ms'])} ms")
+        one, many = row.get("one_sp_ms"), row.get("many_sp_ms")
+        if one and many is not None:
+            change = round(100 * (many / one - 1))
+            text += (f"; server+PostgreSQL CPU per message (s+p) x{n} {_ms(many)} ms, one {_ms(one)} ms "
+                     f"({'+' if change >= 0 else ''}{change}%)")
+        lines.append(text)
+    return lines
+
+
 def _chat_rows(results: dict[str, Any]) -> list[str]:
     head = (f"{'path':<9}{'server':<25}{'phase':<14}{'sent':>7}{'answered':>9}{'msg/s':>9}{'p50 ms':>9}"
-            f"{'p99 ms':>9}{'lost':>6}{'err':>5}{'cpu%':>5}  note")
+            f"{'p99 ms':>9}{'lost':>6}{'err':>5}{'cpu%':>5}{'srv ms':>8}{'db ms':>7}{'gen ms':>7}  note")
     lines = [head, "-" * len(head)]
     for run in results.get("chat", []):
         label = run["server"]
@@ -33,7 +57,9 @@ def _chat_rows(results: dict[str, Any]) -> list[str]:
             lines.append(
                 f"{run['path']:<9}{label:<25}{phase['phase']:<14}{phase['sent']:>7}{phase['answered']:>9}"
                 f"{_f(phase['answered_per_s']):>9}{_f(phase['p50_ms']):>9}{_f(phase['p99_ms']):>9}"
-                f"{phase['lost']:>6}{phase['errors']:>5}{_f(phase.get('client_cpu_pct')):>5}  {phase.get('note', '')}"
+                f"{phase['lost']:>6}{phase['errors']:>5}{_f(phase.get('client_cpu_pct')):>5}"
+                f"{_ms(phase.get('server_cpu_ms')):>8}{_ms(phase.get('db_cpu_ms')):>7}{_ms(phase.get('gen_cpu_ms')):>7}"
+                f"  {phase.get('note', '')}"
             )
     return lines
 
@@ -46,6 +72,8 @@ def print_report(results: dict[str, Any]) -> None:
     print("Latency: from the message leaving the client (open loop: its scheduled time) to the bot's reply "
           "arriving (widget frame / sendMessage at the fake Bot API). lost = no reply within the bound;")
     print("cpu% = the load generator's own CPU use (near 100: the figure is bounded by the client, not the server).")
+    print("srv/db/gen ms = CPU ms per answered message (closed loop and soak, from /proc) of the server process(es), "
+          "PostgreSQL (all its processes) and the load generator (this process and the fake Bot API).")
     print()
     for line in _chat_rows(results):
         print(line)
@@ -58,6 +86,8 @@ def print_report(results: dict[str, Any]) -> None:
     if scaling:
         print("several processes on one PostgreSQL / one process, closed-loop answered msg/s: "
               + ", ".join(f"{k} {v:.2f}" if v is not None else f"{k} -" for k, v in scaling.items()))
+        for line in _scaling_cpu_lines(results.get("scaling_cpu", {})):
+            print(line)
     nlu = results.get("understanding", {})
     print()
     if nlu.get("error"):

@@ -190,6 +190,11 @@ class InboundWorker:
     def in_flight(self) -> int:
         return len(self._known)
 
+    @property
+    def concurrency(self) -> int:
+        """Batches (or, without batching, messages) processed at once."""
+        return self._concurrency
+
     # -- internals -------------------------------------------------------------------------
 
     def _ensure_router(self) -> None:

@@ -226,14 +226,16 @@ def build_app(settings: Settings, *, engine: AsyncEngine | None = None, migrate_
     runtime.pipeline = Pipeline(sessions=sessions, bus=bus, settings=settings)
     runtime.pipeline.on_turn = metrics.on_turn
     # micro-batches: the ready messages of different conversations understood and committed
-    # together (group commit), on both databases. A batch holds a pooled connection for all its
-    # turns; on PostgreSQL at most half the pool is given to batches, so that webhooks and the
-    # outbox (claims, "sent" marks, lease renewals) never wait for a connection behind them: a
-    # reply sent whose mark waits is one that a crash would send again. SQLite has one connection,
-    # so a second batch could only wait for it: ONE batch at a time, and the messages that arrive
-    # meanwhile wait in the worker and form the next batch together (widget closed loop: 11 -> 16
-    # messages per batch, server CPU per message 0.92-1.08 -> 0.85 ms; tests.bench.per_message)
-    batches = 1 if settings.is_sqlite else max(1, min(8, settings.db_pool_size // 2))
+    # together (group commit), on both databases. ONE batch at a time by default, and the messages
+    # that arrive meanwhile wait in the worker and form the next batch together: SQLite has one
+    # connection, so a second batch could only wait for it (widget closed loop: 11 -> 16 messages per
+    # batch, server CPU per message 0.92-1.08 -> 0.85 ms; tests.bench.per_message); on PostgreSQL a
+    # batch's fixed cost (its round trips and commit) is most of a message's, so one batch at a time
+    # is cheaper too (settings.bot_batches). A batch holds a pooled connection for all its turns; at
+    # most half the pool is given to batches, so that webhooks and the outbox (claims, "sent" marks,
+    # lease renewals) never wait for a connection behind them: a reply sent whose mark waits is one
+    # that a crash would send again.
+    batches = 1 if settings.is_sqlite else max(1, min(settings.bot_batches, settings.db_pool_size // 2))
     runtime.worker = InboundWorker(sessions, runtime.pipeline.process, ready=runtime.bot_ready,
                                    batch=runtime.pipeline.process_many, concurrency=batches)
     if not is_postgres(settings.database_url):

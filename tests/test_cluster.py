@@ -368,3 +368,18 @@ async def test_a_long_reply_crosses_processes_without_its_text_and_is_read_back(
     assert len(sock.frames) == 1
     pushed = json.loads(sock.frames[0])
     assert pushed["text"] == long_text and pushed["id"] == result.message_id
+
+
+async def test_one_bot_batch_at_a_time_unless_configured_and_never_over_half_the_pool(
+    aiohttp_client: Any, pg_settings: Callable[[str], Any]
+) -> None:
+    """A batch's fixed cost is most of a message's: one batch at a time (the messages arriving
+    meanwhile form the next, bigger one) unless SHOPDESK_BOT_BATCHES says otherwise, and batches
+    never take more than half the pool (webhooks and the outbox must not wait behind them)."""
+    from shopdesk.app import RUNTIME, build_app
+
+    apps = [build_app(pg_settings("default")), build_app(pg_settings("four", bot_batches=4)),
+            build_app(pg_settings("small", bot_batches=8, db_pool_size=4, db_max_overflow=2))]
+    for app in apps:
+        await aiohttp_client(app)
+    assert [app[RUNTIME].worker.concurrency for app in apps] == [1, 4, 2]

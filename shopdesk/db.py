@@ -135,8 +135,9 @@ async def migrate(engine: AsyncEngine, revision: str = "head") -> None:
         if conn.dialect.name == "postgresql":
             # processes started together (systemd starting N units, a restart after an upgrade)
             # migrate one at a time: the others wait here, then find the schema at its head and
-            # do nothing; without it the second CREATE TABLE of the same name fails on a catalog
-            # unique index and that process exits. Held until this transaction ends.
+            # do nothing; without it two alembic runs create the same tables at once (in
+            # tests/test_migrate_together.py such a start never finished). Held until this
+            # transaction ends.
             await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
         await conn.run_sync(_run)
 
